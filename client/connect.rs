@@ -1,0 +1,263 @@
+//! Finding, starting and greeting the daemon for a store.
+//!
+//! Connect to `<runtime dir>/hoard-<hash>.sock`; if nothing answers, start `hoardd` (next to this
+//! executable, or `HOARD_DAEMON_BIN`) detached, under a spawn lock so that concurrent clients
+//! start one daemon, and wait for its socket with a bounded timeout (no retry storm). Then
+//! `Hello`: on a protocol mismatch (or `Unimplemented` from an old daemon) ask it to shut down,
+//! wait for it to release the store, and start ours.
+//! Must not: link anything heavy (SQLite, HTTP client, tar): this is the thin client.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use hoard_proto::v1::hoard_client::HoardClient;
+use hoard_proto::v1::{HelloRequest, HelloResponse, ShutdownRequest};
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Exit code hoardd uses when another daemon already holds the store.
+const DAEMON_ALREADY_RUNNING: i32 = 75;
+/// How long to wait for a started daemon's socket.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("no daemon is running for store `{store}` (socket `{socket}`)")]
+    NotRunning { store: PathBuf, socket: PathBuf },
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+pub struct Connection {
+    pub client: HoardClient<Channel>,
+    pub hello: HelloResponse,
+    pub socket: PathBuf,
+}
+
+async fn channel(socket: &Path) -> Result<Channel, tonic::transport::Error> {
+    let path = socket.to_path_buf();
+    // The URI is ignored: every connection goes to the socket.
+    Endpoint::from_static("http://hoardd.local")
+        .connect_timeout(Duration::from_secs(2))
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        }))
+        .await
+}
+
+enum Greeting {
+    Ok(Connection),
+    Mismatch(HoardClient<Channel>, String),
+}
+
+async fn greet(socket: &Path) -> Option<Greeting> {
+    let ch = channel(socket).await.ok()?;
+    let mut client = HoardClient::new(ch);
+    let req = HelloRequest {
+        protocol_version: hoard_proto::PROTOCOL_VERSION.into(),
+        client_version: hoard_proto::BINARY_VERSION.into(),
+    };
+    match tokio::time::timeout(Duration::from_secs(10), client.hello(req)).await {
+        Ok(Ok(resp)) => {
+            let hello = resp.into_inner();
+            if hello.compatible
+                && hoard_proto::protocol_compatible(hoard_proto::PROTOCOL_VERSION, &hello.protocol_version)
+            {
+                Some(Greeting::Ok(Connection {
+                    client,
+                    hello,
+                    socket: socket.to_path_buf(),
+                }))
+            } else {
+                let v = hello.protocol_version.clone();
+                Some(Greeting::Mismatch(client, v))
+            }
+        }
+        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+            Some(Greeting::Mismatch(client, "unknown (no Hello)".into()))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a daemon holds the store's lock.
+pub fn store_locked(store: &Path) -> bool {
+    let path = hoard_proto::state::lock_file(store);
+    let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&path) else {
+        return false;
+    };
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Wait until no daemon holds the store (after a shutdown request).
+pub async fn wait_released(store: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !store_locked(store) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn daemon_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HOARD_DAEMON_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("hoardd")))
+        .unwrap_or_else(|| PathBuf::from("hoardd"))
+}
+
+/// Connect to the running daemon without starting one.
+pub async fn connect_existing(store: &Path) -> Result<Connection, ConnectError> {
+    let socket = hoard_proto::socket_path(store);
+    match greet(&socket).await {
+        Some(Greeting::Ok(c)) => Ok(c),
+        Some(Greeting::Mismatch(_, v)) => Err(ConnectError::Unreachable(format!(
+            "the daemon on `{}` speaks protocol {v}, this client {}; run `hoard daemon restart`",
+            socket.display(),
+            hoard_proto::PROTOCOL_VERSION
+        ))),
+        None => Err(ConnectError::NotRunning {
+            store: store.to_path_buf(),
+            socket,
+        }),
+    }
+}
+
+/// Connect, starting the daemon if needed, replacing one with an incompatible protocol.
+pub async fn connect(store: &Path, verbose: bool) -> Result<Connection, ConnectError> {
+    let socket = hoard_proto::socket_path(store);
+    match greet(&socket).await {
+        Some(Greeting::Ok(c)) => return Ok(c),
+        Some(Greeting::Mismatch(mut client, theirs)) => {
+            if verbose {
+                eprintln!(
+                    "hoard: the running daemon speaks protocol {theirs}, this client {}; restarting it",
+                    hoard_proto::PROTOCOL_VERSION
+                );
+            }
+            let _ = client
+                .shutdown(ShutdownRequest {
+                    reason: format!("protocol mismatch: client {}", hoard_proto::PROTOCOL_VERSION),
+                })
+                .await;
+            if !wait_released(store, Duration::from_secs(15)).await {
+                return Err(ConnectError::Unreachable(format!(
+                    "the old daemon for `{}` did not stop within 15 s; stop it by hand (pid in `{}`)",
+                    store.display(),
+                    hoard_proto::state::lock_file(store).display()
+                )));
+            }
+        }
+        None => {}
+    }
+    start_and_connect(store, &socket).await
+}
+
+async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, ConnectError> {
+    let runtime = socket.parent().unwrap_or(Path::new("/tmp")).to_path_buf();
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&runtime);
+    }
+    // One starter at a time per store; the others find the socket once they get the lock.
+    let spawn_lock_path = socket.with_extension("spawn.lock");
+    let spawn_lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&spawn_lock_path)
+        .map_err(|e| ConnectError::Unreachable(format!("opening `{}`: {e}", spawn_lock_path.display())))?;
+    let lock_deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        match spawn_lock.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < lock_deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                return Err(ConnectError::Unreachable(format!(
+                    "waiting for another client to start the daemon (`{}`): {e}",
+                    spawn_lock_path.display()
+                )));
+            }
+        }
+    }
+    if let Some(Greeting::Ok(c)) = greet(socket).await {
+        return Ok(c);
+    }
+    std::fs::create_dir_all(hoard_proto::state::dir(store))
+        .map_err(|e| ConnectError::Unreachable(format!("creating `{}`: {e}", store.display())))?;
+    let stderr_path = hoard_proto::state::dir(store).join("hoardd.stderr");
+    let stderr = std::fs::File::create(&stderr_path)
+        .map_err(|e| ConnectError::Unreachable(format!("creating `{}`: {e}", stderr_path.display())))?;
+    let bin = daemon_bin();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg("--store-dir")
+        .arg(store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(stderr));
+    {
+        use std::os::unix::process::CommandExt;
+        // Detach: its own session, so the terminal's Ctrl-C does not reach it.
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        ConnectError::Unreachable(format!(
+            "cannot start the daemon `{}`: {e}; is hoardd installed next to hoard (or set HOARD_DAEMON_BIN)?",
+            bin.display()
+        ))
+    })?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut delay = Duration::from_millis(2);
+    loop {
+        if socket.exists()
+            && let Some(Greeting::Ok(c)) = greet(socket).await
+        {
+            // Reap the daemon's parent-side handle without waiting for it.
+            std::mem::forget(child);
+            return Ok(c);
+        }
+        if let Ok(Some(status)) = child.try_wait()
+            && status.code() != Some(DAEMON_ALREADY_RUNNING)
+        {
+            let msg = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            return Err(ConnectError::Unreachable(format!(
+                "the daemon exited at start-up ({status}): {}",
+                msg.trim()
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(ConnectError::Unreachable(format!(
+                "the daemon did not open `{}` within {} s; see `{}`",
+                socket.display(),
+                START_TIMEOUT.as_secs(),
+                hoard_proto::state::log_file(store).display()
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}

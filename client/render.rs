@@ -1,0 +1,190 @@
+//! Showing install events: a progress line on a terminal, plain lines otherwise, one JSON object
+//! per line with `--json`, only errors with `--quiet`.
+//!
+//! Must not: decide anything about the install; it only displays.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use hoard_proto::v1::{self, InstallSummary, install_event::Event};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tty,
+    Plain,
+    Json,
+    Quiet,
+}
+
+impl Mode {
+    pub fn pick(json: bool, quiet: bool) -> Mode {
+        if json {
+            Mode::Json
+        } else if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Tty
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
+pub fn phase_name(p: i32) -> &'static str {
+    match v1::Phase::try_from(p).unwrap_or(v1::Phase::Unspecified) {
+        v1::Phase::Resolve => "resolve",
+        v1::Phase::Fetch => "fetch",
+        v1::Phase::Link => "link",
+        v1::Phase::Scripts => "scripts",
+        v1::Phase::Unspecified => "work",
+    }
+}
+
+pub fn link_name(m: i32) -> &'static str {
+    match v1::LinkMethod::try_from(m).unwrap_or(v1::LinkMethod::Auto) {
+        v1::LinkMethod::Auto => "auto",
+        v1::LinkMethod::Reflink => "reflink",
+        v1::LinkMethod::Hardlink => "hardlink",
+        v1::LinkMethod::Copy => "copy",
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MB", n as f64 / 1_048_576.0)
+    } else if n >= 1 << 10 {
+        format!("{:.1} kB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+pub struct Renderer {
+    mode: Mode,
+    verbose: bool,
+    bar: Option<ProgressBar>,
+    deprecated: Vec<String>,
+}
+
+pub fn json_line(v: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+}
+
+pub fn summary_json(s: &InstallSummary) -> serde_json::Value {
+    json!({
+        "type": "summary",
+        "added": s.added, "removed": s.removed, "unchanged": s.unchanged,
+        "downloaded": s.downloaded, "reused": s.reused, "bytes_downloaded": s.bytes_downloaded,
+        "link_method": link_name(s.link_method), "up_to_date": s.up_to_date,
+        "total_packages": s.total_packages, "files_linked": s.files_linked,
+        "lockfile_written": s.lockfile_written, "total_millis": s.total_millis,
+        "timings": s.timings.iter().map(|t| json!({"phase": phase_name(t.phase), "millis": t.millis})).collect::<Vec<_>>(),
+        "scripts": s.scripts.iter().map(|x| json!({"package": x.package, "version": x.version, "event": x.event, "command": x.command, "path": x.path, "root": x.is_root})).collect::<Vec<_>>(),
+        "denied_scripts": s.denied_scripts.iter().map(|x| json!({"package": x.package, "version": x.version, "event": x.event, "command": x.command})).collect::<Vec<_>>(),
+    })
+}
+
+impl Renderer {
+    pub fn new(mode: Mode, verbose: bool) -> Renderer {
+        let bar = (mode == Mode::Tty).then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(Duration::from_millis(80));
+            b
+        });
+        Renderer {
+            mode,
+            verbose,
+            bar,
+            deprecated: Vec::new(),
+        }
+    }
+
+    fn line(&self, s: &str) {
+        match &self.bar {
+            Some(b) => b.println(s),
+            None => eprintln!("{s}"),
+        }
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        match (self.mode, e) {
+            (Mode::Json, Event::Progress(p)) => json_line(json!({"type": "progress", "phase": phase_name(p.phase), "done": p.done, "total": p.total, "bytes": p.bytes, "finished": p.finished})),
+            (Mode::Json, Event::Warning(w)) => json_line(json!({"type": "warning", "code": w.code, "package": w.package, "message": w.message})),
+            (Mode::Json, Event::Info(i)) => json_line(json!({"type": "info", "message": i})),
+            (Mode::Json, Event::Summary(s)) => json_line(summary_json(s)),
+            (Mode::Quiet, _) => {}
+            (_, Event::Progress(p)) => {
+                let mut msg = format!("{} {}/{}", phase_name(p.phase), p.done, p.total);
+                if p.bytes > 0 {
+                    msg.push_str(&format!(" ({})", bytes(p.bytes)));
+                }
+                match &self.bar {
+                    Some(b) => b.set_message(msg),
+                    None if p.finished && self.verbose => eprintln!("{msg}"),
+                    None => {}
+                }
+            }
+            (_, Event::Warning(w)) => {
+                if w.code == "deprecated" && !self.verbose {
+                    self.deprecated.push(w.package.clone());
+                } else {
+                    self.line(&format!("warn: {}", w.message));
+                }
+            }
+            (_, Event::Info(i)) => self.line(i),
+            (_, Event::Summary(_)) => {}
+        }
+    }
+
+    pub fn finish(&mut self, s: Option<&InstallSummary>) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        let Some(s) = s else { return };
+        if matches!(self.mode, Mode::Json | Mode::Quiet) {
+            return;
+        }
+        if !self.deprecated.is_empty() {
+            eprintln!(
+                "warn: {} deprecated package{} (run with --verbose to list them)",
+                self.deprecated.len(),
+                if self.deprecated.len() == 1 { "" } else { "s" }
+            );
+        }
+        if !s.denied_scripts.is_empty() {
+            let mut names: Vec<String> = s.denied_scripts.iter().map(|d| format!("{}@{}", d.package, d.version)).collect();
+            names.dedup();
+            eprintln!("note: install scripts not run (not allowed): {}", names.join(", "));
+        }
+        let secs = s.total_millis as f64 / 1000.0;
+        if s.up_to_date {
+            eprintln!("up to date, {} packages ({:.0} ms)", s.total_packages, s.total_millis);
+        } else {
+            eprintln!(
+                "{} packages: {} added, {} removed, {} unchanged; {} downloaded ({}), {} from the store; {} in {:.2} s{}",
+                s.total_packages,
+                s.added,
+                s.removed,
+                s.unchanged,
+                s.downloaded,
+                bytes(s.bytes_downloaded),
+                s.reused,
+                link_name(s.link_method),
+                secs,
+                if self.verbose {
+                    let t: Vec<String> = s.timings.iter().map(|t| format!("{} {} ms", phase_name(t.phase), t.millis)).collect();
+                    format!(" [{}]", t.join(", "))
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Running package scripts in the user's own environment: lifecycle scripts the daemon lists
+//! after an install (it never runs package code itself), `hoard run` and `hoard exec`.
+//!
+//! Environment as npm sets it: PATH with every `node_modules/.bin` from the package up to the
+//! project, `npm_lifecycle_event`, `npm_lifecycle_script`, `npm_package_name`,
+//! `npm_package_version`, `npm_package_json`, `npm_command`, `INIT_CWD`.
+//! Must not: talk to the daemon.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// PATH with `node_modules/.bin` of `dir` and each ancestor up to `root` prepended.
+pub fn path_with_bins(dir: &Path, root: &Path) -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        dirs.push(d.join("node_modules/.bin"));
+        if d == root {
+            break;
+        }
+        cur = d.parent();
+    }
+    let mut all: Vec<PathBuf> = dirs;
+    if let Some(p) = std::env::var_os("PATH") {
+        all.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(all).unwrap_or_default()
+}
+
+pub struct ScriptRun<'a> {
+    pub dir: &'a Path,
+    pub root: &'a Path,
+    pub package: &'a str,
+    pub version: &'a str,
+    pub event: &'a str,
+    pub command: &'a str,
+    pub npm_command: &'a str,
+    pub args: &'a [String],
+}
+
+/// Run one script with `sh -c`, output inherited. Errors name the package and the script.
+pub fn run(s: &ScriptRun<'_>) -> Result<()> {
+    let mut line = s.command.to_string();
+    for a in s.args {
+        line.push(' ');
+        line.push_str(&shell_quote(a));
+    }
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .current_dir(s.dir)
+        .env("PATH", path_with_bins(s.dir, s.root))
+        .env("npm_lifecycle_event", s.event)
+        .env("npm_lifecycle_script", s.command)
+        .env("npm_package_name", s.package)
+        .env("npm_package_version", s.version)
+        .env("npm_package_json", s.dir.join("package.json"))
+        .env("npm_command", s.npm_command)
+        .env("npm_config_user_agent", concat!("hoard/", env!("CARGO_PKG_VERSION")))
+        .env("INIT_CWD", std::env::current_dir().unwrap_or_default())
+        .status()
+        .with_context(|| format!("starting `sh -c {line}` in `{}`", s.dir.display()))?;
+    if !status.success() {
+        bail!(
+            "the `{}` script of {}@{} failed ({status}): {}",
+            s.event,
+            s.package,
+            s.version,
+            s.command
+        );
+    }
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// `hoard run <name>`: pre<name>, <name>, post<name> from package.json.
+pub fn run_named(project: &Path, name: &str, args: &[String]) -> Result<()> {
+    let path = project.join("package.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
+    let pkg: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing `{}`", path.display()))?;
+    let scripts = pkg.get("scripts").and_then(|s| s.as_object());
+    let get = |k: &str| scripts.and_then(|s| s.get(k)).and_then(|v| v.as_str());
+    let Some(main) = get(name) else {
+        let available: Vec<&str> = scripts.map(|s| s.keys().map(String::as_str).collect()).unwrap_or_default();
+        bail!(
+            "no script `{name}` in `{}`; available: {}",
+            path.display(),
+            if available.is_empty() { "none".into() } else { available.join(", ") }
+        );
+    };
+    let pname = pkg.get("name").and_then(|v| v.as_str()).unwrap_or("");
+    let pversion = pkg.get("version").and_then(|v| v.as_str()).unwrap_or("");
+    let pre = format!("pre{name}");
+    let post = format!("post{name}");
+    for (event, cmd, a) in [
+        (pre.as_str(), get(&pre), &[][..]),
+        (name, Some(main), args),
+        (post.as_str(), get(&post), &[][..]),
+    ] {
+        if let Some(cmd) = cmd {
+            run(&ScriptRun {
+                dir: project,
+                root: project,
+                package: pname,
+                version: pversion,
+                event,
+                command: cmd,
+                npm_command: "run-script",
+                args: a,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `hoard exec <bin> [args]`: a bin from node_modules/.bin (or PATH) with the npm environment.
+pub fn exec_bin(project: &Path, bin: &str, args: &[String]) -> Result<i32> {
+    let status = Command::new(bin)
+        .args(args)
+        .env("PATH", path_with_bins(project, project))
+        .status()
+        .with_context(|| {
+            format!(
+                "cannot run `{bin}`: not in `{}` nor on PATH",
+                project.join("node_modules/.bin").display()
+            )
+        })?;
+    Ok(status.code().unwrap_or(1))
+}

@@ -1,0 +1,904 @@
+//! One install request from start to summary: project checks, package.json edits (add/remove),
+//! the no-op check, lockfile or resolution, fetching into the store, planning and linking
+//! node_modules, scripts policy, package-lock.json, project registration and the state file.
+//!
+//! Owns the order of the pipeline and the events it streams. Must not: run package code (the
+//! client runs allowed scripts), or hold the async executor with blocking work.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use hoard_proto::v1::{
+    self, DeniedScript, InstallEvent, InstallRequest, InstallSummary, PhaseProgress, PhaseTiming,
+    Script, install_event::Event,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, info_span, Instrument};
+
+use crate::error::{HoardError, Result};
+use crate::linker::method::{Method, Requested};
+use crate::linker::{self, BinCandidate, Plan, PlannedLink, PlannedPackage};
+use crate::lockfile;
+use crate::project::{self, Project};
+use crate::registry::config::NpmConfig;
+use crate::registry::{Network, Registry};
+use crate::resolve::{self, Resolver};
+use crate::spec::{Spec, split_arg};
+use crate::store::integrity::Sri;
+use crate::store::{Store, StoredPackage, TarballRef};
+use crate::tree::{NodeKind, Tree};
+
+/// Shared, long-lived install machinery (one per daemon).
+pub struct Installer {
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    /// Link method found per (store device, project device).
+    link_memory: Mutex<HashMap<(u64, u64), Method>>,
+    /// `node --version` per PATH.
+    node_versions: Mutex<HashMap<String, Option<semver::Version>>>,
+}
+
+pub type EventSender = mpsc::Sender<std::result::Result<InstallEvent, tonic::Status>>;
+
+struct Emitter {
+    tx: EventSender,
+}
+
+impl Emitter {
+    async fn send(&self, e: Event) {
+        let _ = self.tx.send(Ok(InstallEvent { event: Some(e) })).await;
+    }
+    fn try_send(&self, e: Event) {
+        let _ = self.tx.try_send(Ok(InstallEvent { event: Some(e) }));
+    }
+    async fn progress(&self, phase: v1::Phase, done: u64, total: u64, bytes: u64, finished: bool) {
+        self.send(Event::Progress(PhaseProgress {
+            phase: phase as i32,
+            done,
+            total,
+            bytes,
+            finished,
+        }))
+        .await;
+    }
+    async fn warn(&self, code: &str, package: &str, message: String) {
+        self.send(Event::Warning(v1::Warning {
+            message,
+            package: package.to_string(),
+            code: code.to_string(),
+        }))
+        .await;
+    }
+}
+
+fn network_of(req: &InstallRequest) -> Network {
+    match v1::NetworkMode::try_from(req.network).unwrap_or(v1::NetworkMode::Online) {
+        v1::NetworkMode::Online => Network::Online,
+        v1::NetworkMode::PreferOffline => Network::PreferOffline,
+        v1::NetworkMode::Offline => Network::Offline,
+    }
+}
+
+fn requested_method(req: &InstallRequest) -> Requested {
+    match v1::LinkMethod::try_from(req.link_method).unwrap_or(v1::LinkMethod::Auto) {
+        v1::LinkMethod::Auto => Requested::Auto,
+        v1::LinkMethod::Reflink => Requested::Exactly(Method::Reflink),
+        v1::LinkMethod::Hardlink => Requested::Exactly(Method::Hardlink),
+        v1::LinkMethod::Copy => Requested::Exactly(Method::Copy),
+    }
+}
+
+fn method_to_proto(m: Method) -> v1::LinkMethod {
+    match m {
+        Method::Reflink => v1::LinkMethod::Reflink,
+        Method::Hardlink => v1::LinkMethod::Hardlink,
+        Method::Copy => v1::LinkMethod::Copy,
+    }
+}
+
+fn layout_name(req: &InstallRequest) -> &'static str {
+    match v1::Layout::try_from(req.layout).unwrap_or(v1::Layout::Hoisted) {
+        v1::Layout::Hoisted => "hoisted",
+        v1::Layout::Isolated => "isolated",
+    }
+}
+
+/// Fingerprint of everything an install depends on.
+fn inputs_hash(project: &Project, lock_bytes: Option<&[u8]>, req: &InstallRequest) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"hoard-inputs-v1\0");
+    h.update(&project.pkg_bytes);
+    h.update(b"\0lock\0");
+    h.update(lock_bytes.unwrap_or(b""));
+    for (dir, _, bytes) in &project.workspaces {
+        h.update(dir.as_bytes());
+        h.update(bytes);
+    }
+    h.update(
+        format!(
+            "\0{}\0{}\0{}",
+            req.omit_dev,
+            layout_name(req),
+            req.link_method
+        )
+        .as_bytes(),
+    );
+    if let Ok(npmrc) = std::fs::read(project.dir.join(".npmrc")) {
+        h.update(&npmrc);
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Root lifecycle scripts npm runs on a plain `npm install`, in order.
+const ROOT_EVENTS: [&str; 7] = [
+    "preinstall",
+    "install",
+    "postinstall",
+    "prepublish",
+    "preprepare",
+    "prepare",
+    "postprepare",
+];
+
+fn root_scripts(project: &Project) -> Vec<Script> {
+    let mut out = Vec::new();
+    for event in ROOT_EVENTS {
+        if let Some(cmd) = project.manifest.scripts.get(event) {
+            out.push(Script {
+                package: project.manifest.name.clone(),
+                version: project.manifest.version.clone(),
+                path: project.dir.display().to_string(),
+                event: event.to_string(),
+                command: cmd.clone(),
+                is_root: true,
+            });
+        }
+    }
+    out
+}
+
+impl Installer {
+    pub fn new(store: Arc<Store>, registry: Arc<Registry>) -> Installer {
+        Installer {
+            store,
+            registry,
+            link_memory: Mutex::new(HashMap::new()),
+            node_versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn node_version(&self, env: &HashMap<String, String>) -> Option<semver::Version> {
+        let path = env.get("PATH").cloned().unwrap_or_default();
+        if let Some(v) = self.node_versions.lock().ok().and_then(|m| m.get(&path).cloned()) {
+            return v;
+        }
+        let out = tokio::process::Command::new("node")
+            .arg("--version")
+            .env_clear()
+            .env("PATH", &path)
+            .output()
+            .await
+            .ok();
+        let v = out
+            .filter(|o| o.status.success())
+            .and_then(|o| crate::semver_npm::parse_version(String::from_utf8_lossy(&o.stdout).trim()));
+        if let Ok(mut m) = self.node_versions.lock() {
+            m.insert(path, v.clone());
+        }
+        v
+    }
+
+    /// Run one install. Events go to `tx`; the summary is returned (and not sent).
+    pub async fn run(
+        self: &Arc<Self>,
+        req: InstallRequest,
+        tx: EventSender,
+        cancel: CancellationToken,
+    ) -> Result<InstallSummary> {
+        let started = Instant::now();
+        let em = Emitter { tx };
+        let dir = PathBuf::from(&req.project_dir);
+        if !dir.is_absolute() {
+            return Err(HoardError::InvalidInput(format!(
+                "project_dir `{}` must be an absolute path",
+                dir.display()
+            )));
+        }
+        let dir = std::fs::canonicalize(&dir).map_err(|e| {
+            HoardError::InvalidInput(format!(
+                "project directory `{}` cannot be used: {e}",
+                dir.display()
+            ))
+        })?;
+        let md = std::fs::metadata(&dir).map_err(|e| HoardError::io("reading", &dir, e))?;
+        if md.uid() != req.peer_uid && req.peer_uid != 0 {
+            return Err(HoardError::PermissionDenied(format!(
+                "project directory `{}` belongs to uid {}, not to you (uid {}); hoard installs \
+                 only into your own projects",
+                dir.display(),
+                md.uid(),
+                req.peer_uid
+            )));
+        }
+        let env: HashMap<String, String> = req.env.clone();
+        let cfg = NpmConfig::load(&dir, &env);
+        let network = network_of(&req);
+
+        // package.json edits (add/remove).
+        let mut project = Project::load(&dir)?;
+        if !req.add.is_empty() || !req.remove.is_empty() {
+            self.edit_manifest(&mut project, &req, &cfg, network, &em).await?;
+            project = Project::load(&dir)?;
+        }
+        let lock_path = dir.join(lockfile::FILE);
+        let lock = lockfile::parse_json_file(&lock_path)?;
+        let lock_bytes = lock.as_ref().map(|(_, b)| b.clone());
+        let inputs = inputs_hash(&project, lock_bytes.as_deref(), &req);
+        let mut summary = InstallSummary::default();
+
+        // No-op: nothing changed since the last install.
+        let updating = req.update_all || !req.update.is_empty();
+        if !req.force && !updating {
+            let nm = dir.join("node_modules");
+            if let Some(state) = linker::read_state(&dir)
+                && state.inputs == inputs
+                && state.node_modules_mtime == linker::dir_mtime(&nm)
+            {
+                summary.up_to_date = true;
+                summary.unchanged = state.packages.len() as u64;
+                summary.total_packages = state.packages.len() as u64;
+                summary.link_method = match state.link_method.as_str() {
+                    "reflink" => v1::LinkMethod::Reflink,
+                    "copy" => v1::LinkMethod::Copy,
+                    _ => v1::LinkMethod::Hardlink,
+                } as i32;
+                summary.scripts = root_scripts(&project);
+                summary.total_millis = started.elapsed().as_millis() as u64;
+                return Ok(summary);
+            }
+        }
+
+        // Tree: from the lockfile when it still fits, else resolved.
+        let t_resolve = Instant::now();
+        let ws_map = project.workspace_map();
+        let mut preferred = HashMap::new();
+        let mut tree: Option<Tree> = None;
+        match &lock {
+            Some((lock_json, _)) if !req.update_all => {
+                match lockfile::tree_from_lock(lock_json, project.manifest.clone(), &ws_map, &cfg) {
+                    Ok(t) => {
+                        let problems = lockfile::mismatches(lock_json, &t);
+                        if req.frozen && !problems.is_empty() {
+                            return Err(HoardError::Lockfile(format!(
+                                "package-lock.json does not match package.json, and `hoard ci` \
+                                 never changes it:\n  - {}\nRun `hoard install` to update the lockfile.",
+                                problems.join("\n  - ")
+                            )));
+                        }
+                        if problems.is_empty() && req.update.is_empty() {
+                            tree = Some(t);
+                        } else if !problems.is_empty() {
+                            em.send(Event::Info(format!(
+                                "package-lock.json is out of date ({}); resolving",
+                                problems[0]
+                            )))
+                            .await;
+                        }
+                    }
+                    Err(e) if req.frozen => return Err(e),
+                    Err(e) => em.send(Event::Info(format!("{e}; resolving"))).await,
+                }
+                preferred = lockfile::preferred_versions(lock_json);
+            }
+            None if req.frozen => {
+                return Err(HoardError::Lockfile(format!(
+                    "`hoard ci` needs a package-lock.json in `{}`; run `hoard install` first to \
+                     create one",
+                    dir.display()
+                )));
+            }
+            _ => {}
+        }
+        let from_lock = tree.is_some();
+        let mut notes = Vec::new();
+        let mut tree = match tree {
+            Some(t) => t,
+            None => {
+                let node_version = self.node_version(&env).await;
+                let store = self.store.clone();
+                let http = self.registry.http.clone();
+                let prefetch = !req.omit_dev && network != Network::Offline;
+                let cfg2 = cfg.clone();
+                let em_tx = em.tx.clone();
+                let mut resolver = Resolver {
+                    registry: &self.registry,
+                    cfg: &cfg,
+                    network,
+                    node_version,
+                    preferred,
+                    fresh: if req.update_all {
+                        Some(vec![])
+                    } else if req.update.is_empty() {
+                        None
+                    } else {
+                        Some(req.update.clone())
+                    },
+                    overrides: project.overrides(),
+                    notes: vec![],
+                    on_progress: Some(Box::new(move |done, total| {
+                        let _ = em_tx.try_send(Ok(InstallEvent {
+                            event: Some(Event::Progress(PhaseProgress {
+                                phase: v1::Phase::Resolve as i32,
+                                done,
+                                total,
+                                bytes: 0,
+                                finished: false,
+                            })),
+                        }));
+                    })),
+                    // Downloads start as soon as a version is picked.
+                    on_picked: Some(Box::new(move |node| {
+                        if !prefetch || !node.platform_ok {
+                            return;
+                        }
+                        if let Some(t) = tarball_ref(node, &cfg2) {
+                            let store = store.clone();
+                            let http = http.clone();
+                            tokio::spawn(async move {
+                                let _ = store.ensure(&t, &http, false).await;
+                            });
+                        }
+                    })),
+                };
+                let workspaces = project
+                    .workspaces
+                    .iter()
+                    .map(|(d, m, _)| (d.clone(), m.clone()))
+                    .collect();
+                let resolved = tokio::select! {
+                    r = resolver.resolve(project.manifest.clone(), workspaces)
+                        .instrument(info_span!("resolve")) => r?,
+                    _ = cancel.cancelled() => return Err(HoardError::Cancelled("during resolution".into())),
+                };
+                notes = std::mem::take(&mut resolver.notes);
+                resolved
+            }
+        };
+        for (code, pkg, msg) in &notes {
+            em.warn(code, pkg, msg.clone()).await;
+        }
+        let resolve_ms = t_resolve.elapsed().as_millis() as u64;
+        em.progress(v1::Phase::Resolve, tree.nodes.len() as u64, tree.nodes.len() as u64, 0, true)
+            .await;
+
+        // Which nodes get installed.
+        let unreachable = tree.unreachable();
+        let install: Vec<usize> = (1..tree.nodes.len())
+            .filter(|&i| {
+                let n = &tree.nodes[i];
+                matches!(n.kind, NodeKind::Package { .. })
+                    && n.platform_ok
+                    && !(req.omit_dev && n.dev)
+                    && !unreachable.contains(&i)
+            })
+            .collect();
+        for &i in &install {
+            if let NodeKind::Package { resolved, .. } = &tree.nodes[i].kind
+                && resolved.is_empty()
+            {
+                return Err(HoardError::Lockfile(format!(
+                    "{} has no tarball URL",
+                    tree.nodes[i].pkg_id()
+                )));
+            }
+        }
+
+        // Fetch into the store.
+        let t_fetch = Instant::now();
+        let total = install.len() as u64;
+        let mut stored: HashMap<usize, Arc<StoredPackage>> = HashMap::new();
+        let mut skipped_optional: HashSet<usize> = HashSet::new();
+        {
+            let offline = network == Network::Offline;
+            let jobs = install.clone().into_iter().map(|i| {
+                let t = tarball_ref(&tree.nodes[i], &cfg);
+                let store = self.store.clone();
+                let http = self.registry.http.clone();
+                async move {
+                    let r = match t {
+                        Some(t) => store.ensure(&t, &http, offline).await,
+                        None => Err(HoardError::Internal("not a registry package".into())),
+                    };
+                    (i, r)
+                }
+            });
+            let mut stream = futures_util::stream::iter(jobs).buffer_unordered(128);
+            let mut done = 0u64;
+            let mut bytes = 0u64;
+            loop {
+                let next = tokio::select! {
+                    n = stream.next() => n,
+                    _ = cancel.cancelled() => return Err(HoardError::Cancelled("while fetching".into())),
+                };
+                let Some((i, r)) = next else { break };
+                done += 1;
+                match r {
+                    Ok(p) => {
+                        // Downloaded for this install (possibly by the early prefetch).
+                        if p.imported_at.is_some_and(|t| t >= started) {
+                            summary.downloaded += 1;
+                            bytes += p.bytes_downloaded;
+                        } else {
+                            summary.reused += 1;
+                        }
+                        stored.insert(i, p);
+                    }
+                    Err(e) if tree.nodes[i].optional => {
+                        em.warn(
+                            "optional-skipped",
+                            &tree.nodes[i].pkg_id(),
+                            format!("optional {} skipped: {e}", tree.nodes[i].pkg_id()),
+                        )
+                        .await;
+                        skipped_optional.insert(i);
+                    }
+                    Err(e) => return Err(e),
+                }
+                if done % 8 == 0 || done == total {
+                    em.progress(v1::Phase::Fetch, done, total, bytes, false).await;
+                }
+            }
+            summary.bytes_downloaded = bytes
+                + self
+                    .registry
+                    .bytes_downloaded
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .min(u64::MAX);
+            em.progress(v1::Phase::Fetch, done, total, bytes, true).await;
+        }
+        let fetch_ms = t_fetch.elapsed().as_millis() as u64;
+        // Fill in integrity the lock lacked.
+        let mut integrity_filled = false;
+        for (&i, p) in &stored {
+            if let NodeKind::Package { integrity, .. } = &mut tree.nodes[i].kind
+                && integrity.is_none()
+            {
+                *integrity = Some(p.integrity.clone());
+                integrity_filled = true;
+            }
+        }
+
+        // Scripts policy.
+        let allowed = project.allowed_scripts();
+        let mut dep_scripts: Vec<(usize, Script)> = Vec::new();
+        let mut copies: HashSet<usize> = HashSet::new();
+        for (&i, p) in &stored {
+            let n = &tree.nodes[i];
+            let scripts = package_install_scripts(&self.store, p, &n.manifest);
+            if scripts.is_empty() {
+                continue;
+            }
+            let real = n.real_name().to_string();
+            if allowed.get(&real).copied().unwrap_or(false) {
+                copies.insert(i);
+                for (event, command) in scripts {
+                    dep_scripts.push((
+                        i,
+                        Script {
+                            package: real.clone(),
+                            version: n.version().to_string(),
+                            path: dir.join(&n.location).display().to_string(),
+                            event,
+                            command,
+                            is_root: false,
+                        },
+                    ));
+                }
+            } else {
+                for (event, command) in scripts {
+                    summary.denied_scripts.push(DeniedScript {
+                        package: real.clone(),
+                        version: n.version().to_string(),
+                        event,
+                        command,
+                    });
+                }
+            }
+        }
+        if !summary.denied_scripts.is_empty() {
+            let mut names: Vec<String> = summary
+                .denied_scripts
+                .iter()
+                .map(|d| d.package.clone())
+                .collect();
+            names.dedup();
+            em.warn(
+                "script-denied",
+                "",
+                format!(
+                    "install scripts of {} were not run; to allow them add to package.json: \
+                     \"hoard\": {{\"allowScripts\": {{\"{}\": true}}}}",
+                    names.join(", "),
+                    names[0]
+                ),
+            )
+            .await;
+        }
+        // Dependencies before dependents: deeper folders first.
+        dep_scripts.sort_by_key(|(i, s)| {
+            (
+                std::cmp::Reverse(tree.nodes[*i].depth()),
+                tree.nodes[*i].location.clone(),
+                ROOT_EVENTS.iter().position(|e| *e == s.event),
+            )
+        });
+
+        // Plan and link.
+        let t_link = Instant::now();
+        let layout = layout_name(&req);
+        let mut plan = if layout == "isolated" {
+            plan_isolated(&tree, &stored, &copies)
+        } else {
+            plan_hoisted(&tree, &stored, &copies)
+        };
+        linker::compute_bin_links(&mut plan);
+        let requested = requested_method(&req);
+        let dev_key = (
+            std::fs::metadata(&self.store.layout.files).map(|m| m.dev()).unwrap_or(0),
+            md.dev(),
+        );
+        let remembered = self.link_memory.lock().ok().and_then(|m| m.get(&dev_key).copied());
+        let store = self.store.clone();
+        let dir2 = dir.clone();
+        let em_tx = em.tx.clone();
+        let force = req.force;
+        let plan = Arc::new(plan);
+        let plan2 = plan.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let _span = info_span!("link").entered();
+            let progress = move |done: u64, total: u64| {
+                let _ = em_tx.try_send(Ok(InstallEvent {
+                    event: Some(Event::Progress(PhaseProgress {
+                        phase: v1::Phase::Link as i32,
+                        done,
+                        total,
+                        bytes: 0,
+                        finished: false,
+                    })),
+                }));
+            };
+            linker::materialize(&dir2, &plan2, &store, requested, remembered, force, &progress)
+        })
+        .await??;
+        if let (Some(m), Requested::Auto) = (report.method, requested)
+            && let Ok(mut mem) = self.link_memory.lock()
+        {
+            mem.insert(dev_key, m);
+        }
+        for w in &report.warnings {
+            em.warn("link-fallback", "", w.clone()).await;
+        }
+        em.progress(v1::Phase::Link, report.added, report.added, 0, true).await;
+        let link_ms = t_link.elapsed().as_millis() as u64;
+
+        // package-lock.json.
+        let mut lockfile_written = false;
+        // A lock that was used as it is stays byte for byte (it may carry fields hoard does
+        // not write, such as `funding`), unless integrity had to be filled in.
+        if !req.no_lockfile && !req.frozen && (!from_lock || integrity_filled) {
+            let bytes = lockfile::render(&lockfile::to_json(&tree, &project.pkg_json));
+            if lock_bytes.as_deref() != Some(bytes.as_slice()) {
+                project::write_atomic(&lock_path, &bytes)?;
+                lockfile_written = true;
+            }
+        }
+
+        // Register the project for GC.
+        let ids: Vec<i64> = stored.values().map(|p| p.id).collect();
+        let index = self.store.index.clone();
+        let proj = dir.display().to_string();
+        tokio::task::spawn_blocking(move || index.register_project(proj, ids)).await??;
+
+        // State last: the install is complete.
+        let lock_now = std::fs::read(&lock_path).ok();
+        let inputs = inputs_hash(&project, lock_now.as_deref(), &req);
+        linker::write_state(&dir, &plan, &inputs, report.method)?;
+
+        summary.added = report.added;
+        summary.removed = report.removed;
+        summary.unchanged = report.unchanged;
+        summary.files_linked = report.files;
+        summary.link_method = method_to_proto(report.method.unwrap_or(Method::Hardlink)) as i32;
+        summary.total_packages = plan.packages.len() as u64;
+        summary.lockfile_written = lockfile_written;
+        summary.timings = vec![
+            PhaseTiming { phase: v1::Phase::Resolve as i32, millis: resolve_ms },
+            PhaseTiming { phase: v1::Phase::Fetch as i32, millis: fetch_ms },
+            PhaseTiming { phase: v1::Phase::Link as i32, millis: link_ms },
+        ];
+        summary.scripts = dep_scripts.into_iter().map(|(_, s)| s).collect();
+        if req.add.is_empty() && req.remove.is_empty() {
+            summary.scripts.extend(root_scripts(&project));
+        }
+        summary.total_millis = started.elapsed().as_millis() as u64;
+        let _ = skipped_optional;
+        info!(
+            project = %dir.display(),
+            added = summary.added,
+            removed = summary.removed,
+            downloaded = summary.downloaded,
+            millis = summary.total_millis,
+            "install finished"
+        );
+        Ok(summary)
+    }
+
+    /// Apply `add`/`remove` to package.json (resolving added specs to save `^version`).
+    async fn edit_manifest(
+        &self,
+        project: &mut Project,
+        req: &InstallRequest,
+        cfg: &NpmConfig,
+        network: Network,
+        em: &Emitter,
+    ) -> Result<()> {
+        let mut pkg = project.pkg_json.clone();
+        let section = match v1::DependencyKind::try_from(req.add_kind).unwrap_or(v1::DependencyKind::Prod) {
+            v1::DependencyKind::Prod => "dependencies",
+            v1::DependencyKind::Dev => "devDependencies",
+            v1::DependencyKind::Optional => "optionalDependencies",
+            v1::DependencyKind::Peer => "peerDependencies",
+        };
+        for arg in &req.add {
+            let (name, raw) = split_arg(arg)?;
+            let raw = if raw.is_empty() { "latest".to_string() } else { raw };
+            let spec = Spec::parse(&name, &raw)?;
+            let save = match &spec {
+                Spec::Range(_) | Spec::Tag(_) | Spec::Alias { .. } => {
+                    let (real, inner) = match &spec {
+                        Spec::Alias { name, spec } => (name.clone(), (**spec).clone()),
+                        s => (name.clone(), s.clone()),
+                    };
+                    let p = self.registry.packument(&real, cfg, network).await?;
+                    let Some(m) = resolve::pick(&p, &inner, None, None) else {
+                        return Err(HoardError::Resolve(format!(
+                            "no version of `{real}` matches `{raw}`; dist-tags: {}",
+                            p.dist_tags
+                                .iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    };
+                    let exact = req.save_exact || crate::semver_npm::parse_version(&raw).is_some();
+                    let v = if exact { m.version.clone() } else { format!("^{}", m.version) };
+                    if matches!(spec, Spec::Alias { .. }) {
+                        format!("npm:{real}@{v}")
+                    } else {
+                        v
+                    }
+                }
+                _ => raw.clone(),
+            };
+            project::set_dependency(&mut pkg, section, &name, &save);
+            em.send(Event::Info(format!("{name}@{save} added to {section}"))).await;
+        }
+        for name in &req.remove {
+            if !project::remove_dependency(&mut pkg, name) {
+                em.warn(
+                    "not-a-dependency",
+                    name,
+                    format!("`{name}` is not a dependency in package.json; nothing to remove"),
+                )
+                .await;
+            }
+        }
+        let bytes = project::render_like(&pkg, &project.pkg_bytes)?;
+        project::write_atomic(&project.dir.join("package.json"), &bytes)
+    }
+}
+
+/// What to fetch for a package node.
+pub fn tarball_ref(n: &crate::tree::Node, cfg: &NpmConfig) -> Option<TarballRef> {
+    match &n.kind {
+        NodeKind::Package {
+            real_name,
+            version,
+            resolved,
+            integrity,
+        } => Some(TarballRef {
+            name: real_name.clone(),
+            version: version.clone(),
+            url: resolved.clone(),
+            integrity: Sri::parse(integrity.as_deref(), None),
+            auth: cfg.auth_for(resolved),
+        }),
+        _ => None,
+    }
+}
+
+/// (event, command) of a package's install scripts, in order; node-gyp's implicit
+/// `install` when binding.gyp exists and no install/preinstall script is given.
+fn package_install_scripts(
+    store: &Store,
+    p: &StoredPackage,
+    m: &crate::registry::packument::Manifest,
+) -> Vec<(String, String)> {
+    let has_gyp = p.files.iter().any(|f| f.path == "binding.gyp");
+    if !m.install_scripts() && !has_gyp {
+        return vec![];
+    }
+    let scripts: HashMap<String, String> = p
+        .files
+        .iter()
+        .find(|f| f.path == "package.json")
+        .and_then(|f| std::fs::read(store.content_path(f)).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("scripts").cloned())
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for event in ["preinstall", "install", "postinstall"] {
+        if let Some(c) = scripts.get(event) {
+            out.push((event.to_string(), c.clone()));
+        } else if event == "install" && has_gyp && !scripts.contains_key("preinstall") {
+            out.push((event.to_string(), "node-gyp rebuild".to_string()));
+        }
+    }
+    out
+}
+
+fn pkg_key(n: &crate::tree::Node, p: &StoredPackage, copy: bool) -> String {
+    format!("{} {}{}", n.pkg_id(), p.integrity, if copy { " copy" } else { "" })
+}
+
+/// npm's layout: every node at its lockfile location.
+pub fn plan_hoisted(
+    tree: &Tree,
+    stored: &HashMap<usize, Arc<StoredPackage>>,
+    copies: &HashSet<usize>,
+) -> Plan {
+    let mut plan = Plan {
+        layout: "hoisted".into(),
+        ..Default::default()
+    };
+    for (i, n) in tree.nodes.iter().enumerate() {
+        match &n.kind {
+            NodeKind::Package { .. } => {
+                let Some(p) = stored.get(&i) else { continue };
+                let bins = linker::bins::with_directories(&n.name, &n.manifest, &p.files);
+                let parent_loc = n.parent.map(|pi| tree.nodes[pi].location.clone()).unwrap_or_default();
+                let dir = if parent_loc.is_empty() {
+                    "node_modules".to_string()
+                } else {
+                    format!("{parent_loc}/node_modules")
+                };
+                for (name, target) in &bins {
+                    plan.bin_candidates.push(BinCandidate {
+                        dir: dir.clone(),
+                        name: name.clone(),
+                        location: n.location.clone(),
+                        target: target.clone(),
+                        own: n.real_name().rsplit('/').next() == Some(name.as_str()),
+                    });
+                }
+                plan.packages.push(PlannedPackage {
+                    location: n.location.clone(),
+                    key: pkg_key(n, p, copies.contains(&i)),
+                    pkg_id: n.pkg_id(),
+                    stored: p.clone(),
+                    copy: copies.contains(&i),
+                    bins,
+                });
+            }
+            NodeKind::Link { target } => {
+                let parent = n.location.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+                plan.links.push(PlannedLink {
+                    location: n.location.clone(),
+                    target: linker::relative(parent, target),
+                });
+            }
+            _ => {}
+        }
+    }
+    plan
+}
+
+fn isolated_dir(n: &crate::tree::Node) -> String {
+    format!(
+        "node_modules/.hoard/{}@{}/node_modules/{}",
+        n.real_name().replace('/', "+"),
+        n.version(),
+        n.real_name()
+    )
+}
+
+/// pnpm-style layout: each package once under `.hoard`, its dependencies as symlinks beside it.
+pub fn plan_isolated(
+    tree: &Tree,
+    stored: &HashMap<usize, Arc<StoredPackage>>,
+    copies: &HashSet<usize>,
+) -> Plan {
+    let mut plan = Plan {
+        layout: "isolated".into(),
+        ..Default::default()
+    };
+    let mut seen_dirs: HashSet<String> = HashSet::new();
+    let mut seen_links: HashSet<String> = HashSet::new();
+    let target_dir = |to: usize| -> Option<String> {
+        let t = &tree.nodes[to];
+        match &t.kind {
+            NodeKind::Package { .. } if stored.contains_key(&to) => Some(isolated_dir(t)),
+            NodeKind::Link { target } => Some(target.clone()),
+            _ => None,
+        }
+    };
+    for (i, n) in tree.nodes.iter().enumerate() {
+        // Where this node's dependencies must be visible from.
+        let deps_home = match &n.kind {
+            NodeKind::Root => "node_modules".to_string(),
+            NodeKind::Workspace => format!("{}/node_modules", n.location),
+            NodeKind::Package { .. } => {
+                let Some(p) = stored.get(&i) else { continue };
+                let dir = isolated_dir(n);
+                if seen_dirs.insert(dir.clone()) {
+                    let bins = linker::bins::with_directories(n.real_name(), &n.manifest, &p.files);
+                    plan.packages.push(PlannedPackage {
+                        location: dir.clone(),
+                        key: pkg_key(n, p, copies.contains(&i)),
+                        pkg_id: n.pkg_id(),
+                        stored: p.clone(),
+                        copy: copies.contains(&i),
+                        bins,
+                    });
+                }
+                // `.hoard/<id>/node_modules/<name>` → its deps live in `.hoard/<id>/node_modules`.
+                let depth = n.real_name().matches('/').count() + 1;
+                let mut parts: Vec<&str> = dir.split('/').collect();
+                parts.truncate(parts.len() - depth);
+                parts.join("/")
+            }
+            NodeKind::Link { .. } => continue,
+        };
+        for e in &n.edges {
+            let Some(to) = e.to else { continue };
+            let Some(target) = target_dir(to) else { continue };
+            let loc = format!("{deps_home}/{}", e.name);
+            if target == loc || !seen_links.insert(loc.clone()) {
+                continue;
+            }
+            let parent = loc.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            plan.links.push(PlannedLink {
+                location: loc.clone(),
+                target: linker::relative(parent, &target),
+            });
+            let t = &tree.nodes[to];
+            if let Some(p) = stored.get(&to) {
+                for (name, tgt) in linker::bins::with_directories(&e.name, &t.manifest, &p.files) {
+                    plan.bin_candidates.push(BinCandidate {
+                        dir: deps_home.clone(),
+                        name: name.clone(),
+                        location: target.clone(),
+                        target: tgt,
+                        own: e.name.rsplit('/').next() == Some(name.as_str()),
+                    });
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// Helper for the service: is `dir` a usable project path (for Watch).
+pub fn project_dir(raw: &str) -> Result<PathBuf> {
+    let p = Path::new(raw);
+    if !p.is_absolute() {
+        return Err(HoardError::InvalidInput(format!("`{raw}` must be an absolute path")));
+    }
+    std::fs::canonicalize(p).map_err(|e| HoardError::InvalidInput(format!("`{raw}`: {e}")))
+}

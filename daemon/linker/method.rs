@@ -1,0 +1,179 @@
+//! How one file gets from the store into node_modules: reflink, hardlink or copy.
+//!
+//! An explicit small state machine (after uv's): `auto` probes reflink → hardlink → copy on the
+//! first file and keeps what worked; a failure after the method worked is a real error, except
+//! EMLINK (too many links to one inode), which copies that file and warns once. Must not: decide
+//! what to link (the plan does).
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::error::{HoardError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Reflink,
+    Hardlink,
+    Copy,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Reflink => "reflink",
+            Method::Hardlink => "hardlink",
+            Method::Copy => "copy",
+        }
+    }
+}
+
+/// What the request asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Auto,
+    Exactly(Method),
+}
+
+/// Link with `m`. Copies and reflinks get normal writable modes (they are the project's own
+/// files); hardlinks share the store's read-only inode.
+pub fn link_with(m: Method, src: &Path, dst: &Path, executable: bool) -> io::Result<()> {
+    match m {
+        Method::Hardlink => std::fs::hard_link(src, dst),
+        Method::Reflink => {
+            reflink_copy::reflink(src, dst)?;
+            set_mode(dst, executable)
+        }
+        Method::Copy => {
+            std::fs::copy(src, dst)?;
+            set_mode(dst, executable)
+        }
+    }
+}
+
+fn set_mode(p: &Path, executable: bool) -> io::Result<()> {
+    std::fs::set_permissions(
+        p,
+        std::fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }),
+    )
+}
+
+fn why(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EXDEV) => "the store and the project are on different filesystems (EXDEV)",
+        Some(libc::EMLINK) => "a store file has too many links (EMLINK)",
+        Some(libc::EPERM) => "the filesystem refused the link (EPERM)",
+        Some(libc::EOPNOTSUPP) => "the filesystem cannot do it (ENOTSUP)",
+        Some(libc::EINVAL) => "the filesystem cannot do it (EINVAL)",
+        _ => "it failed",
+    }
+}
+
+/// The link state of one install: the method once chosen, and warnings to show once.
+pub struct LinkState {
+    pub method: Method,
+    emlink_warned: Mutex<bool>,
+    pub warnings: Mutex<Vec<String>>,
+}
+
+impl LinkState {
+    /// Choose the method by linking the first file (`src` → `dst`). `remembered` is what an
+    /// earlier probe found for the same store/project filesystem pair.
+    pub fn probe(
+        requested: Requested,
+        remembered: Option<Method>,
+        src: &Path,
+        dst: &Path,
+        executable: bool,
+    ) -> Result<LinkState> {
+        let mut warnings = Vec::new();
+        let order: Vec<Method> = match (requested, remembered) {
+            (Requested::Auto, Some(m)) => vec![m, Method::Copy],
+            (Requested::Auto, None) => vec![Method::Reflink, Method::Hardlink, Method::Copy],
+            (Requested::Exactly(Method::Reflink), _) => vec![Method::Reflink],
+            (Requested::Exactly(Method::Hardlink), _) => vec![Method::Hardlink, Method::Copy],
+            (Requested::Exactly(Method::Copy), _) => vec![Method::Copy],
+        };
+        let mut last_err = None;
+        let mut failures: Vec<(Method, &'static str)> = Vec::new();
+        for m in order {
+            match link_with(m, src, dst, executable) {
+                Ok(()) => {
+                    let explicit_fallback = matches!(requested, Requested::Exactly(x) if x != m);
+                    let auto_to_copy = requested == Requested::Auto && m == Method::Copy;
+                    if (explicit_fallback || auto_to_copy)
+                        && let Some((failed, reason)) = failures.last()
+                    {
+                        warnings.push(format!(
+                            "linking with {} is not possible here: {reason}; files are copied \
+                             instead (slower, uses more disk)",
+                            failed.as_str()
+                        ));
+                    }
+                    return Ok(LinkState {
+                        method: m,
+                        emlink_warned: Mutex::new(false),
+                        warnings: Mutex::new(warnings),
+                    });
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(dst);
+                    failures.push((m, why(&e)));
+                    last_err = Some(e);
+                }
+            }
+        }
+        let e = last_err.unwrap_or_else(|| io::Error::other("no link method"));
+        Err(HoardError::InvalidInput(format!(
+            "cannot link `{}` to `{}` with {}: {} ({e}); try --link auto or --link copy",
+            src.display(),
+            dst.display(),
+            match requested {
+                Requested::Auto => "any method",
+                Requested::Exactly(m) => m.as_str(),
+            },
+            why(&e)
+        )))
+    }
+
+    /// A state for `m` without probing (nothing to link).
+    pub fn probe_free(m: Method) -> LinkState {
+        LinkState {
+            method: m,
+            emlink_warned: Mutex::new(false),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Link one file with the chosen method.
+    pub fn link(&self, src: &Path, dst: &Path, executable: bool) -> Result<()> {
+        match link_with(self.method, src, dst, executable) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EMLINK) => {
+                if let Ok(mut w) = self.emlink_warned.lock()
+                    && !*w
+                {
+                    *w = true;
+                    if let Ok(mut ws) = self.warnings.lock() {
+                        ws.push(format!(
+                            "`{}` has too many hard links (EMLINK); such files are copied",
+                            src.display()
+                        ));
+                    }
+                }
+                link_with(Method::Copy, src, dst, executable)
+                    .map_err(|e| HoardError::io("copying a store file to", dst, e))
+            }
+            Err(e) => Err(HoardError::io(
+                match self.method {
+                    Method::Hardlink => "hard-linking a store file to",
+                    Method::Reflink => "reflinking a store file to",
+                    Method::Copy => "copying a store file to",
+                },
+                dst,
+                e,
+            )),
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! package-lock.json (lockfileVersion 2 and 3): read into a `Tree`, check against package.json,
+//! and write in npm's format (so that `npm ci` accepts it) with `resolved` and `integrity` for
+//! every package.
+//!
+//! Must not: resolve anything from the registry; a lock that does not fit is reported, and the
+//! caller decides whether to re-resolve or (for `hoard ci`) fail.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{HoardError, Result};
+use crate::registry::config::NpmConfig;
+use crate::registry::packument::{Directories, Dist, Manifest, PeerMeta};
+use crate::resolve::platform_ok;
+use crate::spec::{Spec, validate_name};
+use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree};
+
+pub const FILE: &str = "package-lock.json";
+
+/// Parse a JSON file, with file, line and column in the error.
+pub fn parse_json_file(path: &Path) -> Result<Option<(Value, Vec<u8>)>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(HoardError::io("reading", path, e)),
+    };
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        HoardError::InvalidInput(format!(
+            "{}:{}:{}: invalid JSON: {e}; fix the file and run the install again",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    Ok(Some((v, bytes)))
+}
+
+fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => vec![],
+    }
+}
+
+/// A manifest from a lock entry (or a package.json object): the fields hoard needs.
+pub fn manifest_from_json(name: &str, v: &Value) -> Manifest {
+    Manifest {
+        name: v.get("name").and_then(Value::as_str).unwrap_or(name).to_string(),
+        version: v.get("version").and_then(Value::as_str).unwrap_or("").to_string(),
+        dependencies: str_map(v.get("dependencies")),
+        optional_dependencies: str_map(v.get("optionalDependencies")),
+        peer_dependencies: str_map(v.get("peerDependencies")),
+        peer_dependencies_meta: v
+            .get("peerDependenciesMeta")
+            .and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .map(|(k, m)| {
+                        (
+                            k.clone(),
+                            PeerMeta {
+                                optional: m.get("optional").and_then(Value::as_bool).unwrap_or(false),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        dev_dependencies: str_map(v.get("devDependencies")),
+        bundle_dependencies: v
+            .get("bundleDependencies")
+            .or_else(|| v.get("bundledDependencies"))
+            .cloned()
+            .unwrap_or(Value::Null),
+        bin: v.get("bin").cloned().unwrap_or(Value::Null),
+        directories: v
+            .get("directories")
+            .and_then(|d| d.get("bin"))
+            .and_then(Value::as_str)
+            .map(|b| Directories {
+                bin: Some(b.to_string()),
+            }),
+        dist: Dist {
+            tarball: v.get("resolved").and_then(Value::as_str).unwrap_or("").to_string(),
+            integrity: v.get("integrity").and_then(Value::as_str).map(String::from),
+            shasum: None,
+        },
+        os: str_list(v.get("os")),
+        cpu: str_list(v.get("cpu")),
+        libc: str_list(v.get("libc")),
+        engines: str_map(v.get("engines")),
+        deprecated: v.get("deprecated").and_then(Value::as_str).map(String::from),
+        has_install_script: v.get("hasInstallScript").and_then(Value::as_bool).unwrap_or(false),
+        license: v.get("license").and_then(Value::as_str).map(String::from),
+        scripts: str_map(v.get("scripts")),
+    }
+}
+
+/// The tarball URL npm would use for `name@version` on the configured registry (for locks
+/// written without `resolved`).
+pub fn default_tarball_url(cfg: &NpmConfig, name: &str, version: &str) -> String {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    format!("{}{name}/-/{base}-{version}.tgz", cfg.registry_for(name))
+}
+
+fn name_from_location(loc: &str) -> &str {
+    match loc.rfind("node_modules/") {
+        Some(i) => &loc[i + "node_modules/".len()..],
+        None => loc.rsplit('/').next().unwrap_or(loc),
+    }
+}
+
+fn parent_location(loc: &str) -> Option<&str> {
+    let i = loc.rfind("node_modules/")?;
+    Some(loc[..i].trim_end_matches('/'))
+}
+
+/// Build a tree from a lockfile. `root` is the project's package.json; `workspace_manifests`
+/// the members' package.json by folder. Errors when the lock is not a v2/v3 lock.
+pub fn tree_from_lock(
+    lock: &Value,
+    root: Arc<Manifest>,
+    workspace_manifests: &HashMap<String, Arc<Manifest>>,
+    cfg: &NpmConfig,
+) -> Result<Tree> {
+    let Some(packages) = lock.get("packages").and_then(Value::as_object) else {
+        return Err(HoardError::Lockfile(
+            "package-lock.json has no `packages` section (lockfileVersion 1, from npm 6); it \
+             will be replaced"
+                .into(),
+        ));
+    };
+    let mut tree = Tree::default();
+    tree.nodes.push(Node {
+        name: root.name.clone(),
+        location: String::new(),
+        parent: None,
+        children: BTreeMap::new(),
+        kind: NodeKind::Root,
+        edges: vec![],
+        manifest: root.clone(),
+        dev: false,
+        optional: false,
+        dev_optional: false,
+        peer: false,
+        platform_ok: true,
+    });
+    let mut by_loc: HashMap<String, usize> = HashMap::from([(String::new(), 0)]);
+    let mut keys: Vec<&String> = packages.keys().filter(|k| !k.is_empty()).collect();
+    // Parents before children.
+    keys.sort_by_key(|k| (k.matches("node_modules/").count(), k.to_string()));
+    for key in keys {
+        let entry = &packages[key.as_str()];
+        let is_nm = key.contains("node_modules/");
+        let name = name_from_location(key).to_string();
+        if is_nm {
+            validate_name(&name).map_err(|e| HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}")))?;
+        }
+        let parent = if is_nm {
+            let pl = parent_location(key).unwrap_or("");
+            match by_loc.get(pl) {
+                Some(&p) => p,
+                None => {
+                    // Entries below a link target outside node_modules are not installed by
+                    // hoard; anything else is a broken lock.
+                    return Err(HoardError::Lockfile(format!(
+                        "package-lock.json entry `{key}` has no parent entry `{pl}`"
+                    )));
+                }
+            }
+        } else {
+            0
+        };
+        let link = entry.get("link").and_then(Value::as_bool).unwrap_or(false);
+        let (kind, manifest) = if link {
+            let target = entry
+                .get("resolved")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let m = workspace_manifests
+                .get(&target)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(manifest_from_json(&name, entry)));
+            (NodeKind::Link { target }, m)
+        } else if !is_nm {
+            let m = workspace_manifests
+                .get(key.as_str())
+                .cloned()
+                .unwrap_or_else(|| Arc::new(manifest_from_json(&name, entry)));
+            (NodeKind::Workspace, m)
+        } else {
+            let m = manifest_from_json(&name, entry);
+            let real_name = m.name.clone();
+            validate_name(&real_name)
+                .map_err(|e| HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}")))?;
+            let version = m.version.clone();
+            if version.is_empty() {
+                return Err(HoardError::Lockfile(format!(
+                    "package-lock.json entry `{key}` has no version"
+                )));
+            }
+            let resolved = entry
+                .get("resolved")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| default_tarball_url(cfg, &real_name, &version));
+            let integrity = entry.get("integrity").and_then(Value::as_str).map(String::from);
+            (
+                NodeKind::Package {
+                    real_name,
+                    version,
+                    resolved,
+                    integrity,
+                },
+                Arc::new(m),
+            )
+        };
+        let idx = tree.nodes.len();
+        let ws_name = if kind == NodeKind::Workspace {
+            manifest.name.clone()
+        } else {
+            name.clone()
+        };
+        let platform = platform_ok(&manifest);
+        tree.nodes.push(Node {
+            name: ws_name,
+            location: key.to_string(),
+            parent: Some(parent),
+            children: BTreeMap::new(),
+            kind,
+            edges: vec![],
+            manifest,
+            dev: false,
+            optional: false,
+            dev_optional: false,
+            peer: false,
+            platform_ok: platform,
+        });
+        if is_nm {
+            tree.nodes[parent].children.insert(name, idx);
+        }
+        by_loc.insert(key.to_string(), idx);
+    }
+    // Edges, resolved the way Node's require would find them.
+    for i in 0..tree.nodes.len() {
+        let n = &tree.nodes[i];
+        let is_rootlike = matches!(n.kind, NodeKind::Root | NodeKind::Workspace);
+        if matches!(n.kind, NodeKind::Link { .. }) {
+            continue;
+        }
+        let m = n.manifest.clone();
+        let mut edges = Vec::new();
+        let bundled = if is_rootlike { vec![] } else { m.bundled() };
+        let mut push = |deps: &BTreeMap<String, String>, kind: EdgeKind| {
+            for (name, spec) in deps {
+                if bundled.contains(name) {
+                    continue;
+                }
+                edges.retain(|e: &Edge| e.name != *name);
+                edges.push(Edge {
+                    name: name.clone(),
+                    spec: spec.clone(),
+                    kind,
+                    to: None,
+                });
+            }
+        };
+        let mut peers = BTreeMap::new();
+        let mut peer_opt = BTreeMap::new();
+        for (k, v) in &m.peer_dependencies {
+            if m.peer_dependencies_meta.get(k).is_some_and(|x| x.optional) {
+                peer_opt.insert(k.clone(), v.clone());
+            } else {
+                peers.insert(k.clone(), v.clone());
+            }
+        }
+        push(&peer_opt, EdgeKind::PeerOptional);
+        push(&peers, EdgeKind::Peer);
+        if is_rootlike {
+            push(&m.dev_dependencies, EdgeKind::Dev);
+        }
+        push(&m.dependencies, EdgeKind::Prod);
+        push(&m.optional_dependencies, EdgeKind::Optional);
+        for e in &mut edges {
+            let start = if matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional) && i != 0 {
+                tree.nodes[i].parent.unwrap_or(0)
+            } else {
+                i
+            };
+            e.to = tree.resolve_from(start, &e.name);
+        }
+        edges.sort_by(|a, b| a.name.cmp(&b.name));
+        tree.nodes[i].edges = edges;
+    }
+    // Root → workspace links.
+    let links: Vec<(String, usize)> = tree.nodes[0]
+        .children
+        .iter()
+        .filter(|(_, c)| matches!(tree.nodes[**c].kind, NodeKind::Link { .. }))
+        .map(|(n, &c)| (n.clone(), c))
+        .collect();
+    for (name, c) in links {
+        if !tree.nodes[0].edges.iter().any(|e| e.name == name) {
+            tree.nodes[0].edges.push(Edge {
+                name,
+                spec: "*".into(),
+                kind: EdgeKind::Prod,
+                to: Some(c),
+            });
+        }
+    }
+    tree.compute_flags();
+    Ok(tree)
+}
+
+/// Why the lock does not fit package.json: root/workspace declarations that differ, and
+/// edges that resolve to nothing or to a version outside their range.
+pub fn mismatches(lock: &Value, tree: &Tree) -> Vec<String> {
+    let mut out = Vec::new();
+    let packages = lock.get("packages").and_then(Value::as_object);
+    for (i, n) in tree.nodes.iter().enumerate() {
+        if matches!(n.kind, NodeKind::Root | NodeKind::Workspace) {
+            let key = if i == 0 { "" } else { n.location.as_str() };
+            let entry = packages.and_then(|p| p.get(key));
+            let m = &n.manifest;
+            for (field, declared) in [
+                ("dependencies", &m.dependencies),
+                ("devDependencies", &m.dev_dependencies),
+                ("optionalDependencies", &m.optional_dependencies),
+                ("peerDependencies", &m.peer_dependencies),
+            ] {
+                let locked = str_map(entry.and_then(|e| e.get(field)));
+                if locked != *declared {
+                    let label = if i == 0 { "package.json".to_string() } else { format!("{key}/package.json") };
+                    for (k, v) in declared {
+                        match locked.get(k) {
+                            None => out.push(format!("{label}: {field}.{k} `{v}` is not in package-lock.json")),
+                            Some(l) if l != v => out.push(format!(
+                                "{label}: {field}.{k} is `{v}` but package-lock.json has `{l}`"
+                            )),
+                            _ => {}
+                        }
+                    }
+                    for k in locked.keys() {
+                        if !declared.contains_key(k) {
+                            out.push(format!("{label}: {field}.{k} is in package-lock.json but not in package.json"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for n in &tree.nodes {
+        for e in &n.edges {
+            let optional = matches!(e.kind, EdgeKind::Optional | EdgeKind::PeerOptional);
+            match e.to {
+                None if !optional => out.push(format!(
+                    "{} needs {}@{} but package-lock.json has no such package where it looks",
+                    if n.location.is_empty() { "the project".to_string() } else { n.pkg_id() },
+                    e.name,
+                    e.spec
+                )),
+                Some(to) => {
+                    let t = &tree.nodes[to];
+                    let ok = match Spec::parse(&e.name, &e.spec) {
+                        Ok(Spec::Range(r)) => {
+                            t.real_name() == e.name && crate::semver_npm::satisfies(t.version(), &r)
+                        }
+                        Ok(Spec::Alias { name, spec }) => {
+                            t.real_name() == name
+                                && match *spec {
+                                    Spec::Range(r) => crate::semver_npm::satisfies(t.version(), &r),
+                                    _ => true,
+                                }
+                        }
+                        Ok(_) => true,
+                        Err(_) => false,
+                    };
+                    if !ok && !matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional) {
+                        out.push(format!(
+                            "{} needs {}@{} but package-lock.json gives it {}",
+                            if n.location.is_empty() { "the project".to_string() } else { n.pkg_id() },
+                            e.name,
+                            e.spec,
+                            t.pkg_id()
+                        ));
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+/// name → versions the lock has, to prefer them when re-resolving.
+pub fn preferred_versions(lock: &Value) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    if let Some(p) = lock.get("packages").and_then(Value::as_object) {
+        for (k, v) in p {
+            if !k.contains("node_modules/") {
+                continue;
+            }
+            let name = v
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| name_from_location(k));
+            if let Some(ver) = v.get("version").and_then(Value::as_str) {
+                out.entry(name.to_string()).or_default().push(ver.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn put_map(o: &mut Map<String, Value>, key: &str, m: &BTreeMap<String, String>) {
+    if !m.is_empty() {
+        o.insert(
+            key.into(),
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+        );
+    }
+}
+
+/// The lockfile JSON for `tree`. `pkg_json` is the project's package.json (for the root entry).
+pub fn to_json(tree: &Tree, pkg_json: &Value) -> Value {
+    let unreachable = tree.unreachable();
+    let mut packages = Map::new();
+    let mut root = Map::new();
+    for key in ["name", "version", "license", "workspaces"] {
+        if let Some(v) = pkg_json.get(key) {
+            root.insert(key.into(), v.clone());
+        }
+    }
+    let rm = &tree.root().manifest;
+    put_map(&mut root, "dependencies", &rm.dependencies);
+    put_map(&mut root, "devDependencies", &rm.dev_dependencies);
+    put_map(&mut root, "optionalDependencies", &rm.optional_dependencies);
+    put_map(&mut root, "peerDependencies", &rm.peer_dependencies);
+    for key in ["bin", "engines"] {
+        if let Some(v) = pkg_json.get(key) {
+            root.insert(key.into(), v.clone());
+        }
+    }
+    packages.insert(String::new(), Value::Object(root));
+    let mut order: Vec<usize> = (1..tree.nodes.len())
+        .filter(|i| !unreachable.contains(i))
+        .collect();
+    order.sort_by(|&a, &b| tree.nodes[a].location.cmp(&tree.nodes[b].location));
+    for i in order {
+        let n = &tree.nodes[i];
+        let m = &n.manifest;
+        let mut o = Map::new();
+        match &n.kind {
+            NodeKind::Link { target } => {
+                o.insert("resolved".into(), json!(target));
+                o.insert("link".into(), json!(true));
+                packages.insert(n.location.clone(), Value::Object(o));
+                continue;
+            }
+            NodeKind::Workspace => {
+                o.insert("name".into(), json!(m.name));
+                if !m.version.is_empty() {
+                    o.insert("version".into(), json!(m.version));
+                }
+            }
+            NodeKind::Package {
+                real_name,
+                version,
+                resolved,
+                integrity,
+            } => {
+                if *real_name != n.name {
+                    o.insert("name".into(), json!(real_name));
+                }
+                o.insert("version".into(), json!(version));
+                o.insert("resolved".into(), json!(resolved));
+                if let Some(i) = integrity {
+                    o.insert("integrity".into(), json!(i));
+                }
+            }
+            NodeKind::Root => continue,
+        }
+        if n.dev {
+            o.insert("dev".into(), json!(true));
+        }
+        if n.optional {
+            o.insert("optional".into(), json!(true));
+        }
+        if n.dev_optional && !n.dev && !n.optional {
+            o.insert("devOptional".into(), json!(true));
+        }
+        if n.peer {
+            o.insert("peer".into(), json!(true));
+        }
+        if m.has_install_script || m.install_scripts() {
+            o.insert("hasInstallScript".into(), json!(true));
+        }
+        if let Some(l) = &m.license {
+            o.insert("license".into(), json!(l));
+        }
+        put_map(&mut o, "dependencies", &m.dependencies);
+        if n.kind == NodeKind::Workspace {
+            put_map(&mut o, "devDependencies", &m.dev_dependencies);
+        }
+        put_map(&mut o, "optionalDependencies", &m.optional_dependencies);
+        if !m.bin.is_null() {
+            let bins = crate::linker::bins::normalized(&n.name, m);
+            if !bins.is_empty() {
+                o.insert(
+                    "bin".into(),
+                    Value::Object(bins.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+                );
+            }
+        }
+        put_map(&mut o, "engines", &m.engines);
+        if !m.os.is_empty() {
+            o.insert("os".into(), json!(m.os));
+        }
+        if !m.cpu.is_empty() {
+            o.insert("cpu".into(), json!(m.cpu));
+        }
+        if !m.libc.is_empty() {
+            o.insert("libc".into(), json!(m.libc));
+        }
+        if let Some(d) = &m.deprecated {
+            o.insert("deprecated".into(), json!(d));
+        }
+        put_map(&mut o, "peerDependencies", &m.peer_dependencies);
+        if !m.peer_dependencies_meta.is_empty() {
+            o.insert(
+                "peerDependenciesMeta".into(),
+                Value::Object(
+                    m.peer_dependencies_meta
+                        .iter()
+                        .map(|(k, v)| (k.clone(), json!({"optional": v.optional})))
+                        .collect(),
+                ),
+            );
+        }
+        if let Some(b) = m.directories.as_ref().and_then(|d| d.bin.as_ref()) {
+            let _ = b; // npm records directories.bin as resolved `bin` entries only.
+        }
+        packages.insert(n.location.clone(), Value::Object(o));
+    }
+    let mut top = Map::new();
+    top.insert(
+        "name".into(),
+        pkg_json.get("name").cloned().unwrap_or(json!("")),
+    );
+    if let Some(v) = pkg_json.get("version") {
+        top.insert("version".into(), v.clone());
+    }
+    top.insert("lockfileVersion".into(), json!(3));
+    top.insert("requires".into(), json!(true));
+    top.insert("packages".into(), Value::Object(packages));
+    Value::Object(top)
+}
+
+/// Serialize with two-space indentation and a trailing newline, like npm.
+pub fn render(v: &Value) -> Vec<u8> {
+    let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
+    s.push(b'\n');
+    s
+}

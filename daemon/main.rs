@@ -1,0 +1,300 @@
+//! `hoardd`: the hoard daemon. One per store: takes the store's lock, binds the socket, serves
+//! `hoard.v1.Hoard` plus gRPC health and reflection, and exits on the Shutdown RPC, SIGTERM/SIGINT
+//! or after an idle timeout.
+//!
+//! This file owns the process lifecycle only (arguments, lock, logging, socket, shutdown).
+//! Must not: contain install or store logic.
+
+mod error;
+mod install;
+mod linker;
+mod lockfile;
+mod project;
+mod registry;
+mod resolve;
+mod semver_npm;
+mod service;
+mod spec;
+mod store;
+mod tree;
+mod watch;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio_stream::StreamExt;
+use tracing::{error, info, warn};
+
+use error::HoardError;
+use service::{CloseReason, Daemon, DaemonConfig, Service};
+
+/// Exit code when another daemon already serves the store (the client keeps waiting for it).
+const EXIT_ALREADY_RUNNING: u8 = 75;
+
+#[derive(Parser, Debug)]
+#[command(name = "hoardd", version, about = "The hoard daemon (started by `hoard`; rarely run by hand)")]
+struct Args {
+    /// Store directory this daemon owns.
+    #[arg(long, env = "HOARD_STORE_DIR")]
+    store_dir: Option<PathBuf>,
+    /// Exit after this many seconds without requests (default 1800; 120 when CI is set).
+    #[arg(long, env = "HOARD_IDLE_TIMEOUT")]
+    idle_timeout: Option<u64>,
+}
+
+fn default_idle() -> u64 {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0") {
+        120
+    } else {
+        1800
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hoardd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The log file, capped: rotated to `.1` when over 10 MiB at start-up.
+fn open_log(path: &Path) -> Result<std::fs::File, HoardError> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > 10 << 20) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| HoardError::io("opening the log file", path, e))
+}
+
+fn run(args: Args) -> Result<ExitCode, HoardError> {
+    let store = match args.store_dir {
+        Some(s) => s,
+        None => hoard_proto::default_store_dir().ok_or_else(|| {
+            HoardError::InvalidInput("no store directory: set HOME, HOARD_STORE_DIR or --store-dir".into())
+        })?,
+    };
+    std::fs::create_dir_all(&store).map_err(|e| HoardError::io("creating the store", &store, e))?;
+    let store = std::fs::canonicalize(&store).map_err(|e| HoardError::io("resolving", &store, e))?;
+    let state_dir = hoard_proto::state::dir(&store);
+    std::fs::create_dir_all(&state_dir).map_err(|e| HoardError::io("creating", &state_dir, e))?;
+    let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700));
+
+    // One daemon per store: the lock comes before anything else touches the store.
+    let lock_path = hoard_proto::state::lock_file(&store);
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| HoardError::io("opening the daemon lock", &lock_path, e))?;
+    let socket = hoard_proto::socket_path(&store);
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            eprintln!(
+                "hoardd: another daemon (pid {}) already serves the store `{}` on `{}`; use \
+                 `hoard daemon stop` to stop it",
+                pid.trim(),
+                store.display(),
+                socket.display()
+            );
+            return Ok(ExitCode::from(EXIT_ALREADY_RUNNING));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(HoardError::io("locking", &lock_path, e));
+        }
+    }
+    lock.set_len(0).map_err(|e| HoardError::io("writing", &lock_path, e))?;
+    write!(lock, "{}", std::process::id()).map_err(|e| HoardError::io("writing", &lock_path, e))?;
+
+    let log_path = hoard_proto::state::log_file(&store);
+    let log = open_log(&log_path)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::sync::Mutex::new(log))
+        .with_ansi(false)
+        .init();
+
+    let idle = Duration::from_secs(args.idle_timeout.unwrap_or_else(default_idle).max(1));
+    let protocol_version = std::env::var("HOARD_PROTOCOL_VERSION_OVERRIDE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| hoard_proto::PROTOCOL_VERSION.to_string());
+    info!(pid = std::process::id(), store = %store.display(), version = hoard_proto::BINARY_VERSION, %protocol_version, "hoardd starting");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("hoardd")
+        .build()
+        .map_err(|e| HoardError::Internal(format!("starting the runtime: {e}")))?;
+    let result = runtime.block_on(serve(store.clone(), socket.clone(), log_path, idle, protocol_version));
+    // Socket removed while we still hold the lock: no other daemon can own it yet.
+    let _ = std::fs::remove_file(&socket);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    match result {
+        Ok(reason) => {
+            info!(?reason, "hoardd stopped");
+            drop(lock);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            error!(error = %e, "hoardd failed");
+            Err(e)
+        }
+    }
+}
+
+fn bind(socket: &Path) -> Result<tokio::net::UnixListener, HoardError> {
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(|e| HoardError::io("creating the socket directory", dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| HoardError::io("securing the socket directory", dir, e))?;
+    // We hold the store lock, so a socket file here is a stale one from a killed daemon.
+    match std::fs::remove_file(socket) {
+        Ok(()) => warn!(socket = %socket.display(), "removed a stale socket"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(HoardError::io("removing the stale socket", socket, e)),
+    }
+    // The socket is created 0600 (no window with wider permissions).
+    // SAFETY: umask only changes this process's file mode creation mask.
+    let old = unsafe { libc::umask(0o177) };
+    let listener = tokio::net::UnixListener::bind(socket);
+    unsafe { libc::umask(old) };
+    let listener = listener.map_err(|e| HoardError::io("binding the socket", socket, e))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| HoardError::io("securing the socket", socket, e))?;
+    Ok(listener)
+}
+
+async fn serve(
+    store_path: PathBuf,
+    socket: PathBuf,
+    log_path: PathBuf,
+    idle: Duration,
+    protocol_version: String,
+) -> Result<CloseReason, HoardError> {
+    let sp = store_path.clone();
+    let store = Arc::new(tokio::task::spawn_blocking(move || store::Store::open(&sp)).await??);
+    let http = Arc::new(registry::http::Http::new(64)?);
+    let registry = Arc::new(registry::Registry::new(http, store.layout.metadata.clone()));
+    let installer = Arc::new(install::Installer::new(store.clone(), registry));
+    let daemon = Daemon::new(
+        DaemonConfig {
+            store_path,
+            socket_path: socket.clone(),
+            log_path,
+            idle_timeout: idle,
+            protocol_version,
+        },
+        installer,
+        store,
+    );
+
+    let listener = bind(&socket)?;
+    info!(socket = %socket.display(), idle_secs = idle.as_secs(), "listening");
+    // SAFETY: getuid cannot fail.
+    let my_uid = unsafe { libc::getuid() };
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(move |conn| {
+        match conn {
+            Ok(stream) => match stream.peer_cred() {
+                Ok(cred) if cred.uid() == my_uid => Some(Ok::<_, std::io::Error>(stream)),
+                Ok(cred) => {
+                    warn!(uid = cred.uid(), "refused a connection from another user");
+                    None
+                }
+                Err(e) => {
+                    warn!(error = %e, "refused a connection without peer credentials");
+                    None
+                }
+            },
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                None
+            }
+        }
+    });
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<hoard_proto::v1::hoard_server::HoardServer<Service>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hoard_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| HoardError::Internal(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hoard_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| HoardError::Internal(format!("reflection: {e}")))?;
+
+    // Idle shutdown: a deadline pushed back by every request.
+    {
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            loop {
+                let idle_for = d.idle_for();
+                if d.in_flight() == 0 && idle_for >= idle {
+                    d.close(CloseReason::Idle(idle));
+                    break;
+                }
+                let wait = idle.saturating_sub(idle_for).clamp(Duration::from_millis(100), Duration::from_secs(30));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = d.shutdown.cancelled() => break,
+                }
+            }
+        });
+    }
+    // Signals.
+    {
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => d.close(CloseReason::Signal("SIGTERM")),
+                _ = int.recv() => d.close(CloseReason::Signal("SIGINT")),
+                _ = d.shutdown.cancelled() => {}
+            }
+        });
+    }
+
+    let shutdown = daemon.shutdown.clone();
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(hoard_proto::v1::hoard_server::HoardServer::new(Service(daemon.clone())))
+        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await });
+    tokio::pin!(server);
+    // In-flight requests get a bounded grace period after the shutdown signal.
+    tokio::select! {
+        r = &mut server => r.map_err(|e| HoardError::Internal(format!("server: {e}")))?,
+        _ = async {
+            daemon.shutdown.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        } => warn!("in-flight requests did not finish within 10 s of shutdown; exiting anyway"),
+    }
+    Ok(daemon.close_reason().unwrap_or(CloseReason::Signal("server ended")))
+}

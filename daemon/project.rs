@@ -1,0 +1,249 @@
+//! A project on disk: its package.json (read with file/line/column errors, edited by `add` and
+//! `remove` preserving key order and indentation), workspace members, and the fingerprint of
+//! every install input used for no-op detection.
+//!
+//! Must not: resolve or link.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::{HoardError, Result};
+use crate::lockfile::{self, manifest_from_json};
+use crate::registry::packument::Manifest;
+
+pub struct Project {
+    pub dir: PathBuf,
+    pub pkg_json: Value,
+    pub pkg_bytes: Vec<u8>,
+    pub manifest: Arc<Manifest>,
+    /// (folder relative to the project, manifest, raw bytes) of each workspace member.
+    pub workspaces: Vec<(String, Arc<Manifest>, Vec<u8>)>,
+}
+
+impl Project {
+    pub fn load(dir: &Path) -> Result<Project> {
+        let path = dir.join("package.json");
+        let Some((pkg_json, pkg_bytes)) = lockfile::parse_json_file(&path)? else {
+            return Err(HoardError::InvalidInput(format!(
+                "no package.json in `{}`; create one (`npm init -y`) or pass the project \
+                 directory with -C",
+                dir.display()
+            )));
+        };
+        if !pkg_json.is_object() {
+            return Err(HoardError::InvalidInput(format!(
+                "{}: the top level must be a JSON object",
+                path.display()
+            )));
+        }
+        let mut manifest = manifest_from_json("", &pkg_json);
+        if manifest.name.is_empty() {
+            manifest.name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+        }
+        let mut workspaces = Vec::new();
+        for ws in crate::resolve::workspace_dirs(dir, &pkg_json)? {
+            let wpath = dir.join(&ws).join("package.json");
+            if let Some((v, bytes)) = lockfile::parse_json_file(&wpath)? {
+                let m = manifest_from_json("", &v);
+                if m.name.is_empty() {
+                    return Err(HoardError::InvalidInput(format!(
+                        "{}: a workspace member needs a `name`",
+                        wpath.display()
+                    )));
+                }
+                workspaces.push((ws, Arc::new(m), bytes));
+            }
+        }
+        Ok(Project {
+            dir: dir.to_path_buf(),
+            pkg_json,
+            pkg_bytes,
+            manifest: Arc::new(manifest),
+            workspaces,
+        })
+    }
+
+    pub fn workspace_map(&self) -> HashMap<String, Arc<Manifest>> {
+        self.workspaces
+            .iter()
+            .map(|(d, m, _)| (d.clone(), m.clone()))
+            .collect()
+    }
+
+    /// `hoard.allowScripts` from package.json: package names whose dependency scripts run.
+    pub fn allowed_scripts(&self) -> HashMap<String, bool> {
+        self.pkg_json
+            .get("hoard")
+            .and_then(|h| h.get("allowScripts"))
+            .and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_bool().unwrap_or(false)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `overrides`, flattened to name → spec (`$name` refers to the root's own spec).
+    pub fn overrides(&self) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        let root_spec = |name: &str| -> Option<String> {
+            for section in ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"] {
+                if let Some(s) = self.pkg_json.get(section).and_then(|d| d.get(name)).and_then(Value::as_str) {
+                    return Some(s.to_string());
+                }
+            }
+            None
+        };
+        fn walk(
+            o: &serde_json::Map<String, Value>,
+            out: &mut HashMap<String, String>,
+            root_spec: &dyn Fn(&str) -> Option<String>,
+        ) {
+            for (k, v) in o {
+                if k == "." {
+                    continue;
+                }
+                // `name@range` keys: the override applies to that name.
+                let name = match k.strip_prefix('@') {
+                    Some(r) => match r.split_once('@') {
+                        Some((n, _)) => format!("@{n}"),
+                        None => k.clone(),
+                    },
+                    None => k.split('@').next().unwrap_or(k).to_string(),
+                };
+                let spec = match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(inner) => {
+                        walk(inner, out, root_spec);
+                        inner.get(".").and_then(Value::as_str).map(String::from)
+                    }
+                    _ => None,
+                };
+                if let Some(mut s) = spec {
+                    if let Some(r) = s.strip_prefix('$') {
+                        s = root_spec(r).unwrap_or(s);
+                    }
+                    out.insert(name, s);
+                }
+            }
+        }
+        if let Some(o) = self.pkg_json.get("overrides").and_then(Value::as_object) {
+            walk(o, &mut out, &root_spec);
+        }
+        out
+    }
+}
+
+/// The indentation package.json uses (npm keeps it): the leading white space of the first
+/// indented line, else two spaces.
+fn detect_indent(bytes: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(bytes);
+    for line in text.lines().skip(1) {
+        let ws: String = line.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+        if !ws.is_empty() {
+            return ws.into_bytes();
+        }
+    }
+    b"  ".to_vec()
+}
+
+/// Serialize `v` with the indentation and trailing newline of `original`.
+pub fn render_like(v: &Value, original: &[u8]) -> Result<Vec<u8>> {
+    let indent = detect_indent(original);
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(&indent);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    serde::Serialize::serialize(v, &mut ser)
+        .map_err(|e| HoardError::Internal(format!("serializing package.json: {e}")))?;
+    if original.ends_with(b"\n") || original.is_empty() {
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Write a file atomically (temp file in the same folder, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.hoard-tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| HoardError::io("writing", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| HoardError::io("replacing", path, e))
+}
+
+pub const DEP_SECTIONS: [&str; 4] = [
+    "dependencies",
+    "devDependencies",
+    "optionalDependencies",
+    "peerDependencies",
+];
+
+/// Set `name` to `spec` in `section`, removing it from the other install sections (as npm
+/// does). Existing keys keep their position; new keys are appended and the section sorted
+/// like npm sorts it.
+pub fn set_dependency(pkg: &mut Value, section: &str, name: &str, spec: &str) {
+    let Some(obj) = pkg.as_object_mut() else { return };
+    for s in DEP_SECTIONS {
+        if s != section
+            && s != "peerDependencies"
+            && let Some(Value::Object(m)) = obj.get_mut(s)
+        {
+            m.shift_remove(name);
+        }
+    }
+    let entry = obj
+        .entry(section.to_string())
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Value::Object(m) = entry {
+        m.insert(name.to_string(), Value::String(spec.to_string()));
+        m.sort_keys();
+    }
+    // Drop sections left empty by the move.
+    for s in DEP_SECTIONS {
+        if s != section && obj.get(s).and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
+            obj.shift_remove(s);
+        }
+    }
+}
+
+/// Remove `name` from every dependency section; false when it was in none.
+pub fn remove_dependency(pkg: &mut Value, name: &str) -> bool {
+    let Some(obj) = pkg.as_object_mut() else { return false };
+    let mut found = false;
+    for s in DEP_SECTIONS {
+        if let Some(Value::Object(m)) = obj.get_mut(s) {
+            found |= m.shift_remove(name).is_some();
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_keep_order_and_indent() {
+        let original = b"{\n    \"name\": \"x\",\n    \"dependencies\": {\n        \"b\": \"1\"\n    },\n    \"scripts\": {}\n}\n";
+        let mut v: Value = serde_json::from_slice(original).unwrap();
+        set_dependency(&mut v, "dependencies", "a", "^2.0.0");
+        let out = String::from_utf8(render_like(&v, original).unwrap()).unwrap();
+        assert!(out.starts_with("{\n    \"name\""), "{out}");
+        let a = out.find("\"a\"").unwrap();
+        let b = out.find("\"b\"").unwrap();
+        let scripts = out.find("\"scripts\"").unwrap();
+        assert!(a < b && b < scripts, "{out}");
+        assert!(out.ends_with("}\n"));
+        set_dependency(&mut v, "devDependencies", "a", "^2.0.0");
+        assert!(v["dependencies"].get("a").is_none());
+        assert!(remove_dependency(&mut v, "a"));
+        assert!(!remove_dependency(&mut v, "a"));
+    }
+}

@@ -1,0 +1,483 @@
+//! The `hoard.v1.Hoard` gRPC service: one method per RPC, each in a tracing span. Turns requests
+//! into calls on the installer and the store, tracks requests in flight (for idle shutdown and
+//! `Status`), serializes installs per project, and keeps maintenance (verify/prune) exclusive
+//! of installs.
+//!
+//! Must not: contain install or store logic itself; domain errors become `tonic::Status` only
+//! through `From<HoardError>`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hoard_proto::v1::{self, hoard_server::Hoard, *};
+use tokio::sync::{RwLock, broadcast, mpsc};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::error::HoardError;
+use crate::install::Installer;
+use crate::store::Store;
+
+/// Why the daemon stopped (logged at exit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    ShutdownRpc(String),
+    Idle(Duration),
+    Signal(&'static str),
+}
+
+pub struct DaemonConfig {
+    pub store_path: PathBuf,
+    pub socket_path: PathBuf,
+    pub log_path: PathBuf,
+    pub idle_timeout: Duration,
+    pub protocol_version: String,
+}
+
+pub struct Daemon {
+    pub config: DaemonConfig,
+    pub installer: Arc<Installer>,
+    pub store: Arc<Store>,
+    pub started: Instant,
+    in_flight: AtomicU32,
+    last_activity: Mutex<Instant>,
+    /// Cancelled to stop the daemon; installs run on child tokens.
+    pub shutdown: CancellationToken,
+    close_reason: Mutex<Option<CloseReason>>,
+    project_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// Installs hold it shared; verify and prune exclusively.
+    maintenance: RwLock<()>,
+    events: broadcast::Sender<(PathBuf, WatchEvent)>,
+}
+
+/// Counts a request in flight and marks activity at start and end.
+pub struct InFlight(Arc<Daemon>);
+
+impl InFlight {
+    fn new(d: &Arc<Daemon>) -> InFlight {
+        d.in_flight.fetch_add(1, Ordering::SeqCst);
+        d.touch();
+        InFlight(d.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.touch();
+    }
+}
+
+impl Daemon {
+    pub fn new(config: DaemonConfig, installer: Arc<Installer>, store: Arc<Store>) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            config,
+            installer,
+            store,
+            started: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            last_activity: Mutex::new(Instant::now()),
+            shutdown: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+            project_locks: Mutex::new(HashMap::new()),
+            maintenance: RwLock::new(()),
+            events: broadcast::channel(256).0,
+        })
+    }
+
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.last_activity.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last_activity
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// Begin shutting down (first reason wins).
+    pub fn close(&self, reason: CloseReason) {
+        if let Ok(mut r) = self.close_reason.lock()
+            && r.is_none()
+        {
+            info!(?reason, "shutting down");
+            *r = Some(reason);
+        }
+        self.shutdown.cancel();
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason.lock().ok().and_then(|r| r.clone())
+    }
+
+    fn project_lock(&self, dir: &PathBuf) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = match self.project_locks.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(dir.clone()).or_default().clone()
+    }
+
+    fn emit(&self, dir: &PathBuf, kind: watch_event::Kind, message: String) {
+        let _ = self.events.send((
+            dir.clone(),
+            WatchEvent {
+                kind: kind as i32,
+                path: dir.display().to_string(),
+                message,
+            },
+        ));
+    }
+}
+
+/// A response stream that cancels its request when the client goes away.
+pub struct CancelOnDrop<T> {
+    inner: ReceiverStream<Result<T, Status>>,
+    _guard: DropGuard,
+}
+
+impl<T> Stream for CancelOnDrop<T> {
+    type Item = Result<T, Status>;
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+fn stream<T>(rx: mpsc::Receiver<Result<T, Status>>, token: &CancellationToken) -> CancelOnDrop<T> {
+    CancelOnDrop {
+        inner: ReceiverStream::new(rx),
+        _guard: token.clone().drop_guard(),
+    }
+}
+
+fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
+    req.extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()
+        .and_then(|i| i.peer_cred)
+        .map(|c| c.uid())
+}
+
+/// The service handle tonic holds.
+#[derive(Clone)]
+pub struct Service(pub Arc<Daemon>);
+
+#[tonic::async_trait]
+impl Hoard for Service {
+    async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let compatible =
+            hoard_proto::protocol_compatible(&r.protocol_version, &self.0.config.protocol_version);
+        info_span!("rpc.hello", client = %r.client_version, protocol = %r.protocol_version, compatible)
+            .in_scope(|| {
+                if !compatible {
+                    warn!("client protocol is not compatible");
+                }
+            });
+        Ok(Response::new(HelloResponse {
+            protocol_version: self.0.config.protocol_version.clone(),
+            daemon_version: hoard_proto::BINARY_VERSION.to_string(),
+            pid: std::process::id(),
+            store_path: self.0.config.store_path.display().to_string(),
+            compatible,
+        }))
+    }
+
+    type InstallStream = CancelOnDrop<InstallEvent>;
+
+    async fn install(
+        &self,
+        req: Request<InstallRequest>,
+    ) -> Result<Response<Self::InstallStream>, Status> {
+        let guard = InFlight::new(&self.0);
+        let uid = peer_uid(&req)
+            .ok_or_else(|| Status::permission_denied("peer credentials are unavailable"))?;
+        let mut r = req.into_inner();
+        r.peer_uid = uid;
+        let (tx, rx) = mpsc::channel(256);
+        let token = self.0.shutdown.child_token();
+        let out = stream(rx, &token);
+        let d = self.0.clone();
+        let span = info_span!("rpc.install", project = %r.project_dir);
+        tokio::spawn(
+            async move {
+                let _guard = guard;
+                let key = std::fs::canonicalize(&r.project_dir)
+                    .unwrap_or_else(|_| PathBuf::from(&r.project_dir));
+                let lock = d.project_lock(&key);
+                let _project = tokio::select! {
+                    g = lock.lock() => g,
+                    _ = token.cancelled() => return,
+                };
+                let _shared = tokio::select! {
+                    g = d.maintenance.read() => g,
+                    _ = token.cancelled() => return,
+                };
+                d.emit(&key, watch_event::Kind::InstallStarted, String::new());
+                let result = d.installer.run(r, tx.clone(), token.clone()).await;
+                let msg = match result {
+                    Ok(summary) => {
+                        let m = if summary.up_to_date {
+                            "up to date".to_string()
+                        } else {
+                            format!("{} added, {} removed", summary.added, summary.removed)
+                        };
+                        let _ = tx
+                            .send(Ok(InstallEvent {
+                                event: Some(install_event::Event::Summary(summary)),
+                            }))
+                            .await;
+                        m
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "install failed");
+                        let m = format!("failed: {e}");
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        m
+                    }
+                };
+                d.emit(&key, watch_event::Kind::InstallFinished, msg);
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(out))
+    }
+
+    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let _g = InFlight::new(&self.0);
+        let d = self.0.clone();
+        let (packages, projects) = {
+            let index = d.store.index.clone();
+            tokio::task::spawn_blocking(move || index.counts())
+                .await
+                .map_err(HoardError::from)??
+        };
+        Ok(Response::new(StatusResponse {
+            daemon_version: hoard_proto::BINARY_VERSION.into(),
+            protocol_version: d.config.protocol_version.clone(),
+            pid: std::process::id(),
+            uptime_millis: d.started.elapsed().as_millis() as u64,
+            store_path: d.config.store_path.display().to_string(),
+            store_bytes: 0,
+            store_files: 0,
+            store_packages: packages,
+            projects,
+            // This call itself is not counted.
+            requests_in_flight: d.in_flight().saturating_sub(1),
+            idle_timeout_secs: d.config.idle_timeout.as_secs(),
+            log_path: d.config.log_path.display().to_string(),
+            socket_path: d.config.socket_path.display().to_string(),
+        }))
+    }
+
+    async fn store_status(
+        &self,
+        _req: Request<StoreStatusRequest>,
+    ) -> Result<Response<StoreStatusResponse>, Status> {
+        let _g = InFlight::new(&self.0);
+        let store = self.0.store.clone();
+        let t = tokio::task::spawn_blocking(move || store.totals())
+            .instrument(info_span!("rpc.store_status"))
+            .await
+            .map_err(HoardError::from)??;
+        Ok(Response::new(StoreStatusResponse {
+            store_path: self.0.config.store_path.display().to_string(),
+            bytes: t.bytes,
+            files: t.files,
+            packages: t.packages,
+            projects: t.projects,
+            metadata_bytes: t.metadata_bytes,
+            format_version: crate::store::layout::FORMAT_VERSION,
+        }))
+    }
+
+    type StoreVerifyStream = CancelOnDrop<StoreVerifyEvent>;
+
+    async fn store_verify(
+        &self,
+        req: Request<StoreVerifyRequest>,
+    ) -> Result<Response<Self::StoreVerifyStream>, Status> {
+        let guard = InFlight::new(&self.0);
+        let dry_run = req.into_inner().dry_run;
+        let (tx, rx) = mpsc::channel(256);
+        let token = self.0.shutdown.child_token();
+        let out = stream(rx, &token);
+        let d = self.0.clone();
+        tokio::spawn(
+            async move {
+                let _guard = guard;
+                let _excl = d.maintenance.write().await;
+                let started = Instant::now();
+                let store = d.store.clone();
+                let tx2 = tx.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    let send = |e: store_verify_event::Event| {
+                        let _ = tx2.blocking_send(Ok(StoreVerifyEvent { event: Some(e) }));
+                    };
+                    store.verify(
+                        dry_run,
+                        |done, total| {
+                            send(store_verify_event::Event::Progress(PhaseProgress {
+                                phase: 0,
+                                done,
+                                total,
+                                bytes: 0,
+                                finished: done == total,
+                            }))
+                        },
+                        |path, packages, kind, detail| {
+                            send(store_verify_event::Event::Problem(StoreProblem {
+                                path,
+                                packages,
+                                kind: kind.into(),
+                                detail,
+                            }))
+                        },
+                    )
+                })
+                .await;
+                let msg = match r {
+                    Ok(Ok((files, packages, bad, removed))) => Ok(StoreVerifyEvent {
+                        event: Some(store_verify_event::Event::Summary(StoreVerifySummary {
+                            files_checked: files,
+                            packages_checked: packages,
+                            bad_files: bad,
+                            packages_removed: removed,
+                            millis: started.elapsed().as_millis() as u64,
+                        })),
+                    }),
+                    Ok(Err(e)) => Err(Status::from(e)),
+                    Err(e) => Err(Status::from(HoardError::from(e))),
+                };
+                let _ = tx.send(msg).await;
+            }
+            .instrument(info_span!("rpc.store_verify", dry_run)),
+        );
+        Ok(Response::new(out))
+    }
+
+    type StorePruneStream = CancelOnDrop<StorePruneEvent>;
+
+    async fn store_prune(
+        &self,
+        req: Request<StorePruneRequest>,
+    ) -> Result<Response<Self::StorePruneStream>, Status> {
+        let guard = InFlight::new(&self.0);
+        let dry_run = req.into_inner().dry_run;
+        let (tx, rx) = mpsc::channel(256);
+        let token = self.0.shutdown.child_token();
+        let out = stream(rx, &token);
+        let d = self.0.clone();
+        tokio::spawn(
+            async move {
+                let _guard = guard;
+                let _excl = d.maintenance.write().await;
+                let started = Instant::now();
+                let store = d.store.clone();
+                let tx2 = tx.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    store.prune(dry_run, |p| {
+                        let _ = tx2.blocking_send(Ok(StorePruneEvent {
+                            event: Some(store_prune_event::Event::DroppedProject(p)),
+                        }));
+                    })
+                })
+                .await;
+                let msg = match r {
+                    Ok(Ok(rep)) => Ok(StorePruneEvent {
+                        event: Some(store_prune_event::Event::Summary(StorePruneSummary {
+                            projects_dropped: rep.projects_dropped,
+                            packages_removed: rep.packages_removed,
+                            files_removed: rep.files_removed,
+                            bytes_freed: rep.bytes_freed,
+                            millis: started.elapsed().as_millis() as u64,
+                            projects_kept: rep.projects_kept,
+                        })),
+                    }),
+                    Ok(Err(e)) => Err(Status::from(e)),
+                    Err(e) => Err(Status::from(HoardError::from(e))),
+                };
+                let _ = tx.send(msg).await;
+            }
+            .instrument(info_span!("rpc.store_prune", dry_run)),
+        );
+        Ok(Response::new(out))
+    }
+
+    type WatchStream = CancelOnDrop<WatchEvent>;
+
+    async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let guard = InFlight::new(&self.0);
+        let dir = crate::install::project_dir(&req.into_inner().project_dir)?;
+        let (tx, rx) = mpsc::channel(64);
+        let token = self.0.shutdown.child_token();
+        let out = stream(rx, &token);
+        let mut installs = self.0.events.subscribe();
+        let (fs_tx, mut fs_rx) = mpsc::channel::<v1::watch_event::Kind>(64);
+        let watcher = crate::watch::watch_project(&dir, fs_tx).map_err(Status::from)?;
+        let span = info_span!("rpc.watch", project = %dir.display());
+        tokio::spawn(
+            async move {
+                let _guard = guard;
+                let _watcher = watcher;
+                let ev = |kind: watch_event::Kind, message: String| WatchEvent {
+                    kind: kind as i32,
+                    path: dir.display().to_string(),
+                    message,
+                };
+                if tx.send(Ok(ev(watch_event::Kind::Watching, String::new()))).await.is_err() {
+                    return;
+                }
+                loop {
+                    let e = tokio::select! {
+                        _ = token.cancelled() => break,
+                        k = fs_rx.recv() => match k {
+                            Some(k) => ev(k, String::new()),
+                            None => break,
+                        },
+                        i = installs.recv() => match i {
+                            Ok((p, e)) if p == dir => e,
+                            Ok(_) => continue,
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(_) => break,
+                        },
+                    };
+                    if tx.send(Ok(e)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(out))
+    }
+
+    async fn shutdown(
+        &self,
+        req: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownResponse>, Status> {
+        let reason = req.into_inner().reason;
+        info_span!("rpc.shutdown").in_scope(|| info!(%reason, "shutdown requested"));
+        self.0.close(CloseReason::ShutdownRpc(reason));
+        Ok(Response::new(ShutdownResponse {
+            pid: std::process::id(),
+        }))
+    }
+}

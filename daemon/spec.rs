@@ -1,0 +1,238 @@
+//! Dependency specs as npm (npm-package-arg) reads them: ranges, exact versions, dist-tags,
+//! `npm:` aliases, tarball URLs, `file:` directories and tarballs, `link:`, `workspace:`; git
+//! specs are recognised and refused with a clear message. Also validates package names before
+//! any path is built from them.
+//!
+//! Must not: fetch anything.
+
+use crate::error::{HoardError, Result};
+use crate::semver_npm::Range;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spec {
+    /// A semver range (including exact versions and `*`).
+    Range(String),
+    /// A dist-tag such as `latest` or `next`.
+    Tag(String),
+    /// `npm:real-name@spec`: install `real-name` under the dependency's name.
+    Alias { name: String, spec: Box<Spec> },
+    /// A remote tarball.
+    Tarball(String),
+    /// A local directory (`file:../x`), linked as a symlink like npm does.
+    Directory(String),
+    /// A local tarball file.
+    LocalTarball(String),
+    /// `link:path` (pnpm/yarn): always a symlink.
+    Link(String),
+    /// `workspace:` (pnpm/yarn protocol): a workspace member.
+    Workspace(String),
+}
+
+/// Validate an npm package name (the rules of validate-npm-package-name for new packages,
+/// relaxed to accept legacy names with capitals) so it can be used as a path.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(HoardError::InvalidInput(format!(
+            "invalid package name `{name}`: {why}"
+        )))
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 214 {
+        return bad("it is longer than 214 characters");
+    }
+    let (scope, base) = match name.strip_prefix('@') {
+        Some(rest) => match rest.split_once('/') {
+            Some((s, b)) => (Some(s), b),
+            None => return bad("a scoped name needs a `/`"),
+        },
+        None => (None, name),
+    };
+    for part in scope.into_iter().chain(std::iter::once(base)) {
+        if part.is_empty() || part == "." || part == ".." {
+            return bad("a name part is empty, `.` or `..`");
+        }
+        if part.starts_with('.') || part.starts_with('_') && scope.is_none() && part == base {
+            return bad("it starts with `.` or `_`");
+        }
+        if part.contains('/') || part.contains('\\') || part.contains('\0') {
+            return bad("it contains a path separator");
+        }
+        if part
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '~' if false))
+        {
+            return bad("it contains white space or control characters");
+        }
+    }
+    if name.contains(':') {
+        return bad("it contains `:`");
+    }
+    Ok(())
+}
+
+fn is_git(spec: &str) -> bool {
+    let lower = spec.to_ascii_lowercase();
+    ["git+", "git://", "github:", "gitlab:", "bitbucket:", "gist:"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        || (lower.starts_with("http") && lower.contains(".git") && !lower.ends_with(".tgz"))
+        // `user/repo` or `user/repo#ref` shorthand (not a path, not scoped).
+        || (!spec.starts_with('@')
+            && !spec.starts_with('.')
+            && !spec.starts_with('/')
+            && !spec.contains(':')
+            && spec.split('#').next().is_some_and(|s| {
+                let parts: Vec<&str> = s.split('/').collect();
+                parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && !p.contains(' '))
+            }))
+}
+
+impl Spec {
+    /// Parse the spec of dependency `dep_name` (used in messages).
+    pub fn parse(dep_name: &str, raw: &str) -> Result<Spec> {
+        let s = raw.trim();
+        if let Some(rest) = s.strip_prefix("npm:") {
+            // `npm:name@spec` or `npm:name` (scoped names keep their leading @).
+            let (name, spec) = match rest.strip_prefix('@') {
+                Some(r) => match r.split_once('@') {
+                    Some((n, sp)) => (format!("@{n}"), sp),
+                    None => (rest.to_string(), ""),
+                },
+                None => match rest.split_once('@') {
+                    Some((n, sp)) => (n.to_string(), sp),
+                    None => (rest.to_string(), ""),
+                },
+            };
+            validate_name(&name)?;
+            let inner = Spec::parse(&name, if spec.is_empty() { "*" } else { spec })?;
+            if matches!(inner, Spec::Alias { .. }) {
+                return Err(HoardError::InvalidInput(format!(
+                    "dependency `{dep_name}`: nested npm: aliases are not allowed (`{raw}`)"
+                )));
+            }
+            return Ok(Spec::Alias {
+                name,
+                spec: Box::new(inner),
+            });
+        }
+        if let Some(p) = s.strip_prefix("workspace:") {
+            return Ok(Spec::Workspace(p.to_string()));
+        }
+        if let Some(p) = s.strip_prefix("link:") {
+            return Ok(Spec::Link(p.to_string()));
+        }
+        if let Some(p) = s.strip_prefix("file:") {
+            return Ok(if is_tarball_path(p) {
+                Spec::LocalTarball(p.to_string())
+            } else {
+                Spec::Directory(p.to_string())
+            });
+        }
+        if is_git(s) {
+            return Err(HoardError::InvalidInput(format!(
+                "dependency `{dep_name}`: git dependencies (`{raw}`) are not supported yet; \
+                 use a registry version or a tarball URL"
+            )));
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return Ok(Spec::Tarball(s.to_string()));
+        }
+        if s.starts_with("./") || s.starts_with("../") || s.starts_with('/') || s.starts_with("~/")
+        {
+            return Ok(if is_tarball_path(s) {
+                Spec::LocalTarball(s.to_string())
+            } else {
+                Spec::Directory(s.to_string())
+            });
+        }
+        if Range::parse(s).is_some() {
+            return Ok(Spec::Range(if s.is_empty() { "*".into() } else { s.into() }));
+        }
+        if !s.is_empty()
+            && s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Ok(Spec::Tag(s.to_string()));
+        }
+        Err(HoardError::InvalidInput(format!(
+            "dependency `{dep_name}`: `{raw}` is not a valid version range, dist-tag, alias, URL \
+             or path"
+        )))
+    }
+}
+
+fn is_tarball_path(p: &str) -> bool {
+    p.ends_with(".tgz") || p.ends_with(".tar.gz") || p.ends_with(".tar")
+}
+
+/// Split a command-line package argument (`react@^18`, `@types/node@20`, `alias@npm:x@1`, `x`)
+/// into (name, spec).
+pub fn split_arg(arg: &str) -> Result<(String, String)> {
+    let (name, spec) = if let Some(rest) = arg.strip_prefix('@') {
+        match rest.split_once('@') {
+            Some((n, s)) => (format!("@{n}"), s.to_string()),
+            None => (arg.to_string(), String::new()),
+        }
+    } else {
+        match arg.split_once('@') {
+            Some((n, s)) => (n.to_string(), s.to_string()),
+            None => (arg.to_string(), String::new()),
+        }
+    };
+    validate_name(&name)?;
+    Ok((name, spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_npm_specs() {
+        assert_eq!(Spec::parse("a", "^1.2.3").unwrap(), Spec::Range("^1.2.3".into()));
+        assert_eq!(Spec::parse("a", "").unwrap(), Spec::Range("*".into()));
+        assert_eq!(Spec::parse("a", "latest").unwrap(), Spec::Tag("latest".into()));
+        assert_eq!(
+            Spec::parse("a", "npm:@scope/b@^2").unwrap(),
+            Spec::Alias {
+                name: "@scope/b".into(),
+                spec: Box::new(Spec::Range("^2".into()))
+            }
+        );
+        assert_eq!(
+            Spec::parse("a", "npm:b").unwrap(),
+            Spec::Alias {
+                name: "b".into(),
+                spec: Box::new(Spec::Range("*".into()))
+            }
+        );
+        assert!(matches!(Spec::parse("a", "file:../x").unwrap(), Spec::Directory(_)));
+        assert!(matches!(Spec::parse("a", "file:x.tgz").unwrap(), Spec::LocalTarball(_)));
+        assert!(matches!(
+            Spec::parse("a", "https://h/x.tgz").unwrap(),
+            Spec::Tarball(_)
+        ));
+        for git in ["github:u/r", "git+https://github.com/u/r.git", "u/r", "u/r#v1"] {
+            let e = Spec::parse("dep", git).unwrap_err().to_string();
+            assert!(e.contains("git dependencies") && e.contains("dep"), "{e}");
+        }
+    }
+
+    #[test]
+    fn names_are_validated() {
+        for ok in ["react", "@types/node", "lodash.merge", "JSONStream"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in ["", "../evil", "@scope", "a/b", ".hidden", "@s/..", "with space"] {
+            assert!(validate_name(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            split_arg("@types/node@20").unwrap(),
+            ("@types/node".into(), "20".into())
+        );
+        assert_eq!(split_arg("react").unwrap(), ("react".into(), "".into()));
+    }
+}

@@ -1,0 +1,403 @@
+//! One streaming pass over a package tarball: bytes → integrity hashes ∥ gunzip ∥ tar entries →
+//! each regular file hashed with BLAKE3 and written under `tmp/`; after the whole tarball has
+//! verified, the files are made read-only and renamed into `files/`.
+//!
+//! Owns the hardening rules for hostile tarballs (see `Limits`). Must not: touch the index (the
+//! caller commits rows after this returns), buffer a whole tarball or file in memory, or follow
+//! any path that comes from the archive outside the package root.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::HoardError;
+use crate::store::index::FileEntry;
+use crate::store::integrity::{Sri, TarballDigests, TarballHasher};
+use crate::store::layout::Layout;
+
+/// Caps that make a tarball hostile. Defaults are far above any real npm package.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Total decompressed bytes of the tar stream.
+    pub max_unpacked: u64,
+    /// Decompressed/compressed ratio, enforced once more than `ratio_floor` bytes were unpacked.
+    pub max_ratio: u64,
+    pub ratio_floor: u64,
+    /// Path components below the package root.
+    pub max_depth: usize,
+    /// Bytes of a path below the package root.
+    pub max_path_len: usize,
+    /// Regular files in one package.
+    pub max_files: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_unpacked: 1 << 30,
+            max_ratio: 200,
+            ratio_floor: 64 << 20,
+            max_depth: 64,
+            max_path_len: 1024,
+            max_files: 200_000,
+        }
+    }
+}
+
+/// What went wrong, before the caller adds package and URL.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The byte source failed (network); the import may be retried.
+    Source(io::Error),
+    /// The archive is corrupt or hostile; retrying will not help.
+    Hostile(String),
+    /// The bytes do not match the expected integrity.
+    Integrity { expected: String, actual: String },
+    /// Local filesystem trouble.
+    Local(HoardError),
+}
+
+/// The result of a successful import: files are in `files/`, read-only.
+#[derive(Debug)]
+pub struct Imported {
+    pub files: Vec<FileEntry>,
+    pub digests: TarballDigests,
+    pub unpacked_size: u64,
+    pub compressed_size: u64,
+}
+
+/// Marks errors that came from the byte source rather than the archive.
+#[derive(Debug)]
+struct SourceError(io::Error);
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl std::error::Error for SourceError {}
+
+/// Hashes and counts compressed bytes as they are read. Errors of the inner reader are tagged
+/// as source errors.
+struct HashingReader<R> {
+    inner: R,
+    hasher: TarballHasher,
+    count: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .inner
+            .read(buf)
+            .map_err(|e| io::Error::other(SourceError(e)))?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Counts decompressed bytes and stops a decompression bomb.
+struct CappedReader<R> {
+    inner: R,
+    unpacked: u64,
+    limits: Limits,
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+#[derive(Debug)]
+struct BombError(String);
+impl std::fmt::Display for BombError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for BombError {}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.unpacked += n as u64;
+        if self.unpacked > self.limits.max_unpacked {
+            return Err(io::Error::other(BombError(format!(
+                "it unpacks to more than {} MiB",
+                self.limits.max_unpacked >> 20
+            ))));
+        }
+        let compressed = self.compressed.get().max(1);
+        if self.unpacked > self.limits.ratio_floor
+            && self.unpacked / compressed > self.limits.max_ratio
+        {
+            return Err(io::Error::other(BombError(format!(
+                "its compression ratio exceeds {}:1 (a decompression bomb?)",
+                self.limits.max_ratio
+            ))));
+        }
+        Ok(n)
+    }
+}
+
+/// Share the compressed byte count with the capped reader (both live on one thread).
+struct SharedCount<R> {
+    inner: HashingReader<R>,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+impl<R: Read> Read for SharedCount<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.inner.count);
+        Ok(n)
+    }
+}
+
+fn classify(e: io::Error) -> ImportError {
+    if let Some(inner) = e.get_ref() {
+        if let Some(src) = inner.downcast_ref::<SourceError>() {
+            return ImportError::Source(io::Error::new(src.0.kind(), src.0.to_string()));
+        }
+        if let Some(b) = inner.downcast_ref::<BombError>() {
+            return ImportError::Hostile(b.0.clone());
+        }
+    }
+    ImportError::Hostile(format!("corrupt archive ({e})"))
+}
+
+/// Normalize a tar entry path: strip the first component (as npm does: it is usually
+/// `package/` but not always), reject anything that could escape or is absurd.
+pub fn entry_path(raw: &[u8], limits: &Limits) -> std::result::Result<Option<String>, String> {
+    let s = std::str::from_utf8(raw).map_err(|_| "a path is not valid UTF-8".to_string())?;
+    if s.starts_with('/') || s.starts_with('\\') {
+        return Err(format!("absolute path `{s}`"));
+    }
+    if s.contains('\0') {
+        return Err("a path contains a NUL byte".into());
+    }
+    let mut parts = Vec::new();
+    for (i, comp) in s.split('/').enumerate() {
+        if comp == ".." {
+            return Err(format!("path `{s}` contains `..`"));
+        }
+        if comp.contains('\\') {
+            return Err(format!("path `{s}` contains a backslash"));
+        }
+        if i == 0 || comp.is_empty() || comp == "." {
+            continue;
+        }
+        parts.push(comp);
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    if parts.len() > limits.max_depth {
+        return Err(format!(
+            "path `{s}` is deeper than {} components",
+            limits.max_depth
+        ));
+    }
+    let joined = parts.join("/");
+    if joined.len() > limits.max_path_len {
+        return Err(format!("a path is longer than {} bytes", limits.max_path_len));
+    }
+    Ok(Some(joined))
+}
+
+struct Pending {
+    tmp: PathBuf,
+    entry: FileEntry,
+}
+
+/// Remove the staging directory whatever happens.
+struct StagingDir(PathBuf);
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Import one tarball read from `source`. Blocks: call from a blocking thread.
+pub fn import(
+    source: impl Read,
+    expected: &Sri,
+    layout: &Layout,
+    limits: &Limits,
+) -> std::result::Result<Imported, ImportError> {
+    let staging = layout
+        .new_staging_dir()
+        .map_err(ImportError::Local)?;
+    let staging = StagingDir(staging);
+
+    let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut raw = SharedCount {
+        inner: HashingReader {
+            inner: source,
+            hasher: TarballHasher::default(),
+            count: 0,
+        },
+        count: count.clone(),
+    };
+    let gz = flate2::read::GzDecoder::new(&mut raw);
+    let mut capped = CappedReader {
+        inner: gz,
+        unpacked: 0,
+        limits: limits.clone(),
+        compressed: count,
+    };
+
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut by_path: HashMap<String, usize> = HashMap::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    {
+        let mut archive = tar::Archive::new(&mut capped);
+        let entries = archive.entries().map_err(classify)?;
+        for entry in entries {
+            let mut entry = entry.map_err(classify)?;
+            let kind = entry.header().entry_type();
+            let path_bytes = entry.path_bytes().into_owned();
+            let path = entry_path(&path_bytes, limits).map_err(ImportError::Hostile)?;
+            use tar::EntryType as T;
+            match kind {
+                T::Regular | T::Continuous => {}
+                T::Directory => continue,
+                // Extended headers are consumed by the tar crate; anything else left is metadata
+                // we have no use for.
+                T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
+                T::Symlink | T::Link => {
+                    return Err(ImportError::Hostile(format!(
+                        "entry `{}` is a {} (npm packages may not contain links)",
+                        String::from_utf8_lossy(&path_bytes),
+                        if kind == T::Symlink { "symlink" } else { "hard link" }
+                    )));
+                }
+                other => {
+                    return Err(ImportError::Hostile(format!(
+                        "entry `{}` has unsupported type {:?} (device, fifo or unknown)",
+                        String::from_utf8_lossy(&path_bytes),
+                        other
+                    )));
+                }
+            }
+            let Some(path) = path else { continue };
+            let mode = entry.header().mode().unwrap_or(0o644);
+            let executable = mode & 0o111 != 0;
+            let tmp = staging.0.join(pending.len().to_string());
+            let mut out = std::fs::File::create(&tmp)
+                .map_err(|e| ImportError::Local(HoardError::io("creating", &tmp, e)))?;
+            let mut hasher = blake3::Hasher::new();
+            let mut size = 0u64;
+            loop {
+                let n = entry.read(&mut buf).map_err(classify)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])
+                    .map_err(|e| ImportError::Local(HoardError::io("writing", &tmp, e)))?;
+                size += n as u64;
+            }
+            drop(out);
+            let item = Pending {
+                tmp,
+                entry: FileEntry {
+                    path: path.clone(),
+                    hash: *hasher.finalize().as_bytes(),
+                    size,
+                    executable,
+                },
+            };
+            // Duplicate entries: the last one wins, as with `tar x` and npm.
+            if let Some(&i) = by_path.get(&path) {
+                pending[i] = item;
+            } else {
+                if pending.len() >= limits.max_files {
+                    return Err(ImportError::Hostile(format!(
+                        "more than {} files",
+                        limits.max_files
+                    )));
+                }
+                by_path.insert(path, pending.len());
+                pending.push(item);
+            }
+        }
+    }
+    // Read what follows the tar end marker so the gzip trailer (CRC) is checked and every
+    // compressed byte is hashed.
+    io::copy(&mut capped, &mut io::sink()).map_err(classify)?;
+    let unpacked_size = capped.unpacked;
+    drop(capped);
+    io::copy(&mut raw, &mut io::sink()).map_err(classify)?;
+    let compressed_size = raw.inner.count;
+    let digests = raw.inner.hasher.finish();
+    if let Err((expected, actual)) = digests.verify(expected) {
+        return Err(ImportError::Integrity { expected, actual });
+    }
+
+    // Verified: move every file into the content-addressed tree, read-only.
+    let mut files = Vec::with_capacity(pending.len());
+    for p in pending {
+        let dest = layout.content_path(&p.entry.hash, p.entry.executable);
+        if dest.exists() {
+            let _ = std::fs::remove_file(&p.tmp);
+        } else {
+            let mode = if p.entry.executable { 0o555 } else { 0o444 };
+            std::fs::set_permissions(&p.tmp, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| ImportError::Local(HoardError::io("setting mode of", &p.tmp, e)))?;
+            if let Some(parent) = dest.parent() {
+                layout.ensure_shard(parent).map_err(ImportError::Local)?;
+            }
+            std::fs::rename(&p.tmp, &dest).map_err(|e| {
+                ImportError::Local(HoardError::io("moving a file into the store at", &dest, e))
+            })?;
+        }
+        files.push(p.entry);
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Imported {
+        files,
+        digests,
+        unpacked_size,
+        compressed_size,
+    })
+}
+
+/// Hash an existing content file (for `store verify`).
+pub fn hash_file(path: &Path) -> io::Result<[u8; 32]> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_first_component_and_rejects_escapes() {
+        let l = Limits::default();
+        assert_eq!(
+            entry_path(b"package/lib/a.js", &l).unwrap().as_deref(),
+            Some("lib/a.js")
+        );
+        assert_eq!(
+            entry_path(b"node-v1/index.js", &l).unwrap().as_deref(),
+            Some("index.js")
+        );
+        assert_eq!(
+            entry_path(b"package//./x.js", &l).unwrap().as_deref(),
+            Some("x.js")
+        );
+        assert_eq!(entry_path(b"package/", &l).unwrap(), None);
+        assert!(entry_path(b"/etc/passwd", &l).is_err());
+        assert!(entry_path(b"package/../../x", &l).is_err());
+        assert!(entry_path(b"package/a\\..\\b", &l).is_err());
+        let deep = format!("package/{}", "a/".repeat(100));
+        assert!(entry_path(deep.as_bytes(), &l).is_err());
+    }
+}

@@ -1,0 +1,429 @@
+//! The store's SQLite index: schema and migrations, one writer thread that batches rows, and a
+//! reader connection for lookups.
+//!
+//! Owns: `<store>/v1/index.sqlite`. The writer makes content files durable (one `syncfs` per
+//! batch) before it commits the rows that reference them, so a committed row never names a file
+//! that is not on disk. Must not: touch content files itself (beyond the syncfs), or be called
+//! from async executor threads (every method blocks; callers use `spawn_blocking`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{HoardError, Result};
+
+/// Schema version kept in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// One file of a package, as the index records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Path inside the package, `/`-separated, first tarball component stripped.
+    pub path: String,
+    pub hash: [u8; 32],
+    pub size: u64,
+    pub executable: bool,
+}
+
+/// A package row with its files.
+#[derive(Debug, Clone)]
+pub struct PackageRecord {
+    /// `name@version`.
+    pub pkg_id: String,
+    /// `sha512-<base64>` of the tarball bytes, computed at import.
+    pub integrity: String,
+    /// Hex SHA-1 of the tarball bytes (npm's legacy `shasum`).
+    pub sha1_hex: String,
+    pub tarball_url: String,
+    pub unpacked_size: u64,
+    pub files: Vec<FileEntry>,
+}
+
+type Job = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Result<()> + Send>;
+
+enum Command {
+    Insert(PackageRecord, tokio::sync::oneshot::Sender<Result<i64>>),
+    Exec(Job, tokio::sync::oneshot::Sender<Result<()>>),
+}
+
+/// Handle to the index: cheap lookups on a reader connection, writes through the writer thread.
+pub struct Index {
+    path: PathBuf,
+    reader: Mutex<Connection>,
+    writer: mpsc::Sender<Command>,
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| HoardError::index(path, e))?;
+    // busy_timeout first: the other pragmas may need the lock.
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| HoardError::index(path, e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| HoardError::index(path, e))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| HoardError::index(path, e))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| HoardError::index(path, e))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let e = |err| HoardError::index(path, err);
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(e)?;
+    if version > SCHEMA_VERSION {
+        return Err(HoardError::InvalidInput(format!(
+            "store index `{}` has schema version {version}, newer than this hoardd understands \
+             ({SCHEMA_VERSION}); upgrade hoard or use another --store-dir",
+            path.display()
+        )));
+    }
+    let tx = conn.transaction().map_err(e)?;
+    if version < 1 {
+        tx.execute_batch(
+            "CREATE TABLE packages (
+                id INTEGER PRIMARY KEY,
+                pkg_id TEXT NOT NULL,
+                integrity TEXT NOT NULL,
+                sha1 TEXT NOT NULL,
+                tarball_url TEXT NOT NULL,
+                unpacked_size INTEGER NOT NULL,
+                file_count INTEGER NOT NULL,
+                imported_at INTEGER NOT NULL,
+                UNIQUE (integrity, pkg_id)
+            );
+            CREATE INDEX packages_by_sha1 ON packages(sha1);
+            CREATE INDEX packages_by_pkg_id ON packages(pkg_id);
+            CREATE TABLE files (
+                package_id INTEGER NOT NULL REFERENCES packages(id) ON DELETE CASCADE,
+                path TEXT NOT NULL,
+                blake3 BLOB NOT NULL,
+                size INTEGER NOT NULL,
+                mode INTEGER NOT NULL,
+                PRIMARY KEY (package_id, path)
+            ) WITHOUT ROWID;
+            CREATE TABLE projects (
+                path TEXT PRIMARY KEY,
+                registered_at INTEGER NOT NULL,
+                last_install INTEGER NOT NULL
+            );
+            CREATE TABLE project_packages (
+                project TEXT NOT NULL REFERENCES projects(path) ON DELETE CASCADE,
+                package_id INTEGER NOT NULL REFERENCES packages(id) ON DELETE CASCADE,
+                PRIMARY KEY (project, package_id)
+            ) WITHOUT ROWID;",
+        )
+        .map_err(e)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(e)?;
+    tx.commit().map_err(e)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Flush every dirty page of the filesystem holding `dir` (one call makes a whole batch of
+/// content files durable).
+fn syncfs(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the fd is valid for the lifetime of `f`.
+        unsafe {
+            libc::syncfs(f.as_raw_fd());
+        }
+    }
+}
+
+impl Index {
+    /// Open (creating and migrating) the index at `path`. `files_dir` is synced before each
+    /// batch of package rows is committed.
+    pub fn open(path: &Path, files_dir: PathBuf) -> Result<Index> {
+        let mut writer_conn = open(path)?;
+        migrate(&mut writer_conn, path)?;
+        let reader = open(path)?;
+        let (tx, rx) = mpsc::channel::<Command>();
+        let wpath = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("hoard-index-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, &wpath, &files_dir))
+            .map_err(|e| HoardError::io("starting the index writer for", path, e))?;
+        Ok(Index {
+            path: path.to_path_buf(),
+            reader: Mutex::new(reader),
+            writer: tx,
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| HoardError::Internal("index reader lock poisoned".into()))?;
+        f(&conn).map_err(|e| HoardError::index(&self.path, e))
+    }
+
+    /// Insert a package and its files; resolves once the row is committed (after the batch's
+    /// syncfs). Inserting an existing (integrity, pkg_id) returns the existing row id.
+    pub fn insert_package(&self, record: PackageRecord) -> Result<i64> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Command::Insert(record, tx))
+            .map_err(|_| HoardError::Internal("index writer stopped".into()))?;
+        rx.blocking_recv()
+            .map_err(|_| HoardError::Internal("index writer stopped".into()))?
+    }
+
+    /// Run `job` in a write transaction on the writer thread.
+    pub fn write(
+        &self,
+        job: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Command::Exec(Box::new(job), tx))
+            .map_err(|_| HoardError::Internal("index writer stopped".into()))?;
+        rx.blocking_recv()
+            .map_err(|_| HoardError::Internal("index writer stopped".into()))?
+    }
+
+    /// Find a package by tarball integrity. `sri` may hold several hashes; the strongest one
+    /// we index (sha512, then sha1) is used. Returns the row id.
+    pub fn find_package(&self, sri: &crate::store::integrity::Sri) -> Result<Option<i64>> {
+        if let Some(sha512) = sri.sha512_sri() {
+            return self.read(|c| {
+                c.query_row(
+                    "SELECT id FROM packages WHERE integrity = ?1 LIMIT 1",
+                    params![sha512],
+                    |r| r.get(0),
+                )
+                .optional()
+            });
+        }
+        if let Some(sha1) = sri.sha1_hex() {
+            return self.read(|c| {
+                c.query_row(
+                    "SELECT id FROM packages WHERE sha1 = ?1 LIMIT 1",
+                    params![sha1],
+                    |r| r.get(0),
+                )
+                .optional()
+            });
+        }
+        Ok(None)
+    }
+
+    /// The (integrity, file list) of package row `id`.
+    pub fn package_files(&self, id: i64) -> Result<(String, Vec<FileEntry>)> {
+        self.read(|c| {
+            let integrity: String =
+                c.query_row("SELECT integrity FROM packages WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            let mut stmt = c.prepare_cached(
+                "SELECT path, blake3, size, mode FROM files WHERE package_id = ?1",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                let blob: Vec<u8> = r.get(1)?;
+                let mut hash = [0u8; 32];
+                if blob.len() == 32 {
+                    hash.copy_from_slice(&blob);
+                }
+                let mode: i64 = r.get(3)?;
+                Ok(FileEntry {
+                    path: r.get(0)?,
+                    hash,
+                    size: r.get::<_, i64>(2)? as u64,
+                    executable: mode & 0o111 != 0,
+                })
+            })?;
+            let files = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((integrity, files))
+        })
+    }
+
+    /// Counts: (packages, projects).
+    pub fn counts(&self) -> Result<(u64, u64)> {
+        self.read(|c| {
+            let p: i64 = c.query_row("SELECT count(*) FROM packages", [], |r| r.get(0))?;
+            let j: i64 = c.query_row("SELECT count(*) FROM projects", [], |r| r.get(0))?;
+            Ok((p as u64, j as u64))
+        })
+    }
+
+    /// Every package row: (id, pkg_id).
+    pub fn all_packages(&self) -> Result<Vec<(i64, String)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT id, pkg_id FROM packages")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Every registered project path.
+    pub fn projects(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT path FROM projects")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Ids of packages referenced by any registered project.
+    pub fn read_referenced_packages(&self) -> Result<std::collections::HashSet<i64>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT DISTINCT package_id FROM project_packages")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Ids of packages referenced by registered projects other than `excluded`.
+    pub fn referenced_excluding(
+        &self,
+        excluded: &std::collections::HashSet<String>,
+    ) -> Result<std::collections::HashSet<i64>> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT project, package_id FROM project_packages")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut out = std::collections::HashSet::new();
+            for row in rows {
+                let (project, id) = row?;
+                if !excluded.contains(&project) {
+                    out.insert(id);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Record that `project` now uses exactly `package_ids`.
+    pub fn register_project(&self, project: String, package_ids: Vec<i64>) -> Result<()> {
+        self.write(move |tx| {
+            let now = now_secs();
+            let e = |err| HoardError::Internal(format!("registering project: {err}"));
+            tx.execute(
+                "INSERT INTO projects(path, registered_at, last_install) VALUES (?1, ?2, ?2)
+                 ON CONFLICT(path) DO UPDATE SET last_install = excluded.last_install",
+                params![project, now],
+            )
+            .map_err(e)?;
+            tx.execute(
+                "DELETE FROM project_packages WHERE project = ?1",
+                params![project],
+            )
+            .map_err(e)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO project_packages(project, package_id) VALUES (?1, ?2)",
+                )
+                .map_err(e)?;
+            for id in package_ids {
+                stmt.execute(params![project, id]).map_err(e)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &PackageRecord) -> rusqlite::Result<i64> {
+    if let Some(id) = tx
+        .query_row(
+            "SELECT id FROM packages WHERE integrity = ?1 AND pkg_id = ?2",
+            params![rec.integrity, rec.pkg_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    {
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO packages(pkg_id, integrity, sha1, tarball_url, unpacked_size, file_count, imported_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            rec.pkg_id,
+            rec.integrity,
+            rec.sha1_hex,
+            rec.tarball_url,
+            rec.unpacked_size as i64,
+            rec.files.len() as i64,
+            now_secs()
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO files(package_id, path, blake3, size, mode) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for f in &rec.files {
+        let mode: i64 = if f.executable { 0o755 } else { 0o644 };
+        stmt.execute(params![id, f.path, &f.hash[..], f.size as i64, mode])?;
+    }
+    Ok(id)
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>, path: &Path, files_dir: &Path) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        if batch.iter().any(|c| matches!(c, Command::Insert(..))) {
+            // Content files must be durable before rows that name them are committed.
+            syncfs(files_dir);
+        }
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(err) => {
+                let msg = format!("store index `{}`: {err}", path.display());
+                for c in batch {
+                    match c {
+                        Command::Insert(_, reply) => {
+                            let _ = reply.send(Err(HoardError::Internal(msg.clone())));
+                        }
+                        Command::Exec(_, reply) => {
+                            let _ = reply.send(Err(HoardError::Internal(msg.clone())));
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        let mut replies_insert = Vec::new();
+        let mut replies_exec = Vec::new();
+        for c in batch {
+            match c {
+                Command::Insert(rec, reply) => {
+                    let r = insert_record(&tx, &rec).map_err(|e| HoardError::index(path, e));
+                    replies_insert.push((reply, r));
+                }
+                Command::Exec(job, reply) => {
+                    let r = job(&tx);
+                    replies_exec.push((reply, r));
+                }
+            }
+        }
+        let committed = tx.commit().map_err(|e| format!("store index `{}`: {e}", path.display()));
+        for (reply, r) in replies_insert {
+            let _ = reply.send(match &committed {
+                Ok(()) => r,
+                Err(m) => Err(HoardError::Internal(m.clone())),
+            });
+        }
+        for (reply, r) in replies_exec {
+            let _ = reply.send(match &committed {
+                Ok(()) => r,
+                Err(m) => Err(HoardError::Internal(m.clone())),
+            });
+        }
+    }
+}

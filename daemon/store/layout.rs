@@ -1,0 +1,118 @@
+//! Paths inside a store directory (see store-format.md): `<store>/v1/{files,tmp,metadata}` and
+//! `<store>/v1/index.sqlite`.
+//!
+//! Must not: read or write file contents; it only names and creates directories.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{HoardError, Result};
+
+/// Store format version, the `v1` in the path.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub base: PathBuf,
+    pub files: PathBuf,
+    pub tmp: PathBuf,
+    pub metadata: PathBuf,
+    pub index: PathBuf,
+    counter: AtomicU64,
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| HoardError::io("creating directory", path, e))
+}
+
+impl Layout {
+    /// Create (if needed) the directory tree of a store at `root`.
+    pub fn create(root: &Path) -> Result<Layout> {
+        let base = root.join(format!("v{FORMAT_VERSION}"));
+        let layout = Layout {
+            root: root.to_path_buf(),
+            files: base.join("files"),
+            tmp: base.join("tmp"),
+            metadata: base.join("metadata"),
+            index: base.join("index.sqlite"),
+            base,
+            counter: AtomicU64::new(0),
+        };
+        for d in [&layout.files, &layout.tmp, &layout.metadata] {
+            mkdir(d)?;
+        }
+        for i in 0..=255u8 {
+            let shard = layout.files.join(format!("{i:02x}"));
+            if !shard.is_dir() {
+                mkdir(&shard)?;
+            }
+        }
+        Ok(layout)
+    }
+
+    /// `files/<2 hex>/<62 hex>` plus `-exec` for executable files.
+    pub fn content_path(&self, hash: &[u8; 32], executable: bool) -> PathBuf {
+        let hex = hex::encode(hash);
+        let name = if executable {
+            format!("{}-exec", &hex[2..])
+        } else {
+            hex[2..].to_string()
+        };
+        self.files.join(&hex[..2]).join(name)
+    }
+
+    /// Parse a content path's file name back to (hash, executable). None for foreign files.
+    pub fn parse_content_name(shard: &str, name: &str) -> Option<([u8; 32], bool)> {
+        let (rest, exec) = match name.strip_suffix("-exec") {
+            Some(r) => (r, true),
+            None => (name, false),
+        };
+        if shard.len() != 2 || rest.len() != 62 {
+            return None;
+        }
+        let bytes = hex::decode(format!("{shard}{rest}")).ok()?;
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&bytes);
+        Some((hash, exec))
+    }
+
+    pub fn ensure_shard(&self, dir: &Path) -> Result<()> {
+        if !dir.is_dir() {
+            mkdir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// A fresh, empty staging directory under `tmp/`, unique within and across daemon runs.
+    pub fn new_staging_dir(&self) -> Result<PathBuf> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = self
+            .tmp
+            .join(format!("{}-{nanos:x}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| HoardError::io("creating staging directory", &dir, e))?;
+        Ok(dir)
+    }
+
+    /// Remove everything under `tmp/` (leftovers of a killed daemon). Call only while holding
+    /// the daemon lock, before serving.
+    pub fn clean_tmp(&self) -> Result<u64> {
+        let mut removed = 0;
+        let rd = std::fs::read_dir(&self.tmp).map_err(|e| HoardError::io("reading", &self.tmp, e))?;
+        for entry in rd.flatten() {
+            let p = entry.path();
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.map_err(|e| HoardError::io("removing leftover", &p, e))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,611 @@
+//! The global content-addressed store: `Store::ensure` makes a package's files present (from the
+//! index, or by one coalesced download + import), and the maintenance operations behind
+//! `hoard store status|verify|prune`.
+//!
+//! Owns: the store directory (layout.rs), its index (index.rs), and the tarball import
+//! (import.rs). Must not: know about node_modules, resolution, or gRPC.
+
+pub mod import;
+pub mod index;
+pub mod integrity;
+pub mod layout;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use tracing::{debug, info, instrument, warn};
+
+use crate::error::{HoardError, Result};
+use crate::registry::http::Http;
+use import::{ImportError, Limits};
+use index::{FileEntry, Index, PackageRecord};
+use integrity::Sri;
+use layout::Layout;
+
+/// What to fetch: one package version's tarball.
+#[derive(Debug, Clone)]
+pub struct TarballRef {
+    pub name: String,
+    pub version: String,
+    pub url: String,
+    pub integrity: Sri,
+    /// `Authorization` header value for `url`, from .npmrc.
+    pub auth: Option<String>,
+}
+
+impl TarballRef {
+    pub fn pkg_id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// A package present in the store.
+#[derive(Debug)]
+pub struct StoredPackage {
+    pub id: i64,
+    /// `sha512-…` of the tarball.
+    pub integrity: String,
+    pub files: Vec<FileEntry>,
+    /// When this daemon downloaded it (None: it was in the store already).
+    pub imported_at: Option<std::time::Instant>,
+    pub bytes_downloaded: u64,
+}
+
+type SharedImport = Shared<BoxFuture<'static, Result<Arc<StoredPackage>, Arc<HoardError>>>>;
+
+pub struct Store {
+    pub layout: Arc<Layout>,
+    pub index: Arc<Index>,
+    limits: Limits,
+    /// Package files by row id, kept hot across installs.
+    hot: Mutex<HashMap<i64, Arc<StoredPackage>>>,
+    /// Imports under way, keyed by the expected integrity (or URL when none): concurrent
+    /// requests share one download and one import.
+    inflight: Mutex<HashMap<String, SharedImport>>,
+}
+
+/// Totals for `store status`.
+#[derive(Debug, Default)]
+pub struct StoreTotals {
+    pub bytes: u64,
+    pub files: u64,
+    pub packages: u64,
+    pub projects: u64,
+    pub metadata_bytes: u64,
+}
+
+impl Store {
+    /// Open or create the store at `root`. Call while holding the daemon lock: it clears
+    /// leftovers in `tmp/`.
+    pub fn open(root: &Path) -> Result<Store> {
+        let layout = Layout::create(root)?;
+        let cleaned = layout.clean_tmp()?;
+        if cleaned > 0 {
+            info!(cleaned, "removed leftovers of an interrupted import from tmp/");
+        }
+        let index = Index::open(&layout.index, layout.files.clone())?;
+        Ok(Store {
+            layout: Arc::new(layout),
+            index: Arc::new(index),
+            limits: Limits::default(),
+            hot: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// Make `pkg` present in the store and return its files. Looks in memory, then the index;
+    /// otherwise downloads (coalesced with any concurrent request for the same tarball).
+    /// `offline` turns a miss into an error.
+    pub async fn ensure(
+        self: &Arc<Self>,
+        pkg: &TarballRef,
+        http: &Arc<Http>,
+        offline: bool,
+    ) -> Result<Arc<StoredPackage>> {
+        if let Some(found) = self.lookup(pkg).await? {
+            return Ok(found);
+        }
+        if offline {
+            return Err(HoardError::Offline(format!(
+                "{} is not in the store and --offline forbids downloading it from {}; run the \
+                 install once online",
+                pkg.pkg_id(),
+                pkg.url
+            )));
+        }
+        let key = pkg
+            .integrity
+            .strongest()
+            .unwrap_or_else(|| pkg.url.clone());
+        let fut = {
+            let mut inflight = self
+                .inflight
+                .lock()
+                .map_err(|_| HoardError::Internal("store lock poisoned".into()))?;
+            if let Some(f) = inflight.get(&key) {
+                debug!(pkg = %pkg.pkg_id(), "joining an import already under way");
+                f.clone()
+            } else {
+                let store = self.clone();
+                let http = http.clone();
+                let pkg = pkg.clone();
+                let key2 = key.clone();
+                // A spawned task: a cancelled install does not abort an import other
+                // requests are waiting for.
+                let handle = tokio::spawn(async move {
+                    let r = store.download_and_import(&pkg, &http).await;
+                    if let Ok(mut m) = store.inflight.lock() {
+                        m.remove(&key2);
+                    }
+                    r.map_err(Arc::new)
+                });
+                let f: BoxFuture<'static, Result<Arc<StoredPackage>, Arc<HoardError>>> =
+                    async move {
+                        match handle.await {
+                            Ok(r) => r,
+                            Err(e) => Err(Arc::new(HoardError::from(e))),
+                        }
+                    }
+                    .boxed();
+                let shared = f.shared();
+                inflight.insert(key, shared.clone());
+                shared
+            }
+        };
+        fut.await.map_err(|e| HoardError::Shared(e))
+    }
+
+    async fn lookup(&self, pkg: &TarballRef) -> Result<Option<Arc<StoredPackage>>> {
+        if pkg.integrity.is_empty() {
+            return Ok(None);
+        }
+        let index = self.index.clone();
+        let sri = pkg.integrity.clone();
+        let id = tokio::task::spawn_blocking(move || index.find_package(&sri)).await??;
+        let Some(id) = id else { return Ok(None) };
+        if let Some(hit) = self.hot.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(Some(hit));
+        }
+        let index = self.index.clone();
+        let (integrity, files) =
+            tokio::task::spawn_blocking(move || index.package_files(id)).await??;
+        let stored = Arc::new(StoredPackage {
+            id,
+            integrity,
+            files,
+            imported_at: None,
+            bytes_downloaded: 0,
+        });
+        if let Ok(mut m) = self.hot.lock() {
+            m.insert(id, stored.clone());
+        }
+        Ok(Some(stored))
+    }
+
+    #[instrument(skip_all, fields(pkg = %pkg.pkg_id()))]
+    async fn download_and_import(
+        self: &Arc<Self>,
+        pkg: &TarballRef,
+        http: &Arc<Http>,
+    ) -> Result<Arc<StoredPackage>> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.try_import(pkg, http).await {
+                Ok(p) => return Ok(p),
+                Err(ImportFailure::Retryable(e)) if attempt < 3 => {
+                    warn!(attempt, error = %e, "download interrupted; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * 4u64.pow(attempt - 1)))
+                        .await;
+                }
+                Err(ImportFailure::Retryable(e)) | Err(ImportFailure::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_import(
+        self: &Arc<Self>,
+        pkg: &TarballRef,
+        http: &Arc<Http>,
+    ) -> Result<Arc<StoredPackage>, ImportFailure> {
+        let what = pkg.pkg_id();
+        let (resp, _permit) = http
+            .get(&pkg.url, pkg.auth.as_deref(), None, &what)
+            .await
+            .map_err(ImportFailure::Fatal)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(32);
+        let layout = self.layout.clone();
+        let limits = self.limits.clone();
+        let expected = pkg.integrity.clone();
+        let worker = tokio::task::spawn_blocking(move || {
+            let reader = ChannelReader {
+                rx,
+                current: bytes::Bytes::new(),
+            };
+            import::import(reader, &expected, &layout, &limits)
+        });
+        let mut stream = resp.bytes_stream();
+        use futures_util::StreamExt;
+        let mut bytes = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(|e| std::io::Error::other(format!("{e}")));
+            let failed = item.is_err();
+            if let Ok(c) = &item {
+                bytes += c.len() as u64;
+            }
+            // A send error means the worker stopped early (hostile archive); its error wins.
+            if tx.send(item).is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        let imported = worker
+            .await
+            .map_err(|e| ImportFailure::Fatal(e.into()))?;
+        let imported = match imported {
+            Ok(i) => i,
+            Err(ImportError::Source(e)) => {
+                return Err(ImportFailure::Retryable(HoardError::Registry(format!(
+                    "downloading {what} from {}: {e}",
+                    pkg.url
+                ))));
+            }
+            Err(ImportError::Hostile(reason)) => {
+                return Err(ImportFailure::Fatal(HoardError::HostileTarball {
+                    package: what,
+                    url: pkg.url.clone(),
+                    reason,
+                }));
+            }
+            Err(ImportError::Integrity { expected, actual }) => {
+                return Err(ImportFailure::Fatal(HoardError::Integrity {
+                    package: what,
+                    name: pkg.name.clone(),
+                    url: pkg.url.clone(),
+                    expected,
+                    actual,
+                }));
+            }
+            Err(ImportError::Local(e)) => return Err(ImportFailure::Fatal(e)),
+        };
+        let record = PackageRecord {
+            pkg_id: what.clone(),
+            integrity: imported.digests.sha512_sri(),
+            sha1_hex: hex::encode(&imported.digests.sha1),
+            tarball_url: pkg.url.clone(),
+            unpacked_size: imported.unpacked_size,
+            files: imported.files,
+        };
+        let index = self.index.clone();
+        let files = record.files.clone();
+        let integrity = record.integrity.clone();
+        let id = tokio::task::spawn_blocking(move || index.insert_package(record))
+            .await
+            .map_err(|e| ImportFailure::Fatal(e.into()))?
+            .map_err(ImportFailure::Fatal)?;
+        debug!(
+            files = files.len(),
+            compressed = imported.compressed_size,
+            unpacked = imported.unpacked_size,
+            "imported"
+        );
+        let stored = Arc::new(StoredPackage {
+            id,
+            integrity,
+            files,
+            imported_at: Some(std::time::Instant::now()),
+            bytes_downloaded: bytes,
+        });
+        if let Ok(mut m) = self.hot.lock() {
+            m.insert(id, stored.clone());
+        }
+        Ok(stored)
+    }
+
+    /// Path of a content file.
+    pub fn content_path(&self, f: &FileEntry) -> PathBuf {
+        self.layout.content_path(&f.hash, f.executable)
+    }
+
+    /// Make sure the executable variant of `f` exists (bin targets shipped without the x bit
+    /// are linked from it, so the store's non-executable file never gets chmod'ed).
+    pub fn ensure_executable_variant(&self, f: &FileEntry) -> Result<PathBuf> {
+        let exec = self.layout.content_path(&f.hash, true);
+        if exec.exists() {
+            return Ok(exec);
+        }
+        let src = self.layout.content_path(&f.hash, false);
+        let staging = self.layout.new_staging_dir()?;
+        let tmp = staging.join("x");
+        std::fs::copy(&src, &tmp).map_err(|e| HoardError::io("copying", &src, e))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))
+            .map_err(|e| HoardError::io("setting mode of", &tmp, e))?;
+        let r = std::fs::rename(&tmp, &exec).map_err(|e| HoardError::io("moving", &exec, e));
+        let _ = std::fs::remove_dir_all(&staging);
+        r?;
+        Ok(exec)
+    }
+
+    /// Size on disk and counts. Blocking.
+    pub fn totals(&self) -> Result<StoreTotals> {
+        let mut t = StoreTotals::default();
+        for shard in read_dir(&self.layout.files)? {
+            for f in read_dir(&shard)? {
+                if let Ok(md) = std::fs::symlink_metadata(&f) {
+                    t.files += 1;
+                    t.bytes += md.len();
+                }
+            }
+        }
+        for f in read_dir(&self.layout.metadata)? {
+            if let Ok(md) = std::fs::metadata(&f) {
+                t.metadata_bytes += md.len();
+            }
+        }
+        let (p, j) = self.index.counts()?;
+        t.packages = p;
+        t.projects = j;
+        Ok(t)
+    }
+
+    /// Re-hash every content file; report problems through `on_problem`; unless `dry_run`,
+    /// remove bad files and every package row that references a bad or missing file.
+    /// Blocking. Returns (files checked, packages checked, bad files, packages removed).
+    pub fn verify(
+        &self,
+        dry_run: bool,
+        mut on_progress: impl FnMut(u64, u64),
+        mut on_problem: impl FnMut(String, Vec<String>, &'static str, String),
+    ) -> Result<(u64, u64, u64, u64)> {
+        let mut shards = read_dir(&self.layout.files)?;
+        shards.sort();
+        let mut all = Vec::new();
+        for s in &shards {
+            all.extend(read_dir(s)?);
+        }
+        let total = all.len() as u64;
+        let mut bad: HashSet<([u8; 32], bool)> = HashSet::new();
+        let mut present: HashSet<([u8; 32], bool)> = HashSet::new();
+        let mut bad_paths = Vec::new();
+        for (i, path) in all.iter().enumerate() {
+            let shard = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .unwrap_or("");
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let Some((hash, exec)) = Layout::parse_content_name(shard, name) else {
+                on_problem(
+                    path.display().to_string(),
+                    vec![],
+                    "foreign",
+                    "not a content file name".into(),
+                );
+                bad_paths.push(path.clone());
+                continue;
+            };
+            let actual = import::hash_file(path);
+            let ok = matches!(&actual, Ok(h) if *h == hash);
+            if ok {
+                present.insert((hash, exec));
+            } else {
+                bad.insert((hash, exec));
+                bad_paths.push(path.clone());
+            }
+            if i % 256 == 0 {
+                on_progress(i as u64, total);
+            }
+        }
+        on_progress(total, total);
+        // Which packages reference bad or missing files?
+        let packages = self.index.all_packages()?;
+        let mut remove_ids = Vec::new();
+        let mut reported: HashMap<([u8; 32], bool), Vec<String>> = HashMap::new();
+        for (id, pkg_id) in &packages {
+            let (_, files) = self.index.package_files(*id)?;
+            let mut broken = false;
+            for f in &files {
+                let key = (f.hash, f.executable);
+                if bad.contains(&key) || !present.contains(&key) {
+                    broken = true;
+                    reported.entry(key).or_default().push(pkg_id.clone());
+                }
+            }
+            if broken {
+                remove_ids.push(*id);
+            }
+        }
+        for (key, pkgs) in &reported {
+            let path = self.layout.content_path(&key.0, key.1);
+            let kind = if bad.contains(key) {
+                "hash-mismatch"
+            } else {
+                "missing"
+            };
+            on_problem(
+                path.display().to_string(),
+                pkgs.clone(),
+                kind,
+                if kind == "missing" {
+                    "file referenced by the index is not in the store".into()
+                } else {
+                    "content does not match its BLAKE3 name".into()
+                },
+            );
+        }
+        for key in &bad {
+            if !reported.contains_key(key) {
+                on_problem(
+                    self.layout.content_path(&key.0, key.1).display().to_string(),
+                    vec![],
+                    "hash-mismatch",
+                    "content does not match its BLAKE3 name (no package uses it)".into(),
+                );
+            }
+        }
+        let bad_count = bad_paths.len() as u64;
+        let removed = remove_ids.len() as u64;
+        if !dry_run {
+            for p in &bad_paths {
+                let _ = std::fs::remove_file(p);
+            }
+            if !remove_ids.is_empty() {
+                let ids = remove_ids.clone();
+                self.index.write(move |tx| {
+                    for id in ids {
+                        tx.execute("DELETE FROM packages WHERE id = ?1", [id])
+                            .map_err(|e| HoardError::Internal(format!("removing package: {e}")))?;
+                    }
+                    Ok(())
+                })?;
+                if let Ok(mut hot) = self.hot.lock() {
+                    for id in &remove_ids {
+                        hot.remove(id);
+                    }
+                }
+            }
+        }
+        Ok((total, packages.len() as u64, bad_count, removed))
+    }
+
+    /// Drop projects whose directory or node_modules is gone, then packages no project
+    /// references, then files no package references. Blocking. Call only while no install
+    /// runs (the daemon holds the store's maintenance lock).
+    pub fn prune(
+        &self,
+        dry_run: bool,
+        mut on_dropped: impl FnMut(String),
+    ) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        let projects = self.index.projects()?;
+        let mut dropped = Vec::new();
+        for p in projects {
+            let nm = Path::new(&p).join("node_modules");
+            if !nm.is_dir() {
+                on_dropped(p.clone());
+                dropped.push(p);
+            } else {
+                report.projects_kept += 1;
+            }
+        }
+        report.projects_dropped = dropped.len() as u64;
+        let packages = self.index.all_packages()?;
+        let referenced: HashSet<i64> = self.index.read_referenced_packages()?;
+        let dropped_set: HashSet<String> = dropped.iter().cloned().collect();
+        // Packages referenced only by dropped projects are unreferenced too.
+        let still: HashSet<i64> = if dropped.is_empty() {
+            referenced
+        } else {
+            self.index.referenced_excluding(&dropped_set)?
+        };
+        let remove_ids: Vec<i64> = packages
+            .iter()
+            .filter(|(id, _)| !still.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        report.packages_removed = remove_ids.len() as u64;
+        let mut keep: HashSet<([u8; 32], bool)> = HashSet::new();
+        for (id, _) in &packages {
+            if still.contains(id) {
+                for f in self.index.package_files(*id)?.1 {
+                    keep.insert((f.hash, f.executable));
+                    if f.executable {
+                        continue;
+                    }
+                }
+            }
+        }
+        for shard in read_dir(&self.layout.files)? {
+            let sname = shard
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            for f in read_dir(&shard)? {
+                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let Some((hash, exec)) = Layout::parse_content_name(&sname, name) else {
+                    continue;
+                };
+                // An executable variant made for a bin target is kept with its plain twin.
+                let kept = keep.contains(&(hash, exec)) || (exec && keep.contains(&(hash, false)));
+                if !kept {
+                    if let Ok(md) = std::fs::symlink_metadata(&f) {
+                        report.bytes_freed += md.len();
+                    }
+                    report.files_removed += 1;
+                    if !dry_run {
+                        let _ = std::fs::remove_file(&f);
+                    }
+                }
+            }
+        }
+        if !dry_run {
+            let ids = remove_ids.clone();
+            self.index.write(move |tx| {
+                let e = |err| HoardError::Internal(format!("pruning: {err}"));
+                for p in dropped {
+                    tx.execute("DELETE FROM projects WHERE path = ?1", [p]).map_err(e)?;
+                }
+                for id in ids {
+                    tx.execute("DELETE FROM packages WHERE id = ?1", [id]).map_err(e)?;
+                }
+                Ok(())
+            })?;
+            if let Ok(mut hot) = self.hot.lock() {
+                for id in &remove_ids {
+                    hot.remove(id);
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub projects_dropped: u64,
+    pub projects_kept: u64,
+    pub packages_removed: u64,
+    pub files_removed: u64,
+    pub bytes_freed: u64,
+}
+
+enum ImportFailure {
+    Retryable(HoardError),
+    Fatal(HoardError),
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| HoardError::io("reading directory", dir, e))?;
+    Ok(rd.flatten().map(|e| e.path()).collect())
+}
+
+/// Adapts the download channel to `Read` for the blocking import.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => self.current = b,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}

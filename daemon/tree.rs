@@ -1,0 +1,202 @@
+//! The logical dependency tree: nodes at npm lockfile locations (`node_modules/a/node_modules/b`),
+//! their outgoing edges, and npm's dev/optional/devOptional/peer flags.
+//!
+//! Produced by the resolver or read from package-lock.json; consumed by the fetcher, the linker
+//! and the lockfile writer. Must not: do I/O.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::registry::packument::Manifest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeKind {
+    Prod,
+    Dev,
+    Optional,
+    Peer,
+    PeerOptional,
+}
+
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// The name the dependency is required under (alias name for aliases).
+    pub name: String,
+    pub spec: String,
+    pub kind: EdgeKind,
+    /// Resolved node, if any (missing optional deps stay None).
+    pub to: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    Root,
+    /// A package from a registry or tarball URL.
+    Package {
+        /// The real package name (differs from `Node::name` for aliases).
+        real_name: String,
+        version: String,
+        resolved: String,
+        integrity: Option<String>,
+    },
+    /// A symlink to a directory (workspace member, `file:` directory, `link:`); `target` is
+    /// relative to the project root.
+    Link { target: String },
+    /// A workspace member's own folder (the target of a Link), e.g. `packages/a`.
+    Workspace,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub location: String,
+    pub parent: Option<usize>,
+    pub children: BTreeMap<String, usize>,
+    pub kind: NodeKind,
+    pub manifest: Arc<Manifest>,
+    pub edges: Vec<Edge>,
+    pub dev: bool,
+    pub optional: bool,
+    pub dev_optional: bool,
+    pub peer: bool,
+    /// False when os/cpu/libc exclude this platform (kept in the lockfile, not installed).
+    pub platform_ok: bool,
+}
+
+impl Node {
+    pub fn depth(&self) -> usize {
+        if self.location.is_empty() {
+            0
+        } else {
+            self.location.matches("node_modules/").count()
+        }
+    }
+
+    pub fn version(&self) -> &str {
+        match &self.kind {
+            NodeKind::Package { version, .. } => version,
+            _ => &self.manifest.version,
+        }
+    }
+
+    pub fn real_name(&self) -> &str {
+        match &self.kind {
+            NodeKind::Package { real_name, .. } => real_name,
+            _ => &self.name,
+        }
+    }
+
+    pub fn pkg_id(&self) -> String {
+        format!("{}@{}", self.real_name(), self.version())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    pub fn root(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    /// The node `from` would get for `require(name)`: its own node_modules, then each
+    /// ancestor's.
+    pub fn resolve_from(&self, from: usize, name: &str) -> Option<usize> {
+        let mut cur = Some(from);
+        while let Some(i) = cur {
+            if let Some(&c) = self.nodes[i].children.get(name) {
+                return Some(c);
+            }
+            cur = self.nodes[i].parent;
+        }
+        None
+    }
+
+    /// Whether `node` is `ancestor` or below it.
+    pub fn is_within(&self, node: usize, ancestor: usize) -> bool {
+        let mut cur = Some(node);
+        while let Some(i) = cur {
+            if i == ancestor {
+                return true;
+            }
+            cur = self.nodes[i].parent;
+        }
+        false
+    }
+
+    /// Compute npm's dev/optional/devOptional/peer flags from the edges.
+    pub fn compute_flags(&mut self) {
+        // A node is *not* dev if reachable from the root without passing a root dev edge, etc.
+        let reach = |tree: &Tree, allow: &dyn Fn(usize, &Edge) -> bool| -> HashSet<usize> {
+            let mut seen = HashSet::new();
+            let mut queue = VecDeque::from([0usize]);
+            seen.insert(0);
+            while let Some(i) = queue.pop_front() {
+                for e in &tree.nodes[i].edges {
+                    if let Some(to) = e.to
+                        && allow(i, e)
+                        && seen.insert(to)
+                    {
+                        queue.push_back(to);
+                    }
+                }
+                // Workspace members are reached through their link.
+                if let NodeKind::Link { .. } = tree.nodes[i].kind {
+                    for (j, n) in tree.nodes.iter().enumerate() {
+                        if n.kind == NodeKind::Workspace
+                            && link_target_matches(&tree.nodes[i], n)
+                            && seen.insert(j)
+                        {
+                            queue.push_back(j);
+                        }
+                    }
+                }
+            }
+            seen
+        };
+        let is_opt = |e: &Edge| matches!(e.kind, EdgeKind::Optional | EdgeKind::PeerOptional);
+        let not_dev = reach(self, &|from, e| !(from == 0 && e.kind == EdgeKind::Dev));
+        let not_opt = reach(self, &|_, e| !is_opt(e));
+        let not_dev_opt = reach(self, &|from, e| !(from == 0 && e.kind == EdgeKind::Dev) && !is_opt(e));
+        let not_peer = reach(self, &|_, e| {
+            !matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional)
+        });
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if i == 0 {
+                continue;
+            }
+            n.dev = !not_dev.contains(&i);
+            n.optional = !not_opt.contains(&i);
+            n.dev_optional = !not_dev_opt.contains(&i);
+            n.peer = !not_peer.contains(&i);
+        }
+    }
+
+    /// Nodes that are not reachable from the root at all (left over after re-resolution).
+    pub fn unreachable(&self) -> HashSet<usize> {
+        let mut seen = HashSet::from([0usize]);
+        let mut queue = VecDeque::from([0usize]);
+        while let Some(i) = queue.pop_front() {
+            let mut next: Vec<usize> = self.nodes[i].edges.iter().filter_map(|e| e.to).collect();
+            if let NodeKind::Link { .. } = self.nodes[i].kind {
+                for (j, n) in self.nodes.iter().enumerate() {
+                    if n.kind == NodeKind::Workspace && link_target_matches(&self.nodes[i], n) {
+                        next.push(j);
+                    }
+                }
+            }
+            for to in next {
+                if seen.insert(to) {
+                    queue.push_back(to);
+                }
+            }
+        }
+        (0..self.nodes.len()).filter(|i| !seen.contains(i)).collect()
+    }
+}
+
+fn link_target_matches(link: &Node, ws: &Node) -> bool {
+    matches!(&link.kind, NodeKind::Link { target } if *target == ws.location)
+}

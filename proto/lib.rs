@@ -1,0 +1,113 @@
+//! `hoard_proto`: the wire contract shared by the daemon (`hoardd`), the client (`hoard`) and
+//! any other Rust tool: the generated gRPC code, the protocol version, and the rules that both
+//! sides must agree on without talking (where the store and the socket live).
+//!
+//! Must not: depend on anything heavy (SQLite, HTTP, tar): the thin client links this crate.
+
+use std::path::{Path, PathBuf};
+
+/// Generated messages and the `Hoard` service (client and server).
+pub mod v1 {
+    tonic::include_proto!("hoard.v1");
+
+    /// Encoded `FileDescriptorSet` of `hoard.v1`, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/hoard_descriptor.bin"));
+}
+
+/// The protocol semver, separate from the binary version. Bump the minor for additions (new
+/// optional fields, new RPCs), the major for anything an older peer would misread.
+pub const PROTOCOL_VERSION: &str = "1.0.0";
+
+/// Version of the `hoard` package these binaries were built from.
+pub const BINARY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Environment variable naming the store directory (the `--store-dir` flag wins).
+pub const STORE_DIR_ENV: &str = "HOARD_STORE_DIR";
+
+/// Whether two protocol versions can talk: same major, and for 0.x the same minor.
+/// Unparsable versions are never compatible.
+pub fn protocol_compatible(a: &str, b: &str) -> bool {
+    fn parts(v: &str) -> Option<(u64, u64)> {
+        let mut it = v.trim().split('.');
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        let _patch: u64 = it.next()?.parse().ok()?;
+        Some((major, minor))
+    }
+    match (parts(a), parts(b)) {
+        (Some((0, ma)), Some((0, mb))) => ma == mb,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    }
+}
+
+/// The default store directory: `$XDG_DATA_HOME/hoard/store`, else `~/.local/share/hoard/store`.
+pub fn default_store_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(x).join("hoard").join("store"));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(PathBuf::from(home).join(".local/share/hoard/store"))
+}
+
+/// The directory holding daemon sockets: `$XDG_RUNTIME_DIR/hoard`, else `/tmp/hoard-<uid>`.
+/// Created with mode 0700 by the daemon; a client only reads it.
+pub fn runtime_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("hoard");
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("hoard-{uid}"))
+}
+
+/// The socket of the daemon that owns `store`: `<runtime dir>/hoard-<16 hex of BLAKE3(store)>.sock`.
+/// The hash keeps the path short (Unix socket paths are limited to 107 bytes) and makes one
+/// socket per store. `store` should be absolute and canonical.
+pub fn socket_path(store: &Path) -> PathBuf {
+    let digest = blake3::hash(store.as_os_str().as_encoded_bytes());
+    let hex = digest.to_hex();
+    runtime_dir().join(format!("hoard-{}.sock", &hex[..16]))
+}
+
+/// Files the daemon keeps about itself inside the store.
+pub mod state {
+    use std::path::{Path, PathBuf};
+
+    /// `<store>/daemon`: lock, pid and log files.
+    pub fn dir(store: &Path) -> PathBuf {
+        store.join("daemon")
+    }
+    /// Held (flock, exclusive) by the running daemon for its whole life.
+    pub fn lock_file(store: &Path) -> PathBuf {
+        dir(store).join("hoardd.lock")
+    }
+    /// The daemon's log file.
+    pub fn log_file(store: &Path) -> PathBuf {
+        dir(store).join("hoardd.log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compatibility_follows_semver() {
+        assert!(protocol_compatible("1.0.0", "1.4.2"));
+        assert!(!protocol_compatible("1.0.0", "2.0.0"));
+        assert!(protocol_compatible("0.3.0", "0.3.9"));
+        assert!(!protocol_compatible("0.3.0", "0.4.0"));
+        assert!(!protocol_compatible("1.0", "1.0.0"));
+        assert!(!protocol_compatible("garbage", "1.0.0"));
+    }
+
+    #[test]
+    fn socket_path_is_short_and_per_store() {
+        let a = socket_path(Path::new("/a/very/long/store/path/that/goes/on/and/on/and/on/for/ages"));
+        let b = socket_path(Path::new("/another"));
+        assert_ne!(a, b);
+        assert!(a.file_name().unwrap().len() < 30);
+    }
+}
