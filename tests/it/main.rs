@@ -1,1 +1,8 @@
+//! Black-box tests: the real `hoard` and `hoardd` binaries, real sockets, a local registry on
+//! 127.0.0.1 and real files. One test binary, one module per area.
 
+mod context;
+mod daemon;
+mod install;
+mod registry;
+mod store;

@@ -1,0 +1,227 @@
+//! `TestContext`: a temp HOME, store, runtime dir and project, the real `hoard`/`hoardd`
+//! binaries, and cleanup of every daemon the test started (also when the test fails).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const HOARD: &str = env!("CARGO_BIN_EXE_hoard");
+pub const HOARDD: &str = env!("CARGO_BIN_EXE_hoardd");
+
+pub struct TestContext {
+    pub root: tempfile::TempDir,
+    pub home: PathBuf,
+    pub store: PathBuf,
+    pub runtime: PathBuf,
+    pub project: PathBuf,
+    pub registry_url: Option<String>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl TestContext {
+    pub fn new() -> TestContext {
+        let root = tempfile::Builder::new()
+            .prefix("hoard-it-")
+            .tempdir_in(std::env::temp_dir())
+            .expect("temp dir");
+        let r = root.path().canonicalize().unwrap();
+        let ctx = TestContext {
+            home: r.join("home"),
+            store: r.join("store"),
+            runtime: r.join("run"),
+            project: r.join("project"),
+            root,
+            registry_url: None,
+            extra_env: vec![],
+        };
+        for d in [&ctx.home, &ctx.store, &ctx.project] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        ctx
+    }
+
+    pub fn with_registry(mut self, url: &str) -> TestContext {
+        self.registry_url = Some(url.to_string());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> TestContext {
+        self.extra_env.push((k.into(), v.into()));
+        self
+    }
+
+    /// `hoard` with this context's environment (nothing inherited but PATH).
+    pub fn hoard(&self) -> Command {
+        let mut c = Command::new(HOARD);
+        self.apply_env(&mut c);
+        c.current_dir(&self.project);
+        c
+    }
+
+    pub fn hoardd(&self) -> Command {
+        let mut c = Command::new(HOARDD);
+        self.apply_env(&mut c);
+        c
+    }
+
+    fn apply_env(&self, c: &mut Command) {
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("HOARD_STORE_DIR", &self.store)
+            .env("XDG_RUNTIME_DIR", &self.runtime)
+            .env("HOARD_IDLE_TIMEOUT", "120")
+            .env("HOARD_DAEMON_BIN", HOARDD)
+            .env("HOARD_LOG", "debug")
+            .stdin(Stdio::null());
+        if let Some(u) = &self.registry_url {
+            c.env("npm_config_registry", u);
+        }
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+    }
+
+    /// Run `hoard args...` to completion (60 s at most).
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.hoard().args(args), Duration::from_secs(120))
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hoard {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.runtime
+            .join("hoard")
+            .join(hoard_proto::socket_path(&self.store).file_name().unwrap())
+    }
+
+    /// The pid of the daemon holding this store's lock, if one runs.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let lock = hoard_proto::state::lock_file(&self.store);
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(&lock).ok()?;
+        if f.try_lock().is_ok() {
+            let _ = f.unlock();
+            return None;
+        }
+        std::fs::read_to_string(&lock).ok()?.trim().parse().ok()
+    }
+
+    /// Wait (bounded) until no daemon holds the store.
+    pub fn wait_daemon_gone(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.daemon_pid().is_none() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn write_project(&self, pkg: &Value) {
+        write_json(&self.project.join("package.json"), pkg);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(hoard_proto::state::log_file(&self.store)).unwrap_or_default()
+    }
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        if let Some(pid) = self.daemon_pid() {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            if !self.wait_daemon_gone(Duration::from_secs(10)) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+pub fn write_json(path: &Path, v: &Value) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+}
+
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_output(child, timeout)
+}
+
+pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    // Drain pipes on threads so a chatty child cannot block.
+    let mut so = child.stdout.take();
+    let mut se = child.stderr.take();
+    let t1 = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = so.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = se.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Output {
+                status,
+                stdout: t1.join().unwrap(),
+                stderr: t2.join().unwrap(),
+            };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            panic!(
+                "command timed out after {timeout:?} ({status}); stderr: {}",
+                String::from_utf8_lossy(&t2.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Poll `f` until it is true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}

@@ -1,0 +1,420 @@
+//! A local npm registry for tests: packages are built from a spec (files, dependencies, bins),
+//! packed into real gzipped tarballs with real integrity, and served over HTTP/1.1 on
+//! 127.0.0.1 with per-path request counters and fault injection (status codes, delays, slow or
+//! truncated bodies, wrong integrity, hostile tarballs).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+/// What a path does instead of answering normally.
+#[derive(Clone, Debug, Default)]
+pub struct Fault {
+    /// Answer with this status this many times first.
+    pub status: Option<(u16, usize)>,
+    /// Wait before answering.
+    pub delay: Option<Duration>,
+    /// Send the body in chunks of this size with this pause between them.
+    pub throttle: Option<(usize, Duration)>,
+    /// Require this Authorization header (else 401).
+    pub require_auth: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Pkg {
+    pub name: String,
+    pub version: String,
+    pub deps: BTreeMap<String, String>,
+    pub optional_deps: BTreeMap<String, String>,
+    pub peer_deps: BTreeMap<String, String>,
+    pub files: Vec<(String, Vec<u8>, u32)>,
+    pub bin: Option<Value>,
+    pub scripts: BTreeMap<String, String>,
+    pub os: Vec<String>,
+    pub cpu: Vec<String>,
+    /// Use these bytes as the tarball instead of packing `files`.
+    pub raw_tarball: Option<Vec<u8>>,
+    /// Advertise this integrity instead of the real one.
+    pub fake_integrity: Option<String>,
+    pub deprecated: Option<String>,
+}
+
+impl Pkg {
+    pub fn new(name: &str, version: &str) -> Pkg {
+        Pkg {
+            name: name.into(),
+            version: version.into(),
+            deps: BTreeMap::new(),
+            optional_deps: BTreeMap::new(),
+            peer_deps: BTreeMap::new(),
+            files: vec![(
+                "index.js".into(),
+                format!("module.exports = {{ name: {name:?}, version: {version:?} }};\n").into_bytes(),
+                0o644,
+            )],
+            bin: None,
+            scripts: BTreeMap::new(),
+            os: vec![],
+            cpu: vec![],
+            raw_tarball: None,
+            fake_integrity: None,
+            deprecated: None,
+        }
+    }
+    pub fn dep(mut self, n: &str, r: &str) -> Pkg {
+        self.deps.insert(n.into(), r.into());
+        self
+    }
+    pub fn optional(mut self, n: &str, r: &str) -> Pkg {
+        self.optional_deps.insert(n.into(), r.into());
+        self
+    }
+    pub fn peer(mut self, n: &str, r: &str) -> Pkg {
+        self.peer_deps.insert(n.into(), r.into());
+        self
+    }
+    pub fn file(mut self, path: &str, body: &[u8], mode: u32) -> Pkg {
+        self.files.retain(|(p, _, _)| p != path);
+        self.files.push((path.into(), body.to_vec(), mode));
+        self
+    }
+    pub fn bin(mut self, b: Value) -> Pkg {
+        self.bin = Some(b);
+        self
+    }
+    pub fn script(mut self, event: &str, cmd: &str) -> Pkg {
+        self.scripts.insert(event.into(), cmd.into());
+        self
+    }
+    pub fn os(mut self, os: &[&str]) -> Pkg {
+        self.os = os.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn raw(mut self, tarball: Vec<u8>) -> Pkg {
+        self.raw_tarball = Some(tarball);
+        self
+    }
+    pub fn fake_integrity(mut self, sri: &str) -> Pkg {
+        self.fake_integrity = Some(sri.into());
+        self
+    }
+
+    fn manifest(&self) -> Value {
+        let mut m = json!({"name": self.name, "version": self.version});
+        if !self.deps.is_empty() {
+            m["dependencies"] = json!(self.deps);
+        }
+        if !self.optional_deps.is_empty() {
+            m["optionalDependencies"] = json!(self.optional_deps);
+        }
+        if !self.peer_deps.is_empty() {
+            m["peerDependencies"] = json!(self.peer_deps);
+        }
+        if let Some(b) = &self.bin {
+            m["bin"] = b.clone();
+        }
+        if !self.scripts.is_empty() {
+            m["scripts"] = json!(self.scripts);
+        }
+        if !self.os.is_empty() {
+            m["os"] = json!(self.os);
+        }
+        if !self.cpu.is_empty() {
+            m["cpu"] = json!(self.cpu);
+        }
+        m
+    }
+
+    /// A real npm-style tarball: `package/` prefix, package.json first.
+    pub fn pack(&self) -> Vec<u8> {
+        let mut entries: Vec<(String, Vec<u8>, u32)> = vec![(
+            "package.json".into(),
+            serde_json::to_vec_pretty(&self.manifest()).unwrap(),
+            0o644,
+        )];
+        entries.extend(self.files.iter().cloned());
+        tarball(&entries.iter().map(|(p, b, m)| (format!("package/{p}"), b.clone(), *m)).collect::<Vec<_>>())
+    }
+}
+
+/// Gzipped tar of regular files with the given paths (not validated: tests build hostile ones).
+pub fn tarball(entries: &[(String, Vec<u8>, u32)]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    for (path, body, mode) in entries {
+        tar.extend(raw_header(path, body.len() as u64, *mode, b'0', ""));
+        tar.extend(body);
+        tar.extend(vec![0u8; (512 - body.len() % 512) % 512]);
+    }
+    tar.extend(vec![0u8; 1024]);
+    gzip(&tar)
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A ustar header with arbitrary name, type and link name.
+pub fn raw_header(path: &str, size: u64, mode: u32, typeflag: u8, link: &str) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    let name = path.as_bytes();
+    assert!(name.len() <= 100, "test paths must fit the ustar name field");
+    h[..name.len()].copy_from_slice(name);
+    let put_octal = |h: &mut Vec<u8>, off: usize, len: usize, v: u64| {
+        let s = format!("{:0width$o}\0", v, width = len - 1);
+        h[off..off + len].copy_from_slice(s.as_bytes());
+    };
+    put_octal(&mut h, 100, 8, mode as u64);
+    put_octal(&mut h, 108, 8, 0);
+    put_octal(&mut h, 116, 8, 0);
+    put_octal(&mut h, 124, 12, size);
+    put_octal(&mut h, 136, 12, 0);
+    h[156] = typeflag;
+    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    let s = format!("{:06o}\0 ", sum);
+    h[148..156].copy_from_slice(s.as_bytes());
+    h
+}
+
+pub fn sri(bytes: &[u8]) -> String {
+    format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(bytes))
+    )
+}
+
+struct Inner {
+    packages: BTreeMap<String, Vec<Pkg>>,
+    tarballs: HashMap<String, Vec<u8>>,
+    dist_tags: HashMap<String, BTreeMap<String, String>>,
+    faults: HashMap<String, Fault>,
+    counts: HashMap<String, usize>,
+    log: Vec<(String, Option<String>)>,
+}
+
+/// A running registry. Dropping it stops accepting connections.
+pub struct Registry {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test registry");
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/");
+        let inner = Arc::new(Mutex::new(Inner {
+            packages: BTreeMap::new(),
+            tarballs: HashMap::new(),
+            dist_tags: HashMap::new(),
+            faults: HashMap::new(),
+            counts: HashMap::new(),
+            log: Vec::new(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (i2, s2, u2) = (inner.clone(), stop.clone(), url.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s2.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let i3 = i2.clone();
+                let u3 = u2.clone();
+                std::thread::spawn(move || serve_conn(conn, i3, &u3));
+            }
+        });
+        Registry { url, inner, stop }
+    }
+
+    pub fn tarball_path(name: &str, version: &str) -> String {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        format!("/{name}/-/{base}-{version}.tgz")
+    }
+
+    /// Publish a package version. The latest published version becomes `latest` unless a
+    /// dist-tag was set explicitly.
+    pub fn publish(&self, p: Pkg) {
+        let bytes = p.raw_tarball.clone().unwrap_or_else(|| p.pack());
+        let mut g = self.inner.lock().unwrap();
+        g.tarballs.insert(Self::tarball_path(&p.name, &p.version), bytes);
+        let tags = g.dist_tags.entry(p.name.clone()).or_default();
+        tags.insert("latest".into(), p.version.clone());
+        let list = g.packages.entry(p.name.clone()).or_default();
+        list.retain(|x| x.version != p.version);
+        list.push(p);
+    }
+
+    pub fn tag(&self, name: &str, tag: &str, version: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .dist_tags
+            .entry(name.into())
+            .or_default()
+            .insert(tag.into(), version.into());
+    }
+
+    pub fn fault(&self, path: &str, f: Fault) {
+        self.inner.lock().unwrap().faults.insert(path.into(), f);
+    }
+
+    /// Requests seen for `path` (e.g. `/a` or a tarball path).
+    pub fn count(&self, path: &str) -> usize {
+        self.inner.lock().unwrap().counts.get(path).copied().unwrap_or(0)
+    }
+
+    /// Authorization headers seen, by path.
+    pub fn auth_seen(&self, path: &str) -> Vec<Option<String>> {
+        self.inner
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://").trim_end_matches('/'));
+    }
+}
+
+fn packument(inner: &Inner, name: &str, base_url: &str) -> Option<Value> {
+    let list = inner.packages.get(name)?;
+    let mut versions = serde_json::Map::new();
+    for p in list {
+        let mut m = p.manifest();
+        let path = Registry::tarball_path(&p.name, &p.version);
+        let bytes = inner.tarballs.get(&path)?;
+        let integrity = p.fake_integrity.clone().unwrap_or_else(|| sri(bytes));
+        m["dist"] = json!({
+            "tarball": format!("{}{}", base_url.trim_end_matches('/'), path),
+            "integrity": integrity,
+        });
+        if let Some(d) = &p.deprecated {
+            m["deprecated"] = json!(d);
+        }
+        if p.scripts.keys().any(|k| ["preinstall", "install", "postinstall"].contains(&k.as_str())) {
+            m["hasInstallScript"] = json!(true);
+        }
+        versions.insert(p.version.clone(), m);
+    }
+    Some(json!({
+        "name": name,
+        "dist-tags": inner.dist_tags.get(name).cloned().unwrap_or_default(),
+        "versions": versions,
+    }))
+}
+
+fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
+    let mut reader = BufReader::new(conn.try_clone().expect("clone the connection"));
+    let mut conn = conn;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut auth = None;
+        let mut content_length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                match k.to_ascii_lowercase().as_str() {
+                    "authorization" => auth = Some(v.trim().to_string()),
+                    "content-length" => content_length = v.trim().parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        if content_length > 0 {
+            let mut sink = vec![0u8; content_length];
+            let _ = reader.read_exact(&mut sink);
+        }
+        let raw_path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let path = raw_path.replace("%2f", "/").replace("%2F", "/");
+        let (fault, body) = {
+            let mut g = inner.lock().unwrap();
+            *g.counts.entry(path.clone()).or_default() += 1;
+            g.log.push((path.clone(), auth.clone()));
+            let mut fault = g.faults.get(&path).cloned().unwrap_or_default();
+            if let Some((code, n)) = fault.status
+                && n > 0
+            {
+                g.faults.get_mut(&path).unwrap().status = Some((code, n - 1));
+            } else {
+                fault.status = None;
+            }
+            let body = if path.contains("/-/") {
+                g.tarballs.get(&path).cloned().map(|b| (b, "application/octet-stream"))
+            } else {
+                let name = path.trim_start_matches('/');
+                packument(&g, name, base_url).map(|v| (serde_json::to_vec(&v).unwrap(), "application/json"))
+            };
+            (fault, body)
+        };
+        if let Some(d) = fault.delay {
+            std::thread::sleep(d);
+        }
+        let (status, body, ctype) = if let Some(required) = &fault.require_auth
+            && auth.as_deref() != Some(required.as_str())
+        {
+            (401u16, b"{\"error\":\"unauthorized\"}".to_vec(), "application/json")
+        } else if let Some((code, _)) = fault.status {
+            (code, b"{\"error\":\"injected\"}".to_vec(), "application/json")
+        } else {
+            match body {
+                Some((b, t)) => (200, b, t),
+                None => (404, b"{\"error\":\"not found\"}".to_vec(), "application/json"),
+            }
+        };
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+            body.len()
+        );
+        if conn.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        match fault.throttle {
+            Some((chunk, pause)) => {
+                for c in body.chunks(chunk) {
+                    if conn.write_all(c).is_err() {
+                        return;
+                    }
+                    let _ = conn.flush();
+                    std::thread::sleep(pause);
+                }
+            }
+            None => {
+                if conn.write_all(&body).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
