@@ -156,6 +156,26 @@ pub fn tarball(entries: &[(String, Vec<u8>, u32)]) -> Vec<u8> {
     gzip(&tar)
 }
 
+/// A GNU long-name entry followed by a regular file (for paths beyond ustar's limits).
+pub fn long_name_entry(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut name = path.as_bytes().to_vec();
+    name.push(0);
+    out.extend(raw_header("././@LongLink", name.len() as u64, 0o644, b'L', ""));
+    out.extend(&name);
+    out.extend(vec![0u8; (512 - name.len() % 512) % 512]);
+    out.extend(raw_header("package/placeholder", body.len() as u64, 0o644, b'0', ""));
+    out.extend(body);
+    out.extend(vec![0u8; (512 - body.len() % 512) % 512]);
+    out
+}
+
+/// Gzip a raw tar stream built from headers and bodies, adding the end marker.
+pub fn finish_tar(mut tar: Vec<u8>) -> Vec<u8> {
+    tar.extend(vec![0u8; 1024]);
+    gzip(&tar)
+}
+
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(bytes).unwrap();
@@ -165,9 +185,18 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// A ustar header with arbitrary name, type and link name.
 pub fn raw_header(path: &str, size: u64, mode: u32, typeflag: u8, link: &str) -> Vec<u8> {
     let mut h = vec![0u8; 512];
-    let name = path.as_bytes();
-    assert!(name.len() <= 100, "test paths must fit the ustar name field");
-    h[..name.len()].copy_from_slice(name);
+    // ustar: up to 155 bytes of prefix + 100 of name, split at a '/'.
+    let (prefix, name) = if path.len() <= 100 {
+        ("", path)
+    } else {
+        let cut = path[..=155.min(path.len() - 1)]
+            .rfind('/')
+            .filter(|&i| path.len() - i - 1 <= 100)
+            .expect("path too long for ustar; use long_name_entry");
+        (&path[..cut], &path[cut + 1..])
+    };
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
     let put_octal = |h: &mut Vec<u8>, off: usize, len: usize, v: u64| {
         let s = format!("{:0width$o}\0", v, width = len - 1);
         h[off..off + len].copy_from_slice(s.as_bytes());
