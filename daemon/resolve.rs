@@ -169,6 +169,10 @@ fn node_satisfies(node: &Node, spec: &Spec) -> bool {
         (Spec::Tarball(url), NodeKind::Package { resolved, .. }) => url == resolved,
         (Spec::Range(_) | Spec::Tag(_), NodeKind::Package { .. }) => node_satisfies_version(node, spec),
         (Spec::Directory(_) | Spec::Link(_) | Spec::Workspace(_), NodeKind::Link { .. }) => true,
+        // A workspace member satisfies a registry range its version matches (npm links it).
+        (Spec::Range(r), NodeKind::Link { .. }) => {
+            r == "*" || semver_npm::satisfies(&node.manifest.version, r)
+        }
         _ => false,
     }
 }
