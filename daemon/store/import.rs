@@ -246,6 +246,8 @@ pub fn import(
     let mut pending: Vec<Pending> = Vec::new();
     let mut by_path: HashMap<String, usize> = HashMap::new();
     let mut buf = vec![0u8; 64 * 1024];
+    // Staging names are never reused (a duplicate entry must not overwrite a later file).
+    let mut staged = 0usize;
     {
         let mut archive = tar::Archive::new(&mut capped);
         let entries = archive.entries().map_err(classify)?;
@@ -279,7 +281,8 @@ pub fn import(
             let Some(path) = path else { continue };
             let mode = entry.header().mode().unwrap_or(0o644);
             let executable = mode & 0o111 != 0;
-            let tmp = staging.0.join(pending.len().to_string());
+            let tmp = staging.0.join(staged.to_string());
+            staged += 1;
             let mut out = std::fs::File::create(&tmp)
                 .map_err(|e| ImportError::Local(HoardError::io("creating", &tmp, e)))?;
             let mut hasher = blake3::Hasher::new();
@@ -306,6 +309,7 @@ pub fn import(
             };
             // Duplicate entries: the last one wins, as with `tar x` and npm.
             if let Some(&i) = by_path.get(&path) {
+                let _ = std::fs::remove_file(&pending[i].tmp);
                 pending[i] = item;
             } else {
                 if pending.len() >= limits.max_files {

@@ -4,5 +4,6 @@
 mod context;
 mod daemon;
 mod install;
+mod network;
 mod registry;
 mod store;

@@ -281,6 +281,8 @@ fn odd_but_valid_tarballs_import() {
         ("node-v1/package.json".into(), br#"{"name":"odd","version":"1.0.0"}"#.to_vec(), 0o644),
         ("node-v1/lib/deep/x.js".into(), b"first".to_vec(), 0o600),
         ("node-v1/lib/deep/x.js".into(), b"second".to_vec(), 0o777),
+        // A file after a duplicate keeps its own content.
+        ("node-v1/z.js".into(), b"zzz".to_vec(), 0o644),
     ]);
     reg.publish(Pkg::new("odd", "1.0.0").raw(t));
     let ctx = TestContext::new().with_registry(&reg.url);
@@ -288,5 +290,6 @@ fn odd_but_valid_tarballs_import() {
     ctx.ok(&["install"]);
     let f = ctx.project.join("node_modules/odd/lib/deep/x.js");
     assert_eq!(std::fs::read(&f).unwrap(), b"second");
+    assert_eq!(std::fs::read(ctx.project.join("node_modules/odd/z.js")).unwrap(), b"zzz");
     assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o555, "executable bit kept, read-only");
 }

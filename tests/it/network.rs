@@ -1,0 +1,137 @@
+//! Opt-in tests against the real npm registry (set `HOARD_NETWORK_TESTS=1`; they need network
+//! and npm on PATH). For each real project: hoard's set of name@version equals npm's from the
+//! same package.json, `npm ls --all` finds nothing missing/invalid/extraneous in hoard's tree,
+//! `npm ci` accepts hoard's lockfile, and the project's own command works from node_modules.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::context::*;
+
+fn enabled() -> bool {
+    if std::env::var("HOARD_NETWORK_TESTS").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    eprintln!("skipped: set HOARD_NETWORK_TESTS=1 to run tests against the npm registry");
+    false
+}
+
+/// name@version of every installed package in a v2/v3 lock.
+fn lock_set(dir: &Path) -> BTreeSet<String> {
+    let v: Value = serde_json::from_slice(&std::fs::read(dir.join("package-lock.json")).unwrap()).unwrap();
+    v["packages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, e)| !k.is_empty() && e.get("link").is_none())
+        .map(|(k, e)| {
+            let name = e["name"].as_str().map(String::from).unwrap_or_else(|| k.rsplit("node_modules/").next().unwrap().to_string());
+            format!("{name}@{}", e["version"].as_str().unwrap_or(""))
+        })
+        .collect()
+}
+
+fn npm(dir: &Path, args: &[&str], cache: &Path) -> std::process::Output {
+    run_with_timeout(
+        Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .env("npm_config_cache", cache)
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_update_notifier", "false"),
+        Duration::from_secs(600),
+    )
+}
+
+fn check_project(name: &str, pkg: Value, command: &[&str]) {
+    let ctx = TestContext::new();
+    let npm_dir = ctx.root.path().join("npm");
+    let cache = ctx.root.path().join("npm-cache");
+    write_json(&npm_dir.join("package.json"), &pkg);
+    ctx.write_project(&pkg);
+    let out = npm(&npm_dir, &["install", "--ignore-scripts", "--no-audit", "--no-fund"], &cache);
+    assert!(out.status.success(), "npm install {name}: {}", stderr(&out));
+    let out = ctx.run(&["install"]);
+    assert!(out.status.success(), "hoard install {name}: {}", stderr(&out));
+    let theirs = lock_set(&npm_dir);
+    let ours = lock_set(&ctx.project);
+    let only_ours: Vec<_> = ours.difference(&theirs).collect();
+    let only_theirs: Vec<_> = theirs.difference(&ours).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "{name}: {} packages (npm {}); only hoard: {only_ours:?}; only npm: {only_theirs:?}",
+        ours.len(),
+        theirs.len()
+    );
+    assert!(ours.len() >= 250, "{name}: expected a real project, got {} packages", ours.len());
+    eprintln!("{name}: {} packages, identical to npm's", ours.len());
+    let ls = npm(&ctx.project, &["ls", "--all"], &cache);
+    let text = String::from_utf8_lossy(&ls.stdout).to_string() + &stderr(&ls);
+    // Optional dependencies for other platforms (fsevents) show as UNMET OPTIONAL, as with npm.
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| ["missing", "invalid", "extraneous", "UNMET DEPENDENCY"].iter().any(|b| l.contains(b)))
+        .collect();
+    assert!(ls.status.success() && problems.is_empty(), "{name}: npm ls reports problems:\n{}", problems.join("\n"));
+    // The project's own command, from node_modules/.bin.
+    let out = run_with_timeout(ctx.hoard().args(["exec"]).args(command), Duration::from_secs(300));
+    assert!(out.status.success(), "{name}: {command:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    // npm ci accepts the lock hoard wrote.
+    std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    let out = npm(&ctx.project, &["ci", "--ignore-scripts", "--no-audit", "--no-fund"], &cache);
+    assert!(out.status.success(), "{name}: npm ci rejected hoard's lockfile: {}", stderr(&out));
+}
+
+#[test]
+fn react_vite_project_matches_npm() {
+    if !enabled() {
+        return;
+    }
+    check_project(
+        "react-vite",
+        json!({"name": "react-vite", "version": "1.0.0", "private": true, "type": "module",
+               "dependencies": {"react": "^18.3.1", "react-dom": "^18.3.1", "react-router-dom": "^6.26.0"},
+               "devDependencies": {"vite": "^5.4.0", "@vitejs/plugin-react": "^4.3.1", "typescript": "~5.5.4",
+                                   "eslint": "^8.57.0", "@types/react": "^18.3.3", "@types/react-dom": "^18.3.0",
+                                   "eslint-plugin-react": "^7.35.0", "vitest": "^2.0.5",
+                                   // Pinned: the registry mirror here lags on the newest rollup's
+                                   // platform packages, which breaks npm's own lockfile too.
+                                   "rollup": "~4.24.0"}}),
+        &["tsc", "--version"],
+    );
+}
+
+#[test]
+fn express_api_matches_npm() {
+    if !enabled() {
+        return;
+    }
+    check_project(
+        "express-api",
+        json!({"name": "express-api", "version": "1.0.0", "private": true,
+               "dependencies": {"express": "^4.19.2", "mongoose": "^8.5.0", "jsonwebtoken": "^9.0.2", "cors": "^2.8.5",
+                                "helmet": "^7.1.0", "morgan": "^1.10.0", "dotenv": "^16.4.5", "winston": "^3.13.0", "joi": "^17.13.0"},
+               "devDependencies": {"nodemon": "^3.1.4", "supertest": "^7.0.0", "mocha": "^10.7.0", "chai": "^4.4.1", "eslint": "^8.57.0"}}),
+        &["mocha", "--version"],
+    );
+}
+
+#[test]
+fn jest_babel_webpack_matches_npm() {
+    if !enabled() {
+        return;
+    }
+    check_project(
+        "jest-babel-webpack",
+        json!({"name": "jbw", "version": "1.0.0", "private": true,
+               "dependencies": {"lodash": "^4.17.21"},
+               "devDependencies": {"jest": "^29.7.0", "babel-jest": "^29.7.0", "@babel/core": "^7.25.0", "@babel/preset-env": "^7.25.0",
+                                   "webpack": "^5.93.0", "webpack-cli": "^5.1.4", "babel-loader": "^9.1.3"}}),
+        &["jest", "--version"],
+    );
+}
