@@ -66,7 +66,10 @@ async fn greet(socket: &Path) -> Option<Greeting> {
         Ok(Ok(resp)) => {
             let hello = resp.into_inner();
             if hello.compatible
-                && hoard_proto::protocol_compatible(hoard_proto::PROTOCOL_VERSION, &hello.protocol_version)
+                && hoard_proto::protocol_compatible(
+                    hoard_proto::PROTOCOL_VERSION,
+                    &hello.protocol_version,
+                )
             {
                 Some(Greeting::Ok(Connection {
                     client,
@@ -88,7 +91,11 @@ async fn greet(socket: &Path) -> Option<Greeting> {
 /// Whether a daemon holds the store's lock.
 pub fn store_locked(store: &Path) -> bool {
     let path = hoard_proto::state::lock_file(store);
-    let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&path) else {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    else {
         return false;
     };
     match f.try_lock() {
@@ -153,7 +160,10 @@ pub async fn connect(store: &Path, verbose: bool) -> Result<Connection, ConnectE
             }
             let _ = client
                 .shutdown(ShutdownRequest {
-                    reason: format!("protocol mismatch: client {}", hoard_proto::PROTOCOL_VERSION),
+                    reason: format!(
+                        "protocol mismatch: client {}",
+                        hoard_proto::PROTOCOL_VERSION
+                    ),
                 })
                 .await;
             if !wait_released(store, Duration::from_secs(15)).await {
@@ -173,7 +183,10 @@ async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, Co
     let runtime = socket.parent().unwrap_or(Path::new("/tmp")).to_path_buf();
     {
         use std::os::unix::fs::DirBuilderExt;
-        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&runtime);
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&runtime);
     }
     // One starter at a time per store; the others find the socket once they get the lock.
     let spawn_lock_path = socket.with_extension("spawn.lock");
@@ -182,7 +195,9 @@ async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, Co
         .truncate(false)
         .write(true)
         .open(&spawn_lock_path)
-        .map_err(|e| ConnectError::Unreachable(format!("opening `{}`: {e}", spawn_lock_path.display())))?;
+        .map_err(|e| {
+            ConnectError::Unreachable(format!("opening `{}`: {e}", spawn_lock_path.display()))
+        })?;
     let lock_deadline = Instant::now() + START_TIMEOUT;
     loop {
         match spawn_lock.try_lock() {
@@ -204,8 +219,9 @@ async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, Co
     std::fs::create_dir_all(hoard_proto::state::dir(store))
         .map_err(|e| ConnectError::Unreachable(format!("creating `{}`: {e}", store.display())))?;
     let stderr_path = hoard_proto::state::dir(store).join("hoardd.stderr");
-    let stderr = std::fs::File::create(&stderr_path)
-        .map_err(|e| ConnectError::Unreachable(format!("creating `{}`: {e}", stderr_path.display())))?;
+    let stderr = std::fs::File::create(&stderr_path).map_err(|e| {
+        ConnectError::Unreachable(format!("creating `{}`: {e}", stderr_path.display()))
+    })?;
     let bin = daemon_bin();
     let mut cmd = std::process::Command::new(&bin);
     cmd.arg("--store-dir")

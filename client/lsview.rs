@@ -17,7 +17,8 @@ fn load(project: &Path) -> Result<Lock> {
     let path = project.join("package-lock.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading `{}` (run `hoard install` first)", path.display()))?;
-    let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing `{}`", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing `{}`", path.display()))?;
     let Some(p) = v.get("packages").and_then(Value::as_object) else {
         bail!("`{}` has no `packages` section", path.display());
     };
@@ -87,7 +88,15 @@ pub fn ls(project: &Path, depth: usize) -> Result<()> {
         root.get("version").and_then(Value::as_str).unwrap_or(""),
         project.display()
     );
-    fn walk(lock: &Lock, loc: &str, entry: &Value, level: usize, max: usize, prefix: &str, seen: &mut Vec<String>) {
+    fn walk(
+        lock: &Lock,
+        loc: &str,
+        entry: &Value,
+        level: usize,
+        max: usize,
+        prefix: &str,
+        seen: &mut Vec<String>,
+    ) {
         let deps = deps_of(entry, loc.is_empty());
         let n = deps.len();
         for (i, (name, _)) in deps.iter().enumerate() {
@@ -131,7 +140,11 @@ pub fn why(project: &Path, name: &str) -> Result<()> {
                     let who = if loc.is_empty() {
                         "the project".to_string()
                     } else {
-                        format!("{}@{}", loc.rsplit("node_modules/").next().unwrap_or(loc), lock.version(loc))
+                        format!(
+                            "{}@{}",
+                            loc.rsplit("node_modules/").next().unwrap_or(loc),
+                            lock.version(loc)
+                        )
                     };
                     println!("  required by {who} ({spec})");
                 }

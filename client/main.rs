@@ -24,7 +24,12 @@ use connect::ConnectError;
 use render::{Mode, Renderer, json_line};
 
 #[derive(Parser, Debug)]
-#[command(name = "hoard", version, about = "A fast, safe npm package installer", propagate_version = true)]
+#[command(
+    name = "hoard",
+    version,
+    about = "A fast, safe npm package installer",
+    propagate_version = true
+)]
 struct Cli {
     /// Run as if started in this directory.
     #[arg(short = 'C', global = true, value_name = "DIR")]
@@ -222,7 +227,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hoard: {e}");
@@ -233,7 +241,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let code = if e.downcast_ref::<Unreachable>().is_some() { 3 } else { 1 };
+            let code = if e.downcast_ref::<Unreachable>().is_some() {
+                3
+            } else {
+                1
+            };
             if json {
                 json_line(json!({"type": "error", "message": format!("{e:#}"), "exit_code": code}));
             }
@@ -246,10 +258,12 @@ fn main() -> ExitCode {
 fn store_dir(cli: &Cli) -> Result<PathBuf> {
     let s = match &cli.store_dir {
         Some(s) => s.clone(),
-        None => hoard_proto::default_store_dir()
-            .ok_or_else(|| anyhow!("no store directory: set HOME or HOARD_STORE_DIR, or pass --store-dir"))?,
+        None => hoard_proto::default_store_dir().ok_or_else(|| {
+            anyhow!("no store directory: set HOME or HOARD_STORE_DIR, or pass --store-dir")
+        })?,
     };
-    std::fs::create_dir_all(&s).with_context(|| format!("creating the store directory `{}`", s.display()))?;
+    std::fs::create_dir_all(&s)
+        .with_context(|| format!("creating the store directory `{}`", s.display()))?;
     std::fs::canonicalize(&s).with_context(|| format!("resolving `{}`", s.display()))
 }
 
@@ -263,7 +277,9 @@ fn project_dir(cli: &Cli) -> Result<PathBuf> {
 
 async fn connect(cli: &Cli) -> Result<connect::Connection> {
     let store = store_dir(cli)?;
-    connect::connect(&store, cli.verbose).await.map_err(|e| Unreachable(e).into())
+    connect::connect(&store, cli.verbose)
+        .await
+        .map_err(|e| Unreachable(e).into())
 }
 
 /// The environment the daemon reads npm configuration from.
@@ -271,7 +287,10 @@ fn request_env() -> HashMap<String, String> {
     std::env::vars()
         .filter(|(k, _)| {
             let l = k.to_ascii_lowercase();
-            l.starts_with("npm_config_") || matches!(k.as_str(), "HOME" | "PATH") || k.contains("TOKEN") || k.contains("NPM")
+            l.starts_with("npm_config_")
+                || matches!(k.as_str(), "HOME" | "PATH")
+                || k.contains("TOKEN")
+                || k.contains("NPM")
         })
         .collect()
 }
@@ -383,7 +402,13 @@ async fn run(cli: Cli) -> Result<u8> {
             req.frozen = true;
             install(&cli, req, f.ignore_scripts).await
         }
-        Command::Add { packages, dev, optional, exact, flags } => {
+        Command::Add {
+            packages,
+            dev,
+            optional,
+            exact,
+            flags,
+        } => {
             let mut req = install_request(&project_dir(&cli)?, flags)?;
             req.add = packages.clone();
             req.add_kind = if *dev {
@@ -460,12 +485,20 @@ async fn dlx(cli: &Cli, package: &str, args: &[String]) -> Result<u8> {
     } else {
         // The package's only bin, whatever its name.
         let bins: Vec<String> = std::fs::read_dir(&bin_dir)
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         match bins.as_slice() {
             [one] => one.clone(),
             [] => bail!("{package} has no bin to run"),
-            many => bail!("{package} has several bins ({}); run one with `hoard exec -C {} <bin>`", many.join(", "), dir.display()),
+            many => bail!(
+                "{package} has several bins ({}); run one with `hoard exec -C {} <bin>`",
+                many.join(", "),
+                dir.display()
+            ),
         }
     };
     let code = std::process::Command::new(bin_dir.join(&bin))
@@ -484,7 +517,9 @@ async fn daemon_cmd(cli: &Cli, action: &DaemonAction) -> Result<u8> {
         DaemonAction::Status => match connect::connect_existing(&store).await {
             Ok(c) => {
                 if cli.json {
-                    json_line(json!({"running": true, "pid": c.hello.pid, "version": c.hello.daemon_version, "protocol": c.hello.protocol_version, "socket": c.socket.display().to_string(), "store": c.hello.store_path}));
+                    json_line(
+                        json!({"running": true, "pid": c.hello.pid, "version": c.hello.daemon_version, "protocol": c.hello.protocol_version, "socket": c.socket.display().to_string(), "store": c.hello.store_path}),
+                    );
                 } else {
                     println!(
                         "running: pid {}, version {}, protocol {}\nsocket: {}\nstore: {}",
@@ -499,9 +534,15 @@ async fn daemon_cmd(cli: &Cli, action: &DaemonAction) -> Result<u8> {
             }
             Err(ConnectError::NotRunning { store, socket }) => {
                 if cli.json {
-                    json_line(json!({"running": false, "socket": socket.display().to_string(), "store": store.display().to_string()}));
+                    json_line(
+                        json!({"running": false, "socket": socket.display().to_string(), "store": store.display().to_string()}),
+                    );
                 } else {
-                    println!("not running\nsocket: {}\nstore: {}", socket.display(), store.display());
+                    println!(
+                        "not running\nsocket: {}\nstore: {}",
+                        socket.display(),
+                        store.display()
+                    );
                 }
                 Ok(0)
             }
@@ -530,7 +571,8 @@ async fn daemon_cmd(cli: &Cli, action: &DaemonAction) -> Result<u8> {
         }
         DaemonAction::Logs { lines } => {
             let path = hoard_proto::state::log_file(&store);
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading `{}`", path.display()))?;
             let all: Vec<&str> = text.lines().collect();
             for l in &all[all.len().saturating_sub(*lines)..] {
                 println!("{l}");
@@ -544,7 +586,9 @@ async fn stop(cli: &Cli, store: &Path) -> Result<()> {
     match connect::connect_existing(store).await {
         Ok(mut c) => {
             c.client
-                .shutdown(v1::ShutdownRequest { reason: "hoard daemon stop".into() })
+                .shutdown(v1::ShutdownRequest {
+                    reason: "hoard daemon stop".into(),
+                })
                 .await
                 .map_err(|s| anyhow!("{}", s.message()))?;
             if !connect::wait_released(store, Duration::from_secs(15)).await {
@@ -573,9 +617,16 @@ async fn store_cmd(cli: &Cli, action: &StoreAction) -> Result<u8> {
             Ok(0)
         }
         StoreAction::Status => {
-            let s = conn.client.store_status(v1::StoreStatusRequest {}).await.map_err(err)?.into_inner();
+            let s = conn
+                .client
+                .store_status(v1::StoreStatusRequest {})
+                .await
+                .map_err(err)?
+                .into_inner();
             if cli.json {
-                json_line(json!({"store": s.store_path, "bytes": s.bytes, "files": s.files, "packages": s.packages, "projects": s.projects, "metadata_bytes": s.metadata_bytes, "format_version": s.format_version}));
+                json_line(
+                    json!({"store": s.store_path, "bytes": s.bytes, "files": s.files, "packages": s.packages, "projects": s.projects, "metadata_bytes": s.metadata_bytes, "format_version": s.format_version}),
+                );
             } else {
                 println!(
                     "store: {} (format v{})\nsize: {} in {} files\npackages: {}\nprojects: {}\nmetadata cache: {}",
@@ -604,18 +655,36 @@ async fn store_cmd(cli: &Cli, action: &StoreAction) -> Result<u8> {
                     Some(E::Problem(p)) => {
                         bad += 1;
                         if cli.json {
-                            json_line(json!({"type": "problem", "path": p.path, "kind": p.kind, "packages": p.packages, "detail": p.detail}));
+                            json_line(
+                                json!({"type": "problem", "path": p.path, "kind": p.kind, "packages": p.packages, "detail": p.detail}),
+                            );
                         } else {
-                            eprintln!("{}: {} ({}){}", p.kind, p.path, p.detail, if p.packages.is_empty() { String::new() } else { format!("; used by {}", p.packages.join(", ")) });
+                            eprintln!(
+                                "{}: {} ({}){}",
+                                p.kind,
+                                p.path,
+                                p.detail,
+                                if p.packages.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("; used by {}", p.packages.join(", "))
+                                }
+                            );
                         }
                     }
                     Some(E::Summary(s)) => {
                         if cli.json {
-                            json_line(json!({"type": "summary", "files_checked": s.files_checked, "packages_checked": s.packages_checked, "bad_files": s.bad_files, "packages_removed": s.packages_removed, "millis": s.millis}));
+                            json_line(
+                                json!({"type": "summary", "files_checked": s.files_checked, "packages_checked": s.packages_checked, "bad_files": s.bad_files, "packages_removed": s.packages_removed, "millis": s.millis}),
+                            );
                         } else {
                             println!(
                                 "checked {} files of {} packages in {} ms: {} bad, {} packages removed (the next install fetches them again)",
-                                s.files_checked, s.packages_checked, s.millis, s.bad_files, s.packages_removed
+                                s.files_checked,
+                                s.packages_checked,
+                                s.millis,
+                                s.bad_files,
+                                s.packages_removed
                             );
                         }
                     }
@@ -643,7 +712,9 @@ async fn store_cmd(cli: &Cli, action: &StoreAction) -> Result<u8> {
                     }
                     Some(E::Summary(s)) => {
                         if cli.json {
-                            json_line(json!({"type": "summary", "projects_dropped": s.projects_dropped, "projects_kept": s.projects_kept, "packages_removed": s.packages_removed, "files_removed": s.files_removed, "bytes_freed": s.bytes_freed, "millis": s.millis}));
+                            json_line(
+                                json!({"type": "summary", "projects_dropped": s.projects_dropped, "projects_kept": s.projects_kept, "packages_removed": s.packages_removed, "files_removed": s.files_removed, "bytes_freed": s.bytes_freed, "millis": s.millis}),
+                            );
                         } else {
                             println!(
                                 "{}removed {} packages and {} files, freed {} ({} projects kept, {} dropped)",

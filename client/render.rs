@@ -115,8 +115,12 @@ impl Renderer {
 
     pub fn event(&mut self, e: &Event) {
         match (self.mode, e) {
-            (Mode::Json, Event::Progress(p)) => json_line(json!({"type": "progress", "phase": phase_name(p.phase), "done": p.done, "total": p.total, "bytes": p.bytes, "finished": p.finished})),
-            (Mode::Json, Event::Warning(w)) => json_line(json!({"type": "warning", "code": w.code, "package": w.package, "message": w.message})),
+            (Mode::Json, Event::Progress(p)) => json_line(
+                json!({"type": "progress", "phase": phase_name(p.phase), "done": p.done, "total": p.total, "bytes": p.bytes, "finished": p.finished}),
+            ),
+            (Mode::Json, Event::Warning(w)) => json_line(
+                json!({"type": "warning", "code": w.code, "package": w.package, "message": w.message}),
+            ),
             (Mode::Json, Event::Info(i)) => json_line(json!({"type": "info", "message": i})),
             (Mode::Json, Event::Summary(s)) => json_line(summary_json(s)),
             (Mode::Quiet, _) => {}
@@ -159,13 +163,23 @@ impl Renderer {
             );
         }
         if !s.denied_scripts.is_empty() {
-            let mut names: Vec<String> = s.denied_scripts.iter().map(|d| format!("{}@{}", d.package, d.version)).collect();
+            let mut names: Vec<String> = s
+                .denied_scripts
+                .iter()
+                .map(|d| format!("{}@{}", d.package, d.version))
+                .collect();
             names.dedup();
-            eprintln!("note: install scripts not run (not allowed): {}", names.join(", "));
+            eprintln!(
+                "note: install scripts not run (not allowed): {}",
+                names.join(", ")
+            );
         }
         let secs = s.total_millis as f64 / 1000.0;
         if s.up_to_date {
-            eprintln!("up to date, {} packages ({:.0} ms)", s.total_packages, s.total_millis);
+            eprintln!(
+                "up to date, {} packages ({:.0} ms)",
+                s.total_packages, s.total_millis
+            );
         } else {
             eprintln!(
                 "{} packages: {} added, {} removed, {} unchanged; {} downloaded ({}), {} from the store; {} in {:.2} s{}",
@@ -179,7 +193,11 @@ impl Renderer {
                 link_name(s.link_method),
                 secs,
                 if self.verbose {
-                    let t: Vec<String> = s.timings.iter().map(|t| format!("{} {} ms", phase_name(t.phase), t.millis)).collect();
+                    let t: Vec<String> = s
+                        .timings
+                        .iter()
+                        .map(|t| format!("{} {} ms", phase_name(t.phase), t.millis))
+                        .collect();
                     format!(" [{}]", t.join(", "))
                 } else {
                     String::new()

@@ -58,7 +58,10 @@ pub fn run(s: &ScriptRun<'_>) -> Result<()> {
         .env("npm_package_version", s.version)
         .env("npm_package_json", s.dir.join("package.json"))
         .env("npm_command", s.npm_command)
-        .env("npm_config_user_agent", concat!("hoard/", env!("CARGO_PKG_VERSION")))
+        .env(
+            "npm_config_user_agent",
+            concat!("hoard/", env!("CARGO_PKG_VERSION")),
+        )
         .env("INIT_CWD", std::env::current_dir().unwrap_or_default())
         .status()
         .with_context(|| format!("starting `sh -c {line}` in `{}`", s.dir.display()))?;
@@ -75,7 +78,10 @@ pub fn run(s: &ScriptRun<'_>) -> Result<()> {
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -85,17 +91,24 @@ fn shell_quote(s: &str) -> String {
 /// `hoard run <name>`: pre<name>, <name>, post<name> from package.json.
 pub fn run_named(project: &Path, name: &str, args: &[String]) -> Result<()> {
     let path = project.join("package.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
     let pkg: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing `{}`", path.display()))?;
     let scripts = pkg.get("scripts").and_then(|s| s.as_object());
     let get = |k: &str| scripts.and_then(|s| s.get(k)).and_then(|v| v.as_str());
     let Some(main) = get(name) else {
-        let available: Vec<&str> = scripts.map(|s| s.keys().map(String::as_str).collect()).unwrap_or_default();
+        let available: Vec<&str> = scripts
+            .map(|s| s.keys().map(String::as_str).collect())
+            .unwrap_or_default();
         bail!(
             "no script `{name}` in `{}`; available: {}",
             path.display(),
-            if available.is_empty() { "none".into() } else { available.join(", ") }
+            if available.is_empty() {
+                "none".into()
+            } else {
+                available.join(", ")
+            }
         );
     };
     let pname = pkg.get("name").and_then(|v| v.as_str()).unwrap_or("");

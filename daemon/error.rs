@@ -18,9 +18,6 @@ pub enum HoardError {
         source: std::io::Error,
     },
 
-    #[error(transparent)]
-    FsErr(#[from] std::io::Error),
-
     #[error("store index at `{path}`: {source}")]
     Index {
         path: PathBuf,
@@ -126,10 +123,9 @@ impl HoardError {
             HoardError::Integrity { .. } | HoardError::HostileTarball { .. } => Code::DataLoss,
             HoardError::Resolve(_) => Code::FailedPrecondition,
             HoardError::Cancelled(_) => Code::Cancelled,
-            HoardError::Io { .. }
-            | HoardError::FsErr(_)
-            | HoardError::Index { .. }
-            | HoardError::Internal(_) => Code::Internal,
+            HoardError::Io { .. } | HoardError::Index { .. } | HoardError::Internal(_) => {
+                Code::Internal
+            }
         }
     }
 }

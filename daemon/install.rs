@@ -18,7 +18,7 @@ use hoard_proto::v1::{
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, Instrument};
+use tracing::{Instrument, info, info_span};
 
 use crate::error::{HoardError, Result};
 use crate::linker::method::{Method, Requested};
@@ -52,9 +52,6 @@ struct Emitter {
 impl Emitter {
     async fn send(&self, e: Event) {
         let _ = self.tx.send(Ok(InstallEvent { event: Some(e) })).await;
-    }
-    fn try_send(&self, e: Event) {
-        let _ = self.tx.try_send(Ok(InstallEvent { event: Some(e) }));
     }
     async fn progress(&self, phase: v1::Phase, done: u64, total: u64, bytes: u64, finished: bool) {
         self.send(Event::Progress(PhaseProgress {
@@ -174,7 +171,12 @@ impl Installer {
 
     async fn node_version(&self, env: &HashMap<String, String>) -> Option<semver::Version> {
         let path = env.get("PATH").cloned().unwrap_or_default();
-        if let Some(v) = self.node_versions.lock().ok().and_then(|m| m.get(&path).cloned()) {
+        if let Some(v) = self
+            .node_versions
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&path).cloned())
+        {
             return v;
         }
         let out = tokio::process::Command::new("node")
@@ -184,9 +186,9 @@ impl Installer {
             .output()
             .await
             .ok();
-        let v = out
-            .filter(|o| o.status.success())
-            .and_then(|o| crate::semver_npm::parse_version(String::from_utf8_lossy(&o.stdout).trim()));
+        let v = out.filter(|o| o.status.success()).and_then(|o| {
+            crate::semver_npm::parse_version(String::from_utf8_lossy(&o.stdout).trim())
+        });
         if let Ok(mut m) = self.node_versions.lock() {
             m.insert(path, v.clone());
         }
@@ -201,6 +203,10 @@ impl Installer {
         cancel: CancellationToken,
     ) -> Result<InstallSummary> {
         let started = Instant::now();
+        let metadata_bytes_before = self
+            .registry
+            .bytes_downloaded
+            .load(std::sync::atomic::Ordering::Relaxed);
         let em = Emitter { tx };
         let dir = PathBuf::from(&req.project_dir);
         if !dir.is_absolute() {
@@ -232,7 +238,8 @@ impl Installer {
         // package.json edits (add/remove).
         let mut project = Project::load(&dir)?;
         if !req.add.is_empty() || !req.remove.is_empty() {
-            self.edit_manifest(&mut project, &req, &cfg, network, &em).await?;
+            self.edit_manifest(&mut project, &req, &cfg, network, &em)
+                .await?;
             project = Project::load(&dir)?;
         }
         let lock_path = dir.join(lockfile::FILE);
@@ -373,8 +380,14 @@ impl Installer {
             em.warn(code, pkg, msg.clone()).await;
         }
         let resolve_ms = t_resolve.elapsed().as_millis() as u64;
-        em.progress(v1::Phase::Resolve, tree.nodes.len() as u64, tree.nodes.len() as u64, 0, true)
-            .await;
+        em.progress(
+            v1::Phase::Resolve,
+            tree.nodes.len() as u64,
+            tree.nodes.len() as u64,
+            0,
+            true,
+        )
+        .await;
 
         // Which nodes get installed.
         let unreachable = tree.unreachable();
@@ -449,17 +462,20 @@ impl Installer {
                     }
                     Err(e) => return Err(e),
                 }
-                if done % 8 == 0 || done == total {
-                    em.progress(v1::Phase::Fetch, done, total, bytes, false).await;
+                if done.is_multiple_of(8) || done == total {
+                    em.progress(v1::Phase::Fetch, done, total, bytes, false)
+                        .await;
                 }
             }
+            // Metadata fetched by concurrent installs may be counted here too.
             summary.bytes_downloaded = bytes
                 + self
                     .registry
                     .bytes_downloaded
                     .load(std::sync::atomic::Ordering::Relaxed)
-                    .min(u64::MAX);
-            em.progress(v1::Phase::Fetch, done, total, bytes, true).await;
+                    .saturating_sub(metadata_bytes_before);
+            em.progress(v1::Phase::Fetch, done, total, bytes, true)
+                .await;
         }
         let fetch_ms = t_fetch.elapsed().as_millis() as u64;
         // Fill in integrity the lock lacked.
@@ -549,10 +565,16 @@ impl Installer {
         linker::compute_bin_links(&mut plan);
         let requested = requested_method(&req);
         let dev_key = (
-            std::fs::metadata(&self.store.layout.files).map(|m| m.dev()).unwrap_or(0),
+            std::fs::metadata(&self.store.layout.files)
+                .map(|m| m.dev())
+                .unwrap_or(0),
             md.dev(),
         );
-        let remembered = self.link_memory.lock().ok().and_then(|m| m.get(&dev_key).copied());
+        let remembered = self
+            .link_memory
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&dev_key).copied());
         let store = self.store.clone();
         let dir2 = dir.clone();
         let em_tx = em.tx.clone();
@@ -572,7 +594,9 @@ impl Installer {
                     })),
                 }));
             };
-            linker::materialize(&dir2, &plan2, &store, requested, remembered, force, &progress)
+            linker::materialize(
+                &dir2, &plan2, &store, requested, remembered, force, &progress,
+            )
         })
         .await??;
         if let (Some(m), Requested::Auto) = (report.method, requested)
@@ -583,7 +607,8 @@ impl Installer {
         for w in &report.warnings {
             em.warn("link-fallback", "", w.clone()).await;
         }
-        em.progress(v1::Phase::Link, report.added, report.added, 0, true).await;
+        em.progress(v1::Phase::Link, report.added, report.added, 0, true)
+            .await;
         let link_ms = t_link.elapsed().as_millis() as u64;
 
         // package-lock.json.
@@ -617,9 +642,18 @@ impl Installer {
         summary.total_packages = plan.packages.len() as u64;
         summary.lockfile_written = lockfile_written;
         summary.timings = vec![
-            PhaseTiming { phase: v1::Phase::Resolve as i32, millis: resolve_ms },
-            PhaseTiming { phase: v1::Phase::Fetch as i32, millis: fetch_ms },
-            PhaseTiming { phase: v1::Phase::Link as i32, millis: link_ms },
+            PhaseTiming {
+                phase: v1::Phase::Resolve as i32,
+                millis: resolve_ms,
+            },
+            PhaseTiming {
+                phase: v1::Phase::Fetch as i32,
+                millis: fetch_ms,
+            },
+            PhaseTiming {
+                phase: v1::Phase::Link as i32,
+                millis: link_ms,
+            },
         ];
         summary.scripts = dep_scripts.into_iter().map(|(_, s)| s).collect();
         if req.add.is_empty() && req.remove.is_empty() {
@@ -648,15 +682,20 @@ impl Installer {
         em: &Emitter,
     ) -> Result<()> {
         let mut pkg = project.pkg_json.clone();
-        let section = match v1::DependencyKind::try_from(req.add_kind).unwrap_or(v1::DependencyKind::Prod) {
-            v1::DependencyKind::Prod => "dependencies",
-            v1::DependencyKind::Dev => "devDependencies",
-            v1::DependencyKind::Optional => "optionalDependencies",
-            v1::DependencyKind::Peer => "peerDependencies",
-        };
+        let section =
+            match v1::DependencyKind::try_from(req.add_kind).unwrap_or(v1::DependencyKind::Prod) {
+                v1::DependencyKind::Prod => "dependencies",
+                v1::DependencyKind::Dev => "devDependencies",
+                v1::DependencyKind::Optional => "optionalDependencies",
+                v1::DependencyKind::Peer => "peerDependencies",
+            };
         for arg in &req.add {
             let (name, raw) = split_arg(arg)?;
-            let raw = if raw.is_empty() { "latest".to_string() } else { raw };
+            let raw = if raw.is_empty() {
+                "latest".to_string()
+            } else {
+                raw
+            };
             let spec = Spec::parse(&name, &raw)?;
             let save = match &spec {
                 Spec::Range(_) | Spec::Tag(_) | Spec::Alias { .. } => {
@@ -676,7 +715,11 @@ impl Installer {
                         )));
                     };
                     let exact = req.save_exact || crate::semver_npm::parse_version(&raw).is_some();
-                    let v = if exact { m.version.clone() } else { format!("^{}", m.version) };
+                    let v = if exact {
+                        m.version.clone()
+                    } else {
+                        format!("^{}", m.version)
+                    };
                     if matches!(spec, Spec::Alias { .. }) {
                         format!("npm:{real}@{v}")
                     } else {
@@ -686,7 +729,8 @@ impl Installer {
                 _ => raw.clone(),
             };
             project::set_dependency(&mut pkg, section, &name, &save);
-            em.send(Event::Info(format!("{name}@{save} added to {section}"))).await;
+            em.send(Event::Info(format!("{name}@{save} added to {section}")))
+                .await;
         }
         for name in &req.remove {
             if !project::remove_dependency(&mut pkg, name) {
@@ -754,7 +798,12 @@ fn package_install_scripts(
 }
 
 fn pkg_key(n: &crate::tree::Node, p: &StoredPackage, copy: bool) -> String {
-    format!("{} {}{}", n.pkg_id(), p.integrity, if copy { " copy" } else { "" })
+    format!(
+        "{} {}{}",
+        n.pkg_id(),
+        p.integrity,
+        if copy { " copy" } else { "" }
+    )
 }
 
 /// npm's layout: every node at its lockfile location.
@@ -772,7 +821,10 @@ pub fn plan_hoisted(
             NodeKind::Package { .. } => {
                 let Some(p) = stored.get(&i) else { continue };
                 let bins = linker::bins::with_directories(&n.name, &n.manifest, &p.files);
-                let parent_loc = n.parent.map(|pi| tree.nodes[pi].location.clone()).unwrap_or_default();
+                let parent_loc = n
+                    .parent
+                    .map(|pi| tree.nodes[pi].location.clone())
+                    .unwrap_or_default();
                 let dir = if parent_loc.is_empty() {
                     "node_modules".to_string()
                 } else {
@@ -790,7 +842,6 @@ pub fn plan_hoisted(
                 plan.packages.push(PlannedPackage {
                     location: n.location.clone(),
                     key: pkg_key(n, p, copies.contains(&i)),
-                    pkg_id: n.pkg_id(),
                     stored: p.clone(),
                     copy: copies.contains(&i),
                     bins,
@@ -851,7 +902,6 @@ pub fn plan_isolated(
                     plan.packages.push(PlannedPackage {
                         location: dir.clone(),
                         key: pkg_key(n, p, copies.contains(&i)),
-                        pkg_id: n.pkg_id(),
                         stored: p.clone(),
                         copy: copies.contains(&i),
                         bins,
@@ -867,7 +917,9 @@ pub fn plan_isolated(
         };
         for e in &n.edges {
             let Some(to) = e.to else { continue };
-            let Some(target) = target_dir(to) else { continue };
+            let Some(target) = target_dir(to) else {
+                continue;
+            };
             let loc = format!("{deps_home}/{}", e.name);
             if target == loc || !seen_links.insert(loc.clone()) {
                 continue;
@@ -898,7 +950,9 @@ pub fn plan_isolated(
 pub fn project_dir(raw: &str) -> Result<PathBuf> {
     let p = Path::new(raw);
     if !p.is_absolute() {
-        return Err(HoardError::InvalidInput(format!("`{raw}` must be an absolute path")));
+        return Err(HoardError::InvalidInput(format!(
+            "`{raw}` must be an absolute path"
+        )));
     }
     std::fs::canonicalize(p).map_err(|e| HoardError::InvalidInput(format!("`{raw}`: {e}")))
 }

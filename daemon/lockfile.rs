@@ -50,7 +50,10 @@ fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => vec![],
     }
@@ -59,8 +62,16 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
 /// A manifest from a lock entry (or a package.json object): the fields hoard needs.
 pub fn manifest_from_json(name: &str, v: &Value) -> Manifest {
     Manifest {
-        name: v.get("name").and_then(Value::as_str).unwrap_or(name).to_string(),
-        version: v.get("version").and_then(Value::as_str).unwrap_or("").to_string(),
+        name: v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(name)
+            .to_string(),
+        version: v
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         dependencies: str_map(v.get("dependencies")),
         optional_dependencies: str_map(v.get("optionalDependencies")),
         peer_dependencies: str_map(v.get("peerDependencies")),
@@ -73,7 +84,10 @@ pub fn manifest_from_json(name: &str, v: &Value) -> Manifest {
                         (
                             k.clone(),
                             PeerMeta {
-                                optional: m.get("optional").and_then(Value::as_bool).unwrap_or(false),
+                                optional: m
+                                    .get("optional")
+                                    .and_then(Value::as_bool)
+                                    .unwrap_or(false),
                             },
                         )
                     })
@@ -95,7 +109,11 @@ pub fn manifest_from_json(name: &str, v: &Value) -> Manifest {
                 bin: Some(b.to_string()),
             }),
         dist: Dist {
-            tarball: v.get("resolved").and_then(Value::as_str).unwrap_or("").to_string(),
+            tarball: v
+                .get("resolved")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             integrity: v.get("integrity").and_then(Value::as_str).map(String::from),
             shasum: None,
         },
@@ -103,8 +121,14 @@ pub fn manifest_from_json(name: &str, v: &Value) -> Manifest {
         cpu: str_list(v.get("cpu")),
         libc: str_list(v.get("libc")),
         engines: str_map(v.get("engines")),
-        deprecated: v.get("deprecated").and_then(Value::as_str).map(String::from),
-        has_install_script: v.get("hasInstallScript").and_then(Value::as_bool).unwrap_or(false),
+        deprecated: v
+            .get("deprecated")
+            .and_then(Value::as_str)
+            .map(String::from),
+        has_install_script: v
+            .get("hasInstallScript")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         license: v.get("license").and_then(Value::as_str).map(String::from),
         scripts: str_map(v.get("scripts")),
     }
@@ -168,7 +192,9 @@ pub fn tree_from_lock(
         let is_nm = key.contains("node_modules/");
         let name = name_from_location(key).to_string();
         if is_nm {
-            validate_name(&name).map_err(|e| HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}")))?;
+            validate_name(&name).map_err(|e| {
+                HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}"))
+            })?;
         }
         let parent = if is_nm {
             let pl = parent_location(key).unwrap_or("");
@@ -206,8 +232,9 @@ pub fn tree_from_lock(
         } else {
             let m = manifest_from_json(&name, entry);
             let real_name = m.name.clone();
-            validate_name(&real_name)
-                .map_err(|e| HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}")))?;
+            validate_name(&real_name).map_err(|e| {
+                HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}"))
+            })?;
             let version = m.version.clone();
             if version.is_empty() {
                 return Err(HoardError::Lockfile(format!(
@@ -219,7 +246,10 @@ pub fn tree_from_lock(
                 .and_then(Value::as_str)
                 .map(String::from)
                 .unwrap_or_else(|| default_tarball_url(cfg, &real_name, &version));
-            let integrity = entry.get("integrity").and_then(Value::as_str).map(String::from);
+            let integrity = entry
+                .get("integrity")
+                .and_then(Value::as_str)
+                .map(String::from);
             (
                 NodeKind::Package {
                     real_name,
@@ -346,10 +376,16 @@ pub fn mismatches(lock: &Value, tree: &Tree) -> Vec<String> {
             ] {
                 let locked = str_map(entry.and_then(|e| e.get(field)));
                 if locked != *declared {
-                    let label = if i == 0 { "package.json".to_string() } else { format!("{key}/package.json") };
+                    let label = if i == 0 {
+                        "package.json".to_string()
+                    } else {
+                        format!("{key}/package.json")
+                    };
                     for (k, v) in declared {
                         match locked.get(k) {
-                            None => out.push(format!("{label}: {field}.{k} `{v}` is not in package-lock.json")),
+                            None => out.push(format!(
+                                "{label}: {field}.{k} `{v}` is not in package-lock.json"
+                            )),
                             Some(l) if l != v => out.push(format!(
                                 "{label}: {field}.{k} is `{v}` but package-lock.json has `{l}`"
                             )),
@@ -371,7 +407,11 @@ pub fn mismatches(lock: &Value, tree: &Tree) -> Vec<String> {
             match e.to {
                 None if !optional => out.push(format!(
                     "{} needs {}@{} but package-lock.json has no such package where it looks",
-                    if n.location.is_empty() { "the project".to_string() } else { n.pkg_id() },
+                    if n.location.is_empty() {
+                        "the project".to_string()
+                    } else {
+                        n.pkg_id()
+                    },
                     e.name,
                     e.spec
                 )),
@@ -394,7 +434,11 @@ pub fn mismatches(lock: &Value, tree: &Tree) -> Vec<String> {
                     if !ok && !matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional) {
                         out.push(format!(
                             "{} needs {}@{} but package-lock.json gives it {}",
-                            if n.location.is_empty() { "the project".to_string() } else { n.pkg_id() },
+                            if n.location.is_empty() {
+                                "the project".to_string()
+                            } else {
+                                n.pkg_id()
+                            },
                             e.name,
                             e.spec,
                             t.pkg_id()
@@ -421,7 +465,9 @@ pub fn preferred_versions(lock: &Value) -> HashMap<String, Vec<String>> {
                 .and_then(Value::as_str)
                 .unwrap_or_else(|| name_from_location(k));
             if let Some(ver) = v.get("version").and_then(Value::as_str) {
-                out.entry(name.to_string()).or_default().push(ver.to_string());
+                out.entry(name.to_string())
+                    .or_default()
+                    .push(ver.to_string());
             }
         }
     }
@@ -432,7 +478,11 @@ fn put_map(o: &mut Map<String, Value>, key: &str, m: &BTreeMap<String, String>) 
     if !m.is_empty() {
         o.insert(
             key.into(),
-            Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()),
+            Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
         );
     }
 }
@@ -524,7 +574,11 @@ pub fn to_json(tree: &Tree, pkg_json: &Value) -> Value {
             if !bins.is_empty() {
                 o.insert(
                     "bin".into(),
-                    Value::Object(bins.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+                    Value::Object(
+                        bins.into_iter()
+                            .map(|(k, v)| (k, Value::String(v)))
+                            .collect(),
+                    ),
                 );
             }
         }

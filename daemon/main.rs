@@ -37,7 +37,11 @@ use service::{CloseReason, Daemon, DaemonConfig, Service};
 const EXIT_ALREADY_RUNNING: u8 = 75;
 
 #[derive(Parser, Debug)]
-#[command(name = "hoardd", version, about = "The hoard daemon (started by `hoard`; rarely run by hand)")]
+#[command(
+    name = "hoardd",
+    version,
+    about = "The hoard daemon (started by `hoard`; rarely run by hand)"
+)]
 struct Args {
     /// Store directory this daemon owns.
     #[arg(long, env = "HOARD_STORE_DIR")]
@@ -82,11 +86,14 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
     let store = match args.store_dir {
         Some(s) => s,
         None => hoard_proto::default_store_dir().ok_or_else(|| {
-            HoardError::InvalidInput("no store directory: set HOME, HOARD_STORE_DIR or --store-dir".into())
+            HoardError::InvalidInput(
+                "no store directory: set HOME, HOARD_STORE_DIR or --store-dir".into(),
+            )
         })?,
     };
     std::fs::create_dir_all(&store).map_err(|e| HoardError::io("creating the store", &store, e))?;
-    let store = std::fs::canonicalize(&store).map_err(|e| HoardError::io("resolving", &store, e))?;
+    let store =
+        std::fs::canonicalize(&store).map_err(|e| HoardError::io("resolving", &store, e))?;
     let state_dir = hoard_proto::state::dir(&store);
     std::fs::create_dir_all(&state_dir).map_err(|e| HoardError::io("creating", &state_dir, e))?;
     let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700));
@@ -118,7 +125,8 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
             return Err(HoardError::io("locking", &lock_path, e));
         }
     }
-    lock.set_len(0).map_err(|e| HoardError::io("writing", &lock_path, e))?;
+    lock.set_len(0)
+        .map_err(|e| HoardError::io("writing", &lock_path, e))?;
     write!(lock, "{}", std::process::id()).map_err(|e| HoardError::io("writing", &lock_path, e))?;
 
     let log_path = hoard_proto::state::log_file(&store);
@@ -144,7 +152,13 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
         .thread_name("hoardd")
         .build()
         .map_err(|e| HoardError::Internal(format!("starting the runtime: {e}")))?;
-    let result = runtime.block_on(serve(store.clone(), socket.clone(), log_path, idle, protocol_version));
+    let result = runtime.block_on(serve(
+        store.clone(),
+        socket.clone(),
+        log_path,
+        idle,
+        protocol_version,
+    ));
     // Socket removed while we still hold the lock: no other daemon can own it yet.
     let _ = std::fs::remove_file(&socket);
     runtime.shutdown_timeout(Duration::from_secs(5));
@@ -163,7 +177,8 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
 
 fn bind(socket: &Path) -> Result<tokio::net::UnixListener, HoardError> {
     let dir = socket.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(|e| HoardError::io("creating the socket directory", dir, e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| HoardError::io("creating the socket directory", dir, e))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| HoardError::io("securing the socket directory", dir, e))?;
     // We hold the store lock, so a socket file here is a stale one from a killed daemon.
@@ -211,8 +226,8 @@ async fn serve(
     info!(socket = %socket.display(), idle_secs = idle.as_secs(), "listening");
     // SAFETY: getuid cannot fail.
     let my_uid = unsafe { libc::getuid() };
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(move |conn| {
-        match conn {
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(
+        move |conn| match conn {
             Ok(stream) => match stream.peer_cred() {
                 Ok(cred) if cred.uid() == my_uid => Some(Ok::<_, std::io::Error>(stream)),
                 Ok(cred) => {
@@ -228,8 +243,8 @@ async fn serve(
                 warn!(error = %e, "accept failed");
                 None
             }
-        }
-    });
+        },
+    );
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -256,7 +271,9 @@ async fn serve(
                     d.close(CloseReason::Idle(idle));
                     break;
                 }
-                let wait = idle.saturating_sub(idle_for).clamp(Duration::from_millis(100), Duration::from_secs(30));
+                let wait = idle
+                    .saturating_sub(idle_for)
+                    .clamp(Duration::from_millis(100), Duration::from_secs(30));
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = d.shutdown.cancelled() => break,
@@ -269,7 +286,10 @@ async fn serve(
         let d = daemon.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 return;
             };
             tokio::select! {
@@ -285,7 +305,9 @@ async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(hoard_proto::v1::hoard_server::HoardServer::new(Service(daemon.clone())))
+        .add_service(hoard_proto::v1::hoard_server::HoardServer::new(Service(
+            daemon.clone(),
+        )))
         .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await });
     tokio::pin!(server);
     // In-flight requests get a bounded grace period after the shutdown signal.
@@ -296,5 +318,7 @@ async fn serve(
             tokio::time::sleep(Duration::from_secs(10)).await;
         } => warn!("in-flight requests did not finish within 10 s of shutdown; exiting anyway"),
     }
-    Ok(daemon.close_reason().unwrap_or(CloseReason::Signal("server ended")))
+    Ok(daemon
+        .close_reason()
+        .unwrap_or(CloseReason::Signal("server ended")))
 }

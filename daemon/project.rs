@@ -94,8 +94,18 @@ impl Project {
     pub fn overrides(&self) -> HashMap<String, String> {
         let mut out = HashMap::new();
         let root_spec = |name: &str| -> Option<String> {
-            for section in ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"] {
-                if let Some(s) = self.pkg_json.get(section).and_then(|d| d.get(name)).and_then(Value::as_str) {
+            for section in [
+                "dependencies",
+                "devDependencies",
+                "optionalDependencies",
+                "peerDependencies",
+            ] {
+                if let Some(s) = self
+                    .pkg_json
+                    .get(section)
+                    .and_then(|d| d.get(name))
+                    .and_then(Value::as_str)
+                {
                     return Some(s.to_string());
                 }
             }
@@ -146,7 +156,10 @@ impl Project {
 fn detect_indent(bytes: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(bytes);
     for line in text.lines().skip(1) {
-        let ws: String = line.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+        let ws: String = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
         if !ws.is_empty() {
             return ws.into_bytes();
         }
@@ -172,7 +185,9 @@ pub fn render_like(v: &Value, original: &[u8]) -> Result<Vec<u8>> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_file_name(format!(
         ".{}.hoard-tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     std::fs::write(&tmp, bytes).map_err(|e| HoardError::io("writing", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| HoardError::io("replacing", path, e))
@@ -189,7 +204,9 @@ pub const DEP_SECTIONS: [&str; 4] = [
 /// does). Existing keys keep their position; new keys are appended and the section sorted
 /// like npm sorts it.
 pub fn set_dependency(pkg: &mut Value, section: &str, name: &str, spec: &str) {
-    let Some(obj) = pkg.as_object_mut() else { return };
+    let Some(obj) = pkg.as_object_mut() else {
+        return;
+    };
     for s in DEP_SECTIONS {
         if s != section
             && s != "peerDependencies"
@@ -207,7 +224,12 @@ pub fn set_dependency(pkg: &mut Value, section: &str, name: &str, spec: &str) {
     }
     // Drop sections left empty by the move.
     for s in DEP_SECTIONS {
-        if s != section && obj.get(s).and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
+        if s != section
+            && obj
+                .get(s)
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.is_empty())
+        {
             obj.shift_remove(s);
         }
     }
@@ -215,7 +237,9 @@ pub fn set_dependency(pkg: &mut Value, section: &str, name: &str, spec: &str) {
 
 /// Remove `name` from every dependency section; false when it was in none.
 pub fn remove_dependency(pkg: &mut Value, name: &str) -> bool {
-    let Some(obj) = pkg.as_object_mut() else { return false };
+    let Some(obj) = pkg.as_object_mut() else {
+        return false;
+    };
     let mut found = false;
     for s in DEP_SECTIONS {
         if let Some(Value::Object(m)) = obj.get_mut(s) {

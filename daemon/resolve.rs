@@ -27,6 +27,9 @@ use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree};
 /// A warning collected during resolution: (code, package, message).
 pub type Note = (String, String, String);
 
+/// Called as soon as a package's version is picked.
+pub type PickedHook<'a> = Box<dyn FnMut(&Node) + Send + 'a>;
+
 pub struct Resolver<'a> {
     pub registry: &'a Arc<Registry>,
     pub cfg: &'a NpmConfig,
@@ -43,7 +46,7 @@ pub struct Resolver<'a> {
     /// Called with (resolved so far, known so far).
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send + 'a>>,
     /// Called as soon as a package's version is picked (to start its download early).
-    pub on_picked: Option<Box<dyn FnMut(&Node) + Send + 'a>>,
+    pub on_picked: Option<PickedHook<'a>>,
 }
 
 /// What `os`/`cpu`/`libc` fields are compared against.
@@ -59,7 +62,11 @@ pub fn platform_ok(m: &Manifest) -> bool {
         "x86" => "ia32",
         a => a,
     };
-    let libc = if cfg!(target_env = "musl") { "musl" } else { "glibc" };
+    let libc = if cfg!(target_env = "musl") {
+        "musl"
+    } else {
+        "glibc"
+    };
     // npm-install-checks: `any`, negations (`!win32`), and positive entries.
     let fits = |list: &[String], value: &str| {
         if list.is_empty() || (list.len() == 1 && list[0] == "any") {
@@ -109,7 +116,8 @@ pub fn pick(
             if let Some(pref) = preferred {
                 let mut best: Option<(&semver::Version, &String)> = None;
                 for v in pref {
-                    if let Some((pv, s)) = p.sorted.iter().find(|(_, s)| s == v).map(|(a, b)| (a, b))
+                    if let Some((pv, s)) =
+                        p.sorted.iter().find(|(_, s)| s == v).map(|(a, b)| (a, b))
                         && range.satisfies(pv)
                         && best.is_none_or(|(b, _)| semver_npm::cmp(pv, b).is_gt())
                     {
@@ -167,7 +175,9 @@ fn node_satisfies(node: &Node, spec: &Spec) -> bool {
         }
         (_, NodeKind::Package { real_name, .. }) if *real_name != node.name => false,
         (Spec::Tarball(url), NodeKind::Package { resolved, .. }) => url == resolved,
-        (Spec::Range(_) | Spec::Tag(_), NodeKind::Package { .. }) => node_satisfies_version(node, spec),
+        (Spec::Range(_) | Spec::Tag(_), NodeKind::Package { .. }) => {
+            node_satisfies_version(node, spec)
+        }
         (Spec::Directory(_) | Spec::Link(_) | Spec::Workspace(_), NodeKind::Link { .. }) => true,
         // A workspace member satisfies a registry range its version matches (npm links it).
         (Spec::Range(r), NodeKind::Link { .. }) => {
@@ -231,11 +241,18 @@ fn edges_of(m: &Manifest, is_root: bool, include_dev: bool) -> Vec<Edge> {
 /// plain paths), relative to the project root, sorted.
 pub fn workspace_dirs(project: &Path, root: &serde_json::Value) -> Result<Vec<String>> {
     let patterns: Vec<String> = match root.get("workspaces") {
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
         Some(serde_json::Value::Object(o)) => o
             .get("packages")
             .and_then(|p| p.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default(),
         _ => vec![],
     };
@@ -358,7 +375,10 @@ impl<'a> Resolver<'a> {
                 if tree.nodes[idx].edges[ei].to.is_some() {
                     continue;
                 }
-                if let Some(new) = self.resolve_edge(&mut tree, idx, ei, &mut dependents).await? {
+                if let Some(new) = self
+                    .resolve_edge(&mut tree, idx, ei, &mut dependents)
+                    .await?
+                {
                     let n = &tree.nodes[new];
                     heap.push(Reverse((n.depth(), n.location.clone(), new)));
                 }
@@ -411,7 +431,11 @@ impl<'a> Resolver<'a> {
         let spec = match Spec::parse(&edge.name, &raw_spec) {
             Ok(s) => s,
             Err(e) if optional => {
-                self.note("optional-skipped", requirer, format!("optional dependency skipped: {e}"));
+                self.note(
+                    "optional-skipped",
+                    requirer,
+                    format!("optional dependency skipped: {e}"),
+                );
                 return Ok(None);
             }
             Err(e) => return Err(HoardError::Resolve(format!("{e} (required by {requirer})"))),
@@ -427,7 +451,10 @@ impl<'a> Resolver<'a> {
         if let Some(found) = tree.resolve_from(start, &edge.name) {
             if node_satisfies(&tree.nodes[found], &spec) {
                 tree.nodes[from].edges[ei].to = Some(found);
-                dependents.entry(edge.name.clone()).or_default().push((from, ei));
+                dependents
+                    .entry(edge.name.clone())
+                    .or_default()
+                    .push((from, ei));
                 return Ok(None);
             }
             if is_peer {
@@ -478,7 +505,11 @@ impl<'a> Resolver<'a> {
                 return Err(HoardError::Resolve(msg));
             }
         };
-        let packument = match self.registry.packument(&real_name, self.cfg, self.network).await {
+        let packument = match self
+            .registry
+            .packument(&real_name, self.cfg, self.network)
+            .await
+        {
             Ok(p) => p,
             Err(e) if optional => {
                 self.note(
@@ -500,12 +531,21 @@ impl<'a> Resolver<'a> {
             self.preferred.get(&real_name).map(Vec::as_slice)
         };
         let Some(manifest) = pick(&packument, &inner, self.node_version.as_ref(), preferred) else {
-            let mut versions: Vec<&str> = packument.sorted.iter().take(12).map(|(_, s)| s.as_str()).collect();
+            let mut versions: Vec<&str> = packument
+                .sorted
+                .iter()
+                .take(12)
+                .map(|(_, s)| s.as_str())
+                .collect();
             versions.reverse();
             let msg = format!(
                 "no version of `{real_name}` satisfies `{raw_spec}` (required by {requirer}); \
                  available: {}{}; dist-tags: {}",
-                if packument.sorted.len() > 12 { "…, " } else { "" },
+                if packument.sorted.len() > 12 {
+                    "…, "
+                } else {
+                    ""
+                },
                 versions.join(", "),
                 packument
                     .dist_tags
@@ -548,8 +588,15 @@ impl<'a> Resolver<'a> {
                 format!(
                     "{real_name}@{} wants node {} (current: {})",
                     manifest.version,
-                    manifest.engines.get("node").map(String::as_str).unwrap_or("?"),
-                    self.node_version.as_ref().map(|v| v.to_string()).unwrap_or_default()
+                    manifest
+                        .engines
+                        .get("node")
+                        .map(String::as_str)
+                        .unwrap_or("?"),
+                    self.node_version
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -568,16 +615,16 @@ impl<'a> Resolver<'a> {
                     tree.is_within(d, level)
                         && !tree.is_within(to, level)
                         && !version.as_ref().is_some_and(|v| {
-                            Spec::parse(&e.name, &e.spec)
-                                .ok()
-                                .is_some_and(|s| match s {
-                                    Spec::Range(r) => Range::parse(&r).is_some_and(|r| r.satisfies(v)),
-                                    Spec::Alias { spec, .. } => match *spec {
-                                        Spec::Range(r) => Range::parse(&r).is_some_and(|r| r.satisfies(v)),
-                                        _ => false,
-                                    },
+                            Spec::parse(&e.name, &e.spec).ok().is_some_and(|s| match s {
+                                Spec::Range(r) => Range::parse(&r).is_some_and(|r| r.satisfies(v)),
+                                Spec::Alias { spec, .. } => match *spec {
+                                    Spec::Range(r) => {
+                                        Range::parse(&r).is_some_and(|r| r.satisfies(v))
+                                    }
                                     _ => false,
-                                })
+                                },
+                                _ => false,
+                            })
                         })
                 })
             });
@@ -622,14 +669,10 @@ impl<'a> Resolver<'a> {
                 real_name: real_name.clone(),
                 version: manifest.version.clone(),
                 resolved: manifest.dist.tarball.clone(),
-                integrity: manifest
-                    .dist
-                    .integrity
-                    .clone()
-                    .or_else(|| {
-                        crate::store::integrity::Sri::parse(None, manifest.dist.shasum.as_deref())
-                            .strongest()
-                    }),
+                integrity: manifest.dist.integrity.clone().or_else(|| {
+                    crate::store::integrity::Sri::parse(None, manifest.dist.shasum.as_deref())
+                        .strongest()
+                }),
             },
             edges,
             manifest,
@@ -641,7 +684,10 @@ impl<'a> Resolver<'a> {
         });
         tree.nodes[target].children.insert(edge.name.clone(), idx);
         tree.nodes[from].edges[ei].to = Some(idx);
-        dependents.entry(edge.name.clone()).or_default().push((from, ei));
+        dependents
+            .entry(edge.name.clone())
+            .or_default()
+            .push((from, ei));
         debug!(pkg = %tree.nodes[idx].pkg_id(), location = %tree.nodes[idx].location, "placed");
         if let Some(cb) = self.on_picked.as_mut() {
             cb(&tree.nodes[idx]);
@@ -660,7 +706,10 @@ impl<'a> Resolver<'a> {
                 edge.spec
             )));
         }
-        let target = path.trim_start_matches("./").trim_end_matches('/').to_string();
+        let target = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
         let idx = tree.nodes.len();
         tree.nodes.push(Node {
             name: edge.name.clone(),

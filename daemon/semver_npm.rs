@@ -340,10 +340,7 @@ impl Range {
     /// Parse an npm range. `None` when it is not a range (npm then treats the spec as a
     /// dist-tag).
     pub fn parse(s: &str) -> Option<Range> {
-        let sets = s
-            .split("||")
-            .map(parse_set)
-            .collect::<Option<Vec<_>>>()?;
+        let sets = s.split("||").map(parse_set).collect::<Option<Vec<_>>>()?;
         Some(Range { sets })
     }
 

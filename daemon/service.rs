@@ -7,7 +7,7 @@
 //! through `From<HoardError>`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -124,17 +124,17 @@ impl Daemon {
         self.close_reason.lock().ok().and_then(|r| r.clone())
     }
 
-    fn project_lock(&self, dir: &PathBuf) -> Arc<tokio::sync::Mutex<()>> {
+    fn project_lock(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
         let mut m = match self.project_locks.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        m.entry(dir.clone()).or_default().clone()
+        m.entry(dir.to_path_buf()).or_default().clone()
     }
 
-    fn emit(&self, dir: &PathBuf, kind: watch_event::Kind, message: String) {
+    fn emit(&self, dir: &Path, kind: watch_event::Kind, message: String) {
         let _ = self.events.send((
-            dir.clone(),
+            dir.to_path_buf(),
             WatchEvent {
                 kind: kind as i32,
                 path: dir.display().to_string(),
@@ -260,7 +260,10 @@ impl Hoard for Service {
         Ok(Response::new(out))
     }
 
-    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let _g = InFlight::new(&self.0);
         let d = self.0.clone();
         let (packages, projects) = {
@@ -423,7 +426,10 @@ impl Hoard for Service {
 
     type WatchStream = CancelOnDrop<WatchEvent>;
 
-    async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        req: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let guard = InFlight::new(&self.0);
         let dir = crate::install::project_dir(&req.into_inner().project_dir)?;
         let (tx, rx) = mpsc::channel(64);
@@ -442,7 +448,11 @@ impl Hoard for Service {
                     path: dir.display().to_string(),
                     message,
                 };
-                if tx.send(Ok(ev(watch_event::Kind::Watching, String::new()))).await.is_err() {
+                if tx
+                    .send(Ok(ev(watch_event::Kind::Watching, String::new())))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 loop {

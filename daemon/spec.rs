@@ -148,11 +148,14 @@ impl Spec {
             });
         }
         if Range::parse(s).is_some() {
-            return Ok(Spec::Range(if s.is_empty() { "*".into() } else { s.into() }));
+            return Ok(Spec::Range(if s.is_empty() {
+                "*".into()
+            } else {
+                s.into()
+            }));
         }
         if !s.is_empty()
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
             return Ok(Spec::Tag(s.to_string()));
@@ -192,9 +195,15 @@ mod tests {
 
     #[test]
     fn parses_npm_specs() {
-        assert_eq!(Spec::parse("a", "^1.2.3").unwrap(), Spec::Range("^1.2.3".into()));
+        assert_eq!(
+            Spec::parse("a", "^1.2.3").unwrap(),
+            Spec::Range("^1.2.3".into())
+        );
         assert_eq!(Spec::parse("a", "").unwrap(), Spec::Range("*".into()));
-        assert_eq!(Spec::parse("a", "latest").unwrap(), Spec::Tag("latest".into()));
+        assert_eq!(
+            Spec::parse("a", "latest").unwrap(),
+            Spec::Tag("latest".into())
+        );
         assert_eq!(
             Spec::parse("a", "npm:@scope/b@^2").unwrap(),
             Spec::Alias {
@@ -209,13 +218,24 @@ mod tests {
                 spec: Box::new(Spec::Range("*".into()))
             }
         );
-        assert!(matches!(Spec::parse("a", "file:../x").unwrap(), Spec::Directory(_)));
-        assert!(matches!(Spec::parse("a", "file:x.tgz").unwrap(), Spec::LocalTarball(_)));
+        assert!(matches!(
+            Spec::parse("a", "file:../x").unwrap(),
+            Spec::Directory(_)
+        ));
+        assert!(matches!(
+            Spec::parse("a", "file:x.tgz").unwrap(),
+            Spec::LocalTarball(_)
+        ));
         assert!(matches!(
             Spec::parse("a", "https://h/x.tgz").unwrap(),
             Spec::Tarball(_)
         ));
-        for git in ["github:u/r", "git+https://github.com/u/r.git", "u/r", "u/r#v1"] {
+        for git in [
+            "github:u/r",
+            "git+https://github.com/u/r.git",
+            "u/r",
+            "u/r#v1",
+        ] {
             let e = Spec::parse("dep", git).unwrap_err().to_string();
             assert!(e.contains("git dependencies") && e.contains("dep"), "{e}");
         }
@@ -226,7 +246,15 @@ mod tests {
         for ok in ["react", "@types/node", "lodash.merge", "JSONStream"] {
             validate_name(ok).unwrap();
         }
-        for bad in ["", "../evil", "@scope", "a/b", ".hidden", "@s/..", "with space"] {
+        for bad in [
+            "",
+            "../evil",
+            "@scope",
+            "a/b",
+            ".hidden",
+            "@s/..",
+            "with space",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad} accepted");
         }
         assert_eq!(

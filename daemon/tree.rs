@@ -41,7 +41,9 @@ pub enum NodeKind {
     },
     /// A symlink to a directory (workspace member, `file:` directory, `link:`); `target` is
     /// relative to the project root.
-    Link { target: String },
+    Link {
+        target: String,
+    },
     /// A workspace member's own folder (the target of a Link), e.g. `packages/a`.
     Workspace,
 }
@@ -159,7 +161,9 @@ impl Tree {
         let is_opt = |e: &Edge| matches!(e.kind, EdgeKind::Optional | EdgeKind::PeerOptional);
         let not_dev = reach(self, &|from, e| !(from == 0 && e.kind == EdgeKind::Dev));
         let not_opt = reach(self, &|_, e| !is_opt(e));
-        let not_dev_opt = reach(self, &|from, e| !(from == 0 && e.kind == EdgeKind::Dev) && !is_opt(e));
+        let not_dev_opt = reach(self, &|from, e| {
+            !(is_opt(e) || from == 0 && e.kind == EdgeKind::Dev)
+        });
         let not_peer = reach(self, &|_, e| {
             !matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional)
         });
@@ -193,7 +197,9 @@ impl Tree {
                 }
             }
         }
-        (0..self.nodes.len()).filter(|i| !seen.contains(i)).collect()
+        (0..self.nodes.len())
+            .filter(|i| !seen.contains(i))
+            .collect()
     }
 }
 

@@ -105,7 +105,9 @@ mod tests {
 
     #[test]
     fn socket_path_is_short_and_per_store() {
-        let a = socket_path(Path::new("/a/very/long/store/path/that/goes/on/and/on/and/on/for/ages"));
+        let a = socket_path(Path::new(
+            "/a/very/long/store/path/that/goes/on/and/on/and/on/for/ages",
+        ));
         let b = socket_path(Path::new("/another"));
         assert_ne!(a, b);
         assert!(a.file_name().unwrap().len() < 30);

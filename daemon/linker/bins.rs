@@ -66,10 +66,18 @@ pub fn normalized(pkg_name: &str, m: &Manifest) -> BTreeMap<String, String> {
 
 /// Bins including `directories.bin` (every file directly in that folder), which needs the
 /// package's file list.
-pub fn with_directories(pkg_name: &str, m: &Manifest, files: &[FileEntry]) -> BTreeMap<String, String> {
+pub fn with_directories(
+    pkg_name: &str,
+    m: &Manifest,
+    files: &[FileEntry],
+) -> BTreeMap<String, String> {
     let mut out = normalized(pkg_name, m);
     if m.bin.is_null()
-        && let Some(dir) = m.directories.as_ref().and_then(|d| d.bin.as_deref()).and_then(clean_target)
+        && let Some(dir) = m
+            .directories
+            .as_ref()
+            .and_then(|d| d.bin.as_deref())
+            .and_then(clean_target)
     {
         let prefix = format!("{dir}/");
         for f in files {
@@ -102,6 +110,11 @@ mod tests {
             bin: serde_json::json!("cli.js"),
             ..Default::default()
         };
-        assert_eq!(normalized("@scope/tool", &m).get("tool").map(String::as_str), Some("cli.js"));
+        assert_eq!(
+            normalized("@scope/tool", &m)
+                .get("tool")
+                .map(String::as_str),
+            Some("cli.js")
+        );
     }
 }

@@ -37,7 +37,6 @@ pub struct PlannedPackage {
     pub location: String,
     /// Identity for incremental installs: `name@version integrity`.
     pub key: String,
-    pub pkg_id: String,
     pub stored: Arc<StoredPackage>,
     /// Real copies instead of links (packages whose scripts run write into their folder).
     pub copy: bool,
@@ -125,14 +124,19 @@ pub fn relative(from_dir: &str, to: &str) -> String {
 /// name equals the bin wins, then the first in location order.
 pub fn compute_bin_links(plan: &mut Plan) {
     let mut cands = plan.bin_candidates.clone();
-    cands.sort_by(|a, b| (&a.dir, &a.name, !a.own, &a.location).cmp(&(&b.dir, &b.name, !b.own, &b.location)));
+    cands.sort_by(|a, b| {
+        (&a.dir, &a.name, !a.own, &a.location).cmp(&(&b.dir, &b.name, !b.own, &b.location))
+    });
     let mut seen: HashSet<(String, String)> = HashSet::new();
     plan.bin_links = Vec::new();
     for c in cands {
         if !seen.insert((c.dir.clone(), c.name.clone())) {
             continue;
         }
-        let text = relative(&format!("{}/.bin", c.dir), &format!("{}/{}", c.location, c.target));
+        let text = relative(
+            &format!("{}/.bin", c.dir),
+            &format!("{}/{}", c.location, c.target),
+        );
         plan.bin_links.push((c.dir, c.name, text));
     }
 }
@@ -154,7 +158,11 @@ fn mkdir_all(p: &Path) -> Result<()> {
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).map_err(|e| {
-        HoardError::io("renaming", from, std::io::Error::new(e.kind(), format!("to `{}`: {e}", to.display())))
+        HoardError::io(
+            "renaming",
+            from,
+            std::io::Error::new(e.kind(), format!("to `{}`: {e}", to.display())),
+        )
     })
 }
 
@@ -172,7 +180,11 @@ pub fn materialize(
 ) -> Result<LinkReport> {
     let nm = project.join("node_modules");
     mkdir_all(&nm)?;
-    let old = if force { None } else { read_state(project).filter(|s| s.layout == plan.layout) };
+    let old = if force {
+        None
+    } else {
+        read_state(project).filter(|s| s.layout == plan.layout)
+    };
     // From here on the tree is in flux: no state until the end.
     let sp = state_path(project);
     match std::fs::remove_file(&sp) {
@@ -208,8 +220,11 @@ pub fn materialize(
         rename(p, &trash.join(n.to_string()))
     };
 
-    let planned: HashMap<&str, &PlannedPackage> =
-        plan.packages.iter().map(|p| (p.location.as_str(), p)).collect();
+    let planned: HashMap<&str, &PlannedPackage> = plan
+        .packages
+        .iter()
+        .map(|p| (p.location.as_str(), p))
+        .collect();
     let link_locs: HashSet<&str> = plan.links.iter().map(|l| l.location.as_str()).collect();
     let mut report = LinkReport::default();
 
@@ -217,7 +232,7 @@ pub fn materialize(
     let mut removals: Vec<String> = Vec::new();
     match &old {
         Some(s) => {
-            for (loc, _) in &s.packages {
+            for loc in s.packages.keys() {
                 if !planned.contains_key(loc.as_str()) && !link_locs.contains(loc.as_str()) {
                     removals.push(loc.clone());
                 }
@@ -249,7 +264,10 @@ pub fn materialize(
                     })
                 })
                 .collect();
-            for e in std::fs::read_dir(&nm).map_err(|e| HoardError::io("reading", &nm, e))?.flatten() {
+            for e in std::fs::read_dir(&nm)
+                .map_err(|e| HoardError::io("reading", &nm, e))?
+                .flatten()
+            {
                 let name = e.file_name().to_string_lossy().to_string();
                 if name.starts_with('.') && name != ".hoard" {
                     continue;
@@ -296,12 +314,21 @@ pub fn materialize(
 
     // 3. Probe the link method on the first file.
     let mut link_state: Option<LinkState> = None;
-    if let Some(first) = changed.iter().find(|p| !p.stored.files.is_empty() && !p.copy) {
+    if let Some(first) = changed
+        .iter()
+        .find(|p| !p.stored.files.is_empty() && !p.copy)
+    {
         let f = &first.stored.files[0];
         let probe_dir = staging.join("probe");
         mkdir_all(&probe_dir)?;
         let dst = probe_dir.join("f");
-        link_state = Some(LinkState::probe(requested, remembered, &store.content_path(f), &dst, f.executable)?);
+        link_state = Some(LinkState::probe(
+            requested,
+            remembered,
+            &store.content_path(f),
+            &dst,
+            f.executable,
+        )?);
         let _ = std::fs::remove_dir_all(&probe_dir);
     }
     let link_state = match link_state {
@@ -320,7 +347,10 @@ pub fn materialize(
     // 4. Materialize by depth, parents before nested packages.
     let mut by_depth: BTreeMap<usize, Vec<&PlannedPackage>> = BTreeMap::new();
     for p in changed {
-        by_depth.entry(p.location.matches("node_modules/").count()).or_default().push(p);
+        by_depth
+            .entry(p.location.matches("node_modules/").count())
+            .or_default()
+            .push(p);
     }
     let counter = AtomicU64::new(0);
     for (_, level) in by_depth {
@@ -342,7 +372,7 @@ pub fn materialize(
             }
             rename(&stage, &dest)?;
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if d % 16 == 0 || d == total {
+            if d.is_multiple_of(16) || d == total {
                 on_progress(d, total);
             }
             Ok(())
@@ -352,7 +382,10 @@ pub fn materialize(
     report.files = files.load(Ordering::Relaxed);
 
     // 5. Symlinks (workspaces, file: dependencies, isolated layout).
-    let old_links: HashSet<&PlannedLink> = old.as_ref().map(|s| s.links.iter().collect()).unwrap_or_default();
+    let old_links: HashSet<&PlannedLink> = old
+        .as_ref()
+        .map(|s| s.links.iter().collect())
+        .unwrap_or_default();
     for l in &plan.links {
         let dest = project.join(&l.location);
         if old_links.contains(l) && std::fs::symlink_metadata(&dest).is_ok() {
@@ -369,7 +402,9 @@ pub fn materialize(
     }
 
     // 6. Bins: rebuilt when anything changed.
-    let bins_same = old.as_ref().is_some_and(|s| s.bin_links == plan.bin_links) && total == 0 && removals.is_empty();
+    let bins_same = old.as_ref().is_some_and(|s| s.bin_links == plan.bin_links)
+        && total == 0
+        && removals.is_empty();
     if !bins_same {
         let mut dirs: HashSet<String> = plan.bin_links.iter().map(|(d, _, _)| d.clone()).collect();
         if let Some(s) = &old {
@@ -397,20 +432,38 @@ pub fn materialize(
             let _ = std::fs::remove_dir_all(t);
         });
     }
-    report.warnings = link_state.warnings.lock().map(|w| w.clone()).unwrap_or_default();
-    debug!(added = report.added, removed = report.removed, unchanged = report.unchanged, "linked");
+    report.warnings = link_state
+        .warnings
+        .lock()
+        .map(|w| w.clone())
+        .unwrap_or_default();
+    debug!(
+        added = report.added,
+        removed = report.removed,
+        unchanged = report.unchanged,
+        "linked"
+    );
     Ok(report)
 }
 
 /// Write the state file (last step of an install).
-pub fn write_state(project: &Path, plan: &Plan, inputs: &str, method: Option<Method>) -> Result<()> {
+pub fn write_state(
+    project: &Path,
+    plan: &Plan,
+    inputs: &str,
+    method: Option<Method>,
+) -> Result<()> {
     let nm = project.join("node_modules");
     let state = State {
         version: 1,
         layout: plan.layout.clone(),
         inputs: inputs.to_string(),
         link_method: method.map(|m| m.as_str().to_string()).unwrap_or_default(),
-        packages: plan.packages.iter().map(|p| (p.location.clone(), p.key.clone())).collect(),
+        packages: plan
+            .packages
+            .iter()
+            .map(|p| (p.location.clone(), p.key.clone()))
+            .collect(),
         links: plan.links.clone(),
         bin_links: plan.bin_links.clone(),
         node_modules_mtime: 0,
@@ -432,7 +485,12 @@ pub fn write_state(project: &Path, plan: &Plan, inputs: &str, method: Option<Met
 }
 
 /// Create one package's directory tree under `stage` and link (or copy) its files.
-fn build_package(stage: &Path, p: &PlannedPackage, store: &Store, links: &LinkState) -> Result<u64> {
+fn build_package(
+    stage: &Path,
+    p: &PlannedPackage,
+    store: &Store,
+    links: &LinkState,
+) -> Result<u64> {
     mkdir_all(stage)?;
     let mut made: HashSet<&str> = HashSet::new();
     let bin_targets: HashSet<&str> = p.bins.values().map(String::as_str).collect();

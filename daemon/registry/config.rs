@@ -48,7 +48,10 @@ pub fn parse_npmrc(text: &str, env: &HashMap<String, String>) -> Vec<(String, St
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.trim();
-        if line.is_empty() || line.starts_with(';') || line.starts_with('#') || line.starts_with('[')
+        if line.is_empty()
+            || line.starts_with(';')
+            || line.starts_with('#')
+            || line.starts_with('[')
         {
             continue;
         }
@@ -58,7 +61,8 @@ pub fn parse_npmrc(text: &str, env: &HashMap<String, String>) -> Vec<(String, St
         let k = expand(k.trim(), env);
         let mut v = v.trim();
         if v.len() >= 2
-            && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
         {
             v = &v[1..v.len() - 1];
         }
@@ -98,6 +102,7 @@ impl NpmConfig {
         NpmConfig { values }
     }
 
+    #[cfg(test)]
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> NpmConfig {
         NpmConfig {
             values: pairs.into_iter().collect(),
@@ -208,7 +213,8 @@ mod tests {
         assert_eq!(cfg.registry_for("react"), "https://r.example.com/npm/");
         assert_eq!(cfg.registry_for("@corp/ui"), "https://corp.example.com/");
         assert_eq!(
-            cfg.auth_for("https://corp.example.com/@corp/ui/-/ui-1.0.0.tgz").as_deref(),
+            cfg.auth_for("https://corp.example.com/@corp/ui/-/ui-1.0.0.tgz")
+                .as_deref(),
             Some("Bearer s3cret")
         );
         assert_eq!(cfg.auth_for("https://r.example.com/npm/react"), None);
@@ -217,7 +223,10 @@ mod tests {
     #[test]
     fn env_overrides_files() {
         let env: HashMap<String, String> = [
-            ("npm_config_registry".to_string(), "http://127.0.0.1:1/".to_string()),
+            (
+                "npm_config_registry".to_string(),
+                "http://127.0.0.1:1/".to_string(),
+            ),
             ("HOME".to_string(), "/nonexistent".to_string()),
         ]
         .into();

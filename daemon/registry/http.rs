@@ -52,7 +52,10 @@ impl Http {
         accept: Option<&str>,
         what: &str,
     ) -> Result<(reqwest::Response, OwnedSemaphorePermit)> {
-        match self.get_conditional(url, auth, accept, None, None, what).await? {
+        match self
+            .get_conditional(url, auth, accept, None, None, what)
+            .await?
+        {
             Fetched::Fresh(r, p) => Ok((r, p)),
             Fetched::NotModified => Err(HoardError::Registry(format!(
                 "{url} answered 304 Not Modified to an unconditional request"

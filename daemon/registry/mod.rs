@@ -34,8 +34,7 @@ pub enum Network {
 /// How long fetched metadata is used without revalidation (online mode).
 pub const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
-const ACCEPT: &str =
-    "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+const ACCEPT: &str = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 
 #[derive(Serialize, Deserialize)]
 struct DiskEntry {
@@ -193,7 +192,14 @@ impl Registry {
         let what = format!("package `{name}`");
         match self
             .http
-            .get_conditional(url, auth, Some(ACCEPT), etag.as_deref(), lm.as_deref(), &what)
+            .get_conditional(
+                url,
+                auth,
+                Some(ACCEPT),
+                etag.as_deref(),
+                lm.as_deref(),
+                &what,
+            )
             .await?
         {
             Fetched::NotModified => {

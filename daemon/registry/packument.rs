@@ -57,9 +57,17 @@ where
 pub struct Dist {
     #[serde(default, deserialize_with = "lenient")]
     pub tarball: String,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub integrity: Option<String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub shasum: Option<String>,
 }
 
@@ -71,7 +79,11 @@ pub struct PeerMeta {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Directories {
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub bin: Option<String>,
 }
 
@@ -83,15 +95,35 @@ pub struct Manifest {
     pub name: String,
     #[serde(default, deserialize_with = "lenient")]
     pub version: String,
-    #[serde(default, deserialize_with = "lenient_map", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub dependencies: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "lenient_map", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub optional_dependencies: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "lenient_map", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub peer_dependencies: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub peer_dependencies_meta: BTreeMap<String, PeerMeta>,
-    #[serde(default, deserialize_with = "lenient_map", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub dev_dependencies: BTreeMap<String, String>,
     #[serde(
         default,
@@ -100,27 +132,67 @@ pub struct Manifest {
         skip_serializing_if = "serde_json::Value::is_null"
     )]
     pub bundle_dependencies: serde_json::Value,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "serde_json::Value::is_null")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "serde_json::Value::is_null"
+    )]
     pub bin: serde_json::Value,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub directories: Option<Directories>,
     #[serde(default, deserialize_with = "lenient")]
     pub dist: Dist,
-    #[serde(default, deserialize_with = "string_list", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "string_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub os: Vec<String>,
-    #[serde(default, deserialize_with = "string_list", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "string_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub cpu: Vec<String>,
-    #[serde(default, deserialize_with = "string_list", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "string_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub libc: Vec<String>,
-    #[serde(default, deserialize_with = "lenient_map", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub engines: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub deprecated: Option<String>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub has_install_script: bool,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub license: Option<String>,
-    #[serde(default, deserialize_with = "lenient_map", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub scripts: BTreeMap<String, String>,
 }
 

@@ -8,7 +8,10 @@ fn node_semver_table() {
     let table = include_str!("table.tsv");
     let mut cases = 0;
     let mut failures = Vec::new();
-    for line in table.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let mut cols = line.split('\t');
         let (Some(r), Some(v), Some(want)) = (cols.next(), cols.next(), cols.next()) else {
             panic!("malformed table line {line:?}");
@@ -21,11 +24,18 @@ fn node_semver_table() {
             (Some(_), None) => "false".to_string(),
         };
         if got != want {
-            failures.push(format!("{r:?} vs {v}: node-semver says {want}, we say {got}"));
+            failures.push(format!(
+                "{r:?} vs {v}: node-semver says {want}, we say {got}"
+            ));
         }
     }
     assert!(cases >= 300, "table too small: {cases}");
-    assert!(failures.is_empty(), "{} of {cases} cases differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -196,7 +196,10 @@ pub fn entry_path(raw: &[u8], limits: &Limits) -> std::result::Result<Option<Str
     }
     let joined = parts.join("/");
     if joined.len() > limits.max_path_len {
-        return Err(format!("a path is longer than {} bytes", limits.max_path_len));
+        return Err(format!(
+            "a path is longer than {} bytes",
+            limits.max_path_len
+        ));
     }
     Ok(Some(joined))
 }
@@ -221,9 +224,7 @@ pub fn import(
     layout: &Layout,
     limits: &Limits,
 ) -> std::result::Result<Imported, ImportError> {
-    let staging = layout
-        .new_staging_dir()
-        .map_err(ImportError::Local)?;
+    let staging = layout.new_staging_dir().map_err(ImportError::Local)?;
     let staging = StagingDir(staging);
 
     let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
@@ -267,7 +268,11 @@ pub fn import(
                     return Err(ImportError::Hostile(format!(
                         "entry `{}` is a {} (npm packages may not contain links)",
                         String::from_utf8_lossy(&path_bytes),
-                        if kind == T::Symlink { "symlink" } else { "hard link" }
+                        if kind == T::Symlink {
+                            "symlink"
+                        } else {
+                            "hard link"
+                        }
                     )));
                 }
                 other => {

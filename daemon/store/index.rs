@@ -412,7 +412,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>, path: &Path, f
                 }
             }
         }
-        let committed = tx.commit().map_err(|e| format!("store index `{}`: {e}", path.display()));
+        let committed = tx
+            .commit()
+            .map_err(|e| format!("store index `{}`: {e}", path.display()));
         for (reply, r) in replies_insert {
             let _ = reply.send(match &committed {
                 Ok(()) => r,

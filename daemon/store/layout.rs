@@ -13,8 +13,6 @@ pub const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug)]
 pub struct Layout {
-    pub root: PathBuf,
-    pub base: PathBuf,
     pub files: PathBuf,
     pub tmp: PathBuf,
     pub metadata: PathBuf,
@@ -31,12 +29,10 @@ impl Layout {
     pub fn create(root: &Path) -> Result<Layout> {
         let base = root.join(format!("v{FORMAT_VERSION}"));
         let layout = Layout {
-            root: root.to_path_buf(),
             files: base.join("files"),
             tmp: base.join("tmp"),
             metadata: base.join("metadata"),
             index: base.join("index.sqlite"),
-            base,
             counter: AtomicU64::new(0),
         };
         for d in [&layout.files, &layout.tmp, &layout.metadata] {
@@ -94,7 +90,8 @@ impl Layout {
         let dir = self
             .tmp
             .join(format!("{}-{nanos:x}-{n}", std::process::id()));
-        std::fs::create_dir(&dir).map_err(|e| HoardError::io("creating staging directory", &dir, e))?;
+        std::fs::create_dir(&dir)
+            .map_err(|e| HoardError::io("creating staging directory", &dir, e))?;
         Ok(dir)
     }
 
@@ -102,7 +99,8 @@ impl Layout {
     /// the daemon lock, before serving.
     pub fn clean_tmp(&self) -> Result<u64> {
         let mut removed = 0;
-        let rd = std::fs::read_dir(&self.tmp).map_err(|e| HoardError::io("reading", &self.tmp, e))?;
+        let rd =
+            std::fs::read_dir(&self.tmp).map_err(|e| HoardError::io("reading", &self.tmp, e))?;
         for entry in rd.flatten() {
             let p = entry.path();
             let r = if p.is_dir() {

@@ -84,7 +84,10 @@ impl Store {
         let layout = Layout::create(root)?;
         let cleaned = layout.clean_tmp()?;
         if cleaned > 0 {
-            info!(cleaned, "removed leftovers of an interrupted import from tmp/");
+            info!(
+                cleaned,
+                "removed leftovers of an interrupted import from tmp/"
+            );
         }
         let index = Index::open(&layout.index, layout.files.clone())?;
         Ok(Store {
@@ -94,10 +97,6 @@ impl Store {
             hot: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
         })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.layout.root
     }
 
     /// Make `pkg` present in the store and return its files. Looks in memory, then the index;
@@ -120,10 +119,7 @@ impl Store {
                 pkg.url
             )));
         }
-        let key = pkg
-            .integrity
-            .strongest()
-            .unwrap_or_else(|| pkg.url.clone());
+        let key = pkg.integrity.strongest().unwrap_or_else(|| pkg.url.clone());
         let fut = {
             let mut inflight = self
                 .inflight
@@ -159,7 +155,7 @@ impl Store {
                 shared
             }
         };
-        fut.await.map_err(|e| HoardError::Shared(e))
+        fut.await.map_err(HoardError::Shared)
     }
 
     async fn lookup(&self, pkg: &TarballRef) -> Result<Option<Arc<StoredPackage>>> {
@@ -202,8 +198,10 @@ impl Store {
                 Ok(p) => return Ok(p),
                 Err(ImportFailure::Retryable(e)) if attempt < 3 => {
                     warn!(attempt, error = %e, "download interrupted; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * 4u64.pow(attempt - 1)))
-                        .await;
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        200 * 4u64.pow(attempt - 1),
+                    ))
+                    .await;
                 }
                 Err(ImportFailure::Retryable(e)) | Err(ImportFailure::Fatal(e)) => return Err(e),
             }
@@ -246,9 +244,7 @@ impl Store {
             }
         }
         drop(tx);
-        let imported = worker
-            .await
-            .map_err(|e| ImportFailure::Fatal(e.into()))?;
+        let imported = worker.await.map_err(|e| ImportFailure::Fatal(e.into()))?;
         let imported = match imported {
             Ok(i) => i,
             Err(ImportError::Source(e)) => {
@@ -444,7 +440,10 @@ impl Store {
         for key in &bad {
             if !reported.contains_key(key) {
                 on_problem(
-                    self.layout.content_path(&key.0, key.1).display().to_string(),
+                    self.layout
+                        .content_path(&key.0, key.1)
+                        .display()
+                        .to_string(),
                     vec![],
                     "hash-mismatch",
                     "content does not match its BLAKE3 name (no package uses it)".into(),
@@ -479,11 +478,7 @@ impl Store {
     /// Drop projects whose directory or node_modules is gone, then packages no project
     /// references, then files no package references. Blocking. Call only while no install
     /// runs (the daemon holds the store's maintenance lock).
-    pub fn prune(
-        &self,
-        dry_run: bool,
-        mut on_dropped: impl FnMut(String),
-    ) -> Result<PruneReport> {
+    pub fn prune(&self, dry_run: bool, mut on_dropped: impl FnMut(String)) -> Result<PruneReport> {
         let mut report = PruneReport::default();
         let projects = self.index.projects()?;
         let mut dropped = Vec::new();
@@ -552,10 +547,12 @@ impl Store {
             self.index.write(move |tx| {
                 let e = |err| HoardError::Internal(format!("pruning: {err}"));
                 for p in dropped {
-                    tx.execute("DELETE FROM projects WHERE path = ?1", [p]).map_err(e)?;
+                    tx.execute("DELETE FROM projects WHERE path = ?1", [p])
+                        .map_err(e)?;
                 }
                 for id in ids {
-                    tx.execute("DELETE FROM packages WHERE id = ?1", [id]).map_err(e)?;
+                    tx.execute("DELETE FROM packages WHERE id = ?1", [id])
+                        .map_err(e)?;
                 }
                 Ok(())
             })?;

@@ -111,7 +111,11 @@ impl TestContext {
     /// The pid of the daemon holding this store's lock, if one runs.
     pub fn daemon_pid(&self) -> Option<i32> {
         let lock = hoard_proto::state::lock_file(&self.store);
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(&lock).ok()?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&lock)
+            .ok()?;
         if f.try_lock().is_ok() {
             let _ = f.unlock();
             return None;

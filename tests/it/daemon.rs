@@ -27,7 +27,11 @@ fn status_never_starts_a_daemon_and_store_path_does() {
     let sock = ctx.socket();
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "socket mode");
-    let dmode = std::fs::metadata(sock.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    let dmode = std::fs::metadata(sock.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(dmode, 0o700, "socket directory mode");
     // The daemon logs to a file in its state dir.
     assert!(ctx.log().contains("listening"), "log: {}", ctx.log());
@@ -39,10 +43,22 @@ fn second_daemon_on_the_same_store_is_refused() {
     ctx.ok(&["daemon", "start"]);
     let first = ctx.daemon_pid().unwrap();
     let out = run_with_timeout(&mut ctx.hoardd(), Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(75), "second daemon must exit 75: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "second daemon must exit 75: {}",
+        stderr(&out)
+    );
     let err = stderr(&out);
-    assert!(err.contains("already serves") && err.contains(&first.to_string()), "{err}");
-    assert_eq!(ctx.daemon_pid(), Some(first), "the first daemon keeps running");
+    assert!(
+        err.contains("already serves") && err.contains(&first.to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        ctx.daemon_pid(),
+        Some(first),
+        "the first daemon keeps running"
+    );
 }
 
 #[test]
@@ -52,7 +68,10 @@ fn stale_socket_after_sigkill_is_recovered() {
     let pid = ctx.daemon_pid().unwrap();
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert!(ctx.wait_daemon_gone(Duration::from_secs(10)));
-    assert!(ctx.socket().exists(), "a SIGKILLed daemon leaves its socket behind");
+    assert!(
+        ctx.socket().exists(),
+        "a SIGKILLed daemon leaves its socket behind"
+    );
     let path = ctx.ok(&["store", "path"]);
     assert_eq!(path.trim(), ctx.store.display().to_string());
     let new = ctx.daemon_pid().unwrap();
@@ -68,16 +87,24 @@ fn protocol_mismatch_restarts_the_daemon() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = old.spawn().unwrap();
-    assert!(eventually(Duration::from_secs(10), || ctx.socket().exists()));
+    assert!(eventually(Duration::from_secs(10), || ctx
+        .socket()
+        .exists()));
     let old_pid = child.id() as i32;
     let out = ctx.run(&["--verbose", "daemon", "start"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("0.9.0"), "{}", stderr(&out));
     let status = child.wait().unwrap();
-    assert!(status.success(), "the old daemon exits cleanly on Shutdown: {status}");
+    assert!(
+        status.success(),
+        "the old daemon exits cleanly on Shutdown: {status}"
+    );
     let new_pid = ctx.daemon_pid().unwrap();
     assert_ne!(new_pid, old_pid);
-    assert!(ctx.ok(&["daemon", "status"]).contains(&format!("protocol {}", hoard_proto::PROTOCOL_VERSION)));
+    assert!(
+        ctx.ok(&["daemon", "status"])
+            .contains(&format!("protocol {}", hoard_proto::PROTOCOL_VERSION))
+    );
 }
 
 #[test]
@@ -85,9 +112,16 @@ fn idle_daemon_exits() {
     let ctx = TestContext::new().env("HOARD_IDLE_TIMEOUT", "1");
     ctx.ok(&["daemon", "start"]);
     assert!(ctx.daemon_pid().is_some());
-    assert!(ctx.wait_daemon_gone(Duration::from_secs(15)), "idle daemon still running");
+    assert!(
+        ctx.wait_daemon_gone(Duration::from_secs(15)),
+        "idle daemon still running"
+    );
     assert!(!ctx.socket().exists(), "socket removed on exit");
-    assert!(ctx.log().contains("Idle"), "close reason logged: {}", ctx.log());
+    assert!(
+        ctx.log().contains("Idle"),
+        "close reason logged: {}",
+        ctx.log()
+    );
 }
 
 #[test]
@@ -110,21 +144,47 @@ fn sigterm_during_a_long_install_cancels_it_cleanly() {
     // The tarball trickles in for far longer than the test waits.
     reg.fault(
         &Registry::tarball_path("slow", "1.0.0"),
-        Fault { throttle: Some((1024, Duration::from_millis(200))), ..Default::default() },
+        Fault {
+            throttle: Some((1024, Duration::from_millis(200))),
+            ..Default::default()
+        },
     );
     let ctx = TestContext::new().with_registry(&reg.url);
-    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"slow": "^1.0.0"}}));
-    let child = ctx.hoard().arg("install").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    ctx.write_project(
+        &json!({"name": "p", "version": "1.0.0", "dependencies": {"slow": "^1.0.0"}}),
+    );
+    let child = ctx
+        .hoard()
+        .arg("install")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let tarball = Registry::tarball_path("slow", "1.0.0");
-    assert!(eventually(Duration::from_secs(20), || reg.count(&tarball) > 0), "download never started");
+    assert!(
+        eventually(Duration::from_secs(20), || reg.count(&tarball) > 0),
+        "download never started"
+    );
     let pid = ctx.daemon_pid().unwrap();
     let t = Instant::now();
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let out = wait_output(child, Duration::from_secs(30));
-    assert!(ctx.wait_daemon_gone(Duration::from_secs(15)), "daemon did not exit on SIGTERM");
+    assert!(
+        ctx.wait_daemon_gone(Duration::from_secs(15)),
+        "daemon did not exit on SIGTERM"
+    );
     assert!(t.elapsed() < Duration::from_secs(15));
-    assert_eq!(out.status.code(), Some(1), "client reports the failure: {}", stderr(&out));
-    assert!(stderr(&out).contains("cancel") || stderr(&out).contains("shut"), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "client reports the failure: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("cancel") || stderr(&out).contains("shut"),
+        "{}",
+        stderr(&out)
+    );
     assert!(ctx.log().contains("SIGTERM"), "{}", ctx.log());
     // Nothing half-installed.
     assert!(!ctx.project.join("node_modules/slow").exists());
@@ -139,16 +199,32 @@ fn connections_from_another_uid_are_refused() {
     let ctx = TestContext::new();
     ctx.ok(&["daemon", "start"]);
     // Open the path up so only the daemon's peer-credential check stands in the way.
-    for d in [ctx.root.path().to_path_buf(), ctx.runtime.clone(), ctx.runtime.join("hoard"), ctx.store.clone(), ctx.home.clone()] {
+    for d in [
+        ctx.root.path().to_path_buf(),
+        ctx.runtime.clone(),
+        ctx.runtime.join("hoard"),
+        ctx.store.clone(),
+        ctx.home.clone(),
+    ] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     std::fs::set_permissions(ctx.socket(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let mut cmd = ctx.hoard();
-    cmd.env("HOARD_DAEMON_BIN", "/bin/false").current_dir("/").uid(65534).gid(65534);
+    cmd.env("HOARD_DAEMON_BIN", "/bin/false")
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534);
     let out = run_with_timeout(cmd.args(["store", "path"]), Duration::from_secs(60));
-    assert_eq!(out.status.code(), Some(3), "another uid must not get an answer: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "another uid must not get an answer: {}",
+        stderr(&out)
+    );
     assert!(
-        eventually(Duration::from_secs(5), || ctx.log().contains("refused a connection from another user")),
+        eventually(Duration::from_secs(5), || ctx
+            .log()
+            .contains("refused a connection from another user")),
         "{}",
         ctx.log()
     );
@@ -174,7 +250,11 @@ fn thirty_two_concurrent_clients_share_one_daemon() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         pids.insert(v["pid"].as_i64().unwrap());
     }
-    assert_eq!(pids.len(), 1, "all 32 clients must reach one daemon: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        1,
+        "all 32 clients must reach one daemon: {pids:?}"
+    );
     assert_eq!(ctx.daemon_pid().map(|p| p as i64), pids.into_iter().next());
 }
 
@@ -183,17 +263,24 @@ fn reflection_and_health_are_served() {
     let ctx = TestContext::new();
     ctx.ok(&["daemon", "start"]);
     let sock = ctx.socket();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::v1::ServerReflectionRequest;
         let path = sock.clone();
         let channel = tonic::transport::Endpoint::from_static("http://x")
             .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
                 let p = path.clone();
-                async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(p).await?)) }
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(p).await?,
+                    ))
+                }
             }))
             .await
             .unwrap();
@@ -202,22 +289,34 @@ fn reflection_and_health_are_served() {
             host: String::new(),
             message_request: Some(MessageRequest::ListServices(String::new())),
         };
-        let mut resp = client.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+        let mut resp = client
+            .server_reflection_info(tokio_stream::iter(vec![req]))
+            .await
+            .unwrap()
+            .into_inner();
         let msg = resp.message().await.unwrap().unwrap();
         let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
             panic!("unexpected reflection answer")
         };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
         assert!(names.contains(&"hoard.v1.Hoard".to_string()), "{names:?}");
-        assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"grpc.health.v1.Health".to_string()),
+            "{names:?}"
+        );
 
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
         let r = health
-            .check(tonic_health::pb::HealthCheckRequest { service: "hoard.v1.Hoard".into() })
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "hoard.v1.Hoard".into(),
+            })
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(r.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+        assert_eq!(
+            r.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
     });
 }
 
@@ -226,7 +325,16 @@ fn usage_errors_exit_2_and_unreachable_exits_3() {
     let ctx = TestContext::new();
     let out = ctx.run(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = run_with_timeout(ctx.hoard().env("HOARD_DAEMON_BIN", "/nonexistent/hoardd").args(["store", "path"]), Duration::from_secs(30));
+    let out = run_with_timeout(
+        ctx.hoard()
+            .env("HOARD_DAEMON_BIN", "/nonexistent/hoardd")
+            .args(["store", "path"]),
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("/nonexistent/hoardd"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/hoardd"),
+        "{}",
+        stderr(&out)
+    );
 }

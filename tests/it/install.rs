@@ -16,7 +16,8 @@ fn lock(ctx: &TestContext) -> Value {
 }
 
 fn version_at(dir: &Path, loc: &str) -> Option<String> {
-    let v: Value = serde_json::from_slice(&std::fs::read(dir.join(loc).join("package.json")).ok()?).ok()?;
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(loc).join("package.json")).ok()?).ok()?;
     v["version"].as_str().map(String::from)
 }
 
@@ -50,6 +51,8 @@ fn ecosystem() -> Registry {
     reg.publish(Pkg::new("host", "1.0.0"));
     reg.publish(Pkg::new("host", "2.3.0"));
     reg.publish(Pkg::new("winonly", "1.0.0").os(&["win32"]));
+    reg.publish(Pkg::new("d", "1.1.6").optional("winonly", "1.0.0"));
+    reg.tag("d", "latest", "1.2.0");
     reg.publish(Pkg::new("devdep", "1.0.0"));
     reg
 }
@@ -71,12 +74,18 @@ fn installs_like_npm_with_nesting_tags_aliases_and_bins() {
     // `latest` (1.2.0) satisfies ^1.0.0 and wins.
     assert_eq!(version_at(p, "node_modules/a").as_deref(), Some("1.2.0"));
     // b needs a@^2: nested under b, like npm.
-    assert_eq!(version_at(p, "node_modules/b/node_modules/a").as_deref(), Some("2.0.0"));
-    // c's a@^1 dedupes to the root copy; d~1.1.0 picks 1.1.5.
+    assert_eq!(
+        version_at(p, "node_modules/b/node_modules/a").as_deref(),
+        Some("2.0.0")
+    );
+    // c's a@^1 dedupes to the root copy; d~1.1.0 picks the highest 1.1.x (1.1.6).
     assert!(!p.join("node_modules/c/node_modules/a").exists());
-    assert_eq!(version_at(p, "node_modules/d").as_deref(), Some("1.1.5"));
+    assert_eq!(version_at(p, "node_modules/d").as_deref(), Some("1.1.6"));
     // Alias installs the real package under the alias name.
-    let aliased: Value = serde_json::from_slice(&std::fs::read(p.join("node_modules/aliased/package.json")).unwrap()).unwrap();
+    let aliased: Value = serde_json::from_slice(
+        &std::fs::read(p.join("node_modules/aliased/package.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(aliased["name"], "a");
     assert_eq!(aliased["version"], "2.0.0");
     // Peer dependency installed automatically, at a version matching the peer range.
@@ -84,11 +93,20 @@ fn installs_like_npm_with_nesting_tags_aliases_and_bins() {
     // Optional: wrong platform and 404 are skipped with a note.
     assert!(!p.join("node_modules/winonly").exists());
     assert!(out.contains("missing-optional"), "{out}");
-    assert_eq!(version_at(p, "node_modules/devdep").as_deref(), Some("1.0.0"));
+    assert_eq!(
+        version_at(p, "node_modules/devdep").as_deref(),
+        Some("1.0.0")
+    );
     // Bins: linked, executable, names reduced, escaping targets dropped.
     let bin = p.join("node_modules/.bin/tool");
-    assert_eq!(std::fs::read_link(&bin).unwrap(), Path::new("../tool/bin/cli.js"));
-    assert!(std::fs::metadata(&bin).unwrap().permissions().mode() & 0o111 != 0, "bin target executable");
+    assert_eq!(
+        std::fs::read_link(&bin).unwrap(),
+        Path::new("../tool/bin/cli.js")
+    );
+    assert!(
+        std::fs::metadata(&bin).unwrap().permissions().mode() & 0o111 != 0,
+        "bin target executable"
+    );
     assert!(p.join("node_modules/.bin/evil").exists());
     assert!(!p.join("node_modules/.bin/escape").exists());
     // Lockfile v3 with resolved + integrity for every package, and npm's flags.
@@ -98,13 +116,26 @@ fn installs_like_npm_with_nesting_tags_aliases_and_bins() {
         if k.is_empty() {
             continue;
         }
-        assert!(v["resolved"].as_str().is_some_and(|r| r.starts_with(&reg.url)), "{k}: {v}");
-        assert!(v["integrity"].as_str().is_some_and(|i| i.starts_with("sha512-")), "{k}: {v}");
+        assert!(
+            v["resolved"]
+                .as_str()
+                .is_some_and(|r| r.starts_with(&reg.url)),
+            "{k}: {v}"
+        );
+        assert!(
+            v["integrity"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("sha512-")),
+            "{k}: {v}"
+        );
     }
     assert_eq!(l["packages"]["node_modules/devdep"]["dev"], true);
     assert_eq!(l["packages"]["node_modules/host"]["peer"], true);
     assert_eq!(l["packages"]["node_modules/aliased"]["name"], "a");
-    assert_eq!(l["packages"]["node_modules/winonly"]["optional"], true, "platform-skipped optional stays in the lock");
+    assert_eq!(
+        l["packages"]["node_modules/winonly"]["optional"], true,
+        "platform-skipped optional stays in the lock"
+    );
     assert_eq!(l["packages"][""]["dependencies"]["a"], "^1.0.0");
 
     // A second install is a no-op answered from the state file.
@@ -118,7 +149,10 @@ fn lockfile_is_followed_and_ci_is_strict() {
     let ctx = TestContext::new().with_registry(&reg.url);
     ctx.write_project(&json!({"name": "app", "dependencies": {"d": "^1.1.0"}}));
     ctx.ok(&["install"]);
-    assert_eq!(version_at(&ctx.project, "node_modules/d").as_deref(), Some("1.2.0"));
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/d").as_deref(),
+        Some("1.2.0")
+    );
     // Pin d to 1.1.0 in the lock by hand (as if locked earlier); install keeps it.
     let mut l = lock(&ctx);
     let entry = &mut l["packages"]["node_modules/d"];
@@ -129,11 +163,21 @@ fn lockfile_is_followed_and_ci_is_strict() {
     std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
     let meta_before = reg.count("/d");
     ctx.ok(&["ci"]);
-    assert_eq!(version_at(&ctx.project, "node_modules/d").as_deref(), Some("1.1.0"));
-    assert_eq!(reg.count("/d"), meta_before, "a lockfile install needs no metadata");
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/d").as_deref(),
+        Some("1.1.0")
+    );
+    assert_eq!(
+        reg.count("/d"),
+        meta_before,
+        "a lockfile install needs no metadata"
+    );
     // `hoard update d` moves within the range.
     ctx.ok(&["update", "d"]);
-    assert_eq!(version_at(&ctx.project, "node_modules/d").as_deref(), Some("1.2.0"));
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/d").as_deref(),
+        Some("1.2.0")
+    );
     // A lock that no longer matches package.json fails `ci`, naming the mismatch.
     ctx.write_project(&json!({"name": "app", "dependencies": {"d": "^1.1.0", "a": "^1.0.0"}}));
     let out = ctx.run(&["ci"]);
@@ -141,8 +185,14 @@ fn lockfile_is_followed_and_ci_is_strict() {
     assert!(stderr(&out).contains("dependencies.a"), "{}", stderr(&out));
     // `install` re-resolves and keeps d where the lock had it.
     ctx.ok(&["install"]);
-    assert_eq!(version_at(&ctx.project, "node_modules/a").as_deref(), Some("1.2.0"));
-    assert_eq!(version_at(&ctx.project, "node_modules/d").as_deref(), Some("1.2.0"));
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/a").as_deref(),
+        Some("1.2.0")
+    );
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/d").as_deref(),
+        Some("1.2.0")
+    );
 }
 
 #[test]
@@ -152,14 +202,23 @@ fn incremental_reinstall_touches_only_what_changed() {
     ctx.write_project(&json!({"name": "app", "dependencies": {"a": "^1.0.0", "d": "1.1.0"}}));
     ctx.ok(&["install"]);
     let a_index = ctx.project.join("node_modules/a/index.js");
-    let ino_before = std::fs::metadata(&a_index).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
-    ctx.write_project(&json!({"name": "app", "dependencies": {"a": "^1.0.0", "d": "1.2.0", "devdep": "1"}}));
+    let ino_before = std::fs::metadata(&a_index)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    ctx.write_project(
+        &json!({"name": "app", "dependencies": {"a": "^1.0.0", "d": "1.2.0", "devdep": "1"}}),
+    );
     let s = summary(&ctx.ok(&["--json", "install"]));
     assert_eq!(s["added"], 2, "{s}");
     assert_eq!(s["unchanged"], 1, "{s}");
-    let ino_after = std::fs::metadata(&a_index).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let ino_after = std::fs::metadata(&a_index)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
     assert_eq!(ino_before, ino_after);
-    assert_eq!(version_at(&ctx.project, "node_modules/d").as_deref(), Some("1.2.0"));
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/d").as_deref(),
+        Some("1.2.0")
+    );
     // Remove: package.json edited, folder gone, lock updated.
     ctx.ok(&["remove", "d"]);
     assert!(!ctx.project.join("node_modules/d").exists());
@@ -183,7 +242,10 @@ fn add_edits_package_json_preserving_its_format() {
     ctx.ok(&["add", "-D", "-E", "devdep"]);
     let text = std::fs::read_to_string(ctx.project.join("package.json")).unwrap();
     assert!(text.contains("\n    \"scripts\""), "indent kept: {text}");
-    assert!(text.find("\"scripts\"").unwrap() < text.find("\"dependencies\"").unwrap(), "key order kept: {text}");
+    assert!(
+        text.find("\"scripts\"").unwrap() < text.find("\"dependencies\"").unwrap(),
+        "key order kept: {text}"
+    );
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["dependencies"]["a"], "^1.2.0");
     assert_eq!(v["dependencies"]["tool"], "^3.0.0");
@@ -204,10 +266,23 @@ fn omit_dev_and_isolated_layout() {
 
     ctx.ok(&["install", "--layout", "isolated"]);
     let b = ctx.project.join("node_modules/b");
-    assert!(std::fs::symlink_metadata(&b).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(&b)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     // b's dependencies are its siblings inside .hoard, where Node finds them from b's real path.
-    assert_eq!(version_at(&ctx.project, "node_modules/.hoard/b@1.0.0/node_modules/a").as_deref(), Some("2.0.0"), "b sees its own a");
-    assert!(ctx.project.join("node_modules/.hoard/b@1.0.0/node_modules/b/index.js").exists());
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/.hoard/b@1.0.0/node_modules/a").as_deref(),
+        Some("2.0.0"),
+        "b sees its own a"
+    );
+    assert!(
+        ctx.project
+            .join("node_modules/.hoard/b@1.0.0/node_modules/b/index.js")
+            .exists()
+    );
     assert!(ctx.project.join("node_modules/.bin/tool").exists());
     if which("node") {
         let out = run_with_timeout(
@@ -216,16 +291,31 @@ fn omit_dev_and_isolated_layout() {
                 .args(["-e", "console.log(require('b').version + ' ' + require(require.resolve('a', {paths:[require.resolve('b')]})).version)"]),
             Duration::from_secs(30),
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.0.0 2.0.0", "{}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "1.0.0 2.0.0",
+            "{}",
+            stderr(&out)
+        );
     }
     // And back to hoisted.
     ctx.ok(&["install"]);
-    assert!(!std::fs::symlink_metadata(&b).unwrap().file_type().is_symlink());
+    assert!(
+        !std::fs::symlink_metadata(&b)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert!(!ctx.project.join("node_modules/.hoard").exists());
 }
 
 fn which(bin: &str) -> bool {
-    std::process::Command::new(bin).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    std::process::Command::new(bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 #[test]
@@ -234,23 +324,44 @@ fn scripts_are_denied_by_default_and_run_by_the_client_when_allowed() {
     reg.publish(
         Pkg::new("builder", "1.0.0")
             .file("build.sh", b"echo built > built.txt\n", 0o644)
-            .script("postinstall", "sh build.sh && echo \"$npm_lifecycle_event $npm_package_name\" > env.txt"),
+            .script(
+                "postinstall",
+                "sh build.sh && echo \"$npm_lifecycle_event $npm_package_name\" > env.txt",
+            ),
     );
     let ctx = TestContext::new().with_registry(&reg.url);
     ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": {"builder": "1"}, "scripts": {"postinstall": "echo root > root.txt"}}));
     let out = ctx.run(&["install"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("allowScripts"), "denial explains how to allow: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("allowScripts"),
+        "denial explains how to allow: {}",
+        stderr(&out)
+    );
     assert!(!ctx.project.join("node_modules/builder/built.txt").exists());
-    assert!(ctx.project.join("root.txt").exists(), "the project's own scripts run");
+    assert!(
+        ctx.project.join("root.txt").exists(),
+        "the project's own scripts run"
+    );
     let l = lock(&ctx);
-    assert_eq!(l["packages"]["node_modules/builder"]["hasInstallScript"], true);
+    assert_eq!(
+        l["packages"]["node_modules/builder"]["hasInstallScript"],
+        true
+    );
 
     ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": {"builder": "1"}, "hoard": {"allowScripts": {"builder": true}}}));
     ctx.ok(&["install"]);
     let dir = ctx.project.join("node_modules/builder");
-    assert_eq!(std::fs::read_to_string(dir.join("built.txt")).unwrap().trim(), "built");
-    assert_eq!(std::fs::read_to_string(dir.join("env.txt")).unwrap().trim(), "postinstall builder");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("built.txt"))
+            .unwrap()
+            .trim(),
+        "built"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("env.txt")).unwrap().trim(),
+        "postinstall builder"
+    );
     // Scripts ran on copies: the store's file has one link only.
     let md = std::fs::metadata(dir.join("build.sh")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::nlink(&md), 1);
@@ -260,11 +371,20 @@ fn scripts_are_denied_by_default_and_run_by_the_client_when_allowed() {
 fn errors_name_the_package_and_what_to_do() {
     let reg = ecosystem();
     reg.publish(Pkg::new("private", "1.0.0"));
-    reg.fault("/private", Fault { require_auth: Some("Bearer t0ken".into()), ..Default::default() });
+    reg.fault(
+        "/private",
+        Fault {
+            require_auth: Some("Bearer t0ken".into()),
+            ..Default::default()
+        },
+    );
     let ctx = TestContext::new().with_registry(&reg.url);
     let cases: Vec<(Value, &str)> = vec![
         (json!({"nope-not-here": "1"}), "nope-not-here"),
-        (json!({"a": "^9.0.0"}), "no version of `a` satisfies `^9.0.0`"),
+        (
+            json!({"a": "^9.0.0"}),
+            "no version of `a` satisfies `^9.0.0`",
+        ),
         (json!({"private": "1"}), "_authToken"),
         (json!({"gitdep": "github:user/repo"}), "git dependencies"),
     ];
@@ -273,19 +393,41 @@ fn errors_name_the_package_and_what_to_do() {
         let out = ctx.run(&["install"]);
         assert_eq!(out.status.code(), Some(1), "{deps}");
         assert!(stderr(&out).contains(needle), "{deps}: {}", stderr(&out));
-        assert!(!ctx.project.join("node_modules").exists(), "nothing installed on failure");
+        assert!(
+            !ctx.project.join("node_modules").exists(),
+            "nothing installed on failure"
+        );
     }
     let out = ctx.run(&["install", "--offline"]);
     assert_eq!(out.status.code(), Some(1));
-    std::fs::write(ctx.project.join("package.json"), "{\n  \"name\": \"x\",\n  \"dependencies\": {,}\n}\n").unwrap();
+    std::fs::write(
+        ctx.project.join("package.json"),
+        "{\n  \"name\": \"x\",\n  \"dependencies\": {,}\n}\n",
+    )
+    .unwrap();
     let out = ctx.run(&["install"]);
-    assert!(stderr(&out).contains("package.json:3:"), "file:line:col: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("package.json:3:"),
+        "file:line:col: {}",
+        stderr(&out)
+    );
     // The token from .npmrc (with ${ENV} expansion) is sent to its registry.
     let host = reg.url.trim_start_matches("http:");
-    std::fs::write(ctx.project.join(".npmrc"), format!("{host}:_authToken=${{MY_TOKEN}}\n")).unwrap();
+    std::fs::write(
+        ctx.project.join(".npmrc"),
+        format!("{host}:_authToken=${{MY_TOKEN}}\n"),
+    )
+    .unwrap();
     ctx.write_project(&json!({"name": "app", "dependencies": {"private": "1"}}));
-    let out = run_with_timeout(ctx.hoard().env("MY_TOKEN", "t0ken").arg("install"), Duration::from_secs(60));
+    let out = run_with_timeout(
+        ctx.hoard().env("MY_TOKEN", "t0ken").arg("install"),
+        Duration::from_secs(60),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        reg.auth_seen("/private")
+            .contains(&Some("Bearer t0ken".into()))
+    );
 }
 
 #[test]
@@ -315,14 +457,26 @@ fn cross_device_falls_back_to_copy_with_a_warning() {
         return;
     }
     let proj = tempfile::tempdir_in(shm).unwrap();
-    write_json(&proj.path().join("package.json"), &json!({"name": "x", "dependencies": {"a": "1"}}));
-    let out = run_with_timeout(ctx.hoard().current_dir(proj.path()).args(["--json", "install"]), Duration::from_secs(60));
+    write_json(
+        &proj.path().join("package.json"),
+        &json!({"name": "x", "dependencies": {"a": "1"}}),
+    );
+    let out = run_with_timeout(
+        ctx.hoard()
+            .current_dir(proj.path())
+            .args(["--json", "install"]),
+        Duration::from_secs(60),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(summary(&text)["link_method"], "copy");
     assert!(text.contains("EXDEV"), "one warning says why: {text}");
     let f = proj.path().join("node_modules/a/index.js");
-    assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o644, "copies are ordinary files");
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "copies are ordinary files"
+    );
 }
 
 #[test]
@@ -338,7 +492,10 @@ fn concurrent_installs_into_one_project_are_serialized() {
             if i % 2 == 1 {
                 c.args(["--layout", "isolated"]);
             }
-            c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
     for k in kids {
@@ -349,8 +506,14 @@ fn concurrent_installs_into_one_project_are_serialized() {
     ctx.ok(&["install"]);
     assert!(ctx.project.join("node_modules/.bin/tool").exists());
     // b (first alphabetically) puts a@2 at the top; c's a@^1 nests, as npm places them.
-    assert_eq!(version_at(&ctx.project, "node_modules/a").as_deref(), Some("2.0.0"));
-    assert_eq!(version_at(&ctx.project, "node_modules/c/node_modules/a").as_deref(), Some("1.2.0"));
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/a").as_deref(),
+        Some("2.0.0")
+    );
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/c/node_modules/a").as_deref(),
+        Some("1.2.0")
+    );
 }
 
 #[test]
@@ -363,7 +526,11 @@ fn a_project_of_another_user_is_refused() {
     let reg = ecosystem();
     let ctx = TestContext::new().with_registry(&reg.url);
     // The user (uid 65534) owns the store and home; the project belongs to root but is readable.
-    for d in [ctx.root.path().to_path_buf(), ctx.home.clone(), ctx.store.clone()] {
+    for d in [
+        ctx.root.path().to_path_buf(),
+        ctx.home.clone(),
+        ctx.store.clone(),
+    ] {
         std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
     }
     ctx.write_project(&json!({"name": "app", "dependencies": {"a": "1"}}));
@@ -372,7 +539,11 @@ fn a_project_of_another_user_is_refused() {
     c.arg("install").uid(65534).gid(65534);
     let out = run_with_timeout(&mut c, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("belongs to uid 0"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("belongs to uid 0"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!ctx.project.join("node_modules").exists());
 }
 
@@ -381,13 +552,30 @@ fn workspaces_are_linked_and_their_deps_hoisted() {
     let reg = ecosystem();
     let ctx = TestContext::new().with_registry(&reg.url);
     ctx.write_project(&json!({"name": "mono", "private": true, "workspaces": ["packages/*"], "dependencies": {"d": "1.1.0"}}));
-    write_json(&ctx.project.join("packages/web/package.json"), &json!({"name": "@mono/web", "version": "0.1.0", "dependencies": {"a": "^1.0.0", "@mono/util": "*"}}));
-    write_json(&ctx.project.join("packages/util/package.json"), &json!({"name": "@mono/util", "version": "0.2.0", "dependencies": {"b": "1.0.0"}}));
+    write_json(
+        &ctx.project.join("packages/web/package.json"),
+        &json!({"name": "@mono/web", "version": "0.1.0", "dependencies": {"a": "^1.0.0", "@mono/util": "*"}}),
+    );
+    write_json(
+        &ctx.project.join("packages/util/package.json"),
+        &json!({"name": "@mono/util", "version": "0.2.0", "dependencies": {"b": "1.0.0"}}),
+    );
     ctx.ok(&["install"]);
     let web = ctx.project.join("node_modules/@mono/web");
-    assert!(std::fs::symlink_metadata(&web).unwrap().file_type().is_symlink());
-    assert_eq!(std::fs::canonicalize(&web).unwrap(), ctx.project.join("packages/web").canonicalize().unwrap());
-    assert!(ctx.project.join("node_modules/a").exists(), "workspace deps hoisted");
+    assert!(
+        std::fs::symlink_metadata(&web)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::canonicalize(&web).unwrap(),
+        ctx.project.join("packages/web").canonicalize().unwrap()
+    );
+    assert!(
+        ctx.project.join("node_modules/a").exists(),
+        "workspace deps hoisted"
+    );
     assert!(ctx.project.join("node_modules/b").exists());
     let l = lock(&ctx);
     assert_eq!(l["packages"]["node_modules/@mono/web"]["link"], true);
@@ -406,25 +594,40 @@ fn watch_streams_manifest_and_install_events() {
     ctx.ok(&["daemon", "start"]);
     let sock = ctx.socket();
     let project = ctx.project.clone();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let kinds = rt.block_on(async {
         let path = sock.clone();
         let channel = tonic::transport::Endpoint::from_static("http://x")
             .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
                 let p = path.clone();
-                async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(p).await?)) }
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(p).await?,
+                    ))
+                }
             }))
             .await
             .unwrap();
         let mut client = hoard_proto::v1::hoard_client::HoardClient::new(channel);
         let mut stream = client
-            .watch(hoard_proto::v1::WatchRequest { project_dir: project.display().to_string() })
+            .watch(hoard_proto::v1::WatchRequest {
+                project_dir: project.display().to_string(),
+            })
             .await
             .unwrap()
             .into_inner();
         let first = stream.message().await.unwrap().unwrap();
-        assert_eq!(first.kind, hoard_proto::v1::watch_event::Kind::Watching as i32);
-        write_json(&project.join("package.json"), &json!({"name": "app", "dependencies": {"a": "1", "d": "1"}}));
+        assert_eq!(
+            first.kind,
+            hoard_proto::v1::watch_event::Kind::Watching as i32
+        );
+        write_json(
+            &project.join("package.json"),
+            &json!({"name": "app", "dependencies": {"a": "1", "d": "1"}}),
+        );
         let mut kinds = vec![];
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let mut installed = false;

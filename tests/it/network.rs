@@ -22,14 +22,18 @@ fn enabled() -> bool {
 
 /// name@version of every installed package in a v2/v3 lock.
 fn lock_set(dir: &Path) -> BTreeSet<String> {
-    let v: Value = serde_json::from_slice(&std::fs::read(dir.join("package-lock.json")).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("package-lock.json")).unwrap()).unwrap();
     v["packages"]
         .as_object()
         .unwrap()
         .iter()
         .filter(|(k, e)| !k.is_empty() && e.get("link").is_none())
         .map(|(k, e)| {
-            let name = e["name"].as_str().map(String::from).unwrap_or_else(|| k.rsplit("node_modules/").next().unwrap().to_string());
+            let name = e["name"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| k.rsplit("node_modules/").next().unwrap().to_string());
             format!("{name}@{}", e["version"].as_str().unwrap_or(""))
         })
         .collect()
@@ -54,10 +58,18 @@ fn check_project(name: &str, pkg: Value, command: &[&str]) {
     let cache = ctx.root.path().join("npm-cache");
     write_json(&npm_dir.join("package.json"), &pkg);
     ctx.write_project(&pkg);
-    let out = npm(&npm_dir, &["install", "--ignore-scripts", "--no-audit", "--no-fund"], &cache);
+    let out = npm(
+        &npm_dir,
+        &["install", "--ignore-scripts", "--no-audit", "--no-fund"],
+        &cache,
+    );
     assert!(out.status.success(), "npm install {name}: {}", stderr(&out));
     let out = ctx.run(&["install"]);
-    assert!(out.status.success(), "hoard install {name}: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "hoard install {name}: {}",
+        stderr(&out)
+    );
     let theirs = lock_set(&npm_dir);
     let ours = lock_set(&ctx.project);
     let only_ours: Vec<_> = ours.difference(&theirs).collect();
@@ -68,23 +80,51 @@ fn check_project(name: &str, pkg: Value, command: &[&str]) {
         ours.len(),
         theirs.len()
     );
-    assert!(ours.len() >= 250, "{name}: expected a real project, got {} packages", ours.len());
+    assert!(
+        ours.len() >= 250,
+        "{name}: expected a real project, got {} packages",
+        ours.len()
+    );
     eprintln!("{name}: {} packages, identical to npm's", ours.len());
     let ls = npm(&ctx.project, &["ls", "--all"], &cache);
     let text = String::from_utf8_lossy(&ls.stdout).to_string() + &stderr(&ls);
     // Optional dependencies for other platforms (fsevents) show as UNMET OPTIONAL, as with npm.
     let problems: Vec<&str> = text
         .lines()
-        .filter(|l| ["missing", "invalid", "extraneous", "UNMET DEPENDENCY"].iter().any(|b| l.contains(b)))
+        .filter(|l| {
+            ["missing", "invalid", "extraneous", "UNMET DEPENDENCY"]
+                .iter()
+                .any(|b| l.contains(b))
+        })
         .collect();
-    assert!(ls.status.success() && problems.is_empty(), "{name}: npm ls reports problems:\n{}", problems.join("\n"));
+    assert!(
+        ls.status.success() && problems.is_empty(),
+        "{name}: npm ls reports problems:\n{}",
+        problems.join("\n")
+    );
     // The project's own command, from node_modules/.bin.
-    let out = run_with_timeout(ctx.hoard().args(["exec"]).args(command), Duration::from_secs(300));
-    assert!(out.status.success(), "{name}: {command:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let out = run_with_timeout(
+        ctx.hoard().args(["exec"]).args(command),
+        Duration::from_secs(300),
+    );
+    assert!(
+        out.status.success(),
+        "{name}: {command:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
     // npm ci accepts the lock hoard wrote.
     std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
-    let out = npm(&ctx.project, &["ci", "--ignore-scripts", "--no-audit", "--no-fund"], &cache);
-    assert!(out.status.success(), "{name}: npm ci rejected hoard's lockfile: {}", stderr(&out));
+    let out = npm(
+        &ctx.project,
+        &["ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+        &cache,
+    );
+    assert!(
+        out.status.success(),
+        "{name}: npm ci rejected hoard's lockfile: {}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -56,7 +56,8 @@ impl Pkg {
             peer_deps: BTreeMap::new(),
             files: vec![(
                 "index.js".into(),
-                format!("module.exports = {{ name: {name:?}, version: {version:?} }};\n").into_bytes(),
+                format!("module.exports = {{ name: {name:?}, version: {version:?} }};\n")
+                    .into_bytes(),
                 0o644,
             )],
             bin: None,
@@ -140,7 +141,12 @@ impl Pkg {
             0o644,
         )];
         entries.extend(self.files.iter().cloned());
-        tarball(&entries.iter().map(|(p, b, m)| (format!("package/{p}"), b.clone(), *m)).collect::<Vec<_>>())
+        tarball(
+            &entries
+                .iter()
+                .map(|(p, b, m)| (format!("package/{p}"), b.clone(), *m))
+                .collect::<Vec<_>>(),
+        )
     }
 }
 
@@ -161,10 +167,22 @@ pub fn long_name_entry(path: &str, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut name = path.as_bytes().to_vec();
     name.push(0);
-    out.extend(raw_header("././@LongLink", name.len() as u64, 0o644, b'L', ""));
+    out.extend(raw_header(
+        "././@LongLink",
+        name.len() as u64,
+        0o644,
+        b'L',
+        "",
+    ));
     out.extend(&name);
     out.extend(vec![0u8; (512 - name.len() % 512) % 512]);
-    out.extend(raw_header("package/placeholder", body.len() as u64, 0o644, b'0', ""));
+    out.extend(raw_header(
+        "package/placeholder",
+        body.len() as u64,
+        0o644,
+        b'0',
+        "",
+    ));
     out.extend(body);
     out.extend(vec![0u8; (512 - body.len() % 512) % 512]);
     out
@@ -279,7 +297,8 @@ impl Registry {
     pub fn publish(&self, p: Pkg) {
         let bytes = p.raw_tarball.clone().unwrap_or_else(|| p.pack());
         let mut g = self.inner.lock().unwrap();
-        g.tarballs.insert(Self::tarball_path(&p.name, &p.version), bytes);
+        g.tarballs
+            .insert(Self::tarball_path(&p.name, &p.version), bytes);
         let tags = g.dist_tags.entry(p.name.clone()).or_default();
         tags.insert("latest".into(), p.version.clone());
         let list = g.packages.entry(p.name.clone()).or_default();
@@ -303,7 +322,13 @@ impl Registry {
 
     /// Requests seen for `path` (e.g. `/a` or a tarball path).
     pub fn count(&self, path: &str) -> usize {
-        self.inner.lock().unwrap().counts.get(path).copied().unwrap_or(0)
+        self.inner
+            .lock()
+            .unwrap()
+            .counts
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Authorization headers seen, by path.
@@ -342,7 +367,10 @@ fn packument(inner: &Inner, name: &str, base_url: &str) -> Option<Value> {
         if let Some(d) = &p.deprecated {
             m["deprecated"] = json!(d);
         }
-        if p.scripts.keys().any(|k| ["preinstall", "install", "postinstall"].contains(&k.as_str())) {
+        if p.scripts
+            .keys()
+            .any(|k| ["preinstall", "install", "postinstall"].contains(&k.as_str()))
+        {
             m["hasInstallScript"] = json!(true);
         }
         versions.insert(p.version.clone(), m);
@@ -385,7 +413,11 @@ fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
             let mut sink = vec![0u8; content_length];
             let _ = reader.read_exact(&mut sink);
         }
-        let raw_path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let raw_path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
         let path = raw_path.replace("%2f", "/").replace("%2F", "/");
         let (fault, body) = {
             let mut g = inner.lock().unwrap();
@@ -400,10 +432,14 @@ fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
                 fault.status = None;
             }
             let body = if path.contains("/-/") {
-                g.tarballs.get(&path).cloned().map(|b| (b, "application/octet-stream"))
+                g.tarballs
+                    .get(&path)
+                    .cloned()
+                    .map(|b| (b, "application/octet-stream"))
             } else {
                 let name = path.trim_start_matches('/');
-                packument(&g, name, base_url).map(|v| (serde_json::to_vec(&v).unwrap(), "application/json"))
+                packument(&g, name, base_url)
+                    .map(|v| (serde_json::to_vec(&v).unwrap(), "application/json"))
             };
             (fault, body)
         };
@@ -413,13 +449,25 @@ fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
         let (status, body, ctype) = if let Some(required) = &fault.require_auth
             && auth.as_deref() != Some(required.as_str())
         {
-            (401u16, b"{\"error\":\"unauthorized\"}".to_vec(), "application/json")
+            (
+                401u16,
+                b"{\"error\":\"unauthorized\"}".to_vec(),
+                "application/json",
+            )
         } else if let Some((code, _)) = fault.status {
-            (code, b"{\"error\":\"injected\"}".to_vec(), "application/json")
+            (
+                code,
+                b"{\"error\":\"injected\"}".to_vec(),
+                "application/json",
+            )
         } else {
             match body {
                 Some((b, t)) => (200, b, t),
-                None => (404, b"{\"error\":\"not found\"}".to_vec(), "application/json"),
+                None => (
+                    404,
+                    b"{\"error\":\"not found\"}".to_vec(),
+                    "application/json",
+                ),
             }
         };
         let head = format!(
