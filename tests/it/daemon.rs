@@ -338,3 +338,18 @@ fn usage_errors_exit_2_and_unreachable_exits_3() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_client_binary_links_no_heavy_dependencies() {
+    let bytes = std::fs::read(HOARD).unwrap();
+    for needle in [&b"sqlite3_open"[..], b"reqwest", b"rustls", b"tar::archive"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the thin client contains {}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    // The daemon, for contrast, does.
+    let daemon = std::fs::read(HOARDD).unwrap();
+    assert!(daemon.windows(12).any(|w| w == b"sqlite3_open"));
+}
