@@ -1,0 +1,493 @@
+#!/usr/bin/env python3
+"""hoard against npm, pnpm and bun, side by side, on this machine.
+
+For each fixture in bench/fixtures/, each tool installs the same package.json from a local mirror
+of the registry (bench/mirror.py, built once and kept in bench/.work/mirror), with its own cache
+and HOME, in the nine scenarios of pnpm's public benchmark. Runs are interleaved tool by tool,
+one warm-up run per scenario is discarded, node_modules is renamed into a trash folder between
+runs (deleting right before a run slows the next one on this ext4), and `sync` precedes every
+timed run. Also measured: peak RSS of each tool's process (and of hoardd), disk used, hoard's
+five-checkouts and three-projects-at-once scenarios, and hoard's per-phase timings.
+
+    bench/run.sh [--runs 3] [--fixtures alotta-files,small-app] [--tools hoard,bun,pnpm,npm]
+                 [--scenarios clean,lockfile,...] [--latency-ms 0] [--kbps 0]
+
+Writes bench/results/<date>-<host>.md (and .json) and prints the tables.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.path.join(HERE, ".work")
+PORT = int(os.environ.get("HOARD_BENCH_PORT", "4873"))
+REGISTRY = f"http://127.0.0.1:{PORT}/"
+
+# name: (cache, lockfile, node_modules) present? ; "update" runs the update command.
+SCENARIOS = {
+    "clean": (False, False, False),
+    "lockfile": (False, True, False),
+    "cache": (True, False, False),
+    "cache+lockfile": (True, True, False),
+    "cache+node_modules": (True, False, True),
+    "node_modules": (False, False, True),
+    "cache+lockfile+node_modules": (True, True, True),
+    "lockfile+node_modules": (False, True, True),
+    "update": (True, True, True),
+}
+LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "bun": "bun.lock", "hoard": "package-lock.json"}
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+class Trash:
+    """Rename instead of delete between runs; delete everything at the end."""
+
+    def __init__(self):
+        self.dir = os.path.join(WORK, "trash")
+        os.makedirs(self.dir, exist_ok=True)
+        self.n = 0
+
+    def put(self, path):
+        if os.path.lexists(path):
+            self.n += 1
+            os.rename(path, os.path.join(self.dir, f"{time.time_ns()}-{self.n}"))
+
+    def empty(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Tool:
+    def __init__(self, name, fixture_dir, trash, bin_dir):
+        self.name = name
+        self.base = os.path.join(WORK, "runs", os.path.basename(fixture_dir), name)
+        self.project = os.path.join(self.base, "project")
+        self.home = os.path.join(self.base, "home")
+        self.cache = os.path.join(self.base, "cache")
+        self.runtime = os.path.join(self.base, "run")
+        self.golden_lock = os.path.join(self.base, "golden-" + LOCKFILES[name])
+        self.trash = trash
+        self.bin_dir = bin_dir
+        self.fixture = os.path.join(fixture_dir, "package.json")
+        for d in (self.project, self.home, self.cache):
+            os.makedirs(d, exist_ok=True)
+        shutil.copy(self.fixture, os.path.join(self.project, "package.json"))
+        self.daemon_hwm_kb = 0
+
+    def env(self):
+        e = {
+            "PATH": self.bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "HOME": self.home,
+            "npm_config_registry": REGISTRY,
+            "NPM_CONFIG_REGISTRY": REGISTRY,
+            "BUN_CONFIG_REGISTRY": REGISTRY,
+            "npm_config_cache": self.cache,
+            "npm_config_audit": "false",
+            "npm_config_fund": "false",
+            "npm_config_update_notifier": "false",
+            "BUN_INSTALL_CACHE_DIR": self.cache,
+            "HOARD_STORE_DIR": self.cache,
+            "XDG_RUNTIME_DIR": self.runtime,
+            "HOARD_IDLE_TIMEOUT": "3600",
+            "HOARD_DAEMON_BIN": os.path.join(ROOT, "target", "release", "hoardd"),
+            "SSL_CERT_FILE": os.environ.get("SSL_CERT_FILE", ""),
+            "LANG": "C.UTF-8",
+        }
+        return e
+
+    def command(self, update=False):
+        n = self.name
+        if n == "npm":
+            return ["npm", "update" if update else "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+        if n == "pnpm":
+            return ["pnpm", "update" if update else "install", "--ignore-scripts", "--store-dir", os.path.join(self.cache, "store"),
+                    "--cache-dir", os.path.join(self.cache, "meta"), "--config.confirmModulesPurge=false", "--reporter=silent"]
+        if n == "bun":
+            return ["bun", "update" if update else "install", "--ignore-scripts", "--silent"]
+        return [os.path.join(ROOT, "target", "release", "hoard"), "--quiet", "update" if update else "install", "--ignore-scripts"]
+
+    def hoard_json(self):
+        return [os.path.join(ROOT, "target", "release", "hoard"), "--json", "install", "--ignore-scripts"]
+
+    def daemon_pid(self):
+        lock = os.path.join(self.cache, "daemon", "hoardd.lock")
+        try:
+            pid = int(open(lock).read().strip())
+            os.kill(pid, 0)
+            return pid
+        except Exception:  # noqa: BLE001
+            return None
+
+    def note_daemon_rss(self):
+        pid = self.daemon_pid()
+        if pid:
+            try:
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        self.daemon_hwm_kb = max(self.daemon_hwm_kb, int(line.split()[1]))
+            except OSError:
+                pass
+
+    def stop_daemon(self):
+        if self.name != "hoard":
+            return
+        self.note_daemon_rss()
+        subprocess.run([os.path.join(ROOT, "target", "release", "hoard"), "--quiet", "daemon", "stop"], env=self.env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def run(self, cmd):
+        """Run, return (seconds, peak RSS in KiB of the process tree it waited for)."""
+        out_path = os.path.join(self.base, "last.out")
+        err_path = os.path.join(self.base, "last.err")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            t0 = time.perf_counter()
+            p = subprocess.Popen(cmd, cwd=self.project, env=self.env(), stdout=out, stderr=err, start_new_session=True)
+            # wait4 gives the child's own rusage (its peak RSS covers descendants it waited for).
+            _, status, ru = os.wait4(p.pid, 0)
+            dt = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        self.last_stdout = open(out_path, "rb").read()
+        if p.returncode != 0:
+            tail = open(err_path, "rb").read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.name}: {' '.join(cmd)} failed ({p.returncode}) in {self.project}:\n{tail}")
+        return dt, ru.ru_maxrss
+
+    # --- state preparation -------------------------------------------------------------
+    def nm(self):
+        return os.path.join(self.project, "node_modules")
+
+    def lock(self):
+        return os.path.join(self.project, LOCKFILES[self.name])
+
+    def drop_cache(self):
+        self.stop_daemon()
+        self.trash.put(self.cache)
+        os.makedirs(self.cache, exist_ok=True)
+
+    def prepare(self, scenario):
+        cache, lockfile, node_modules = SCENARIOS[scenario]
+        if node_modules:
+            if not os.path.isdir(self.nm()):
+                # Build node_modules untimed with a warm cache and the golden lockfile.
+                if os.path.exists(self.golden_lock):
+                    shutil.copy(self.golden_lock, self.lock())
+                self.run(self.command())
+        else:
+            self.trash.put(self.nm())
+        if lockfile:
+            shutil.copy(self.golden_lock, self.lock())
+        else:
+            for f in set(LOCKFILES.values()):
+                p = os.path.join(self.project, f)
+                if os.path.exists(p):
+                    os.remove(p)
+        if scenario == "update":
+            shutil.copy(self.golden_lock, self.lock())
+        if not cache:
+            self.drop_cache()
+        if self.name == "bun":
+            # bun also keeps a manifest cache in HOME.
+            if not cache:
+                self.trash.put(self.home)
+                os.makedirs(self.home, exist_ok=True)
+
+    def baseline(self):
+        """One full install (fills the cache, records the golden lockfile)."""
+        self.trash.put(self.nm())
+        self.run(self.command())
+        shutil.copy(self.lock(), self.golden_lock)
+
+
+def du_kb(paths):
+    paths = [p for p in paths if os.path.exists(p)]
+    if not paths:
+        return 0
+    out = subprocess.run(["du", "-skc"] + paths, capture_output=True, text=True).stdout
+    return int(out.strip().splitlines()[-1].split()[0])
+
+
+def fmt_s(x):
+    return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def ensure_tools(tools):
+    bin_dir = os.path.join(WORK, "tools", "node_modules", ".bin")
+    need = [t for t in ("pnpm", "bun") if t in tools and not os.path.exists(os.path.join(bin_dir, t))]
+    if need:
+        log(f"installing {', '.join(need)} (latest) into {WORK}/tools")
+        os.makedirs(os.path.join(WORK, "tools"), exist_ok=True)
+        sh(["npm", "install", "--prefix", os.path.join(WORK, "tools"), "--no-audit", "--no-fund"] + [f"{t}@latest" for t in need])
+    return bin_dir
+
+
+def versions(tools, env_bin):
+    v = {}
+    for t in tools:
+        cmd = {"npm": ["npm", "--version"], "pnpm": [os.path.join(env_bin, "pnpm"), "--version"],
+               "bun": [os.path.join(env_bin, "bun"), "--version"],
+               "hoard": [os.path.join(ROOT, "target", "release", "hoard"), "--version"]}[t]
+        v[t] = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().split()[-1]
+    return v
+
+
+def start_mirror(args):
+    cache = os.path.join(WORK, "mirror")
+    cmd = [sys.executable, os.path.join(HERE, "mirror.py"), "--cache", cache, "--port", str(PORT),
+           "--latency-ms", str(args.latency_ms), "--kbps", str(args.kbps)]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
+            return p
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the mirror did not start")
+
+
+def mirror_stats():
+    with urllib.request.urlopen(REGISTRY + "-/hoard-mirror-stats") as r:
+        return json.load(r)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--fixtures", default="alotta-files,small-app")
+    ap.add_argument("--tools", default="hoard,bun,pnpm,npm")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--latency-ms", type=int, default=0)
+    ap.add_argument("--kbps", type=int, default=0)
+    ap.add_argument("--skip-extras", action="store_true", help="skip hoard's checkouts/concurrent scenarios")
+    args = ap.parse_args()
+    tools = args.tools.split(",")
+    scenarios = args.scenarios.split(",")
+    fixtures = args.fixtures.split(",")
+    started = time.time()
+
+    log("building hoard (release)")
+    sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    bin_dir = ensure_tools(tools)
+    vers = versions(tools, bin_dir)
+    trash = Trash()
+    mirror = start_mirror(args)
+    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
+               "machine": machine_info(), "versions": vers, "runs": args.runs, "latency_ms": args.latency_ms,
+               "kbps": args.kbps, "fixtures": {}}
+    try:
+        for fx in fixtures:
+            fdir = os.path.join(HERE, "fixtures", fx)
+            ts = {t: Tool(t, fdir, trash, bin_dir) for t in tools}
+            log(f"== {fx}: warming the mirror and each tool's cache")
+            for t in ts.values():
+                t.baseline()
+            warm = mirror_stats()
+            res = {"scenarios": {}, "rss_kb": {}, "disk_kb": {}, "packages": count_packages(ts)}
+            for sc in scenarios:
+                times = {t: [] for t in tools}
+                rss = {t: [] for t in tools}
+                for i in range(args.runs + 1):
+                    for name in tools:
+                        t = ts[name]
+                        t.prepare(sc)
+                        subprocess.run(["sync"])
+                        dt, peak = t.run(t.command(update=(sc == "update")))
+                        if name == "hoard":
+                            t.note_daemon_rss()
+                        if i > 0:  # the first round is the warm-up
+                            times[name].append(dt)
+                            rss[name].append(peak)
+                log(f"{fx} {sc}: " + ", ".join(f"{n} {fmt_s(statistics.median(v))}" for n, v in times.items()))
+                res["scenarios"][sc] = {n: v for n, v in times.items()}
+                for n in tools:
+                    res["rss_kb"][n] = max(res["rss_kb"].get(n, 0), max(rss[n]))
+            # Disk used after a cache+lockfile install: cache/store and node_modules together.
+            for name, t in ts.items():
+                t.prepare("cache+lockfile")
+                t.run(t.command())
+                res["disk_kb"][name] = {"cache": du_kb([t.cache]), "node_modules": du_kb([t.nm()]),
+                                        "together": du_kb([t.cache, t.nm()])}
+            if "hoard" in ts:
+                res["hoardd_peak_rss_kb"] = ts["hoard"].daemon_hwm_kb
+                res["hoard_phases"] = hoard_phases(ts["hoard"])
+            res["mirror_misses_while_timing"] = mirror_stats()["misses"] - warm["misses"]
+            results["fixtures"][fx] = res
+            for t in ts.values():
+                t.stop_daemon()
+        if "hoard" in tools and not args.skip_extras:
+            results["extras"] = hoard_extras(fixtures, trash, bin_dir)
+    finally:
+        os.killpg(mirror.pid, signal.SIGTERM)
+        log("deleting the trash")
+        trash.empty()
+    results["minutes"] = round((time.time() - started) / 60, 1)
+    write(results, tools, scenarios)
+
+
+def count_packages(ts):
+    t = ts.get("hoard") or next(iter(ts.values()))
+    lock = os.path.join(t.base, "golden-package-lock.json")
+    if os.path.exists(lock):
+        return sum(1 for k in json.load(open(lock))["packages"] if k)
+    return None
+
+
+def hoard_phases(t):
+    """Per-phase timings from the install summary: warm (cache+lockfile) and no-op."""
+    out = {}
+    for sc in ("cache+lockfile", "cache+lockfile+node_modules"):
+        rows = []
+        for _ in range(3):
+            t.prepare(sc)
+            subprocess.run(["sync"])
+            t.run(t.hoard_json())
+            for line in t.last_stdout.decode().splitlines():
+                ev = json.loads(line)
+                if ev.get("type") == "summary":
+                    rows.append({**{p["phase"]: p["millis"] for p in ev["timings"]}, "total": ev["total_millis"],
+                                 "files": ev["files_linked"], "up_to_date": ev["up_to_date"]})
+        out[sc] = rows
+    return out
+
+
+def hoard_extras(fixtures, trash, bin_dir):
+    """Five checkouts of one project from one warm store; three projects at once."""
+    fx = fixtures[0]
+    extras = {}
+    base = os.path.join(WORK, "extras")
+    trash.put(base)
+    os.makedirs(base)
+    t = Tool("hoard", os.path.join(HERE, "fixtures", fx), trash, bin_dir)
+    t.baseline()
+    lock = t.golden_lock
+    times = []
+    dirs = []
+    for i in range(5):
+        d = os.path.join(base, f"checkout{i}")
+        os.makedirs(d)
+        shutil.copy(t.fixture, os.path.join(d, "package.json"))
+        shutil.copy(lock, os.path.join(d, "package-lock.json"))
+        t.project = d
+        subprocess.run(["sync"])
+        dt, _ = t.run(t.command())
+        times.append(dt)
+        dirs.append(os.path.join(d, "node_modules"))
+    extras["five_checkouts"] = {"fixture": fx, "seconds": times, "store_kb": du_kb([t.cache]),
+                                "store_plus_5_node_modules_kb": du_kb([t.cache] + dirs),
+                                "one_node_modules_alone_kb": du_kb([dirs[0]])}
+    # Three different projects at once (warm store, lockfiles present).
+    projs = []
+    for fx2 in os.listdir(os.path.join(HERE, "fixtures")):
+        d = os.path.join(base, f"multi-{fx2}")
+        os.makedirs(d)
+        shutil.copy(os.path.join(HERE, "fixtures", fx2, "package.json"), os.path.join(d, "package.json"))
+        t.project = d
+        t.run(t.command())  # warm the store for this fixture; keeps its lockfile
+        trash.put(os.path.join(d, "node_modules"))
+        projs.append(d)
+    projs = projs[:3]
+    subprocess.run(["sync"])
+    t0 = time.perf_counter()
+    ps = [subprocess.Popen(t.command(), cwd=d, env=t.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for d in projs]
+    codes = [p.wait() for p in ps]
+    together = time.perf_counter() - t0
+    seq = []
+    for d in projs:
+        trash.put(os.path.join(d, "node_modules"))
+        subprocess.run(["sync"])
+        t.project = d
+        seq.append(t.run(t.command())[0])
+    extras["three_at_once"] = {"projects": [os.path.basename(p) for p in projs], "seconds_together": together,
+                               "seconds_one_after_another": sum(seq), "exit_codes": codes}
+    t.stop_daemon()
+    return extras
+
+
+def machine_info():
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 30)
+    fs = subprocess.run(["df", "-T", WORK], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, {fs}, {platform.system()} {platform.release()}"
+
+
+def write(results, tools, scenarios):
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    stamp = datetime.date.today().isoformat()
+    name = f"{stamp}-{results['host']}"
+    lines = [f"# Benchmark {results['date']} on {results['host']}", "",
+             f"Machine: {results['machine']}.  ",
+             "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".  ",
+             f"Median of {results['runs']} runs after a discarded warm-up, interleaved; (min–max); ×: time relative to hoard. "
+             f"Local mirror on 127.0.0.1, added latency {results['latency_ms']} ms. Whole run: {results.get('minutes')} min.", ""]
+    for fx, res in results["fixtures"].items():
+        lines += [f"## {fx} ({res['packages']} packages)", "",
+                  "| scenario | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
+        for sc in scenarios:
+            row = res["scenarios"].get(sc)
+            if not row:
+                continue
+            h = statistics.median(row["hoard"]) if "hoard" in row else None
+            cells = []
+            for t in tools:
+                v = row[t]
+                m = statistics.median(v)
+                cell = f"{fmt_s(m)} ({fmt_s(min(v))}–{fmt_s(max(v))})"
+                if h and t != "hoard":
+                    cell += f" ×{m / h:.1f}"
+                cells.append(cell)
+            lines.append(f"| {sc} | " + " | ".join(cells) + " |")
+        lines += ["", "| | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|",
+                  "| peak RSS of the tool's process | " + " | ".join(f"{res['rss_kb'][t] / 1024:.0f} MB" for t in tools) + " |",
+                  "| disk: cache/store | " + " | ".join(f"{res['disk_kb'][t]['cache'] / 1024:.0f} MB" for t in tools) + " |",
+                  "| disk: node_modules alone | " + " | ".join(f"{res['disk_kb'][t]['node_modules'] / 1024:.0f} MB" for t in tools) + " |",
+                  "| disk: both together | " + " | ".join(f"{res['disk_kb'][t]['together'] / 1024:.0f} MB" for t in tools) + " |", ""]
+        if "hoardd_peak_rss_kb" in res:
+            lines.append(f"hoardd peak RSS: {res['hoardd_peak_rss_kb'] / 1024:.0f} MB. Mirror misses while timing: {res['mirror_misses_while_timing']}.")
+            lines.append("")
+            for sc, rows in res.get("hoard_phases", {}).items():
+                lines.append(f"hoard phases, {sc}: " + "; ".join(
+                    ", ".join(f"{k} {v}" for k, v in r.items()) for r in rows))
+            lines.append("")
+    ex = results.get("extras")
+    if ex:
+        f5 = ex["five_checkouts"]
+        lines += ["## hoard's own scenarios", "",
+                  f"Five checkouts of {f5['fixture']} one after another from one warm store: "
+                  + ", ".join(fmt_s(s) for s in f5["seconds"])
+                  + f"; disk: store {f5['store_kb'] / 1024:.0f} MB, store + 5 node_modules {f5['store_plus_5_node_modules_kb'] / 1024:.0f} MB "
+                  f"(one node_modules counted alone: {f5['one_node_modules_alone_kb'] / 1024:.0f} MB).", "",
+                  f"Three projects at once ({', '.join(ex['three_at_once']['projects'])}), warm store, lockfiles: "
+                  f"{fmt_s(ex['three_at_once']['seconds_together'])} together vs {fmt_s(ex['three_at_once']['seconds_one_after_another'])} one after another.", ""]
+    text = "\n".join(lines)
+    with open(os.path.join(HERE, "results", name + ".md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(HERE, "results", name + ".json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
