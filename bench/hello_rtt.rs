@@ -28,14 +28,19 @@ fn main() {
     while !socket.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut samples = rt.block_on(async {
         let path = socket.clone();
         let channel = tonic::transport::Endpoint::from_static("http://hoardd.local")
             .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
                 let p = path.clone();
                 async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(p).await?))
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(p).await?,
+                    ))
                 }
             }))
             .await

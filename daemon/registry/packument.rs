@@ -7,10 +7,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use serde::de::Deserializer;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-/// Deserialize `T`, falling back to its default when the value has another shape.
+/// Deserialize `T`, falling back to its default when the value has another shape. Goes through
+/// `serde_json::Value`: only for small, rare fields.
 fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -20,21 +21,129 @@ where
     Ok(serde_json::from_value(v).unwrap_or_default())
 }
 
-/// A string→string map where non-string values are dropped.
+/// A JSON value reduced to what the hot fields need, without building a tree: strings and
+/// booleans are kept, anything else is skipped in place.
+enum Loose {
+    Str(String),
+    Bool(bool),
+    Other,
+}
+
+struct LooseVisitor;
+
+impl<'de> Visitor<'de> for LooseVisitor {
+    type Value = Loose;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
+        Ok(Loose::Str(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Loose, E> {
+        Ok(Loose::Str(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
+        Ok(Loose::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Loose, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Loose, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Loose, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+        Ok(Loose::Other)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+        d.deserialize_any(LooseVisitor)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+        while a.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Loose::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+        while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Loose::Other)
+    }
+}
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Loose, D::Error> {
+        d.deserialize_any(LooseVisitor)
+    }
+}
+
+/// A string, or "" for any other shape.
+fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Loose::deserialize(d)? {
+        Loose::Str(s) => s,
+        _ => String::new(),
+    })
+}
+
+/// Some string, or None for any other shape.
+fn loose_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Loose::deserialize(d)? {
+        Loose::Str(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// A boolean, or false for any other shape.
+fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(matches!(Loose::deserialize(d)?, Loose::Bool(true)))
+}
+
+/// A string→string map where non-string values are dropped (and a non-map is empty).
 fn lenient_map<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    let v = serde_json::Value::deserialize(d)?;
-    let mut out = BTreeMap::new();
-    if let serde_json::Value::Object(m) = v {
-        for (k, v) in m {
-            if let serde_json::Value::String(s) = v {
-                out.insert(k, s);
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = a.next_entry::<String, Loose>()? {
+                if let Loose::Str(s) = v {
+                    out.insert(k, s);
+                }
             }
+            Ok(out)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            while a.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(BTreeMap::new())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
         }
     }
-    Ok(out)
+    d.deserialize_any(V)
 }
 
 /// A list of strings that may also be given as one string.
@@ -42,30 +151,101 @@ fn string_list<'de, D>(d: D) -> Result<Vec<String>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    let v = serde_json::Value::deserialize(d)?;
-    Ok(match v {
-        serde_json::Value::String(s) => vec![s],
-        serde_json::Value::Array(a) => a
-            .into_iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
-        _ => vec![],
-    })
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_string()])
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(x) = a.next_element::<Loose>()? {
+                if let Loose::Str(s) = x {
+                    out.push(s);
+                }
+            }
+            Ok(out)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+            while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(vec![])
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A struct whose fields are all lenient; any non-object becomes the default.
+fn loose_struct<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(a))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<T, A::Error> {
+            while a.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(T::default())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+            Ok(T::default())
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Dist {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "loose_string")]
     pub tarball: String,
     #[serde(
         default,
-        deserialize_with = "lenient",
+        deserialize_with = "loose_opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub integrity: Option<String>,
     #[serde(
         default,
-        deserialize_with = "lenient",
+        deserialize_with = "loose_opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub shasum: Option<String>,
@@ -73,7 +253,7 @@ pub struct Dist {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PeerMeta {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "loose_bool")]
     pub optional: bool,
 }
 
@@ -91,9 +271,9 @@ pub struct Directories {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "loose_string")]
     pub name: String,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "loose_string")]
     pub version: String,
     #[serde(
         default,
@@ -144,7 +324,7 @@ pub struct Manifest {
         skip_serializing_if = "Option::is_none"
     )]
     pub directories: Option<Directories>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "loose_struct")]
     pub dist: Dist,
     #[serde(
         default,
@@ -172,19 +352,19 @@ pub struct Manifest {
     pub engines: BTreeMap<String, String>,
     #[serde(
         default,
-        deserialize_with = "lenient",
+        deserialize_with = "loose_opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub deprecated: Option<String>,
     #[serde(
         default,
-        deserialize_with = "lenient",
+        deserialize_with = "loose_bool",
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub has_install_script: bool,
     #[serde(
         default,
-        deserialize_with = "lenient",
+        deserialize_with = "loose_opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub license: Option<String>,
@@ -222,7 +402,7 @@ impl Manifest {
 /// A package's metadata document.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Packument {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "loose_string")]
     pub name: String,
     #[serde(rename = "dist-tags", default, deserialize_with = "lenient_map")]
     pub dist_tags: BTreeMap<String, String>,
@@ -244,5 +424,45 @@ impl Packument {
         sorted.sort_by(|a, b| crate::semver_npm::cmp(&b.0, &a.0));
         self.sorted = sorted;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_fields_of_old_versions_do_not_break_the_packument() {
+        let doc = br#"{
+          "name": "old", "dist-tags": {"latest": "1.0.0", "weird": 3},
+          "versions": {
+            "0.0.1": {"name": "old", "version": "0.0.1", "dependencies": ["a", "b"],
+                      "engines": ["node >= 0.4"], "license": {"type": "MIT"}, "deprecated": false,
+                      "os": "linux", "dist": "nope", "hasInstallScript": "yes"},
+            "1.0.0": {"name": "old", "version": "1.0.0", "dependencies": {"a": "^1", "b": 2},
+                      "license": "MIT", "deprecated": "use new", "cpu": ["x64", 7],
+                      "dist": {"tarball": "https://r/old-1.0.0.tgz", "integrity": "sha512-x", "shasum": null},
+                      "peerDependenciesMeta": {"p": {"optional": true}}, "hasInstallScript": true}
+          }
+        }"#;
+        let p: Packument = serde_json::from_slice(doc).unwrap();
+        let p = p.prepared();
+        let old = &p.versions["0.0.1"];
+        assert!(old.dependencies.is_empty() && old.engines.is_empty());
+        assert_eq!(old.license, None);
+        assert_eq!(old.deprecated, None);
+        assert_eq!(old.os, vec!["linux".to_string()]);
+        assert_eq!(old.dist, Dist::default());
+        assert!(!old.has_install_script);
+        let new = &p.versions["1.0.0"];
+        assert_eq!(new.dependencies.len(), 1);
+        assert_eq!(new.cpu, vec!["x64".to_string()]);
+        assert_eq!(new.deprecated.as_deref(), Some("use new"));
+        assert_eq!(new.dist.tarball, "https://r/old-1.0.0.tgz");
+        assert_eq!(new.dist.shasum, None);
+        assert!(new.peer_dependencies_meta["p"].optional);
+        assert!(new.has_install_script);
+        assert_eq!(p.dist_tags.len(), 1);
+        assert_eq!(p.sorted[0].1, "1.0.0");
     }
 }
