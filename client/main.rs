@@ -515,19 +515,38 @@ async fn daemon_cmd(cli: &Cli, action: &DaemonAction) -> Result<u8> {
     let store = store_dir(cli)?;
     match action {
         DaemonAction::Status => match connect::connect_existing(&store).await {
-            Ok(c) => {
+            Ok(mut c) => {
+                let s = c
+                    .client
+                    .status(v1::StatusRequest {})
+                    .await
+                    .map_err(|s| anyhow!("{}", s.message()))?
+                    .into_inner();
                 if cli.json {
-                    json_line(
-                        json!({"running": true, "pid": c.hello.pid, "version": c.hello.daemon_version, "protocol": c.hello.protocol_version, "socket": c.socket.display().to_string(), "store": c.hello.store_path}),
-                    );
+                    json_line(json!({
+                        "running": true, "pid": c.hello.pid, "version": c.hello.daemon_version,
+                        "protocol": c.hello.protocol_version, "socket": c.socket.display().to_string(),
+                        "store": c.hello.store_path, "uptime_millis": s.uptime_millis,
+                        "requests_in_flight": s.requests_in_flight, "store_bytes": s.store_bytes,
+                        "store_files": s.store_files, "store_packages": s.store_packages,
+                        "projects": s.projects, "idle_timeout_secs": s.idle_timeout_secs, "log": s.log_path
+                    }));
                 } else {
                     println!(
-                        "running: pid {}, version {}, protocol {}\nsocket: {}\nstore: {}",
+                        "running: pid {}, version {}, protocol {}, up {} s, {} requests in flight\nsocket: {}\nstore: {} ({} packages, {} files, {}; {} projects)\nlog: {}\nidle timeout: {} s",
                         c.hello.pid,
                         c.hello.daemon_version,
                         c.hello.protocol_version,
+                        s.uptime_millis / 1000,
+                        s.requests_in_flight,
                         c.socket.display(),
-                        c.hello.store_path
+                        c.hello.store_path,
+                        s.store_packages,
+                        s.store_files,
+                        render::bytes(s.store_bytes),
+                        s.projects,
+                        s.log_path,
+                        s.idle_timeout_secs
                     );
                 }
                 Ok(0)

@@ -266,9 +266,9 @@ impl Hoard for Service {
     ) -> Result<Response<StatusResponse>, Status> {
         let _g = InFlight::new(&self.0);
         let d = self.0.clone();
-        let (packages, projects) = {
-            let index = d.store.index.clone();
-            tokio::task::spawn_blocking(move || index.counts())
+        let totals = {
+            let store = d.store.clone();
+            tokio::task::spawn_blocking(move || store.totals())
                 .await
                 .map_err(HoardError::from)??
         };
@@ -278,10 +278,10 @@ impl Hoard for Service {
             pid: std::process::id(),
             uptime_millis: d.started.elapsed().as_millis() as u64,
             store_path: d.config.store_path.display().to_string(),
-            store_bytes: 0,
-            store_files: 0,
-            store_packages: packages,
-            projects,
+            store_bytes: totals.bytes,
+            store_files: totals.files,
+            store_packages: totals.packages,
+            projects: totals.projects,
             // This call itself is not counted.
             requests_in_flight: d.in_flight().saturating_sub(1),
             idle_timeout_secs: d.config.idle_timeout.as_secs(),

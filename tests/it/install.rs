@@ -658,3 +658,58 @@ fn watch_streams_manifest_and_install_events() {
     assert!(kinds.contains(&(Kind::InstallStarted as i32)), "{kinds:?}");
     assert!(kinds.contains(&(Kind::InstallFinished as i32)), "{kinds:?}");
 }
+
+#[test]
+fn ctrl_c_cancels_the_install_in_the_daemon() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("slow", "1.0.0").file("big.bin", &vec![1u8; 256 * 1024], 0o644));
+    let tarball = Registry::tarball_path("slow", "1.0.0");
+    reg.fault(&tarball, Fault { throttle: Some((1024, Duration::from_millis(100))), ..Default::default() });
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"slow": "1"}}));
+    ctx.ok(&["daemon", "start"]);
+    let child = ctx.hoard().arg("install").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    assert!(eventually(Duration::from_secs(20), || reg.count(&tarball) > 0));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = wait_output(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert!(
+        eventually(Duration::from_secs(10), || ctx.log().contains("cancelled")),
+        "the daemon saw the cancellation: {}",
+        ctx.log()
+    );
+    assert!(ctx.daemon_pid().is_some(), "the daemon keeps running");
+    assert!(!ctx.project.join("node_modules/slow").exists());
+}
+
+#[test]
+fn run_exec_and_dlx() {
+    let reg = Registry::start();
+    reg.publish(
+        Pkg::new("greeter", "1.0.0")
+            .file("bin/greet.sh", b"#!/bin/sh\necho \"hello $1\"\n", 0o644)
+            .bin(json!({"greeter": "bin/greet.sh"})),
+    );
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({
+        "name": "app", "version": "2.0.0", "dependencies": {"greeter": "1"},
+        "scripts": {"pretest": "echo pre > pre.txt", "test": "greeter \"$npm_package_name\" > out.txt; echo \"$@\" >> out.txt"}
+    }));
+    ctx.ok(&["install"]);
+    ctx.ok(&["run", "test", "--", "extra"]);
+    assert!(ctx.project.join("pre.txt").exists(), "pre-script ran");
+    assert_eq!(std::fs::read_to_string(ctx.project.join("out.txt")).unwrap(), "hello app\nextra\n");
+    let out = ctx.ok(&["exec", "greeter", "world"]);
+    assert_eq!(out, "hello world\n");
+    let out = ctx.run(&["run", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("available: pretest, test"), "{}", stderr(&out));
+    // dlx: from the store into a cached folder, nothing added to the project.
+    let other = ctx.root.path().join("elsewhere");
+    std::fs::create_dir_all(&other).unwrap();
+    let out = run_with_timeout(ctx.hoard().current_dir(&other).args(["dlx", "greeter@1", "dlx"]), Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello dlx\n");
+    assert!(!other.join("package.json").exists());
+}
