@@ -321,9 +321,12 @@ impl Installer {
                 let http = self.registry.http.clone();
                 let prefetch = !req.omit_dev && network != Network::Offline;
                 let cfg2 = cfg.clone();
+                let dir2 = dir.clone();
                 let em_tx = em.tx.clone();
                 let mut resolver = Resolver {
                     registry: &self.registry,
+                    store: &self.store,
+                    project: &dir,
                     cfg: &cfg,
                     network,
                     node_version,
@@ -353,7 +356,7 @@ impl Installer {
                         if !prefetch || !node.platform_ok {
                             return;
                         }
-                        if let Some(t) = tarball_ref(node, &cfg2) {
+                        if let Some(t) = tarball_ref(node, &cfg2, &dir2) {
                             let store = store.clone();
                             let http = http.clone();
                             tokio::spawn(async move {
@@ -419,7 +422,7 @@ impl Installer {
         {
             let offline = network == Network::Offline;
             let jobs = install.clone().into_iter().map(|i| {
-                let t = tarball_ref(&tree.nodes[i], &cfg);
+                let t = tarball_ref(&tree.nodes[i], &cfg, &dir);
                 let store = self.store.clone();
                 let http = self.registry.http.clone();
                 async move {
@@ -747,8 +750,8 @@ impl Installer {
     }
 }
 
-/// What to fetch for a package node.
-pub fn tarball_ref(n: &crate::tree::Node, cfg: &NpmConfig) -> Option<TarballRef> {
+/// What to fetch for a package node (`file:` tarballs are made absolute against `project`).
+pub fn tarball_ref(n: &crate::tree::Node, cfg: &NpmConfig, project: &Path) -> Option<TarballRef> {
     match &n.kind {
         NodeKind::Package {
             real_name,
@@ -758,7 +761,10 @@ pub fn tarball_ref(n: &crate::tree::Node, cfg: &NpmConfig) -> Option<TarballRef>
         } => Some(TarballRef {
             name: real_name.clone(),
             version: version.clone(),
-            url: resolved.clone(),
+            url: match resolved.strip_prefix("file:") {
+                Some(rel) if !rel.starts_with('/') => format!("file:{}", project.join(rel).display()),
+                _ => resolved.clone(),
+            },
             integrity: Sri::parse(integrity.as_deref(), None),
             auth: cfg.auth_for(resolved),
         }),

@@ -28,10 +28,13 @@ use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree};
 pub type Note = (String, String, String);
 
 /// Called as soon as a package's version is picked.
-pub type PickedHook<'a> = Box<dyn FnMut(&Node) + Send + 'a>;
+pub type PickedHook<'a> = Box<dyn FnMut(&Node) + Send + Sync + 'a>;
 
 pub struct Resolver<'a> {
     pub registry: &'a Arc<Registry>,
+    pub store: &'a Arc<crate::store::Store>,
+    /// The project root (for `file:` tarballs).
+    pub project: &'a Path,
     pub cfg: &'a NpmConfig,
     pub network: Network,
     /// The Node.js version engines are checked against (None: all engines fit).
@@ -44,7 +47,7 @@ pub struct Resolver<'a> {
     pub overrides: HashMap<String, String>,
     pub notes: Vec<Note>,
     /// Called with (resolved so far, known so far).
-    pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send + 'a>>,
+    pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send + Sync + 'a>>,
     /// Called as soon as a package's version is picked (to start its download early).
     pub on_picked: Option<PickedHook<'a>>,
 }
@@ -175,6 +178,9 @@ fn node_satisfies(node: &Node, spec: &Spec) -> bool {
         }
         (_, NodeKind::Package { real_name, .. }) if *real_name != node.name => false,
         (Spec::Tarball(url), NodeKind::Package { resolved, .. }) => url == resolved,
+        (Spec::LocalTarball(p), NodeKind::Package { resolved, .. }) => {
+            resolved.strip_prefix("file:") == Some(p.trim_start_matches("file:"))
+        }
         (Spec::Range(_) | Spec::Tag(_), NodeKind::Package { .. }) => {
             node_satisfies_version(node, spec)
         }
@@ -493,72 +499,78 @@ impl<'a> Resolver<'a> {
                     edge.name
                 )));
             }
-            Spec::Tarball(_) | Spec::LocalTarball(_) => {
+            Spec::Tarball(_) | Spec::LocalTarball(_) => (edge.name.clone(), spec.clone()),
+        };
+        let (real_name, manifest) = if matches!(inner, Spec::Tarball(_) | Spec::LocalTarball(_)) {
+            match self.tarball_manifest(&edge.name, &inner).await {
+                Ok(m) => (m.name.clone(), m),
+                Err(e) if optional => {
+                    self.note(
+                        "optional-skipped",
+                        format!("{}@{raw_spec}", edge.name),
+                        format!("optional dependency {} of {requirer} skipped: {e}", edge.name),
+                    );
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            let packument = match self
+                .registry
+                .packument(&real_name, self.cfg, self.network)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) if optional => {
+                    self.note(
+                        "optional-skipped",
+                        format!("{real_name}@{raw_spec}"),
+                        format!("optional dependency {real_name} of {requirer} skipped: {e}"),
+                    );
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            let fresh = match &self.fresh {
+                None => false,
+                Some(list) => list.is_empty() || list.contains(&real_name),
+            };
+            let preferred = if fresh {
+                None
+            } else {
+                self.preferred.get(&real_name).map(Vec::as_slice)
+            };
+            let Some(picked) = pick(&packument, &inner, self.node_version.as_ref(), preferred) else {
+                let mut versions: Vec<&str> = packument
+                    .sorted
+                    .iter()
+                    .take(12)
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                versions.reverse();
                 let msg = format!(
-                    "dependency `{}` of {requirer}: tarball specs (`{raw_spec}`) are not supported yet; use a registry version",
-                    edge.name
+                    "no version of `{real_name}` satisfies `{raw_spec}` (required by {requirer}); \
+                     available: {}{}; dist-tags: {}",
+                    if packument.sorted.len() > 12 {
+                        "…, "
+                    } else {
+                        ""
+                    },
+                    versions.join(", "),
+                    packument
+                        .dist_tags
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 if optional {
-                    self.note("optional-skipped", requirer, msg);
+                    self.note("optional-skipped", format!("{real_name}@{raw_spec}"), msg);
                     return Ok(None);
                 }
                 return Err(HoardError::Resolve(msg));
-            }
-        };
-        let packument = match self
-            .registry
-            .packument(&real_name, self.cfg, self.network)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) if optional => {
-                self.note(
-                    "optional-skipped",
-                    format!("{real_name}@{raw_spec}"),
-                    format!("optional dependency {real_name} of {requirer} skipped: {e}"),
-                );
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
-        let fresh = match &self.fresh {
-            None => false,
-            Some(list) => list.is_empty() || list.contains(&real_name),
-        };
-        let preferred = if fresh {
-            None
-        } else {
-            self.preferred.get(&real_name).map(Vec::as_slice)
-        };
-        let Some(manifest) = pick(&packument, &inner, self.node_version.as_ref(), preferred) else {
-            let mut versions: Vec<&str> = packument
-                .sorted
-                .iter()
-                .take(12)
-                .map(|(_, s)| s.as_str())
-                .collect();
-            versions.reverse();
-            let msg = format!(
-                "no version of `{real_name}` satisfies `{raw_spec}` (required by {requirer}); \
-                 available: {}{}; dist-tags: {}",
-                if packument.sorted.len() > 12 {
-                    "…, "
-                } else {
-                    ""
-                },
-                versions.join(", "),
-                packument
-                    .dist_tags
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            if optional {
-                self.note("optional-skipped", format!("{real_name}@{raw_spec}"), msg);
-                return Ok(None);
-            }
-            return Err(HoardError::Resolve(msg));
+            };
+            (real_name, picked)
         };
         let platform = platform_ok(&manifest);
         if !platform && !optional {
@@ -693,6 +705,55 @@ impl<'a> Resolver<'a> {
             cb(&tree.nodes[idx]);
         }
         Ok(Some(idx))
+    }
+
+    /// Fetch a tarball dependency (URL or local file) into the store and read its package.json.
+    /// The manifest's `dist` records what the lockfile will say: the URL (or `file:<path>`
+    /// relative to the project) and the integrity computed at import.
+    async fn tarball_manifest(&self, dep: &str, spec: &Spec) -> Result<Arc<Manifest>> {
+        let (url, resolved) = match spec {
+            Spec::Tarball(u) => (u.clone(), u.clone()),
+            Spec::LocalTarball(p) => {
+                let rel = p.trim_start_matches("file:");
+                let abs = self.project.join(rel);
+                (format!("file:{}", abs.display()), format!("file:{rel}"))
+            }
+            _ => return Err(HoardError::Internal("not a tarball spec".into())),
+        };
+        let t = crate::store::TarballRef {
+            name: dep.to_string(),
+            version: resolved.clone(),
+            auth: self.cfg.auth_for(&url),
+            url,
+            integrity: crate::store::integrity::Sri::default(),
+        };
+        let stored = self
+            .store
+            .ensure(&t, &self.registry.http, self.network == Network::Offline)
+            .await?;
+        let pj = stored
+            .files
+            .iter()
+            .find(|f| f.path == "package.json")
+            .ok_or_else(|| HoardError::Resolve(format!("the tarball `{resolved}` of `{dep}` has no package.json")))?;
+        let path = self.store.content_path(pj);
+        let bytes = std::fs::read(&path).map_err(|e| HoardError::io("reading", &path, e))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            HoardError::Resolve(format!("package.json in the tarball `{resolved}` of `{dep}`: {e}"))
+        })?;
+        let mut m = crate::lockfile::manifest_from_json(dep, &v);
+        if m.version.is_empty() {
+            return Err(HoardError::Resolve(format!(
+                "package.json in the tarball `{resolved}` of `{dep}` has no version"
+            )));
+        }
+        validate_name(&m.name)?;
+        m.dist = crate::registry::packument::Dist {
+            tarball: resolved,
+            integrity: Some(stored.integrity.clone()),
+            shasum: None,
+        };
+        Ok(Arc::new(m))
     }
 
     fn place_link(&mut self, tree: &mut Tree, from: usize, ei: usize, path: &str) -> Result<()> {

@@ -214,37 +214,53 @@ impl Store {
         http: &Arc<Http>,
     ) -> Result<Arc<StoredPackage>, ImportFailure> {
         let what = pkg.pkg_id();
-        let (resp, _permit) = http
-            .get(&pkg.url, pkg.auth.as_deref(), None, &what)
-            .await
-            .map_err(ImportFailure::Fatal)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<bytes::Bytes>>(32);
         let layout = self.layout.clone();
         let limits = self.limits.clone();
         let expected = pkg.integrity.clone();
-        let worker = tokio::task::spawn_blocking(move || {
-            let reader = ChannelReader {
-                rx,
-                current: bytes::Bytes::new(),
-            };
-            import::import(reader, &expected, &layout, &limits)
-        });
-        let mut stream = resp.bytes_stream();
-        use futures_util::StreamExt;
-        let mut bytes = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let item = chunk.map_err(|e| std::io::Error::other(format!("{e}")));
-            let failed = item.is_err();
-            if let Ok(c) = &item {
-                bytes += c.len() as u64;
+        let (imported, bytes) = if let Some(path) = pkg.url.strip_prefix("file:") {
+            // A local tarball (`file:` dependency): same import, read from disk.
+            let path = PathBuf::from(path);
+            let r = tokio::task::spawn_blocking(move || {
+                let f = std::fs::File::open(&path).map_err(|e| {
+                    ImportError::Local(HoardError::io("opening the tarball", &path, e))
+                })?;
+                import::import(std::io::BufReader::new(f), &expected, &layout, &limits)
+            })
+            .await
+            .map_err(|e| ImportFailure::Fatal(e.into()))?;
+            (r, 0)
+        } else {
+            let (resp, _permit) = http
+                .get(&pkg.url, pkg.auth.as_deref(), None, &what)
+                .await
+                .map_err(ImportFailure::Fatal)?;
+            // Bounded: the download waits for the import, never the other way round.
+            let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(32);
+            let worker = tokio::task::spawn_blocking(move || {
+                let reader = ChannelReader {
+                    rx,
+                    current: bytes::Bytes::new(),
+                };
+                import::import(reader, &expected, &layout, &limits)
+            });
+            let mut stream = resp.bytes_stream();
+            use futures_util::StreamExt;
+            let mut bytes = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let item = chunk.map_err(|e| std::io::Error::other(format!("{e}")));
+                let failed = item.is_err();
+                if let Ok(c) = &item {
+                    bytes += c.len() as u64;
+                }
+                // A send error means the worker stopped early (hostile archive); its error wins.
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
             }
-            // A send error means the worker stopped early (hostile archive); its error wins.
-            if tx.send(item).is_err() || failed {
-                break;
-            }
-        }
-        drop(tx);
-        let imported = worker.await.map_err(|e| ImportFailure::Fatal(e.into()))?;
+            drop(tx);
+            let r = worker.await.map_err(|e| ImportFailure::Fatal(e.into()))?;
+            (r, bytes)
+        };
         let imported = match imported {
             Ok(i) => i,
             Err(ImportError::Source(e)) => {
@@ -587,17 +603,17 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Adapts the download channel to `Read` for the blocking import.
 struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
     current: bytes::Bytes,
 }
 
 impl std::io::Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(b)) => self.current = b,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len());

@@ -713,3 +713,26 @@ fn run_exec_and_dlx() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello dlx\n");
     assert!(!other.join("package.json").exists());
 }
+
+#[test]
+fn tarball_url_and_file_tarball_dependencies() {
+    let reg = ecosystem();
+    reg.publish(Pkg::new("remote", "1.0.0").dep("a", "^1.0.0"));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    let vendor = ctx.project.join("vendor");
+    std::fs::create_dir_all(&vendor).unwrap();
+    std::fs::write(vendor.join("local-2.0.0.tgz"), Pkg::new("local", "2.0.0").pack()).unwrap();
+    let url = format!("{}remote/-/remote-1.0.0.tgz", reg.url);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"remote": url, "local": "file:vendor/local-2.0.0.tgz"}}));
+    ctx.ok(&["install"]);
+    assert_eq!(version_at(&ctx.project, "node_modules/remote").as_deref(), Some("1.0.0"));
+    assert_eq!(version_at(&ctx.project, "node_modules/local").as_deref(), Some("2.0.0"));
+    assert_eq!(version_at(&ctx.project, "node_modules/a").as_deref(), Some("1.2.0"), "its deps resolved");
+    let l = lock(&ctx);
+    assert_eq!(l["packages"]["node_modules/remote"]["resolved"], url.as_str());
+    assert_eq!(l["packages"]["node_modules/local"]["resolved"], "file:vendor/local-2.0.0.tgz");
+    assert!(l["packages"]["node_modules/local"]["integrity"].as_str().unwrap().starts_with("sha512-"));
+    std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    ctx.ok(&["ci"]);
+    assert_eq!(version_at(&ctx.project, "node_modules/local").as_deref(), Some("2.0.0"));
+}
