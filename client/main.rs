@@ -166,6 +166,11 @@ enum Command {
     },
     /// Why is a package installed?
     Why { name: String },
+    /// Direct dependencies with newer versions (exit 1 when there are any, like npm).
+    Outdated {
+        #[arg(long)]
+        offline: bool,
+    },
     /// The daemon.
     Daemon {
         #[command(subcommand)]
@@ -452,6 +457,7 @@ async fn run(cli: Cli) -> Result<u8> {
             lsview::why(&project_dir(&cli)?, name)?;
             Ok(0)
         }
+        Command::Outdated { offline } => outdated(&cli, *offline).await,
         Command::Daemon { action } => daemon_cmd(&cli, action).await,
         Command::Store { action } => store_cmd(&cli, action).await,
     }
@@ -509,6 +515,56 @@ async fn dlx(cli: &Cli, package: &str, args: &[String]) -> Result<u8> {
         .code()
         .unwrap_or(1);
     Ok(u8::try_from(code).unwrap_or(1))
+}
+
+async fn outdated(cli: &Cli, offline: bool) -> Result<u8> {
+    let project = project_dir(cli)?;
+    let mut conn = connect(cli).await?;
+    let r = conn
+        .client
+        .outdated(v1::OutdatedRequest {
+            project_dir: project.display().to_string(),
+            env: request_env(),
+            network: if offline {
+                v1::NetworkMode::Offline
+            } else {
+                v1::NetworkMode::Online
+            } as i32,
+        })
+        .await
+        .map_err(|s| anyhow!("{}", s.message()))?
+        .into_inner();
+    if cli.json {
+        for p in &r.packages {
+            json_line(
+                json!({"name": p.name, "current": p.current, "wanted": p.wanted, "latest": p.latest, "type": p.dependency_type}),
+            );
+        }
+    } else if !r.packages.is_empty() {
+        let w = r
+            .packages
+            .iter()
+            .map(|p| p.name.len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        println!(
+            "{:w$}  {:10}  {:10}  {:10}  type",
+            "package", "current", "wanted", "latest"
+        );
+        for p in &r.packages {
+            let cur = if p.current.is_empty() {
+                "missing"
+            } else {
+                &p.current
+            };
+            println!(
+                "{:w$}  {:10}  {:10}  {:10}  {}",
+                p.name, cur, p.wanted, p.latest, p.dependency_type
+            );
+        }
+    }
+    Ok(if r.packages.is_empty() { 0 } else { 1 })
 }
 
 async fn daemon_cmd(cli: &Cli, action: &DaemonAction) -> Result<u8> {

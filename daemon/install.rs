@@ -675,6 +675,65 @@ impl Installer {
         Ok(summary)
     }
 
+    /// `hoard outdated`: direct dependencies with a newer wanted or latest version.
+    pub async fn outdated(&self, req: v1::OutdatedRequest) -> Result<v1::OutdatedResponse> {
+        let dir = project_dir(&req.project_dir)?;
+        let project = Project::load(&dir)?;
+        let cfg = NpmConfig::load(&dir, &req.env);
+        let network =
+            match v1::NetworkMode::try_from(req.network).unwrap_or(v1::NetworkMode::Online) {
+                v1::NetworkMode::Online => Network::Online,
+                v1::NetworkMode::PreferOffline => Network::PreferOffline,
+                v1::NetworkMode::Offline => Network::Offline,
+            };
+        let installed: HashMap<String, String> =
+            lockfile::parse_json_file(&dir.join(lockfile::FILE))?
+                .and_then(|(v, _)| v.get("packages").and_then(|p| p.as_object()).cloned())
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|(k, e)| {
+                            let name = k.strip_prefix("node_modules/")?;
+                            (!name.contains("/node_modules/")).then(|| {
+                                Some((name.to_string(), e.get("version")?.as_str()?.to_string()))
+                            })?
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        let m = &project.manifest;
+        let mut out = Vec::new();
+        for (section, deps) in [
+            ("dependencies", &m.dependencies),
+            ("devDependencies", &m.dev_dependencies),
+            ("optionalDependencies", &m.optional_dependencies),
+        ] {
+            for (name, raw) in deps {
+                let (real, inner) = match Spec::parse(name, raw)? {
+                    Spec::Alias { name, spec } => (name, *spec),
+                    s @ (Spec::Range(_) | Spec::Tag(_)) => (name.clone(), s),
+                    _ => continue,
+                };
+                let p = self.registry.packument(&real, &cfg, network).await?;
+                let wanted = resolve::pick(&p, &inner, None, None)
+                    .map(|m| m.version.clone())
+                    .unwrap_or_default();
+                let latest = p.dist_tags.get("latest").cloned().unwrap_or_default();
+                let current = installed.get(name).cloned().unwrap_or_default();
+                if current != wanted || current != latest {
+                    out.push(v1::OutdatedPackage {
+                        name: name.clone(),
+                        current,
+                        wanted,
+                        latest,
+                        dependency_type: section.to_string(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v1::OutdatedResponse { packages: out })
+    }
+
     /// Apply `add`/`remove` to package.json (resolving added specs to save `^version`).
     async fn edit_manifest(
         &self,
@@ -762,7 +821,9 @@ pub fn tarball_ref(n: &crate::tree::Node, cfg: &NpmConfig, project: &Path) -> Op
             name: real_name.clone(),
             version: version.clone(),
             url: match resolved.strip_prefix("file:") {
-                Some(rel) if !rel.starts_with('/') => format!("file:{}", project.join(rel).display()),
+                Some(rel) if !rel.starts_with('/') => {
+                    format!("file:{}", project.join(rel).display())
+                }
                 _ => resolved.clone(),
             },
             integrity: Sri::parse(integrity.as_deref(), None),

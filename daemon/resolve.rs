@@ -508,7 +508,10 @@ impl<'a> Resolver<'a> {
                     self.note(
                         "optional-skipped",
                         format!("{}@{raw_spec}", edge.name),
-                        format!("optional dependency {} of {requirer} skipped: {e}", edge.name),
+                        format!(
+                            "optional dependency {} of {requirer} skipped: {e}",
+                            edge.name
+                        ),
                     );
                     return Ok(None);
                 }
@@ -540,7 +543,8 @@ impl<'a> Resolver<'a> {
             } else {
                 self.preferred.get(&real_name).map(Vec::as_slice)
             };
-            let Some(picked) = pick(&packument, &inner, self.node_version.as_ref(), preferred) else {
+            let Some(picked) = pick(&packument, &inner, self.node_version.as_ref(), preferred)
+            else {
                 let mut versions: Vec<&str> = packument
                     .sorted
                     .iter()
@@ -735,11 +739,17 @@ impl<'a> Resolver<'a> {
             .files
             .iter()
             .find(|f| f.path == "package.json")
-            .ok_or_else(|| HoardError::Resolve(format!("the tarball `{resolved}` of `{dep}` has no package.json")))?;
+            .ok_or_else(|| {
+                HoardError::Resolve(format!(
+                    "the tarball `{resolved}` of `{dep}` has no package.json"
+                ))
+            })?;
         let path = self.store.content_path(pj);
         let bytes = std::fs::read(&path).map_err(|e| HoardError::io("reading", &path, e))?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            HoardError::Resolve(format!("package.json in the tarball `{resolved}` of `{dep}`: {e}"))
+            HoardError::Resolve(format!(
+                "package.json in the tarball `{resolved}` of `{dep}`: {e}"
+            ))
         })?;
         let mut m = crate::lockfile::manifest_from_json(dep, &v);
         if m.version.is_empty() {

@@ -479,6 +479,17 @@ impl Hoard for Service {
         Ok(Response::new(out))
     }
 
+    async fn outdated(
+        &self,
+        req: Request<OutdatedRequest>,
+    ) -> Result<Response<OutdatedResponse>, Status> {
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let span = info_span!("rpc.outdated", project = %r.project_dir);
+        let resp = self.0.installer.outdated(r).instrument(span).await?;
+        Ok(Response::new(resp))
+    }
+
     async fn shutdown(
         &self,
         req: Request<ShutdownRequest>,

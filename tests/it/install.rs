@@ -664,11 +664,23 @@ fn ctrl_c_cancels_the_install_in_the_daemon() {
     let reg = Registry::start();
     reg.publish(Pkg::new("slow", "1.0.0").file("big.bin", &vec![1u8; 256 * 1024], 0o644));
     let tarball = Registry::tarball_path("slow", "1.0.0");
-    reg.fault(&tarball, Fault { throttle: Some((1024, Duration::from_millis(100))), ..Default::default() });
+    reg.fault(
+        &tarball,
+        Fault {
+            throttle: Some((1024, Duration::from_millis(100))),
+            ..Default::default()
+        },
+    );
     let ctx = TestContext::new().with_registry(&reg.url);
     ctx.write_project(&json!({"name": "app", "dependencies": {"slow": "1"}}));
     ctx.ok(&["daemon", "start"]);
-    let child = ctx.hoard().arg("install").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = ctx
+        .hoard()
+        .arg("install")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     assert!(eventually(Duration::from_secs(20), || reg.count(&tarball) > 0));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = wait_output(child, Duration::from_secs(20));
@@ -699,16 +711,28 @@ fn run_exec_and_dlx() {
     ctx.ok(&["install"]);
     ctx.ok(&["run", "test", "--", "extra"]);
     assert!(ctx.project.join("pre.txt").exists(), "pre-script ran");
-    assert_eq!(std::fs::read_to_string(ctx.project.join("out.txt")).unwrap(), "hello app\nextra\n");
+    assert_eq!(
+        std::fs::read_to_string(ctx.project.join("out.txt")).unwrap(),
+        "hello app\nextra\n"
+    );
     let out = ctx.ok(&["exec", "greeter", "world"]);
     assert_eq!(out, "hello world\n");
     let out = ctx.run(&["run", "nope"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("available: pretest, test"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("available: pretest, test"),
+        "{}",
+        stderr(&out)
+    );
     // dlx: from the store into a cached folder, nothing added to the project.
     let other = ctx.root.path().join("elsewhere");
     std::fs::create_dir_all(&other).unwrap();
-    let out = run_with_timeout(ctx.hoard().current_dir(&other).args(["dlx", "greeter@1", "dlx"]), Duration::from_secs(60));
+    let out = run_with_timeout(
+        ctx.hoard()
+            .current_dir(&other)
+            .args(["dlx", "greeter@1", "dlx"]),
+        Duration::from_secs(60),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello dlx\n");
     assert!(!other.join("package.json").exists());
@@ -721,18 +745,70 @@ fn tarball_url_and_file_tarball_dependencies() {
     let ctx = TestContext::new().with_registry(&reg.url);
     let vendor = ctx.project.join("vendor");
     std::fs::create_dir_all(&vendor).unwrap();
-    std::fs::write(vendor.join("local-2.0.0.tgz"), Pkg::new("local", "2.0.0").pack()).unwrap();
+    std::fs::write(
+        vendor.join("local-2.0.0.tgz"),
+        Pkg::new("local", "2.0.0").pack(),
+    )
+    .unwrap();
     let url = format!("{}remote/-/remote-1.0.0.tgz", reg.url);
     ctx.write_project(&json!({"name": "app", "dependencies": {"remote": url, "local": "file:vendor/local-2.0.0.tgz"}}));
     ctx.ok(&["install"]);
-    assert_eq!(version_at(&ctx.project, "node_modules/remote").as_deref(), Some("1.0.0"));
-    assert_eq!(version_at(&ctx.project, "node_modules/local").as_deref(), Some("2.0.0"));
-    assert_eq!(version_at(&ctx.project, "node_modules/a").as_deref(), Some("1.2.0"), "its deps resolved");
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/remote").as_deref(),
+        Some("1.0.0")
+    );
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/local").as_deref(),
+        Some("2.0.0")
+    );
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/a").as_deref(),
+        Some("1.2.0"),
+        "its deps resolved"
+    );
     let l = lock(&ctx);
-    assert_eq!(l["packages"]["node_modules/remote"]["resolved"], url.as_str());
-    assert_eq!(l["packages"]["node_modules/local"]["resolved"], "file:vendor/local-2.0.0.tgz");
-    assert!(l["packages"]["node_modules/local"]["integrity"].as_str().unwrap().starts_with("sha512-"));
+    assert_eq!(
+        l["packages"]["node_modules/remote"]["resolved"],
+        url.as_str()
+    );
+    assert_eq!(
+        l["packages"]["node_modules/local"]["resolved"],
+        "file:vendor/local-2.0.0.tgz"
+    );
+    assert!(
+        l["packages"]["node_modules/local"]["integrity"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha512-")
+    );
     std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
     ctx.ok(&["ci"]);
-    assert_eq!(version_at(&ctx.project, "node_modules/local").as_deref(), Some("2.0.0"));
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/local").as_deref(),
+        Some("2.0.0")
+    );
+}
+
+#[test]
+fn outdated_lists_current_wanted_latest() {
+    let reg = ecosystem();
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"a": "~1.0.0", "d": "^1.1.0"}, "devDependencies": {"devdep": "1"}}));
+    ctx.ok(&["install"]);
+    let out = ctx.run(&["--json", "outdated"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "outdated packages exist: {}",
+        stderr(&out)
+    );
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["name"], "a");
+    assert_eq!(rows[0]["current"], "1.0.0");
+    assert_eq!(rows[0]["wanted"], "1.0.0");
+    assert_eq!(rows[0]["latest"], "1.2.0");
 }
