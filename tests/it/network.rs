@@ -44,7 +44,42 @@ fn npm(dir: &Path, args: &[&str], cache: &Path) -> std::process::Output {
     )
 }
 
+/// `require` (or `import`, for ESM-only packages) every top-level dependency from the project.
+fn load_every_dependency(ctx: &TestContext, pkg: &Value, name: &str) {
+    let mut deps: Vec<String> = Vec::new();
+    for section in ["dependencies", "devDependencies"] {
+        if let Some(o) = pkg[section].as_object() {
+            deps.extend(o.keys().filter(|k| !k.starts_with("@types/")).cloned());
+        }
+    }
+    let script = format!(
+        "const deps = {};\n\
+         (async () => {{ for (const d of deps) {{\n\
+           try {{ require(d); }} catch (e) {{\n\
+             if (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_PACKAGE_PATH_NOT_EXPORTED' || e.code === 'MODULE_NOT_FOUND' && /exports|main/.test(e.message)) {{ await import(d); }}\n\
+             else throw new Error(d + ': ' + e.message);\n\
+           }} }} console.log('loaded ' + deps.length); }})().catch(e => {{ console.error(e); process.exit(1); }});",
+        serde_json::to_string(&deps).unwrap()
+    );
+    std::fs::write(ctx.project.join("load-all.cjs"), script).unwrap();
+    let out = run_with_timeout(
+        Command::new("node")
+            .arg("load-all.cjs")
+            .current_dir(&ctx.project),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{name}: loading the dependencies failed: {}",
+        stderr(&out)
+    );
+}
+
 fn check_project(name: &str, pkg: Value, command: &[&str]) {
+    check_project_with(name, pkg, command, |_| {});
+}
+
+fn check_project_with(name: &str, pkg: Value, command: &[&str], extra: impl Fn(&TestContext)) {
     let ctx = TestContext::new();
     let npm_dir = ctx.root.path().join("npm");
     let cache = ctx.root.path().join("npm-cache");
@@ -122,9 +157,11 @@ fn check_project(name: &str, pkg: Value, command: &[&str]) {
 #[test]
 #[ignore = "needs the npm registry: cargo test --test it network -- --ignored"]
 fn react_vite_project_matches_npm() {
-    check_project(
+    check_project_with(
         "react-vite",
         json!({"name": "react-vite", "version": "1.0.0", "private": true, "type": "module",
+               "scripts": {"build": "vite build"},
+               "hoard": {"allowScripts": {"esbuild": true}},
                "dependencies": {"react": "^18.3.1", "react-dom": "^18.3.1", "react-router-dom": "^6.26.0"},
                "devDependencies": {"vite": "^5.4.0", "@vitejs/plugin-react": "^4.3.1", "typescript": "~5.5.4",
                                    "eslint": "^8.57.0", "@types/react": "^18.3.3", "@types/react-dom": "^18.3.0",
@@ -133,6 +170,24 @@ fn react_vite_project_matches_npm() {
                                    // platform packages, which breaks npm's own lockfile too.
                                    "rollup": "~4.24.0"}}),
         &["tsc", "--version"],
+        |ctx| {
+            // esbuild's platform binary came through optionalDependencies; its allowed
+            // postinstall ran; `vite build` bundles a React page.
+            let out = ctx.run(&["exec", "esbuild", "--version"]);
+            assert!(out.status.success(), "esbuild: {}", stderr(&out));
+            std::fs::write(ctx.project.join("index.html"), "<!doctype html><div id=root></div><script type=module src=/src/main.jsx></script>\n").unwrap();
+            std::fs::create_dir_all(ctx.project.join("src")).unwrap();
+            std::fs::write(ctx.project.join("src/main.jsx"), "import React from 'react';\nimport { createRoot } from 'react-dom/client';\ncreateRoot(document.getElementById('root')).render(<h1>hoard</h1>);\n").unwrap();
+            std::fs::write(ctx.project.join("vite.config.js"), "import react from '@vitejs/plugin-react';\nexport default { plugins: [react()] };\n").unwrap();
+            let out = ctx.run(&["run", "build"]);
+            assert!(
+                out.status.success(),
+                "vite build: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                stderr(&out)
+            );
+            assert!(ctx.project.join("dist/index.html").exists());
+        },
     );
 }
 
