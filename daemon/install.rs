@@ -493,6 +493,7 @@ impl Installer {
         }
 
         // Scripts policy.
+        let layout = layout_name(&req);
         let allowed = project.allowed_scripts();
         let mut dep_scripts: Vec<(usize, Script)> = Vec::new();
         let mut copies: HashSet<usize> = HashSet::new();
@@ -511,7 +512,15 @@ impl Installer {
                         Script {
                             package: real.clone(),
                             version: n.version().to_string(),
-                            path: dir.join(&n.location).display().to_string(),
+                            // Where the package's folder is in this layout.
+                            path: dir
+                                .join(if layout == "isolated" {
+                                    isolated_dir(n)
+                                } else {
+                                    n.location.clone()
+                                })
+                                .display()
+                                .to_string(),
                             event,
                             command,
                             is_root: false,
@@ -559,7 +568,6 @@ impl Installer {
 
         // Plan and link.
         let t_link = Instant::now();
-        let layout = layout_name(&req);
         let mut plan = if layout == "isolated" {
             plan_isolated(&tree, &stored, &copies)
         } else {

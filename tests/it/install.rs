@@ -365,6 +365,10 @@ fn scripts_are_denied_by_default_and_run_by_the_client_when_allowed() {
     // Scripts ran on copies: the store's file has one link only.
     let md = std::fs::metadata(dir.join("build.sh")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::nlink(&md), 1);
+    // In the isolated layout the script runs in the package's own folder there.
+    ctx.ok(&["install", "--layout", "isolated"]);
+    let iso = ctx.project.join("node_modules/.hoard/builder@1.0.0/node_modules/builder");
+    assert_eq!(std::fs::read_to_string(iso.join("built.txt")).unwrap().trim(), "built");
 }
 
 #[test]
@@ -811,4 +815,118 @@ fn outdated_lists_current_wanted_latest() {
     assert_eq!(rows[0]["current"], "1.0.0");
     assert_eq!(rows[0]["wanted"], "1.0.0");
     assert_eq!(rows[0]["latest"], "1.2.0");
+}
+
+/// A loop-mounted XFS image with reflink support, unmounted on drop.
+struct XfsMount {
+    dir: std::path::PathBuf,
+}
+
+impl XfsMount {
+    fn new(under: &Path) -> Result<XfsMount, String> {
+        if !is_root() {
+            return Err("needs root to mount a loop device".into());
+        }
+        if !which_path("mkfs.xfs") {
+            return Err("mkfs.xfs not found (apt-get install xfsprogs)".into());
+        }
+        let img = under.join("xfs.img");
+        let dir = under.join("xfs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = std::fs::File::create(&img).unwrap();
+        f.set_len(400 << 20).unwrap();
+        let run = |cmd: &mut std::process::Command| {
+            let o = cmd.output().map_err(|e| e.to_string())?;
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&o.stderr).to_string())
+            }
+        };
+        run(std::process::Command::new("mkfs.xfs")
+            .args(["-q", "-m", "reflink=1", "-f"])
+            .arg(&img))?;
+        run(std::process::Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&dir))
+        .map_err(|e| format!("mount failed: {e}"))?;
+        Ok(XfsMount { dir })
+    }
+}
+
+impl Drop for XfsMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+fn which_path(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .chain(["/usr/sbin".into(), "/sbin".into()])
+                .any(|d| d.join(bin).exists())
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn reflinks_on_xfs_keep_the_store_safe_and_reflink_on_ext4_is_refused() {
+    let reg = ecosystem();
+    let base = TestContext::new();
+    let xfs = match XfsMount::new(base.root.path()) {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("skipped: no reflink filesystem: {why}");
+            return;
+        }
+    };
+    // Store and project both on XFS.
+    let mut ctx = TestContext::new().with_registry(&reg.url);
+    ctx.store = xfs.dir.join("store");
+    ctx.project = xfs.dir.join("project");
+    std::fs::create_dir_all(&ctx.store).unwrap();
+    ctx.write_project(&json!({"name": "app", "dependencies": {"tool": "3", "a": "1"}}));
+    let s = summary(&ctx.ok(&["--json", "install"]));
+    assert_eq!(s["link_method"], "reflink", "{s}");
+    let f = ctx.project.join("node_modules/a/index.js");
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "reflinks are the project's own files"
+    );
+    std::fs::write(&f, b"edited").unwrap();
+    let v: Value = serde_json::from_str(
+        ctx.ok(&["--json", "store", "verify"])
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        v["bad_files"], 0,
+        "an edit through a reflink does not reach the store: {v}"
+    );
+    assert!(
+        std::fs::metadata(ctx.project.join("node_modules/.bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o111
+            != 0
+    );
+    ctx.ok(&["daemon", "stop"]);
+    drop(ctx);
+
+    // On ext4 an explicit reflink is an error that says why and what to do.
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"a": "1"}}));
+    let out = ctx.run(&["install", "--link", "reflink"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--link auto"), "{}", stderr(&out));
+    drop(xfs);
 }

@@ -52,19 +52,27 @@ fn load_every_dependency(ctx: &TestContext, pkg: &Value, name: &str) {
             deps.extend(o.keys().filter(|k| !k.starts_with("@types/")).cloned());
         }
     }
+    // ESM first, CommonJS second. vitest refuses to load outside its own runner: for it the
+    // check is that it resolves.
     let script = format!(
-        "const deps = {};\n\
-         (async () => {{ for (const d of deps) {{\n\
-           try {{ require(d); }} catch (e) {{\n\
-             if (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_PACKAGE_PATH_NOT_EXPORTED' || e.code === 'MODULE_NOT_FOUND' && /exports|main/.test(e.message)) {{ await import(d); }}\n\
-             else throw new Error(d + ': ' + e.message);\n\
-           }} }} console.log('loaded ' + deps.length); }})().catch(e => {{ console.error(e); process.exit(1); }});",
+        "import {{ createRequire }} from 'node:module';\n\
+         const require = createRequire(import.meta.url + '/../package.json');\n\
+         const deps = {};\n\
+         for (const d of deps) {{\n\
+           try {{ await import(d); }} catch (e) {{\n\
+             try {{ require(d); }} catch (e2) {{\n\
+               if (d === 'vitest') {{ import.meta.resolve(d); continue; }}\n\
+               console.error(d + ': ' + e.message + ' / ' + e2.message); process.exit(1);\n\
+             }}\n\
+           }}\n\
+         }}\n\
+         console.log('loaded ' + deps.length);\n",
         serde_json::to_string(&deps).unwrap()
     );
-    std::fs::write(ctx.project.join("load-all.cjs"), script).unwrap();
+    std::fs::write(ctx.project.join("load-all.mjs"), script).unwrap();
     let out = run_with_timeout(
         Command::new("node")
-            .arg("load-all.cjs")
+            .arg("load-all.mjs")
             .current_dir(&ctx.project),
         Duration::from_secs(120),
     );
@@ -129,17 +137,28 @@ fn check_project_with(name: &str, pkg: Value, command: &[&str], extra: impl Fn(&
         "{name}: npm ls reports problems:\n{}",
         problems.join("\n")
     );
-    // The project's own command, from node_modules/.bin.
-    let out = run_with_timeout(
-        ctx.hoard().args(["exec"]).args(command),
-        Duration::from_secs(300),
-    );
-    assert!(
-        out.status.success(),
-        "{name}: {command:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(&out)
-    );
+    // Every top-level dependency loads and the project's own command runs from
+    // node_modules/.bin, in the isolated and in the hoisted layout.
+    for layout in ["isolated", "hoisted"] {
+        let out = ctx.run(&["install", "--layout", layout]);
+        assert!(
+            out.status.success(),
+            "hoard install --layout {layout} {name}: {}",
+            stderr(&out)
+        );
+        load_every_dependency(&ctx, &pkg, name);
+        let out = run_with_timeout(
+            ctx.hoard().args(["exec"]).args(command),
+            Duration::from_secs(300),
+        );
+        assert!(
+            out.status.success(),
+            "{name} ({layout}): {command:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+        extra(&ctx);
+    }
     // npm ci accepts the lock hoard wrote.
     std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
     let out = npm(
