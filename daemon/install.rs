@@ -131,6 +131,12 @@ fn inputs_hash(project: &Project, lock_bytes: Option<&[u8]>, req: &InstallReques
     h.finalize().to_hex().to_string()
 }
 
+/// Run blocking filesystem or CPU work from async code without stalling the executor: the
+/// runtime moves its other tasks off this worker while `f` runs (multi-thread runtime only).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// Root lifecycle scripts npm runs on a plain `npm install`, in order.
 const ROOT_EVENTS: [&str; 7] = [
     "preinstall",
@@ -215,13 +221,14 @@ impl Installer {
                 dir.display()
             )));
         }
-        let dir = std::fs::canonicalize(&dir).map_err(|e| {
+        let dir = blocking(|| std::fs::canonicalize(&dir)).map_err(|e| {
             HoardError::InvalidInput(format!(
                 "project directory `{}` cannot be used: {e}",
                 dir.display()
             ))
         })?;
-        let md = std::fs::metadata(&dir).map_err(|e| HoardError::io("reading", &dir, e))?;
+        let md =
+            blocking(|| std::fs::metadata(&dir)).map_err(|e| HoardError::io("reading", &dir, e))?;
         if md.uid() != req.peer_uid && req.peer_uid != 0 {
             return Err(HoardError::PermissionDenied(format!(
                 "project directory `{}` belongs to uid {}, not to you (uid {}); hoard installs \
@@ -232,27 +239,27 @@ impl Installer {
             )));
         }
         let env: HashMap<String, String> = req.env.clone();
-        let cfg = NpmConfig::load(&dir, &env);
+        let cfg = blocking(|| NpmConfig::load(&dir, &env));
         let network = network_of(&req);
 
         // package.json edits (add/remove).
-        let mut project = Project::load(&dir)?;
+        let mut project = blocking(|| Project::load(&dir))?;
         if !req.add.is_empty() || !req.remove.is_empty() {
             self.edit_manifest(&mut project, &req, &cfg, network, &em)
                 .await?;
-            project = Project::load(&dir)?;
+            project = blocking(|| Project::load(&dir))?;
         }
         let lock_path = dir.join(lockfile::FILE);
-        let lock = lockfile::parse_json_file(&lock_path)?;
+        let lock = blocking(|| lockfile::parse_json_file(&lock_path))?;
         let lock_bytes = lock.as_ref().map(|(_, b)| b.clone());
-        let inputs = inputs_hash(&project, lock_bytes.as_deref(), &req);
+        let inputs = blocking(|| inputs_hash(&project, lock_bytes.as_deref(), &req));
         let mut summary = InstallSummary::default();
 
         // No-op: nothing changed since the last install.
         let updating = req.update_all || !req.update.is_empty();
         if !req.force && !updating {
             let nm = dir.join("node_modules");
-            if let Some(state) = linker::read_state(&dir)
+            if let Some(state) = blocking(|| linker::read_state(&dir))
                 && state.inputs == inputs
                 && state.node_modules_mtime == linker::dir_mtime(&nm)
             {
@@ -277,9 +284,11 @@ impl Installer {
         let mut tree: Option<Tree> = None;
         match &lock {
             Some((lock_json, _)) if !req.update_all => {
-                match lockfile::tree_from_lock(lock_json, project.manifest.clone(), &ws_map, &cfg) {
+                match blocking(|| {
+                    lockfile::tree_from_lock(lock_json, project.manifest.clone(), &ws_map, &cfg)
+                }) {
                     Ok(t) => {
-                        let problems = lockfile::mismatches(lock_json, &t);
+                        let problems = blocking(|| lockfile::mismatches(lock_json, &t));
                         if req.frozen && !problems.is_empty() {
                             return Err(HoardError::Lockfile(format!(
                                 "package-lock.json does not match package.json, and `hoard ci` \
@@ -421,6 +430,7 @@ impl Installer {
         let mut skipped_optional: HashSet<usize> = HashSet::new();
         {
             let offline = network == Network::Offline;
+            let span = info_span!("fetch", packages = total);
             let jobs = install.clone().into_iter().map(|i| {
                 let t = tarball_ref(&tree.nodes[i], &cfg, &dir);
                 let store = self.store.clone();
@@ -432,6 +442,7 @@ impl Installer {
                     };
                     (i, r)
                 }
+                .instrument(span.clone())
             });
             let mut stream = futures_util::stream::iter(jobs).buffer_unordered(128);
             let mut done = 0u64;
@@ -499,7 +510,7 @@ impl Installer {
         let mut copies: HashSet<usize> = HashSet::new();
         for (&i, p) in &stored {
             let n = &tree.nodes[i];
-            let scripts = package_install_scripts(&self.store, p, &n.manifest);
+            let scripts = blocking(|| package_install_scripts(&self.store, p, &n.manifest));
             if scripts.is_empty() {
                 continue;
             }
@@ -576,7 +587,7 @@ impl Installer {
         linker::compute_bin_links(&mut plan);
         let requested = requested_method(&req);
         let dev_key = (
-            std::fs::metadata(&self.store.layout.files)
+            blocking(|| std::fs::metadata(&self.store.layout.files))
                 .map(|m| m.dev())
                 .unwrap_or(0),
             md.dev(),
@@ -627,9 +638,9 @@ impl Installer {
         // A lock that was used as it is stays byte for byte (it may carry fields hoard does
         // not write, such as `funding`), unless integrity had to be filled in.
         if !req.no_lockfile && !req.frozen && (!from_lock || integrity_filled) {
-            let bytes = lockfile::render(&lockfile::to_json(&tree, &project.pkg_json));
+            let bytes = blocking(|| lockfile::render(&lockfile::to_json(&tree, &project.pkg_json)));
             if lock_bytes.as_deref() != Some(bytes.as_slice()) {
-                project::write_atomic(&lock_path, &bytes)?;
+                blocking(|| project::write_atomic(&lock_path, &bytes))?;
                 lockfile_written = true;
             }
         }
@@ -641,9 +652,11 @@ impl Installer {
         tokio::task::spawn_blocking(move || index.register_project(proj, ids)).await??;
 
         // State last: the install is complete.
-        let lock_now = std::fs::read(&lock_path).ok();
-        let inputs = inputs_hash(&project, lock_now.as_deref(), &req);
-        linker::write_state(&dir, &plan, &inputs, report.method)?;
+        blocking(|| {
+            let lock_now = std::fs::read(&lock_path).ok();
+            let inputs = inputs_hash(&project, lock_now.as_deref(), &req);
+            linker::write_state(&dir, &plan, &inputs, report.method)
+        })?;
 
         summary.added = report.added;
         summary.removed = report.removed;
@@ -686,8 +699,8 @@ impl Installer {
     /// `hoard outdated`: direct dependencies with a newer wanted or latest version.
     pub async fn outdated(&self, req: v1::OutdatedRequest) -> Result<v1::OutdatedResponse> {
         let dir = project_dir(&req.project_dir)?;
-        let project = Project::load(&dir)?;
-        let cfg = NpmConfig::load(&dir, &req.env);
+        let project = blocking(|| Project::load(&dir))?;
+        let cfg = blocking(|| NpmConfig::load(&dir, &req.env));
         let network =
             match v1::NetworkMode::try_from(req.network).unwrap_or(v1::NetworkMode::Online) {
                 v1::NetworkMode::Online => Network::Online,
@@ -695,7 +708,7 @@ impl Installer {
                 v1::NetworkMode::Offline => Network::Offline,
             };
         let installed: HashMap<String, String> =
-            lockfile::parse_json_file(&dir.join(lockfile::FILE))?
+            blocking(|| lockfile::parse_json_file(&dir.join(lockfile::FILE)))?
                 .and_then(|(v, _)| v.get("packages").and_then(|p| p.as_object()).cloned())
                 .map(|p| {
                     p.iter()
@@ -813,7 +826,7 @@ impl Installer {
             }
         }
         let bytes = project::render_like(&pkg, &project.pkg_bytes)?;
-        project::write_atomic(&project.dir.join("package.json"), &bytes)
+        blocking(|| project::write_atomic(&project.dir.join("package.json"), &bytes))
     }
 }
 

@@ -745,7 +745,8 @@ impl<'a> Resolver<'a> {
                 ))
             })?;
         let path = self.store.content_path(pj);
-        let bytes = std::fs::read(&path).map_err(|e| HoardError::io("reading", &path, e))?;
+        let bytes = tokio::task::block_in_place(|| std::fs::read(&path))
+            .map_err(|e| HoardError::io("reading", &path, e))?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             HoardError::Resolve(format!(
                 "package.json in the tarball `{resolved}` of `{dep}`: {e}"

@@ -269,6 +269,7 @@ impl Hoard for Service {
         let totals = {
             let store = d.store.clone();
             tokio::task::spawn_blocking(move || store.totals())
+                .instrument(info_span!("rpc.status"))
                 .await
                 .map_err(HoardError::from)??
         };

@@ -218,6 +218,29 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether a test can act as another user (uid 65534): it must be root, and that user must be
+/// able to reach and run the built binaries (every folder above them searchable by others).
+pub fn can_act_as_nobody() -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        return Err("needs root to act as another user".into());
+    }
+    let mut dir = Path::new(HOARD).parent();
+    while let Some(d) = dir {
+        let mode = std::fs::metadata(d)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
+        if mode & 0o001 == 0 {
+            return Err(format!(
+                "uid 65534 cannot reach the binaries: `{}` is not searchable by others",
+                d.display()
+            ));
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
 /// Poll `f` until it is true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

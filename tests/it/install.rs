@@ -367,8 +367,15 @@ fn scripts_are_denied_by_default_and_run_by_the_client_when_allowed() {
     assert_eq!(std::os::unix::fs::MetadataExt::nlink(&md), 1);
     // In the isolated layout the script runs in the package's own folder there.
     ctx.ok(&["install", "--layout", "isolated"]);
-    let iso = ctx.project.join("node_modules/.hoard/builder@1.0.0/node_modules/builder");
-    assert_eq!(std::fs::read_to_string(iso.join("built.txt")).unwrap().trim(), "built");
+    let iso = ctx
+        .project
+        .join("node_modules/.hoard/builder@1.0.0/node_modules/builder");
+    assert_eq!(
+        std::fs::read_to_string(iso.join("built.txt"))
+            .unwrap()
+            .trim(),
+        "built"
+    );
 }
 
 #[test]
@@ -522,8 +529,8 @@ fn concurrent_installs_into_one_project_are_serialized() {
 
 #[test]
 fn a_project_of_another_user_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root to act as two users");
+    if let Err(why) = can_act_as_nobody() {
+        eprintln!("skipped: {why}");
         return;
     }
     use std::os::unix::process::CommandExt;

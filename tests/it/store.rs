@@ -340,6 +340,11 @@ fn store_files_are_read_only_and_edits_do_not_reach_the_store() {
         &json!({"name": "o", "dependencies": {"victim": "1.0.0"}}),
     );
     let drop_privileges = is_root();
+    if drop_privileges && let Err(why) = can_act_as_nobody() {
+        // Root ignores file modes, so the write would succeed: nothing to test here.
+        eprintln!("skipped: {why}");
+        return;
+    }
     if drop_privileges {
         // Run as an ordinary user: root ignores file modes.
         for d in [
