@@ -65,10 +65,11 @@ async fn greet(socket: &Path) -> Option<Greeting> {
     match tokio::time::timeout(Duration::from_secs(10), client.hello(req)).await {
         Ok(Ok(resp)) => {
             let hello = resp.into_inner();
+            // The daemon must know everything this client may ask (its minor is not older).
             if hello.compatible
-                && hoard_proto::protocol_compatible(
-                    hoard_proto::PROTOCOL_VERSION,
+                && hoard_proto::daemon_serves(
                     &hello.protocol_version,
+                    hoard_proto::PROTOCOL_VERSION,
                 )
             {
                 Some(Greeting::Ok(Connection {

@@ -42,6 +42,20 @@ pub fn protocol_compatible(a: &str, b: &str) -> bool {
     }
 }
 
+/// Whether a daemon speaking `daemon` can serve a client speaking `client`: compatible, and the
+/// daemon knows at least every RPC and field the client may use (its minor is not older). A
+/// client restarts a daemon that cannot.
+pub fn daemon_serves(daemon: &str, client: &str) -> bool {
+    let minor = |v: &str| {
+        v.trim()
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse::<u64>().ok())
+    };
+    protocol_compatible(daemon, client)
+        && matches!((minor(daemon), minor(client)), (Some(d), Some(c)) if d >= c)
+}
+
 /// The default store directory: `$XDG_DATA_HOME/hoard/store`, else `~/.local/share/hoard/store`.
 pub fn default_store_dir() -> Option<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
@@ -101,6 +115,10 @@ mod tests {
         assert!(!protocol_compatible("0.3.0", "0.4.0"));
         assert!(!protocol_compatible("1.0", "1.0.0"));
         assert!(!protocol_compatible("garbage", "1.0.0"));
+        // An older daemon minor cannot serve a newer client.
+        assert!(daemon_serves("1.1.0", "1.0.0"));
+        assert!(!daemon_serves("1.0.0", "1.1.0"));
+        assert!(!daemon_serves("2.0.0", "1.0.0"));
     }
 
     #[test]

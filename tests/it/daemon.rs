@@ -353,3 +353,18 @@ fn the_client_binary_links_no_heavy_dependencies() {
     let daemon = std::fs::read(HOARDD).unwrap();
     assert!(daemon.windows(12).any(|w| w == b"sqlite3_open"));
 }
+
+#[test]
+fn an_older_minor_daemon_is_replaced_too() {
+    let ctx = TestContext::new();
+    // Same major, older minor: compatible, but it may lack RPCs this client uses.
+    let mut old = ctx.hoardd();
+    old.env("HOARD_PROTOCOL_VERSION_OVERRIDE", "1.0.0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = old.spawn().unwrap();
+    assert!(eventually(Duration::from_secs(10), || ctx.socket().exists()));
+    ctx.ok(&["daemon", "start"]);
+    assert!(child.wait().unwrap().success());
+    assert_ne!(ctx.daemon_pid(), Some(child.id() as i32));
+}
