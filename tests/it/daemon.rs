@@ -363,7 +363,9 @@ fn an_older_minor_daemon_is_replaced_too() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = old.spawn().unwrap();
-    assert!(eventually(Duration::from_secs(10), || ctx.socket().exists()));
+    assert!(eventually(Duration::from_secs(10), || ctx
+        .socket()
+        .exists()));
     ctx.ok(&["daemon", "start"]);
     assert!(child.wait().unwrap().success());
     assert_ne!(ctx.daemon_pid(), Some(child.id() as i32));
