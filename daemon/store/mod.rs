@@ -108,6 +108,13 @@ impl Store {
         http: &Arc<Http>,
         offline: bool,
     ) -> Result<Arc<StoredPackage>> {
+        let key = pkg.integrity.strongest().unwrap_or_else(|| pkg.url.clone());
+        // An import under way is joined before the index is asked: its row may already be
+        // committed while its result (marked as downloaded now) is not in memory yet.
+        let joining = self.inflight.lock().ok().and_then(|m| m.get(&key).cloned());
+        if let Some(f) = joining {
+            return f.await.map_err(HoardError::Shared);
+        }
         if let Some(found) = self.lookup(pkg).await? {
             return Ok(found);
         }
@@ -119,7 +126,6 @@ impl Store {
                 pkg.url
             )));
         }
-        let key = pkg.integrity.strongest().unwrap_or_else(|| pkg.url.clone());
         let fut = {
             let mut inflight = self
                 .inflight
