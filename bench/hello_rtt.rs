@@ -33,16 +33,7 @@ fn main() {
         .build()
         .unwrap();
     let mut samples = rt.block_on(async {
-        let path = socket.clone();
-        let channel = tonic::transport::Endpoint::from_static("http://hoardd.local")
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let p = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(p).await?,
-                    ))
-                }
-            }))
+        let channel = hoard_proto::uds_channel(&socket, Duration::from_secs(5))
             .await
             .expect("connect");
         let mut client = HoardClient::new(channel);

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use hoard_proto::v1::hoard_client::HoardClient;
 use hoard_proto::v1::{HelloRequest, HelloResponse, ShutdownRequest};
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 /// Exit code hoardd uses when another daemon already holds the store.
 const DAEMON_ALREADY_RUNNING: i32 = 75;
@@ -35,28 +34,15 @@ pub struct Connection {
     pub socket: PathBuf,
 }
 
-async fn channel(socket: &Path) -> Result<Channel, tonic::transport::Error> {
-    let path = socket.to_path_buf();
-    // The URI is ignored: every connection goes to the socket.
-    Endpoint::from_static("http://hoardd.local")
-        .connect_timeout(Duration::from_secs(2))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(stream))
-            }
-        }))
-        .await
-}
-
 enum Greeting {
     Ok(Connection),
     Mismatch(HoardClient<Channel>, String),
 }
 
 async fn greet(socket: &Path) -> Option<Greeting> {
-    let ch = channel(socket).await.ok()?;
+    let ch = hoard_proto::uds_channel(socket, Duration::from_secs(2))
+        .await
+        .ok()?;
     let mut client = HoardClient::new(ch);
     let req = HelloRequest {
         protocol_version: hoard_proto::PROTOCOL_VERSION.into(),

@@ -293,39 +293,8 @@ pub fn tree_from_lock(
         if matches!(n.kind, NodeKind::Link { .. }) {
             continue;
         }
-        let m = n.manifest.clone();
-        let mut edges = Vec::new();
-        let bundled = if is_rootlike { vec![] } else { m.bundled() };
-        let mut push = |deps: &BTreeMap<String, String>, kind: EdgeKind| {
-            for (name, spec) in deps {
-                if bundled.contains(name) {
-                    continue;
-                }
-                edges.retain(|e: &Edge| e.name != *name);
-                edges.push(Edge {
-                    name: name.clone(),
-                    spec: spec.clone(),
-                    kind,
-                    to: None,
-                });
-            }
-        };
-        let mut peers = BTreeMap::new();
-        let mut peer_opt = BTreeMap::new();
-        for (k, v) in &m.peer_dependencies {
-            if m.peer_dependencies_meta.get(k).is_some_and(|x| x.optional) {
-                peer_opt.insert(k.clone(), v.clone());
-            } else {
-                peers.insert(k.clone(), v.clone());
-            }
-        }
-        push(&peer_opt, EdgeKind::PeerOptional);
-        push(&peers, EdgeKind::Peer);
-        if is_rootlike {
-            push(&m.dev_dependencies, EdgeKind::Dev);
-        }
-        push(&m.dependencies, EdgeKind::Prod);
-        push(&m.optional_dependencies, EdgeKind::Optional);
+        // The same edges the resolver derives from a manifest.
+        let mut edges = crate::resolve::edges_of(&n.manifest, is_rootlike, true);
         for e in &mut edges {
             let start = if matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional) && i != 0 {
                 tree.nodes[i].parent.unwrap_or(0)

@@ -203,8 +203,9 @@ fn node_satisfies_version(node: &Node, spec: &Spec) -> bool {
     }
 }
 
-/// Declared dependencies of a node as edges, sorted by name (npm's order).
-fn edges_of(m: &Manifest, is_root: bool, include_dev: bool) -> Vec<Edge> {
+/// Declared dependencies of a node as edges, sorted by name (npm's order). Dev dependencies
+/// count only for the root and workspace members (`is_root`), and only with `include_dev`.
+pub fn edges_of(m: &Manifest, is_root: bool, include_dev: bool) -> Vec<Edge> {
     let mut by_name: BTreeMap<String, Edge> = BTreeMap::new();
     let bundled: Vec<String> = if is_root { vec![] } else { m.bundled() };
     let mut add = |deps: &BTreeMap<String, String>, kind: EdgeKind| {

@@ -42,6 +42,25 @@ pub fn protocol_compatible(a: &str, b: &str) -> bool {
     }
 }
 
+/// A gRPC channel to the daemon's Unix socket at `socket`. The HTTP/2 authority is
+/// `hoardd.local` (the URI is otherwise ignored; every connection goes to the socket).
+pub async fn uds_channel(
+    socket: &Path,
+    connect_timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let path = socket.to_path_buf();
+    tonic::transport::Endpoint::from_static("http://hoardd.local")
+        .connect_timeout(connect_timeout)
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+}
+
 /// Whether a daemon speaking `daemon` can serve a client speaking `client`: compatible, and the
 /// daemon knows at least every RPC and field the client may use (its minor is not older). A
 /// client restarts a daemon that cannot.

@@ -272,18 +272,9 @@ fn reflection_and_health_are_served() {
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-        let path = sock.clone();
-        let channel = tonic::transport::Endpoint::from_static("http://x")
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let p = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(p).await?,
-                    ))
-                }
-            }))
+        let channel = hoard_proto::uds_channel(&sock, std::time::Duration::from_secs(5))
             .await
-            .unwrap();
+            .expect("connect");
         let mut client = ServerReflectionClient::new(channel.clone());
         let req = ServerReflectionRequest {
             host: String::new(),

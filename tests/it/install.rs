@@ -610,18 +610,9 @@ fn watch_streams_manifest_and_install_events() {
         .build()
         .unwrap();
     let kinds = rt.block_on(async {
-        let path = sock.clone();
-        let channel = tonic::transport::Endpoint::from_static("http://x")
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let p = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(p).await?,
-                    ))
-                }
-            }))
+        let channel = hoard_proto::uds_channel(&sock, std::time::Duration::from_secs(5))
             .await
-            .unwrap();
+            .expect("connect");
         let mut client = hoard_proto::v1::hoard_client::HoardClient::new(channel);
         let mut stream = client
             .watch(hoard_proto::v1::WatchRequest {
