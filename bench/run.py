@@ -317,6 +317,20 @@ def main():
                 res["scenarios"][sc] = {n: v for n, v in times.items()}
                 for n in tools:
                     res["rss_kb"][n] = max(res["rss_kb"].get(n, 0), max(rss[n]))
+            # The floor: `cp -al` of hoard's finished node_modules (same files, same folders).
+            if "hoard" in ts:
+                t = ts["hoard"]
+                t.prepare("cache+lockfile")
+                t.run(t.command())
+                floor = []
+                for _ in range(args.runs):
+                    dst = os.path.join(WORK, "trash", f"cpal-{time.time_ns()}")
+                    subprocess.run(["sync"])
+                    t0 = time.perf_counter()
+                    sh(["cp", "-al", t.nm(), dst])
+                    floor.append(time.perf_counter() - t0)
+                res["cp_al_seconds"] = floor
+                log(f"{fx} cp -al floor: {fmt_s(statistics.median(floor))}")
             # Disk used after a cache+lockfile install: cache/store and node_modules together.
             for name, t in ts.items():
                 t.prepare("cache+lockfile")
@@ -435,7 +449,7 @@ def machine_info():
 
 def write(results, tools, scenarios):
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    stamp = datetime.date.today().isoformat()
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
     name = f"{stamp}-{results['host']}"
     lines = [f"# Benchmark {results['date']} on {results['host']}", "",
              f"Machine: {results['machine']}.  ",
@@ -459,6 +473,9 @@ def write(results, tools, scenarios):
                     cell += f" ×{m / h:.1f}"
                 cells.append(cell)
             lines.append(f"| {sc} | " + " | ".join(cells) + " |")
+        if res.get("cp_al_seconds"):
+            f = res["cp_al_seconds"]
+            lines += ["", f"Floor: `cp -al` of the same node_modules: {fmt_s(statistics.median(f))} ({fmt_s(min(f))}–{fmt_s(max(f))})."]
         lines += ["", "| | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|",
                   "| peak RSS of the tool's process | " + " | ".join(f"{res['rss_kb'][t] / 1024:.0f} MB" for t in tools) + " |",
                   "| disk: cache/store | " + " | ".join(f"{res['disk_kb'][t]['cache'] / 1024:.0f} MB" for t in tools) + " |",

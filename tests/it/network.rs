@@ -83,10 +83,6 @@ fn load_every_dependency(ctx: &TestContext, pkg: &Value, name: &str) {
     );
 }
 
-fn check_project(name: &str, pkg: Value, command: &[&str]) {
-    check_project_with(name, pkg, command, |_| {});
-}
-
 fn check_project_with(name: &str, pkg: Value, command: &[&str], extra: impl Fn(&TestContext)) {
     let ctx = TestContext::new();
     let npm_dir = ctx.root.path().join("npm");
@@ -213,25 +209,84 @@ fn react_vite_project_matches_npm() {
 #[test]
 #[ignore = "needs the npm registry: cargo test --test it network -- --ignored"]
 fn express_api_matches_npm() {
-    check_project(
+    check_project_with(
         "express-api",
         json!({"name": "express-api", "version": "1.0.0", "private": true,
                "dependencies": {"express": "^4.19.2", "mongoose": "^8.5.0", "jsonwebtoken": "^9.0.2", "cors": "^2.8.5",
                                 "helmet": "^7.1.0", "morgan": "^1.10.0", "dotenv": "^16.4.5", "winston": "^3.13.0", "joi": "^17.13.0"},
                "devDependencies": {"nodemon": "^3.1.4", "supertest": "^7.0.0", "mocha": "^10.7.0", "chai": "^4.4.1", "eslint": "^8.57.0"}}),
         &["mocha", "--version"],
+        |ctx| {
+            // The project's own test command: mocha + supertest against an express app.
+            std::fs::create_dir_all(ctx.project.join("test")).unwrap();
+            std::fs::write(
+                ctx.project.join("test/app.test.js"),
+                "const express = require('express');\nconst request = require('supertest');\n\
+                 const { expect } = require('chai');\n\
+                 describe('api', () => { it('answers', async () => {\n\
+                   const app = express(); app.get('/x', (q, r) => r.json({ ok: true }));\n\
+                   const res = await request(app).get('/x'); expect(res.body.ok).to.equal(true);\n\
+                 }); });\n",
+            )
+            .unwrap();
+            let out = ctx.run(&["exec", "mocha"]);
+            assert!(
+                out.status.success(),
+                "mocha: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                stderr(&out)
+            );
+        },
     );
 }
 
 #[test]
 #[ignore = "needs the npm registry: cargo test --test it network -- --ignored"]
 fn jest_babel_webpack_matches_npm() {
-    check_project(
+    check_project_with(
         "jest-babel-webpack",
         json!({"name": "jbw", "version": "1.0.0", "private": true,
                "dependencies": {"lodash": "^4.17.21"},
                "devDependencies": {"jest": "^29.7.0", "babel-jest": "^29.7.0", "@babel/core": "^7.25.0", "@babel/preset-env": "^7.25.0",
                                    "webpack": "^5.93.0", "webpack-cli": "^5.1.4", "babel-loader": "^9.1.3"}}),
         &["jest", "--version"],
+        |ctx| {
+            // The project's own test and build commands: jest through babel-jest, and webpack.
+            std::fs::write(ctx.project.join("babel.config.js"), "module.exports = { presets: [['@babel/preset-env', { targets: { node: 'current' } }]] };\n").unwrap();
+            std::fs::write(
+                ctx.project.join("sum.js"),
+                "import _ from 'lodash';\nexport const sum = (a, b) => _.add(a, b);\n",
+            )
+            .unwrap();
+            std::fs::write(
+                ctx.project.join("sum.test.js"),
+                "import { sum } from './sum';\ntest('adds', () => expect(sum(1, 2)).toBe(3));\n",
+            )
+            .unwrap();
+            let out = ctx.run(&["exec", "jest"]);
+            assert!(
+                out.status.success(),
+                "jest: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                stderr(&out)
+            );
+            let out = ctx.run(&[
+                "exec",
+                "webpack",
+                "--mode",
+                "production",
+                "--entry",
+                "./sum.js",
+                "-o",
+                "dist",
+            ]);
+            assert!(
+                out.status.success(),
+                "webpack: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                stderr(&out)
+            );
+            assert!(ctx.project.join("dist/main.js").exists());
+        },
     );
 }
