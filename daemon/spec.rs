@@ -59,10 +59,7 @@ pub fn validate_name(name: &str) -> Result<()> {
         if part.contains('/') || part.contains('\\') || part.contains('\0') {
             return bad("it contains a path separator");
         }
-        if part
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '~' if false))
-        {
+        if part.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return bad("it contains white space or control characters");
         }
     }
