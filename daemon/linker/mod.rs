@@ -28,7 +28,7 @@ use method::{LinkState, Method, Requested};
 
 pub const STATE_FILE: &str = ".hoard-state.json";
 const STAGING: &str = ".hoard-staging";
-const TRASH_PREFIX: &str = ".hoard-trash-";
+const TRASH_DIR: &str = ".hoard-trash";
 
 /// One package directory to create.
 #[derive(Debug, Clone)]
@@ -196,15 +196,17 @@ pub fn materialize(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let trash = nm.join(format!("{TRASH_PREFIX}{nanos:x}"));
+    // Replaced folders go to `.hoard-trash/<run>/` and are deleted in the background. The
+    // `.hoard-trash` folder itself stays, so that deletion never changes node_modules' own mtime
+    // (which the no-op check compares).
+    let trash_root = nm.join(TRASH_DIR);
+    let trash = trash_root.join(format!("{nanos:x}"));
     let staging = nm.join(STAGING);
     let _ = std::fs::remove_dir_all(&staging);
     // Leftover trash of an earlier run.
-    if let Ok(rd) = std::fs::read_dir(&nm) {
+    if let Ok(rd) = std::fs::read_dir(&trash_root) {
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(TRASH_PREFIX) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
     mkdir_all(&staging)?;
@@ -214,7 +216,7 @@ pub fn materialize(
             return Ok(());
         }
         if !trash.exists() {
-            let _ = std::fs::create_dir(&trash);
+            let _ = std::fs::create_dir_all(&trash);
         }
         let n = trash_count.fetch_add(1, Ordering::Relaxed);
         rename(p, &trash.join(n.to_string()))

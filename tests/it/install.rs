@@ -223,6 +223,15 @@ fn incremental_reinstall_touches_only_what_changed() {
     ctx.ok(&["remove", "d"]);
     assert!(!ctx.project.join("node_modules/d").exists());
     assert!(lock(&ctx)["packages"].get("node_modules/d").is_none());
+    // The removed folder is deleted in the background; that must not spoil the next no-op.
+    let trash = ctx.project.join("node_modules/.hoard-trash");
+    assert!(eventually(Duration::from_secs(10), || std::fs::read_dir(
+        &trash
+    )
+    .map(|r| r.count() == 0)
+    .unwrap_or(true)));
+    let s = summary(&ctx.ok(&["--json", "install"]));
+    assert_eq!(s["up_to_date"], true, "{s}");
     // A package deleted by hand is noticed (node_modules changed) and restored.
     std::fs::remove_dir_all(ctx.project.join("node_modules/a")).unwrap();
     ctx.ok(&["install"]);
