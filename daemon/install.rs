@@ -427,7 +427,6 @@ impl Installer {
         let t_fetch = Instant::now();
         let total = install.len() as u64;
         let mut stored: HashMap<usize, Arc<StoredPackage>> = HashMap::new();
-        let mut skipped_optional: HashSet<usize> = HashSet::new();
         {
             let offline = network == Network::Offline;
             let span = info_span!("fetch", packages = total);
@@ -472,7 +471,7 @@ impl Installer {
                             format!("optional {} skipped: {e}", tree.nodes[i].pkg_id()),
                         )
                         .await;
-                        skipped_optional.insert(i);
+                        // Left out of `stored`: the plan skips it.
                     }
                     Err(e) => return Err(e),
                 }
@@ -684,7 +683,6 @@ impl Installer {
             summary.scripts.extend(root_scripts(&project));
         }
         summary.total_millis = started.elapsed().as_millis() as u64;
-        let _ = skipped_optional;
         info!(
             project = %dir.display(),
             added = summary.added,

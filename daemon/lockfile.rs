@@ -576,9 +576,6 @@ pub fn to_json(tree: &Tree, pkg_json: &Value) -> Value {
                 ),
             );
         }
-        if let Some(b) = m.directories.as_ref().and_then(|d| d.bin.as_ref()) {
-            let _ = b; // npm records directories.bin as resolved `bin` entries only.
-        }
         packages.insert(n.location.clone(), Value::Object(o));
     }
     let mut top = Map::new();

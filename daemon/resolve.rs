@@ -321,7 +321,6 @@ impl<'a> Resolver<'a> {
         // root) and a link in node_modules.
         for (dir, m) in workspaces {
             validate_name(&m.name)?;
-            let ws = tree.nodes.len();
             tree.nodes.push(Node {
                 name: m.name.clone(),
                 location: dir.clone(),
@@ -336,7 +335,6 @@ impl<'a> Resolver<'a> {
                 peer: false,
                 platform_ok: true,
             });
-            let _ = ws;
             let link = tree.nodes.len();
             tree.nodes.push(Node {
                 name: m.name.clone(),

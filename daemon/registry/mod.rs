@@ -163,21 +163,20 @@ impl Registry {
     ) -> Result<Arc<Packument>> {
         let disk_path = self.disk_path(url);
         let dp = disk_path.clone();
-        let disk: Option<DiskEntry> = tokio::task::spawn_blocking(move || {
+        let mut disk: Option<DiskEntry> = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&dp).ok()?;
             serde_json::from_slice(&bytes).ok()
         })
         .await?;
         let now = now_secs();
-        if let Some(d) = &disk {
-            let fresh = now.saturating_sub(d.fetched_at) < METADATA_MAX_AGE.as_secs();
-            if fresh || network != Network::Online {
-                let fetched_at = d.fetched_at;
-                let Some(d) = disk else { unreachable!() };
-                let p = Arc::new(d.packument.prepared());
-                self.remember(url, p.clone(), fetched_at);
-                return Ok(p);
-            }
+        // Fresh enough, or any age when offline / preferring offline.
+        if let Some(d) = disk.take_if(|d| {
+            network != Network::Online
+                || now.saturating_sub(d.fetched_at) < METADATA_MAX_AGE.as_secs()
+        }) {
+            let p = Arc::new(d.packument.prepared());
+            self.remember(url, p.clone(), d.fetched_at);
+            return Ok(p);
         }
         if network == Network::Offline {
             return Err(HoardError::Offline(format!(

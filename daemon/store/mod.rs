@@ -534,9 +534,6 @@ impl Store {
             if still.contains(id) {
                 for f in self.index.package_files(*id)?.1 {
                     keep.insert((f.hash, f.executable));
-                    if f.executable {
-                        continue;
-                    }
                 }
             }
         }
