@@ -84,7 +84,17 @@ impl TestContext {
         }
     }
 
-    /// Run `hoard args...` to completion (60 s at most).
+    /// Start `hoard args...` in the project with piped output (finish it with `wait_output`).
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.hoard()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hoard")
+    }
+
+    /// Run `hoard args...` to completion (120 s at most).
     pub fn run(&self, args: &[&str]) -> Output {
         run_with_timeout(self.hoard().args(args), Duration::from_secs(120))
     }

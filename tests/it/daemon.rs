@@ -153,13 +153,7 @@ fn sigterm_during_a_long_install_cancels_it_cleanly() {
     ctx.write_project(
         &json!({"name": "p", "version": "1.0.0", "dependencies": {"slow": "^1.0.0"}}),
     );
-    let child = ctx
-        .hoard()
-        .arg("install")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ctx.spawn(&["install"]);
     let tarball = Registry::tarball_path("slow", "1.0.0");
     assert!(
         eventually(Duration::from_secs(20), || reg.count(&tarball) > 0),
@@ -234,14 +228,7 @@ fn connections_from_another_uid_are_refused() {
 fn thirty_two_concurrent_clients_share_one_daemon() {
     let ctx = TestContext::new();
     let children: Vec<_> = (0..32)
-        .map(|_| {
-            ctx.hoard()
-                .args(["--json", "daemon", "start"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| ctx.spawn(&["--json", "daemon", "start"]))
         .collect();
     let mut pids = std::collections::HashSet::new();
     for c in children {

@@ -685,13 +685,7 @@ fn ctrl_c_cancels_the_install_in_the_daemon() {
     let ctx = TestContext::new().with_registry(&reg.url);
     ctx.write_project(&json!({"name": "app", "dependencies": {"slow": "1"}}));
     ctx.ok(&["daemon", "start"]);
-    let child = ctx
-        .hoard()
-        .arg("install")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ctx.spawn(&["install"]);
     assert!(eventually(Duration::from_secs(20), || reg.count(&tarball) > 0));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = wait_output(child, Duration::from_secs(20));

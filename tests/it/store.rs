@@ -277,13 +277,7 @@ fn kill_9_during_import_leaves_a_consistent_store() {
     );
     let ctx = TestContext::new().with_registry(&reg.url);
     project_with(&ctx, json!({"many": "1.0.0"}));
-    let child = ctx
-        .hoard()
-        .arg("install")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = ctx.spawn(&["install"]);
     assert!(eventually(Duration::from_secs(20), || reg.count(&tarball) > 0));
     // Wait until the import has written some files to tmp/, then kill.
     let tmp = ctx.store.join("v1/tmp");
