@@ -1,7 +1,9 @@
 //! npm's semver range semantics (node-semver), on top of the `semver` crate's version parser:
 //! comparators, x-ranges, tilde, caret (with the 0.x rules), hyphen ranges, `||`, whitespace
 //! variants, `v`/`=` prefixes, and the prerelease rule (a prerelease version matches only a
-//! comparator set that names a prerelease of the same major.minor.patch).
+//! comparator set that names a prerelease of the same major.minor.patch). Ranges are read in
+//! node-semver's *loose* mode, as npm reads them (`^1.2.3foo` is `^1.2.3-foo`, `0.0.0-*` is
+//! `0.0.0--`, tokens that are not comparators are dropped).
 //!
 //! Build metadata is ignored in comparisons, as in node-semver. Must not: pick versions (that
 //! is resolve.rs's policy); this module only answers "does V satisfy R".
@@ -119,10 +121,7 @@ fn parse_partial(s: &str) -> Option<Partial> {
     }
     // Split off build (+...) and prerelease (-...) from the patch part.
     let s = s.split('+').next().unwrap_or(s);
-    let (core, pre) = match s.find('-') {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
+    let (core, pre) = split_prerelease(s);
     let parts: Vec<&str> = core.split('.').collect();
     if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
         return None;
@@ -141,7 +140,7 @@ fn parse_partial(s: &str) -> Option<Partial> {
         nums[i] = Some(parse_num(p)?);
     }
     let pre = match pre {
-        Some(p) if nums[2].is_some() => Prerelease::new(p).ok()?,
+        Some(p) if nums[2].is_some() => loose_prerelease(p)?,
         Some(_) => return None,
         None => Prerelease::EMPTY,
     };
@@ -151,6 +150,50 @@ fn parse_partial(s: &str) -> Option<Partial> {
         patch: nums[2],
         pre,
     })
+}
+
+/// Split `1.2.3-beta` / `1.2.3beta` (loose: the hyphen is optional) into core and prerelease.
+fn split_prerelease(s: &str) -> (&str, Option<&str>) {
+    if let Some(i) = s.find('-') {
+        return (&s[..i], Some(&s[i..]));
+    }
+    // Loose `1.2.3foo`: letters straight after the third number start a prerelease.
+    let dots: Vec<usize> = s.match_indices('.').map(|(i, _)| i).collect();
+    if dots.len() == 2 {
+        let patch_start = dots[1] + 1;
+        if let Some(off) = s[patch_start..].find(|c: char| !c.is_ascii_digit())
+            && off > 0
+            && !is_x(&s[patch_start..])
+        {
+            return (&s[..patch_start + off], Some(&s[patch_start + off..]));
+        }
+    }
+    (s, None)
+}
+
+/// node-semver's loose prerelease: `-?ident(.ident)*`, where `*` stands for nothing (its
+/// replaceStars), numeric identifiers may carry leading zeros (`01` is 1), and a lone `-` is an
+/// identifier (`0.0.0-*` reads as `0.0.0--`).
+fn loose_prerelease(raw: &str) -> Option<Prerelease> {
+    let s = raw.replace('*', "");
+    let body = match s.strip_prefix('-') {
+        Some("") => "-",
+        Some(rest) => rest,
+        None => s.as_str(),
+    };
+    let mut idents = Vec::new();
+    for id in body.split('.') {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return None;
+        }
+        if id.bytes().all(|b| b.is_ascii_digit()) {
+            let trimmed = id.trim_start_matches('0');
+            idents.push(if trimmed.is_empty() { "0" } else { trimmed }.to_string());
+        } else {
+            idents.push(id.to_string());
+        }
+    }
+    Prerelease::new(&idents.join(".")).ok()
 }
 
 fn push(set: &mut Vec<Comparator>, op: Op, v: Version) {
@@ -323,25 +366,35 @@ fn parse_set(s: &str) -> Option<Vec<Comparator>> {
         }
         return Some(set);
     }
+    // Loose mode: tokens that are not comparators are dropped; a set left with none is no set.
+    let mut valid = 0;
     for tok in toks {
         let (op, rest) = split_op(&tok);
-        let p = parse_partial(rest)?;
-        match op {
-            "~" | "~>" => tilde(&p, &mut set),
-            "^" => caret(&p, &mut set),
-            "" => x_range(&p, &mut set),
-            _ => primitive(op, &p, &mut set)?,
+        let Some(p) = parse_partial(rest) else {
+            continue;
+        };
+        let before = set.clone();
+        let ok = match op {
+            "~" | "~>" => Some(tilde(&p, &mut set)),
+            "^" => Some(caret(&p, &mut set)),
+            "" => Some(x_range(&p, &mut set)),
+            _ => primitive(op, &p, &mut set),
+        };
+        if ok.is_some() {
+            valid += 1;
+        } else {
+            set = before;
         }
     }
-    Some(set)
+    (valid > 0 || s.trim().is_empty()).then_some(set)
 }
 
 impl Range {
     /// Parse an npm range. `None` when it is not a range (npm then treats the spec as a
     /// dist-tag).
     pub fn parse(s: &str) -> Option<Range> {
-        let sets = s.split("||").map(parse_set).collect::<Option<Vec<_>>>()?;
-        Some(Range { sets })
+        let sets: Vec<_> = s.split("||").filter_map(parse_set).collect();
+        (!sets.is_empty()).then_some(Range { sets })
     }
 
     /// Whether `v` satisfies the range (prereleases only where a comparator of the same set

@@ -1,5 +1,6 @@
 //! The range table: every (range, version) pair in table.tsv was answered by node-semver itself
-//! (gen-table.js; regenerate with `node gen-table.js > table.tsv` after `npm install semver@7`).
+//! (gen-table.js, loose mode as npm reads ranges; regenerate with
+//! `SEMVER=/usr/lib/node_modules/npm/node_modules/semver node gen-table.js > table.tsv`).
 
 use super::*;
 
