@@ -73,6 +73,9 @@ struct InstallFlags {
     /// Do not write package-lock.json.
     #[arg(long)]
     no_package_lock: bool,
+    /// Only resolve and write package-lock.json; download and link nothing.
+    #[arg(long)]
+    package_lock_only: bool,
     /// Re-link every package even when the project looks up to date.
     #[arg(long)]
     force: bool,
@@ -327,6 +330,7 @@ fn install_request(project: &Path, f: &InstallFlags) -> Result<InstallRequest> {
             LayoutArg::Isolated => v1::Layout::Isolated,
         } as i32,
         no_lockfile: f.no_package_lock,
+        package_lock_only: f.package_lock_only.then_some(true),
         force: f.force,
         env: request_env(),
         ..Default::default()

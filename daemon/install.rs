@@ -241,6 +241,8 @@ impl Installer {
         let env: HashMap<String, String> = req.env.clone();
         let cfg = blocking(|| NpmConfig::load(&dir, &env));
         let network = network_of(&req);
+        let lock_only =
+            req.package_lock_only == Some(true) || cfg.get("package-lock-only") == Some("true");
 
         // package.json edits (add/remove).
         let mut project = blocking(|| Project::load(&dir))?;
@@ -325,10 +327,15 @@ impl Installer {
         let mut tree = match tree {
             Some(t) => t,
             None => {
-                let node_version = self.node_version(&env).await;
+                // npm's `node-version` (older npm's setting; the Node.js version engines are
+                // checked against), else the `node` on the client's PATH.
+                let node_version = match cfg.get("node-version") {
+                    Some(v) => crate::semver_npm::parse_version(v),
+                    None => self.node_version(&env).await,
+                };
                 let store = self.store.clone();
                 let http = self.registry.http.clone();
-                let prefetch = !req.omit_dev && network != Network::Offline;
+                let prefetch = !req.omit_dev && network != Network::Offline && !lock_only;
                 let cfg2 = cfg.clone();
                 let dir2 = dir.clone();
                 let em_tx = em.tx.clone();
@@ -347,7 +354,6 @@ impl Installer {
                     } else {
                         Some(req.update.clone())
                     },
-                    overrides: project.overrides(),
                     notes: vec![],
                     on_progress: Some(Box::new(move |done, total| {
                         let _ = em_tx.try_send(Ok(InstallEvent {
@@ -380,7 +386,7 @@ impl Installer {
                     .map(|(d, m, _)| (d.clone(), m.clone()))
                     .collect();
                 let resolved = tokio::select! {
-                    r = resolver.resolve(project.manifest.clone(), workspaces)
+                    r = resolver.resolve(project.manifest.clone(), &project.pkg_json, workspaces)
                         .instrument(info_span!("resolve")) => r?,
                     _ = cancel.cancelled() => return Err(HoardError::Cancelled("during resolution".into())),
                 };
@@ -400,6 +406,23 @@ impl Installer {
             true,
         )
         .await;
+
+        if lock_only {
+            let started_at = started;
+            return blocking(|| {
+                write_lock_only(&tree, &project, &lock_path, lock_bytes.as_deref(), &req)
+            })
+            .map(|written| {
+                summary.lockfile_written = written;
+                summary.total_packages = (tree.nodes.len() - 1) as u64;
+                summary.timings = vec![PhaseTiming {
+                    phase: v1::Phase::Resolve as i32,
+                    millis: resolve_ms,
+                }];
+                summary.total_millis = started_at.elapsed().as_millis() as u64;
+                summary
+            });
+        }
 
         // Which nodes get installed.
         let unreachable = tree.unreachable();
@@ -1041,4 +1064,24 @@ pub fn project_dir(raw: &str) -> Result<PathBuf> {
         )));
     }
     std::fs::canonicalize(p).map_err(|e| HoardError::InvalidInput(format!("`{raw}`: {e}")))
+}
+
+/// `--package-lock-only`: write package-lock.json from the tree and nothing else. Returns
+/// whether the file changed.
+fn write_lock_only(
+    tree: &Tree,
+    project: &Project,
+    lock_path: &Path,
+    old: Option<&[u8]>,
+    req: &InstallRequest,
+) -> Result<bool> {
+    if req.frozen || req.no_lockfile {
+        return Ok(false);
+    }
+    let bytes = lockfile::render(&lockfile::to_json(tree, &project.pkg_json));
+    if old == Some(bytes.as_slice()) {
+        return Ok(false);
+    }
+    project::write_atomic(lock_path, &bytes)?;
+    Ok(true)
 }

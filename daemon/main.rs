@@ -6,6 +6,7 @@
 //! Must not: contain install or store logic.
 
 mod error;
+mod ideal;
 mod install;
 mod linker;
 mod lockfile;

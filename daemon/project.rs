@@ -89,66 +89,6 @@ impl Project {
             })
             .unwrap_or_default()
     }
-
-    /// `overrides`, flattened to name → spec (`$name` refers to the root's own spec).
-    pub fn overrides(&self) -> HashMap<String, String> {
-        let mut out = HashMap::new();
-        let root_spec = |name: &str| -> Option<String> {
-            for section in [
-                "dependencies",
-                "devDependencies",
-                "optionalDependencies",
-                "peerDependencies",
-            ] {
-                if let Some(s) = self
-                    .pkg_json
-                    .get(section)
-                    .and_then(|d| d.get(name))
-                    .and_then(Value::as_str)
-                {
-                    return Some(s.to_string());
-                }
-            }
-            None
-        };
-        fn walk(
-            o: &serde_json::Map<String, Value>,
-            out: &mut HashMap<String, String>,
-            root_spec: &dyn Fn(&str) -> Option<String>,
-        ) {
-            for (k, v) in o {
-                if k == "." {
-                    continue;
-                }
-                // `name@range` keys: the override applies to that name.
-                let name = match k.strip_prefix('@') {
-                    Some(r) => match r.split_once('@') {
-                        Some((n, _)) => format!("@{n}"),
-                        None => k.clone(),
-                    },
-                    None => k.split('@').next().unwrap_or(k).to_string(),
-                };
-                let spec = match v {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Object(inner) => {
-                        walk(inner, out, root_spec);
-                        inner.get(".").and_then(Value::as_str).map(String::from)
-                    }
-                    _ => None,
-                };
-                if let Some(mut s) = spec {
-                    if let Some(r) = s.strip_prefix('$') {
-                        s = root_spec(r).unwrap_or(s);
-                    }
-                    out.insert(name, s);
-                }
-            }
-        }
-        if let Some(o) = self.pkg_json.get("overrides").and_then(Value::as_object) {
-            walk(o, &mut out, &root_spec);
-        }
-        out
-    }
 }
 
 /// The indentation package.json uses (npm keeps it): the leading white space of the first

@@ -1,22 +1,25 @@
-//! Resolution: from a root manifest (plus workspaces) to a hoisted, deduplicated tree the way
-//! npm (arborist) builds it: breadth-first by depth then path; each dependency reuses the
-//! version its requirer would already see if that satisfies the spec, else the best version is
-//! picked (the `latest` tag when it satisfies, else the highest satisfying, preferring
-//! non-deprecated versions whose engines fit) and placed as high as it can go without
-//! conflicting with a package already there or shadowing a version another package relies on.
+//! Resolution: from a root manifest (plus workspaces) to the tree npm would build. The placement
+//! itself is arborist's, in `crate::ideal`; this module supplies it with manifests
+//! (npm-pick-manifest's choice: the `latest` tag when it satisfies, else the highest satisfying,
+//! preferring non-deprecated versions whose engines fit; the previous lockfile's versions first),
+//! reads npm's settings (`legacy-peer-deps`, `strict-peer-deps`, `force`, `prefer-dedupe`,
+//! `install-strategy`), and turns the result into a `Tree` with notes (deprecations, engines,
+//! platforms, peer conflicts npm overrides, optional dependencies left out).
 //!
-//! Peer dependencies are installed like npm 7+ (placed where the dependent's parent sees them);
-//! optional dependencies that fail or do not fit the platform are skipped with a note.
-//! Must not: download tarballs or touch the project's files.
+//! Must not: touch the project's files. (Tarball dependencies are imported into the store to read
+//! their package.json; registry tarballs are downloaded by the caller's hook as versions are
+//! picked.)
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use tracing::{debug, instrument};
+use tracing::instrument;
 
 use crate::error::{HoardError, Result};
+use crate::ideal::build::{BuildError, Builder, Source};
+use crate::ideal::graph::{Graph, Id, Kind};
+use crate::ideal::place::Options;
 use crate::registry::config::NpmConfig;
 use crate::registry::packument::{Manifest, Packument};
 use crate::registry::{Network, Registry};
@@ -43,8 +46,6 @@ pub struct Resolver<'a> {
     pub preferred: HashMap<String, Vec<String>>,
     /// Names to re-resolve freshly (ignore `preferred`); `None` in the set means all.
     pub fresh: Option<Vec<String>>,
-    /// `overrides` from the root package.json, flattened: name → spec.
-    pub overrides: HashMap<String, String>,
     pub notes: Vec<Note>,
     /// Called with (resolved so far, known so far).
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send + Sync + 'a>>,
@@ -170,39 +171,6 @@ pub fn pick(
     }
 }
 
-/// Does `node` satisfy `spec` (as declared under dependency name `dep_name`)?
-fn node_satisfies(node: &Node, spec: &Spec) -> bool {
-    match (spec, &node.kind) {
-        (Spec::Alias { name, spec }, NodeKind::Package { real_name, .. }) => {
-            name == real_name && node_satisfies_version(node, spec)
-        }
-        (_, NodeKind::Package { real_name, .. }) if *real_name != node.name => false,
-        (Spec::Tarball(url), NodeKind::Package { resolved, .. }) => url == resolved,
-        (Spec::LocalTarball(p), NodeKind::Package { resolved, .. }) => {
-            resolved.strip_prefix("file:") == Some(p.trim_start_matches("file:"))
-        }
-        (Spec::Range(_) | Spec::Tag(_), NodeKind::Package { .. }) => {
-            node_satisfies_version(node, spec)
-        }
-        (Spec::Directory(_) | Spec::Link(_) | Spec::Workspace(_), NodeKind::Link { .. }) => true,
-        // A workspace member satisfies a registry range its version matches (npm links it).
-        (Spec::Range(r), NodeKind::Link { .. }) => {
-            r == "*" || semver_npm::satisfies(&node.manifest.version, r)
-        }
-        _ => false,
-    }
-}
-
-fn node_satisfies_version(node: &Node, spec: &Spec) -> bool {
-    match spec {
-        Spec::Range(r) => semver_npm::satisfies(node.version(), r),
-        // A tag is satisfied by whatever is installed when it was picked for it (npm re-checks
-        // tags only on update).
-        Spec::Tag(_) => true,
-        _ => false,
-    }
-}
-
 /// Declared dependencies of a node as edges, sorted by name (npm's order). Dev dependencies
 /// count only for the root and workspace members (`is_root`), and only with `include_dev`.
 pub fn edges_of(m: &Manifest, is_root: bool, include_dev: bool) -> Vec<Edge> {
@@ -290,424 +258,43 @@ pub fn workspace_dirs(project: &Path, root: &serde_json::Value) -> Result<Vec<St
     Ok(out)
 }
 
-impl<'a> Resolver<'a> {
-    fn note(&mut self, code: &str, pkg: String, msg: String) {
-        self.notes.push((code.to_string(), pkg, msg));
-    }
+/// Manifests for the ideal-tree builder: npm-pick-manifest's choice from the registry (with the
+/// previous lockfile's versions preferred), tarballs imported to read their package.json, and
+/// local directories' package.json.
+struct RegistrySource<'r> {
+    registry: &'r Arc<Registry>,
+    store: &'r Arc<crate::store::Store>,
+    project: &'r Path,
+    cfg: &'r NpmConfig,
+    network: Network,
+    node_version: Option<semver::Version>,
+    preferred: &'r HashMap<String, Vec<String>>,
+    fresh: &'r Option<Vec<String>>,
+}
 
-    /// Resolve the full tree for `root` (the project's package.json) and its workspaces.
-    #[instrument(skip_all)]
-    pub async fn resolve(
-        &mut self,
-        root: Arc<Manifest>,
-        workspaces: Vec<(String, Arc<Manifest>)>,
-    ) -> Result<Tree> {
-        let mut tree = Tree::default();
-        tree.nodes.push(Node {
-            name: root.name.clone(),
-            location: String::new(),
-            parent: None,
-            children: BTreeMap::new(),
-            kind: NodeKind::Root,
-            edges: edges_of(&root, true, true),
-            manifest: root,
-            dev: false,
-            optional: false,
-            dev_optional: false,
-            peer: false,
-            platform_ok: true,
-        });
-        // Workspace members: a folder node (deps processed like the root's, hoisted to the
-        // root) and a link in node_modules.
-        for (dir, m) in workspaces {
-            validate_name(&m.name)?;
-            tree.nodes.push(Node {
-                name: m.name.clone(),
-                location: dir.clone(),
-                parent: Some(0),
-                children: BTreeMap::new(),
-                kind: NodeKind::Workspace,
-                edges: edges_of(&m, true, true),
-                manifest: m.clone(),
-                dev: false,
-                optional: false,
-                dev_optional: false,
-                peer: false,
-                platform_ok: true,
-            });
-            let link = tree.nodes.len();
-            tree.nodes.push(Node {
-                name: m.name.clone(),
-                location: format!("node_modules/{}", m.name),
-                parent: Some(0),
-                children: BTreeMap::new(),
-                kind: NodeKind::Link { target: dir },
-                edges: vec![],
-                manifest: m.clone(),
-                dev: false,
-                optional: false,
-                dev_optional: false,
-                peer: false,
-                platform_ok: true,
-            });
-            tree.nodes[0].children.insert(m.name.clone(), link);
-            // The root depends on each member, like npm's workspace edges.
-            let spec = format!("file:{}", tree.nodes[link].location);
-            tree.nodes[0].edges.push(Edge {
-                name: m.name.clone(),
-                spec,
-                kind: EdgeKind::Prod,
-                to: Some(link),
-            });
-        }
-        // Prefetch every root-level dependency's metadata at once.
-        for n in &tree.nodes {
-            self.prefetch(&n.edges);
-        }
-        let mut heap: BinaryHeap<Reverse<(usize, String, usize)>> = BinaryHeap::new();
-        for (i, n) in tree.nodes.iter().enumerate() {
-            if matches!(n.kind, NodeKind::Root | NodeKind::Workspace) {
-                heap.push(Reverse((n.depth(), n.location.clone(), i)));
-            }
-        }
-        // name → (dependent node, edge index) for the shadowing check.
-        let mut dependents: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
-        let mut done = 0u64;
-        while let Some(Reverse((_, _, idx))) = heap.pop() {
-            done += 1;
-            let n_edges = tree.nodes[idx].edges.len();
-            for ei in 0..n_edges {
-                if tree.nodes[idx].edges[ei].to.is_some() {
-                    continue;
-                }
-                if let Some(new) = self
-                    .resolve_edge(&mut tree, idx, ei, &mut dependents)
-                    .await?
-                {
-                    let n = &tree.nodes[new];
-                    heap.push(Reverse((n.depth(), n.location.clone(), new)));
-                }
-            }
-            if let Some(cb) = self.on_progress.as_mut() {
-                cb(done, done + heap.len() as u64);
-            }
-        }
-        tree.compute_flags();
-        Ok(tree)
-    }
-
-    fn prefetch(&self, edges: &[Edge]) {
-        for e in edges {
-            let name = match Spec::parse(&e.name, &e.spec) {
-                Ok(Spec::Alias { name, .. }) => name,
-                Ok(Spec::Range(_) | Spec::Tag(_)) => e.name.clone(),
-                _ => continue,
-            };
-            if validate_name(&name).is_err() {
-                continue;
-            }
-            let reg = self.registry.clone();
-            let cfg = self.cfg.clone();
-            let net = self.network;
-            tokio::spawn(async move {
-                let _ = reg.packument(&name, &cfg, net).await;
-            });
-        }
-    }
-
-    /// Resolve edge `ei` of node `from`; returns a newly created node to process.
-    async fn resolve_edge(
-        &mut self,
-        tree: &mut Tree,
-        from: usize,
-        ei: usize,
-        dependents: &mut HashMap<String, Vec<(usize, usize)>>,
-    ) -> Result<Option<usize>> {
-        let edge = tree.nodes[from].edges[ei].clone();
-        let requirer = tree.nodes[from].pkg_id();
-        let mut raw_spec = edge.spec.clone();
-        if from != 0
-            && let Some(o) = self.overrides.get(&edge.name)
-        {
-            raw_spec = o.clone();
-            tree.nodes[from].edges[ei].spec = raw_spec.clone();
-        }
-        let optional = matches!(edge.kind, EdgeKind::Optional | EdgeKind::PeerOptional);
-        let spec = match Spec::parse(&edge.name, &raw_spec) {
-            Ok(s) => s,
-            Err(e) if optional => {
-                self.note(
-                    "optional-skipped",
-                    requirer,
-                    format!("optional dependency skipped: {e}"),
-                );
-                return Ok(None);
-            }
-            Err(e) => return Err(HoardError::Resolve(format!("{e} (required by {requirer})"))),
+impl RegistrySource<'_> {
+    async fn pick_from_registry(
+        &self,
+        real_name: &str,
+        inner: &Spec,
+    ) -> std::result::Result<Arc<Manifest>, String> {
+        validate_name(real_name).map_err(|e| e.to_string())?;
+        let packument = self
+            .registry
+            .packument(real_name, self.cfg, self.network)
+            .await
+            .map_err(|e| e.to_string())?;
+        let fresh = match self.fresh {
+            None => false,
+            Some(list) => list.is_empty() || list.iter().any(|n| n == real_name),
         };
-        validate_name(&edge.name)?;
-        let is_peer = matches!(edge.kind, EdgeKind::Peer | EdgeKind::PeerOptional);
-        // Peers must be visible from the dependent's parent.
-        let start = if is_peer && from != 0 {
-            tree.nodes[from].parent.unwrap_or(0)
+        let preferred = if fresh {
+            None
         } else {
-            from
+            self.preferred.get(real_name).map(Vec::as_slice)
         };
-        if let Some(found) = tree.resolve_from(start, &edge.name) {
-            if node_satisfies(&tree.nodes[found], &spec) {
-                tree.nodes[from].edges[ei].to = Some(found);
-                dependents
-                    .entry(edge.name.clone())
-                    .or_default()
-                    .push((from, ei));
-                return Ok(None);
-            }
-            if is_peer {
-                let other = tree.nodes[found].pkg_id();
-                self.note(
-                    "peer-conflict",
-                    requirer.clone(),
-                    format!(
-                        "{requirer} wants peer {}@{} but {other} is installed where it looks; \
-                         keeping {other}",
-                        edge.name, raw_spec
-                    ),
-                );
-                tree.nodes[from].edges[ei].to = Some(found);
-                return Ok(None);
-            }
-        }
-        if edge.kind == EdgeKind::PeerOptional {
-            // Optional peers are only checked, never installed.
-            return Ok(None);
-        }
-        let (real_name, inner) = match &spec {
-            Spec::Alias { name, spec } => (name.clone(), (**spec).clone()),
-            Spec::Range(_) | Spec::Tag(_) => (edge.name.clone(), spec.clone()),
-            Spec::Directory(p) | Spec::Link(p) => {
-                return self.place_link(tree, from, ei, p).map(|_| None);
-            }
-            Spec::Workspace(_) => {
-                // Workspace members are linked from the root already.
-                if let Some(found) = tree.resolve_from(0, &edge.name) {
-                    tree.nodes[from].edges[ei].to = Some(found);
-                    return Ok(None);
-                }
-                return Err(HoardError::Resolve(format!(
-                    "{requirer} depends on `{}@{raw_spec}` but no workspace member has that name",
-                    edge.name
-                )));
-            }
-            Spec::Tarball(_) | Spec::LocalTarball(_) => (edge.name.clone(), spec.clone()),
-        };
-        let (real_name, manifest) = if matches!(inner, Spec::Tarball(_) | Spec::LocalTarball(_)) {
-            match self.tarball_manifest(&edge.name, &inner).await {
-                Ok(m) => (m.name.clone(), m),
-                Err(e) if optional => {
-                    self.note(
-                        "optional-skipped",
-                        format!("{}@{raw_spec}", edge.name),
-                        format!(
-                            "optional dependency {} of {requirer} skipped: {e}",
-                            edge.name
-                        ),
-                    );
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            let packument = match self
-                .registry
-                .packument(&real_name, self.cfg, self.network)
-                .await
-            {
-                Ok(p) => p,
-                Err(e) if optional => {
-                    self.note(
-                        "optional-skipped",
-                        format!("{real_name}@{raw_spec}"),
-                        format!("optional dependency {real_name} of {requirer} skipped: {e}"),
-                    );
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            };
-            let fresh = match &self.fresh {
-                None => false,
-                Some(list) => list.is_empty() || list.contains(&real_name),
-            };
-            let preferred = if fresh {
-                None
-            } else {
-                self.preferred.get(&real_name).map(Vec::as_slice)
-            };
-            let Some(picked) = pick(&packument, &inner, self.node_version.as_ref(), preferred)
-            else {
-                let mut versions: Vec<&str> = packument
-                    .sorted
-                    .iter()
-                    .take(12)
-                    .map(|(_, s)| s.as_str())
-                    .collect();
-                versions.reverse();
-                let msg = format!(
-                    "no version of `{real_name}` satisfies `{raw_spec}` (required by {requirer}); \
-                     available: {}{}; dist-tags: {}",
-                    if packument.sorted.len() > 12 {
-                        "…, "
-                    } else {
-                        ""
-                    },
-                    versions.join(", "),
-                    packument
-                        .dist_tags
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                if optional {
-                    self.note("optional-skipped", format!("{real_name}@{raw_spec}"), msg);
-                    return Ok(None);
-                }
-                return Err(HoardError::Resolve(msg));
-            };
-            (real_name, picked)
-        };
-        let platform = platform_ok(&manifest);
-        if !platform && !optional {
-            // npm: EBADPLATFORM for a required dependency; kept going only when some other path
-            // marks it optional (decided by flags later): we record it, not install it.
-            self.note(
-                "platform",
-                format!("{real_name}@{}", manifest.version),
-                format!(
-                    "{real_name}@{} (required by {requirer}) does not support this platform \
-                     (os {:?}, cpu {:?}); it will not be installed",
-                    manifest.version, manifest.os, manifest.cpu
-                ),
-            );
-        }
-        if let Some(d) = &manifest.deprecated {
-            self.note(
-                "deprecated",
-                format!("{real_name}@{}", manifest.version),
-                format!("{real_name}@{}: {d}", manifest.version),
-            );
-        }
-        if !engine_ok(&manifest, self.node_version.as_ref()) {
-            self.note(
-                "engine",
-                format!("{real_name}@{}", manifest.version),
-                format!(
-                    "{real_name}@{} wants node {} (current: {})",
-                    manifest.version,
-                    manifest
-                        .engines
-                        .get("node")
-                        .map(String::as_str)
-                        .unwrap_or("?"),
-                    self.node_version
-                        .as_ref()
-                        .map(|v| v.to_string())
-                        .unwrap_or_default()
-                ),
-            );
-        }
-        // Placement: walk up from `start`, stop at a conflict or a shadowing problem.
-        let version = semver_npm::parse_version(&manifest.version);
-        let mut target: Option<usize> = None;
-        let mut cur = Some(start);
-        while let Some(level) = cur {
-            if tree.nodes[level].children.contains_key(&edge.name) {
-                break;
-            }
-            let shadows = dependents.get(&edge.name).is_some_and(|deps| {
-                deps.iter().any(|&(d, dei)| {
-                    let e = &tree.nodes[d].edges[dei];
-                    let Some(to) = e.to else { return false };
-                    tree.is_within(d, level)
-                        && !tree.is_within(to, level)
-                        && !version.as_ref().is_some_and(|v| {
-                            Spec::parse(&e.name, &e.spec).ok().is_some_and(|s| match s {
-                                Spec::Range(r) => Range::parse(&r).is_some_and(|r| r.satisfies(v)),
-                                Spec::Alias { spec, .. } => match *spec {
-                                    Spec::Range(r) => {
-                                        Range::parse(&r).is_some_and(|r| r.satisfies(v))
-                                    }
-                                    _ => false,
-                                },
-                                _ => false,
-                            })
-                        })
-                })
-            });
-            if shadows {
-                break;
-            }
-            target = Some(level);
-            // Workspace folders hoist into the root.
-            cur = tree.nodes[level].parent;
-        }
-        let Some(target) = target else {
-            // Only when `start` itself holds a conflicting child: the requirer gets the one
-            // it already sees (npm would replace it; rare).
-            let found = tree.resolve_from(start, &edge.name);
-            self.note(
-                "conflict",
-                requirer.clone(),
-                format!(
-                    "{requirer} wants {}@{raw_spec}, which conflicts with the copy already in its \
-                     own node_modules; keeping that copy",
-                    edge.name
-                ),
-            );
-            tree.nodes[from].edges[ei].to = found;
-            return Ok(None);
-        };
-        let parent_loc = &tree.nodes[target].location;
-        let location = if parent_loc.is_empty() {
-            format!("node_modules/{}", edge.name)
-        } else {
-            format!("{parent_loc}/node_modules/{}", edge.name)
-        };
-        let edges = edges_of(&manifest, false, false);
-        self.prefetch(&edges);
-        let idx = tree.nodes.len();
-        tree.nodes.push(Node {
-            name: edge.name.clone(),
-            location,
-            parent: Some(target),
-            children: BTreeMap::new(),
-            kind: NodeKind::Package {
-                real_name: real_name.clone(),
-                version: manifest.version.clone(),
-                resolved: manifest.dist.tarball.clone(),
-                integrity: manifest.dist.integrity.clone().or_else(|| {
-                    crate::store::integrity::Sri::parse(None, manifest.dist.shasum.as_deref())
-                        .strongest()
-                }),
-            },
-            edges,
-            manifest,
-            dev: false,
-            optional: false,
-            dev_optional: false,
-            peer: false,
-            platform_ok: platform,
-        });
-        tree.nodes[target].children.insert(edge.name.clone(), idx);
-        tree.nodes[from].edges[ei].to = Some(idx);
-        dependents
-            .entry(edge.name.clone())
-            .or_default()
-            .push((from, ei));
-        debug!(pkg = %tree.nodes[idx].pkg_id(), location = %tree.nodes[idx].location, "placed");
-        if let Some(cb) = self.on_picked.as_mut() {
-            cb(&tree.nodes[idx]);
-        }
-        Ok(Some(idx))
+        pick(&packument, inner, self.node_version.as_ref(), preferred)
+            .ok_or_else(|| no_version_message(&packument, real_name, inner))
     }
 
     /// Fetch a tarball dependency (URL or local file) into the store and read its package.json.
@@ -765,42 +352,406 @@ impl<'a> Resolver<'a> {
         };
         Ok(Arc::new(m))
     }
+}
 
-    fn place_link(&mut self, tree: &mut Tree, from: usize, ei: usize, path: &str) -> Result<()> {
-        let edge = tree.nodes[from].edges[ei].clone();
-        if from != 0 {
-            return Err(HoardError::Resolve(format!(
-                "{} depends on `{}` through a local path (`{}`); only the project itself may use \
-                 file:/link: dependencies",
-                tree.nodes[from].pkg_id(),
-                edge.name,
-                edge.spec
-            )));
+/// "no version of X satisfies R": the error names the stable versions nearest the range.
+fn no_version_message(p: &Packument, name: &str, spec: &Spec) -> String {
+    let raw = match spec {
+        Spec::Range(r) | Spec::Tag(r) => r.clone(),
+        other => format!("{other:?}"),
+    };
+    let mut versions: Vec<&str> = p
+        .sorted
+        .iter()
+        .filter(|(v, _)| v.pre.is_empty())
+        .take(12)
+        .map(|(_, s)| s.as_str())
+        .collect();
+    versions.reverse();
+    format!(
+        "no version of `{name}` satisfies `{raw}`; available: {}{}; dist-tags: {}",
+        if p.sorted.len() > 12 { "…, " } else { "" },
+        versions.join(", "),
+        p.dist_tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+impl Source for RegistrySource<'_> {
+    async fn manifest(
+        &self,
+        name: &str,
+        spec: &Spec,
+    ) -> std::result::Result<Arc<Manifest>, String> {
+        match spec {
+            Spec::Alias { name: real, spec } => self.pick_from_registry(real, spec).await,
+            Spec::Range(_) | Spec::Tag(_) => self.pick_from_registry(name, spec).await,
+            Spec::Tarball(_) | Spec::LocalTarball(_) => self
+                .tarball_manifest(name, spec)
+                .await
+                .map_err(|e| e.to_string()),
+            Spec::Workspace(_) => Err(format!(
+                "`{name}` is a workspace: dependency but no workspace member has that name"
+            )),
+            Spec::Directory(_) | Spec::Link(_) => {
+                Err("a directory is not a registry package".into())
+            }
         }
-        let target = path
-            .trim_start_matches("./")
-            .trim_end_matches('/')
-            .to_string();
+    }
+
+    fn local_manifest(&self, dir: &str) -> std::result::Result<Arc<Manifest>, String> {
+        let path = self.project.join(dir).join("package.json");
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+        Ok(Arc::new(crate::lockfile::manifest_from_json(name, &v)))
+    }
+
+    fn prefetch(&self, name: &str, spec: &Spec) {
+        let name = match spec {
+            Spec::Alias { name, .. } => name.clone(),
+            Spec::Range(_) | Spec::Tag(_) => name.to_string(),
+            _ => return,
+        };
+        if validate_name(&name).is_err() {
+            return;
+        }
+        let reg = self.registry.clone();
+        let cfg = self.cfg.clone();
+        let net = self.network;
+        tokio::spawn(async move {
+            let _ = reg.packument(&name, &cfg, net).await;
+        });
+    }
+}
+
+fn cfg_flag(cfg: &NpmConfig, key: &str) -> bool {
+    cfg.get(key).is_some_and(|v| v == "true" || v.is_empty())
+}
+
+impl<'a> Resolver<'a> {
+    fn note(&mut self, code: &str, pkg: String, msg: String) {
+        self.notes.push((code.to_string(), pkg, msg));
+    }
+
+    /// Resolve the full tree for `root` (the project's package.json, `root_json` its raw JSON
+    /// for `overrides`) and its workspaces, exactly as npm places it.
+    #[instrument(skip_all)]
+    pub async fn resolve(
+        &mut self,
+        root: Arc<Manifest>,
+        root_json: &serde_json::Value,
+        workspaces: Vec<(String, Arc<Manifest>)>,
+    ) -> Result<Tree> {
+        for (_, m) in &workspaces {
+            validate_name(&m.name)?;
+        }
+        let strategy = self.cfg.get("install-strategy").unwrap_or("hoisted");
+        let opts = Options {
+            prefer_dedupe: cfg_flag(self.cfg, "prefer-dedupe"),
+            strict_peer_deps: cfg_flag(self.cfg, "strict-peer-deps"),
+            force: cfg_flag(self.cfg, "force"),
+            nested: strategy == "nested",
+            shallow: strategy == "shallow",
+        };
+        let legacy = cfg_flag(self.cfg, "legacy-peer-deps");
+        let (g, warnings, failures) = {
+            let src = RegistrySource {
+                registry: self.registry,
+                store: self.store,
+                project: self.project,
+                cfg: self.cfg,
+                network: self.network,
+                node_version: self.node_version.clone(),
+                preferred: &self.preferred,
+                fresh: &self.fresh,
+            };
+            for (name, spec) in root.dependencies.iter().chain(root.dev_dependencies.iter()) {
+                if let Ok(s) = Spec::parse(name, spec) {
+                    src.prefetch(name, &s);
+                }
+            }
+            let mut b = Builder::new(&src, root, root_json, workspaces, opts, legacy);
+            let mut on_picked = self.on_picked.take();
+            let mut on_progress = self.on_progress.take();
+            let mut placed = 0u64;
+            b.on_placed = Some(Box::new(move |g: &Graph, id: Id| {
+                placed += 1;
+                if let Some(cb) = on_progress.as_mut() {
+                    cb(placed, placed + 1);
+                }
+                if let Some(cb) = on_picked.as_mut()
+                    && let Some(node) = tree_node(g, id)
+                {
+                    cb(&node);
+                }
+            }));
+            let built = b.build().await;
+            b.on_placed = None;
+            match built {
+                Ok(()) => {}
+                Err(BuildError::Eresolve(msg)) => {
+                    return Err(HoardError::Resolve(format!(
+                        "ERESOLVE unable to resolve dependency tree\n\n{msg}"
+                    )));
+                }
+            }
+            let warnings = std::mem::take(&mut b.warnings);
+            let failures = std::mem::take(&mut b.load_failures);
+            (b.g, warnings, failures)
+        };
+        for w in warnings {
+            self.note(
+                "peer-conflict",
+                String::new(),
+                format!("ERESOLVE overriding peer dependency\n{w}"),
+            );
+        }
+        self.finish(&g, &failures)
+    }
+
+    /// Turn the built graph into the logical tree; load failures are fatal unless only optional
+    /// edges lead to them (then they and what only they needed are left out, as npm does).
+    fn finish(&mut self, g: &Graph, failures: &[Id]) -> Result<Tree> {
+        let (mut tree, origin) = to_tree(g);
+        tree.compute_flags();
+        let mut drop: Vec<usize> = Vec::new();
+        for (i, n) in tree.nodes.iter().enumerate() {
+            let gid = origin[i];
+            if !failures.contains(&gid) {
+                continue;
+            }
+            let Kind::Failed { error } = &g.nodes[gid].kind else {
+                continue;
+            };
+            let wanted_by: Vec<String> = tree
+                .nodes
+                .iter()
+                .filter(|x| x.edges.iter().any(|e| e.to == Some(i)))
+                .map(|x| x.pkg_id())
+                .collect();
+            if !n.optional {
+                return Err(HoardError::Resolve(format!(
+                    "{error} (required by {})",
+                    wanted_by.join(", ")
+                )));
+            }
+            self.note(
+                "optional-skipped",
+                n.name.clone(),
+                format!("optional dependency {} skipped: {error}", n.name),
+            );
+            drop.push(i);
+        }
+        if !drop.is_empty() {
+            tree = without(tree, &drop);
+            tree.compute_flags();
+        }
+        for n in tree.nodes.iter().skip(1) {
+            let NodeKind::Package {
+                real_name, version, ..
+            } = &n.kind
+            else {
+                continue;
+            };
+            let id = format!("{real_name}@{version}");
+            if !n.platform_ok && !n.optional {
+                self.note(
+                    "platform",
+                    id.clone(),
+                    format!(
+                        "{id} does not support this platform (os {:?}, cpu {:?}); it will not be \
+                         installed",
+                        n.manifest.os, n.manifest.cpu
+                    ),
+                );
+            }
+            if let Some(d) = &n.manifest.deprecated {
+                self.note("deprecated", id.clone(), format!("{id}: {d}"));
+            }
+            if !engine_ok(&n.manifest, self.node_version.as_ref()) {
+                self.note(
+                    "engine",
+                    id.clone(),
+                    format!(
+                        "{id} wants node {} (current: {})",
+                        n.manifest
+                            .engines
+                            .get("node")
+                            .map(String::as_str)
+                            .unwrap_or("?"),
+                        self.node_version
+                            .as_ref()
+                            .map(|v| v.to_string())
+                            .unwrap_or_default()
+                    ),
+                );
+            }
+        }
+        Ok(tree)
+    }
+}
+
+/// One placed graph node as a (parentless) tree node, for the download hook.
+fn tree_node(g: &Graph, id: Id) -> Option<Node> {
+    let n = &g.nodes[id];
+    let Kind::Package {
+        real_name,
+        version,
+        resolved,
+        integrity,
+    } = &n.kind
+    else {
+        return None;
+    };
+    Some(Node {
+        name: n.name.clone(),
+        location: g.location(id),
+        parent: None,
+        children: BTreeMap::new(),
+        kind: NodeKind::Package {
+            real_name: real_name.clone(),
+            version: version.clone(),
+            resolved: resolved.clone(),
+            integrity: integrity.clone(),
+        },
+        manifest: n.manifest.clone(),
+        edges: vec![],
+        dev: false,
+        optional: false,
+        dev_optional: false,
+        peer: false,
+        platform_ok: platform_ok(&n.manifest),
+    })
+}
+
+/// The project's tree in the graph (root, workspace folders, everything reachable from them
+/// by edges) as a `Tree`, in breadth-first order of locations, with the graph node of each.
+fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
+    let mut tree = Tree::default();
+    let mut origin: Vec<Id> = Vec::new();
+    let mut index: HashMap<Id, usize> = HashMap::new();
+    // Reachable by edges from the root and the workspace folders.
+    let mut keep: Vec<Id> = vec![0];
+    let mut seen: std::collections::HashSet<Id> = [0].into();
+    let mut i = 0;
+    while i < keep.len() {
+        let n = keep[i];
+        i += 1;
+        let mut next: Vec<Id> = g.edge_refs(n).filter_map(|e| g.to(e)).collect();
+        if let Kind::Link { target } = &g.nodes[n].kind {
+            next.extend((0..g.nodes.len()).filter(|&w| {
+                matches!(&g.nodes[w].kind, Kind::Workspace { dir } if dir == target) && g.in_tree(w)
+            }));
+        }
+        for t in next {
+            if g.in_tree(t) && seen.insert(t) {
+                keep.push(t);
+            }
+        }
+    }
+    // Parents first: order by location depth then location.
+    let mut order: Vec<(usize, String, Id)> = keep
+        .iter()
+        .map(|&id| {
+            let loc = g.location(id);
+            (loc.matches("node_modules/").count(), loc, id)
+        })
+        .collect();
+    order.sort();
+    for (_, location, id) in order {
+        let n = &g.nodes[id];
+        let kind = match &n.kind {
+            Kind::Root => NodeKind::Root,
+            Kind::Workspace { .. } => NodeKind::Workspace,
+            Kind::Link { target } => NodeKind::Link {
+                target: target.clone(),
+            },
+            Kind::Package {
+                real_name,
+                version,
+                resolved,
+                integrity,
+            } => NodeKind::Package {
+                real_name: real_name.clone(),
+                version: version.clone(),
+                resolved: resolved.clone(),
+                integrity: integrity.clone(),
+            },
+            Kind::Failed { .. } => NodeKind::Package {
+                real_name: n.name.clone(),
+                version: String::new(),
+                resolved: String::new(),
+                integrity: None,
+            },
+            Kind::Virtual { .. } => continue,
+        };
+        let parent = match &n.kind {
+            Kind::Root => None,
+            Kind::Workspace { .. } => Some(0),
+            _ => n.parent.and_then(|p| index.get(&p).copied()),
+        };
         let idx = tree.nodes.len();
+        index.insert(id, idx);
+        origin.push(id);
         tree.nodes.push(Node {
-            name: edge.name.clone(),
-            location: format!("node_modules/{}", edge.name),
-            parent: Some(0),
+            name: n.name.clone(),
+            location,
+            parent,
             children: BTreeMap::new(),
-            kind: NodeKind::Link { target },
+            kind,
+            manifest: n.manifest.clone(),
             edges: vec![],
-            manifest: Arc::new(Manifest {
-                name: edge.name.clone(),
-                ..Default::default()
-            }),
             dev: false,
             optional: false,
             dev_optional: false,
             peer: false,
-            platform_ok: true,
+            platform_ok: platform_ok(&n.manifest),
         });
-        tree.nodes[0].children.insert(edge.name.clone(), idx);
-        tree.nodes[from].edges[ei].to = Some(idx);
-        Ok(())
+        if let Some(p) = parent
+            && !matches!(n.kind, Kind::Workspace { .. })
+        {
+            tree.nodes[p].children.insert(n.name.clone(), idx);
+        }
     }
+    for (tid, &gid) in origin.iter().enumerate() {
+        let edges = g
+            .edge_refs(gid)
+            .map(|e| {
+                let edge = g.edge(e);
+                Edge {
+                    name: edge.name.clone(),
+                    spec: edge.spec.clone(),
+                    kind: edge.kind,
+                    to: g.to(e).and_then(|t| index.get(&t).copied()),
+                }
+            })
+            .collect();
+        tree.nodes[tid].edges = edges;
+    }
+    (tree, origin)
+}
+
+/// `tree` without the nodes in `drop` and what only they led to.
+fn without(mut tree: Tree, drop: &[usize]) -> Tree {
+    for n in tree.nodes.iter_mut() {
+        for e in n.edges.iter_mut() {
+            if e.to.is_some_and(|t| drop.contains(&t)) {
+                e.to = None;
+            }
+        }
+    }
+    for &d in drop {
+        if let Some(p) = tree.nodes[d].parent {
+            let name = tree.nodes[d].name.clone();
+            tree.nodes[p].children.remove(&name);
+        }
+    }
+    let gone = tree.unreachable();
+    tree.retain(|i| !gone.contains(&i) && !drop.contains(&i))
 }

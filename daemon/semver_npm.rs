@@ -375,12 +375,21 @@ fn parse_set(s: &str) -> Option<Vec<Comparator>> {
         };
         let before = set.clone();
         let ok = match op {
-            "~" | "~>" => Some(tilde(&p, &mut set)),
-            "^" => Some(caret(&p, &mut set)),
-            "" => Some(x_range(&p, &mut set)),
-            _ => primitive(op, &p, &mut set),
+            "~" | "~>" => {
+                tilde(&p, &mut set);
+                true
+            }
+            "^" => {
+                caret(&p, &mut set);
+                true
+            }
+            "" => {
+                x_range(&p, &mut set);
+                true
+            }
+            _ => primitive(op, &p, &mut set).is_some(),
         };
-        if ok.is_some() {
+        if ok {
             valid += 1;
         } else {
             set = before;
@@ -422,9 +431,57 @@ impl Range {
         self.sets.iter().any(|set| set.iter().all(|c| c.test(v)))
     }
 
+    /// Whether some version could satisfy both ranges (node-semver's `intersects`, without its
+    /// prerelease subtleties): used to match `overrides` keys such as `foo@^2` to an edge.
+    pub fn intersects(&self, other: &Range) -> bool {
+        self.sets.iter().any(|a| {
+            other
+                .sets
+                .iter()
+                .any(|b| satisfiable(a.iter().chain(b.iter())))
+        })
+    }
+
     /// True for `*`, `""`, `x`: matches any release.
     pub fn is_any(&self) -> bool {
         self.sets.iter().any(|s| s.is_empty())
+    }
+}
+
+/// Whether a conjunction of comparators admits some version.
+fn satisfiable<'a>(cs: impl Iterator<Item = &'a Comparator>) -> bool {
+    let mut lower: Option<(&Version, bool)> = None; // (bound, inclusive)
+    let mut upper: Option<(&Version, bool)> = None;
+    let mut exact: Vec<&Version> = Vec::new();
+    for c in cs {
+        let (lo, hi) = match c.op {
+            Op::Ge => (Some((&c.v, true)), None),
+            Op::Gt => (Some((&c.v, false)), None),
+            Op::Le => (None, Some((&c.v, true))),
+            Op::Lt => (None, Some((&c.v, false))),
+            Op::Eq => {
+                exact.push(&c.v);
+                (Some((&c.v, true)), Some((&c.v, true)))
+            }
+        };
+        if let Some((v, inc)) = lo
+            && lower.is_none_or(|(l, li)| cmp(v, l).then((!inc).cmp(&!li)).is_gt())
+        {
+            lower = Some((v, inc));
+        }
+        if let Some((v, inc)) = hi
+            && upper.is_none_or(|(u, ui)| cmp(v, u).then(inc.cmp(&ui)).is_lt())
+        {
+            upper = Some((v, inc));
+        }
+    }
+    match (lower, upper) {
+        (Some((l, li)), Some((u, ui))) => match cmp(l, u) {
+            Ordering::Less => true,
+            Ordering::Equal => li && ui,
+            Ordering::Greater => false,
+        },
+        _ => true,
     }
 }
 

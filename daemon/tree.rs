@@ -116,18 +116,6 @@ impl Tree {
         None
     }
 
-    /// Whether `node` is `ancestor` or below it.
-    pub fn is_within(&self, node: usize, ancestor: usize) -> bool {
-        let mut cur = Some(node);
-        while let Some(i) = cur {
-            if i == ancestor {
-                return true;
-            }
-            cur = self.nodes[i].parent;
-        }
-        false
-    }
-
     /// Compute npm's dev/optional/devOptional/peer flags from the edges.
     pub fn compute_flags(&mut self) {
         // A node is *not* dev if reachable from the root without passing a root dev edge, etc.
@@ -176,6 +164,40 @@ impl Tree {
             n.dev_optional = !not_dev_opt.contains(&i);
             n.peer = !not_peer.contains(&i);
         }
+    }
+
+    /// The tree with only the nodes `keep` accepts (the root always), indexes renumbered.
+    pub fn retain(self, keep: impl Fn(usize) -> bool) -> Tree {
+        let map: Vec<Option<usize>> = {
+            let mut next = 0;
+            (0..self.nodes.len())
+                .map(|i| {
+                    (i == 0 || keep(i)).then(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect()
+        };
+        let nodes = self
+            .nodes
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| map[*i].is_some())
+            .map(|(_, mut n)| {
+                n.parent = n.parent.and_then(|p| map[p]);
+                n.children = n
+                    .children
+                    .into_iter()
+                    .filter_map(|(k, c)| map[c].map(|c| (k, c)))
+                    .collect();
+                for e in n.edges.iter_mut() {
+                    e.to = e.to.and_then(|t| map[t]);
+                }
+                n
+            })
+            .collect();
+        Tree { nodes }
     }
 
     /// Nodes that are not reachable from the root at all (left over after re-resolution).

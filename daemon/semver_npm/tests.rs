@@ -45,3 +45,22 @@ fn non_ranges_are_tags() {
         assert!(Range::parse(tag).is_none(), "{tag} parsed as a range");
     }
 }
+
+#[test]
+fn intersects_like_node_semver() {
+    let cases = [
+        ("^1.2.3", "1.x", true),
+        ("^1.2.3", "^2", false),
+        ("*", "^2", true),
+        (">=1.0.0 <2.0.0", ">=2.0.0", false),
+        (">=1.0.0 <=2.0.0", ">=2.0.0", true),
+        ("1.2.3", "^1", true),
+        ("1.2.3", "^2 || 1.2.x", true),
+        ("~1.2.0", "1.3.0", false),
+    ];
+    for (a, b, want) in cases {
+        let (ra, rb) = (Range::parse(a).unwrap(), Range::parse(b).unwrap());
+        assert_eq!(ra.intersects(&rb), want, "{a} ∩ {b}");
+        assert_eq!(rb.intersects(&ra), want, "{b} ∩ {a}");
+    }
+}

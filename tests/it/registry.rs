@@ -249,6 +249,8 @@ struct Inner {
     faults: HashMap<String, Fault>,
     counts: HashMap<String, usize>,
     log: Vec<(String, Option<String>)>,
+    /// Recorded packuments served as they are (`{registry}/` stands for this registry's URL).
+    raw: HashMap<String, Arc<str>>,
 }
 
 /// A running registry. Dropping it stops accepting connections.
@@ -270,6 +272,7 @@ impl Registry {
             faults: HashMap::new(),
             counts: HashMap::new(),
             log: Vec::new(),
+            raw: HashMap::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (i2, s2, u2) = (inner.clone(), stop.clone(), url.clone());
@@ -304,6 +307,11 @@ impl Registry {
         let list = g.packages.entry(p.name.clone()).or_default();
         list.retain(|x| x.version != p.version);
         list.push(p);
+    }
+
+    /// Serve a recorded packument (JSON text) for `name`.
+    pub fn publish_raw(&self, name: &str, json: Arc<str>) {
+        self.inner.lock().unwrap().raw.insert(name.into(), json);
     }
 
     pub fn tag(&self, name: &str, tag: &str, version: &str) {
@@ -438,8 +446,14 @@ fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
                     .map(|b| (b, "application/octet-stream"))
             } else {
                 let name = path.trim_start_matches('/');
-                packument(&g, name, base_url)
-                    .map(|v| (serde_json::to_vec(&v).unwrap(), "application/json"))
+                match g.raw.get(name) {
+                    Some(raw) => Some((
+                        raw.replace("{registry}/", base_url).into_bytes(),
+                        "application/json",
+                    )),
+                    None => packument(&g, name, base_url)
+                        .map(|v| (serde_json::to_vec(&v).unwrap(), "application/json")),
+                }
             };
             (fault, body)
         };

@@ -1,0 +1,723 @@
+//! The tree arborist builds an ideal tree in: an arena of nodes with parents, children and
+//! outgoing edges, where an edge's target is never stored but found the way Node.js finds it
+//! (`resolve`: own node_modules, then each ancestor's), and an edge is valid when that target
+//! satisfies its spec. Virtual roots (the throw-away trees a dependency's peer set is loaded
+//! into) live in the same arena, as tops of their own.
+//!
+//! Also the node predicates placement needs: `matches`, `satisfies`, `can_replace_with`,
+//! `can_dedupe`, `peer_entry_sets`, `gather_dep_set`, `deepest_nesting_target`.
+//! Must not: fetch metadata or decide where anything goes (that is place.rs).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::registry::packument::Manifest;
+use crate::semver_npm::{self, Range};
+use crate::spec::Spec;
+use crate::tree::EdgeKind;
+
+use super::overrides::{Overrides, RuleId};
+
+pub type Id = usize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// The project.
+    Root,
+    /// A workspace member's folder (a top whose resolve parent is the root).
+    Workspace { dir: String },
+    /// A throw-away top a dependency and its peers are loaded into; `source` is the node whose
+    /// dependencies it mirrors.
+    Virtual { source: Id },
+    Package {
+        real_name: String,
+        version: String,
+        resolved: String,
+        integrity: Option<String>,
+    },
+    /// A symlink: `target` is a path relative to the project (a workspace folder, a `file:`
+    /// directory, or a node_modules folder for a dependency cycle npm links).
+    Link { target: String },
+    /// A dependency whose metadata could not be had (fatal unless everything needing it is
+    /// optional).
+    Failed { error: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub name: String,
+    /// The spec after `overrides`.
+    pub spec: String,
+    pub kind: EdgeKind,
+    /// The override rule this edge falls under (passed on to the node it brings in).
+    pub rule: Option<RuleId>,
+    parsed: Option<Spec>,
+    range: Option<Range>,
+}
+
+impl Edge {
+    pub fn peer(&self) -> bool {
+        matches!(self.kind, EdgeKind::Peer | EdgeKind::PeerOptional)
+    }
+    pub fn optional(&self) -> bool {
+        matches!(self.kind, EdgeKind::Optional | EdgeKind::PeerOptional)
+    }
+    pub fn parsed(&self) -> Option<&Spec> {
+        self.parsed.as_ref()
+    }
+}
+
+/// One outgoing edge: the node it leaves and its index there (edges never change after a node
+/// is made, so this is stable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ERef {
+    pub from: Id,
+    pub idx: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub kind: Kind,
+    pub manifest: Arc<Manifest>,
+    pub version: Option<semver::Version>,
+    pub parent: Option<Id>,
+    pub fs_parent: Option<Id>,
+    pub children: BTreeMap<String, Id>,
+    pub edges: Vec<Edge>,
+    pub rule: Option<RuleId>,
+    /// False once removed from its tree (arborist's `node.root = null`).
+    pub attached: bool,
+}
+
+impl Node {
+    pub fn errors(&self) -> bool {
+        matches!(self.kind, Kind::Failed { .. })
+    }
+    pub fn package_name(&self) -> &str {
+        match &self.kind {
+            Kind::Package { real_name, .. } => real_name,
+            _ => &self.manifest.name,
+        }
+    }
+    fn resolved(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Package { resolved, .. } if !resolved.is_empty() => Some(resolved),
+            _ => None,
+        }
+    }
+    fn integrity(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Package { integrity, .. } => integrity.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// What a new node is made from.
+pub struct NewNode {
+    pub name: String,
+    pub kind: Kind,
+    pub manifest: Arc<Manifest>,
+    pub rule: Option<RuleId>,
+    /// Whether its devDependencies are edges (the root, workspace folders, virtual roots of
+    /// those).
+    pub dev: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    /// Dependency name → nodes that have an edge of that name (for edges in).
+    dependents: HashMap<String, Vec<Id>>,
+    /// Node name → nodes of that name, in creation order (arborist's inventory by name).
+    by_name: HashMap<String, Vec<Id>>,
+    pub peer_conflicted: HashSet<ERef>,
+    pub overrides: Option<Overrides>,
+    pub legacy_peer_deps: bool,
+}
+
+impl Graph {
+    pub fn new(overrides: Option<Overrides>, legacy_peer_deps: bool) -> Graph {
+        Graph {
+            overrides,
+            legacy_peer_deps,
+            ..Default::default()
+        }
+    }
+
+    /// Make a node (not yet in any tree). Edges are built in arborist's order: peer,
+    /// peerOptional, prod, optional, dev; a later kind replaces an earlier one of the same name
+    /// and moves it to the end.
+    pub fn add(&mut self, n: NewNode) -> Id {
+        let m = &n.manifest;
+        let mut edges: Vec<Edge> = Vec::new();
+        let mut push = |name: &str, raw: &str, kind: EdgeKind, g: &Graph| {
+            edges.retain(|e| e.name != name);
+            let rule = match (&g.overrides, n.rule) {
+                (Some(o), Some(r)) => Some(o.edge_rule(r, name, raw)),
+                _ => None,
+            };
+            let spec = match (&g.overrides, rule) {
+                (Some(o), Some(r)) => o.spec_for(r, name, raw).to_string(),
+                _ => raw.to_string(),
+            };
+            let parsed = Spec::parse(name, &spec).ok();
+            let range = match &parsed {
+                Some(Spec::Range(r)) => Range::parse(r),
+                Some(Spec::Alias { spec, .. }) => match &**spec {
+                    Spec::Range(r) => Range::parse(r),
+                    _ => None,
+                },
+                _ => None,
+            };
+            edges.push(Edge {
+                name: name.to_string(),
+                spec,
+                kind,
+                rule,
+                parsed,
+                range,
+            });
+        };
+        if !self.legacy_peer_deps {
+            let optional = |name: &str| {
+                m.peer_dependencies_meta
+                    .get(name)
+                    .is_some_and(|x| x.optional)
+            };
+            for (name, spec) in m.peer_dependencies.iter().filter(|(k, _)| !optional(k)) {
+                push(name, spec, EdgeKind::Peer, self);
+            }
+            for (name, spec) in m.peer_dependencies.iter().filter(|(k, _)| optional(k)) {
+                push(name, spec, EdgeKind::PeerOptional, self);
+            }
+        }
+        for (name, spec) in &m.dependencies {
+            push(name, spec, EdgeKind::Prod, self);
+        }
+        for (name, spec) in &m.optional_dependencies {
+            push(name, spec, EdgeKind::Optional, self);
+        }
+        if n.dev {
+            for (name, spec) in &m.dev_dependencies {
+                push(name, spec, EdgeKind::Dev, self);
+            }
+        }
+        let id = self.nodes.len();
+        for e in &edges {
+            self.dependents.entry(e.name.clone()).or_default().push(id);
+        }
+        self.by_name.entry(n.name.clone()).or_default().push(id);
+        let version = match &n.kind {
+            Kind::Package { version, .. } => semver_npm::parse_version(version),
+            _ => semver_npm::parse_version(&n.manifest.version),
+        };
+        self.nodes.push(Node {
+            name: n.name,
+            kind: n.kind,
+            manifest: n.manifest,
+            version,
+            parent: None,
+            fs_parent: None,
+            children: BTreeMap::new(),
+            edges,
+            rule: n.rule,
+            attached: true,
+        });
+        id
+    }
+
+    /// Add a workspace edge (the root's `file:` edge to a member's link).
+    pub fn add_workspace_edge(&mut self, from: Id, name: &str, dir: &str) {
+        let spec = format!("file:{dir}");
+        self.dependents
+            .entry(name.to_string())
+            .or_default()
+            .push(from);
+        let parsed = Spec::parse(name, &spec).ok();
+        let edges = &mut self.nodes[from].edges;
+        edges.retain(|e| e.name != name);
+        edges.push(Edge {
+            name: name.to_string(),
+            spec,
+            kind: EdgeKind::Prod,
+            rule: None,
+            parsed,
+            range: None,
+        });
+    }
+
+    pub fn edge(&self, e: ERef) -> &Edge {
+        &self.nodes[e.from].edges[e.idx]
+    }
+
+    pub fn edge_named(&self, from: Id, name: &str) -> Option<ERef> {
+        self.nodes[from]
+            .edges
+            .iter()
+            .position(|e| e.name == name)
+            .map(|idx| ERef { from, idx })
+    }
+
+    pub fn edge_refs(&self, from: Id) -> impl Iterator<Item = ERef> + use<> {
+        (0..self.nodes[from].edges.len()).map(move |idx| ERef { from, idx })
+    }
+
+    /// Put `id` under `parent` (its node_modules), clobbering what was there.
+    pub fn set_parent(&mut self, id: Id, parent: Id) {
+        self.unlink(id);
+        let name = self.nodes[id].name.clone();
+        if let Some(old) = self.nodes[parent].children.insert(name, id)
+            && old != id
+        {
+            self.nodes[old].parent = None;
+            self.nodes[old].attached = false;
+        }
+        self.nodes[id].parent = Some(parent);
+        self.nodes[id].attached = true;
+    }
+
+    pub fn set_fs_parent(&mut self, id: Id, fs_parent: Id) {
+        self.nodes[id].fs_parent = Some(fs_parent);
+    }
+
+    fn unlink(&mut self, id: Id) {
+        if let Some(p) = self.nodes[id].parent.take() {
+            let name = &self.nodes[id].name;
+            if self.nodes[p].children.get(name) == Some(&id) {
+                let name = name.clone();
+                self.nodes[p].children.remove(&name);
+            }
+        }
+    }
+
+    /// Remove a node (and so everything below it) from its tree.
+    pub fn detach(&mut self, id: Id) {
+        self.unlink(id);
+        self.nodes[id].fs_parent = None;
+        self.nodes[id].attached = false;
+    }
+
+    /// `new` takes `old`'s place and its children (arborist's `Node.replace`).
+    pub fn replace(&mut self, new: Id, old: Id) {
+        let kids: Vec<Id> = self.nodes[old].children.values().copied().collect();
+        let parent = self.nodes[old].parent;
+        if !matches!(self.nodes[new].kind, Kind::Link { .. }) {
+            for k in kids {
+                self.set_parent(k, new);
+            }
+        }
+        match parent {
+            Some(p) => self.set_parent(new, p),
+            None => self.detach(old),
+        }
+    }
+
+    pub fn resolve_parent(&self, id: Id) -> Option<Id> {
+        self.nodes[id].parent.or(self.nodes[id].fs_parent)
+    }
+
+    pub fn is_top(&self, id: Id) -> bool {
+        self.nodes[id].parent.is_none()
+    }
+
+    /// The project root, a virtual root, or a removed node: a tree of its own.
+    pub fn is_project_root(&self, id: Id) -> bool {
+        self.resolve_parent(id).is_none()
+    }
+
+    pub fn is_workspace(&self, id: Id) -> bool {
+        matches!(self.nodes[id].kind, Kind::Workspace { .. })
+    }
+
+    pub fn is_root_or_workspace(&self, id: Id) -> bool {
+        id == 0 || self.is_workspace(id)
+    }
+
+    pub fn root_of(&self, mut id: Id) -> Id {
+        while let Some(p) = self.resolve_parent(id) {
+            id = p;
+        }
+        id
+    }
+
+    /// In the project's tree (not removed, not in a virtual root).
+    pub fn in_tree(&self, id: Id) -> bool {
+        self.root_of(id) == 0
+    }
+
+    pub fn is_descendant_of(&self, id: Id, ancestor: Id) -> bool {
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            if c == ancestor {
+                return true;
+            }
+            cur = self.resolve_parent(c);
+        }
+        false
+    }
+
+    /// What `require(name)` from `from` finds.
+    pub fn resolve(&self, from: Id, name: &str) -> Option<Id> {
+        let mut cur = Some(from);
+        while let Some(c) = cur {
+            if let Some(&k) = self.nodes[c].children.get(name) {
+                return Some(k);
+            }
+            cur = self.resolve_parent(c);
+        }
+        None
+    }
+
+    pub fn to(&self, e: ERef) -> Option<Id> {
+        self.resolve(e.from, &self.edge(e).name)
+    }
+
+    /// arborist's `edge.valid`: missing optional edges are fine; a peer met from the dependent's
+    /// own node_modules is not ("PEER LOCAL").
+    pub fn valid(&self, e: ERef) -> bool {
+        let edge = self.edge(e);
+        match self.to(e) {
+            None => edge.optional(),
+            Some(to) => {
+                !(edge.peer() && self.nodes[to].parent == Some(e.from) && !self.is_top(e.from))
+                    && self.satisfied_by(edge, to)
+            }
+        }
+    }
+
+    /// arborist's dep-valid: does node `n` meet `edge`'s spec (names aside)?
+    pub fn satisfied_by(&self, edge: &Edge, n: Id) -> bool {
+        let node = &self.nodes[n];
+        if node.name != edge.name {
+            return false;
+        }
+        let Some(parsed) = &edge.parsed else {
+            return false;
+        };
+        let inner = match parsed {
+            Spec::Alias { spec, .. } => &**spec,
+            s => s,
+        };
+        match inner {
+            Spec::Range(r) => {
+                let r = r.trim();
+                if r == "*" || r.is_empty() {
+                    return true;
+                }
+                let version = match &node.kind {
+                    Kind::Link { target } => self.link_version(target),
+                    _ => node.version.clone(),
+                };
+                match (&edge.range, version) {
+                    (Some(range), Some(v)) => range.satisfies(&v),
+                    _ => false,
+                }
+            }
+            Spec::Tag(_) => node.resolved().is_some_and(|r| !r.starts_with("file:")),
+            Spec::Tarball(url) => node.resolved() == Some(url.as_str()),
+            Spec::LocalTarball(p) => {
+                node.resolved().and_then(|r| r.strip_prefix("file:"))
+                    == Some(p.trim_start_matches("file:"))
+            }
+            Spec::Directory(p) | Spec::Link(p) => match &node.kind {
+                Kind::Link { target } => *target == normalize(p),
+                _ => false,
+            },
+            Spec::Workspace(_) => matches!(node.kind, Kind::Link { .. }),
+            Spec::Alias { .. } => false,
+        }
+    }
+
+    fn link_version(&self, target: &str) -> Option<semver::Version> {
+        self.nodes
+            .iter()
+            .find(|n| matches!(&n.kind, Kind::Workspace { dir } if dir == target))
+            .and_then(|n| n.version.clone())
+    }
+
+    /// `node.satisfies(edge)`.
+    pub fn satisfies(&self, n: Id, e: ERef) -> bool {
+        self.satisfied_by(self.edge(e), n)
+    }
+
+    /// Edges that resolve to `id` (from nodes in the same tree).
+    pub fn edges_in(&self, id: Id) -> Vec<ERef> {
+        let name = &self.nodes[id].name;
+        let mut out = Vec::new();
+        if let Some(froms) = self.dependents.get(name) {
+            let mut last = usize::MAX;
+            for &f in froms {
+                if f == last {
+                    continue;
+                }
+                last = f;
+                if self.resolve(f, name) == Some(id)
+                    && let Some(e) = self.edge_named(f, name)
+                {
+                    out.push(e);
+                }
+            }
+        }
+        out
+    }
+
+    /// Nodes named `name`, in creation order.
+    pub fn named(&self, name: &str) -> Vec<Id> {
+        self.by_name.get(name).cloned().unwrap_or_default()
+    }
+
+    /// arborist's `Node.matches`: the same package (links by target, else integrity, resolved,
+    /// or name and version).
+    pub fn matches(&self, a: Id, b: Id) -> bool {
+        if a == b {
+            return true;
+        }
+        let (x, y) = (&self.nodes[a], &self.nodes[b]);
+        if x.name != y.name {
+            return false;
+        }
+        if let Kind::Link { target } = &x.kind {
+            return matches!(&y.kind, Kind::Link { target: t } if t == target);
+        }
+        if let (Some(i), Some(j)) = (x.integrity(), y.integrity()) {
+            return i == j;
+        }
+        if let (Some(i), Some(j)) = (x.resolved(), y.resolved()) {
+            return i == j;
+        }
+        !x.package_name().is_empty()
+            && x.package_name() == y.package_name()
+            && x.version.is_some()
+            && x.version == y.version
+    }
+
+    /// arborist's `canReplaceWith`: every dependent of `this` from outside its own dependency
+    /// set would be happy with `other`.
+    pub fn can_replace_with(&self, this: Id, other: Id, ignore_peers: &[String]) -> bool {
+        let (t, o) = (&self.nodes[this], &self.nodes[other]);
+        if t.name != o.name || t.package_name() != o.package_name() || t.rule != o.rule {
+            return false;
+        }
+        let dep_set = self.gather_dep_set(&[this], |g, e| g.to(e) != Some(this) && g.valid(e));
+        for e in self.edges_in(this) {
+            let edge = self.edge(e);
+            if !self.is_top(this)
+                && self.nodes[e.from].parent == t.parent
+                && edge.peer()
+                && ignore_peers.contains(&self.nodes[e.from].name)
+            {
+                continue;
+            }
+            if !dep_set.contains(&e.from) && !self.satisfied_by(edge, other) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// arborist's `canDedupe`: can `id` go, because whoever depends on it is happy with what
+    /// they would find above it?
+    pub fn can_dedupe(&self, id: Id, prefer_dedupe: bool) -> bool {
+        let Some(rp) = self.resolve_parent(id) else {
+            return false;
+        };
+        let Some(rpp) = self.resolve_parent(rp) else {
+            return false;
+        };
+        if self.edges_in(id).is_empty() {
+            return true;
+        }
+        let Some(other) = self.resolve(rpp, &self.nodes[id].name) else {
+            return false;
+        };
+        if self.matches(other, id) {
+            return true;
+        }
+        if !self.can_replace_with(id, other, &[]) {
+            return false;
+        }
+        prefer_dedupe
+            || match (&self.nodes[other].version, &self.nodes[id].version) {
+                (Some(a), Some(b)) => semver_npm::cmp(a, b).is_ge(),
+                _ => false,
+            }
+    }
+
+    /// arborist's gather-dep-set: the nodes in `start` and what they depend on (through edges
+    /// passing `filter`), less those that something outside the set also depends on.
+    pub fn gather_dep_set(&self, start: &[Id], filter: impl Fn(&Graph, ERef) -> bool) -> Vec<Id> {
+        let mut deps: Vec<Id> = Vec::new();
+        let mut seen: HashSet<Id> = HashSet::new();
+        for &s in start {
+            if seen.insert(s) {
+                deps.push(s);
+            }
+        }
+        let mut i = 0;
+        while i < deps.len() {
+            let n = deps[i];
+            for e in self.edge_refs(n) {
+                if let Some(to) = self.to(e)
+                    && filter(self, e)
+                    && seen.insert(to)
+                {
+                    deps.push(to);
+                }
+            }
+            i += 1;
+        }
+        let mut changed = true;
+        while changed && !deps.is_empty() {
+            changed = false;
+            let mut j = 0;
+            while j < deps.len() {
+                let d = deps[j];
+                let outside = self
+                    .edges_in(d)
+                    .into_iter()
+                    .any(|e| !seen.contains(&e.from) && filter(self, e));
+                if outside {
+                    seen.remove(&d);
+                    deps.remove(j);
+                    changed = true;
+                } else {
+                    j += 1;
+                }
+            }
+        }
+        deps
+    }
+
+    /// arborist's peer-entry-sets: for each edge that brings `node`'s peer group in from outside
+    /// (a non-peer edge, or any edge from a top), the set of peers it brings.
+    pub fn peer_entry_sets(&self, node: Id) -> Vec<(ERef, Vec<Id>)> {
+        let mut union: Vec<Id> = vec![node];
+        let mut i = 0;
+        while i < union.len() {
+            let n = union[i];
+            for e in self.edge_refs(n) {
+                if self.edge(e).peer()
+                    && self.valid(e)
+                    && let Some(to) = self.to(e)
+                    && !union.contains(&to)
+                {
+                    union.push(to);
+                }
+            }
+            for e in self.edges_in(n) {
+                if self.edge(e).peer() && self.valid(e) && !union.contains(&e.from) {
+                    union.push(e.from);
+                }
+            }
+            i += 1;
+        }
+        let mut out: Vec<(ERef, Vec<Id>)> = Vec::new();
+        for &peer in &union {
+            for e in self.edges_in(peer) {
+                if !self.valid(e) {
+                    continue;
+                }
+                if !self.edge(e).peer() || self.is_top(e.from) {
+                    let mut sub = vec![peer];
+                    let mut k = 0;
+                    while k < sub.len() {
+                        let p = sub[k];
+                        for pe in self.edge_refs(p) {
+                            if self.edge(pe).peer()
+                                && self.valid(pe)
+                                && let Some(to) = self.to(pe)
+                                && !sub.contains(&to)
+                            {
+                                sub.push(to);
+                            }
+                        }
+                        k += 1;
+                    }
+                    if sub.contains(&node) {
+                        out.retain(|(x, _)| *x != e);
+                        out.push((e, sub));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The deepest place a dependency `name` of `start` could go: `start`, unless it has a peer
+    /// dependency on that name, then up.
+    pub fn deepest_nesting_target(&self, start: Id, name: Option<&str>) -> Id {
+        let mut cur = start;
+        loop {
+            if self.is_project_root(cur) {
+                return cur;
+            }
+            let peer = name
+                .and_then(|n| self.edge_named(cur, n))
+                .is_some_and(|e| self.edge(e).peer());
+            if !peer {
+                return cur;
+            }
+            match self.resolve_parent(cur) {
+                Some(p) => cur = p,
+                None => return cur,
+            }
+        }
+    }
+
+    /// `node_modules/a/node_modules/b`, a workspace's folder, or "" for the root.
+    pub fn location(&self, id: Id) -> String {
+        match &self.nodes[id].kind {
+            Kind::Root | Kind::Virtual { .. } => String::new(),
+            Kind::Workspace { dir } => dir.clone(),
+            _ => match self.nodes[id].parent {
+                Some(p) => {
+                    let pl = self.location(p);
+                    if pl.is_empty() {
+                        format!("node_modules/{}", self.nodes[id].name)
+                    } else {
+                        format!("{pl}/node_modules/{}", self.nodes[id].name)
+                    }
+                }
+                None => String::new(),
+            },
+        }
+    }
+
+    /// arborist's depth: 0 for tops, else one more than the parent's.
+    pub fn depth(&self, id: Id) -> usize {
+        let mut d = 0;
+        let mut cur = id;
+        while let Some(p) = self.nodes[cur].parent {
+            d += 1;
+            cur = p;
+        }
+        d
+    }
+
+    pub fn pkg_id(&self, id: Id) -> String {
+        let n = &self.nodes[id];
+        match &n.kind {
+            Kind::Package {
+                real_name, version, ..
+            } => format!("{real_name}@{version}"),
+            Kind::Root => {
+                if n.manifest.version.is_empty() {
+                    "the root project".to_string()
+                } else {
+                    format!("{}@{}", n.manifest.name, n.manifest.version)
+                }
+            }
+            _ => format!("{}@{}", n.name, n.manifest.version),
+        }
+    }
+}
+
+/// `./a/b/` → `a/b`.
+pub fn normalize(p: &str) -> String {
+    p.trim_start_matches("file:")
+        .trim_start_matches("./")
+        .trim_end_matches('/')
+        .to_string()
+}
