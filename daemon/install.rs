@@ -430,6 +430,7 @@ impl Installer {
             .filter(|&i| {
                 let n = &tree.nodes[i];
                 matches!(n.kind, NodeKind::Package { .. })
+                    && !n.in_bundle
                     && n.platform_ok
                     && !(req.omit_dev && n.dev)
                     && !unreachable.contains(&i)

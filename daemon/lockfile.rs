@@ -181,6 +181,8 @@ pub fn tree_from_lock(
         optional: false,
         dev_optional: false,
         peer: false,
+        extraneous: false,
+        in_bundle: false,
         platform_ok: true,
     });
     let mut by_loc: HashMap<String, usize> = HashMap::from([(String::new(), 0)]);
@@ -279,6 +281,8 @@ pub fn tree_from_lock(
             optional: false,
             dev_optional: false,
             peer: false,
+            extraneous: false,
+            in_bundle: entry.get("inBundle").and_then(Value::as_bool) == Some(true),
             platform_ok: platform,
         });
         if is_nm {
@@ -508,24 +512,32 @@ pub fn to_json(tree: &Tree, pkg_json: &Value) -> Value {
                     o.insert("name".into(), json!(real_name));
                 }
                 o.insert("version".into(), json!(version));
-                o.insert("resolved".into(), json!(resolved));
-                if let Some(i) = integrity {
-                    o.insert("integrity".into(), json!(i));
+                if n.in_bundle {
+                    o.insert("inBundle".into(), json!(true));
+                } else {
+                    o.insert("resolved".into(), json!(resolved));
+                    if let Some(i) = integrity {
+                        o.insert("integrity".into(), json!(i));
+                    }
                 }
             }
             NodeKind::Root => continue,
         }
-        if n.dev {
-            o.insert("dev".into(), json!(true));
-        }
-        if n.optional {
-            o.insert("optional".into(), json!(true));
-        }
-        if n.dev_optional && !n.dev && !n.optional {
-            o.insert("devOptional".into(), json!(true));
-        }
-        if n.peer {
-            o.insert("peer".into(), json!(true));
+        if n.extraneous {
+            o.insert("extraneous".into(), json!(true));
+        } else {
+            if n.dev {
+                o.insert("dev".into(), json!(true));
+            }
+            if n.optional {
+                o.insert("optional".into(), json!(true));
+            }
+            if n.dev_optional && !n.dev && !n.optional {
+                o.insert("devOptional".into(), json!(true));
+            }
+            if n.peer {
+                o.insert("peer".into(), json!(true));
+            }
         }
         if m.has_install_script || m.install_scripts() {
             o.insert("hasInstallScript".into(), json!(true));

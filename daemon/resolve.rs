@@ -512,17 +512,116 @@ impl<'a> Resolver<'a> {
                 format!("ERESOLVE overriding peer dependency\n{w}"),
             );
         }
-        self.finish(&g, &failures)
+        let (mut tree, origin) = to_tree(&g);
+        self.add_bundles(&mut tree).await?;
+        self.finish(&g, tree, &origin, &failures)
+    }
+
+    /// Packages with `bundleDependencies` ship them in their own tarball: read that tarball's
+    /// node_modules and put what it holds into the tree as `inBundle` nodes, as npm does when it
+    /// writes a complete lockfile.
+    async fn add_bundles(&mut self, tree: &mut Tree) -> Result<()> {
+        let bundlers: Vec<usize> = (1..tree.nodes.len())
+            .filter(|&i| {
+                let n = &tree.nodes[i];
+                !n.in_bundle
+                    && matches!(n.kind, NodeKind::Package { .. })
+                    && !n.manifest.bundled().is_empty()
+            })
+            .collect();
+        for b in bundlers {
+            let Some(t) = bundle_tarball(&tree.nodes[b], self.cfg) else {
+                continue;
+            };
+            let stored = self
+                .store
+                .ensure(&t, &self.registry.http, self.network == Network::Offline)
+                .await?;
+            let mut manifests: Vec<(String, std::path::PathBuf)> = stored
+                .files
+                .iter()
+                .filter(|f| is_bundled_manifest(&f.path))
+                .map(|f| {
+                    let dir = f.path.trim_end_matches("/package.json").to_string();
+                    (dir, self.store.content_path(f))
+                })
+                .collect();
+            manifests.sort_by_key(|(dir, _)| (dir.matches("node_modules/").count(), dir.clone()));
+            let base = tree.nodes[b].location.clone();
+            for (dir, path) in manifests {
+                let bytes = tokio::task::block_in_place(|| std::fs::read(&path))
+                    .map_err(|e| HoardError::io("reading", &path, e))?;
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                    continue;
+                };
+                let location = format!("{base}/{dir}");
+                let (parent_loc, name) = split_location(&location);
+                let (parent_loc, name) = (parent_loc.to_string(), name.to_string());
+                let name = name.as_str();
+                let Some(parent) = tree.nodes.iter().position(|n| n.location == parent_loc) else {
+                    continue;
+                };
+                let m = crate::lockfile::manifest_from_json(name, &v);
+                let idx = tree.nodes.len();
+                tree.nodes.push(Node {
+                    name: name.to_string(),
+                    location,
+                    parent: Some(parent),
+                    children: BTreeMap::new(),
+                    kind: NodeKind::Package {
+                        real_name: if m.name.is_empty() {
+                            name.to_string()
+                        } else {
+                            m.name.clone()
+                        },
+                        version: m.version.clone(),
+                        resolved: String::new(),
+                        integrity: None,
+                    },
+                    // Every dependency, bundled ones included (they resolve inside the bundle).
+                    edges: edges_of(&m, true, false),
+                    platform_ok: platform_ok(&m),
+                    manifest: Arc::new(m),
+                    dev: false,
+                    optional: false,
+                    dev_optional: false,
+                    peer: false,
+                    extraneous: false,
+                    in_bundle: true,
+                });
+                tree.nodes[parent].children.insert(name.to_string(), idx);
+            }
+            // The bundler's bundled edges and the bundle's own edges now find the copies inside.
+            let all_edges = edges_of(&tree.nodes[b].manifest, true, false);
+            tree.nodes[b].edges = all_edges;
+        }
+        for i in 0..tree.nodes.len() {
+            let inside = tree.nodes[i].in_bundle || !tree.nodes[i].manifest.bundled().is_empty();
+            if !inside || i == 0 {
+                continue;
+            }
+            let names: Vec<String> = tree.nodes[i].edges.iter().map(|e| e.name.clone()).collect();
+            for (k, name) in names.iter().enumerate() {
+                let to = tree.resolve_from(i, name);
+                tree.nodes[i].edges[k].to = to;
+            }
+        }
+        Ok(())
     }
 
     /// Turn the built graph into the logical tree; load failures are fatal unless only optional
     /// edges lead to them (then they and what only they needed are left out, as npm does).
-    fn finish(&mut self, g: &Graph, failures: &[Id]) -> Result<Tree> {
-        let (mut tree, origin) = to_tree(g);
+    fn finish(
+        &mut self,
+        g: &Graph,
+        mut tree: Tree,
+        origin: &[Id],
+        failures: &[Id],
+    ) -> Result<Tree> {
         tree.compute_flags();
         let mut drop: Vec<usize> = Vec::new();
         for (i, n) in tree.nodes.iter().enumerate() {
-            let gid = origin[i];
+            let Some(&gid) = origin.get(i) else { continue };
             if !failures.contains(&gid) {
                 continue;
             }
@@ -626,6 +725,8 @@ fn tree_node(g: &Graph, id: Id) -> Option<Node> {
         optional: false,
         dev_optional: false,
         peer: false,
+        extraneous: false,
+        in_bundle: false,
         platform_ok: platform_ok(&n.manifest),
     })
 }
@@ -711,6 +812,8 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
             optional: false,
             dev_optional: false,
             peer: false,
+            extraneous: false,
+            in_bundle: false,
             platform_ok: platform_ok(&n.manifest),
         });
         if let Some(p) = parent
@@ -754,4 +857,61 @@ fn without(mut tree: Tree, drop: &[usize]) -> Tree {
     }
     let gone = tree.unreachable();
     tree.retain(|i| !gone.contains(&i) && !drop.contains(&i))
+}
+
+/// The tarball of a package that bundles dependencies.
+fn bundle_tarball(n: &Node, cfg: &NpmConfig) -> Option<crate::store::TarballRef> {
+    let NodeKind::Package {
+        real_name,
+        version,
+        resolved,
+        integrity,
+    } = &n.kind
+    else {
+        return None;
+    };
+    if resolved.is_empty() || resolved.starts_with("file:") {
+        return None;
+    }
+    Some(crate::store::TarballRef {
+        name: real_name.clone(),
+        version: version.clone(),
+        url: resolved.clone(),
+        integrity: crate::store::integrity::Sri::parse(integrity.as_deref(), None),
+        auth: cfg.auth_for(resolved),
+    })
+}
+
+/// `node_modules/a/package.json`, `node_modules/@s/b/node_modules/c/package.json`: a bundled
+/// package's manifest (not a file deeper inside one).
+fn is_bundled_manifest(path: &str) -> bool {
+    let Some(dir) = path.strip_suffix("/package.json") else {
+        return false;
+    };
+    let mut parts = dir.split('/').peekable();
+    let mut any = false;
+    while let Some(nm) = parts.next() {
+        if nm != "node_modules" {
+            return false;
+        }
+        let Some(first) = parts.next() else {
+            return false;
+        };
+        if first.starts_with('@') && parts.next().is_none() {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// `a/node_modules/b` → (`a`, `b`); scoped names stay whole.
+fn split_location(loc: &str) -> (&str, &str) {
+    match loc.rfind("node_modules/") {
+        Some(i) => (
+            loc[..i].trim_end_matches('/'),
+            &loc[i + "node_modules/".len()..],
+        ),
+        None => ("", loc),
+    }
 }

@@ -61,6 +61,12 @@ pub struct Node {
     pub optional: bool,
     pub dev_optional: bool,
     pub peer: bool,
+    /// Reached only through optional peer edges: npm keeps it in the tree and writes
+    /// `"extraneous": true` (and no other flag) in the lockfile.
+    pub extraneous: bool,
+    /// Shipped inside its bundling package's tarball (`bundleDependencies`): listed in the
+    /// lockfile with `"inBundle": true`, never fetched or linked on its own.
+    pub in_bundle: bool,
     /// False when os/cpu/libc exclude this platform (kept in the lockfile, not installed).
     pub platform_ok: bool,
 }
@@ -147,18 +153,25 @@ impl Tree {
             seen
         };
         let is_opt = |e: &Edge| matches!(e.kind, EdgeKind::Optional | EdgeKind::PeerOptional);
-        let not_dev = reach(self, &|from, e| !(from == 0 && e.kind == EdgeKind::Dev));
+        // Dev edges count from the root and from workspace members' folders.
+        let top =
+            |tree: &Tree, from: usize| from == 0 || tree.nodes[from].kind == NodeKind::Workspace;
+        let not_dev = reach(self, &|from, e| {
+            !(top(self, from) && e.kind == EdgeKind::Dev)
+        });
         let not_opt = reach(self, &|_, e| !is_opt(e));
         let not_dev_opt = reach(self, &|from, e| {
-            !(is_opt(e) || from == 0 && e.kind == EdgeKind::Dev)
+            !(is_opt(e) || top(self, from) && e.kind == EdgeKind::Dev)
         });
         let not_peer = reach(self, &|_, e| {
             !matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional)
         });
+        let not_extraneous = reach(self, &|_, e| e.kind != EdgeKind::PeerOptional);
         for (i, n) in self.nodes.iter_mut().enumerate() {
             if i == 0 {
                 continue;
             }
+            n.extraneous = !not_extraneous.contains(&i);
             n.dev = !not_dev.contains(&i);
             n.optional = !not_opt.contains(&i);
             n.dev_optional = !not_dev_opt.contains(&i);

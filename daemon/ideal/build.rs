@@ -244,9 +244,17 @@ impl<'s, S: Source> Builder<'s, S> {
                 .edge_named(vr, &name)
                 .filter(|&ve| self.g.valid(ve))
                 .and_then(|ve| self.g.to(ve));
-            let dep = match vr_dep {
-                Some(d) if self.g.satisfies(d, e) => d,
-                _ => {
+            let hoistable = || {
+                (self.g.edge(e).kind == EdgeKind::PeerOptional)
+                    .then(|| self.find_hoistable(e))
+                    .flatten()
+            };
+            let dep = match vr_dep
+                .filter(|&d| self.g.satisfies(d, e))
+                .or_else(hoistable)
+            {
+                Some(d) => d,
+                None => {
                     let mut required = HashSet::from([e.from]);
                     self.node_from_edge(e, peer.then_some(vr), None, &mut required)
                         .await?
@@ -270,6 +278,23 @@ impl<'s, S: Source> Builder<'s, S> {
         Ok(())
     }
 
+    /// An optional peer met by a package already somewhere below the dependent's parent
+    /// (breadth-first): npm 11 takes it rather than loading a new one.
+    fn find_hoistable(&self, e: ERef) -> Option<Id> {
+        let g = &self.g;
+        let root = g.resolve_parent(e.from).unwrap_or(e.from);
+        let name = &g.edge(e).name;
+        let mut queue: std::collections::VecDeque<Id> =
+            g.nodes[root].children.values().copied().collect();
+        while let Some(n) = queue.pop_front() {
+            if g.nodes[n].name == *name && g.satisfies(n, e) {
+                return Some(n);
+            }
+            queue.extend(g.nodes[n].children.values().copied());
+        }
+        None
+    }
+
     fn visit(&mut self, p: &Placement) {
         for &(e, dep) in &p.warnings {
             let w = self.explain(e, dep);
@@ -283,13 +308,11 @@ impl<'s, S: Source> Builder<'s, S> {
                 if ei == p.edge || self.g.peer_conflicted.contains(&ei) || self.g.valid(ei) {
                     continue;
                 }
-                match p.how {
-                    Some(Can::Ok) if !self.seen.contains(&ei.from) => self.push(ei.from),
-                    Some(Can::Replace) => {
-                        self.seen.remove(&ei.from);
-                        self.push(ei.from);
-                    }
-                    _ => {}
+                // npm 11 (with `save`, its default) looks again at a dependent it has already
+                // seen whose edge this placement broke, for OK and REPLACE alike.
+                if matches!(p.how, Some(Can::Ok | Can::Replace)) {
+                    self.seen.remove(&ei.from);
+                    self.push(ei.from);
                 }
             }
             self.push(placed);
@@ -481,12 +504,12 @@ impl<'s, S: Source> Builder<'s, S> {
                 .collect();
             peer_edges.sort_by(|a, b| locale_cmp(&self.g.edge(*a).name, &self.g.edge(*b).name));
             for e in peer_edges {
+                let Some(parent) = self.g.nodes[node].parent else {
+                    break;
+                };
                 if self.g.valid(e) && self.g.to(e).is_some() {
                     continue;
                 }
-                let Some(parent) = self.g.nodes[node].parent else {
-                    continue;
-                };
                 let name = self.g.edge(e).name.clone();
                 let parent_edge = self.g.edge_named(parent, &name);
                 let source = match self.g.nodes[parent].kind {

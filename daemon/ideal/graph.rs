@@ -150,7 +150,11 @@ impl Graph {
     /// peerOptional, prod, optional, dev; a later kind replaces an earlier one of the same name
     /// and moves it to the end.
     pub fn add(&mut self, n: NewNode) -> Id {
-        let m = &n.manifest;
+        // A link's dependencies are its target's, never its own.
+        let m = match n.kind {
+            Kind::Link { .. } => &Arc::new(Manifest::default()),
+            _ => &n.manifest,
+        };
         let mut edges: Vec<Edge> = Vec::new();
         let mut push = |name: &str, raw: &str, kind: EdgeKind, g: &Graph| {
             edges.retain(|e| e.name != name);
@@ -497,7 +501,11 @@ impl Graph {
     /// set would be happy with `other`.
     pub fn can_replace_with(&self, this: Id, other: Id, ignore_peers: &[String]) -> bool {
         let (t, o) = (&self.nodes[this], &self.nodes[other]);
-        if t.name != o.name || t.package_name() != o.package_name() || t.rule != o.rule {
+        if t.name != o.name || t.package_name() != o.package_name() {
+            return false;
+        }
+        // Override sets matter only for a node with dependencies of its own.
+        if !t.edges.is_empty() && t.rule != o.rule {
             return false;
         }
         let dep_set = self.gather_dep_set(&[this], |g, e| g.to(e) != Some(this) && g.valid(e));
@@ -538,11 +546,31 @@ impl Graph {
         if !self.can_replace_with(id, other, &[]) {
             return false;
         }
+        let order = match (&self.nodes[other].version, &self.nodes[id].version) {
+            (Some(a), Some(b)) => Some(semver_npm::cmp(a, b)),
+            _ => None,
+        };
+        // npm 11: the same version, or a greater one unless this one is an override's pick.
         prefer_dedupe
-            || match (&self.nodes[other].version, &self.nodes[id].version) {
-                (Some(a), Some(b)) => semver_npm::cmp(a, b).is_ge(),
-                _ => false,
+            || order == Some(std::cmp::Ordering::Equal)
+            || (!self.overridden(id) && order == Some(std::cmp::Ordering::Greater))
+    }
+
+    /// Whether `id`'s version is what an override rule for its own name asked for.
+    fn overridden(&self, id: Id) -> bool {
+        let n = &self.nodes[id];
+        match (&self.overrides, n.rule) {
+            (Some(o), Some(r)) => {
+                let rule = &o.rules[r];
+                rule.parent.is_some()
+                    && rule.name == n.name
+                    && !rule.value.is_empty()
+                    && n.version.as_ref().is_some_and(|v| {
+                        Range::parse(&rule.value).is_some_and(|range| range.satisfies(v))
+                    })
             }
+            _ => false,
+        }
     }
 
     /// arborist's gather-dep-set: the nodes in `start` and what they depend on (through edges

@@ -456,6 +456,15 @@ impl Ctx<'_> {
         });
         out.placed = Some(placed);
         out.how = Some(how);
+        tracing::debug!(
+            target: "placeDep",
+            "{} {} {:?} for: {} want: {}",
+            if self.g.location(target).is_empty() { "ROOT".to_string() } else { self.g.location(target) },
+            self.g.pkg_id(dep),
+            how,
+            self.g.pkg_id(edge.from),
+            self.g.edge(edge).spec
+        );
         match self.g.nodes[target].children.get(&name).copied() {
             Some(old) => self.replace_old_dep(placed, old, dep, &mut out),
             None => self.g.set_parent(placed, target),

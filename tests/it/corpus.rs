@@ -66,7 +66,8 @@ fn entries(lock: &Value) -> BTreeMap<String, String> {
         out.insert(
             path.clone(),
             format!(
-                "{what}{}{}{}{}{}",
+                "{what}{}{}{}{}{}{}",
+                flag("extraneous"),
                 flag("dev"),
                 flag("optional"),
                 flag("devOptional"),
@@ -125,10 +126,27 @@ fn known() -> BTreeSet<String> {
 fn corpus_trees_match_npm() {
     let reg = Registry::start();
     let packuments = load_registry(&reg);
+    // Tarballs npm opened (packages with bundled dependencies), at their registry paths.
+    for e in std::fs::read_dir(corpus_dir().join("tarballs"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e
+            .file_name()
+            .to_string_lossy()
+            .replace("%40", "@")
+            .replace("%2F", "/");
+        reg.publish_tarball(&format!("/{name}"), std::fs::read(e.path()).unwrap());
+    }
     let meta: Value =
         serde_json::from_slice(&std::fs::read(corpus_dir().join("meta.json")).unwrap()).unwrap();
     let node = meta["node"].as_str().unwrap().to_string();
-    let ctx = TestContext::new().with_registry(&reg.url);
+    let mut ctx = TestContext::new().with_registry(&reg.url);
+    // HOARD_CORPUS_LOG=1 prints the daemon's placement log (arborist's `placeDep` lines).
+    let trace = std::env::var("HOARD_CORPUS_LOG").is_ok();
+    if trace {
+        ctx = ctx.env("HOARD_LOG", "placeDep=debug,info");
+    }
     let mut projects: Vec<PathBuf> = std::fs::read_dir(corpus_dir().join("projects"))
         .unwrap()
         .flatten()
@@ -201,6 +219,14 @@ fn corpus_trees_match_npm() {
         let hoard: Value =
             serde_json::from_slice(&std::fs::read(work.join("package-lock.json")).unwrap())
                 .unwrap();
+        if let Ok(keep) = std::env::var("HOARD_CORPUS_KEEP") {
+            // Keep hoard's lockfile for a closer look.
+            let _ = std::fs::create_dir_all(&keep);
+            let _ = std::fs::copy(
+                work.join("package-lock.json"),
+                Path::new(&keep).join(format!("{name}.json")),
+            );
+        }
         let d = diff(&npm, &hoard);
         let n = npm["packages"]
             .as_object()
@@ -211,6 +237,9 @@ fn corpus_trees_match_npm() {
         for line in d {
             found.insert(format!("{name}: {line}"));
         }
+    }
+    if trace {
+        eprintln!("{}", ctx.log());
     }
     eprintln!(
         "corpus: {} projects, {packuments} packuments, {paths_total} npm paths\n{}",

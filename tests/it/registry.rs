@@ -309,6 +309,15 @@ impl Registry {
         list.push(p);
     }
 
+    /// Serve these bytes at a tarball path (`/name/-/name-1.0.0.tgz`).
+    pub fn publish_tarball(&self, path: &str, bytes: Vec<u8>) {
+        self.inner
+            .lock()
+            .unwrap()
+            .tarballs
+            .insert(path.into(), bytes);
+    }
+
     /// Serve a recorded packument (JSON text) for `name`.
     pub fn publish_raw(&self, name: &str, json: Arc<str>) {
         self.inner.lock().unwrap().raw.insert(name.into(), json);
