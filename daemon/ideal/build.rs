@@ -16,7 +16,7 @@ use crate::registry::packument::Manifest;
 use crate::spec::Spec;
 use crate::tree::EdgeKind;
 
-use super::collate::locale_cmp;
+use super::collate::{locale_cmp, sort_key};
 use super::graph::{ERef, Graph, Id, Kind, NewNode, normalize};
 use super::overrides::Overrides;
 use super::place::{self, Can, Options, Placement};
@@ -52,8 +52,8 @@ pub struct Builder<'s, S: Source> {
     pub g: Graph,
     src: &'s S,
     opts: Options,
-    queue: Vec<Id>,
-    sorted: bool,
+    queue: std::collections::BTreeSet<(usize, Vec<u8>, Id)>,
+    queued: HashSet<Id>,
     seen: HashSet<Id>,
     peer_set_source: HashMap<Id, Id>,
     virtual_roots: HashMap<Id, Id>,
@@ -91,8 +91,8 @@ impl<'s, S: Source> Builder<'s, S> {
             g,
             src,
             opts,
-            queue: vec![],
-            sorted: true,
+            queue: Default::default(),
+            queued: HashSet::new(),
             seen: HashSet::new(),
             peer_set_source: HashMap::new(),
             virtual_roots: HashMap::new(),
@@ -140,29 +140,19 @@ impl<'s, S: Source> Builder<'s, S> {
         t
     }
 
+    /// Queue a node, keyed by depth then path in npm's order. (A node keeps its place in the
+    /// tree while queued: a replacement takes over the replaced node's path.)
     fn push(&mut self, id: Id) {
-        if !self.queue.contains(&id) {
-            self.queue.push(id);
-            self.sorted = false;
+        if self.queued.insert(id) {
+            let key = (self.g.depth(id), sort_key(&sort_path(&self.g, id)), id);
+            self.queue.insert(key);
         }
     }
 
     fn pop(&mut self) -> Option<Id> {
-        if self.queue.is_empty() {
-            return None;
-        }
-        if !self.sorted {
-            let g = &self.g;
-            let mut keyed: Vec<(usize, String, Id)> = self
-                .queue
-                .iter()
-                .map(|&i| (g.depth(i), sort_path(g, i), i))
-                .collect();
-            keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| locale_cmp(&a.1, &b.1)));
-            self.queue = keyed.into_iter().map(|k| k.2).collect();
-            self.sorted = true;
-        }
-        Some(self.queue.remove(0))
+        let (_, _, id) = self.queue.pop_first()?;
+        self.queued.remove(&id);
+        Some(id)
     }
 
     /// Build the whole tree.

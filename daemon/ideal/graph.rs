@@ -84,8 +84,11 @@ pub struct Node {
     pub parent: Option<Id>,
     pub fs_parent: Option<Id>,
     pub children: BTreeMap<String, Id>,
-    pub edges: Vec<Edge>,
+    /// Shared between nodes made from the same manifest under the same rule.
+    pub edges: Arc<Vec<Edge>>,
     pub rule: Option<RuleId>,
+    /// Lives in a virtual root (a placement never moves a node between trees, it copies it).
+    pub virtual_: bool,
     /// False once removed from its tree (arborist's `node.root = null`).
     pub attached: bool,
 }
@@ -125,6 +128,9 @@ pub struct NewNode {
     pub dev: bool,
 }
 
+/// (manifest address, override rule, devDependencies included, is a link).
+type EdgeKey = (usize, Option<RuleId>, bool, bool);
+
 #[derive(Debug, Default)]
 pub struct Graph {
     pub nodes: Vec<Node>,
@@ -133,6 +139,8 @@ pub struct Graph {
     /// Node name → nodes of that name, in creation order (arborist's inventory by name).
     by_name: HashMap<String, Vec<Id>>,
     pub peer_conflicted: HashSet<ERef>,
+    /// Edges already built, by (manifest, rule, dev, link).
+    edge_cache: HashMap<EdgeKey, (Arc<Manifest>, Arc<Vec<Edge>>)>,
     pub overrides: Option<Overrides>,
     pub legacy_peer_deps: bool,
 }
@@ -150,10 +158,48 @@ impl Graph {
     /// peerOptional, prod, optional, dev; a later kind replaces an earlier one of the same name
     /// and moves it to the end.
     pub fn add(&mut self, n: NewNode) -> Id {
+        let is_link = matches!(n.kind, Kind::Link { .. });
+        let key = (Arc::as_ptr(&n.manifest) as usize, n.rule, n.dev, is_link);
+        let edges = match self.edge_cache.get(&key) {
+            Some((_, e)) => e.clone(),
+            None => {
+                let e = Arc::new(self.make_edges(&n, is_link));
+                self.edge_cache.insert(key, (n.manifest.clone(), e.clone()));
+                e
+            }
+        };
+        let id = self.nodes.len();
+        for e in edges.iter() {
+            self.dependents.entry(e.name.clone()).or_default().push(id);
+        }
+        self.by_name.entry(n.name.clone()).or_default().push(id);
+        let version = match &n.kind {
+            Kind::Package { version, .. } => semver_npm::parse_version(version),
+            _ => semver_npm::parse_version(&n.manifest.version),
+        };
+        let virtual_ = matches!(n.kind, Kind::Virtual { .. });
+        self.nodes.push(Node {
+            name: n.name,
+            kind: n.kind,
+            manifest: n.manifest,
+            version,
+            parent: None,
+            fs_parent: None,
+            children: BTreeMap::new(),
+            edges,
+            rule: n.rule,
+            virtual_,
+            attached: true,
+        });
+        id
+    }
+
+    fn make_edges(&self, n: &NewNode, is_link: bool) -> Vec<Edge> {
         // A link's dependencies are its target's, never its own.
-        let m = match n.kind {
-            Kind::Link { .. } => &Arc::new(Manifest::default()),
-            _ => &n.manifest,
+        let m = if is_link {
+            &Arc::new(Manifest::default())
+        } else {
+            &n.manifest
         };
         let mut edges: Vec<Edge> = Vec::new();
         let mut push = |name: &str, raw: &str, kind: EdgeKind, g: &Graph| {
@@ -208,28 +254,7 @@ impl Graph {
                 push(name, spec, EdgeKind::Dev, self);
             }
         }
-        let id = self.nodes.len();
-        for e in &edges {
-            self.dependents.entry(e.name.clone()).or_default().push(id);
-        }
-        self.by_name.entry(n.name.clone()).or_default().push(id);
-        let version = match &n.kind {
-            Kind::Package { version, .. } => semver_npm::parse_version(version),
-            _ => semver_npm::parse_version(&n.manifest.version),
-        };
-        self.nodes.push(Node {
-            name: n.name,
-            kind: n.kind,
-            manifest: n.manifest,
-            version,
-            parent: None,
-            fs_parent: None,
-            children: BTreeMap::new(),
-            edges,
-            rule: n.rule,
-            attached: true,
-        });
-        id
+        edges
     }
 
     /// Add a workspace edge (the root's `file:` edge to a member's link).
@@ -240,7 +265,7 @@ impl Graph {
             .or_default()
             .push(from);
         let parsed = Spec::parse(name, &spec).ok();
-        let edges = &mut self.nodes[from].edges;
+        let edges = Arc::make_mut(&mut self.nodes[from].edges);
         edges.retain(|e| e.name != name);
         edges.push(Edge {
             name: name.to_string(),
@@ -280,6 +305,9 @@ impl Graph {
         }
         self.nodes[id].parent = Some(parent);
         self.nodes[id].attached = true;
+        if self.nodes[parent].virtual_ {
+            self.nodes[id].virtual_ = true;
+        }
     }
 
     pub fn set_fs_parent(&mut self, id: Id, fs_parent: Id) {
@@ -452,8 +480,10 @@ impl Graph {
         let mut out = Vec::new();
         if let Some(froms) = self.dependents.get(name) {
             let mut last = usize::MAX;
+            let virtual_ = self.nodes[id].virtual_;
             for &f in froms {
-                if f == last {
+                // Edges never cross between a virtual root and the project's tree.
+                if f == last || self.nodes[f].virtual_ != virtual_ {
                     continue;
                 }
                 last = f;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::context::{TestContext, stderr};
 use crate::registry::Registry;
 
-fn corpus_dir() -> PathBuf {
+pub fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
@@ -79,7 +79,7 @@ fn entries(lock: &Value) -> BTreeMap<String, String> {
     out
 }
 
-fn diff(npm: &Value, hoard: &Value) -> Vec<String> {
+pub fn diff(npm: &Value, hoard: &Value) -> Vec<String> {
     let (a, b) = (entries(npm), entries(hoard));
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let mut out = Vec::new();
@@ -96,7 +96,7 @@ fn diff(npm: &Value, hoard: &Value) -> Vec<String> {
     out
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();

@@ -290,3 +290,68 @@ fn jest_babel_webpack_matches_npm() {
         },
     );
 }
+
+/// The corpus (tests/corpus) against the live registry: npm and hoard each write a lockfile for
+/// every project (`--package-lock-only`) at the same moment, and every node_modules path must
+/// carry the same name@version and flags. Drift in the registry shows up here as a diff, not as a
+/// user's broken build. HOARD_CORPUS=a,b limits it to some projects.
+#[test]
+#[ignore = "needs the npm registry: cargo test --test it network -- --ignored"]
+fn corpus_matches_npm_on_the_live_registry() {
+    use crate::corpus::{copy_dir, corpus_dir, diff};
+    let ctx = TestContext::new();
+    let cache = ctx.home.join("npm-cache");
+    let only: Option<Vec<String>> = std::env::var("HOARD_CORPUS")
+        .ok()
+        .map(|v| v.split(',').map(String::from).collect());
+    let mut dirs: Vec<_> = std::fs::read_dir(corpus_dir().join("projects"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            only.as_ref()
+                .is_none_or(|o| o.iter().any(|n| p.ends_with(n)))
+        })
+        .collect();
+    dirs.sort();
+    let mut failures = Vec::new();
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let (a, b) = (
+            ctx.home.join("npm").join(&name),
+            ctx.home.join("hoard").join(&name),
+        );
+        copy_dir(&dir, &a);
+        copy_dir(&dir, &b);
+        let by_npm = npm(
+            &a,
+            &["install", "--package-lock-only", "--ignore-scripts"],
+            &cache,
+        );
+        let by_hoard = ctx
+            .hoard()
+            .args(["-C", b.to_str().unwrap(), "install", "--package-lock-only"])
+            .output()
+            .unwrap();
+        match (by_npm.status.success(), by_hoard.status.success()) {
+            (true, true) => {
+                let read = |d: &Path| -> Value {
+                    serde_json::from_slice(&std::fs::read(d.join("package-lock.json")).unwrap())
+                        .unwrap()
+                };
+                let d = diff(&read(&a), &read(&b));
+                eprintln!("{name}: {} paths differ", d.len());
+                failures.extend(d.into_iter().map(|l| format!("{name}: {l}")));
+            }
+            (false, false) => eprintln!("{name}: both refuse"),
+            (n, h) => failures.push(format!(
+                "{name}: npm {} / hoard {}\n{}{}",
+                if n { "installs" } else { "refuses" },
+                if h { "installs" } else { "refuses" },
+                String::from_utf8_lossy(&by_npm.stderr),
+                stderr(&by_hoard)
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
