@@ -339,8 +339,16 @@ fn install_request(project: &Path, f: &InstallFlags) -> Result<InstallRequest> {
 
 /// Send an install request, render its events, run the listed scripts.
 async fn install(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Result<u8> {
-    let mut conn = connect(cli).await?;
     let mode = Mode::pick(cli.json, cli.quiet);
+    // The project's own `preinstall` runs before anything is linked, as npm runs it.
+    let plain = req.add.is_empty() && req.remove.is_empty() && req.package_lock_only != Some(true);
+    if !ignore_scripts && plain {
+        scripts::run_root_preinstall(
+            Path::new(&req.project_dir),
+            !matches!(mode, Mode::Quiet | Mode::Json),
+        )?;
+    }
+    let mut conn = connect(cli).await?;
     let mut r = Renderer::new(mode, cli.verbose);
     let mut stream = conn
         .client

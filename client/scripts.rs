@@ -29,6 +29,35 @@ pub fn path_with_bins(dir: &Path, root: &Path) -> std::ffi::OsString {
     std::env::join_paths(all).unwrap_or_default()
 }
 
+/// Run the project's `preinstall` script, if it has one (before the install request is sent).
+pub fn run_root_preinstall(project: &Path, announce: bool) -> Result<()> {
+    let path = project.join("package.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(()); // the daemon reports a missing package.json with its own message
+    };
+    let Ok(pkg) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(());
+    };
+    let Some(cmd) = pkg["scripts"]["preinstall"].as_str() else {
+        return Ok(());
+    };
+    let name = pkg["name"].as_str().unwrap_or_default();
+    let version = pkg["version"].as_str().unwrap_or_default();
+    if announce {
+        eprintln!("> {name}@{version} preinstall: {cmd}");
+    }
+    run(&ScriptRun {
+        dir: project,
+        root: project,
+        package: name,
+        version,
+        event: "preinstall",
+        command: cmd,
+        npm_command: "install",
+        args: &[],
+    })
+}
+
 pub struct ScriptRun<'a> {
     pub dir: &'a Path,
     pub root: &'a Path,

@@ -137,9 +137,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-/// Root lifecycle scripts npm runs on a plain `npm install`, in order.
-const ROOT_EVENTS: [&str; 7] = [
-    "preinstall",
+/// Root lifecycle scripts npm runs after a plain `npm install` has linked node_modules, in
+/// order. (`preinstall` runs before: the client runs it before it sends the request.)
+const ROOT_EVENTS: [&str; 6] = [
     "install",
     "postinstall",
     "prepublish",

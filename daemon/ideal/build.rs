@@ -179,7 +179,11 @@ impl<'s, S: Source> Builder<'s, S> {
             if !self.g.in_tree(link) {
                 continue;
             }
+            // A folder outside the project is somebody else's: npm leaves its dependencies
+            // alone.
             if let Kind::Link { target } = &self.g.nodes[link].kind
+                && !target.starts_with("../")
+                && !target.starts_with('/')
                 && let Some(&t) = self.link_targets.get(target)
                 && !self.seen.contains(&t)
             {

@@ -931,3 +931,54 @@ fn reflinks_on_xfs_keep_the_store_safe_and_reflink_on_ext4_is_refused() {
     assert!(stderr(&out).contains("--link auto"), "{}", stderr(&out));
     drop(xfs);
 }
+
+#[test]
+fn the_project_preinstall_runs_before_linking_and_postinstall_after() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0"));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": {"a": "1"},
+        "scripts": {"preinstall": "test -e node_modules/a && echo after > pre.txt || echo before > pre.txt",
+                    "postinstall": "test -e node_modules/a && echo after > post.txt || echo before > post.txt"}}));
+    let out = ctx.run(&["install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |f: &str| std::fs::read_to_string(ctx.project.join(f)).unwrap();
+    assert_eq!(
+        read("pre.txt").trim(),
+        "before",
+        "npm runs preinstall before reifying"
+    );
+    assert_eq!(read("post.txt").trim(), "after");
+    assert!(ctx.project.join("node_modules/a").exists());
+    // --ignore-scripts runs neither.
+    std::fs::remove_file(ctx.project.join("pre.txt")).unwrap();
+    ctx.ok(&["install", "--ignore-scripts", "--force"]);
+    assert!(!ctx.project.join("pre.txt").exists());
+}
+
+#[test]
+fn a_file_directory_dependency_gets_its_own_dependencies() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0"));
+    reg.publish(Pkg::new("b", "2.0.0"));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    write_json(
+        &ctx.project.join("lib/package.json"),
+        &json!({"name": "lib", "version": "0.1.0", "dependencies": {"b": "^2.0.0"}}),
+    );
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0",
+        "dependencies": {"a": "1", "lib": "file:lib"}}));
+    let out = ctx.run(&["install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let l = lock(&ctx);
+    assert_eq!(l["packages"]["node_modules/lib"]["link"], true, "{l:#}");
+    assert_eq!(l["packages"]["node_modules/lib"]["resolved"], "lib");
+    assert_eq!(l["packages"]["node_modules/b"]["version"], "2.0.0", "{l:#}");
+    assert!(ctx.project.join("node_modules/b/package.json").exists());
+    assert!(
+        std::fs::symlink_metadata(ctx.project.join("node_modules/lib"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
