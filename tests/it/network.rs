@@ -116,7 +116,17 @@ fn check_project_with(name: &str, pkg: Value, command: &[&str], extra: impl Fn(&
         "{name}: expected a real project, got {} packages",
         ours.len()
     );
-    eprintln!("{name}: {} packages, identical to npm's", ours.len());
+    // The same node_modules paths, versions and flags as npm's own lockfile.
+    let read = |d: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(d.join("package-lock.json")).unwrap()).unwrap()
+    };
+    let placement = crate::corpus::diff(&read(&npm_dir), &read(&ctx.project));
+    assert!(
+        placement.is_empty(),
+        "{name}: node_modules differs from npm's:\n{}",
+        placement.join("\n")
+    );
+    eprintln!("{name}: {} packages, placed as npm places them", ours.len());
     let ls = npm(&ctx.project, &["ls", "--all"], &cache);
     let text = String::from_utf8_lossy(&ls.stdout).to_string() + &stderr(&ls);
     // Optional dependencies for other platforms (fsevents) show as UNMET OPTIONAL, as with npm.
