@@ -563,32 +563,28 @@ impl<'a> Resolver<'a> {
                 };
                 let m = crate::lockfile::manifest_from_json(name, &v);
                 let idx = tree.nodes.len();
-                tree.nodes.push(Node {
-                    name: name.to_string(),
+                let real_name = if m.name.is_empty() {
+                    name.to_string()
+                } else {
+                    m.name.clone()
+                };
+                let mut node = Node::new(
+                    name.to_string(),
                     location,
-                    parent: Some(parent),
-                    children: BTreeMap::new(),
-                    kind: NodeKind::Package {
-                        real_name: if m.name.is_empty() {
-                            name.to_string()
-                        } else {
-                            m.name.clone()
-                        },
+                    Some(parent),
+                    NodeKind::Package {
+                        real_name,
                         version: m.version.clone(),
                         resolved: String::new(),
                         integrity: None,
                     },
-                    // Every dependency, bundled ones included (they resolve inside the bundle).
-                    edges: edges_of(&m, true, false),
-                    platform_ok: platform_ok(&m),
-                    manifest: Arc::new(m),
-                    dev: false,
-                    optional: false,
-                    dev_optional: false,
-                    peer: false,
-                    extraneous: false,
-                    in_bundle: true,
-                });
+                    Arc::new(m.clone()),
+                    platform_ok(&m),
+                );
+                // Every dependency, bundled ones included (they resolve inside the bundle).
+                node.edges = edges_of(&m, true, false);
+                node.in_bundle = true;
+                tree.nodes.push(node);
                 tree.nodes[parent].children.insert(name.to_string(), idx);
             }
             // The bundler's bundled edges and the bundle's own edges now find the copies inside.
@@ -708,27 +704,19 @@ fn tree_node(g: &Graph, id: Id) -> Option<Node> {
     else {
         return None;
     };
-    Some(Node {
-        name: n.name.clone(),
-        location: g.location(id),
-        parent: None,
-        children: BTreeMap::new(),
-        kind: NodeKind::Package {
+    Some(Node::new(
+        n.name.clone(),
+        g.location(id),
+        None,
+        NodeKind::Package {
             real_name: real_name.clone(),
             version: version.clone(),
             resolved: resolved.clone(),
             integrity: integrity.clone(),
         },
-        manifest: n.manifest.clone(),
-        edges: vec![],
-        dev: false,
-        optional: false,
-        dev_optional: false,
-        peer: false,
-        extraneous: false,
-        in_bundle: false,
-        platform_ok: platform_ok(&n.manifest),
-    })
+        n.manifest.clone(),
+        platform_ok(&n.manifest),
+    ))
 }
 
 /// The project's tree in the graph (root, workspace folders, everything reachable from them
@@ -800,22 +788,14 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
         let idx = tree.nodes.len();
         index.insert(id, idx);
         origin.push(id);
-        tree.nodes.push(Node {
-            name: n.name.clone(),
+        tree.nodes.push(Node::new(
+            n.name.clone(),
             location,
             parent,
-            children: BTreeMap::new(),
             kind,
-            manifest: n.manifest.clone(),
-            edges: vec![],
-            dev: false,
-            optional: false,
-            dev_optional: false,
-            peer: false,
-            extraneous: false,
-            in_bundle: false,
-            platform_ok: platform_ok(&n.manifest),
-        });
+            n.manifest.clone(),
+            platform_ok(&n.manifest),
+        ));
         if let Some(p) = parent
             && !matches!(n.kind, Kind::Workspace { .. })
         {

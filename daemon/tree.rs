@@ -72,6 +72,33 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node with no edges, no children and no flags yet (`compute_flags` sets them).
+    pub fn new(
+        name: String,
+        location: String,
+        parent: Option<usize>,
+        kind: NodeKind,
+        manifest: Arc<Manifest>,
+        platform_ok: bool,
+    ) -> Node {
+        Node {
+            name,
+            location,
+            parent,
+            children: BTreeMap::new(),
+            kind,
+            manifest,
+            edges: vec![],
+            dev: false,
+            optional: false,
+            dev_optional: false,
+            peer: false,
+            extraneous: false,
+            in_bundle: false,
+            platform_ok,
+        }
+    }
+
     pub fn depth(&self) -> usize {
         if self.location.is_empty() {
             0
