@@ -169,22 +169,14 @@ pub fn tree_from_lock(
         ));
     };
     let mut tree = Tree::default();
-    tree.nodes.push(Node {
-        name: root.name.clone(),
-        location: String::new(),
-        parent: None,
-        children: BTreeMap::new(),
-        kind: NodeKind::Root,
-        edges: vec![],
-        manifest: root.clone(),
-        dev: false,
-        optional: false,
-        dev_optional: false,
-        peer: false,
-        extraneous: false,
-        in_bundle: false,
-        platform_ok: true,
-    });
+    tree.nodes.push(Node::new(
+        root.name.clone(),
+        String::new(),
+        None,
+        NodeKind::Root,
+        root.clone(),
+        true,
+    ));
     let mut by_loc: HashMap<String, usize> = HashMap::from([(String::new(), 0)]);
     let mut keys: Vec<&String> = packages.keys().filter(|k| !k.is_empty()).collect();
     // Parents before children.
@@ -269,22 +261,16 @@ pub fn tree_from_lock(
             name.clone()
         };
         let platform = platform_ok(&manifest);
-        tree.nodes.push(Node {
-            name: ws_name,
-            location: key.to_string(),
-            parent: Some(parent),
-            children: BTreeMap::new(),
+        let mut node = Node::new(
+            ws_name,
+            key.to_string(),
+            Some(parent),
             kind,
-            edges: vec![],
             manifest,
-            dev: false,
-            optional: false,
-            dev_optional: false,
-            peer: false,
-            extraneous: false,
-            in_bundle: entry.get("inBundle").and_then(Value::as_bool) == Some(true),
-            platform_ok: platform,
-        });
+            platform,
+        );
+        node.in_bundle = entry.get("inBundle").and_then(Value::as_bool) == Some(true);
+        tree.nodes.push(node);
         if is_nm {
             tree.nodes[parent].children.insert(name, idx);
         }
