@@ -27,7 +27,7 @@ use crate::lockfile;
 use crate::project::{self, Project};
 use crate::registry::config::NpmConfig;
 use crate::registry::{Network, Registry};
-use crate::resolve::{self, Resolver};
+use crate::resolve::Resolver;
 use crate::spec::{Spec, split_arg};
 use crate::store::integrity::Sri;
 use crate::store::{Store, StoredPackage, TarballRef};
@@ -757,7 +757,7 @@ impl Installer {
                     _ => continue,
                 };
                 let p = self.registry.packument(&real, &cfg, network).await?;
-                let wanted = resolve::pick(&p, &inner, None, None)
+                let wanted = crate::pick::pick(&p, &inner, None, None)
                     .map(|m| m.version.clone())
                     .unwrap_or_default();
                 let latest = p.dist_tags.get("latest").cloned().unwrap_or_default();
@@ -809,7 +809,7 @@ impl Installer {
                         s => (name.clone(), s.clone()),
                     };
                     let p = self.registry.packument(&real, cfg, network).await?;
-                    let Some(m) = resolve::pick(&p, &inner, None, None) else {
+                    let Some(m) = crate::pick::pick(&p, &inner, None, None) else {
                         return Err(HoardError::Resolve(format!(
                             "no version of `{real}` matches `{raw}`; dist-tags: {}",
                             p.dist_tags

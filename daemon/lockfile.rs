@@ -12,9 +12,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::error::{HoardError, Result};
+use crate::pick::platform_ok;
 use crate::registry::config::NpmConfig;
 use crate::registry::packument::{Directories, Dist, Manifest, PeerMeta};
-use crate::resolve::platform_ok;
 use crate::spec::{Spec, validate_name};
 use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree};
 

@@ -10,6 +10,9 @@ mod ideal;
 mod install;
 mod linker;
 mod lockfile;
+mod memory;
+mod pick;
+mod prefetch;
 mod project;
 mod registry;
 mod resolve;
@@ -148,6 +151,7 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
         .unwrap_or_else(|| hoard_proto::PROTOCOL_VERSION.to_string());
     info!(pid = std::process::id(), store = %store.display(), version = hoard_proto::BINARY_VERSION, %protocol_version, "hoardd starting");
 
+    memory::tune();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("hoardd")
@@ -208,8 +212,16 @@ async fn serve(
 ) -> Result<CloseReason, HoardError> {
     let sp = store_path.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || store::Store::open(&sp)).await??);
-    let http = Arc::new(registry::http::Http::new(64)?);
-    let registry = Arc::new(registry::Registry::new(http, store.layout.metadata.clone()));
+    let http = Arc::new(registry::http::Http::new(64, 24)?);
+    let hot_budget = std::env::var("HOARD_METADATA_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(registry::HOT_BUDGET_BYTES, |mb| mb << 20);
+    let registry = Arc::new(registry::Registry::new(
+        http,
+        store.layout.metadata.clone(),
+        hot_budget,
+    ));
     let installer = Arc::new(install::Installer::new(store.clone(), registry));
     let daemon = Daemon::new(
         DaemonConfig {

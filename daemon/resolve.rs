@@ -1,7 +1,6 @@
 //! Resolution: from a root manifest (plus workspaces) to the tree npm would build. The placement
 //! itself is arborist's, in `crate::ideal`; this module supplies it with manifests
-//! (npm-pick-manifest's choice: the `latest` tag when it satisfies, else the highest satisfying,
-//! preferring non-deprecated versions whose engines fit; the previous lockfile's versions first),
+//! (npm-pick-manifest's choice, `crate::pick`; metadata is fetched ahead by `crate::prefetch`),
 //! reads npm's settings (`legacy-peer-deps`, `strict-peer-deps`, `force`, `prefer-dedupe`,
 //! `install-strategy`), and turns the result into a `Tree` with notes (deprecations, engines,
 //! platforms, peer conflicts npm overrides, optional dependencies left out).
@@ -20,10 +19,10 @@ use crate::error::{HoardError, Result};
 use crate::ideal::build::{BuildError, Builder, Source};
 use crate::ideal::graph::{Graph, Id, Kind};
 use crate::ideal::place::Options;
+use crate::pick::{engine_ok, no_version_message, pick, platform_ok};
 use crate::registry::config::NpmConfig;
-use crate::registry::packument::{Manifest, Packument};
+use crate::registry::packument::Manifest;
 use crate::registry::{Network, Registry};
-use crate::semver_npm::{self, Range};
 use crate::spec::{Spec, validate_name};
 use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree};
 
@@ -51,124 +50,6 @@ pub struct Resolver<'a> {
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send + Sync + 'a>>,
     /// Called as soon as a package's version is picked (to start its download early).
     pub on_picked: Option<PickedHook<'a>>,
-}
-
-/// What `os`/`cpu`/`libc` fields are compared against.
-pub fn platform_ok(m: &Manifest) -> bool {
-    let os = match std::env::consts::OS {
-        "macos" => "darwin",
-        "windows" => "win32",
-        o => o,
-    };
-    let cpu = match std::env::consts::ARCH {
-        "x86_64" => "x64",
-        "aarch64" => "arm64",
-        "x86" => "ia32",
-        a => a,
-    };
-    let libc = if cfg!(target_env = "musl") {
-        "musl"
-    } else {
-        "glibc"
-    };
-    // npm-install-checks: `any`, negations (`!win32`), and positive entries.
-    let fits = |list: &[String], value: &str| {
-        if list.is_empty() || (list.len() == 1 && list[0] == "any") {
-            return true;
-        }
-        let mut negated = 0;
-        let mut matched = false;
-        for entry in list {
-            match entry.strip_prefix('!') {
-                Some(test) => {
-                    negated += 1;
-                    if test == value {
-                        return false;
-                    }
-                }
-                None => matched |= entry == value,
-            }
-        }
-        matched || negated == list.len()
-    };
-    fits(&m.os, os) && fits(&m.cpu, cpu) && (os != "linux" || fits(&m.libc, libc))
-}
-
-fn engine_ok(m: &Manifest, node: Option<&semver::Version>) -> bool {
-    match (node, m.engines.get("node")) {
-        (Some(v), Some(r)) => Range::parse(r)
-            .map(|r| r.satisfies_including_prerelease(v))
-            .unwrap_or(true),
-        _ => true,
-    }
-}
-
-/// npm-pick-manifest: the version of `p` that npm would pick for `spec`.
-pub fn pick(
-    p: &Packument,
-    spec: &Spec,
-    node: Option<&semver::Version>,
-    preferred: Option<&[String]>,
-) -> Option<Arc<Manifest>> {
-    match spec {
-        Spec::Tag(tag) => {
-            let v = p.dist_tags.get(tag)?;
-            p.versions.get(v).cloned()
-        }
-        Spec::Range(r) => {
-            let range = Range::parse(r)?;
-            if let Some(pref) = preferred {
-                let mut best: Option<(&semver::Version, &String)> = None;
-                for v in pref {
-                    if let Some((pv, s)) =
-                        p.sorted.iter().find(|(_, s)| s == v).map(|(a, b)| (a, b))
-                        && range.satisfies(pv)
-                        && best.is_none_or(|(b, _)| semver_npm::cmp(pv, b).is_gt())
-                    {
-                        best = Some((pv, s));
-                    }
-                }
-                if let Some((_, s)) = best {
-                    return p.versions.get(s).cloned();
-                }
-            }
-            if let Some(latest) = p.dist_tags.get("latest")
-                && let Some(lv) = semver_npm::parse_version(latest)
-                && (range.is_any() || range.satisfies(&lv))
-                && let Some(m) = p.versions.get(latest)
-                && m.deprecated.is_none()
-                && engine_ok(m, node)
-            {
-                return Some(m.clone());
-            }
-            // Highest satisfying, ranked: not deprecated and engine ok > engine ok > not
-            // deprecated > any.
-            let mut best: Option<(u8, &Arc<Manifest>)> = None;
-            for (v, s) in &p.sorted {
-                if !range.satisfies(v) {
-                    continue;
-                }
-                let Some(m) = p.versions.get(s) else { continue };
-                let eng = engine_ok(m, node);
-                let nodep = m.deprecated.is_none();
-                let rank = match (nodep && eng, eng, nodep) {
-                    (true, _, _) => 3,
-                    (_, true, _) => 2,
-                    (_, _, true) => 1,
-                    _ => 0,
-                };
-                // `sorted` is highest first: the first of the best rank wins.
-                if best.is_none_or(|(r, _)| rank > r) {
-                    best = Some((rank, m));
-                    if rank == 3 {
-                        break;
-                    }
-                }
-            }
-            best.map(|(_, m)| m.clone())
-        }
-        _ => None,
-    }
 }
 
 /// Declared dependencies of a node as edges, sorted by name (npm's order). Dev dependencies
@@ -270,6 +151,7 @@ struct RegistrySource<'r> {
     node_version: Option<semver::Version>,
     preferred: &'r HashMap<String, Vec<String>>,
     fresh: &'r Option<Vec<String>>,
+    prefetch: crate::prefetch::Prefetch,
 }
 
 impl RegistrySource<'_> {
@@ -354,32 +236,6 @@ impl RegistrySource<'_> {
     }
 }
 
-/// "no version of X satisfies R": the error names the stable versions nearest the range.
-fn no_version_message(p: &Packument, name: &str, spec: &Spec) -> String {
-    let raw = match spec {
-        Spec::Range(r) | Spec::Tag(r) => r.clone(),
-        other => format!("{other:?}"),
-    };
-    let mut versions: Vec<&str> = p
-        .sorted
-        .iter()
-        .filter(|(v, _)| v.pre.is_empty())
-        .take(12)
-        .map(|(_, s)| s.as_str())
-        .collect();
-    versions.reverse();
-    format!(
-        "no version of `{name}` satisfies `{raw}`; available: {}{}; dist-tags: {}",
-        if p.sorted.len() > 12 { "…, " } else { "" },
-        versions.join(", "),
-        p.dist_tags
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
 impl Source for RegistrySource<'_> {
     async fn manifest(
         &self,
@@ -413,20 +269,7 @@ impl Source for RegistrySource<'_> {
     }
 
     fn prefetch(&self, name: &str, spec: &Spec) {
-        let name = match spec {
-            Spec::Alias { name, .. } => name.clone(),
-            Spec::Range(_) | Spec::Tag(_) => name.to_string(),
-            _ => return,
-        };
-        if validate_name(&name).is_err() {
-            return;
-        }
-        let reg = self.registry.clone();
-        let cfg = self.cfg.clone();
-        let net = self.network;
-        tokio::spawn(async move {
-            let _ = reg.packument(&name, &cfg, net).await;
-        });
+        self.prefetch.start_spec(name, spec);
     }
 }
 
@@ -470,11 +313,16 @@ impl<'a> Resolver<'a> {
                 node_version: self.node_version.clone(),
                 preferred: &self.preferred,
                 fresh: &self.fresh,
+                prefetch: crate::prefetch::Prefetch::new(
+                    self.registry,
+                    self.cfg,
+                    self.network,
+                    self.node_version.clone(),
+                ),
             };
-            for (name, spec) in root.dependencies.iter().chain(root.dev_dependencies.iter()) {
-                if let Ok(s) = Spec::parse(name, spec) {
-                    src.prefetch(name, &s);
-                }
+            src.prefetch.start_all(&root);
+            for (_, m) in &workspaces {
+                src.prefetch.start_all(m);
             }
             let mut b = Builder::new(&src, root, root_json, workspaces, opts, legacy);
             let mut on_picked = self.on_picked.take();
@@ -669,7 +517,10 @@ impl<'a> Resolver<'a> {
             if let Some(d) = &n.manifest.deprecated {
                 self.note("deprecated", id.clone(), format!("{id}: {d}"));
             }
-            if !engine_ok(&n.manifest, self.node_version.as_ref()) {
+            if !engine_ok(
+                n.manifest.engines.get("node").map(String::as_str),
+                self.node_version.as_ref(),
+            ) {
                 self.note(
                     "engine",
                     id.clone(),

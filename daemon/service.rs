@@ -232,6 +232,7 @@ impl Hoard for Service {
                 };
                 d.emit(&key, watch_event::Kind::InstallStarted, String::new());
                 let result = d.installer.run(r, tx.clone(), token.clone()).await;
+                let worked = !matches!(&result, Ok(s) if s.up_to_date);
                 let msg = match result {
                     Ok(summary) => {
                         let m = if summary.up_to_date {
@@ -254,6 +255,9 @@ impl Hoard for Service {
                     }
                 };
                 d.emit(&key, watch_event::Kind::InstallFinished, msg);
+                if worked {
+                    let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
+                }
             }
             .instrument(span),
         );

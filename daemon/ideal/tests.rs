@@ -8,14 +8,15 @@ use serde_json::json;
 
 use super::build::{BuildError, Builder, Source};
 use super::place::Options;
-use crate::registry::packument::{Manifest, Packument};
+use crate::registry::compact::Packument;
+use crate::registry::packument::Manifest;
 use crate::spec::Spec;
 
 /// A registry in memory: name → versions (the highest is `latest`).
 struct Mem(HashMap<String, Packument>);
 
 fn reg(pkgs: &[(&str, &str, serde_json::Value)]) -> Mem {
-    let mut by: HashMap<String, Packument> = HashMap::new();
+    let mut by: BTreeMap<String, Vec<Manifest>> = BTreeMap::new();
     for (name, version, extra) in pkgs {
         let mut m = json!({"name": name, "version": version,
                            "dist": {"tarball": format!("http://r/{name}-{version}.tgz")}});
@@ -25,21 +26,16 @@ fn reg(pkgs: &[(&str, &str, serde_json::Value)]) -> Mem {
             }
         }
         let m: Manifest = serde_json::from_value(m).unwrap();
-        let p = by.entry(name.to_string()).or_insert_with(|| Packument {
-            name: name.to_string(),
-            dist_tags: BTreeMap::new(),
-            versions: HashMap::new(),
-            sorted: vec![],
-        });
-        p.versions.insert(version.to_string(), Arc::new(m));
+        by.entry(name.to_string()).or_default().push(m);
     }
-    for p in by.values_mut() {
-        let latest = std::mem::take(p).prepared();
-        *p = latest;
-        let top = p.sorted[0].1.clone();
+    let mut out = HashMap::new();
+    for (name, ms) in by {
+        let mut p = Packument::from_manifests(&name, BTreeMap::new(), ms);
+        let top = p.sorted[0].raw.to_string();
         p.dist_tags.insert("latest".into(), top);
+        out.insert(name, p);
     }
-    Mem(by)
+    Mem(out)
 }
 
 impl Source for Mem {
@@ -49,7 +45,7 @@ impl Source for Mem {
             s => (name, s),
         };
         let p = self.0.get(name).ok_or(format!("{name} not found"))?;
-        crate::resolve::pick(p, spec, None, None).ok_or(format!("no version of {name}"))
+        crate::pick::pick(p, spec, None, None).ok_or(format!("no version of {name}"))
     }
     fn local_manifest(&self, dir: &str) -> Result<Arc<Manifest>, String> {
         Err(format!("no directory {dir}"))

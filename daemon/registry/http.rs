@@ -15,8 +15,17 @@ use crate::error::{HoardError, Result};
 
 pub struct Http {
     client: reqwest::Client,
-    permits: Arc<Semaphore>,
+    metadata_permits: Arc<Semaphore>,
+    tarball_permits: Arc<Semaphore>,
     retries: u32,
+}
+
+/// Which transfers a request competes with. Metadata has its own lane, so downloads started
+/// at pick time never make resolution wait for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Metadata,
+    Tarball,
 }
 
 /// Result of a conditional GET.
@@ -26,7 +35,8 @@ pub enum Fetched {
 }
 
 impl Http {
-    pub fn new(max_concurrency: usize) -> Result<Http> {
+    /// `metadata` and `tarballs`: concurrent transfers allowed in each lane.
+    pub fn new(metadata: usize, tarballs: usize) -> Result<Http> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("hoard/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
@@ -37,7 +47,8 @@ impl Http {
             .map_err(|e| HoardError::Internal(format!("building the HTTP client: {e}")))?;
         Ok(Http {
             client,
-            permits: Arc::new(Semaphore::new(max_concurrency)),
+            metadata_permits: Arc::new(Semaphore::new(metadata)),
+            tarball_permits: Arc::new(Semaphore::new(tarballs)),
             retries: 3,
         })
     }
@@ -47,13 +58,14 @@ impl Http {
     /// body.
     pub async fn get(
         &self,
+        lane: Lane,
         url: &str,
         auth: Option<&str>,
         accept: Option<&str>,
         what: &str,
     ) -> Result<(reqwest::Response, OwnedSemaphorePermit)> {
         match self
-            .get_conditional(url, auth, accept, None, None, what)
+            .get_conditional(lane, url, auth, accept, None, None, what)
             .await?
         {
             Fetched::Fresh(r, p) => Ok((r, p)),
@@ -64,8 +76,10 @@ impl Http {
     }
 
     /// GET with optional `If-None-Match` / `If-Modified-Since`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn get_conditional(
         &self,
+        lane: Lane,
         url: &str,
         auth: Option<&str>,
         accept: Option<&str>,
@@ -76,8 +90,11 @@ impl Http {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let permit = self
-                .permits
+            let permits = match lane {
+                Lane::Metadata => &self.metadata_permits,
+                Lane::Tarball => &self.tarball_permits,
+            };
+            let permit = permits
                 .clone()
                 .acquire_owned()
                 .await

@@ -1,9 +1,11 @@
 //! Registry metadata: packuments fetched over HTTP, kept hot in memory across installs and
-//! projects, and cached on disk (`<store>/v1/metadata`) with ETag/Last-Modified revalidation
-//! and time-based freshness. Concurrent requests for one packument share one fetch.
+//! projects under a byte budget (least recently used first out), and cached on disk
+//! (`<store>/v1/metadata`, compact form) with ETag/Last-Modified revalidation and time-based
+//! freshness. Concurrent requests for one packument share one fetch.
 //!
 //! Must not: pick versions (resolve.rs does) or download tarballs (the store does).
 
+pub mod compact;
 pub mod config;
 pub mod http;
 pub mod packument;
@@ -15,13 +17,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use serde::{Deserialize, Serialize};
 use tracing::{debug, instrument};
 
 use crate::error::{HoardError, Result};
+use compact::{CacheMeta, Packument};
 use config::NpmConfig;
 use http::{Fetched, Http};
-use packument::Packument;
 
 /// Network policy of one request (mirrors the proto's NetworkMode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,17 +37,69 @@ pub const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
 const ACCEPT: &str = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 
-#[derive(Serialize, Deserialize)]
-struct DiskEntry {
-    fetched_at: u64,
-    etag: Option<String>,
-    last_modified: Option<String>,
-    packument: Packument,
-}
+/// Default budget of the in-memory metadata cache (`HOARD_METADATA_CACHE_MB` overrides).
+pub const HOT_BUDGET_BYTES: usize = 64 << 20;
 
 struct HotEntry {
     packument: Arc<Packument>,
     fetched_at: u64,
+    size: usize,
+    last_used: u64,
+}
+
+/// Packuments in memory, evicted least recently used first above `budget` bytes.
+#[derive(Default)]
+struct Hot {
+    map: HashMap<String, HotEntry>,
+    bytes: usize,
+    tick: u64,
+    budget: usize,
+}
+
+impl Hot {
+    fn get(&mut self, url: &str) -> Option<&HotEntry> {
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.map.get_mut(url)?;
+        e.last_used = tick;
+        Some(e)
+    }
+
+    fn insert(&mut self, url: &str, packument: Arc<Packument>, fetched_at: u64) {
+        self.tick += 1;
+        let size = packument.mem_size();
+        let e = HotEntry {
+            packument,
+            fetched_at,
+            size,
+            last_used: self.tick,
+        };
+        if let Some(old) = self.map.insert(url.to_string(), e) {
+            self.bytes -= old.size;
+        }
+        self.bytes += size;
+        if self.bytes > self.budget {
+            self.evict();
+        }
+    }
+
+    /// Drop the least recently used entries until the cache is at 3/4 of its budget.
+    fn evict(&mut self) {
+        let mut by_age: Vec<(u64, String)> = self
+            .map
+            .iter()
+            .map(|(k, e)| (e.last_used, k.clone()))
+            .collect();
+        by_age.sort_unstable();
+        for (_, k) in by_age {
+            if self.bytes <= self.budget / 4 * 3 {
+                break;
+            }
+            if let Some(e) = self.map.remove(&k) {
+                self.bytes -= e.size;
+            }
+        }
+    }
 }
 
 type SharedFetch = Shared<BoxFuture<'static, Result<Arc<Packument>, Arc<HoardError>>>>;
@@ -54,7 +107,7 @@ type SharedFetch = Shared<BoxFuture<'static, Result<Arc<Packument>, Arc<HoardErr
 pub struct Registry {
     pub http: Arc<Http>,
     metadata_dir: PathBuf,
-    hot: Mutex<HashMap<String, HotEntry>>,
+    hot: Mutex<Hot>,
     inflight: Mutex<HashMap<String, SharedFetch>>,
     /// Bytes of metadata downloaded since start (for summaries).
     pub bytes_downloaded: std::sync::atomic::AtomicU64,
@@ -73,11 +126,14 @@ pub fn packument_url(registry: &str, name: &str) -> String {
 }
 
 impl Registry {
-    pub fn new(http: Arc<Http>, metadata_dir: PathBuf) -> Registry {
+    pub fn new(http: Arc<Http>, metadata_dir: PathBuf, hot_budget: usize) -> Registry {
         Registry {
             http,
             metadata_dir,
-            hot: Mutex::new(HashMap::new()),
+            hot: Mutex::new(Hot {
+                budget: hot_budget,
+                ..Hot::default()
+            }),
             inflight: Mutex::new(HashMap::new()),
             bytes_downloaded: Default::default(),
         }
@@ -85,7 +141,7 @@ impl Registry {
 
     fn disk_path(&self, url: &str) -> PathBuf {
         let h = blake3::hash(url.as_bytes()).to_hex();
-        self.metadata_dir.join(format!("{}.json", &h[..32]))
+        self.metadata_dir.join(format!("{}.pk2", &h[..32]))
     }
 
     /// The packument of `name`, following `network`.
@@ -135,7 +191,7 @@ impl Registry {
     }
 
     fn hot_hit(&self, url: &str, network: Network) -> Option<Arc<Packument>> {
-        let hot = self.hot.lock().ok()?;
+        let mut hot = self.hot.lock().ok()?;
         let e = hot.get(url)?;
         let fresh = now_secs().saturating_sub(e.fetched_at) < METADATA_MAX_AGE.as_secs();
         (fresh || network != Network::Online).then(|| e.packument.clone())
@@ -143,13 +199,7 @@ impl Registry {
 
     fn remember(&self, url: &str, p: Arc<Packument>, fetched_at: u64) {
         if let Ok(mut hot) = self.hot.lock() {
-            hot.insert(
-                url.to_string(),
-                HotEntry {
-                    packument: p,
-                    fetched_at,
-                },
-            );
+            hot.insert(url, p, fetched_at);
         }
     }
 
@@ -163,19 +213,17 @@ impl Registry {
     ) -> Result<Arc<Packument>> {
         let disk_path = self.disk_path(url);
         let dp = disk_path.clone();
-        let mut disk: Option<DiskEntry> = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&dp).ok()?;
-            serde_json::from_slice(&bytes).ok()
-        })
-        .await?;
+        let mut disk: Option<(CacheMeta, Packument)> =
+            tokio::task::spawn_blocking(move || Packument::decode(std::fs::read(&dp).ok()?))
+                .await?;
         let now = now_secs();
         // Fresh enough, or any age when offline / preferring offline.
-        if let Some(d) = disk.take_if(|d| {
+        if let Some((meta, p)) = disk.take_if(|(m, _)| {
             network != Network::Online
-                || now.saturating_sub(d.fetched_at) < METADATA_MAX_AGE.as_secs()
+                || now.saturating_sub(m.fetched_at) < METADATA_MAX_AGE.as_secs()
         }) {
-            let p = Arc::new(d.packument.prepared());
-            self.remember(url, p.clone(), d.fetched_at);
+            let p = Arc::new(p);
+            self.remember(url, p.clone(), meta.fetched_at);
             return Ok(p);
         }
         if network == Network::Offline {
@@ -186,12 +234,13 @@ impl Registry {
         }
         let (etag, lm) = disk
             .as_ref()
-            .map(|d| (d.etag.clone(), d.last_modified.clone()))
+            .map(|(m, _)| (m.etag.clone(), m.last_modified.clone()))
             .unwrap_or((None, None));
         let what = format!("package `{name}`");
-        match self
+        let fetched = self
             .http
             .get_conditional(
+                http::Lane::Metadata,
                 url,
                 auth,
                 Some(ACCEPT),
@@ -199,66 +248,114 @@ impl Registry {
                 lm.as_deref(),
                 &what,
             )
-            .await?
-        {
+            .await?;
+        let p = match fetched {
             Fetched::NotModified => {
-                let Some(mut d) = disk else {
+                let Some((mut meta, p)) = disk else {
                     return Err(HoardError::Registry(format!(
                         "{url} answered 304 Not Modified but nothing is cached"
                     )));
                 };
                 debug!("metadata not modified");
-                d.fetched_at = now;
-                let p = Arc::new(d.packument.clone().prepared());
-                self.remember(url, p.clone(), now);
-                let _ = tokio::task::spawn_blocking(move || write_disk(&disk_path, &d)).await;
-                Ok(p)
+                meta.fetched_at = now;
+                let p = Arc::new(p);
+                let p2 = p.clone();
+                tokio::task::spawn_blocking(move || write_disk(&disk_path, &p2.encode(&meta)))
+                    .await?;
+                p
             }
             Fetched::Fresh(resp, _permit) => {
-                let header = |h: reqwest::header::HeaderName| {
-                    resp.headers()
-                        .get(h)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                let etag = header(reqwest::header::ETAG);
-                let last_modified = header(reqwest::header::LAST_MODIFIED);
-                let body = resp.bytes().await.map_err(|e| {
-                    HoardError::Registry(format!("reading metadata of `{name}` from {url}: {e}"))
-                })?;
-                self.bytes_downloaded
-                    .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                let name2 = name.to_string();
-                let url2 = url.to_string();
-                let p = tokio::task::spawn_blocking(move || -> Result<Arc<Packument>> {
-                    let packument: Packument = serde_json::from_slice(&body).map_err(|e| {
-                        HoardError::Registry(format!(
-                            "metadata of `{name2}` from {url2} is not valid JSON: {e}"
-                        ))
-                    })?;
-                    let entry = DiskEntry {
-                        fetched_at: now,
-                        etag,
-                        last_modified,
-                        packument,
-                    };
-                    write_disk(&disk_path, &entry);
-                    Ok(Arc::new(entry.packument.prepared()))
-                })
-                .await??;
-                self.remember(url, p.clone(), now);
-                Ok(p)
+                self.parse_fresh(name, url, resp, now, disk_path).await?
             }
-        }
+        };
+        self.remember(url, p.clone(), now);
+        Ok(p)
+    }
+
+    /// Read a 200 answer's body, compact it and write it to the disk cache.
+    async fn parse_fresh(
+        &self,
+        name: &str,
+        url: &str,
+        resp: reqwest::Response,
+        now: u64,
+        disk_path: PathBuf,
+    ) -> Result<Arc<Packument>> {
+        let header = |h: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let meta = CacheMeta {
+            fetched_at: now,
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
+        };
+        let body = resp.bytes().await.map_err(|e| {
+            HoardError::Registry(format!("reading metadata of `{name}` from {url}: {e}"))
+        })?;
+        self.bytes_downloaded
+            .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let name = name.to_string();
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || -> Result<Arc<Packument>> {
+            let p = Packument::parse(&body).map_err(|e| {
+                HoardError::Registry(format!(
+                    "metadata of `{name}` from {url} is not valid JSON: {e}"
+                ))
+            })?;
+            drop(body);
+            write_disk(&disk_path, &p.encode(&meta));
+            Ok(Arc::new(p))
+        })
+        .await?
     }
 }
 
-fn write_disk(path: &std::path::Path, entry: &DiskEntry) {
-    let Ok(bytes) = serde_json::to_vec(entry) else {
-        return;
-    };
+fn write_disk(path: &std::path::Path, bytes: &[u8]) {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packument(name: &str, versions: usize) -> Arc<Packument> {
+        let doc = serde_json::json!({
+            "name": name,
+            "versions": (0..versions)
+                .map(|i| (format!("1.0.{i}"), serde_json::json!({"name": name, "version": format!("1.0.{i}")})))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        Arc::new(Packument::parse(doc.to_string().as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn the_hot_cache_stays_under_its_budget_and_drops_the_least_recently_used() {
+        let one = packument("x", 50).mem_size();
+        let mut hot = Hot {
+            budget: one * 4,
+            ..Hot::default()
+        };
+        for n in ["a", "b", "c", "d"] {
+            hot.insert(n, packument(n, 50), 0);
+        }
+        assert_eq!(hot.map.len(), 4);
+        // `a` is used again, so `b` is now the oldest.
+        assert!(hot.get("a").is_some());
+        hot.insert("e", packument("e", 50), 0);
+        assert!(
+            hot.bytes <= hot.budget * 3 / 4,
+            "{} > {}",
+            hot.bytes,
+            hot.budget
+        );
+        assert!(hot.map.contains_key("a") && hot.map.contains_key("e"));
+        assert!(!hot.map.contains_key("b"));
+        assert_eq!(hot.bytes, hot.map.values().map(|e| e.size).sum::<usize>());
     }
 }

@@ -1,11 +1,10 @@
-//! Packument and manifest types: the fields of registry metadata hoard uses, parsed leniently
+//! Manifest types: the fields of a version's registry metadata hoard uses, parsed leniently
 //! (old versions on the registry carry every kind of malformed field; a bad field of one version
 //! must not make the whole package unusable).
 //!
 //! Must not: do I/O.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -80,7 +79,7 @@ impl<'de> Deserialize<'de> for Loose {
 }
 
 /// A string, or "" for any other shape.
-fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match Loose::deserialize(d)? {
         Loose::Str(s) => s,
         _ => String::new(),
@@ -101,7 +100,7 @@ fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 }
 
 /// A string→string map where non-string values are dropped (and a non-map is empty).
-fn lenient_map<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
+pub(super) fn lenient_map<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -399,34 +398,6 @@ impl Manifest {
     }
 }
 
-/// A package's metadata document.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Packument {
-    #[serde(default, deserialize_with = "loose_string")]
-    pub name: String,
-    #[serde(rename = "dist-tags", default, deserialize_with = "lenient_map")]
-    pub dist_tags: BTreeMap<String, String>,
-    #[serde(default)]
-    pub versions: HashMap<String, Arc<Manifest>>,
-    /// Parsed versions, highest first (built by `prepared`).
-    #[serde(skip)]
-    pub sorted: Vec<(semver::Version, String)>,
-}
-
-impl Packument {
-    /// Sort versions for picking. Versions that are not valid semver are ignored, as npm does.
-    pub fn prepared(mut self) -> Packument {
-        let mut sorted: Vec<(semver::Version, String)> = self
-            .versions
-            .keys()
-            .filter_map(|v| crate::semver_npm::parse_version(v).map(|p| (p, v.clone())))
-            .collect();
-        sorted.sort_by(|a, b| crate::semver_npm::cmp(&b.0, &a.0));
-        self.sorted = sorted;
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,16 +416,15 @@ mod tests {
                       "peerDependenciesMeta": {"p": {"optional": true}}, "hasInstallScript": true}
           }
         }"#;
-        let p: Packument = serde_json::from_slice(doc).unwrap();
-        let p = p.prepared();
-        let old = &p.versions["0.0.1"];
+        let p = super::super::compact::Packument::parse(doc).unwrap();
+        let old = p.manifest("0.0.1").unwrap();
         assert!(old.dependencies.is_empty() && old.engines.is_empty());
         assert_eq!(old.license, None);
         assert_eq!(old.deprecated, None);
         assert_eq!(old.os, vec!["linux".to_string()]);
         assert_eq!(old.dist, Dist::default());
         assert!(!old.has_install_script);
-        let new = &p.versions["1.0.0"];
+        let new = p.manifest("1.0.0").unwrap();
         assert_eq!(new.dependencies.len(), 1);
         assert_eq!(new.cpu, vec!["x64".to_string()]);
         assert_eq!(new.deprecated.as_deref(), Some("use new"));
@@ -463,6 +433,6 @@ mod tests {
         assert!(new.peer_dependencies_meta["p"].optional);
         assert!(new.has_install_script);
         assert_eq!(p.dist_tags.len(), 1);
-        assert_eq!(p.sorted[0].1, "1.0.0");
+        assert_eq!(&*p.sorted[0].raw, "1.0.0");
     }
 }

@@ -205,15 +205,84 @@ pub fn entry_path(raw: &[u8], limits: &Limits) -> std::result::Result<Option<Str
 }
 
 struct Pending {
-    tmp: PathBuf,
+    /// Number of the staged file in the staging directory.
+    staged: usize,
     entry: FileEntry,
 }
 
-/// Remove the staging directory whatever happens.
-struct StagingDir(PathBuf);
+/// The staging directory of one import, held open so files are created and moved relative to
+/// it (no walk of the store's path per file); removed whatever happens.
+struct StagingDir {
+    path: PathBuf,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl StagingDir {
+    fn open(path: PathBuf) -> Result<StagingDir, HoardError> {
+        let fd = std::fs::File::open(&path)
+            .map_err(|e| HoardError::io("opening staging directory", &path, e))?;
+        Ok(StagingDir {
+            path,
+            fd: fd.into(),
+        })
+    }
+
+    /// Create staged file number `n`, already with its final mode (the fd stays writable).
+    fn create(&self, n: usize, mode: u32) -> io::Result<std::fs::File> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let name = std::ffi::CString::new(n.to_string()).map_err(io::Error::other)?;
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+        // SAFETY: a valid directory fd and NUL-terminated name; the fd returned is owned here.
+        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), name.as_ptr(), flags, mode) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and is not owned by anything else.
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        // The umask may have taken bits away: the store's modes are exact.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        Ok(file)
+    }
+
+    /// Move staged file `n` to `dest` unless `dest` exists. Ok(false): it existed (same name,
+    /// same bytes), and the staged file is left to be removed with the directory.
+    fn move_to(&self, n: usize, dest: &Path) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(n.to_string()).map_err(io::Error::other)?;
+        let to = std::ffi::CString::new(dest.as_os_str().as_bytes()).map_err(io::Error::other)?;
+        // SAFETY: valid fds and NUL-terminated paths.
+        let r = unsafe {
+            libc::renameat2(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EEXIST) => Ok(false),
+            // A filesystem without RENAME_NOREPLACE: look, then rename.
+            Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                if dest.exists() {
+                    return Ok(false);
+                }
+                std::fs::rename(self.path.join(n.to_string()), dest)?;
+                Ok(true)
+            }
+            _ => Err(e),
+        }
+    }
+}
+
 impl Drop for StagingDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -225,7 +294,7 @@ pub fn import(
     limits: &Limits,
 ) -> std::result::Result<Imported, ImportError> {
     let staging = layout.new_staging_dir().map_err(ImportError::Local)?;
-    let staging = StagingDir(staging);
+    let staging = StagingDir::open(staging).map_err(ImportError::Local)?;
 
     let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let mut raw = SharedCount {
@@ -286,10 +355,11 @@ pub fn import(
             let Some(path) = path else { continue };
             let mode = entry.header().mode().unwrap_or(0o644);
             let executable = mode & 0o111 != 0;
-            let tmp = staging.0.join(staged.to_string());
-            staged += 1;
-            let mut out = std::fs::File::create(&tmp)
+            let tmp = staging.path.join(staged.to_string());
+            let mut out = staging
+                .create(staged, if executable { 0o555 } else { 0o444 })
                 .map_err(|e| ImportError::Local(HoardError::io("creating", &tmp, e)))?;
+            staged += 1;
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
             loop {
@@ -304,7 +374,7 @@ pub fn import(
             }
             drop(out);
             let item = Pending {
-                tmp,
+                staged: staged - 1,
                 entry: FileEntry {
                     path: path.clone(),
                     hash: *hasher.finalize().as_bytes(),
@@ -314,7 +384,7 @@ pub fn import(
             };
             // Duplicate entries: the last one wins, as with `tar x` and npm.
             if let Some(&i) = by_path.get(&path) {
-                let _ = std::fs::remove_file(&pending[i].tmp);
+                // The earlier file stays staged and goes with the directory.
                 pending[i] = item;
             } else {
                 if pending.len() >= limits.max_files {
@@ -344,19 +414,17 @@ pub fn import(
     let mut files = Vec::with_capacity(pending.len());
     for p in pending {
         let dest = layout.content_path(&p.entry.hash, p.entry.executable);
-        if dest.exists() {
-            let _ = std::fs::remove_file(&p.tmp);
-        } else {
-            let mode = if p.entry.executable { 0o555 } else { 0o444 };
-            std::fs::set_permissions(&p.tmp, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| ImportError::Local(HoardError::io("setting mode of", &p.tmp, e)))?;
-            if let Some(parent) = dest.parent() {
-                layout.ensure_shard(parent).map_err(ImportError::Local)?;
-            }
-            std::fs::rename(&p.tmp, &dest).map_err(|e| {
-                ImportError::Local(HoardError::io("moving a file into the store at", &dest, e))
-            })?;
+        let mut moved = staging.move_to(p.staged, &dest);
+        if matches!(&moved, Err(e) if e.kind() == io::ErrorKind::NotFound)
+            && let Some(parent) = dest.parent()
+        {
+            // A shard folder removed by hand: make it again.
+            layout.ensure_shard(parent).map_err(ImportError::Local)?;
+            moved = staging.move_to(p.staged, &dest);
         }
+        moved.map_err(|e| {
+            ImportError::Local(HoardError::io("moving a file into the store at", &dest, e))
+        })?;
         files.push(p.entry);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));

@@ -237,7 +237,13 @@ impl Store {
             (r, 0)
         } else {
             let (resp, _permit) = http
-                .get(&pkg.url, pkg.auth.as_deref(), None, &what)
+                .get(
+                    crate::registry::http::Lane::Tarball,
+                    &pkg.url,
+                    pkg.auth.as_deref(),
+                    None,
+                    &what,
+                )
                 .await
                 .map_err(ImportFailure::Fatal)?;
             // Bounded: the download waits for the import, never the other way round.

@@ -1,0 +1,138 @@
+//! Speculative metadata prefetch: resolution places packages one at a time, but the metadata it
+//! will need can be fetched long before. Once a packument arrives, the version most likely to be
+//! picked for the range that asked for it (npm-pick-manifest's choice, without a lockfile's
+//! preferences) is looked at, and the packuments of its dependencies, optional dependencies and
+//! required peers are requested at once, and so on down. Fetches share the registry's in-flight
+//! map and caches with the resolver, so the walk only ever runs ahead of it; a speculation that
+//! turns out wrong costs one packument, never a different tree.
+//!
+//! Must not: decide anything about the tree, or outlive the install that started it (each walk
+//! stops once its `Prefetch` handle is dropped).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::pick::pick;
+use crate::registry::config::NpmConfig;
+use crate::registry::packument::Manifest;
+use crate::registry::{Network, Registry};
+use crate::spec::{Spec, validate_name};
+
+struct Walk {
+    registry: Arc<Registry>,
+    cfg: NpmConfig,
+    network: Network,
+    node: Option<semver::Version>,
+    /// (name, range) pairs already walked.
+    seen: Mutex<HashSet<(String, String)>>,
+    stopped: AtomicBool,
+}
+
+/// One install's prefetch walk; dropping it stops the walk.
+pub struct Prefetch(Arc<Walk>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Prefetch {
+    pub fn new(
+        registry: &Arc<Registry>,
+        cfg: &NpmConfig,
+        network: Network,
+        node: Option<semver::Version>,
+    ) -> Prefetch {
+        Prefetch(Arc::new(Walk {
+            registry: registry.clone(),
+            cfg: cfg.clone(),
+            network,
+            node,
+            seen: Mutex::new(HashSet::new()),
+            stopped: AtomicBool::new(false),
+        }))
+    }
+
+    /// Start walking from `name@range` (a dependency as a package.json spells it).
+    pub fn start(&self, name: &str, range: &str) {
+        if let Ok(spec) = Spec::parse(name, range) {
+            self.start_spec(name, &spec);
+        }
+    }
+
+    /// Start walking from a parsed dependency spec (only registry specs are walked).
+    pub fn start_spec(&self, name: &str, spec: &Spec) {
+        Walk::spawn(&self.0, name, spec);
+    }
+
+    /// Start walking from every registry dependency of `m` (dev ones included: for the root and
+    /// workspaces).
+    pub fn start_all(&self, m: &Manifest) {
+        for (name, range) in m
+            .dependencies
+            .iter()
+            .chain(&m.optional_dependencies)
+            .chain(&m.dev_dependencies)
+        {
+            self.start(name, range);
+        }
+    }
+}
+
+impl Walk {
+    fn spawn(me: &Arc<Walk>, name: &str, spec: &Spec) {
+        let (real, spec) = match spec {
+            Spec::Alias { name, spec } => (name.as_str(), &**spec),
+            s => (name, s),
+        };
+        let (Spec::Range(raw) | Spec::Tag(raw)) = spec else {
+            return;
+        };
+        if me.stopped.load(Ordering::Relaxed) || validate_name(real).is_err() {
+            return;
+        }
+        let key = (real.to_string(), raw.clone());
+        let fresh = me
+            .seen
+            .lock()
+            .is_ok_and(|mut seen| seen.insert(key.clone()));
+        if !fresh {
+            return;
+        }
+        let me = me.clone();
+        let spec = spec.clone();
+        tokio::spawn(async move { me.step(&key.0, &spec).await });
+    }
+
+    async fn step(self: &Arc<Self>, name: &str, spec: &Spec) {
+        let Ok(p) = self.registry.packument(name, &self.cfg, self.network).await else {
+            return;
+        };
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(m) = pick(&p, spec, self.node.as_ref(), None) else {
+            return;
+        };
+        let bundled = m.bundled();
+        let optional_peer = |n: &str| m.peer_dependencies_meta.get(n).is_some_and(|x| x.optional);
+        let required_peers = m
+            .peer_dependencies
+            .iter()
+            .filter(|(n, _)| !optional_peer(n));
+        for (dep, r) in m
+            .dependencies
+            .iter()
+            .chain(&m.optional_dependencies)
+            .chain(required_peers)
+        {
+            if !bundled.contains(dep)
+                && let Ok(s) = Spec::parse(dep, r)
+            {
+                Walk::spawn(self, dep, &s);
+            }
+        }
+    }
+}

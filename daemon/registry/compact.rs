@@ -1,0 +1,323 @@
+//! The compact packument: what resolution and the lockfile need of a package's metadata, kept
+//! as one byte buffer of per-version manifests (compact JSON with only hoard's fields, parsed
+//! only when a version is looked at) and an index of versions, highest first, with the two facts
+//! picking needs of every candidate (deprecated, `engines.node`). The same bytes, behind a small
+//! header, are the on-disk metadata cache: a warm read is one small file, not a registry document.
+//!
+//! Must not: do I/O (the registry module reads and writes the bytes) or pick versions
+//! (resolve.rs does).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::packument::{Manifest, lenient_map};
+
+/// First line of a cache file; a file without it (an older format) is ignored and refetched.
+const MAGIC: &[u8] = b"hoard-packument 2\n";
+
+/// One version in the index.
+#[derive(Debug)]
+pub struct VersionEntry {
+    pub version: semver::Version,
+    /// The version string as the registry spells it (the key of its `versions` object).
+    pub raw: Box<str>,
+    pub deprecated: bool,
+    /// `engines.node`, when the version declares one.
+    pub node_engine: Option<Box<str>>,
+    start: u32,
+    len: u32,
+}
+
+/// A package's metadata, compact. Versions that are not valid semver are left out, as npm
+/// ignores them.
+#[derive(Debug)]
+pub struct Packument {
+    pub name: String,
+    pub dist_tags: BTreeMap<String, String>,
+    /// Valid versions, highest first.
+    pub sorted: Vec<VersionEntry>,
+    blob: Bytes,
+    parsed: Mutex<HashMap<usize, Arc<Manifest>>>,
+}
+
+/// What the registry module keeps beside a cached packument to revalidate it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CacheMeta {
+    pub fetched_at: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    #[serde(flatten)]
+    meta: CacheMeta,
+    name: String,
+    dist_tags: BTreeMap<String, String>,
+    /// (version, start, len, deprecated, engines.node), highest first.
+    versions: Vec<(String, u32, u32, bool, Option<String>)>,
+}
+
+/// One version, already reduced to its compact bytes.
+struct Compacted {
+    version: semver::Version,
+    raw: String,
+    json: Vec<u8>,
+    deprecated: bool,
+    node_engine: Option<String>,
+}
+
+fn compact(raw: String, mut m: Manifest) -> Option<Compacted> {
+    let version = crate::semver_npm::parse_version(&raw)?;
+    // Only the scripts that make a package an install-script package matter here.
+    m.scripts
+        .retain(|k, _| matches!(k.as_str(), "preinstall" | "install" | "postinstall"));
+    let json = serde_json::to_vec(&m).ok()?;
+    Some(Compacted {
+        version,
+        raw,
+        json,
+        deprecated: m.deprecated.is_some(),
+        node_engine: m.engines.get("node").cloned(),
+    })
+}
+
+/// The registry's `versions` object, compacted one version at a time as it is parsed (the
+/// whole document is never held as structs).
+struct Versions(Vec<Compacted>);
+
+impl<'de> Deserialize<'de> for Versions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Versions, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Versions;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of versions")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Versions, A::Error> {
+                let mut out = Vec::new();
+                while let Some((raw, m)) = a.next_entry::<String, Manifest>()? {
+                    out.extend(compact(raw, m));
+                }
+                Ok(Versions(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct Document {
+    #[serde(default, deserialize_with = "super::packument::loose_string")]
+    name: String,
+    #[serde(rename = "dist-tags", default, deserialize_with = "lenient_map")]
+    dist_tags: BTreeMap<String, String>,
+    #[serde(default)]
+    versions: Option<Versions>,
+}
+
+impl Packument {
+    /// Parse a registry document (full or abbreviated).
+    pub fn parse(body: &[u8]) -> serde_json::Result<Packument> {
+        let d: Document = serde_json::from_slice(body)?;
+        let versions = d.versions.map(|v| v.0).unwrap_or_default();
+        Ok(Self::assemble(d.name, d.dist_tags, versions))
+    }
+
+    /// A packument from manifests in memory (tests).
+    #[cfg(test)]
+    pub fn from_manifests(
+        name: &str,
+        dist_tags: BTreeMap<String, String>,
+        manifests: impl IntoIterator<Item = Manifest>,
+    ) -> Packument {
+        let versions = manifests
+            .into_iter()
+            .filter_map(|m| compact(m.version.clone(), m))
+            .collect();
+        Self::assemble(name.to_string(), dist_tags, versions)
+    }
+
+    fn assemble(
+        name: String,
+        dist_tags: BTreeMap<String, String>,
+        mut versions: Vec<Compacted>,
+    ) -> Packument {
+        versions.sort_by(|a, b| crate::semver_npm::cmp(&b.version, &a.version));
+        let total: usize = versions.iter().map(|c| c.json.len()).sum();
+        let mut blob = Vec::with_capacity(total);
+        let mut sorted = Vec::with_capacity(versions.len());
+        for c in versions {
+            let start = blob.len() as u32;
+            blob.extend_from_slice(&c.json);
+            sorted.push(VersionEntry {
+                version: c.version,
+                raw: c.raw.into_boxed_str(),
+                deprecated: c.deprecated,
+                node_engine: c.node_engine.map(String::into_boxed_str),
+                start,
+                len: c.json.len() as u32,
+            });
+        }
+        Packument {
+            name,
+            dist_tags,
+            sorted,
+            blob: Bytes::from(blob),
+            parsed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The manifest of the `i`th version of `sorted` (parsed once, then shared).
+    pub fn manifest_at(&self, i: usize) -> Option<Arc<Manifest>> {
+        if let Ok(p) = self.parsed.lock()
+            && let Some(m) = p.get(&i)
+        {
+            return Some(m.clone());
+        }
+        let e = self.sorted.get(i)?;
+        let bytes = self
+            .blob
+            .get(e.start as usize..(e.start as usize + e.len as usize))?;
+        let m = Arc::new(serde_json::from_slice::<Manifest>(bytes).ok()?);
+        if let Ok(mut p) = self.parsed.lock() {
+            return Some(p.entry(i).or_insert(m).clone());
+        }
+        Some(m)
+    }
+
+    /// The manifest of `version` (spelled as the registry does).
+    pub fn manifest(&self, version: &str) -> Option<Arc<Manifest>> {
+        let i = self.sorted.iter().position(|e| &*e.raw == version)?;
+        self.manifest_at(i)
+    }
+
+    /// Approximate bytes held in memory (for the hot cache's budget).
+    pub fn mem_size(&self) -> usize {
+        let parsed = self.parsed.lock().map(|p| p.len()).unwrap_or(0);
+        self.blob.len()
+            + self.sorted.len() * (std::mem::size_of::<VersionEntry>() + 24)
+            + parsed * 1024
+            + 256
+    }
+
+    /// The on-disk form: magic line, header JSON line, the manifests' bytes.
+    pub fn encode(&self, meta: &CacheMeta) -> Vec<u8> {
+        let header = Header {
+            meta: meta.clone(),
+            name: self.name.clone(),
+            dist_tags: self.dist_tags.clone(),
+            versions: self
+                .sorted
+                .iter()
+                .map(|e| {
+                    (
+                        e.raw.to_string(),
+                        e.start,
+                        e.len,
+                        e.deprecated,
+                        e.node_engine.as_deref().map(str::to_string),
+                    )
+                })
+                .collect(),
+        };
+        let mut out = MAGIC.to_vec();
+        // A struct of strings and numbers always serializes.
+        out.extend(serde_json::to_vec(&header).unwrap_or_default());
+        out.push(b'\n');
+        out.extend_from_slice(&self.blob);
+        out
+    }
+
+    /// Read the on-disk form; None when it is another format or damaged.
+    pub fn decode(bytes: Vec<u8>) -> Option<(CacheMeta, Packument)> {
+        let bytes = Bytes::from(bytes);
+        let rest = bytes.strip_prefix(MAGIC)?;
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let header: Header = serde_json::from_slice(&rest[..nl]).ok()?;
+        let blob = bytes.slice(MAGIC.len() + nl + 1..);
+        let mut sorted = Vec::with_capacity(header.versions.len());
+        for (raw, start, len, deprecated, node) in header.versions {
+            if start as usize + len as usize > blob.len() {
+                return None;
+            }
+            sorted.push(VersionEntry {
+                version: crate::semver_npm::parse_version(&raw)?,
+                raw: raw.into_boxed_str(),
+                deprecated,
+                node_engine: node.map(String::into_boxed_str),
+                start,
+                len,
+            });
+        }
+        let p = Packument {
+            name: header.name,
+            dist_tags: header.dist_tags,
+            sorted,
+            blob,
+            parsed: Mutex::new(HashMap::new()),
+        };
+        Some((header.meta, p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &[u8] = br#"{
+      "name": "pkg", "dist-tags": {"latest": "1.2.0"}, "readme": "long text that is dropped",
+      "versions": {
+        "1.0.0": {"name": "pkg", "version": "1.0.0", "dependencies": {"a": "^1"},
+                  "scripts": {"test": "jest", "postinstall": "node x"},
+                  "dist": {"tarball": "https://r/pkg-1.0.0.tgz", "integrity": "sha512-a"}},
+        "1.2.0": {"name": "pkg", "version": "1.2.0", "engines": {"node": ">=18"},
+                  "deprecated": "use 2", "dist": {"tarball": "https://r/pkg-1.2.0.tgz"}},
+        "not-semver": {"name": "pkg", "version": "not-semver"},
+        "1.1.0-beta.1": {"name": "pkg", "version": "1.1.0-beta.1"}
+      }
+    }"#;
+
+    #[test]
+    fn parses_sorts_and_reads_versions_lazily() {
+        let p = Packument::parse(DOC).unwrap();
+        let order: Vec<&str> = p.sorted.iter().map(|e| &*e.raw).collect();
+        assert_eq!(order, ["1.2.0", "1.1.0-beta.1", "1.0.0"]);
+        assert!(p.sorted[0].deprecated && !p.sorted[2].deprecated);
+        assert_eq!(p.sorted[0].node_engine.as_deref(), Some(">=18"));
+        let m = p.manifest("1.0.0").unwrap();
+        assert_eq!(m.dependencies["a"], "^1");
+        assert_eq!(m.scripts.keys().collect::<Vec<_>>(), ["postinstall"]);
+        assert!(m.install_scripts());
+        assert!(Arc::ptr_eq(&m, &p.manifest("1.0.0").unwrap()));
+        assert!(p.manifest("not-semver").is_none());
+    }
+
+    #[test]
+    fn the_disk_form_round_trips_and_rejects_other_formats() {
+        let p = Packument::parse(DOC).unwrap();
+        let meta = CacheMeta {
+            fetched_at: 7,
+            etag: Some("\"e\"".into()),
+            last_modified: None,
+        };
+        let bytes = p.encode(&meta);
+        assert!(bytes.len() < DOC.len());
+        let (m2, p2) = Packument::decode(bytes.clone()).unwrap();
+        assert_eq!((m2.fetched_at, m2.etag), (7, Some("\"e\"".to_string())));
+        assert_eq!(p2.dist_tags["latest"], "1.2.0");
+        assert_eq!(p2.sorted.len(), 3);
+        assert_eq!(
+            *p2.manifest("1.0.0").unwrap(),
+            *p.manifest("1.0.0").unwrap()
+        );
+        assert!(Packument::decode(DOC.to_vec()).is_none());
+        let mut cut = bytes;
+        cut.truncate(cut.len() - 10);
+        assert!(Packument::decode(cut).is_none());
+    }
+}
