@@ -262,8 +262,13 @@ impl Installer {
         if !req.force && !updating {
             let nm = dir.join("node_modules");
             if let Some(state) = blocking(|| linker::read_state(&dir))
-                && state.inputs == inputs
                 && state.node_modules_mtime == linker::dir_mtime(&nm)
+                && (state.inputs == inputs || {
+                    summary.lockfile_written = self
+                        .give_lock_back(&dir, &project, &lock, &state, &req, &em)
+                        .await?;
+                    summary.lockfile_written
+                })
             {
                 summary.up_to_date = true;
                 summary.unchanged = state.packages.len() as u64;
@@ -677,6 +682,7 @@ impl Installer {
         // State last: the install is complete.
         blocking(|| {
             let lock_now = std::fs::read(&lock_path).ok();
+            linker::write_hidden_lock(&dir, lock_now.as_deref())?;
             let inputs = inputs_hash(&project, lock_now.as_deref(), &req);
             linker::write_state(&dir, &plan, &inputs, report.method)
         })?;
@@ -719,6 +725,37 @@ impl Installer {
     }
 
     /// `hoard outdated`: direct dependencies with a newer wanted or latest version.
+    /// node_modules is exactly what an earlier install left (its state says so) but
+    /// package-lock.json is gone: when the lockfile that install ended with, kept in
+    /// node_modules, still fits this package.json and these options, write it back and answer
+    /// "up to date" without resolving or downloading anything (the store may be empty).
+    async fn give_lock_back(
+        &self,
+        dir: &Path,
+        project: &Project,
+        lock: &Option<(serde_json::Value, Vec<u8>)>,
+        state: &linker::State,
+        req: &InstallRequest,
+        em: &Emitter,
+    ) -> Result<bool> {
+        if lock.is_some() || req.no_lockfile || req.frozen || !req.add.is_empty() {
+            return Ok(false);
+        }
+        let Some(bytes) = blocking(|| linker::read_hidden_lock(dir)) else {
+            return Ok(false);
+        };
+        if blocking(|| inputs_hash(project, Some(&bytes), req)) != state.inputs {
+            return Ok(false);
+        }
+        let lock_path = dir.join(lockfile::FILE);
+        blocking(|| project::write_atomic(&lock_path, &bytes))?;
+        em.send(Event::Info(
+            "node_modules matches its last install: package-lock.json written back from it".into(),
+        ))
+        .await;
+        Ok(true)
+    }
+
     pub async fn outdated(&self, req: v1::OutdatedRequest) -> Result<v1::OutdatedResponse> {
         let dir = project_dir(&req.project_dir)?;
         let project = blocking(|| Project::load(&dir))?;

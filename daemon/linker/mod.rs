@@ -89,6 +89,30 @@ pub struct State {
     pub node_modules_mtime: i128,
 }
 
+/// A copy of the package-lock.json an install ended with, kept beside the state: with the
+/// state it proves what node_modules holds, so a missing lockfile can be given back without
+/// resolving or downloading (pnpm's and npm's trust in node_modules, for hoard's own folders).
+pub const HIDDEN_LOCK: &str = ".hoard-lock.json";
+
+/// Keep (or, when the install wrote no lockfile, drop) the hidden copy of the lockfile. Call
+/// before `write_state`, which records node_modules' mtime.
+pub fn write_hidden_lock(project: &Path, lock: Option<&[u8]>) -> Result<()> {
+    let path = project.join("node_modules").join(HIDDEN_LOCK);
+    match lock {
+        Some(bytes) => crate::project::write_atomic(&path, bytes),
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(HoardError::io("removing", &path, e))
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+pub fn read_hidden_lock(project: &Path) -> Option<Vec<u8>> {
+    std::fs::read(project.join("node_modules").join(HIDDEN_LOCK)).ok()
+}
+
 pub fn state_path(project: &Path) -> PathBuf {
     project.join("node_modules").join(STATE_FILE)
 }

@@ -982,3 +982,44 @@ fn a_file_directory_dependency_gets_its_own_dependencies() {
             .is_symlink()
     );
 }
+
+#[test]
+fn a_matching_node_modules_gives_the_lockfile_back_without_store_or_network() {
+    let reg = ecosystem();
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"a": "^1.0.0", "c": "1"}}));
+    ctx.ok(&["install"]);
+    let lock_path = ctx.project.join("package-lock.json");
+    let lock_bytes = std::fs::read(&lock_path).unwrap();
+    // No lockfile, a new empty store, a stopped daemon: only node_modules is left.
+    ctx.ok(&["daemon", "stop"]);
+    std::fs::remove_file(&lock_path).unwrap();
+    std::fs::rename(&ctx.store, ctx.root.path().join("old-store")).unwrap();
+    std::fs::create_dir(&ctx.store).unwrap();
+    let requests = |r: &Registry| {
+        ["/a", "/c", "/d", &Registry::tarball_path("a", "1.2.0")]
+            .iter()
+            .map(|p| r.count(p))
+            .sum::<usize>()
+    };
+    let before = requests(&reg);
+    let s = summary(&ctx.ok(&["--json", "install"]));
+    assert_eq!(s["up_to_date"], true, "{s}");
+    assert_eq!(s["lockfile_written"], true, "{s}");
+    assert_eq!(std::fs::read(&lock_path).unwrap(), lock_bytes);
+    assert_eq!(requests(&reg), before, "nothing may be fetched");
+    // Now it is the ordinary no-op.
+    let s = summary(&ctx.ok(&["--json", "install"]));
+    assert_eq!(s["up_to_date"], true, "{s}");
+    // node_modules changed by hand: not trusted, resolved and fetched again.
+    std::fs::remove_file(&lock_path).unwrap();
+    std::fs::remove_dir_all(ctx.project.join("node_modules/a")).unwrap();
+    let s = summary(&ctx.ok(&["--json", "install"]));
+    assert_eq!(s["up_to_date"], false, "{s}");
+    assert!(requests(&reg) > before);
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/a").as_deref(),
+        Some("1.2.0")
+    );
+    assert_eq!(std::fs::read(&lock_path).unwrap(), lock_bytes);
+}
