@@ -54,14 +54,33 @@ pub struct StoredPackage {
     pub bytes_downloaded: u64,
 }
 
+/// File lists of packages kept in memory: at most this many files in all (~100 bytes each).
+const HOT_FILES: usize = 250_000;
+
+/// Package file lists by row id, with the install tick that last stored them.
+#[derive(Default)]
+struct HotPackages {
+    map: HashMap<i64, (Arc<StoredPackage>, u64)>,
+    files: usize,
+    tick: u64,
+}
+
+impl HotPackages {
+    fn forget(&mut self, id: i64) {
+        if let Some((p, _)) = self.map.remove(&id) {
+            self.files -= p.files.len();
+        }
+    }
+}
+
 type SharedImport = Shared<BoxFuture<'static, Result<Arc<StoredPackage>, Arc<HoardError>>>>;
 
 pub struct Store {
     pub layout: Arc<Layout>,
     pub index: Arc<Index>,
     limits: Limits,
-    /// Package files by row id, kept hot across installs.
-    hot: Mutex<HashMap<i64, Arc<StoredPackage>>>,
+    /// Package files by row id, kept hot across installs (bounded, see `keep_hot`).
+    hot: Mutex<HotPackages>,
     /// Imports under way, keyed by the expected integrity (or URL when none): concurrent
     /// requests share one download and one import.
     inflight: Mutex<HashMap<String, SharedImport>>,
@@ -94,7 +113,7 @@ impl Store {
             layout: Arc::new(layout),
             index: Arc::new(index),
             limits: Limits::default(),
-            hot: Mutex::new(HashMap::new()),
+            hot: Mutex::new(HotPackages::default()),
             inflight: Mutex::new(HashMap::new()),
         })
     }
@@ -172,7 +191,12 @@ impl Store {
         let sri = pkg.integrity.clone();
         let id = tokio::task::spawn_blocking(move || index.find_package(&sri)).await??;
         let Some(id) = id else { return Ok(None) };
-        if let Some(hit) = self.hot.lock().ok().and_then(|m| m.get(&id).cloned()) {
+        if let Some(hit) = self
+            .hot
+            .lock()
+            .ok()
+            .and_then(|m| m.map.get(&id).map(|(p, _)| p.clone()))
+        {
             return Ok(Some(hit));
         }
         let index = self.index.clone();
@@ -185,9 +209,7 @@ impl Store {
             imported_at: None,
             bytes_downloaded: 0,
         });
-        if let Ok(mut m) = self.hot.lock() {
-            m.insert(id, stored.clone());
-        }
+        self.keep_hot(&stored);
         Ok(Some(stored))
     }
 
@@ -327,10 +349,28 @@ impl Store {
             imported_at: Some(std::time::Instant::now()),
             bytes_downloaded: bytes,
         });
-        if let Ok(mut m) = self.hot.lock() {
-            m.insert(id, stored.clone());
-        }
+        self.keep_hot(&stored);
         Ok(stored)
+    }
+
+    /// Remember a package's file list for the next install. The lists are bounded: past
+    /// `HOT_FILES` files in all, the oldest half is forgotten (they are read from the index again
+    /// when needed), so a long-lived daemon stays small.
+    fn keep_hot(&self, p: &Arc<StoredPackage>) {
+        let Ok(mut m) = self.hot.lock() else { return };
+        m.tick += 1;
+        let tick = m.tick;
+        m.files += p.files.len();
+        if let Some((old, _)) = m.map.insert(p.id, (p.clone(), tick)) {
+            m.files -= old.files.len();
+        }
+        if m.files > HOT_FILES {
+            let mut ages: Vec<u64> = m.map.values().map(|(_, t)| *t).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            m.map.retain(|_, (_, t)| *t > cut);
+            m.files = m.map.values().map(|(p, _)| p.files.len()).sum();
+        }
     }
 
     /// Path of a content file.
@@ -495,7 +535,7 @@ impl Store {
                 })?;
                 if let Ok(mut hot) = self.hot.lock() {
                     for id in &remove_ids {
-                        hot.remove(id);
+                        hot.forget(*id);
                     }
                 }
             }
@@ -583,7 +623,7 @@ impl Store {
             })?;
             if let Ok(mut hot) = self.hot.lock() {
                 for id in &remove_ids {
-                    hot.remove(id);
+                    hot.forget(*id);
                 }
             }
         }
