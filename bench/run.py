@@ -33,6 +33,7 @@ ROOT = os.path.dirname(HERE)
 WORK = os.path.join(HERE, ".work")
 PORT = int(os.environ.get("HOARD_BENCH_PORT", "4873"))
 REGISTRY = f"http://127.0.0.1:{PORT}/"
+LIVE_REGISTRY = "https://registry.npmjs.org/"
 
 # name: (cache, lockfile, node_modules) present? ; "update" runs the update command.
 SCENARIOS = {
@@ -45,8 +46,17 @@ SCENARIOS = {
     "cache+lockfile+node_modules": (True, True, True),
     "lockfile+node_modules": (False, True, True),
     "update": (True, True, True),
+    # Resolution alone with warm metadata: no lockfile, write only the lockfile.
+    "resolve": (True, False, False),
 }
-LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "bun": "bun.lock", "hoard": "package-lock.json"}
+LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "bun": "bun.lock", "hoard": "package-lock.json",
+             "hoard-base": "package-lock.json"}
+# `--tools hoard-base` is a second hoard build, from the checkout in $HOARD_BASE_DIR (A/B runs).
+HOARD_ROOTS = {"hoard": ROOT, "hoard-base": os.environ.get("HOARD_BASE_DIR", "")}
+
+
+def hoard_bin(tool, name="hoard"):
+    return os.path.join(HOARD_ROOTS[tool], "target", "release", name)
 
 
 def log(*a):
@@ -106,25 +116,31 @@ class Tool:
             "HOARD_STORE_DIR": self.cache,
             "XDG_RUNTIME_DIR": self.runtime,
             "HOARD_IDLE_TIMEOUT": "3600",
-            "HOARD_DAEMON_BIN": os.path.join(ROOT, "target", "release", "hoardd"),
+            "HOARD_DAEMON_BIN": hoard_bin(self.name, "hoardd") if self.name in HOARD_ROOTS else "",
             "SSL_CERT_FILE": os.environ.get("SSL_CERT_FILE", ""),
             "LANG": "C.UTF-8",
         }
         return e
 
-    def command(self, update=False):
+    def command(self, update=False, lock_only=False):
         n = self.name
+        verb = "update" if update else "install"
         if n == "npm":
-            return ["npm", "update" if update else "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+            return ["npm", verb, "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"] + \
+                (["--package-lock-only"] if lock_only else [])
         if n == "pnpm":
-            return ["pnpm", "update" if update else "install", "--ignore-scripts", "--store-dir", os.path.join(self.cache, "store"),
-                    "--cache-dir", os.path.join(self.cache, "meta"), "--config.confirmModulesPurge=false", "--reporter=silent"]
+            return ["pnpm", verb, "--ignore-scripts", "--store-dir", os.path.join(self.cache, "store"),
+                    "--cache-dir", os.path.join(self.cache, "meta"), "--config.confirmModulesPurge=false",
+                    "--reporter=silent"] + (["--lockfile-only"] if lock_only else [])
         if n == "bun":
-            return ["bun", "update" if update else "install", "--ignore-scripts", "--silent"]
-        return [os.path.join(ROOT, "target", "release", "hoard"), "--quiet", "update" if update else "install", "--ignore-scripts"]
+            return ["bun", verb, "--ignore-scripts", "--silent"] + (["--lockfile-only"] if lock_only else [])
+        return [hoard_bin(n), "--quiet", verb, "--ignore-scripts"] + (["--package-lock-only"] if lock_only else [])
+
+    def scenario_command(self, scenario):
+        return self.command(update=(scenario == "update"), lock_only=(scenario == "resolve"))
 
     def hoard_json(self):
-        return [os.path.join(ROOT, "target", "release", "hoard"), "--json", "install", "--ignore-scripts"]
+        return [hoard_bin(self.name), "--json", "install", "--ignore-scripts"]
 
     def daemon_pid(self):
         lock = os.path.join(self.cache, "daemon", "hoardd.lock")
@@ -146,10 +162,10 @@ class Tool:
                 pass
 
     def stop_daemon(self):
-        if self.name != "hoard":
+        if self.name not in HOARD_ROOTS:
             return
         self.note_daemon_rss()
-        subprocess.run([os.path.join(ROOT, "target", "release", "hoard"), "--quiet", "daemon", "stop"], env=self.env(),
+        subprocess.run([hoard_bin(self.name), "--quiet", "daemon", "stop"], env=self.env(),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def run(self, cmd):
@@ -242,12 +258,14 @@ def versions(tools, env_bin):
     for t in tools:
         cmd = {"npm": ["npm", "--version"], "pnpm": [os.path.join(env_bin, "pnpm"), "--version"],
                "bun": [os.path.join(env_bin, "bun"), "--version"],
-               "hoard": [os.path.join(ROOT, "target", "release", "hoard"), "--version"]}[t]
+               "hoard": [hoard_bin("hoard"), "--version"], "hoard-base": [hoard_bin("hoard-base"), "--version"]}[t]
         v[t] = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().split()[-1]
     return v
 
 
 def start_mirror(args):
+    if args.live:
+        return None
     cache = os.path.join(WORK, "mirror")
     cmd = [sys.executable, os.path.join(HERE, "mirror.py"), "--cache", cache, "--port", str(PORT),
            "--latency-ms", str(args.latency_ms), "--kbps", str(args.kbps)]
@@ -262,6 +280,8 @@ def start_mirror(args):
 
 
 def mirror_stats():
+    if REGISTRY == LIVE_REGISTRY:
+        return {"hits": 0, "misses": 0}
     with urllib.request.urlopen(REGISTRY + "-/hoard-mirror-stats") as r:
         return json.load(r)
 
@@ -274,8 +294,13 @@ def main():
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--latency-ms", type=int, default=0)
     ap.add_argument("--kbps", type=int, default=0)
+    ap.add_argument("--live", action="store_true",
+                    help="no mirror: every tool talks to the public registry (cold figures vary run to run)")
     ap.add_argument("--skip-extras", action="store_true", help="skip hoard's checkouts/concurrent scenarios")
     args = ap.parse_args()
+    if args.live:
+        global REGISTRY
+        REGISTRY = LIVE_REGISTRY
     tools = args.tools.split(",")
     scenarios = args.scenarios.split(",")
     fixtures = args.fixtures.split(",")
@@ -283,6 +308,8 @@ def main():
 
     log("building hoard (release)")
     sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    if "hoard-base" in tools and not os.path.exists(hoard_bin("hoard-base")):
+        sys.exit("--tools hoard-base needs HOARD_BASE_DIR: a checkout with target/release built")
     bin_dir = ensure_tools(tools)
     vers = versions(tools, bin_dir)
     trash = Trash()
@@ -307,8 +334,8 @@ def main():
                         t = ts[name]
                         t.prepare(sc)
                         subprocess.run(["sync"])
-                        dt, peak = t.run(t.command(update=(sc == "update")))
-                        if name == "hoard":
+                        dt, peak = t.run(t.scenario_command(sc))
+                        if name in HOARD_ROOTS:
                             t.note_daemon_rss()
                         if i > 0:  # the first round is the warm-up
                             times[name].append(dt)
@@ -347,7 +374,8 @@ def main():
         if "hoard" in tools and not args.skip_extras:
             results["extras"] = hoard_extras(fixtures, trash, bin_dir)
     finally:
-        os.killpg(mirror.pid, signal.SIGTERM)
+        if mirror is not None:
+            os.killpg(mirror.pid, signal.SIGTERM)
         log("deleting the trash")
         trash.empty()
     results["minutes"] = round((time.time() - started) / 60, 1)
@@ -455,7 +483,9 @@ def write(results, tools, scenarios):
              f"Machine: {results['machine']}.  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".  ",
              f"Median of {results['runs']} runs after a discarded warm-up, interleaved; (min–max); ×: time relative to hoard. "
-             f"Local mirror on 127.0.0.1, added latency {results['latency_ms']} ms. Whole run: {results.get('minutes')} min.", ""]
+             (f"Live registry {REGISTRY}. " if REGISTRY == LIVE_REGISTRY else
+              f"Local mirror on 127.0.0.1, added latency {results['latency_ms']} ms. ")
+             + f"Whole run: {results.get('minutes')} min.", ""]
     for fx, res in results["fixtures"].items():
         lines += [f"## {fx} ({res['packages']} packages)", "",
                   "| scenario | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
@@ -470,7 +500,7 @@ def write(results, tools, scenarios):
                 m = statistics.median(v)
                 cell = f"{fmt_s(m)} ({fmt_s(min(v))}–{fmt_s(max(v))})"
                 if h and t != "hoard":
-                    cell += f" ×{m / h:.1f}"
+                    cell += f" ×{m / h:.2f}"
                 cells.append(cell)
             lines.append(f"| {sc} | " + " | ".join(cells) + " |")
         if res.get("cp_al_seconds"):

@@ -5,12 +5,24 @@
 //! Must not: allocate on behalf of anyone, or run on the async executor (trimming walks the
 //! whole heap).
 
-/// Set the allocator up; call once at start, before threads exist.
+/// Set the allocator up; call once at start, before threads exist. `HOARD_MALLOC_ARENAS`
+/// sets the number of arenas (0: glibc's default, 8 per core).
 pub fn tune() {
+    let arenas = std::env::var("HOARD_MALLOC_ARENAS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(2);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before other threads start.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        if arenas > 0 {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+        // Freed memory stays with the allocator between requests (a no-op reuses it instead of
+        // faulting fresh pages in), and big buffers come from the heap, not from a fresh mmap
+        // each time; `give_back` returns it all once an install is over.
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
     }
 }
 

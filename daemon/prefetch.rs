@@ -4,7 +4,8 @@
 //! preferences) is looked at, and the packuments of its dependencies, optional dependencies and
 //! required peers are requested at once, and so on down. Fetches share the registry's in-flight
 //! map and caches with the resolver, so the walk only ever runs ahead of it; a speculation that
-//! turns out wrong costs one packument, never a different tree.
+//! turns out wrong costs one packument, never a different tree. A packument already in memory is
+//! not walked through (its dependencies came with it), so a warm resolve pays nothing.
 //!
 //! Must not: decide anything about the tree, or outlive the install that started it (each walk
 //! stops once its `Prefetch` handle is dropped).
@@ -107,6 +108,11 @@ impl Walk {
     }
 
     async fn step(self: &Arc<Self>, name: &str, spec: &Spec) {
+        // Metadata already in memory came with its dependencies' (they were fetched with it):
+        // walking on would only repeat the resolver's own picks.
+        if self.registry.is_hot(name, &self.cfg, self.network) {
+            return;
+        }
         let Ok(p) = self.registry.packument(name, &self.cfg, self.network).await else {
             return;
         };

@@ -190,6 +190,12 @@ impl Registry {
         fut.await.map_err(HoardError::Shared)
     }
 
+    /// Whether `name`'s packument is in memory and fresh (a request would not wait).
+    pub fn is_hot(&self, name: &str, cfg: &NpmConfig, network: Network) -> bool {
+        let url = packument_url(&cfg.registry_for(name), name);
+        self.hot_hit(&url, network).is_some()
+    }
+
     fn hot_hit(&self, url: &str, network: Network) -> Option<Arc<Packument>> {
         let mut hot = self.hot.lock().ok()?;
         let e = hot.get(url)?;

@@ -240,7 +240,9 @@ impl StagingDir {
         // SAFETY: `fd` was just opened and is not owned by anything else.
         let file = unsafe { std::fs::File::from_raw_fd(fd) };
         // The umask may have taken bits away: the store's modes are exact.
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        if umask() & mode != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
         Ok(file)
     }
 
@@ -278,6 +280,21 @@ impl StagingDir {
             _ => Err(e),
         }
     }
+}
+
+/// The process's umask, read once from /proc (reading it with umask(2) would change it for a
+/// moment under other threads). Unknown: assume it takes every bit, so modes are always set.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
+            })
+            .unwrap_or(0o777)
+    })
 }
 
 impl Drop for StagingDir {
