@@ -231,7 +231,13 @@ impl Hoard for Service {
                     _ = token.cancelled() => return,
                 };
                 d.emit(&key, watch_event::Kind::InstallStarted, String::new());
+                info!(project = %key.display(), "install began (project locked)");
+                if let Some(hold) = failpoint_install_hold() {
+                    tokio::time::sleep(hold).await;
+                }
                 let result = d.installer.run(r, tx.clone(), token.clone()).await;
+                // Logged before the client hears the outcome, while the project lock is held.
+                info!(project = %key.display(), "install ended (project lock released next)");
                 let worked = !matches!(&result, Ok(s) if s.up_to_date);
                 let msg = match result {
                     Ok(summary) => {
@@ -506,4 +512,16 @@ impl Hoard for Service {
             pid: std::process::id(),
         }))
     }
+}
+
+/// For tests only: `HOARD_FAILPOINT_INSTALL_HOLD_MS` keeps every install that long inside the
+/// project's lock, so concurrent installs into one project would overlap if the lock failed.
+fn failpoint_install_hold() -> Option<std::time::Duration> {
+    static HOLD: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *HOLD.get_or_init(|| {
+        std::env::var("HOARD_FAILPOINT_INSTALL_HOLD_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis)
+    })
 }

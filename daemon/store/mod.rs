@@ -132,6 +132,7 @@ impl Store {
         // committed while its result (marked as downloaded now) is not in memory yet.
         let joining = self.inflight.lock().ok().and_then(|m| m.get(&key).cloned());
         if let Some(f) = joining {
+            debug!(pkg = %pkg.pkg_id(), "joining an import already under way");
             return f.await.map_err(HoardError::Shared);
         }
         if let Some(found) = self.lookup(pkg).await? {

@@ -60,6 +60,20 @@ impl TestContext {
         c
     }
 
+    /// `hoard` run as uid/gid 65534 (nobody), from binaries that user can reach, spawning that
+    /// daemon if it needs one. Only after `can_act_as_nobody()` said yes.
+    pub fn hoard_as_nobody(&self) -> Command {
+        use std::os::unix::process::CommandExt;
+        let (hoard, hoardd) = shared_bins().expect("can_act_as_nobody() first");
+        let mut c = Command::new(hoard);
+        self.apply_env(&mut c);
+        c.env("HOARD_DAEMON_BIN", hoardd)
+            .current_dir(&self.project)
+            .uid(65534)
+            .gid(65534);
+        c
+    }
+
     pub fn hoardd(&self) -> Command {
         let mut c = Command::new(HOARDD);
         self.apply_env(&mut c);
@@ -231,24 +245,45 @@ pub fn is_root() -> bool {
 /// Whether a test can act as another user (uid 65534): it must be root, and that user must be
 /// able to reach and run the built binaries (every folder above them searchable by others).
 pub fn can_act_as_nobody() -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
     if !is_root() {
-        return Err("needs root to act as another user".into());
+        return Err("needs root to act as another user (uid 65534)".into());
     }
-    let mut dir = Path::new(HOARD).parent();
-    while let Some(d) = dir {
-        let mode = std::fs::metadata(d)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0);
-        if mode & 0o001 == 0 {
-            return Err(format!(
-                "uid 65534 cannot reach the binaries: `{}` is not searchable by others",
-                d.display()
-            ));
+    shared_bins().map(|_| ())
+}
+
+/// The two binaries where every user can run them (the build folder may sit in a folder other
+/// users cannot search): hard links, or copies, in a world-searchable folder under the temp dir.
+pub fn shared_bins() -> Result<&'static (PathBuf, PathBuf), String> {
+    use std::os::unix::fs::PermissionsExt;
+    static BINS: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> =
+        std::sync::OnceLock::new();
+    BINS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hoard-it-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(&dir, open.clone()).map_err(|e| e.to_string())?;
+        let mut out = vec![];
+        for bin in [HOARD, HOARDD] {
+            let to = dir.join(Path::new(bin).file_name().unwrap_or_default());
+            if !to.exists() && std::fs::hard_link(bin, &to).is_err() {
+                std::fs::copy(bin, &to).map_err(|e| format!("copying {bin}: {e}"))?;
+            }
+            std::fs::set_permissions(&to, open.clone()).map_err(|e| e.to_string())?;
+            out.push(to);
         }
-        dir = d.parent();
-    }
-    Ok(())
+        Ok((out[0].clone(), out[1].clone()))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// Say that `test` did not run here and why. It is printed, and recorded where `tests/run.sh`
+/// reads it for the run's summary: a test that could not run must never read as a pass.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(test), format!("{why}\n"));
 }
 
 /// Poll `f` until it is true or `timeout` passes.

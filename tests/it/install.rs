@@ -473,8 +473,10 @@ fn cross_device_falls_back_to_copy_with_a_warning() {
     let reg = ecosystem();
     let ctx = TestContext::new().with_registry(&reg.url);
     if !shm.is_dir() || same_dev(shm, &ctx.store) {
-        eprintln!("skipped: no second filesystem at /dev/shm");
-        return;
+        return skip(
+            "cross_device_falls_back_to_copy_with_a_warning",
+            "no second filesystem at /dev/shm",
+        );
     }
     let proj = tempfile::tempdir_in(shm).unwrap();
     write_json(
@@ -502,7 +504,10 @@ fn cross_device_falls_back_to_copy_with_a_warning() {
 #[test]
 fn concurrent_installs_into_one_project_are_serialized() {
     let reg = ecosystem();
-    let ctx = TestContext::new().with_registry(&reg.url);
+    // Each install stays 300 ms inside the project's lock: without the lock they would overlap.
+    let ctx = TestContext::new()
+        .with_registry(&reg.url)
+        .env("HOARD_FAILPOINT_INSTALL_HOLD_MS", "300");
     ctx.write_project(&json!({"name": "app", "dependencies": {"b": "1", "c": "1", "tool": "3"}}));
     ctx.ok(&["daemon", "start"]);
     let kids: Vec<_> = (0..4)
@@ -522,6 +527,28 @@ fn concurrent_installs_into_one_project_are_serialized() {
         let out = wait_output(k, Duration::from_secs(60));
         assert!(out.status.success(), "{}", stderr(&out));
     }
+    // The daemon's log: each install finished before the next one started.
+    let log = ctx.log();
+    let events: Vec<&str> = log
+        .lines()
+        .filter_map(|l| {
+            if l.contains("install began (project locked)") {
+                Some("started")
+            } else if l.contains("install ended (project lock released next)") {
+                Some("finished")
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(events.len(), 8, "{log}");
+    for pair in events.chunks(2) {
+        assert_eq!(
+            pair,
+            ["started", "finished"],
+            "installs overlapped: {events:?}"
+        );
+    }
     // Whatever won last, the tree is complete and consistent.
     ctx.ok(&["install"]);
     assert!(ctx.project.join("node_modules/.bin/tool").exists());
@@ -539,10 +566,8 @@ fn concurrent_installs_into_one_project_are_serialized() {
 #[test]
 fn a_project_of_another_user_is_refused() {
     if let Err(why) = can_act_as_nobody() {
-        eprintln!("skipped: {why}");
-        return;
+        return skip("a_project_of_another_user_is_refused", &why);
     }
-    use std::os::unix::process::CommandExt;
     let reg = ecosystem();
     let ctx = TestContext::new().with_registry(&reg.url);
     // The user (uid 65534) owns the store and home; the project belongs to root but is readable.
@@ -555,8 +580,8 @@ fn a_project_of_another_user_is_refused() {
     }
     ctx.write_project(&json!({"name": "app", "dependencies": {"a": "1"}}));
     std::fs::set_permissions(&ctx.project, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let mut c = ctx.hoard();
-    c.arg("install").uid(65534).gid(65534);
+    let mut c = ctx.hoard_as_nobody();
+    c.arg("install");
     let out = run_with_timeout(&mut c, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
@@ -882,8 +907,10 @@ fn reflinks_on_xfs_keep_the_store_safe_and_reflink_on_ext4_is_refused() {
     let xfs = match XfsMount::new(base.root.path()) {
         Ok(m) => m,
         Err(why) => {
-            eprintln!("skipped: no reflink filesystem: {why}");
-            return;
+            return skip(
+                "reflinks_on_xfs_keep_the_store_safe_and_reflink_on_ext4_is_refused",
+                &format!("no reflink filesystem: {why}"),
+            );
         }
     };
     // Store and project both on XFS.

@@ -25,6 +25,34 @@ pub struct Fault {
     pub throttle: Option<(usize, Duration)>,
     /// Require this Authorization header (else 401).
     pub require_auth: Option<String>,
+    /// Hold every answer until the gate is opened (60 s at most).
+    pub gate: Option<Arc<Gate>>,
+}
+
+/// A gate the test opens: requests wait at it, so a race is forced instead of hoped for.
+#[derive(Debug, Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate::default())
+    }
+
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self) {
+        let g = self.open.lock().unwrap();
+        let _ = self
+            .cv
+            .wait_timeout_while(g, Duration::from_secs(60), |open| !*open)
+            .unwrap();
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -466,6 +494,9 @@ fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
             };
             (fault, body)
         };
+        if let Some(g) = &fault.gate {
+            g.wait();
+        }
         if let Some(d) = fault.delay {
             std::thread::sleep(d);
         }

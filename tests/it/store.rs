@@ -206,11 +206,13 @@ fn sixteen_concurrent_installs_download_once() {
     let reg = Registry::start();
     reg.publish(Pkg::new("shared", "1.0.0").file("lib.js", &vec![b'y'; 50_000], 0o644));
     let tarball = Registry::tarball_path("shared", "1.0.0");
-    // Slow enough that every install asks while the first download is still running.
+    // The download is held until every install has asked for the package: each one either
+    // joins the download in flight or (were coalescing broken) asks the registry itself.
+    let gate = Gate::new();
     reg.fault(
         &tarball,
         Fault {
-            delay: Some(Duration::from_millis(1500)),
+            gate: Some(gate.clone()),
             ..Default::default()
         },
     );
@@ -233,10 +235,23 @@ fn sixteen_concurrent_installs_download_once() {
                 .unwrap(),
         );
     }
+    let joined = eventually(Duration::from_secs(60), || {
+        ctx.log()
+            .matches("joining an import already under way")
+            .count()
+            >= 15
+    });
+    let asked = reg.count(&tarball);
+    gate.open();
     for c in children {
         let out = wait_output(c, Duration::from_secs(60));
         assert!(out.status.success(), "{}", stderr(&out));
     }
+    assert!(
+        joined,
+        "the installs did not join one download ({asked} requests reached the registry):\n{}",
+        ctx.log()
+    );
     assert_eq!(
         reg.count(&tarball),
         1,
@@ -336,8 +351,10 @@ fn store_files_are_read_only_and_edits_do_not_reach_the_store() {
     let drop_privileges = is_root();
     if drop_privileges && let Err(why) = can_act_as_nobody() {
         // Root ignores file modes, so the write would succeed: nothing to test here.
-        eprintln!("skipped: {why}");
-        return;
+        return skip(
+            "store_files_are_read_only_and_edits_do_not_reach_the_store",
+            &why,
+        );
     }
     if drop_privileges {
         // Run as an ordinary user: root ignores file modes.
@@ -356,10 +373,16 @@ fn store_files_are_read_only_and_edits_do_not_reach_the_store() {
             cmd.uid(65534).gid(65534);
         }
     };
+    let hoard = || {
+        if drop_privileges {
+            ctx.hoard_as_nobody()
+        } else {
+            ctx.hoard()
+        }
+    };
     for dir in [&ctx.project, &other] {
-        let mut c = ctx.hoard();
+        let mut c = hoard();
         c.current_dir(dir).arg("install");
-        as_user(&mut c);
         let out = run_with_timeout(&mut c, Duration::from_secs(60));
         assert!(out.status.success(), "{}", stderr(&out));
     }
@@ -378,9 +401,8 @@ fn store_files_are_read_only_and_edits_do_not_reach_the_store() {
         b"original\n"
     );
     // With copies the write succeeds and stays local.
-    let mut c = ctx.hoard();
+    let mut c = hoard();
     c.args(["install", "--link", "copy", "--force"]);
-    as_user(&mut c);
     assert!(
         run_with_timeout(&mut c, Duration::from_secs(60))
             .status
