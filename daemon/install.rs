@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span};
 
 use crate::error::{HoardError, Result};
+use crate::linker;
 use crate::linker::method::{Method, Requested};
-use crate::linker::{self, BinCandidate, Plan, PlannedLink, PlannedPackage};
 use crate::lockfile;
 use crate::project::{self, Project};
 use crate::registry::config::NpmConfig;
@@ -554,7 +554,7 @@ impl Installer {
                             // Where the package's folder is in this layout.
                             path: dir
                                 .join(if layout == "isolated" {
-                                    isolated_dir(n)
+                                    crate::plan::isolated_dir(n)
                                 } else {
                                     n.location.clone()
                                 })
@@ -608,9 +608,9 @@ impl Installer {
         // Plan and link.
         let t_link = Instant::now();
         let mut plan = if layout == "isolated" {
-            plan_isolated(&tree, &stored, &copies)
+            crate::plan::plan_isolated(&tree, &stored, &copies)
         } else {
-            plan_hoisted(&tree, &stored, &copies)
+            crate::plan::plan_hoisted(&tree, &stored, &copies)
         };
         linker::compute_bin_links(&mut plan);
         let requested = requested_method(&req);
@@ -942,155 +942,6 @@ fn package_install_scripts(
         }
     }
     out
-}
-
-fn pkg_key(n: &crate::tree::Node, p: &StoredPackage, copy: bool) -> String {
-    format!(
-        "{} {}{}",
-        n.pkg_id(),
-        p.integrity,
-        if copy { " copy" } else { "" }
-    )
-}
-
-/// npm's layout: every node at its lockfile location.
-pub fn plan_hoisted(
-    tree: &Tree,
-    stored: &HashMap<usize, Arc<StoredPackage>>,
-    copies: &HashSet<usize>,
-) -> Plan {
-    let mut plan = Plan {
-        layout: "hoisted".into(),
-        ..Default::default()
-    };
-    for (i, n) in tree.nodes.iter().enumerate() {
-        match &n.kind {
-            NodeKind::Package { .. } => {
-                let Some(p) = stored.get(&i) else { continue };
-                let bins = linker::bins::with_directories(&n.name, &n.manifest, &p.files);
-                let parent_loc = n
-                    .parent
-                    .map(|pi| tree.nodes[pi].location.clone())
-                    .unwrap_or_default();
-                let dir = if parent_loc.is_empty() {
-                    "node_modules".to_string()
-                } else {
-                    format!("{parent_loc}/node_modules")
-                };
-                for (name, target) in &bins {
-                    plan.bin_candidates.push(BinCandidate {
-                        dir: dir.clone(),
-                        name: name.clone(),
-                        location: n.location.clone(),
-                        target: target.clone(),
-                        own: n.real_name().rsplit('/').next() == Some(name.as_str()),
-                    });
-                }
-                plan.packages.push(PlannedPackage {
-                    location: n.location.clone(),
-                    key: pkg_key(n, p, copies.contains(&i)),
-                    stored: p.clone(),
-                    copy: copies.contains(&i),
-                    bins,
-                });
-            }
-            NodeKind::Link { target } => {
-                let parent = n.location.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-                plan.links.push(PlannedLink {
-                    location: n.location.clone(),
-                    target: linker::relative(parent, target),
-                });
-            }
-            _ => {}
-        }
-    }
-    plan
-}
-
-fn isolated_dir(n: &crate::tree::Node) -> String {
-    format!(
-        "node_modules/.hoard/{}@{}/node_modules/{}",
-        n.real_name().replace('/', "+"),
-        n.version(),
-        n.real_name()
-    )
-}
-
-/// pnpm-style layout: each package once under `.hoard`, its dependencies as symlinks beside it.
-pub fn plan_isolated(
-    tree: &Tree,
-    stored: &HashMap<usize, Arc<StoredPackage>>,
-    copies: &HashSet<usize>,
-) -> Plan {
-    let mut plan = Plan {
-        layout: "isolated".into(),
-        ..Default::default()
-    };
-    let mut seen_dirs: HashSet<String> = HashSet::new();
-    let mut seen_links: HashSet<String> = HashSet::new();
-    let target_dir = |to: usize| -> Option<String> {
-        let t = &tree.nodes[to];
-        match &t.kind {
-            NodeKind::Package { .. } if stored.contains_key(&to) => Some(isolated_dir(t)),
-            NodeKind::Link { target } => Some(target.clone()),
-            _ => None,
-        }
-    };
-    for (i, n) in tree.nodes.iter().enumerate() {
-        // Where this node's dependencies must be visible from.
-        let deps_home = match &n.kind {
-            NodeKind::Root => "node_modules".to_string(),
-            NodeKind::Workspace => format!("{}/node_modules", n.location),
-            NodeKind::Package { .. } => {
-                let Some(p) = stored.get(&i) else { continue };
-                let dir = isolated_dir(n);
-                if seen_dirs.insert(dir.clone()) {
-                    let bins = linker::bins::with_directories(n.real_name(), &n.manifest, &p.files);
-                    plan.packages.push(PlannedPackage {
-                        location: dir.clone(),
-                        key: pkg_key(n, p, copies.contains(&i)),
-                        stored: p.clone(),
-                        copy: copies.contains(&i),
-                        bins,
-                    });
-                }
-                // `.hoard/<id>/node_modules/<name>` → its deps live in `.hoard/<id>/node_modules`.
-                let depth = n.real_name().matches('/').count() + 1;
-                let mut parts: Vec<&str> = dir.split('/').collect();
-                parts.truncate(parts.len() - depth);
-                parts.join("/")
-            }
-            NodeKind::Link { .. } => continue,
-        };
-        for e in &n.edges {
-            let Some(to) = e.to else { continue };
-            let Some(target) = target_dir(to) else {
-                continue;
-            };
-            let loc = format!("{deps_home}/{}", e.name);
-            if target == loc || !seen_links.insert(loc.clone()) {
-                continue;
-            }
-            let parent = loc.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-            plan.links.push(PlannedLink {
-                location: loc.clone(),
-                target: linker::relative(parent, &target),
-            });
-            let t = &tree.nodes[to];
-            if let Some(p) = stored.get(&to) {
-                for (name, tgt) in linker::bins::with_directories(&e.name, &t.manifest, &p.files) {
-                    plan.bin_candidates.push(BinCandidate {
-                        dir: deps_home.clone(),
-                        name: name.clone(),
-                        location: target.clone(),
-                        target: tgt,
-                        own: e.name.rsplit('/').next() == Some(name.as_str()),
-                    });
-                }
-            }
-        }
-    }
-    plan
 }
 
 /// Helper for the service: is `dir` a usable project path (for Watch).

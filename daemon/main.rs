@@ -12,6 +12,7 @@ mod linker;
 mod lockfile;
 mod memory;
 mod pick;
+mod plan;
 mod prefetch;
 mod project;
 mod registry;
