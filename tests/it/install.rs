@@ -306,6 +306,11 @@ fn omit_dev_and_isolated_layout() {
             "{}",
             stderr(&out)
         );
+    } else {
+        skip(
+            "omit_dev_and_isolated_layout (the require() check)",
+            "node is not on PATH",
+        );
     }
     // And back to hoisted.
     ctx.ok(&["install"]);
