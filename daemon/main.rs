@@ -213,7 +213,7 @@ async fn serve(
 ) -> Result<CloseReason, HoardError> {
     let sp = store_path.clone();
     let store = Arc::new(tokio::task::spawn_blocking(move || store::Store::open(&sp)).await??);
-    let http = Arc::new(registry::http::Http::new(64, 48)?);
+    let http = Arc::new(registry::http::Http::new(128, 128)?);
     let hot_budget = std::env::var("HOARD_METADATA_CACHE_MB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())

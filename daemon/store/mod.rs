@@ -54,6 +54,9 @@ pub struct StoredPackage {
     pub bytes_downloaded: u64,
 }
 
+/// Imports running at once; see `Store::import_permits`.
+const IMPORTS_AT_ONCE: usize = 16;
+
 /// File lists of packages kept in memory: at most this many files in all (~100 bytes each).
 const HOT_FILES: usize = 250_000;
 
@@ -84,6 +87,9 @@ pub struct Store {
     /// Imports under way, keyed by the expected integrity (or URL when none): concurrent
     /// requests share one download and one import.
     inflight: Mutex<HashMap<String, SharedImport>>,
+    /// Imports running at once (CPU-bound work: gunzip, hashing, file creation). Downloads
+    /// may outnumber them, to hide latency; a body waits in its socket for a free import.
+    import_permits: tokio::sync::Semaphore,
 }
 
 /// Totals for `store status`.
@@ -115,6 +121,7 @@ impl Store {
             limits: Limits::default(),
             hot: Mutex::new(HotPackages::default()),
             inflight: Mutex::new(HashMap::new()),
+            import_permits: tokio::sync::Semaphore::new(IMPORTS_AT_ONCE),
         })
     }
 
@@ -269,6 +276,10 @@ impl Store {
                 )
                 .await
                 .map_err(ImportFailure::Fatal)?;
+            let _importing =
+                self.import_permits.acquire().await.map_err(|_| {
+                    ImportFailure::Fatal(HoardError::Internal("store closed".into()))
+                })?;
             // Bounded: the download waits for the import, never the other way round.
             let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(32);
             let worker = tokio::task::spawn_blocking(move || {
