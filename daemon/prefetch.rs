@@ -4,8 +4,9 @@
 //! preferences) is looked at, and the packuments of its dependencies, optional dependencies and
 //! required peers are requested at once, and so on down. Fetches share the registry's in-flight
 //! map and caches with the resolver, so the walk only ever runs ahead of it; a speculation that
-//! turns out wrong costs one packument, never a different tree. A packument already in memory is
-//! not walked through (its dependencies came with it), so a warm resolve pays nothing.
+//! turns out wrong costs one packument, never a different tree. A packument already in memory
+//! since before the install began is not walked through (its dependencies came with it), so a
+//! warm resolve pays nothing.
 //!
 //! Must not: decide anything about the tree, or outlive the install that started it (each walk
 //! stops once its `Prefetch` handle is dropped).
@@ -28,6 +29,7 @@ struct Walk {
     /// (name, range) pairs already walked.
     seen: Mutex<HashSet<(String, String)>>,
     stopped: AtomicBool,
+    started: std::time::Instant,
 }
 
 /// One install's prefetch walk; dropping it stops the walk.
@@ -53,6 +55,7 @@ impl Prefetch {
             node,
             seen: Mutex::new(HashSet::new()),
             stopped: AtomicBool::new(false),
+            started: std::time::Instant::now(),
         }))
     }
 
@@ -108,9 +111,14 @@ impl Walk {
     }
 
     async fn step(self: &Arc<Self>, name: &str, spec: &Spec) {
-        // Metadata already in memory came with its dependencies' (they were fetched with it):
-        // walking on would only repeat the resolver's own picks.
-        if self.registry.is_hot(name, &self.cfg, self.network) {
+        // Metadata in memory since before this install came with its dependencies' (an
+        // earlier install fetched them): walking on would only repeat the resolver's picks.
+        // (Metadata that arrived during this install is walked: another range of the same
+        // package may pick another version, with other dependencies.)
+        if self
+            .registry
+            .hot_before(name, &self.cfg, self.network, self.started)
+        {
             return;
         }
         let Ok(p) = self.registry.packument(name, &self.cfg, self.network).await else {

@@ -161,6 +161,9 @@ impl RegistrySource<'_> {
         inner: &Spec,
     ) -> std::result::Result<Arc<Manifest>, String> {
         validate_name(real_name).map_err(|e| e.to_string())?;
+        if !self.registry.is_hot(real_name, self.cfg, self.network) {
+            tracing::debug!(name = real_name, "placement waits for metadata");
+        }
         let packument = self
             .registry
             .packument(real_name, self.cfg, self.network)

@@ -43,6 +43,8 @@ pub const HOT_BUDGET_BYTES: usize = 64 << 20;
 struct HotEntry {
     packument: Arc<Packument>,
     fetched_at: u64,
+    /// When it came into memory (from the network or the disk cache).
+    loaded: std::time::Instant,
     size: usize,
     last_used: u64,
 }
@@ -71,6 +73,7 @@ impl Hot {
         let e = HotEntry {
             packument,
             fetched_at,
+            loaded: std::time::Instant::now(),
             size,
             last_used: self.tick,
         };
@@ -194,6 +197,22 @@ impl Registry {
     pub fn is_hot(&self, name: &str, cfg: &NpmConfig, network: Network) -> bool {
         let url = packument_url(&cfg.registry_for(name), name);
         self.hot_hit(&url, network).is_some()
+    }
+
+    /// Whether `name`'s packument was in memory, fresh, already before `t`.
+    pub fn hot_before(
+        &self,
+        name: &str,
+        cfg: &NpmConfig,
+        network: Network,
+        t: std::time::Instant,
+    ) -> bool {
+        let url = packument_url(&cfg.registry_for(name), name);
+        self.hot_hit(&url, network).is_some()
+            && self
+                .hot
+                .lock()
+                .is_ok_and(|h| h.map.get(&url).is_some_and(|e| e.loaded < t))
     }
 
     fn hot_hit(&self, url: &str, network: Network) -> Option<Arc<Packument>> {
