@@ -483,7 +483,7 @@ def write(results, tools, scenarios):
              f"Machine: {results['machine']}.  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".  ",
              f"Median of {results['runs']} runs after a discarded warm-up, interleaved; (min–max); ×: time relative to hoard. "
-             (f"Live registry {REGISTRY}. " if REGISTRY == LIVE_REGISTRY else
+             + (f"Live registry {REGISTRY}. " if REGISTRY == LIVE_REGISTRY else
               f"Local mirror on 127.0.0.1, added latency {results['latency_ms']} ms. ")
              + f"Whole run: {results.get('minutes')} min.", ""]
     for fx, res in results["fixtures"].items():
