@@ -117,9 +117,10 @@ class Tool:
             "XDG_RUNTIME_DIR": self.runtime,
             "HOARD_IDLE_TIMEOUT": "3600",
             "HOARD_DAEMON_BIN": hoard_bin(self.name, "hoardd") if self.name in HOARD_ROOTS else "",
-            "SSL_CERT_FILE": os.environ.get("SSL_CERT_FILE", ""),
             "LANG": "C.UTF-8",
         }
+        if os.environ.get("SSL_CERT_FILE"):
+            e["SSL_CERT_FILE"] = os.environ["SSL_CERT_FILE"]
         return e
 
     def command(self, update=False, lock_only=False):
@@ -225,8 +226,13 @@ class Tool:
                 os.makedirs(self.home, exist_ok=True)
 
     def baseline(self):
-        """One full install (fills the cache, records the golden lockfile)."""
+        """One full install (fills the cache, records the golden lockfile). A lockfile left by
+        an earlier run (possibly against another registry) is not reused."""
         self.trash.put(self.nm())
+        for f in set(LOCKFILES.values()):
+            p = os.path.join(self.project, f)
+            if os.path.exists(p):
+                os.remove(p)
         self.run(self.command())
         shutil.copy(self.lock(), self.golden_lock)
 
@@ -264,7 +270,7 @@ def versions(tools, env_bin):
 
 
 def start_mirror(args):
-    if args.live:
+    if getattr(args, "live", False):
         return None
     cache = os.path.join(WORK, "mirror")
     cmd = [sys.executable, os.path.join(HERE, "mirror.py"), "--cache", cache, "--port", str(PORT),
