@@ -29,8 +29,7 @@ use crate::registry::config::NpmConfig;
 use crate::registry::{Network, Registry};
 use crate::resolve::Resolver;
 use crate::spec::{Spec, split_arg};
-use crate::store::integrity::Sri;
-use crate::store::{Store, StoredPackage, TarballRef};
+use crate::store::{Store, StoredPackage};
 use crate::tree::{NodeKind, Tree};
 
 /// Shared, long-lived install machinery (one per daemon).
@@ -376,7 +375,7 @@ impl Installer {
                         if !prefetch || !node.platform_ok {
                             return;
                         }
-                        if let Some(t) = tarball_ref(node, &cfg2, &dir2) {
+                        if let Some(t) = node.tarball_ref(&cfg2, &dir2) {
                             let store = store.clone();
                             let http = http.clone();
                             tokio::spawn(async move {
@@ -460,7 +459,7 @@ impl Installer {
             let offline = network == Network::Offline;
             let span = info_span!("fetch", packages = total);
             let jobs = install.clone().into_iter().map(|i| {
-                let t = tarball_ref(&tree.nodes[i], &cfg, &dir);
+                let t = tree.nodes[i].tarball_ref(&cfg, &dir);
                 let store = self.store.clone();
                 let http = self.registry.http.clone();
                 async move {
@@ -886,30 +885,6 @@ impl Installer {
         }
         let bytes = project::render_like(&pkg, &project.pkg_bytes)?;
         blocking(|| project::write_atomic(&project.dir.join("package.json"), &bytes))
-    }
-}
-
-/// What to fetch for a package node (`file:` tarballs are made absolute against `project`).
-pub fn tarball_ref(n: &crate::tree::Node, cfg: &NpmConfig, project: &Path) -> Option<TarballRef> {
-    match &n.kind {
-        NodeKind::Package {
-            real_name,
-            version,
-            resolved,
-            integrity,
-        } => Some(TarballRef {
-            name: real_name.clone(),
-            version: version.clone(),
-            url: match resolved.strip_prefix("file:") {
-                Some(rel) if !rel.starts_with('/') => {
-                    format!("file:{}", project.join(rel).display())
-                }
-                _ => resolved.clone(),
-            },
-            integrity: Sri::parse(integrity.as_deref(), None),
-            auth: cfg.auth_for(resolved),
-        }),
-        _ => None,
     }
 }
 

@@ -21,6 +21,27 @@ fn pkg_key(n: &crate::tree::Node, p: &StoredPackage, copy: bool) -> String {
     )
 }
 
+/// Offer `bins` (name → target inside the package at `location`) for `<dir>/.bin`. A bin named
+/// like its package (`pkg_name`, scope dropped) wins a clash; see `linker::compute_bin_links`.
+fn add_bins(
+    plan: &mut Plan,
+    dir: &str,
+    location: &str,
+    pkg_name: &str,
+    bins: std::collections::BTreeMap<String, String>,
+) {
+    let own = pkg_name.rsplit('/').next();
+    for (name, target) in bins {
+        plan.bin_candidates.push(BinCandidate {
+            dir: dir.to_string(),
+            own: own == Some(name.as_str()),
+            name,
+            location: location.to_string(),
+            target,
+        });
+    }
+}
+
 /// npm's layout: every node at its lockfile location.
 pub fn plan_hoisted(
     tree: &Tree,
@@ -45,15 +66,7 @@ pub fn plan_hoisted(
                 } else {
                     format!("{parent_loc}/node_modules")
                 };
-                for (name, target) in &bins {
-                    plan.bin_candidates.push(BinCandidate {
-                        dir: dir.clone(),
-                        name: name.clone(),
-                        location: n.location.clone(),
-                        target: target.clone(),
-                        own: n.real_name().rsplit('/').next() == Some(name.as_str()),
-                    });
-                }
+                add_bins(&mut plan, &dir, &n.location, n.real_name(), bins.clone());
                 plan.packages.push(PlannedPackage {
                     location: n.location.clone(),
                     key: pkg_key(n, p, copies.contains(&i)),
@@ -146,15 +159,8 @@ pub fn plan_isolated(
             });
             let t = &tree.nodes[to];
             if let Some(p) = stored.get(&to) {
-                for (name, tgt) in linker::bins::with_directories(&e.name, &t.manifest, &p.files) {
-                    plan.bin_candidates.push(BinCandidate {
-                        dir: deps_home.clone(),
-                        name: name.clone(),
-                        location: target.clone(),
-                        target: tgt,
-                        own: e.name.rsplit('/').next() == Some(name.as_str()),
-                    });
-                }
+                let bins = linker::bins::with_directories(&e.name, &t.manifest, &p.files);
+                add_bins(&mut plan, &deps_home, &target, &e.name, bins);
             }
         }
     }

@@ -161,7 +161,9 @@ impl RegistrySource<'_> {
         inner: &Spec,
     ) -> std::result::Result<Arc<Manifest>, String> {
         validate_name(real_name).map_err(|e| e.to_string())?;
-        if !self.registry.is_hot(real_name, self.cfg, self.network) {
+        if tracing::enabled!(tracing::Level::DEBUG)
+            && !self.registry.is_hot(real_name, self.cfg, self.network)
+        {
             tracing::debug!(name = real_name, "placement waits for metadata");
         }
         let packument = self
@@ -381,7 +383,7 @@ impl<'a> Resolver<'a> {
             })
             .collect();
         for b in bundlers {
-            let Some(t) = bundle_tarball(&tree.nodes[b], self.cfg) else {
+            let Some(t) = bundle_tarball(&tree.nodes[b], self.cfg, self.project) else {
                 continue;
             };
             let stored = self
@@ -693,27 +695,17 @@ fn without(mut tree: Tree, drop: &[usize]) -> Tree {
     tree.retain(|i| !gone.contains(&i) && !drop.contains(&i))
 }
 
-/// The tarball of a package that bundles dependencies.
-fn bundle_tarball(n: &Node, cfg: &NpmConfig) -> Option<crate::store::TarballRef> {
-    let NodeKind::Package {
-        real_name,
-        version,
-        resolved,
-        integrity,
-    } = &n.kind
-    else {
-        return None;
-    };
-    if resolved.is_empty() || resolved.starts_with("file:") {
-        return None;
+/// The tarball of a package that bundles dependencies (registry and URL tarballs; local `file:`
+/// tarballs are left out).
+fn bundle_tarball(n: &Node, cfg: &NpmConfig, project: &Path) -> Option<crate::store::TarballRef> {
+    match &n.kind {
+        NodeKind::Package { resolved, .. }
+            if !resolved.is_empty() && !resolved.starts_with("file:") =>
+        {
+            n.tarball_ref(cfg, project)
+        }
+        _ => None,
     }
-    Some(crate::store::TarballRef {
-        name: real_name.clone(),
-        version: version.clone(),
-        url: resolved.clone(),
-        integrity: crate::store::integrity::Sri::parse(integrity.as_deref(), None),
-        auth: cfg.auth_for(resolved),
-    })
 }
 
 /// `node_modules/a/package.json`, `node_modules/@s/b/node_modules/c/package.json`: a bundled

@@ -5,9 +5,13 @@
 //! and the lockfile writer. Must not: do I/O.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::Path;
 use std::sync::Arc;
 
+use crate::registry::config::NpmConfig;
 use crate::registry::packument::Manifest;
+use crate::store::TarballRef;
+use crate::store::integrity::Sri;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EdgeKind {
@@ -119,6 +123,31 @@ impl Node {
             NodeKind::Package { real_name, .. } => real_name,
             _ => &self.name,
         }
+    }
+
+    /// What to fetch for a package node (`file:` tarballs are made absolute against `project`).
+    pub fn tarball_ref(&self, cfg: &NpmConfig, project: &Path) -> Option<TarballRef> {
+        let NodeKind::Package {
+            real_name,
+            version,
+            resolved,
+            integrity,
+        } = &self.kind
+        else {
+            return None;
+        };
+        Some(TarballRef {
+            name: real_name.clone(),
+            version: version.clone(),
+            url: match resolved.strip_prefix("file:") {
+                Some(rel) if !rel.starts_with('/') => {
+                    format!("file:{}", project.join(rel).display())
+                }
+                _ => resolved.clone(),
+            },
+            integrity: Sri::parse(integrity.as_deref(), None),
+            auth: cfg.auth_for(resolved),
+        })
     }
 
     pub fn pkg_id(&self) -> String {

@@ -208,18 +208,24 @@ impl Registry {
         t: std::time::Instant,
     ) -> bool {
         let url = packument_url(&cfg.registry_for(name), name);
-        self.hot_hit(&url, network).is_some()
-            && self
-                .hot
-                .lock()
-                .is_ok_and(|h| h.map.get(&url).is_some_and(|e| e.loaded < t))
+        let Ok(hot) = self.hot.lock() else {
+            return false;
+        };
+        hot.map
+            .get(&url)
+            .is_some_and(|e| e.loaded < t && Self::usable(e, network))
+    }
+
+    /// A hot entry may be used without asking: fresh, or any age when not strictly online.
+    fn usable(e: &HotEntry, network: Network) -> bool {
+        now_secs().saturating_sub(e.fetched_at) < METADATA_MAX_AGE.as_secs()
+            || network != Network::Online
     }
 
     fn hot_hit(&self, url: &str, network: Network) -> Option<Arc<Packument>> {
         let mut hot = self.hot.lock().ok()?;
         let e = hot.get(url)?;
-        let fresh = now_secs().saturating_sub(e.fetched_at) < METADATA_MAX_AGE.as_secs();
-        (fresh || network != Network::Online).then(|| e.packument.clone())
+        Self::usable(e, network).then(|| e.packument.clone())
     }
 
     fn remember(&self, url: &str, p: Arc<Packument>, fetched_at: u64) {

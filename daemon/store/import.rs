@@ -372,10 +372,12 @@ pub fn import(
             let Some(path) = path else { continue };
             let mode = entry.header().mode().unwrap_or(0o644);
             let executable = mode & 0o111 != 0;
-            let tmp = staging.path.join(staged.to_string());
+            // The staged file's path, only for an error message.
+            let tmp = |n: usize| staging.path.join(n.to_string());
+            let n = staged;
             let mut out = staging
-                .create(staged, if executable { 0o555 } else { 0o444 })
-                .map_err(|e| ImportError::Local(HoardError::io("creating", &tmp, e)))?;
+                .create(n, if executable { 0o555 } else { 0o444 })
+                .map_err(|e| ImportError::Local(HoardError::io("creating", tmp(n), e)))?;
             staged += 1;
             let mut hasher = blake3::Hasher::new();
             let mut size = 0u64;
@@ -386,12 +388,12 @@ pub fn import(
                 }
                 hasher.update(&buf[..n]);
                 out.write_all(&buf[..n])
-                    .map_err(|e| ImportError::Local(HoardError::io("writing", &tmp, e)))?;
+                    .map_err(|e| ImportError::Local(HoardError::io("writing", tmp(n), e)))?;
                 size += n as u64;
             }
             drop(out);
             let item = Pending {
-                staged: staged - 1,
+                staged: n,
                 entry: FileEntry {
                     path: path.clone(),
                     hash: *hasher.finalize().as_bytes(),
