@@ -667,7 +667,7 @@ impl Installer {
         if !req.no_lockfile && !req.frozen && (!from_lock || integrity_filled) {
             let bytes = blocking(|| lockfile::render(&lockfile::to_json(&tree, &project.pkg_json)));
             if lock_bytes.as_deref() != Some(bytes.as_slice()) {
-                blocking(|| project::write_atomic(&lock_path, &bytes))?;
+                blocking(|| crate::atomic::write_atomic(&lock_path, &bytes))?;
                 lockfile_written = true;
             }
         }
@@ -747,7 +747,7 @@ impl Installer {
             return Ok(false);
         }
         let lock_path = dir.join(lockfile::FILE);
-        blocking(|| project::write_atomic(&lock_path, &bytes))?;
+        blocking(|| crate::atomic::write_atomic(&lock_path, &bytes))?;
         em.send(Event::Info(
             "node_modules matches its last install: package-lock.json written back from it".into(),
         ))
@@ -884,7 +884,7 @@ impl Installer {
             }
         }
         let bytes = project::render_like(&pkg, &project.pkg_bytes)?;
-        blocking(|| project::write_atomic(&project.dir.join("package.json"), &bytes))
+        blocking(|| crate::atomic::write_atomic(&project.dir.join("package.json"), &bytes))
     }
 }
 
@@ -946,6 +946,6 @@ fn write_lock_only(
     if old == Some(bytes.as_slice()) {
         return Ok(false);
     }
-    project::write_atomic(lock_path, &bytes)?;
+    crate::atomic::write_atomic(lock_path, &bytes)?;
     Ok(true)
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{HoardError, Result};
 use crate::pick::platform_ok;
 use crate::registry::config::NpmConfig;
-use crate::registry::packument::{Directories, Dist, Manifest, PeerMeta};
+use crate::registry::packument::{Manifest, str_map};
 use crate::spec::{Spec, validate_name};
 use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree};
 
@@ -36,102 +36,6 @@ pub fn parse_json_file(path: &Path) -> Result<Option<(Value, Vec<u8>)>> {
         ))
     })?;
     Ok(Some((v, bytes)))
-}
-
-fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn str_list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(String::from))
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        _ => vec![],
-    }
-}
-
-/// A manifest from a lock entry (or a package.json object): the fields hoard needs.
-pub fn manifest_from_json(name: &str, v: &Value) -> Manifest {
-    Manifest {
-        name: v
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or(name)
-            .to_string(),
-        version: v
-            .get("version")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        dependencies: str_map(v.get("dependencies")),
-        optional_dependencies: str_map(v.get("optionalDependencies")),
-        peer_dependencies: str_map(v.get("peerDependencies")),
-        peer_dependencies_meta: v
-            .get("peerDependenciesMeta")
-            .and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .map(|(k, m)| {
-                        (
-                            k.clone(),
-                            PeerMeta {
-                                optional: m
-                                    .get("optional")
-                                    .and_then(Value::as_bool)
-                                    .unwrap_or(false),
-                            },
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        dev_dependencies: str_map(v.get("devDependencies")),
-        bundle_dependencies: v
-            .get("bundleDependencies")
-            .or_else(|| v.get("bundledDependencies"))
-            .cloned()
-            .unwrap_or(Value::Null),
-        bin: v.get("bin").cloned().unwrap_or(Value::Null),
-        directories: v
-            .get("directories")
-            .and_then(|d| d.get("bin"))
-            .and_then(Value::as_str)
-            .map(|b| Directories {
-                bin: Some(b.to_string()),
-            }),
-        dist: Dist {
-            tarball: v
-                .get("resolved")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            integrity: v.get("integrity").and_then(Value::as_str).map(String::from),
-            shasum: None,
-        },
-        os: str_list(v.get("os")),
-        cpu: str_list(v.get("cpu")),
-        libc: str_list(v.get("libc")),
-        engines: str_map(v.get("engines")),
-        deprecated: v
-            .get("deprecated")
-            .and_then(Value::as_str)
-            .map(String::from),
-        has_install_script: v
-            .get("hasInstallScript")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        license: v.get("license").and_then(Value::as_str).map(String::from),
-        scripts: str_map(v.get("scripts")),
-    }
 }
 
 /// The tarball URL npm would use for `name@version` on the configured registry (for locks
@@ -215,16 +119,16 @@ pub fn tree_from_lock(
             let m = workspace_manifests
                 .get(&target)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(manifest_from_json(&name, entry)));
+                .unwrap_or_else(|| Arc::new(Manifest::from_json(&name, entry)));
             (NodeKind::Link { target }, m)
         } else if !is_nm {
             let m = workspace_manifests
                 .get(key.as_str())
                 .cloned()
-                .unwrap_or_else(|| Arc::new(manifest_from_json(&name, entry)));
+                .unwrap_or_else(|| Arc::new(Manifest::from_json(&name, entry)));
             (NodeKind::Workspace, m)
         } else {
-            let m = manifest_from_json(&name, entry);
+            let m = Manifest::from_json(&name, entry);
             let real_name = m.name.clone();
             validate_name(&real_name).map_err(|e| {
                 HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}"))
@@ -284,7 +188,7 @@ pub fn tree_from_lock(
             continue;
         }
         // The same edges the resolver derives from a manifest.
-        let mut edges = crate::resolve::edges_of(&n.manifest, is_rootlike, true);
+        let mut edges = crate::tree::edges_of(&n.manifest, is_rootlike, true);
         for e in &mut edges {
             let start = if matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional) && i != 0 {
                 tree.nodes[i].parent.unwrap_or(0)

@@ -177,7 +177,7 @@ mod tests {
 
     /// A tree from a lockfile (as an install reads one), every package "stored" with one file.
     fn tree_and_store(lock: serde_json::Value) -> (Tree, HashMap<usize, Arc<StoredPackage>>) {
-        let root = Arc::new(crate::lockfile::manifest_from_json(
+        let root = Arc::new(crate::registry::packument::Manifest::from_json(
             "app",
             &lock["packages"][""],
         ));
@@ -356,7 +356,7 @@ mod tests {
         // A dependency the lock does not have is a mismatch.
         let mut edited = lock.clone();
         edited["packages"][""]["dependencies"]["new"] = json!("1");
-        let root = Arc::new(crate::lockfile::manifest_from_json(
+        let root = Arc::new(crate::registry::packument::Manifest::from_json(
             "app",
             &edited["packages"][""],
         ));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::{HoardError, Result};
-use crate::lockfile::{self, manifest_from_json};
+use crate::lockfile;
 use crate::registry::packument::Manifest;
 
 pub struct Project {
@@ -39,7 +39,7 @@ impl Project {
                 path.display()
             )));
         }
-        let mut manifest = manifest_from_json("", &pkg_json);
+        let mut manifest = Manifest::from_json("", &pkg_json);
         if manifest.name.is_empty() {
             manifest.name = dir
                 .file_name()
@@ -47,10 +47,10 @@ impl Project {
                 .unwrap_or_default();
         }
         let mut workspaces = Vec::new();
-        for ws in crate::resolve::workspace_dirs(dir, &pkg_json)? {
+        for ws in workspace_dirs(dir, &pkg_json)? {
             let wpath = dir.join(&ws).join("package.json");
             if let Some((v, bytes)) = lockfile::parse_json_file(&wpath)? {
-                let m = manifest_from_json("", &v);
+                let m = Manifest::from_json("", &v);
                 if m.name.is_empty() {
                     return Err(HoardError::InvalidInput(format!(
                         "{}: a workspace member needs a `name`",
@@ -121,18 +121,6 @@ pub fn render_like(v: &Value, original: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Write a file atomically (temp file in the same folder, then rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_file_name(format!(
-        ".{}.hoard-tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| HoardError::io("writing", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| HoardError::io("replacing", path, e))
-}
-
 pub const DEP_SECTIONS: [&str; 4] = [
     "dependencies",
     "devDependencies",
@@ -187,6 +175,52 @@ pub fn remove_dependency(pkg: &mut Value, name: &str) -> bool {
         }
     }
     found
+}
+
+/// Workspace member directories matched by the root's `workspaces` field (`dir/*` globs and
+/// plain paths), relative to the project root, sorted.
+pub fn workspace_dirs(project: &Path, root: &serde_json::Value) -> Result<Vec<String>> {
+    let patterns: Vec<String> = match root.get("workspaces") {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        Some(serde_json::Value::Object(o)) => o
+            .get("packages")
+            .and_then(|p| p.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => vec![],
+    };
+    let mut out = Vec::new();
+    for pat in patterns {
+        let pat = pat.trim_start_matches("./").trim_end_matches('/');
+        if pat.contains("..") {
+            return Err(HoardError::InvalidInput(format!(
+                "workspace pattern `{pat}` in {}/package.json leaves the project",
+                project.display()
+            )));
+        }
+        if let Some(dir) = pat.strip_suffix("/*").or_else(|| pat.strip_suffix("/**")) {
+            let base = project.join(dir);
+            if let Ok(rd) = std::fs::read_dir(&base) {
+                for e in rd.flatten() {
+                    if e.path().join("package.json").is_file() {
+                        out.push(format!("{dir}/{}", e.file_name().to_string_lossy()));
+                    }
+                }
+            }
+        } else if project.join(pat).join("package.json").is_file() {
+            out.push(pat.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! their package.json; registry tarballs are downloaded by the caller's hook as versions are
 //! picked.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,7 +24,7 @@ use crate::registry::config::NpmConfig;
 use crate::registry::packument::Manifest;
 use crate::registry::{Network, Registry};
 use crate::spec::{Spec, validate_name};
-use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree};
+use crate::tree::{Edge, Node, NodeKind, Tree, edges_of};
 
 /// A warning collected during resolution: (code, package, message).
 pub type Note = (String, String, String);
@@ -50,93 +50,6 @@ pub struct Resolver<'a> {
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send + Sync + 'a>>,
     /// Called as soon as a package's version is picked (to start its download early).
     pub on_picked: Option<PickedHook<'a>>,
-}
-
-/// Declared dependencies of a node as edges, sorted by name (npm's order). Dev dependencies
-/// count only for the root and workspace members (`is_root`), and only with `include_dev`.
-pub fn edges_of(m: &Manifest, is_root: bool, include_dev: bool) -> Vec<Edge> {
-    let mut by_name: BTreeMap<String, Edge> = BTreeMap::new();
-    let bundled: Vec<String> = if is_root { vec![] } else { m.bundled() };
-    let mut add = |deps: &BTreeMap<String, String>, kind: EdgeKind| {
-        for (name, spec) in deps {
-            if bundled.contains(name) {
-                continue;
-            }
-            by_name.insert(
-                name.clone(),
-                Edge {
-                    name: name.clone(),
-                    spec: spec.clone(),
-                    kind,
-                    to: None,
-                },
-            );
-        }
-    };
-    // Later sections win, as in npm: peer < prod < optional; dev only at the root.
-    let mut peers = BTreeMap::new();
-    let mut peer_opt = BTreeMap::new();
-    for (n, s) in &m.peer_dependencies {
-        if m.peer_dependencies_meta.get(n).is_some_and(|x| x.optional) {
-            peer_opt.insert(n.clone(), s.clone());
-        } else {
-            peers.insert(n.clone(), s.clone());
-        }
-    }
-    add(&peer_opt, EdgeKind::PeerOptional);
-    add(&peers, EdgeKind::Peer);
-    if is_root && include_dev {
-        add(&m.dev_dependencies, EdgeKind::Dev);
-    }
-    add(&m.dependencies, EdgeKind::Prod);
-    add(&m.optional_dependencies, EdgeKind::Optional);
-    by_name.into_values().collect()
-}
-
-/// Workspace member directories matched by the root's `workspaces` field (`dir/*` globs and
-/// plain paths), relative to the project root, sorted.
-pub fn workspace_dirs(project: &Path, root: &serde_json::Value) -> Result<Vec<String>> {
-    let patterns: Vec<String> = match root.get("workspaces") {
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(String::from))
-            .collect(),
-        Some(serde_json::Value::Object(o)) => o
-            .get("packages")
-            .and_then(|p| p.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        _ => vec![],
-    };
-    let mut out = Vec::new();
-    for pat in patterns {
-        let pat = pat.trim_start_matches("./").trim_end_matches('/');
-        if pat.contains("..") {
-            return Err(HoardError::InvalidInput(format!(
-                "workspace pattern `{pat}` in {}/package.json leaves the project",
-                project.display()
-            )));
-        }
-        if let Some(dir) = pat.strip_suffix("/*").or_else(|| pat.strip_suffix("/**")) {
-            let base = project.join(dir);
-            if let Ok(rd) = std::fs::read_dir(&base) {
-                for e in rd.flatten() {
-                    if e.path().join("package.json").is_file() {
-                        out.push(format!("{dir}/{}", e.file_name().to_string_lossy()));
-                    }
-                }
-            }
-        } else if project.join(pat).join("package.json").is_file() {
-            out.push(pat.to_string());
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
 /// Manifests for the ideal-tree builder: npm-pick-manifest's choice from the registry (with the
@@ -225,7 +138,7 @@ impl RegistrySource<'_> {
                 "package.json in the tarball `{resolved}` of `{dep}`: {e}"
             ))
         })?;
-        let mut m = crate::lockfile::manifest_from_json(dep, &v);
+        let mut m = Manifest::from_json(dep, &v);
         if m.version.is_empty() {
             return Err(HoardError::Resolve(format!(
                 "package.json in the tarball `{resolved}` of `{dep}` has no version"
@@ -270,7 +183,7 @@ impl Source for RegistrySource<'_> {
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         let name = v.get("name").and_then(|n| n.as_str()).unwrap_or_default();
-        Ok(Arc::new(crate::lockfile::manifest_from_json(name, &v)))
+        Ok(Arc::new(Manifest::from_json(name, &v)))
     }
 
     fn prefetch(&self, name: &str, spec: &Spec) {
@@ -414,7 +327,7 @@ impl<'a> Resolver<'a> {
                 let Some(parent) = tree.nodes.iter().position(|n| n.location == parent_loc) else {
                     continue;
                 };
-                let m = crate::lockfile::manifest_from_json(name, &v);
+                let m = Manifest::from_json(name, &v);
                 let idx = tree.nodes.len();
                 let real_name = if m.name.is_empty() {
                     name.to_string()

@@ -297,3 +297,44 @@ impl Tree {
 fn link_target_matches(link: &Node, ws: &Node) -> bool {
     matches!(&link.kind, NodeKind::Link { target } if *target == ws.location)
 }
+
+/// Declared dependencies of a node as edges, sorted by name (npm's order). Dev dependencies
+/// count only for the root and workspace members (`is_root`), and only with `include_dev`.
+pub fn edges_of(m: &Manifest, is_root: bool, include_dev: bool) -> Vec<Edge> {
+    let mut by_name: BTreeMap<String, Edge> = BTreeMap::new();
+    let bundled: Vec<String> = if is_root { vec![] } else { m.bundled() };
+    let mut add = |deps: &BTreeMap<String, String>, kind: EdgeKind| {
+        for (name, spec) in deps {
+            if bundled.contains(name) {
+                continue;
+            }
+            by_name.insert(
+                name.clone(),
+                Edge {
+                    name: name.clone(),
+                    spec: spec.clone(),
+                    kind,
+                    to: None,
+                },
+            );
+        }
+    };
+    // Later sections win, as in npm: peer < prod < optional; dev only at the root.
+    let mut peers = BTreeMap::new();
+    let mut peer_opt = BTreeMap::new();
+    for (n, s) in &m.peer_dependencies {
+        if m.peer_dependencies_meta.get(n).is_some_and(|x| x.optional) {
+            peer_opt.insert(n.clone(), s.clone());
+        } else {
+            peers.insert(n.clone(), s.clone());
+        }
+    }
+    add(&peer_opt, EdgeKind::PeerOptional);
+    add(&peers, EdgeKind::Peer);
+    if is_root && include_dev {
+        add(&m.dev_dependencies, EdgeKind::Dev);
+    }
+    add(&m.dependencies, EdgeKind::Prod);
+    add(&m.optional_dependencies, EdgeKind::Optional);
+    by_name.into_values().collect()
+}

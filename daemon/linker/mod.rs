@@ -99,7 +99,7 @@ pub const HIDDEN_LOCK: &str = ".hoard-lock.json";
 pub fn write_hidden_lock(project: &Path, lock: Option<&[u8]>) -> Result<()> {
     let path = project.join("node_modules").join(HIDDEN_LOCK);
     match lock {
-        Some(bytes) => crate::project::write_atomic(&path, bytes),
+        Some(bytes) => crate::atomic::write_atomic(&path, bytes),
         None => match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(HoardError::io("removing", &path, e))

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Deserialize `T`, falling back to its default when the value has another shape. Goes through
 /// `serde_json::Value`: only for small, rare fields.
@@ -395,6 +396,104 @@ impl Manifest {
             || ["preinstall", "install", "postinstall"]
                 .iter()
                 .any(|k| self.scripts.contains_key(*k))
+    }
+}
+
+pub fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => vec![],
+    }
+}
+
+impl Manifest {
+    /// A manifest from a lock entry (or a package.json object): the fields hoard needs.
+    pub fn from_json(name: &str, v: &Value) -> Manifest {
+        Manifest {
+            name: v
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or(name)
+                .to_string(),
+            version: v
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            dependencies: str_map(v.get("dependencies")),
+            optional_dependencies: str_map(v.get("optionalDependencies")),
+            peer_dependencies: str_map(v.get("peerDependencies")),
+            peer_dependencies_meta: v
+                .get("peerDependenciesMeta")
+                .and_then(Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, m)| {
+                            (
+                                k.clone(),
+                                PeerMeta {
+                                    optional: m
+                                        .get("optional")
+                                        .and_then(Value::as_bool)
+                                        .unwrap_or(false),
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            dev_dependencies: str_map(v.get("devDependencies")),
+            bundle_dependencies: v
+                .get("bundleDependencies")
+                .or_else(|| v.get("bundledDependencies"))
+                .cloned()
+                .unwrap_or(Value::Null),
+            bin: v.get("bin").cloned().unwrap_or(Value::Null),
+            directories: v
+                .get("directories")
+                .and_then(|d| d.get("bin"))
+                .and_then(Value::as_str)
+                .map(|b| Directories {
+                    bin: Some(b.to_string()),
+                }),
+            dist: Dist {
+                tarball: v
+                    .get("resolved")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                integrity: v.get("integrity").and_then(Value::as_str).map(String::from),
+                shasum: None,
+            },
+            os: str_list(v.get("os")),
+            cpu: str_list(v.get("cpu")),
+            libc: str_list(v.get("libc")),
+            engines: str_map(v.get("engines")),
+            deprecated: v
+                .get("deprecated")
+                .and_then(Value::as_str)
+                .map(String::from),
+            has_install_script: v
+                .get("hasInstallScript")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            license: v.get("license").and_then(Value::as_str).map(String::from),
+            scripts: str_map(v.get("scripts")),
+        }
     }
 }
 
