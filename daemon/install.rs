@@ -261,7 +261,7 @@ impl Installer {
         if !req.force && !updating {
             let nm = dir.join("node_modules");
             if let Some(state) = blocking(|| linker::read_state(&dir))
-                && state.node_modules_mtime == linker::dir_mtime(&nm)
+                && state.node_modules_mtime == linker::state::dir_mtime(&nm)
                 && (state.inputs == inputs || {
                     summary.lockfile_written = self
                         .give_lock_back(&dir, &project, &lock, &state, &req, &em)
@@ -553,7 +553,7 @@ impl Installer {
                             // Where the package's folder is in this layout.
                             path: dir
                                 .join(if layout == "isolated" {
-                                    crate::plan::isolated_dir(n)
+                                    linker::plan::isolated_dir(n)
                                 } else {
                                     n.location.clone()
                                 })
@@ -607,9 +607,9 @@ impl Installer {
         // Plan and link.
         let t_link = Instant::now();
         let mut plan = if layout == "isolated" {
-            crate::plan::plan_isolated(&tree, &stored, &copies)
+            linker::plan::isolated(&tree, &stored, &copies)
         } else {
-            crate::plan::plan_hoisted(&tree, &stored, &copies)
+            linker::plan::hoisted(&tree, &stored, &copies)
         };
         linker::compute_bin_links(&mut plan);
         let requested = requested_method(&req);
@@ -681,7 +681,7 @@ impl Installer {
         // State last: the install is complete.
         blocking(|| {
             let lock_now = std::fs::read(&lock_path).ok();
-            linker::write_hidden_lock(&dir, lock_now.as_deref())?;
+            linker::state::write_hidden_lock(&dir, lock_now.as_deref())?;
             let inputs = inputs_hash(&project, lock_now.as_deref(), &req);
             linker::write_state(&dir, &plan, &inputs, report.method)
         })?;
@@ -740,7 +740,7 @@ impl Installer {
         if lock.is_some() || req.no_lockfile || req.frozen || !req.add.is_empty() {
             return Ok(false);
         }
-        let Some(bytes) = blocking(|| linker::read_hidden_lock(dir)) else {
+        let Some(bytes) = blocking(|| linker::state::read_hidden_lock(dir)) else {
             return Ok(false);
         };
         if blocking(|| inputs_hash(project, Some(&bytes), req)) != state.inputs {

@@ -13,7 +13,6 @@ mod linker;
 mod lockfile;
 mod memory;
 mod pick;
-mod plan;
 mod prefetch;
 mod project;
 mod registry;

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::linker::{self, BinCandidate, Plan, PlannedLink, PlannedPackage};
+use super::{BinCandidate, Plan, PlannedLink, PlannedPackage};
 use crate::store::StoredPackage;
 use crate::tree::{NodeKind, Tree};
 
@@ -22,7 +22,7 @@ fn pkg_key(n: &crate::tree::Node, p: &StoredPackage, copy: bool) -> String {
 }
 
 /// Offer `bins` (name → target inside the package at `location`) for `<dir>/.bin`. A bin named
-/// like its package (`pkg_name`, scope dropped) wins a clash; see `linker::compute_bin_links`.
+/// like its package (`pkg_name`, scope dropped) wins a clash; see `super::compute_bin_links`.
 fn add_bins(
     plan: &mut Plan,
     dir: &str,
@@ -43,7 +43,7 @@ fn add_bins(
 }
 
 /// npm's layout: every node at its lockfile location.
-pub fn plan_hoisted(
+pub fn hoisted(
     tree: &Tree,
     stored: &HashMap<usize, Arc<StoredPackage>>,
     copies: &HashSet<usize>,
@@ -56,7 +56,7 @@ pub fn plan_hoisted(
         match &n.kind {
             NodeKind::Package { .. } => {
                 let Some(p) = stored.get(&i) else { continue };
-                let bins = linker::bins::with_directories(&n.name, &n.manifest, &p.files);
+                let bins = super::bins::with_directories(&n.name, &n.manifest, &p.files);
                 let parent_loc = n
                     .parent
                     .map(|pi| tree.nodes[pi].location.clone())
@@ -79,7 +79,7 @@ pub fn plan_hoisted(
                 let parent = n.location.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
                 plan.links.push(PlannedLink {
                     location: n.location.clone(),
-                    target: linker::relative(parent, target),
+                    target: super::relative(parent, target),
                 });
             }
             _ => {}
@@ -98,7 +98,7 @@ pub fn isolated_dir(n: &crate::tree::Node) -> String {
 }
 
 /// pnpm-style layout: each package once under `.hoard`, its dependencies as symlinks beside it.
-pub fn plan_isolated(
+pub fn isolated(
     tree: &Tree,
     stored: &HashMap<usize, Arc<StoredPackage>>,
     copies: &HashSet<usize>,
@@ -126,7 +126,7 @@ pub fn plan_isolated(
                 let Some(p) = stored.get(&i) else { continue };
                 let dir = isolated_dir(n);
                 if seen_dirs.insert(dir.clone()) {
-                    let bins = linker::bins::with_directories(n.real_name(), &n.manifest, &p.files);
+                    let bins = super::bins::with_directories(n.real_name(), &n.manifest, &p.files);
                     plan.packages.push(PlannedPackage {
                         location: dir.clone(),
                         key: pkg_key(n, p, copies.contains(&i)),
@@ -155,11 +155,11 @@ pub fn plan_isolated(
             let parent = loc.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
             plan.links.push(PlannedLink {
                 location: loc.clone(),
-                target: linker::relative(parent, &target),
+                target: super::relative(parent, &target),
             });
             let t = &tree.nodes[to];
             if let Some(p) = stored.get(&to) {
-                let bins = linker::bins::with_directories(&e.name, &t.manifest, &p.files);
+                let bins = super::bins::with_directories(&e.name, &t.manifest, &p.files);
                 add_bins(&mut plan, &deps_home, &target, &e.name, bins);
             }
         }
@@ -236,8 +236,8 @@ mod tests {
     #[test]
     fn hoisted_puts_every_package_at_its_lockfile_location() {
         let (tree, stored) = tree_and_store(fixture());
-        let mut plan = plan_hoisted(&tree, &stored, &HashSet::new());
-        linker::compute_bin_links(&mut plan);
+        let mut plan = hoisted(&tree, &stored, &HashSet::new());
+        crate::linker::compute_bin_links(&mut plan);
         let mut locs: Vec<&str> = plan.packages.iter().map(|p| p.location.as_str()).collect();
         locs.sort();
         assert_eq!(
@@ -277,8 +277,8 @@ mod tests {
         let copies: HashSet<usize> = (0..tree.nodes.len())
             .filter(|&i| tree.nodes[i].location == "node_modules/tool")
             .collect();
-        let mut plan = plan_isolated(&tree, &stored, &copies);
-        linker::compute_bin_links(&mut plan);
+        let mut plan = isolated(&tree, &stored, &copies);
+        crate::linker::compute_bin_links(&mut plan);
         let mut locs: Vec<&str> = plan.packages.iter().map(|p| p.location.as_str()).collect();
         locs.sort();
         assert_eq!(

@@ -1,0 +1,412 @@
+//! Materializing a `Plan`: make node_modules what the plan says, touching only what changed since
+//! the state file was written. Each package folder is built in a staging folder and renamed into
+//! place, so a package is always either old or new, never half. The state file is removed before
+//! anything changes (the caller writes it last): after a crash the next install sees no state and
+//! re-links everything.
+//!
+//! Must not: decide where packages go (the planners do), download, or run package code.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use tracing::{debug, instrument};
+
+use super::method::{self, LinkState, Method, Requested};
+use super::state::{State, read_state, remove_state};
+use super::{LinkReport, Plan, PlannedLink, PlannedPackage, mkdir_all, rename};
+use crate::error::{HoardError, Result};
+use crate::store::Store;
+
+const STAGING: &str = ".hoard-staging";
+const TRASH_DIR: &str = ".hoard-trash";
+
+/// Apply `plan` to `project`. Blocking (uses rayon for parallel linking). `remembered` is the
+/// method an earlier probe found for this filesystem pair.
+#[instrument(skip_all, fields(project = %project.display(), packages = plan.packages.len()))]
+pub fn materialize(
+    project: &Path,
+    plan: &Plan,
+    store: &Store,
+    requested: Requested,
+    remembered: Option<Method>,
+    force: bool,
+    on_progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<LinkReport> {
+    let nm = project.join("node_modules");
+    mkdir_all(&nm)?;
+    let old = if force {
+        None
+    } else {
+        read_state(project).filter(|s| s.layout == plan.layout)
+    };
+    // From here on the tree is in flux: no state until the end.
+    remove_state(project)?;
+    let bench = Workbench::open(&nm)?;
+    let mut report = LinkReport::default();
+
+    let removals = match &old {
+        Some(s) => no_longer_planned(plan, s),
+        None => unknown_at_top(&nm, plan)?,
+    };
+    for loc in &removals {
+        bench.to_trash(&project.join(loc))?;
+        report.removed += 1;
+    }
+    let changed = changed_packages(project, plan, old.as_ref(), &mut report);
+    let link_state = probe(&bench.staging, &changed, store, requested, remembered)?;
+    report.method = Some(link_state.method);
+    report.files = build_changed(project, &changed, store, &link_state, &bench, on_progress)?;
+    report.added = changed.len() as u64;
+    place_symlinks(project, plan, old.as_ref(), &bench)?;
+    let bins_same = old.as_ref().is_some_and(|s| s.bin_links == plan.bin_links)
+        && changed.is_empty()
+        && removals.is_empty();
+    if !bins_same {
+        place_bins(project, plan, old.as_ref())?;
+    }
+    bench.finish();
+    report.warnings = link_state
+        .warnings
+        .lock()
+        .map(|w| w.clone())
+        .unwrap_or_default();
+    debug!(
+        added = report.added,
+        removed = report.removed,
+        unchanged = report.unchanged,
+        "linked"
+    );
+    Ok(report)
+}
+
+/// The staging folder new package folders are built in, and the trash replaced ones go to.
+struct Workbench {
+    staging: PathBuf,
+    trash: PathBuf,
+    trash_count: AtomicU64,
+}
+
+impl Workbench {
+    /// Replaced folders go to `.hoard-trash/<run>/` and are deleted in the background. The
+    /// `.hoard-trash` folder itself stays, so that deletion never changes node_modules' own
+    /// mtime (which the no-op check compares).
+    fn open(nm: &Path) -> Result<Workbench> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let trash_root = nm.join(TRASH_DIR);
+        let staging = nm.join(STAGING);
+        let _ = std::fs::remove_dir_all(&staging);
+        // Leftover trash of an earlier run.
+        if let Ok(rd) = std::fs::read_dir(&trash_root) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        mkdir_all(&staging)?;
+        Ok(Workbench {
+            staging,
+            trash: trash_root.join(format!("{nanos:x}")),
+            trash_count: AtomicU64::new(0),
+        })
+    }
+
+    fn to_trash(&self, p: &Path) -> Result<()> {
+        if std::fs::symlink_metadata(p).is_err() {
+            return Ok(());
+        }
+        if !self.trash.exists() {
+            let _ = std::fs::create_dir_all(&self.trash);
+        }
+        let n = self.trash_count.fetch_add(1, Ordering::Relaxed);
+        rename(p, &self.trash.join(n.to_string()))
+    }
+
+    fn finish(self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
+        if self.trash.exists() {
+            // Deleting can take a while for big trees; the install does not wait for it.
+            let t = self.trash;
+            std::thread::spawn(move || {
+                let _ = std::fs::remove_dir_all(t);
+            });
+        }
+    }
+}
+
+/// Locations the last install made that the plan no longer names, deepest first (nested
+/// removals happen before their parents move).
+fn no_longer_planned(plan: &Plan, old: &State) -> Vec<String> {
+    let planned: HashSet<&str> = plan
+        .packages
+        .iter()
+        .map(|p| p.location.as_str())
+        .chain(plan.links.iter().map(|l| l.location.as_str()))
+        .collect();
+    let mut removals: Vec<String> = old
+        .packages
+        .keys()
+        .filter(|loc| !planned.contains(loc.as_str()))
+        .cloned()
+        .collect();
+    for l in &old.links {
+        if !plan.links.contains(l) {
+            removals.push(l.location.clone());
+        }
+    }
+    removals.sort_by_key(|l| std::cmp::Reverse(l.matches('/').count()));
+    removals
+}
+
+/// Unknown tree (first install, or after a crash, or npm's): anything at the top of
+/// node_modules that the plan does not name goes.
+fn unknown_at_top(nm: &Path, plan: &Plan) -> Result<Vec<String>> {
+    let wanted_top: HashSet<String> = plan
+        .packages
+        .iter()
+        .map(|p| p.location.as_str())
+        .chain(plan.links.iter().map(|l| l.location.as_str()))
+        .filter_map(top_name)
+        .collect();
+    let mut removals = Vec::new();
+    for e in std::fs::read_dir(nm)
+        .map_err(|e| HoardError::io("reading", nm, e))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') && name != ".hoard" {
+            continue;
+        }
+        if name.starts_with('@') {
+            if let Ok(rd) = std::fs::read_dir(e.path()) {
+                for s in rd.flatten() {
+                    let full = format!("{name}/{}", s.file_name().to_string_lossy());
+                    if !wanted_top.contains(&full) {
+                        removals.push(format!("node_modules/{full}"));
+                    }
+                }
+            }
+        } else if !wanted_top.contains(&name) {
+            removals.push(format!("node_modules/{name}"));
+        }
+    }
+    removals.sort_by_key(|l| std::cmp::Reverse(l.matches('/').count()));
+    Ok(removals)
+}
+
+/// The entry directly under node_modules that holds `loc` (`a`, `@s/a` or `.hoard`).
+fn top_name(loc: &str) -> Option<String> {
+    let rest = loc.strip_prefix("node_modules/")?;
+    let mut parts = rest.splitn(3, '/');
+    let first = parts.next()?;
+    Some(if first.starts_with('@') {
+        format!("{first}/{}", parts.next().unwrap_or(""))
+    } else if first == ".hoard" {
+        ".hoard".to_string()
+    } else {
+        first.to_string()
+    })
+}
+
+/// Planned packages whose folder is not already what the plan wants; counts the rest as
+/// unchanged.
+fn changed_packages<'p>(
+    project: &Path,
+    plan: &'p Plan,
+    old: Option<&State>,
+    report: &mut LinkReport,
+) -> Vec<&'p PlannedPackage> {
+    let mut changed = Vec::new();
+    for p in &plan.packages {
+        let same = old
+            .and_then(|s| s.packages.get(&p.location))
+            .is_some_and(|k| *k == p.key)
+            && project.join(&p.location).join("package.json").exists();
+        if same {
+            report.unchanged += 1;
+        } else {
+            changed.push(p);
+        }
+    }
+    changed
+}
+
+/// Find the link method on the first file to link (or, with nothing to link, report what would
+/// have been used).
+fn probe(
+    staging: &Path,
+    changed: &[&PlannedPackage],
+    store: &Store,
+    requested: Requested,
+    remembered: Option<Method>,
+) -> Result<LinkState> {
+    let Some(first) = changed
+        .iter()
+        .find(|p| !p.stored.files.is_empty() && !p.copy)
+    else {
+        let m = match requested {
+            Requested::Exactly(m) => m,
+            Requested::Auto => remembered.unwrap_or(Method::Hardlink),
+        };
+        return Ok(LinkState::probe_free(m));
+    };
+    let f = &first.stored.files[0];
+    let probe_dir = staging.join("probe");
+    mkdir_all(&probe_dir)?;
+    let state = LinkState::probe(
+        requested,
+        remembered,
+        &store.content_path(f),
+        &probe_dir.join("f"),
+        f.executable,
+    )?;
+    let _ = std::fs::remove_dir_all(&probe_dir);
+    Ok(state)
+}
+
+/// Build every changed package in staging and rename it into place, by depth (parents before
+/// nested packages), in parallel within a depth. Returns the number of files linked.
+fn build_changed(
+    project: &Path,
+    changed: &[&PlannedPackage],
+    store: &Store,
+    links: &LinkState,
+    bench: &Workbench,
+    on_progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<u64> {
+    let mut by_depth: BTreeMap<usize, Vec<&PlannedPackage>> = BTreeMap::new();
+    for p in changed {
+        by_depth
+            .entry(p.location.matches("node_modules/").count())
+            .or_default()
+            .push(p);
+    }
+    let total = changed.len() as u64;
+    let (counter, done, files) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    for (_, level) in by_depth {
+        level.par_iter().try_for_each(|p| -> Result<()> {
+            let stage = bench
+                .staging
+                .join(counter.fetch_add(1, Ordering::Relaxed).to_string());
+            files.fetch_add(build_package(&stage, p, store, links)?, Ordering::Relaxed);
+            swap_in(&stage, &project.join(&p.location), bench)?;
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if d.is_multiple_of(16) || d == total {
+                on_progress(d, total);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(files.load(Ordering::Relaxed))
+}
+
+/// Put a built package folder at `dest`, keeping the nested packages of the folder it replaces.
+fn swap_in(stage: &Path, dest: &Path, bench: &Workbench) -> Result<()> {
+    if std::fs::symlink_metadata(dest).is_ok() {
+        let nested = dest.join("node_modules");
+        if nested.is_dir() {
+            rename(&nested, &stage.join("node_modules"))?;
+        }
+        bench.to_trash(dest)?;
+    } else if let Some(parent) = dest.parent() {
+        mkdir_all(parent)?;
+    }
+    rename(stage, dest)
+}
+
+/// Symlinks (workspaces, `file:` dependencies, the isolated layout); those already in place
+/// stay.
+fn place_symlinks(
+    project: &Path,
+    plan: &Plan,
+    old: Option<&State>,
+    bench: &Workbench,
+) -> Result<()> {
+    let old_links: HashSet<&PlannedLink> =
+        old.map(|s| s.links.iter().collect()).unwrap_or_default();
+    for l in &plan.links {
+        let dest = project.join(&l.location);
+        let present = std::fs::symlink_metadata(&dest).is_ok();
+        if old_links.contains(l) && present {
+            continue;
+        }
+        if present {
+            bench.to_trash(&dest)?;
+        }
+        if let Some(parent) = dest.parent() {
+            mkdir_all(parent)?;
+        }
+        std::os::unix::fs::symlink(&l.target, &dest)
+            .map_err(|e| HoardError::io("creating symlink", &dest, e))?;
+    }
+    Ok(())
+}
+
+/// Rebuild every `.bin` folder the plan or the last install names.
+fn place_bins(project: &Path, plan: &Plan, old: Option<&State>) -> Result<()> {
+    let mut dirs: HashSet<&str> = plan.bin_links.iter().map(|(d, _, _)| d.as_str()).collect();
+    if let Some(s) = old {
+        dirs.extend(s.bin_links.iter().map(|(d, _, _)| d.as_str()));
+    }
+    for d in &dirs {
+        let _ = std::fs::remove_dir_all(project.join(d).join(".bin"));
+    }
+    for (dir, name, text) in &plan.bin_links {
+        let bin = project.join(dir).join(".bin");
+        mkdir_all(&bin)?;
+        let dest = bin.join(name);
+        let _ = std::fs::remove_file(&dest);
+        std::os::unix::fs::symlink(text, &dest)
+            .map_err(|e| HoardError::io("creating bin link", &dest, e))?;
+    }
+    Ok(())
+}
+
+/// Create one package's directory tree under `stage` and link (or copy) its files.
+fn build_package(
+    stage: &Path,
+    p: &PlannedPackage,
+    store: &Store,
+    links: &LinkState,
+) -> Result<u64> {
+    mkdir_all(stage)?;
+    let mut made: HashSet<&str> = HashSet::new();
+    let bin_targets: HashSet<&str> = p.bins.values().map(String::as_str).collect();
+    let mut n = 0;
+    for f in &p.stored.files {
+        if let Some((dir, _)) = f.path.rsplit_once('/')
+            && !made.contains(dir)
+        {
+            mkdir_all(&stage.join(dir))?;
+            // Record every ancestor as made.
+            let mut d = dir;
+            loop {
+                made.insert(d);
+                match d.rsplit_once('/') {
+                    Some((parent, _)) => d = parent,
+                    None => break,
+                }
+            }
+        }
+        let dst = stage.join(&f.path);
+        // Bin targets must be executable: use the store's executable variant of the file.
+        let needs_exec = !f.executable && bin_targets.contains(f.path.as_str());
+        let src = if needs_exec {
+            store.ensure_executable_variant(f)?
+        } else {
+            store.content_path(f)
+        };
+        let exec = f.executable || needs_exec;
+        if p.copy {
+            method::link_with(Method::Copy, &src, &dst, exec)
+                .map_err(|e| HoardError::io("copying a store file to", &dst, e))?;
+        } else {
+            links.link(&src, &dst, exec)?;
+        }
+        n += 1;
+    }
+    Ok(n)
+}

@@ -1,0 +1,120 @@
+//! What an install leaves in node_modules to prove what node_modules holds: the state file
+//! (`.hoard-state.json`: every package folder with its key, the symlinks, the bins, the inputs
+//! hash and node_modules' mtime) and the hidden copy of the lockfile (`.hoard-lock.json`). The
+//! no-op check and the incremental materializer read them.
+//!
+//! Must not: change anything in node_modules but these two files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::method::Method;
+use super::{Plan, PlannedLink, rename};
+use crate::error::{HoardError, Result};
+
+pub const STATE_FILE: &str = ".hoard-state.json";
+
+/// The state file's contents.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub layout: String,
+    /// Hash of every input of the install (package.json, lockfile, options).
+    pub inputs: String,
+    pub link_method: String,
+    pub packages: BTreeMap<String, String>,
+    pub links: Vec<PlannedLink>,
+    pub bin_links: Vec<(String, String, String)>,
+    /// mtime (ns) of node_modules when the state was written.
+    pub node_modules_mtime: i128,
+}
+
+/// A copy of the package-lock.json an install ended with, kept beside the state: with the
+/// state it proves what node_modules holds, so a missing lockfile can be given back without
+/// resolving or downloading (pnpm's and npm's trust in node_modules, for hoard's own folders).
+pub const HIDDEN_LOCK: &str = ".hoard-lock.json";
+
+/// Keep (or, when the install wrote no lockfile, drop) the hidden copy of the lockfile. Call
+/// before `write_state`, which records node_modules' mtime.
+pub fn write_hidden_lock(project: &Path, lock: Option<&[u8]>) -> Result<()> {
+    let path = project.join("node_modules").join(HIDDEN_LOCK);
+    match lock {
+        Some(bytes) => crate::atomic::write_atomic(&path, bytes),
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(HoardError::io("removing", &path, e))
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+pub fn read_hidden_lock(project: &Path) -> Option<Vec<u8>> {
+    std::fs::read(project.join("node_modules").join(HIDDEN_LOCK)).ok()
+}
+
+/// Remove the state file: from here on node_modules is in flux.
+pub fn remove_state(project: &Path) -> Result<()> {
+    let sp = state_path(project);
+    match std::fs::remove_file(&sp) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(HoardError::io("removing", &sp, e)),
+    }
+}
+
+pub fn state_path(project: &Path) -> PathBuf {
+    project.join("node_modules").join(STATE_FILE)
+}
+
+pub fn read_state(project: &Path) -> Option<State> {
+    let bytes = std::fs::read(state_path(project)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub fn dir_mtime(p: &Path) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p)
+        .map(|m| m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128)
+        .unwrap_or(-1)
+}
+
+/// Write the state file (last step of an install).
+pub fn write_state(
+    project: &Path,
+    plan: &Plan,
+    inputs: &str,
+    method: Option<Method>,
+) -> Result<()> {
+    let nm = project.join("node_modules");
+    let state = State {
+        version: 1,
+        layout: plan.layout.clone(),
+        inputs: inputs.to_string(),
+        link_method: method.map(|m| m.as_str().to_string()).unwrap_or_default(),
+        packages: plan
+            .packages
+            .iter()
+            .map(|p| (p.location.clone(), p.key.clone()))
+            .collect(),
+        links: plan.links.clone(),
+        bin_links: plan.bin_links.clone(),
+        node_modules_mtime: 0,
+    };
+    let path = state_path(project);
+    let tmp = nm.join(format!("{STATE_FILE}.tmp"));
+    let mut state = state;
+    // Writing the temp file changes node_modules' mtime; the rename does again. Record the
+    // mtime after the rename by writing twice (the second rename keeps the directory entry set
+    // the same, so the mtime recorded is what the next install will see).
+    let bytes = serde_json::to_vec(&state).map_err(|e| HoardError::Internal(e.to_string()))?;
+    std::fs::write(&tmp, &bytes).map_err(|e| HoardError::io("writing", &tmp, e))?;
+    rename(&tmp, &path)?;
+    state.node_modules_mtime = dir_mtime(&nm);
+    let bytes = serde_json::to_vec(&state).map_err(|e| HoardError::Internal(e.to_string()))?;
+    // Overwrite in place: no directory entry changes, so node_modules' mtime stays.
+    std::fs::write(&path, &bytes).map_err(|e| HoardError::io("writing", &path, e))?;
+    Ok(())
+}
