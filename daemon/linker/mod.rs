@@ -25,7 +25,7 @@ use crate::store::StoredPackage;
 use method::Method;
 
 pub use materialize::materialize;
-pub use state::{State, read_state, write_state};
+pub use state::{read_state, write_state};
 
 /// One package directory to create.
 #[derive(Debug, Clone)]

@@ -1,0 +1,108 @@
+//! Stage 7 of an install: package-lock.json (a lock used as it is stays byte for byte), the
+//! project's registration for the store's GC, then the hidden lock copy and the state file,
+//! last, because they say the install is complete. Builds the summary from the stages'
+//! hand-offs. Also the short way out of `--package-lock-only`.
+//!
+//! Must not: change node_modules beyond its two bookkeeping files.
+
+use hoard_proto::v1::{self, InstallSummary, PhaseTiming};
+
+use super::fetch::Fetched;
+use super::inputs::{Inputs, fingerprint, method_to_proto};
+use super::link::Linked;
+use super::record::Record;
+use super::scripts::{self, Scripts};
+use super::{Run, blocking};
+use crate::error::Result;
+use crate::linker;
+use crate::linker::method::Method;
+use crate::lockfile;
+use crate::tree::Tree;
+
+/// Finish a complete install and summarize it.
+pub(super) async fn finish(
+    run: &Run<'_>,
+    inputs: &Inputs,
+    record: &Record,
+    fetched: Fetched,
+    scripts: Scripts,
+    linked: Linked,
+) -> Result<InstallSummary> {
+    let req = run.req;
+    // A lock that was used as it is stays byte for byte (it may carry fields hoard does not
+    // write, such as `funding`), unless integrity had to be filled in.
+    let rewrite = !req.no_lockfile && !req.frozen && (!record.from_lock || record.integrity_filled);
+    let lockfile_written = rewrite && blocking(|| write_lock(&record.tree, inputs))?;
+
+    let ids: Vec<i64> = fetched.stored.values().map(|p| p.id).collect();
+    let index = run.installer.store.index.clone();
+    let proj = inputs.dir.display().to_string();
+    tokio::task::spawn_blocking(move || index.register_project(proj, ids)).await??;
+
+    // State last: the install is complete.
+    blocking(|| {
+        let lock_now = std::fs::read(&inputs.lock_path).ok();
+        linker::state::write_hidden_lock(&inputs.dir, lock_now.as_deref())?;
+        let hash = fingerprint(&inputs.project, lock_now.as_deref(), req);
+        linker::write_state(&inputs.dir, &linked.plan, &hash, linked.report.method)
+    })?;
+
+    let report = &linked.report;
+    let mut summary = InstallSummary {
+        added: report.added,
+        removed: report.removed,
+        unchanged: report.unchanged,
+        files_linked: report.files,
+        link_method: method_to_proto(report.method.unwrap_or(Method::Hardlink)) as i32,
+        total_packages: linked.plan.packages.len() as u64,
+        lockfile_written,
+        downloaded: fetched.downloaded,
+        reused: fetched.reused,
+        bytes_downloaded: fetched.bytes,
+        denied_scripts: scripts.denied,
+        scripts: scripts.allowed,
+        timings: vec![
+            timing(v1::Phase::Resolve, record.millis),
+            timing(v1::Phase::Fetch, fetched.millis),
+            timing(v1::Phase::Link, linked.millis),
+        ],
+        ..Default::default()
+    };
+    if req.add.is_empty() && req.remove.is_empty() {
+        summary
+            .scripts
+            .extend(scripts::root_scripts(&inputs.project));
+    }
+    summary.total_millis = run.started.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+/// `--package-lock-only`: write package-lock.json from the tree and nothing else.
+pub(super) fn lock_only(run: &Run<'_>, inputs: &Inputs, record: &Record) -> Result<InstallSummary> {
+    let req = run.req;
+    let written = !req.frozen && !req.no_lockfile && blocking(|| write_lock(&record.tree, inputs))?;
+    Ok(InstallSummary {
+        lockfile_written: written,
+        total_packages: (record.tree.nodes.len() - 1) as u64,
+        timings: vec![timing(v1::Phase::Resolve, record.millis)],
+        total_millis: run.started.elapsed().as_millis() as u64,
+        ..Default::default()
+    })
+}
+
+/// Write package-lock.json from `tree` when its bytes differ. Returns whether it changed.
+fn write_lock(tree: &Tree, inputs: &Inputs) -> Result<bool> {
+    let bytes = lockfile::render(&lockfile::to_json(tree, &inputs.project.pkg_json));
+    if inputs.lock_bytes() == Some(bytes.as_slice()) {
+        return Ok(false);
+    }
+    crate::atomic::write_atomic(&inputs.lock_path, &bytes)?;
+    Ok(true)
+}
+
+fn timing(phase: v1::Phase, millis: u64) -> PhaseTiming {
+    PhaseTiming {
+        phase: phase as i32,
+        millis,
+    }
+}

@@ -1,0 +1,181 @@
+//! Stage 1 of an install: everything it depends on, read once. Checks the project directory
+//! (absolute, the caller's own), applies package.json edits, reads npm's settings and the
+//! lockfile, and fingerprints all of it (the no-op check compares that fingerprint with the
+//! state file's). Also the request's proto enums as the daemon's own types.
+//!
+//! Must not: resolve, download or touch node_modules.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use hoard_proto::v1::{self, InstallRequest};
+use serde_json::Value;
+
+use super::{Run, blocking, edit};
+use crate::error::{HoardError, Result};
+use crate::linker::method::{Method, Requested};
+use crate::lockfile;
+use crate::project::Project;
+use crate::registry::Network;
+use crate::registry::config::NpmConfig;
+
+/// What an install starts from.
+pub(super) struct Inputs {
+    /// The project root, canonical.
+    pub dir: PathBuf,
+    /// The device the project is on (for the link method memory).
+    pub dev: u64,
+    pub env: HashMap<String, String>,
+    pub cfg: NpmConfig,
+    pub network: Network,
+    /// `--package-lock-only` (flag or npm setting): write the lockfile and nothing else.
+    pub lock_only: bool,
+    /// package.json (after this request's edits) and the workspaces'.
+    pub project: Project,
+    pub lock_path: PathBuf,
+    /// package-lock.json as JSON and as bytes, if there is one.
+    pub lock: Option<(Value, Vec<u8>)>,
+    /// Fingerprint of everything above that decides the result.
+    pub hash: String,
+}
+
+impl Inputs {
+    pub fn lock_bytes(&self) -> Option<&[u8]> {
+        self.lock.as_ref().map(|(_, b)| b.as_slice())
+    }
+}
+
+/// Read the inputs of `run`'s request (applying its package.json edits first).
+pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
+    let req = run.req;
+    let (dir, dev) = own_project_dir(req)?;
+    let env: HashMap<String, String> = req.env.clone();
+    let cfg = blocking(|| NpmConfig::load(&dir, &env));
+    let network = network_of(req.network);
+    let lock_only =
+        req.package_lock_only == Some(true) || cfg.get("package-lock-only") == Some("true");
+    let mut project = blocking(|| Project::load(&dir))?;
+    if !req.add.is_empty() || !req.remove.is_empty() {
+        edit::apply(run, &project, &cfg, network).await?;
+        project = blocking(|| Project::load(&dir))?;
+    }
+    let lock_path = dir.join(lockfile::FILE);
+    let lock = blocking(|| lockfile::parse_json_file(&lock_path))?;
+    let hash = blocking(|| fingerprint(&project, lock.as_ref().map(|(_, b)| &b[..]), req));
+    Ok(Inputs {
+        dir,
+        dev,
+        env,
+        cfg,
+        network,
+        lock_only,
+        project,
+        lock_path,
+        lock,
+        hash,
+    })
+}
+
+/// The request's project directory, canonical, with its device; refused unless it is absolute
+/// and belongs to the caller (or the caller is root).
+fn own_project_dir(req: &InstallRequest) -> Result<(PathBuf, u64)> {
+    let dir = PathBuf::from(&req.project_dir);
+    if !dir.is_absolute() {
+        return Err(HoardError::InvalidInput(format!(
+            "project_dir `{}` must be an absolute path",
+            dir.display()
+        )));
+    }
+    let dir = blocking(|| std::fs::canonicalize(&dir)).map_err(|e| {
+        HoardError::InvalidInput(format!(
+            "project directory `{}` cannot be used: {e}",
+            dir.display()
+        ))
+    })?;
+    let md =
+        blocking(|| std::fs::metadata(&dir)).map_err(|e| HoardError::io("reading", &dir, e))?;
+    if md.uid() != req.peer_uid && req.peer_uid != 0 {
+        return Err(HoardError::PermissionDenied(format!(
+            "project directory `{}` belongs to uid {}, not to you (uid {}); hoard installs \
+             only into your own projects",
+            dir.display(),
+            md.uid(),
+            req.peer_uid
+        )));
+    }
+    Ok((dir, md.dev()))
+}
+
+/// Fingerprint of everything an install depends on.
+pub(super) fn fingerprint(
+    project: &Project,
+    lock_bytes: Option<&[u8]>,
+    req: &InstallRequest,
+) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"hoard-inputs-v1\0");
+    h.update(&project.pkg_bytes);
+    h.update(b"\0lock\0");
+    h.update(lock_bytes.unwrap_or(b""));
+    for (dir, _, bytes) in &project.workspaces {
+        h.update(dir.as_bytes());
+        h.update(bytes);
+    }
+    h.update(
+        format!(
+            "\0{}\0{}\0{}",
+            req.omit_dev,
+            layout_name(req),
+            req.link_method
+        )
+        .as_bytes(),
+    );
+    if let Ok(npmrc) = std::fs::read(project.dir.join(".npmrc")) {
+        h.update(&npmrc);
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Helper for the service and `outdated`: is `raw` a usable project path.
+pub fn project_dir(raw: &str) -> Result<PathBuf> {
+    let p = Path::new(raw);
+    if !p.is_absolute() {
+        return Err(HoardError::InvalidInput(format!(
+            "`{raw}` must be an absolute path"
+        )));
+    }
+    std::fs::canonicalize(p).map_err(|e| HoardError::InvalidInput(format!("`{raw}`: {e}")))
+}
+
+pub(super) fn network_of(mode: i32) -> Network {
+    match v1::NetworkMode::try_from(mode).unwrap_or(v1::NetworkMode::Online) {
+        v1::NetworkMode::Online => Network::Online,
+        v1::NetworkMode::PreferOffline => Network::PreferOffline,
+        v1::NetworkMode::Offline => Network::Offline,
+    }
+}
+
+pub(super) fn requested_method(req: &InstallRequest) -> Requested {
+    match v1::LinkMethod::try_from(req.link_method).unwrap_or(v1::LinkMethod::Auto) {
+        v1::LinkMethod::Auto => Requested::Auto,
+        v1::LinkMethod::Reflink => Requested::Exactly(Method::Reflink),
+        v1::LinkMethod::Hardlink => Requested::Exactly(Method::Hardlink),
+        v1::LinkMethod::Copy => Requested::Exactly(Method::Copy),
+    }
+}
+
+pub(super) fn method_to_proto(m: Method) -> v1::LinkMethod {
+    match m {
+        Method::Reflink => v1::LinkMethod::Reflink,
+        Method::Hardlink => v1::LinkMethod::Hardlink,
+        Method::Copy => v1::LinkMethod::Copy,
+    }
+}
+
+pub(super) fn layout_name(req: &InstallRequest) -> &'static str {
+    match v1::Layout::try_from(req.layout).unwrap_or(v1::Layout::Hoisted) {
+        v1::Layout::Hoisted => "hoisted",
+        v1::Layout::Isolated => "isolated",
+    }
+}

@@ -1,0 +1,81 @@
+//! Stage 6 of an install: plan the layout (`linker::plan`, hoisted or isolated) and materialize
+//! it into node_modules on a blocking thread. The link method found for a (store, project)
+//! filesystem pair is remembered for the daemon's life, so later installs skip the probe.
+//!
+//! Must not: decide placement itself or write files itself (the linker does both).
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hoard_proto::v1;
+use tracing::info_span;
+
+use super::fetch::Fetched;
+use super::inputs::{Inputs, layout_name, requested_method};
+use super::scripts::Scripts;
+use super::{Run, blocking};
+use crate::error::Result;
+use crate::linker::method::Requested;
+use crate::linker::{self, LinkReport, Plan};
+use crate::tree::Tree;
+
+/// What linking did.
+pub(super) struct Linked {
+    pub plan: Arc<Plan>,
+    pub report: LinkReport,
+    pub millis: u64,
+}
+
+/// Plan and materialize `tree`'s stored packages into the project's node_modules.
+pub(super) async fn link(
+    run: &Run<'_>,
+    inputs: &Inputs,
+    tree: &Tree,
+    fetched: &Fetched,
+    scripts: &Scripts,
+) -> Result<Linked> {
+    let started = Instant::now();
+    let mut plan = if layout_name(run.req) == "isolated" {
+        linker::plan::isolated(tree, &fetched.stored, &scripts.copies)
+    } else {
+        linker::plan::hoisted(tree, &fetched.stored, &scripts.copies)
+    };
+    linker::compute_bin_links(&mut plan);
+    let plan = Arc::new(plan);
+    let installer = run.installer;
+    let requested = requested_method(run.req);
+    let dev_key = (
+        blocking(|| std::fs::metadata(&installer.store.layout.files))
+            .map(|m| m.dev())
+            .unwrap_or(0),
+        inputs.dev,
+    );
+    let remembered = (installer.link_memory.lock().ok()).and_then(|m| m.get(&dev_key).copied());
+    let (store, dir, plan2) = (installer.store.clone(), inputs.dir.clone(), plan.clone());
+    let progress = run.em.progress_hook(v1::Phase::Link);
+    let force = run.req.force;
+    let report = tokio::task::spawn_blocking(move || {
+        let _span = info_span!("link").entered();
+        linker::materialize(
+            &dir, &plan2, &store, requested, remembered, force, &progress,
+        )
+    })
+    .await??;
+    if let (Some(m), Requested::Auto) = (report.method, requested)
+        && let Ok(mut mem) = installer.link_memory.lock()
+    {
+        mem.insert(dev_key, m);
+    }
+    for w in &report.warnings {
+        run.em.warn("link-fallback", "", w.clone()).await;
+    }
+    (run.em)
+        .progress(v1::Phase::Link, report.added, report.added, 0, true)
+        .await;
+    Ok(Linked {
+        plan,
+        report,
+        millis: started.elapsed().as_millis() as u64,
+    })
+}
