@@ -1,0 +1,205 @@
+//! The command line: every command, flag and argument of `hoard`, as clap parses them.
+//!
+//! Must not: do anything but describe the command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hoard",
+    version,
+    about = "A fast, safe npm package installer",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Run as if started in this directory.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The store directory (default: $XDG_DATA_HOME/hoard/store).
+    #[arg(long, global = true, env = "HOARD_STORE_DIR", value_name = "DIR")]
+    pub store_dir: Option<PathBuf>,
+    /// One JSON object per line on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail (phase timings, every deprecation).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct InstallFlags {
+    /// Never touch the network; fail on anything missing from the store or metadata cache.
+    #[arg(long)]
+    pub offline: bool,
+    /// Use cached metadata of any age; go online only for what is missing.
+    #[arg(long)]
+    pub prefer_offline: bool,
+    /// Leave out a dependency type (only `dev` is supported, as --omit=dev).
+    #[arg(long, value_name = "TYPE")]
+    pub omit: Vec<String>,
+    /// Same as --omit=dev.
+    #[arg(long)]
+    pub production: bool,
+    /// How files get into node_modules.
+    #[arg(long, value_enum, default_value_t = LinkArg::Auto)]
+    pub link: LinkArg,
+    /// node_modules layout.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Hoisted)]
+    pub layout: LayoutArg,
+    /// Do not write package-lock.json.
+    #[arg(long)]
+    pub no_package_lock: bool,
+    /// Only resolve and write package-lock.json; download and link nothing.
+    #[arg(long)]
+    pub package_lock_only: bool,
+    /// Re-link every package even when the project looks up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not run any lifecycle scripts (neither the project's nor allowed dependencies').
+    #[arg(long)]
+    pub ignore_scripts: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, Default)]
+pub enum LinkArg {
+    #[default]
+    Auto,
+    Reflink,
+    Hardlink,
+    Copy,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, Default)]
+pub enum LayoutArg {
+    #[default]
+    Hoisted,
+    Isolated,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Install the project's dependencies.
+    #[command(visible_alias = "i")]
+    Install(InstallFlags),
+    /// Add packages to package.json and install.
+    Add {
+        #[arg(required = true, value_name = "PKG")]
+        packages: Vec<String>,
+        /// Save to devDependencies.
+        #[arg(short = 'D', long = "save-dev")]
+        dev: bool,
+        /// Save to optionalDependencies.
+        #[arg(short = 'O', long = "save-optional")]
+        optional: bool,
+        /// Save the exact version instead of a ^range.
+        #[arg(short = 'E', long = "save-exact")]
+        exact: bool,
+        #[command(flatten)]
+        flags: InstallFlags,
+    },
+    /// Remove packages from package.json and node_modules.
+    #[command(visible_alias = "rm")]
+    Remove {
+        #[arg(required = true, value_name = "NAME")]
+        packages: Vec<String>,
+        #[command(flatten)]
+        flags: InstallFlags,
+    },
+    /// Install exactly package-lock.json; fail if it does not match package.json.
+    Ci(InstallFlags),
+    /// Re-resolve dependencies (all, or the named ones) within their ranges.
+    #[command(visible_alias = "up")]
+    Update {
+        names: Vec<String>,
+        #[command(flatten)]
+        flags: InstallFlags,
+    },
+    /// Run a script from package.json.
+    #[command(visible_alias = "run-script")]
+    Run {
+        script: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run a bin from node_modules/.bin.
+    Exec {
+        bin: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run a package's bin without adding it to the project.
+    Dlx {
+        /// `name[@range]`
+        package: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// List installed packages (from package-lock.json).
+    Ls {
+        /// How deep to print (default 0: direct dependencies).
+        #[arg(long, default_value_t = 0)]
+        depth: usize,
+        /// Everything (same as a very large --depth).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Why is a package installed?
+    Why { name: String },
+    /// Direct dependencies with newer versions (exit 1 when there are any, like npm).
+    Outdated {
+        #[arg(long)]
+        offline: bool,
+    },
+    /// The daemon.
+    Daemon {
+        #[command(subcommand)]
+        action: DaemonAction,
+    },
+    /// The store.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DaemonAction {
+    /// Start the daemon (if not running) and print its pid.
+    Start,
+    /// Stop the running daemon.
+    Stop,
+    /// Whether a daemon runs; never starts one.
+    Status,
+    /// Stop and start again.
+    Restart,
+    /// Print the end of the daemon's log.
+    Logs {
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreAction {
+    /// Size, packages, files and projects.
+    Status,
+    /// Re-hash every file; remove bad entries so the next install fetches them again.
+    Verify {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove packages no registered project uses.
+    Prune {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the store path.
+    Path,
+}

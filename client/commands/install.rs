@@ -1,0 +1,160 @@
+//! The install family: `install`, `ci`, `add`, `remove`, `update`. Each builds one
+//! `InstallRequest`; `send` forwards it, renders the streamed events and runs the scripts the
+//! daemon lists (the project's `preinstall` first, as npm does).
+//!
+//! Must not: decide anything about the install itself (the daemon does).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow, bail};
+use hoard_proto::v1::{self, InstallRequest, InstallSummary, install_event::Event};
+
+use crate::cli::{Cli, InstallFlags, LayoutArg, LinkArg};
+use crate::context::{connect, project_dir, request_env};
+use crate::render::{Mode, Renderer};
+use crate::scripts;
+
+/// `hoard install` (and `hoard ci` with `frozen`).
+pub async fn install(cli: &Cli, flags: &InstallFlags, frozen: bool) -> Result<u8> {
+    let mut req = request(&project_dir(cli)?, flags)?;
+    req.frozen = frozen;
+    send(cli, req, flags.ignore_scripts).await
+}
+
+/// `hoard add`: `kind` is where package.json gets the packages.
+pub async fn add(
+    cli: &Cli,
+    packages: &[String],
+    kind: v1::DependencyKind,
+    exact: bool,
+    flags: &InstallFlags,
+) -> Result<u8> {
+    let mut req = request(&project_dir(cli)?, flags)?;
+    req.add = packages.to_vec();
+    req.add_kind = kind as i32;
+    req.save_exact = exact;
+    send(cli, req, flags.ignore_scripts).await
+}
+
+/// `hoard remove`.
+pub async fn remove(cli: &Cli, packages: &[String], flags: &InstallFlags) -> Result<u8> {
+    let mut req = request(&project_dir(cli)?, flags)?;
+    req.remove = packages.to_vec();
+    send(cli, req, flags.ignore_scripts).await
+}
+
+/// `hoard update [names]`: all dependencies when no name is given.
+pub async fn update(cli: &Cli, names: &[String], flags: &InstallFlags) -> Result<u8> {
+    let mut req = request(&project_dir(cli)?, flags)?;
+    if names.is_empty() {
+        req.update_all = true;
+    } else {
+        req.update = names.to_vec();
+    }
+    send(cli, req, flags.ignore_scripts).await
+}
+
+pub fn request(project: &Path, f: &InstallFlags) -> Result<InstallRequest> {
+    for o in &f.omit {
+        if o != "dev" {
+            bail!("--omit={o} is not supported (only --omit=dev)");
+        }
+    }
+    Ok(InstallRequest {
+        project_dir: project.display().to_string(),
+        network: if f.offline {
+            v1::NetworkMode::Offline
+        } else if f.prefer_offline {
+            v1::NetworkMode::PreferOffline
+        } else {
+            v1::NetworkMode::Online
+        } as i32,
+        omit_dev: f.production || f.omit.iter().any(|o| o == "dev"),
+        link_method: match f.link {
+            LinkArg::Auto => v1::LinkMethod::Auto,
+            LinkArg::Reflink => v1::LinkMethod::Reflink,
+            LinkArg::Hardlink => v1::LinkMethod::Hardlink,
+            LinkArg::Copy => v1::LinkMethod::Copy,
+        } as i32,
+        layout: match f.layout {
+            LayoutArg::Hoisted => v1::Layout::Hoisted,
+            LayoutArg::Isolated => v1::Layout::Isolated,
+        } as i32,
+        no_lockfile: f.no_package_lock,
+        package_lock_only: f.package_lock_only.then_some(true),
+        force: f.force,
+        env: request_env(),
+        ..Default::default()
+    })
+}
+
+/// Send an install request, render its events, run the listed scripts.
+pub async fn send(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Result<u8> {
+    let mode = Mode::pick(cli.json, cli.quiet);
+    // The project's own `preinstall` runs before anything is linked, as npm runs it.
+    let plain = req.add.is_empty() && req.remove.is_empty() && req.package_lock_only != Some(true);
+    if !ignore_scripts && plain {
+        scripts::run_root_preinstall(
+            Path::new(&req.project_dir),
+            !matches!(mode, Mode::Quiet | Mode::Json),
+        )?;
+    }
+    let mut conn = connect(cli).await?;
+    let mut r = Renderer::new(mode, cli.verbose);
+    let mut stream = conn
+        .client
+        .install(req.clone())
+        .await
+        .map_err(|s| anyhow!("{}", s.message()))?
+        .into_inner();
+    let mut summary: Option<InstallSummary> = None;
+    loop {
+        let msg = tokio::select! {
+            m = stream.message() => m,
+            _ = tokio::signal::ctrl_c() => {
+                drop(stream);
+                r.finish(None);
+                eprintln!("hoard: cancelled");
+                return Ok(130);
+            }
+        };
+        match msg {
+            Ok(Some(ev)) => {
+                if let Some(e) = &ev.event {
+                    r.event(e);
+                    if let Event::Summary(s) = e {
+                        summary = Some(s.clone());
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(status) => {
+                r.finish(None);
+                return Err(anyhow!("{}", status.message()));
+            }
+        }
+    }
+    r.finish(summary.as_ref());
+    let Some(summary) = summary else {
+        bail!("the daemon ended the install without a summary; see `hoard daemon logs`");
+    };
+    if !ignore_scripts && !summary.scripts.is_empty() {
+        let root = PathBuf::from(&req.project_dir);
+        for s in &summary.scripts {
+            if mode != Mode::Quiet && mode != Mode::Json {
+                eprintln!("> {}@{} {}: {}", s.package, s.version, s.event, s.command);
+            }
+            scripts::run(&scripts::ScriptRun {
+                dir: Path::new(&s.path),
+                root: &root,
+                package: &s.package,
+                version: &s.version,
+                event: &s.event,
+                command: &s.command,
+                npm_command: "install",
+                args: &[],
+            })?;
+        }
+    }
+    Ok(0)
+}

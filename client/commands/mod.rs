@@ -1,0 +1,11 @@
+//! The commands, by family: `install` (install, ci, add, remove, update), `run` (run, exec,
+//! dlx), `inspect` (ls, why, outdated), `daemon` and `store`. `main.rs` parses and dispatches
+//! here.
+//!
+//! Must not: parse the command line.
+
+pub mod daemon;
+pub mod inspect;
+pub mod install;
+pub mod run;
+pub mod store;

@@ -1,0 +1,153 @@
+//! The store family: `hoard store status | verify | prune | path`, asked of the daemon (which
+//! owns the store).
+//!
+//! Must not: open the store itself.
+
+use anyhow::{Result, anyhow};
+use hoard_proto::v1;
+use serde_json::json;
+
+use crate::cli::{Cli, StoreAction};
+use crate::connect::Connection;
+use crate::context::connect;
+use crate::render::{self, json_line};
+
+/// Run one `hoard store` action.
+pub async fn store(cli: &Cli, action: &StoreAction) -> Result<u8> {
+    let mut conn = connect(cli).await?;
+    match action {
+        StoreAction::Path => {
+            println!("{}", conn.hello.store_path);
+            Ok(0)
+        }
+        StoreAction::Status => status(cli, &mut conn).await,
+        StoreAction::Verify { dry_run } => verify(cli, &mut conn, *dry_run).await,
+        StoreAction::Prune { dry_run } => prune(cli, &mut conn, *dry_run).await,
+    }
+}
+
+fn err(s: tonic::Status) -> anyhow::Error {
+    anyhow!("{}", s.message())
+}
+
+/// `hoard store status`.
+async fn status(cli: &Cli, conn: &mut Connection) -> Result<u8> {
+    let s = conn
+        .client
+        .store_status(v1::StoreStatusRequest {})
+        .await
+        .map_err(err)?
+        .into_inner();
+    if cli.json {
+        json_line(
+            json!({"store": s.store_path, "bytes": s.bytes, "files": s.files, "packages": s.packages, "projects": s.projects, "metadata_bytes": s.metadata_bytes, "format_version": s.format_version}),
+        );
+    } else {
+        println!(
+            "store: {} (format v{})\nsize: {} in {} files\npackages: {}\nprojects: {}\nmetadata cache: {}",
+            s.store_path,
+            s.format_version,
+            render::bytes(s.bytes),
+            s.files,
+            s.packages,
+            s.projects,
+            render::bytes(s.metadata_bytes)
+        );
+    }
+    Ok(0)
+}
+
+/// `hoard store verify`: exit 1 on a dry run that found damage.
+async fn verify(cli: &Cli, conn: &mut Connection, dry_run: bool) -> Result<u8> {
+    let mut stream = conn
+        .client
+        .store_verify(v1::StoreVerifyRequest { dry_run })
+        .await
+        .map_err(err)?
+        .into_inner();
+    let mut bad = 0;
+    while let Some(ev) = stream.message().await.map_err(err)? {
+        use v1::store_verify_event::Event as E;
+        match ev.event {
+            Some(E::Problem(p)) => {
+                bad += 1;
+                if cli.json {
+                    json_line(
+                        json!({"type": "problem", "path": p.path, "kind": p.kind, "packages": p.packages, "detail": p.detail}),
+                    );
+                } else {
+                    eprintln!(
+                        "{}: {} ({}){}",
+                        p.kind,
+                        p.path,
+                        p.detail,
+                        if p.packages.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; used by {}", p.packages.join(", "))
+                        }
+                    );
+                }
+            }
+            Some(E::Summary(s)) => {
+                if cli.json {
+                    json_line(
+                        json!({"type": "summary", "files_checked": s.files_checked, "packages_checked": s.packages_checked, "bad_files": s.bad_files, "packages_removed": s.packages_removed, "millis": s.millis}),
+                    );
+                } else {
+                    println!(
+                        "checked {} files of {} packages in {} ms: {} bad, {} packages removed (the next install fetches them again)",
+                        s.files_checked,
+                        s.packages_checked,
+                        s.millis,
+                        s.bad_files,
+                        s.packages_removed
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(if bad > 0 && dry_run { 1 } else { 0 })
+}
+
+/// `hoard store prune`.
+async fn prune(cli: &Cli, conn: &mut Connection, dry_run: bool) -> Result<u8> {
+    let mut stream = conn
+        .client
+        .store_prune(v1::StorePruneRequest { dry_run })
+        .await
+        .map_err(err)?
+        .into_inner();
+    while let Some(ev) = stream.message().await.map_err(err)? {
+        use v1::store_prune_event::Event as E;
+        match ev.event {
+            Some(E::DroppedProject(p)) => {
+                if cli.json {
+                    json_line(json!({"type": "dropped_project", "path": p}));
+                } else if !cli.quiet {
+                    eprintln!("dropped project {p} (its node_modules is gone)");
+                }
+            }
+            Some(E::Summary(s)) => {
+                if cli.json {
+                    json_line(
+                        json!({"type": "summary", "projects_dropped": s.projects_dropped, "projects_kept": s.projects_kept, "packages_removed": s.packages_removed, "files_removed": s.files_removed, "bytes_freed": s.bytes_freed, "millis": s.millis}),
+                    );
+                } else {
+                    println!(
+                        "{}removed {} packages and {} files, freed {} ({} projects kept, {} dropped)",
+                        if dry_run { "would have " } else { "" },
+                        s.packages_removed,
+                        s.files_removed,
+                        render::bytes(s.bytes_freed),
+                        s.projects_kept,
+                        s.projects_dropped
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(0)
+}
