@@ -89,75 +89,22 @@ pub fn tree_from_lock(
         let entry = &packages[key.as_str()];
         let is_nm = key.contains("node_modules/");
         let name = name_from_location(key).to_string();
-        if is_nm {
+        let parent = if is_nm {
             validate_name(&name).map_err(|e| {
                 HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}"))
             })?;
-        }
-        let parent = if is_nm {
             let pl = parent_location(key).unwrap_or("");
-            match by_loc.get(pl) {
-                Some(&p) => p,
-                None => {
-                    // Entries below a link target outside node_modules are not installed by
-                    // hoard; anything else is a broken lock.
-                    return Err(HoardError::Lockfile(format!(
-                        "package-lock.json entry `{key}` has no parent entry `{pl}`"
-                    )));
-                }
-            }
+            // Entries below a link target outside node_modules are not installed by hoard;
+            // anything else is a broken lock.
+            *by_loc.get(pl).ok_or_else(|| {
+                HoardError::Lockfile(format!(
+                    "package-lock.json entry `{key}` has no parent entry `{pl}`"
+                ))
+            })?
         } else {
             0
         };
-        let link = entry.get("link").and_then(Value::as_bool).unwrap_or(false);
-        let (kind, manifest) = if link {
-            let target = entry
-                .get("resolved")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let m = workspace_manifests
-                .get(&target)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(Manifest::from_json(&name, entry)));
-            (NodeKind::Link { target }, m)
-        } else if !is_nm {
-            let m = workspace_manifests
-                .get(key.as_str())
-                .cloned()
-                .unwrap_or_else(|| Arc::new(Manifest::from_json(&name, entry)));
-            (NodeKind::Workspace, m)
-        } else {
-            let m = Manifest::from_json(&name, entry);
-            let real_name = m.name.clone();
-            validate_name(&real_name).map_err(|e| {
-                HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}"))
-            })?;
-            let version = m.version.clone();
-            if version.is_empty() {
-                return Err(HoardError::Lockfile(format!(
-                    "package-lock.json entry `{key}` has no version"
-                )));
-            }
-            let resolved = entry
-                .get("resolved")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| default_tarball_url(cfg, &real_name, &version));
-            let integrity = entry
-                .get("integrity")
-                .and_then(Value::as_str)
-                .map(String::from);
-            (
-                NodeKind::Package {
-                    real_name,
-                    version,
-                    resolved,
-                    integrity,
-                },
-                Arc::new(m),
-            )
-        };
+        let (kind, manifest) = entry_kind(key, &name, entry, workspace_manifests, cfg)?;
         let idx = tree.nodes.len();
         let ws_name = if kind == NodeKind::Workspace {
             manifest.name.clone()
@@ -180,7 +127,64 @@ pub fn tree_from_lock(
         }
         by_loc.insert(key.to_string(), idx);
     }
-    // Edges, resolved the way Node's require would find them.
+    resolve_edges(&mut tree);
+    tree.compute_flags();
+    Ok(tree)
+}
+
+/// What a lock entry is (a link, a workspace folder or a package) and its manifest.
+fn entry_kind(
+    key: &str,
+    name: &str,
+    entry: &Value,
+    workspace_manifests: &HashMap<String, Arc<Manifest>>,
+    cfg: &NpmConfig,
+) -> Result<(NodeKind, Arc<Manifest>)> {
+    let from_entry = || Arc::new(Manifest::from_json(name, entry));
+    if entry.get("link").and_then(Value::as_bool).unwrap_or(false) {
+        let target = entry
+            .get("resolved")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let m = workspace_manifests.get(&target).cloned();
+        return Ok((NodeKind::Link { target }, m.unwrap_or_else(from_entry)));
+    }
+    if !key.contains("node_modules/") {
+        let m = workspace_manifests.get(key).cloned();
+        return Ok((NodeKind::Workspace, m.unwrap_or_else(from_entry)));
+    }
+    let m = Manifest::from_json(name, entry);
+    let real_name = m.name.clone();
+    validate_name(&real_name)
+        .map_err(|e| HoardError::Lockfile(format!("package-lock.json entry `{key}`: {e}")))?;
+    let version = m.version.clone();
+    if version.is_empty() {
+        return Err(HoardError::Lockfile(format!(
+            "package-lock.json entry `{key}` has no version"
+        )));
+    }
+    let resolved = entry
+        .get("resolved")
+        .and_then(Value::as_str)
+        .map(String::from)
+        .unwrap_or_else(|| default_tarball_url(cfg, &real_name, &version));
+    let integrity = entry
+        .get("integrity")
+        .and_then(Value::as_str)
+        .map(String::from);
+    let kind = NodeKind::Package {
+        real_name,
+        version,
+        resolved,
+        integrity,
+    };
+    Ok((kind, Arc::new(m)))
+}
+
+/// Every node's edges, resolved the way Node's require would find them; and the root's edges
+/// to workspace links.
+fn resolve_edges(tree: &mut Tree) {
     for i in 0..tree.nodes.len() {
         let n = &tree.nodes[i];
         let is_rootlike = matches!(n.kind, NodeKind::Root | NodeKind::Workspace);
@@ -200,7 +204,6 @@ pub fn tree_from_lock(
         edges.sort_by(|a, b| a.name.cmp(&b.name));
         tree.nodes[i].edges = edges;
     }
-    // Root → workspace links.
     let links: Vec<(String, usize)> = tree.nodes[0]
         .children
         .iter()
@@ -217,8 +220,6 @@ pub fn tree_from_lock(
             });
         }
     }
-    tree.compute_flags();
-    Ok(tree)
 }
 
 /// Why the lock does not fit package.json: root/workspace declarations that differ, and
@@ -354,6 +355,32 @@ fn put_map(o: &mut Map<String, Value>, key: &str, m: &BTreeMap<String, String>) 
 pub fn to_json(tree: &Tree, pkg_json: &Value) -> Value {
     let unreachable = tree.unreachable();
     let mut packages = Map::new();
+    packages.insert(String::new(), root_entry(tree, pkg_json));
+    let mut order: Vec<usize> = (1..tree.nodes.len())
+        .filter(|i| !unreachable.contains(i))
+        .collect();
+    order.sort_by(|&a, &b| tree.nodes[a].location.cmp(&tree.nodes[b].location));
+    for i in order {
+        if let Some(o) = entry(&tree.nodes[i]) {
+            packages.insert(tree.nodes[i].location.clone(), Value::Object(o));
+        }
+    }
+    let mut top = Map::new();
+    top.insert(
+        "name".into(),
+        pkg_json.get("name").cloned().unwrap_or(json!("")),
+    );
+    if let Some(v) = pkg_json.get("version") {
+        top.insert("version".into(), v.clone());
+    }
+    top.insert("lockfileVersion".into(), json!(3));
+    top.insert("requires".into(), json!(true));
+    top.insert("packages".into(), Value::Object(packages));
+    Value::Object(top)
+}
+
+/// The `""` entry: the root package's own declarations.
+fn root_entry(tree: &Tree, pkg_json: &Value) -> Value {
     let mut root = Map::new();
     for key in ["name", "version", "license", "workspaces"] {
         if let Some(v) = pkg_json.get(key) {
@@ -370,128 +397,110 @@ pub fn to_json(tree: &Tree, pkg_json: &Value) -> Value {
             root.insert(key.into(), v.clone());
         }
     }
-    packages.insert(String::new(), Value::Object(root));
-    let mut order: Vec<usize> = (1..tree.nodes.len())
-        .filter(|i| !unreachable.contains(i))
-        .collect();
-    order.sort_by(|&a, &b| tree.nodes[a].location.cmp(&tree.nodes[b].location));
-    for i in order {
-        let n = &tree.nodes[i];
-        let m = &n.manifest;
-        let mut o = Map::new();
-        match &n.kind {
-            NodeKind::Link { target } => {
-                o.insert("resolved".into(), json!(target));
-                o.insert("link".into(), json!(true));
-                packages.insert(n.location.clone(), Value::Object(o));
-                continue;
+    Value::Object(root)
+}
+
+/// One node's entry, with npm's keys in npm's order (`None` for the root).
+fn entry(n: &Node) -> Option<Map<String, Value>> {
+    let m = &n.manifest;
+    let mut o = Map::new();
+    match &n.kind {
+        NodeKind::Link { target } => {
+            o.insert("resolved".into(), json!(target));
+            o.insert("link".into(), json!(true));
+            return Some(o);
+        }
+        NodeKind::Workspace => {
+            o.insert("name".into(), json!(m.name));
+            if !m.version.is_empty() {
+                o.insert("version".into(), json!(m.version));
             }
-            NodeKind::Workspace => {
-                o.insert("name".into(), json!(m.name));
-                if !m.version.is_empty() {
-                    o.insert("version".into(), json!(m.version));
+        }
+        NodeKind::Package {
+            real_name,
+            version,
+            resolved,
+            integrity,
+        } => {
+            if *real_name != n.name {
+                o.insert("name".into(), json!(real_name));
+            }
+            o.insert("version".into(), json!(version));
+            if n.in_bundle {
+                o.insert("inBundle".into(), json!(true));
+            } else {
+                o.insert("resolved".into(), json!(resolved));
+                if let Some(i) = integrity {
+                    o.insert("integrity".into(), json!(i));
                 }
             }
-            NodeKind::Package {
-                real_name,
-                version,
-                resolved,
-                integrity,
-            } => {
-                if *real_name != n.name {
-                    o.insert("name".into(), json!(real_name));
-                }
-                o.insert("version".into(), json!(version));
-                if n.in_bundle {
-                    o.insert("inBundle".into(), json!(true));
-                } else {
-                    o.insert("resolved".into(), json!(resolved));
-                    if let Some(i) = integrity {
-                        o.insert("integrity".into(), json!(i));
-                    }
-                }
-            }
-            NodeKind::Root => continue,
         }
-        if n.extraneous {
-            o.insert("extraneous".into(), json!(true));
-        } else {
-            if n.dev {
-                o.insert("dev".into(), json!(true));
-            }
-            if n.optional {
-                o.insert("optional".into(), json!(true));
-            }
-            if n.dev_optional && !n.dev && !n.optional {
-                o.insert("devOptional".into(), json!(true));
-            }
-            if n.peer {
-                o.insert("peer".into(), json!(true));
-            }
-        }
-        if m.has_install_script || m.install_scripts() {
-            o.insert("hasInstallScript".into(), json!(true));
-        }
-        if let Some(l) = &m.license {
-            o.insert("license".into(), json!(l));
-        }
-        put_map(&mut o, "dependencies", &m.dependencies);
-        if n.kind == NodeKind::Workspace {
-            put_map(&mut o, "devDependencies", &m.dev_dependencies);
-        }
-        put_map(&mut o, "optionalDependencies", &m.optional_dependencies);
-        if !m.bin.is_null() {
-            let bins = crate::linker::bins::normalized(&n.name, m);
-            if !bins.is_empty() {
-                o.insert(
-                    "bin".into(),
-                    Value::Object(
-                        bins.into_iter()
-                            .map(|(k, v)| (k, Value::String(v)))
-                            .collect(),
-                    ),
-                );
-            }
-        }
-        put_map(&mut o, "engines", &m.engines);
-        if !m.os.is_empty() {
-            o.insert("os".into(), json!(m.os));
-        }
-        if !m.cpu.is_empty() {
-            o.insert("cpu".into(), json!(m.cpu));
-        }
-        if !m.libc.is_empty() {
-            o.insert("libc".into(), json!(m.libc));
-        }
-        if let Some(d) = &m.deprecated {
-            o.insert("deprecated".into(), json!(d));
-        }
-        put_map(&mut o, "peerDependencies", &m.peer_dependencies);
-        if !m.peer_dependencies_meta.is_empty() {
-            o.insert(
-                "peerDependenciesMeta".into(),
-                Value::Object(
-                    m.peer_dependencies_meta
-                        .iter()
-                        .map(|(k, v)| (k.clone(), json!({"optional": v.optional})))
-                        .collect(),
-                ),
-            );
-        }
-        packages.insert(n.location.clone(), Value::Object(o));
+        NodeKind::Root => return None,
     }
-    let mut top = Map::new();
-    top.insert(
-        "name".into(),
-        pkg_json.get("name").cloned().unwrap_or(json!("")),
-    );
-    if let Some(v) = pkg_json.get("version") {
-        top.insert("version".into(), v.clone());
+    put_flags(&mut o, n);
+    if m.has_install_script || m.install_scripts() {
+        o.insert("hasInstallScript".into(), json!(true));
     }
-    top.insert("lockfileVersion".into(), json!(3));
-    top.insert("requires".into(), json!(true));
-    top.insert("packages".into(), Value::Object(packages));
-    Value::Object(top)
+    if let Some(l) = &m.license {
+        o.insert("license".into(), json!(l));
+    }
+    put_map(&mut o, "dependencies", &m.dependencies);
+    if n.kind == NodeKind::Workspace {
+        put_map(&mut o, "devDependencies", &m.dev_dependencies);
+    }
+    put_map(&mut o, "optionalDependencies", &m.optional_dependencies);
+    put_manifest_tail(&mut o, n);
+    Some(o)
+}
+
+/// `extraneous`, or `dev`, `optional`, `devOptional`, `peer`.
+fn put_flags(o: &mut Map<String, Value>, n: &Node) {
+    if n.extraneous {
+        o.insert("extraneous".into(), json!(true));
+        return;
+    }
+    if n.dev {
+        o.insert("dev".into(), json!(true));
+    }
+    if n.optional {
+        o.insert("optional".into(), json!(true));
+    }
+    if n.dev_optional && !n.dev && !n.optional {
+        o.insert("devOptional".into(), json!(true));
+    }
+    if n.peer {
+        o.insert("peer".into(), json!(true));
+    }
+}
+
+/// `bin`, `engines`, `os`, `cpu`, `libc`, `deprecated`, `peerDependencies`,
+/// `peerDependenciesMeta`.
+fn put_manifest_tail(o: &mut Map<String, Value>, n: &Node) {
+    let m = &n.manifest;
+    if !m.bin.is_null() {
+        let bins = crate::linker::bins::normalized(&n.name, m);
+        if !bins.is_empty() {
+            let bins = bins.into_iter().map(|(k, v)| (k, Value::String(v)));
+            o.insert("bin".into(), Value::Object(bins.collect()));
+        }
+    }
+    put_map(o, "engines", &m.engines);
+    for (key, list) in [("os", &m.os), ("cpu", &m.cpu), ("libc", &m.libc)] {
+        if !list.is_empty() {
+            o.insert(key.into(), json!(list));
+        }
+    }
+    if let Some(d) = &m.deprecated {
+        o.insert("deprecated".into(), json!(d));
+    }
+    put_map(o, "peerDependencies", &m.peer_dependencies);
+    if !m.peer_dependencies_meta.is_empty() {
+        let meta = m
+            .peer_dependencies_meta
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({"optional": v.optional})));
+        o.insert("peerDependenciesMeta".into(), Value::Object(meta.collect()));
+    }
 }
 
 /// Serialize with two-space indentation and a trailing newline, like npm.

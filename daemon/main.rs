@@ -238,81 +238,19 @@ async fn serve(
 
     let listener = bind(&socket)?;
     info!(socket = %socket.display(), idle_secs = idle.as_secs(), "listening");
-    // SAFETY: getuid cannot fail.
-    let my_uid = unsafe { libc::getuid() };
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(
-        move |conn| match conn {
-            Ok(stream) => match stream.peer_cred() {
-                Ok(cred) if cred.uid() == my_uid => Some(Ok::<_, std::io::Error>(stream)),
-                Ok(cred) => {
-                    warn!(uid = cred.uid(), "refused a connection from another user");
-                    None
-                }
-                Err(e) => {
-                    warn!(error = %e, "refused a connection without peer credentials");
-                    None
-                }
-            },
-            Err(e) => {
-                warn!(error = %e, "accept failed");
-                None
-            }
-        },
-    );
-
+    let incoming = only_my_user(listener);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<hoard_proto::v1::hoard_server::HoardServer<Service>>()
         .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(hoard_proto::v1::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection()
         .build_v1()
         .map_err(|e| HoardError::Internal(format!("reflection: {e}")))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(hoard_proto::v1::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| HoardError::Internal(format!("reflection: {e}")))?;
-
-    // Idle shutdown: a deadline pushed back by every request.
-    {
-        let d = daemon.clone();
-        tokio::spawn(async move {
-            loop {
-                let idle_for = d.idle_for();
-                if d.in_flight() == 0 && idle_for >= idle {
-                    d.close(CloseReason::Idle(idle));
-                    break;
-                }
-                let wait = idle
-                    .saturating_sub(idle_for)
-                    .clamp(Duration::from_millis(100), Duration::from_secs(30));
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = d.shutdown.cancelled() => break,
-                }
-            }
-        });
-    }
-    // Signals.
-    {
-        let d = daemon.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            tokio::select! {
-                _ = term.recv() => d.close(CloseReason::Signal("SIGTERM")),
-                _ = int.recv() => d.close(CloseReason::Signal("SIGINT")),
-                _ = d.shutdown.cancelled() => {}
-            }
-        });
-    }
+    tokio::spawn(close_when_idle(daemon.clone(), idle));
+    tokio::spawn(close_on_signal(daemon.clone()));
 
     let shutdown = daemon.shutdown.clone();
     let server = tonic::transport::Server::builder()
@@ -335,4 +273,70 @@ async fn serve(
     Ok(daemon
         .close_reason()
         .unwrap_or(CloseReason::Signal("server ended")))
+}
+
+/// gRPC reflection over hoard's API and the health service (for grpcurl and stock clients).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hoard_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// The listener's connections from this daemon's own user; others are refused and logged.
+fn only_my_user(
+    listener: tokio::net::UnixListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::UnixStream>> {
+    // SAFETY: getuid cannot fail.
+    let my_uid = unsafe { libc::getuid() };
+    tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(move |conn| match conn {
+        Ok(stream) => match stream.peer_cred() {
+            Ok(cred) if cred.uid() == my_uid => Some(Ok::<_, std::io::Error>(stream)),
+            Ok(cred) => {
+                warn!(uid = cred.uid(), "refused a connection from another user");
+                None
+            }
+            Err(e) => {
+                warn!(error = %e, "refused a connection without peer credentials");
+                None
+            }
+        },
+        Err(e) => {
+            warn!(error = %e, "accept failed");
+            None
+        }
+    })
+}
+
+/// Idle shutdown: a deadline pushed back by every request.
+async fn close_when_idle(d: Arc<Daemon>, idle: Duration) {
+    loop {
+        let idle_for = d.idle_for();
+        if d.in_flight() == 0 && idle_for >= idle {
+            d.close(CloseReason::Idle(idle));
+            break;
+        }
+        let wait = idle
+            .saturating_sub(idle_for)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = d.shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// SIGTERM and SIGINT close the daemon gracefully.
+async fn close_on_signal(d: Arc<Daemon>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => d.close(CloseReason::Signal("SIGTERM")),
+        _ = int.recv() => d.close(CloseReason::Signal("SIGINT")),
+        _ = d.shutdown.cancelled() => {}
+    }
 }

@@ -346,20 +346,82 @@ impl Ctx<'_> {
             need_evaluation: vec![],
             warnings: vec![],
         };
-        let g = &*self.g;
-        if g.to(edge).is_some() && g.valid(edge) {
+        if self.g.to(edge).is_some() && self.g.valid(edge) {
             return Ok(out);
         }
-        let name = g.edge(edge).name.clone();
+        let name = self.g.edge(edge).name.clone();
         let start_from = up.map(|u| u.start).unwrap_or(edge.from);
-        let start = g.deepest_nesting_target(start_from, Some(&name));
+        let start = self.g.deepest_nesting_target(start_from, Some(&name));
+        let (can_place, can_place_self) = self.walk_up(edge, dep, &name, start, up);
+        let top = up.map(|u| u.top).unwrap_or((edge, dep));
+        let c = match (can_place, can_place_self) {
+            (Some(c), _) => c,
+            _ if !self.opts.force && (self.is_mine(top.0) || self.opts.strict_peer_deps) => {
+                return Err(PeerConflict {
+                    edge: top.0,
+                    dep: top.1,
+                });
+            }
+            (None, Some(c)) => c,
+            (None, None) => {
+                out.warnings.push((edge, dep));
+                self.g.peer_conflicted.insert(edge);
+                return Ok(out);
+            }
+        };
+        let check = &self.checks.all[c];
+        let target = check.target;
+        let how = if check.can_place == Can::Conflict {
+            check.can_place_self.unwrap_or(Can::Conflict)
+        } else {
+            check.can_place
+        };
+        if how == Can::Keep {
+            if self.g.edge(edge).peer() && !self.g.valid(edge) {
+                out.warnings.push((edge, dep));
+                self.g.peer_conflicted.insert(edge);
+            }
+            self.prune_dedupable(target, true);
+            return Ok(out);
+        }
+        out.how = Some(how);
+        if let Some(link) = self.link_cycle(target, dep) {
+            out.placed = Some(link);
+            return Ok(out);
+        }
+        let virtual_root = self.g.nodes[dep].parent;
+        let placed = self.put((edge, dep, target, how), &name, &mut out);
+        self.prune_after(edge, placed, target, &name);
+        // Place its unmet peers beside it.
+        let up = Up {
+            can_place: Some(c),
+            start,
+            top,
+        };
+        if let Some(vr) = virtual_root {
+            out.children = self.place_peers(placed, vr, up)?;
+        }
+        Ok(out)
+    }
+
+    /// npm's walk from `start` up the tree: the highest target where `dep` can go (the last
+    /// check that is not a conflict) and the last where it could replace what is there.
+    fn walk_up(
+        &mut self,
+        edge: ERef,
+        dep: Id,
+        name: &str,
+        start: Id,
+        up: Option<Up>,
+    ) -> (Option<usize>, Option<usize>) {
+        let g = &*self.g;
         let mut can_place: Option<usize> = None;
         let mut can_place_self: Option<usize> = None;
         let mut target = Some(start);
         while let Some(t) = target {
             target = g.resolve_parent(t);
             if !g.is_top(t)
-                && let Some(te) = g.edge_named(t, &name)
+                && let Some(te) = g.edge_named(t, name)
                 && g.edge(te).peer()
             {
                 continue;
@@ -391,42 +453,11 @@ impl Ctx<'_> {
                 break;
             }
         }
-        let top = up.map(|u| u.top).unwrap_or((edge, dep));
-        let c = match can_place {
-            Some(c) => c,
-            None => {
-                if !self.opts.force && (self.is_mine(top.0) || self.opts.strict_peer_deps) {
-                    return Err(PeerConflict {
-                        edge: top.0,
-                        dep: top.1,
-                    });
-                }
-                match can_place_self {
-                    Some(c) => c,
-                    None => {
-                        out.warnings.push((edge, dep));
-                        self.g.peer_conflicted.insert(edge);
-                        return Ok(out);
-                    }
-                }
-            }
-        };
-        let check = &self.checks.all[c];
-        let target = check.target;
-        let how = if check.can_place == Can::Conflict {
-            check.can_place_self.unwrap_or(Can::Conflict)
-        } else {
-            check.can_place
-        };
-        if how == Can::Keep {
-            if self.g.edge(edge).peer() && !self.g.valid(edge) {
-                out.warnings.push((edge, dep));
-                self.g.peer_conflicted.insert(edge);
-            }
-            self.prune_dedupable(target, true);
-            return Ok(out);
-        }
-        // A dependency cycle that would nest forever links to the earlier copy.
+        (can_place, can_place_self)
+    }
+
+    /// A dependency cycle that would nest forever links to the earlier copy.
+    fn link_cycle(&mut self, target: Id, dep: Id) -> Option<Id> {
         let mut p = Some(target);
         while let Some(x) = p {
             if self.g.matches(x, dep) && !self.g.is_top(x) {
@@ -439,13 +470,16 @@ impl Ctx<'_> {
                     dev: false,
                 });
                 self.g.set_parent(link, target);
-                out.placed = Some(link);
-                out.how = Some(how);
-                return Ok(out);
+                return Some(link);
             }
             p = self.g.resolve_parent(x);
         }
-        let virtual_root = self.g.nodes[dep].parent;
+        None
+    }
+
+    /// Put a copy of `dep` under `target` (replacing what is there by that name).
+    fn put(&mut self, at: (ERef, Id, Id, Can), name: &str, out: &mut Placement) -> Id {
+        let (edge, dep, target, how) = at;
         let d = &self.g.nodes[dep];
         let placed = self.g.add(NewNode {
             name: d.name.clone(),
@@ -455,7 +489,6 @@ impl Ctx<'_> {
             dev: false,
         });
         out.placed = Some(placed);
-        out.how = Some(how);
         tracing::debug!(
             target: "placeDep",
             "{} {} {:?} for: {} want: {}",
@@ -465,21 +498,27 @@ impl Ctx<'_> {
             self.g.pkg_id(edge.from),
             self.g.edge(edge).spec
         );
-        match self.g.nodes[target].children.get(&name).copied() {
-            Some(old) => self.replace_old_dep(placed, old, dep, &mut out),
+        match self.g.nodes[target].children.get(name).copied() {
+            Some(old) => self.replace_old_dep(placed, old, dep, out),
             None => self.g.set_parent(placed, target),
         }
         if self.g.edge(edge).peer() && !self.g.satisfies(placed, edge) {
             out.warnings.push((edge, dep));
             self.g.peer_conflicted.insert(edge);
         }
+        placed
+    }
+
+    /// After placing: copies the new one makes redundant go (what the edge pointed at before,
+    /// and same-named nodes below the target, with their children).
+    fn prune_after(&mut self, edge: ERef, placed: Id, target: Id, name: &str) {
         if self.g.valid(edge)
             && let Some(to) = self.g.to(edge)
             && to != placed
         {
             self.prune_dedupable(to, false);
         }
-        for n in self.g.named(&name) {
+        for n in self.g.named(name) {
             if self.g.in_tree(n) && self.g.is_descendant_of(n, target) && !self.g.is_top(n) {
                 self.prune_dedupable(n, false);
                 if self.g.in_tree(n) {
@@ -490,27 +529,24 @@ impl Ctx<'_> {
                 }
             }
         }
-        // Place its unmet peers beside it.
-        let up = Up {
-            can_place: Some(c),
-            start,
-            top,
-        };
+    }
+
+    /// Place `placed`'s unmet peers from its virtual root `vr` beside it.
+    fn place_peers(&mut self, placed: Id, vr: Id, up: Up) -> Result<Vec<Placement>, PeerConflict> {
+        let mut children = Vec::new();
         for pe in self.g.edge_refs(placed).collect::<Vec<_>>() {
             if self.g.valid(pe) || !self.g.edge(pe).peer() || self.g.peer_conflicted.contains(&pe) {
                 continue;
             }
-            let Some(vr) = virtual_root else { continue };
             let Some(&peer) = self.g.nodes[vr].children.get(&self.g.edge(pe).name) else {
                 continue;
             };
             if !self.g.satisfies(peer, pe) {
                 continue;
             }
-            let child = self.place(pe, peer, Some(up))?;
-            out.children.push(child);
+            children.push(self.place(pe, peer, Some(up))?);
         }
-        Ok(out)
+        Ok(children)
     }
 
     fn replace_old_dep(&mut self, placed: Id, old: Id, dep: Id, out: &mut Placement) {

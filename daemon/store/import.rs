@@ -329,94 +329,7 @@ pub fn import(
         limits: limits.clone(),
         compressed: count,
     };
-
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut by_path: HashMap<String, usize> = HashMap::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    // Staging names are never reused (a duplicate entry must not overwrite a later file).
-    let mut staged = 0usize;
-    {
-        let mut archive = tar::Archive::new(&mut capped);
-        let entries = archive.entries().map_err(classify)?;
-        for entry in entries {
-            let mut entry = entry.map_err(classify)?;
-            let kind = entry.header().entry_type();
-            let path_bytes = entry.path_bytes().into_owned();
-            let path = entry_path(&path_bytes, limits).map_err(ImportError::Hostile)?;
-            use tar::EntryType as T;
-            match kind {
-                T::Regular | T::Continuous => {}
-                T::Directory => continue,
-                // Extended headers are consumed by the tar crate; anything else left is metadata
-                // we have no use for.
-                T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
-                T::Symlink | T::Link => {
-                    return Err(ImportError::Hostile(format!(
-                        "entry `{}` is a {} (npm packages may not contain links)",
-                        String::from_utf8_lossy(&path_bytes),
-                        if kind == T::Symlink {
-                            "symlink"
-                        } else {
-                            "hard link"
-                        }
-                    )));
-                }
-                other => {
-                    return Err(ImportError::Hostile(format!(
-                        "entry `{}` has unsupported type {:?} (device, fifo or unknown)",
-                        String::from_utf8_lossy(&path_bytes),
-                        other
-                    )));
-                }
-            }
-            let Some(path) = path else { continue };
-            let mode = entry.header().mode().unwrap_or(0o644);
-            let executable = mode & 0o111 != 0;
-            // The staged file's path, only for an error message.
-            let tmp = |n: usize| staging.path.join(n.to_string());
-            let n = staged;
-            let mut out = staging
-                .create(n, if executable { 0o555 } else { 0o444 })
-                .map_err(|e| ImportError::Local(HoardError::io("creating", tmp(n), e)))?;
-            staged += 1;
-            let mut hasher = blake3::Hasher::new();
-            let mut size = 0u64;
-            loop {
-                let n = entry.read(&mut buf).map_err(classify)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n])
-                    .map_err(|e| ImportError::Local(HoardError::io("writing", tmp(n), e)))?;
-                size += n as u64;
-            }
-            drop(out);
-            let item = Pending {
-                staged: n,
-                entry: FileEntry {
-                    path: path.clone(),
-                    hash: *hasher.finalize().as_bytes(),
-                    size,
-                    executable,
-                },
-            };
-            // Duplicate entries: the last one wins, as with `tar x` and npm.
-            if let Some(&i) = by_path.get(&path) {
-                // The earlier file stays staged and goes with the directory.
-                pending[i] = item;
-            } else {
-                if pending.len() >= limits.max_files {
-                    return Err(ImportError::Hostile(format!(
-                        "more than {} files",
-                        limits.max_files
-                    )));
-                }
-                by_path.insert(path, pending.len());
-                pending.push(item);
-            }
-        }
-    }
+    let pending = stage_entries(&mut capped, &staging, limits)?;
     // Read what follows the tar end marker so the gzip trailer (CRC) is checked and every
     // compressed byte is hashed.
     io::copy(&mut capped, &mut io::sink()).map_err(classify)?;
@@ -428,8 +341,140 @@ pub fn import(
     if let Err((expected, actual)) = digests.verify(expected) {
         return Err(ImportError::Integrity { expected, actual });
     }
+    let files = commit(pending.files, &staging, layout)?;
+    Ok(Imported {
+        files,
+        digests,
+        unpacked_size,
+        compressed_size,
+    })
+}
 
-    // Verified: move every file into the content-addressed tree, read-only.
+/// The files staged so far, one per path.
+#[derive(Default)]
+struct PendingFiles {
+    files: Vec<Pending>,
+    by_path: HashMap<String, usize>,
+}
+
+impl PendingFiles {
+    /// Duplicate entries: the last one wins, as with `tar x` and npm (the earlier file stays
+    /// staged and goes with the directory).
+    fn add(&mut self, item: Pending, limits: &Limits) -> std::result::Result<(), ImportError> {
+        if let Some(&i) = self.by_path.get(&item.entry.path) {
+            self.files[i] = item;
+            return Ok(());
+        }
+        if self.files.len() >= limits.max_files {
+            return Err(ImportError::Hostile(format!(
+                "more than {} files",
+                limits.max_files
+            )));
+        }
+        self.by_path
+            .insert(item.entry.path.clone(), self.files.len());
+        self.files.push(item);
+        Ok(())
+    }
+}
+
+/// Read every tar entry, staging each regular file (hashed as it is written).
+fn stage_entries(
+    tar_stream: impl Read,
+    staging: &StagingDir,
+    limits: &Limits,
+) -> std::result::Result<PendingFiles, ImportError> {
+    let mut pending = PendingFiles::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    // Staging names are never reused (a duplicate entry must not overwrite a later file).
+    let mut staged = 0usize;
+    let mut archive = tar::Archive::new(tar_stream);
+    for entry in archive.entries().map_err(classify)? {
+        let mut entry = entry.map_err(classify)?;
+        let path_bytes = entry.path_bytes().into_owned();
+        let path = entry_path(&path_bytes, limits).map_err(ImportError::Hostile)?;
+        if !is_file(entry.header().entry_type(), &path_bytes)? {
+            continue;
+        }
+        let Some(path) = path else { continue };
+        let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
+        let (hash, size) = stage_file(&mut entry, staging, staged, executable, &mut buf)?;
+        let item = Pending {
+            staged,
+            entry: FileEntry {
+                path,
+                hash,
+                size,
+                executable,
+            },
+        };
+        staged += 1;
+        pending.add(item, limits)?;
+    }
+    Ok(pending)
+}
+
+/// Whether an entry of this type is a file to keep; links and devices are refused.
+fn is_file(kind: tar::EntryType, path_bytes: &[u8]) -> std::result::Result<bool, ImportError> {
+    use tar::EntryType as T;
+    match kind {
+        T::Regular | T::Continuous => Ok(true),
+        // Extended headers are consumed by the tar crate; anything else left is metadata we
+        // have no use for.
+        T::Directory | T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => Ok(false),
+        T::Symlink | T::Link => Err(ImportError::Hostile(format!(
+            "entry `{}` is a {} (npm packages may not contain links)",
+            String::from_utf8_lossy(path_bytes),
+            if kind == T::Symlink {
+                "symlink"
+            } else {
+                "hard link"
+            }
+        ))),
+        other => Err(ImportError::Hostile(format!(
+            "entry `{}` has unsupported type {:?} (device, fifo or unknown)",
+            String::from_utf8_lossy(path_bytes),
+            other
+        ))),
+    }
+}
+
+/// Copy one entry's bytes into staged file `n`, hashing them; (BLAKE3, size).
+fn stage_file(
+    entry: &mut impl Read,
+    staging: &StagingDir,
+    n: usize,
+    executable: bool,
+    buf: &mut [u8],
+) -> std::result::Result<([u8; 32], u64), ImportError> {
+    // The staged file's path, only for an error message.
+    let local = |what: &'static str, e: io::Error| {
+        ImportError::Local(HoardError::io(what, staging.path.join(n.to_string()), e))
+    };
+    let mut out = staging
+        .create(n, if executable { 0o555 } else { 0o444 })
+        .map_err(|e| local("creating", e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut size = 0u64;
+    loop {
+        let read = entry.read(buf).map_err(classify)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buf[..read]);
+        out.write_all(&buf[..read])
+            .map_err(|e| local("writing", e))?;
+        size += read as u64;
+    }
+    Ok((*hasher.finalize().as_bytes(), size))
+}
+
+/// Verified: move every staged file into the content-addressed tree, read-only.
+fn commit(
+    pending: Vec<Pending>,
+    staging: &StagingDir,
+    layout: &Layout,
+) -> std::result::Result<Vec<FileEntry>, ImportError> {
     let mut files = Vec::with_capacity(pending.len());
     for p in pending {
         let dest = layout.content_path(&p.entry.hash, p.entry.executable);
@@ -447,12 +492,7 @@ pub fn import(
         files.push(p.entry);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Imported {
-        files,
-        digests,
-        unpacked_size,
-        compressed_size,
-    })
+    Ok(files)
 }
 
 /// Hash an existing content file (for `store verify`).

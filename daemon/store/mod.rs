@@ -20,7 +20,7 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::error::{HoardError, Result};
 use crate::registry::http::Http;
-use import::{ImportError, Limits};
+use import::{ImportError, Imported, Limits};
 use index::{FileEntry, Index, PackageRecord};
 use integrity::Sri;
 use layout::Layout;
@@ -250,89 +250,11 @@ impl Store {
         http: &Arc<Http>,
     ) -> Result<Arc<StoredPackage>, ImportFailure> {
         let what = pkg.pkg_id();
-        let layout = self.layout.clone();
-        let limits = self.limits.clone();
-        let expected = pkg.integrity.clone();
-        let (imported, bytes) = if let Some(path) = pkg.url.strip_prefix("file:") {
-            // A local tarball (`file:` dependency): same import, read from disk.
-            let path = PathBuf::from(path);
-            let r = tokio::task::spawn_blocking(move || {
-                let f = std::fs::File::open(&path).map_err(|e| {
-                    ImportError::Local(HoardError::io("opening the tarball", &path, e))
-                })?;
-                import::import(std::io::BufReader::new(f), &expected, &layout, &limits)
-            })
-            .await
-            .map_err(|e| ImportFailure::Fatal(e.into()))?;
-            (r, 0)
-        } else {
-            let (resp, _permit) = http
-                .get(
-                    crate::registry::http::Lane::Tarball,
-                    &pkg.url,
-                    pkg.auth.as_deref(),
-                    None,
-                    &what,
-                )
-                .await
-                .map_err(ImportFailure::Fatal)?;
-            let _importing =
-                self.import_permits.acquire().await.map_err(|_| {
-                    ImportFailure::Fatal(HoardError::Internal("store closed".into()))
-                })?;
-            // Bounded: the download waits for the import, never the other way round.
-            let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(32);
-            let worker = tokio::task::spawn_blocking(move || {
-                let reader = ChannelReader {
-                    rx,
-                    current: bytes::Bytes::new(),
-                };
-                import::import(reader, &expected, &layout, &limits)
-            });
-            let mut stream = resp.bytes_stream();
-            use futures_util::StreamExt;
-            let mut bytes = 0u64;
-            while let Some(chunk) = stream.next().await {
-                let item = chunk.map_err(|e| std::io::Error::other(format!("{e}")));
-                let failed = item.is_err();
-                if let Ok(c) = &item {
-                    bytes += c.len() as u64;
-                }
-                // A send error means the worker stopped early (hostile archive); its error wins.
-                if tx.send(item).await.is_err() || failed {
-                    break;
-                }
-            }
-            drop(tx);
-            let r = worker.await.map_err(|e| ImportFailure::Fatal(e.into()))?;
-            (r, bytes)
+        let (imported, bytes) = match pkg.url.strip_prefix("file:") {
+            Some(path) => (self.import_file(PathBuf::from(path), pkg).await?, 0),
+            None => self.import_download(pkg, http).await?,
         };
-        let imported = match imported {
-            Ok(i) => i,
-            Err(ImportError::Source(e)) => {
-                return Err(ImportFailure::Retryable(HoardError::Registry(format!(
-                    "downloading {what} from {}: {e}",
-                    pkg.url
-                ))));
-            }
-            Err(ImportError::Hostile(reason)) => {
-                return Err(ImportFailure::Fatal(HoardError::HostileTarball {
-                    package: what,
-                    url: pkg.url.clone(),
-                    reason,
-                }));
-            }
-            Err(ImportError::Integrity { expected, actual }) => {
-                return Err(ImportFailure::Fatal(HoardError::Integrity {
-                    package: what,
-                    name: pkg.name.clone(),
-                    url: pkg.url.clone(),
-                    expected,
-                    actual,
-                }));
-            }
-            Err(ImportError::Local(e)) => return Err(ImportFailure::Fatal(e)),
-        };
+        let imported = imported.map_err(|e| import_failure(e, pkg))?;
         let record = PackageRecord {
             pkg_id: what.clone(),
             integrity: imported.digests.sha512_sri(),
@@ -363,6 +285,69 @@ impl Store {
         });
         self.keep_hot(&stored);
         Ok(stored)
+    }
+
+    /// A local tarball (`file:` dependency): the same import, read from disk.
+    async fn import_file(
+        &self,
+        path: PathBuf,
+        pkg: &TarballRef,
+    ) -> Result<std::result::Result<Imported, ImportError>, ImportFailure> {
+        let (layout, limits) = (self.layout.clone(), self.limits.clone());
+        let expected = pkg.integrity.clone();
+        tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&path)
+                .map_err(|e| ImportError::Local(HoardError::io("opening the tarball", &path, e)))?;
+            import::import(std::io::BufReader::new(f), &expected, &layout, &limits)
+        })
+        .await
+        .map_err(|e| ImportFailure::Fatal(e.into()))
+    }
+
+    /// Download a tarball and import it as its bytes arrive; (the import, bytes downloaded).
+    async fn import_download(
+        &self,
+        pkg: &TarballRef,
+        http: &Arc<Http>,
+    ) -> Result<(std::result::Result<Imported, ImportError>, u64), ImportFailure> {
+        use futures_util::StreamExt;
+        let (layout, limits) = (self.layout.clone(), self.limits.clone());
+        let expected = pkg.integrity.clone();
+        let lane = crate::registry::http::Lane::Tarball;
+        let (resp, _permit) = http
+            .get(lane, &pkg.url, pkg.auth.as_deref(), None, &pkg.pkg_id())
+            .await
+            .map_err(ImportFailure::Fatal)?;
+        let _importing = self
+            .import_permits
+            .acquire()
+            .await
+            .map_err(|_| ImportFailure::Fatal(HoardError::Internal("store closed".into())))?;
+        // Bounded: the download waits for the import, never the other way round.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(32);
+        let worker = tokio::task::spawn_blocking(move || {
+            let reader = ChannelReader {
+                rx,
+                current: bytes::Bytes::new(),
+            };
+            import::import(reader, &expected, &layout, &limits)
+        });
+        let mut stream = resp.bytes_stream();
+        let mut bytes = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(|e| std::io::Error::other(format!("{e}")));
+            let failed = item.is_err();
+            if let Ok(c) = &item {
+                bytes += c.len() as u64;
+            }
+            // A send error means the worker stopped early (hostile archive); its error wins.
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        let r = worker.await.map_err(|e| ImportFailure::Fatal(e.into()))?;
+        Ok((r, bytes))
     }
 
     /// Remember a package's file list for the next install. The lists are bounded: past
@@ -438,7 +423,7 @@ impl Store {
     pub fn verify(
         &self,
         dry_run: bool,
-        mut on_progress: impl FnMut(u64, u64),
+        on_progress: impl FnMut(u64, u64),
         mut on_problem: impl FnMut(String, Vec<String>, &'static str, String),
     ) -> Result<(u64, u64, u64, u64)> {
         let mut shards = read_dir(&self.layout.files)?;
@@ -448,49 +433,17 @@ impl Store {
             all.extend(read_dir(s)?);
         }
         let total = all.len() as u64;
-        let mut bad: HashSet<([u8; 32], bool)> = HashSet::new();
-        let mut present: HashSet<([u8; 32], bool)> = HashSet::new();
-        let mut bad_paths = Vec::new();
-        for (i, path) in all.iter().enumerate() {
-            let shard = path
-                .parent()
-                .and_then(|p| p.file_name())
-                .and_then(|n| n.to_str())
-                .unwrap_or("");
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let Some((hash, exec)) = Layout::parse_content_name(shard, name) else {
-                on_problem(
-                    path.display().to_string(),
-                    vec![],
-                    "foreign",
-                    "not a content file name".into(),
-                );
-                bad_paths.push(path.clone());
-                continue;
-            };
-            let actual = import::hash_file(path);
-            let ok = matches!(&actual, Ok(h) if *h == hash);
-            if ok {
-                present.insert((hash, exec));
-            } else {
-                bad.insert((hash, exec));
-                bad_paths.push(path.clone());
-            }
-            if i % 256 == 0 {
-                on_progress(i as u64, total);
-            }
-        }
-        on_progress(total, total);
+        let scan = scan_files(&all, on_progress, &mut on_problem);
         // Which packages reference bad or missing files?
         let packages = self.index.all_packages()?;
         let mut remove_ids = Vec::new();
-        let mut reported: HashMap<([u8; 32], bool), Vec<String>> = HashMap::new();
+        let mut reported: HashMap<FileKey, Vec<String>> = HashMap::new();
         for (id, pkg_id) in &packages {
             let (_, files) = self.index.package_files(*id)?;
             let mut broken = false;
             for f in &files {
                 let key = (f.hash, f.executable);
-                if bad.contains(&key) || !present.contains(&key) {
+                if scan.bad.contains(&key) || !scan.present.contains(&key) {
                     broken = true;
                     reported.entry(key).or_default().push(pkg_id.clone());
                 }
@@ -499,60 +452,72 @@ impl Store {
                 remove_ids.push(*id);
             }
         }
-        for (key, pkgs) in &reported {
-            let path = self.layout.content_path(&key.0, key.1);
-            let kind = if bad.contains(key) {
-                "hash-mismatch"
-            } else {
-                "missing"
-            };
-            on_problem(
-                path.display().to_string(),
-                pkgs.clone(),
-                kind,
-                if kind == "missing" {
-                    "file referenced by the index is not in the store".into()
-                } else {
-                    "content does not match its BLAKE3 name".into()
-                },
-            );
-        }
-        for key in &bad {
-            if !reported.contains_key(key) {
-                on_problem(
-                    self.layout
-                        .content_path(&key.0, key.1)
-                        .display()
-                        .to_string(),
-                    vec![],
-                    "hash-mismatch",
-                    "content does not match its BLAKE3 name (no package uses it)".into(),
-                );
-            }
-        }
-        let bad_count = bad_paths.len() as u64;
-        let removed = remove_ids.len() as u64;
+        self.report_damage(&scan, &reported, &mut on_problem);
         if !dry_run {
-            for p in &bad_paths {
-                let _ = std::fs::remove_file(p);
-            }
-            if !remove_ids.is_empty() {
-                let ids = remove_ids.clone();
-                self.index.write(move |tx| {
-                    for id in ids {
-                        tx.execute("DELETE FROM packages WHERE id = ?1", [id])
-                            .map_err(|e| HoardError::Internal(format!("removing package: {e}")))?;
-                    }
-                    Ok(())
-                })?;
-                if let Ok(mut hot) = self.hot.lock() {
-                    for id in &remove_ids {
-                        hot.forget(*id);
-                    }
-                }
+            self.remove_damage(&scan.bad_paths, &remove_ids)?;
+        }
+        let bad_count = scan.bad_paths.len() as u64;
+        Ok((
+            total,
+            packages.len() as u64,
+            bad_count,
+            remove_ids.len() as u64,
+        ))
+    }
+
+    /// Report every damaged or missing file, with the packages that use it.
+    fn report_damage(
+        &self,
+        scan: &Scan,
+        reported: &HashMap<FileKey, Vec<String>>,
+        on_problem: &mut impl FnMut(String, Vec<String>, &'static str, String),
+    ) {
+        let path_of = |key: &FileKey| {
+            self.layout
+                .content_path(&key.0, key.1)
+                .display()
+                .to_string()
+        };
+        for (key, pkgs) in reported {
+            if scan.bad.contains(key) {
+                let why = "content does not match its BLAKE3 name".into();
+                on_problem(path_of(key), pkgs.clone(), "hash-mismatch", why);
+            } else {
+                let why = "file referenced by the index is not in the store".into();
+                on_problem(path_of(key), pkgs.clone(), "missing", why);
             }
         }
-        Ok((total, packages.len() as u64, bad_count, removed))
+        for key in &scan.bad {
+            if !reported.contains_key(key) {
+                let why = "content does not match its BLAKE3 name (no package uses it)".into();
+                on_problem(path_of(key), vec![], "hash-mismatch", why);
+            }
+        }
+    }
+
+    /// Delete bad files and the package rows that use bad or missing files (the next install
+    /// fetches those packages again).
+    fn remove_damage(&self, bad_paths: &[PathBuf], remove_ids: &[i64]) -> Result<()> {
+        for p in bad_paths {
+            let _ = std::fs::remove_file(p);
+        }
+        if remove_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = remove_ids.to_vec();
+        self.index.write(move |tx| {
+            for id in ids {
+                tx.execute("DELETE FROM packages WHERE id = ?1", [id])
+                    .map_err(|e| HoardError::Internal(format!("removing package: {e}")))?;
+            }
+            Ok(())
+        })?;
+        if let Ok(mut hot) = self.hot.lock() {
+            for id in remove_ids {
+                hot.forget(*id);
+            }
+        }
+        Ok(())
     }
 
     /// Drop projects whose directory or node_modules is gone, then packages no project
@@ -681,5 +646,84 @@ impl std::io::Read for ChannelReader {
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current = self.current.slice(n..);
         Ok(n)
+    }
+}
+
+/// A content file's identity: (BLAKE3, executable variant).
+type FileKey = ([u8; 32], bool);
+
+/// What re-hashing the content files found.
+struct Scan {
+    /// Files whose bytes do not match their name.
+    bad: HashSet<FileKey>,
+    /// Files that are whole.
+    present: HashSet<FileKey>,
+    /// Every file to delete (bad, or not a content file name at all).
+    bad_paths: Vec<PathBuf>,
+}
+
+/// Re-hash `files`; names that are not content file names are reported as foreign.
+fn scan_files(
+    files: &[PathBuf],
+    mut on_progress: impl FnMut(u64, u64),
+    on_problem: &mut impl FnMut(String, Vec<String>, &'static str, String),
+) -> Scan {
+    let total = files.len() as u64;
+    let mut scan = Scan {
+        bad: HashSet::new(),
+        present: HashSet::new(),
+        bad_paths: Vec::new(),
+    };
+    for (i, path) in files.iter().enumerate() {
+        let shard = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some((hash, exec)) = Layout::parse_content_name(shard, name) else {
+            let why = "not a content file name".into();
+            on_problem(path.display().to_string(), vec![], "foreign", why);
+            scan.bad_paths.push(path.clone());
+            continue;
+        };
+        if matches!(import::hash_file(path), Ok(h) if h == hash) {
+            scan.present.insert((hash, exec));
+        } else {
+            scan.bad.insert((hash, exec));
+            scan.bad_paths.push(path.clone());
+        }
+        if i % 256 == 0 {
+            on_progress(i as u64, total);
+        }
+    }
+    on_progress(total, total);
+    scan
+}
+
+/// What a failed import means for the install: a download that broke may be retried; a
+/// hostile archive, an integrity mismatch or a local error may not.
+fn import_failure(e: ImportError, pkg: &TarballRef) -> ImportFailure {
+    let what = pkg.pkg_id();
+    match e {
+        ImportError::Source(e) => ImportFailure::Retryable(HoardError::Registry(format!(
+            "downloading {what} from {}: {e}",
+            pkg.url
+        ))),
+        ImportError::Hostile(reason) => ImportFailure::Fatal(HoardError::HostileTarball {
+            package: what,
+            url: pkg.url.clone(),
+            reason,
+        }),
+        ImportError::Integrity { expected, actual } => {
+            ImportFailure::Fatal(HoardError::Integrity {
+                package: what,
+                name: pkg.name.clone(),
+                url: pkg.url.clone(),
+                expected,
+                actual,
+            })
+        }
+        ImportError::Local(e) => ImportFailure::Fatal(e),
     }
 }
