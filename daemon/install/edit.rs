@@ -7,7 +7,7 @@
 
 use hoard_proto::v1::{self, InstallRequest};
 
-use super::{Run, blocking};
+use super::context::{Run, blocking};
 use crate::error::{HoardError, Result};
 use crate::project::{self, Project};
 use crate::registry::Network;

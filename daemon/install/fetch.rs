@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use hoard_proto::v1;
 use tracing::{Instrument, info_span};
 
-use super::Run;
+use super::context::Run;
 use super::inputs::Inputs;
 use crate::error::{HoardError, Result};
 use crate::registry::Network;

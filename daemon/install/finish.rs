@@ -7,12 +7,12 @@
 
 use hoard_proto::v1::{self, InstallSummary, PhaseTiming};
 
+use super::context::{Run, blocking};
 use super::fetch::Fetched;
 use super::inputs::{Inputs, fingerprint, method_to_proto};
 use super::link::Linked;
 use super::record::Record;
 use super::scripts::{self, Scripts};
-use super::{Run, blocking};
 use crate::error::Result;
 use crate::linker;
 use crate::linker::method::Method;
@@ -44,7 +44,7 @@ pub(super) async fn finish(
         let lock_now = std::fs::read(&inputs.lock_path).ok();
         linker::state::write_hidden_lock(&inputs.dir, lock_now.as_deref())?;
         let hash = fingerprint(&inputs.project, lock_now.as_deref(), req);
-        linker::write_state(&inputs.dir, &linked.plan, &hash, linked.report.method)
+        linker::state::write_state(&inputs.dir, &linked.plan, &hash, linked.report.method)
     })?;
 
     let report = &linked.report;

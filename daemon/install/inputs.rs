@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use hoard_proto::v1::{self, InstallRequest};
 use serde_json::Value;
 
-use super::{Run, blocking, edit};
+use super::context::{Run, blocking};
+use super::edit;
 use crate::error::{HoardError, Result};
 use crate::linker::method::{Method, Requested};
 use crate::lockfile;

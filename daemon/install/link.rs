@@ -11,10 +11,10 @@ use std::time::Instant;
 use hoard_proto::v1;
 use tracing::info_span;
 
+use super::context::{Run, blocking};
 use super::fetch::Fetched;
 use super::inputs::{Inputs, layout_name, requested_method};
 use super::scripts::Scripts;
-use super::{Run, blocking};
 use crate::error::Result;
 use crate::linker::method::Requested;
 use crate::linker::{self, LinkReport, Plan};
@@ -57,7 +57,7 @@ pub(super) async fn link(
     let force = run.req.force;
     let report = tokio::task::spawn_blocking(move || {
         let _span = info_span!("link").entered();
-        linker::materialize(
+        linker::materialize::materialize(
             &dir, &plan2, &store, requested, remembered, force, &progress,
         )
     })

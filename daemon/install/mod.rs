@@ -13,9 +13,13 @@
 //! 7. `finish`: package-lock.json, the project's registration for GC, the state file last →
 //!    the summary.
 //!
-//! This file owns the order and the events streamed to the client. Must not: run package code
-//! (the client runs allowed scripts), or hold the async executor with blocking work.
+//! `context.rs` holds what the stages share (`Installer`, `Run`, the event emitter); the stages
+//! import it and each other in stage order, never this file. This file owns the order.
+//!
+//! Must not: run package code (the client runs allowed scripts), or hold the async executor
+//! with blocking work.
 
+mod context;
 mod edit;
 mod fetch;
 mod finish;
@@ -26,115 +30,21 @@ mod outdated;
 mod record;
 mod scripts;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use hoard_proto::v1::{
-    self, InstallEvent, InstallRequest, InstallSummary, PhaseProgress, install_event::Event,
-};
-use tokio::sync::mpsc;
+use hoard_proto::v1::{InstallRequest, InstallSummary};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::error::Result;
-use crate::linker::method::Method;
-use crate::registry::Registry;
-use crate::store::Store;
+use context::{Emitter, Run};
 
+pub use context::{EventSender, Installer};
 pub use inputs::project_dir;
 
-/// Shared, long-lived install machinery (one per daemon).
-pub struct Installer {
-    pub store: Arc<Store>,
-    pub registry: Arc<Registry>,
-    /// Link method found per (store device, project device).
-    link_memory: Mutex<HashMap<(u64, u64), Method>>,
-    /// `node --version` per PATH.
-    node_versions: Mutex<HashMap<String, Option<semver::Version>>>,
-}
-
-pub type EventSender = mpsc::Sender<std::result::Result<InstallEvent, tonic::Status>>;
-
-/// Sends install events to the client.
-struct Emitter {
-    tx: EventSender,
-}
-
-impl Emitter {
-    async fn send(&self, e: Event) {
-        let _ = self.tx.send(Ok(InstallEvent { event: Some(e) })).await;
-    }
-
-    async fn info(&self, message: String) {
-        self.send(Event::Info(message)).await;
-    }
-
-    async fn progress(&self, phase: v1::Phase, done: u64, total: u64, bytes: u64, finished: bool) {
-        self.send(Event::Progress(PhaseProgress {
-            phase: phase as i32,
-            done,
-            total,
-            bytes,
-            finished,
-        }))
-        .await;
-    }
-
-    /// A progress callback for blocking code: drops an update rather than wait for the client.
-    fn progress_hook(&self, phase: v1::Phase) -> impl Fn(u64, u64) + Send + Sync + 'static {
-        let tx = self.tx.clone();
-        move |done, total| {
-            let _ = tx.try_send(Ok(InstallEvent {
-                event: Some(Event::Progress(PhaseProgress {
-                    phase: phase as i32,
-                    done,
-                    total,
-                    bytes: 0,
-                    finished: false,
-                })),
-            }));
-        }
-    }
-
-    async fn warn(&self, code: &str, package: &str, message: String) {
-        self.send(Event::Warning(v1::Warning {
-            message,
-            package: package.to_string(),
-            code: code.to_string(),
-        }))
-        .await;
-    }
-}
-
-/// One install under way: the request and what every stage shares.
-struct Run<'a> {
-    installer: &'a Arc<Installer>,
-    req: &'a InstallRequest,
-    em: Emitter,
-    cancel: CancellationToken,
-    started: Instant,
-    /// Registry metadata bytes downloaded by the daemon before this install began.
-    metadata_before: u64,
-}
-
-/// Run blocking filesystem or CPU work from async code without stalling the executor: the
-/// runtime moves its other tasks off this worker while `f` runs (multi-thread runtime only).
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
-
 impl Installer {
-    pub fn new(store: Arc<Store>, registry: Arc<Registry>) -> Installer {
-        Installer {
-            store,
-            registry,
-            link_memory: Mutex::new(HashMap::new()),
-            node_versions: Mutex::new(HashMap::new()),
-        }
-    }
-
     /// Run one install. Events go to `tx`; the summary is returned (and not sent).
     pub async fn run(
         self: &Arc<Self>,

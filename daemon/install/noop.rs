@@ -7,8 +7,9 @@
 
 use hoard_proto::v1::{self, InstallSummary};
 
+use super::context::{Run, blocking};
 use super::inputs::{Inputs, fingerprint};
-use super::{Run, blocking, scripts};
+use super::scripts;
 use crate::error::Result;
 use crate::linker;
 use crate::linker::state::State;
@@ -20,7 +21,7 @@ pub(super) async fn check(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Insta
         return Ok(None);
     }
     let nm = inputs.dir.join("node_modules");
-    let Some(state) = blocking(|| linker::read_state(&inputs.dir)) else {
+    let Some(state) = blocking(|| linker::state::read_state(&inputs.dir)) else {
         return Ok(None);
     };
     if state.node_modules_mtime != linker::state::dir_mtime(&nm) {

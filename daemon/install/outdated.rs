@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use hoard_proto::v1;
 
+use super::context::{Installer, blocking};
 use super::inputs::{network_of, project_dir};
-use super::{Installer, blocking};
 use crate::error::Result;
 use crate::lockfile;
 use crate::project::Project;

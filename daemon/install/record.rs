@@ -14,8 +14,8 @@ use hoard_proto::v1;
 use serde_json::Value;
 use tracing::{Instrument, info_span};
 
+use super::context::{Installer, Run, blocking};
 use super::inputs::Inputs;
-use super::{Installer, Run, blocking};
 use crate::error::{HoardError, Result};
 use crate::lockfile;
 use crate::registry::Network;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use hoard_proto::v1::{DeniedScript, Script};
 
+use super::context::{Run, blocking};
 use super::inputs::{Inputs, layout_name};
-use super::{Run, blocking};
 use crate::linker;
 use crate::project::Project;
 use crate::registry::packument::Manifest;

@@ -9,7 +9,7 @@
 //! Must not: download, resolve, or run package code.
 
 pub mod bins;
-mod materialize;
+pub mod materialize;
 pub mod method;
 pub mod plan;
 pub mod state;
@@ -23,9 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{HoardError, Result};
 use crate::store::StoredPackage;
 use method::Method;
-
-pub use materialize::materialize;
-pub use state::{read_state, write_state};
 
 /// One package directory to create.
 #[derive(Debug, Clone)]

@@ -1,0 +1,118 @@
+//! What every install stage shares: the daemon's long-lived `Installer`, the install under way
+//! (`Run`: the request, the event stream, cancellation, the clock), and the rule for blocking
+//! work. The stages import this; none imports `mod.rs`, which only calls them in order.
+//!
+//! Must not: hold any stage's logic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hoard_proto::v1::{self, InstallEvent, InstallRequest, PhaseProgress, install_event::Event};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::linker::method::Method;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// Shared, long-lived install machinery (one per daemon).
+pub struct Installer {
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    /// Link method found per (store device, project device).
+    pub(super) link_memory: Mutex<HashMap<(u64, u64), Method>>,
+    /// `node --version` per PATH.
+    pub(super) node_versions: Mutex<HashMap<String, Option<semver::Version>>>,
+}
+
+pub type EventSender = mpsc::Sender<std::result::Result<InstallEvent, tonic::Status>>;
+
+/// Sends install events to the client.
+pub(super) struct Emitter {
+    pub(super) tx: EventSender,
+}
+
+impl Emitter {
+    pub(super) async fn send(&self, e: Event) {
+        let _ = self.tx.send(Ok(InstallEvent { event: Some(e) })).await;
+    }
+
+    pub(super) async fn info(&self, message: String) {
+        self.send(Event::Info(message)).await;
+    }
+
+    pub(super) async fn progress(
+        &self,
+        phase: v1::Phase,
+        done: u64,
+        total: u64,
+        bytes: u64,
+        finished: bool,
+    ) {
+        self.send(Event::Progress(PhaseProgress {
+            phase: phase as i32,
+            done,
+            total,
+            bytes,
+            finished,
+        }))
+        .await;
+    }
+
+    /// A progress callback for blocking code: drops an update rather than wait for the client.
+    pub(super) fn progress_hook(
+        &self,
+        phase: v1::Phase,
+    ) -> impl Fn(u64, u64) + Send + Sync + 'static {
+        let tx = self.tx.clone();
+        move |done, total| {
+            let _ = tx.try_send(Ok(InstallEvent {
+                event: Some(Event::Progress(PhaseProgress {
+                    phase: phase as i32,
+                    done,
+                    total,
+                    bytes: 0,
+                    finished: false,
+                })),
+            }));
+        }
+    }
+
+    pub(super) async fn warn(&self, code: &str, package: &str, message: String) {
+        self.send(Event::Warning(v1::Warning {
+            message,
+            package: package.to_string(),
+            code: code.to_string(),
+        }))
+        .await;
+    }
+}
+
+/// One install under way: the request and what every stage shares.
+pub(super) struct Run<'a> {
+    pub(super) installer: &'a Arc<Installer>,
+    pub(super) req: &'a InstallRequest,
+    pub(super) em: Emitter,
+    pub(super) cancel: CancellationToken,
+    pub(super) started: Instant,
+    /// Registry metadata bytes downloaded by the daemon before this install began.
+    pub(super) metadata_before: u64,
+}
+
+/// Run blocking filesystem or CPU work from async code without stalling the executor: the
+/// runtime moves its other tasks off this worker while `f` runs (multi-thread runtime only).
+pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+impl Installer {
+    pub fn new(store: Arc<Store>, registry: Arc<Registry>) -> Installer {
+        Installer {
+            store,
+            registry,
+            link_memory: Mutex::new(HashMap::new()),
+            node_versions: Mutex::new(HashMap::new()),
+        }
+    }
+}
