@@ -147,3 +147,84 @@ pub(super) fn fill_integrity(tree: &mut Tree, stored: &HashMap<usize, Arc<Stored
     }
     filled
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    use crate::registry::config::NpmConfig;
+    use crate::registry::packument::Manifest;
+
+    fn tree(lock: serde_json::Value) -> Tree {
+        let root = Arc::new(Manifest::from_json("app", &lock["packages"][""]));
+        crate::lockfile::tree_from_lock(&lock, root, &HashMap::new(), &NpmConfig::default())
+            .unwrap()
+    }
+
+    fn names(t: &Tree, idx: &[usize]) -> Vec<String> {
+        let mut v: Vec<String> = idx.iter().map(|&i| t.nodes[i].location.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// prod `a` (with a bundled `c` inside), dev `d`, and `w` only for another OS.
+    fn fixture() -> serde_json::Value {
+        let p = |v: &str| json!({"version": v, "resolved": format!("http://r/{v}.tgz")});
+        let mut w = p("1.0.0");
+        w["os"] = json!(["an-os-that-is-not-this-one"]);
+        let mut c = p("3.0.0");
+        c["inBundle"] = json!(true);
+        json!({"name": "app", "lockfileVersion": 3, "packages": {
+            "": {"dependencies": {"a": "1", "w": "1"}, "devDependencies": {"d": "2"}},
+            "node_modules/a": p("1.0.0"),
+            "node_modules/a/node_modules/c": c,
+            "node_modules/d": p("2.0.0"),
+            "node_modules/w": w,
+        }})
+    }
+
+    #[test]
+    fn installs_what_fits_this_platform_and_leaves_bundled_packages_to_their_tarball() {
+        let t = tree(fixture());
+        let all = to_install(&t, false).unwrap();
+        assert_eq!(names(&t, &all), ["node_modules/a", "node_modules/d"]);
+        let prod = to_install(&t, true).unwrap();
+        assert_eq!(names(&t, &prod), ["node_modules/a"]);
+    }
+
+    #[test]
+    fn a_package_without_a_tarball_url_is_refused_by_name() {
+        let mut t = tree(fixture());
+        let a = t.nodes.iter().position(|n| n.location == "node_modules/a");
+        if let NodeKind::Package { resolved, .. } = &mut t.nodes[a.unwrap()].kind {
+            resolved.clear();
+        }
+        let err = to_install(&t, false).unwrap_err().to_string();
+        assert!(err.contains("a@1.0.0 has no tarball URL"), "{err}");
+    }
+
+    #[test]
+    fn integrity_missing_from_the_lock_is_filled_from_the_store() {
+        let mut t = tree(fixture());
+        let a = t.nodes.iter().position(|n| n.location == "node_modules/a");
+        let a = a.unwrap();
+        let stored = |i: usize| {
+            let p = StoredPackage {
+                id: 1,
+                integrity: "sha512-fromstore".into(),
+                files: vec![],
+                imported_at: None,
+                bytes_downloaded: 0,
+            };
+            HashMap::from([(i, Arc::new(p))])
+        };
+        assert!(fill_integrity(&mut t, &stored(a)));
+        let NodeKind::Package { integrity, .. } = &t.nodes[a].kind else {
+            panic!("a is a package")
+        };
+        assert_eq!(integrity.as_deref(), Some("sha512-fromstore"));
+        // Already there: nothing to fill, the lock stays as it is.
+        assert!(!fill_integrity(&mut t, &stored(a)));
+    }
+}

@@ -180,3 +180,66 @@ pub(super) fn layout_name(req: &InstallRequest) -> &'static str {
         v1::Layout::Isolated => "isolated",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let p = Project::load(dir.path()).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_each_input_and_only_with_them() {
+        let pkg = r#"{"name":"app","dependencies":{"a":"1"}}"#;
+        let (_d, p) = project(&[("package.json", pkg)]);
+        let req = InstallRequest::default();
+        let base = fingerprint(&p, Some(b"lock"), &req);
+        assert_eq!(base, fingerprint(&p, Some(b"lock"), &req), "stable");
+        assert_ne!(base, fingerprint(&p, Some(b"other lock"), &req));
+        assert_ne!(base, fingerprint(&p, None, &req));
+        let omit = InstallRequest {
+            omit_dev: true,
+            ..Default::default()
+        };
+        assert_ne!(base, fingerprint(&p, Some(b"lock"), &omit));
+        let isolated = InstallRequest {
+            layout: v1::Layout::Isolated as i32,
+            ..Default::default()
+        };
+        assert_ne!(base, fingerprint(&p, Some(b"lock"), &isolated));
+        // Options that do not change the result do not change the fingerprint.
+        let quiet = InstallRequest {
+            peer_uid: 1234,
+            ..Default::default()
+        };
+        assert_eq!(base, fingerprint(&p, Some(b"lock"), &quiet));
+
+        let (_d2, p2) = project(&[("package.json", pkg), (".npmrc", "legacy-peer-deps=true\n")]);
+        assert_ne!(base, fingerprint(&p2, Some(b"lock"), &req), ".npmrc counts");
+        let (_d3, p3) = project(&[("package.json", r#"{"name":"app","dependencies":{"a":"2"}}"#)]);
+        assert_ne!(
+            base,
+            fingerprint(&p3, Some(b"lock"), &req),
+            "package.json counts"
+        );
+    }
+
+    #[test]
+    fn a_relative_project_dir_is_refused_by_name() {
+        let req = InstallRequest {
+            project_dir: "some/where".into(),
+            ..Default::default()
+        };
+        let err = own_project_dir(&req).unwrap_err().to_string();
+        assert!(
+            err.contains("some/where") && err.contains("absolute"),
+            "{err}"
+        );
+    }
+}

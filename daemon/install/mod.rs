@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use hoard_proto::v1::{InstallRequest, InstallSummary};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::error::Result;
 use context::{Emitter, Run};
@@ -60,19 +60,24 @@ impl Installer {
             started: Instant::now(),
             metadata_before: self.registry.bytes_downloaded.load(Ordering::Relaxed),
         };
-        let inputs = inputs::read(&run).await?;
-        if let Some(summary) = noop::check(&run, &inputs).await? {
+        let inputs = stage("inputs", inputs::read(&run)).await?;
+        if let Some(summary) = stage("noop", noop::check(&run, &inputs)).await? {
             return Ok(summary);
         }
-        let mut record = record::plan_of_record(&run, &inputs).await?;
+        let mut record = stage("record", record::plan_of_record(&run, &inputs)).await?;
         if inputs.lock_only {
-            return finish::lock_only(&run, &inputs, &record);
+            return stage("finish", async {
+                finish::lock_only(&run, &inputs, &record)
+            })
+            .await;
         }
-        let fetched = fetch::fetch(&run, &inputs, &record.tree).await?;
+        let fetched = stage("fetch", fetch::fetch(&run, &inputs, &record.tree)).await?;
         record.integrity_filled = fetch::fill_integrity(&mut record.tree, &fetched.stored);
-        let scripts = scripts::policy(&run, &inputs, &record.tree, &fetched.stored).await;
-        let linked = link::link(&run, &inputs, &record.tree, &fetched, &scripts).await?;
-        let summary = finish::finish(&run, &inputs, &record, fetched, scripts, linked).await?;
+        let (tree, stored) = (&record.tree, &fetched.stored);
+        let scripts = stage("scripts", scripts::policy(&run, &inputs, tree, stored)).await;
+        let linked = stage("link", link::link(&run, &inputs, tree, &fetched, &scripts)).await?;
+        let finished = finish::finish(&run, &inputs, &record, fetched, scripts, linked);
+        let summary = stage("finish", finished).await?;
         info!(
             project = %inputs.dir.display(),
             added = summary.added,
@@ -83,4 +88,14 @@ impl Installer {
         );
         Ok(summary)
     }
+}
+
+/// Run one stage in its own span (`stage{name=…}`) and log how long it took, so each stage can
+/// be timed alone (`HOARD_LOG=hoardd::install=debug` in the daemon log).
+async fn stage<T>(name: &'static str, f: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = f.instrument(info_span!("stage", name)).await;
+    let millis = started.elapsed().as_millis() as u64;
+    debug!(stage = name, millis, "stage done");
+    out
 }
