@@ -368,12 +368,12 @@ impl Hoard for Service {
                 })
                 .await;
                 let msg = match r {
-                    Ok(Ok((files, packages, bad, removed))) => Ok(StoreVerifyEvent {
+                    Ok(Ok(report)) => Ok(StoreVerifyEvent {
                         event: Some(store_verify_event::Event::Summary(StoreVerifySummary {
-                            files_checked: files,
-                            packages_checked: packages,
-                            bad_files: bad,
-                            packages_removed: removed,
+                            files_checked: report.files_checked,
+                            packages_checked: report.packages_checked,
+                            bad_files: report.bad_files,
+                            packages_removed: report.packages_removed,
                             millis: started.elapsed().as_millis() as u64,
                         })),
                     }),

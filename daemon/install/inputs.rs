@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::context::{Run, blocking};
 use super::edit;
 use crate::error::{HoardError, Result};
+use crate::linker::Layout;
 use crate::linker::method::{Method, Requested};
 use crate::lockfile;
 use crate::project::Project;
@@ -81,19 +82,7 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
 /// The request's project directory, canonical, with its device; refused unless it is absolute
 /// and belongs to the caller (or the caller is root).
 fn own_project_dir(req: &InstallRequest) -> Result<(PathBuf, u64)> {
-    let dir = PathBuf::from(&req.project_dir);
-    if !dir.is_absolute() {
-        return Err(HoardError::InvalidInput(format!(
-            "project_dir `{}` must be an absolute path",
-            dir.display()
-        )));
-    }
-    let dir = blocking(|| std::fs::canonicalize(&dir)).map_err(|e| {
-        HoardError::InvalidInput(format!(
-            "project directory `{}` cannot be used: {e}",
-            dir.display()
-        ))
-    })?;
+    let dir = project_dir(&req.project_dir)?;
     let md =
         blocking(|| std::fs::metadata(&dir)).map_err(|e| HoardError::io("reading", &dir, e))?;
     if md.uid() != req.peer_uid && req.peer_uid != 0 {
@@ -127,7 +116,7 @@ pub(super) fn fingerprint(
         format!(
             "\0{}\0{}\0{}",
             req.omit_dev,
-            layout_name(req),
+            layout(req).as_str(),
             req.link_method
         )
         .as_bytes(),
@@ -138,15 +127,18 @@ pub(super) fn fingerprint(
     h.finalize().to_hex().to_string()
 }
 
-/// Helper for the service and `outdated`: is `raw` a usable project path.
+/// A request's project directory, canonical: it must be an absolute path to an existing
+/// folder. (Install, `outdated` and `Watch` all check it here.)
 pub fn project_dir(raw: &str) -> Result<PathBuf> {
     let p = Path::new(raw);
     if !p.is_absolute() {
         return Err(HoardError::InvalidInput(format!(
-            "`{raw}` must be an absolute path"
+            "project_dir `{raw}` must be an absolute path"
         )));
     }
-    std::fs::canonicalize(p).map_err(|e| HoardError::InvalidInput(format!("`{raw}`: {e}")))
+    blocking(|| std::fs::canonicalize(p)).map_err(|e| {
+        HoardError::InvalidInput(format!("project directory `{raw}` cannot be used: {e}"))
+    })
 }
 
 pub(super) fn network_of(mode: i32) -> Network {
@@ -174,10 +166,10 @@ pub(super) fn method_to_proto(m: Method) -> v1::LinkMethod {
     }
 }
 
-pub(super) fn layout_name(req: &InstallRequest) -> &'static str {
+pub(super) fn layout(req: &InstallRequest) -> Layout {
     match v1::Layout::try_from(req.layout).unwrap_or(v1::Layout::Hoisted) {
-        v1::Layout::Hoisted => "hoisted",
-        v1::Layout::Isolated => "isolated",
+        v1::Layout::Hoisted => Layout::Hoisted,
+        v1::Layout::Isolated => Layout::Isolated,
     }
 }
 

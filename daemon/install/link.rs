@@ -13,11 +13,12 @@ use tracing::info_span;
 
 use super::context::{Run, blocking};
 use super::fetch::Fetched;
-use super::inputs::{Inputs, layout_name, requested_method};
+use super::inputs::{Inputs, layout, requested_method};
 use super::scripts::Scripts;
 use crate::error::Result;
+use crate::linker::materialize::LinkOptions;
 use crate::linker::method::Requested;
-use crate::linker::{self, LinkReport, Plan};
+use crate::linker::{self, Layout, LinkReport, Plan};
 use crate::tree::Tree;
 
 /// What linking did.
@@ -36,10 +37,9 @@ pub(super) async fn link(
     scripts: &Scripts,
 ) -> Result<Linked> {
     let started = Instant::now();
-    let mut plan = if layout_name(run.req) == "isolated" {
-        linker::plan::isolated(tree, &fetched.stored, &scripts.copies)
-    } else {
-        linker::plan::hoisted(tree, &fetched.stored, &scripts.copies)
+    let mut plan = match layout(run.req) {
+        Layout::Isolated => linker::plan::isolated(tree, &fetched.stored, &scripts.copies),
+        Layout::Hoisted => linker::plan::hoisted(tree, &fetched.stored, &scripts.copies),
     };
     linker::compute_bin_links(&mut plan);
     let plan = Arc::new(plan);
@@ -54,12 +54,14 @@ pub(super) async fn link(
     let remembered = (installer.link_memory.lock().ok()).and_then(|m| m.get(&dev_key).copied());
     let (store, dir, plan2) = (installer.store.clone(), inputs.dir.clone(), plan.clone());
     let progress = run.em.progress_hook(v1::Phase::Link);
-    let force = run.req.force;
+    let opts = LinkOptions {
+        requested,
+        remembered,
+        force: run.req.force,
+    };
     let report = tokio::task::spawn_blocking(move || {
         let _span = info_span!("link").entered();
-        linker::materialize::materialize(
-            &dir, &plan2, &store, requested, remembered, force, &progress,
-        )
+        linker::materialize::materialize(&dir, &plan2, &store, opts, &progress)
     })
     .await??;
     if let (Some(m), Requested::Auto) = (report.method, requested)

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use hoard_proto::v1::{DeniedScript, Script};
 
 use super::context::{Run, blocking};
-use super::inputs::{Inputs, layout_name};
-use crate::linker;
+use super::inputs::{Inputs, layout};
+use crate::linker::{self, Layout};
 use crate::project::Project;
 use crate::registry::packument::Manifest;
 use crate::store::{Store, StoredPackage};
@@ -49,7 +49,7 @@ pub(super) async fn policy(
     stored: &HashMap<usize, Arc<StoredPackage>>,
 ) -> Scripts {
     let allow = inputs.project.allowed_scripts();
-    let isolated = layout_name(run.req) == "isolated";
+    let isolated = layout(run.req) == Layout::Isolated;
     let mut out = Scripts {
         copies: HashSet::new(),
         allowed: Vec::new(),

@@ -22,21 +22,29 @@ use crate::store::Store;
 const STAGING: &str = ".hoard-staging";
 const TRASH_DIR: &str = ".hoard-trash";
 
-/// Apply `plan` to `project`. Blocking (uses rayon for parallel linking). `remembered` is the
-/// method an earlier probe found for this filesystem pair.
+/// How to materialize.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkOptions {
+    /// The link method asked for (or auto).
+    pub requested: Requested,
+    /// The method an earlier probe found for this (store, project) filesystem pair.
+    pub remembered: Option<Method>,
+    /// Rebuild every package folder, trusting nothing already there.
+    pub force: bool,
+}
+
+/// Apply `plan` to `project`. Blocking (uses rayon for parallel linking).
 #[instrument(skip_all, fields(project = %project.display(), packages = plan.packages.len()))]
 pub fn materialize(
     project: &Path,
     plan: &Plan,
     store: &Store,
-    requested: Requested,
-    remembered: Option<Method>,
-    force: bool,
+    opts: LinkOptions,
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<LinkReport> {
     let nm = project.join("node_modules");
     mkdir_all(&nm)?;
-    let old = if force {
+    let old = if opts.force {
         None
     } else {
         read_state(project).filter(|s| s.layout == plan.layout)
@@ -55,7 +63,7 @@ pub fn materialize(
         report.removed += 1;
     }
     let changed = changed_packages(project, plan, old.as_ref(), &mut report);
-    let link_state = probe(&bench.staging, &changed, store, requested, remembered)?;
+    let link_state = probe(&bench.staging, &changed, store, opts)?;
     report.method = Some(link_state.method);
     report.files = build_changed(project, &changed, store, &link_state, &bench, on_progress)?;
     report.added = changed.len() as u64;
@@ -240,9 +248,13 @@ fn probe(
     staging: &Path,
     changed: &[&PlannedPackage],
     store: &Store,
-    requested: Requested,
-    remembered: Option<Method>,
+    opts: LinkOptions,
 ) -> Result<LinkState> {
+    let LinkOptions {
+        requested,
+        remembered,
+        ..
+    } = opts;
     let Some(first) = changed
         .iter()
         .find(|p| !p.stored.files.is_empty() && !p.copy)

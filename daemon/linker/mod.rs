@@ -66,7 +66,27 @@ pub struct Plan {
     pub bin_candidates: Vec<BinCandidate>,
     /// `.bin` entries to create: (bin dir, name, symlink text).
     pub bin_links: Vec<(String, String, String)>,
-    pub layout: String,
+    pub layout: Layout,
+}
+
+/// How node_modules is laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// npm's tree: every package at its lockfile location.
+    #[default]
+    Hoisted,
+    /// pnpm-style: each package once under `node_modules/.hoard`, dependencies as symlinks.
+    Isolated,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Hoisted => "hoisted",
+            Layout::Isolated => "isolated",
+        }
+    }
 }
 
 /// The text of a symlink placed in `from_dir` that points at `to` (both relative to the

@@ -5,20 +5,34 @@
 //!
 //! Must not: touch the filesystem (the linker materializes the plan).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{BinCandidate, Plan, PlannedLink, PlannedPackage};
+use super::{BinCandidate, Layout, Plan, PlannedLink, PlannedPackage};
 use crate::store::StoredPackage;
 use crate::tree::{NodeKind, Tree};
 
-fn pkg_key(n: &crate::tree::Node, p: &StoredPackage, copy: bool) -> String {
-    format!(
+/// A package folder at `location`, keyed by `name@version integrity` (and ` copy` for copies).
+fn planned(
+    n: &crate::tree::Node,
+    p: &Arc<StoredPackage>,
+    copy: bool,
+    location: String,
+    bins: BTreeMap<String, String>,
+) -> PlannedPackage {
+    let key = format!(
         "{} {}{}",
         n.pkg_id(),
         p.integrity,
         if copy { " copy" } else { "" }
-    )
+    );
+    PlannedPackage {
+        location,
+        key,
+        stored: p.clone(),
+        copy,
+        bins,
+    }
 }
 
 /// Offer `bins` (name → target inside the package at `location`) for `<dir>/.bin`. A bin named
@@ -28,7 +42,7 @@ fn add_bins(
     dir: &str,
     location: &str,
     pkg_name: &str,
-    bins: std::collections::BTreeMap<String, String>,
+    bins: BTreeMap<String, String>,
 ) {
     let own = pkg_name.rsplit('/').next();
     for (name, target) in bins {
@@ -49,7 +63,7 @@ pub fn hoisted(
     copies: &HashSet<usize>,
 ) -> Plan {
     let mut plan = Plan {
-        layout: "hoisted".into(),
+        layout: Layout::Hoisted,
         ..Default::default()
     };
     for (i, n) in tree.nodes.iter().enumerate() {
@@ -67,13 +81,9 @@ pub fn hoisted(
                     format!("{parent_loc}/node_modules")
                 };
                 add_bins(&mut plan, &dir, &n.location, n.real_name(), bins.clone());
-                plan.packages.push(PlannedPackage {
-                    location: n.location.clone(),
-                    key: pkg_key(n, p, copies.contains(&i)),
-                    stored: p.clone(),
-                    copy: copies.contains(&i),
-                    bins,
-                });
+                let copy = copies.contains(&i);
+                plan.packages
+                    .push(planned(n, p, copy, n.location.clone(), bins));
             }
             NodeKind::Link { target } => {
                 let parent = n.location.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
@@ -104,7 +114,7 @@ pub fn isolated(
     copies: &HashSet<usize>,
 ) -> Plan {
     let mut plan = Plan {
-        layout: "isolated".into(),
+        layout: Layout::Isolated,
         ..Default::default()
     };
     let mut seen_dirs: HashSet<String> = HashSet::new();
@@ -127,13 +137,8 @@ pub fn isolated(
                 let dir = isolated_dir(n);
                 if seen_dirs.insert(dir.clone()) {
                     let bins = super::bins::with_directories(n.real_name(), &n.manifest, &p.files);
-                    plan.packages.push(PlannedPackage {
-                        location: dir.clone(),
-                        key: pkg_key(n, p, copies.contains(&i)),
-                        stored: p.clone(),
-                        copy: copies.contains(&i),
-                        bins,
-                    });
+                    let copy = copies.contains(&i);
+                    plan.packages.push(planned(n, p, copy, dir.clone(), bins));
                 }
                 // `.hoard/<id>/node_modules/<name>` → its deps live in `.hoard/<id>/node_modules`.
                 let depth = n.real_name().matches('/').count() + 1;

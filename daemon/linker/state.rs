@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::method::Method;
-use super::{Plan, PlannedLink, rename};
+use super::{Layout, Plan, PlannedLink, rename};
 use crate::error::{HoardError, Result};
 
 pub const STATE_FILE: &str = ".hoard-state.json";
@@ -20,7 +20,7 @@ pub const STATE_FILE: &str = ".hoard-state.json";
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
-    pub layout: String,
+    pub layout: Layout,
     /// Hash of every input of the install (package.json, lockfile, options).
     pub inputs: String,
     pub link_method: String,
@@ -91,7 +91,7 @@ pub fn write_state(
     let nm = project.join("node_modules");
     let state = State {
         version: 1,
-        layout: plan.layout.clone(),
+        layout: plan.layout,
         inputs: inputs.to_string(),
         link_method: method.map(|m| m.as_str().to_string()).unwrap_or_default(),
         packages: plan

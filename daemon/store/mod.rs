@@ -419,13 +419,13 @@ impl Store {
 
     /// Re-hash every content file; report problems through `on_problem`; unless `dry_run`,
     /// remove bad files and every package row that references a bad or missing file.
-    /// Blocking. Returns (files checked, packages checked, bad files, packages removed).
+    /// Blocking.
     pub fn verify(
         &self,
         dry_run: bool,
         on_progress: impl FnMut(u64, u64),
         mut on_problem: impl FnMut(String, Vec<String>, &'static str, String),
-    ) -> Result<(u64, u64, u64, u64)> {
+    ) -> Result<VerifyReport> {
         let mut shards = read_dir(&self.layout.files)?;
         shards.sort();
         let mut all = Vec::new();
@@ -456,13 +456,12 @@ impl Store {
         if !dry_run {
             self.remove_damage(&scan.bad_paths, &remove_ids)?;
         }
-        let bad_count = scan.bad_paths.len() as u64;
-        Ok((
-            total,
-            packages.len() as u64,
-            bad_count,
-            remove_ids.len() as u64,
-        ))
+        Ok(VerifyReport {
+            files_checked: total,
+            packages_checked: packages.len() as u64,
+            bad_files: scan.bad_paths.len() as u64,
+            packages_removed: remove_ids.len() as u64,
+        })
     }
 
     /// Report every damaged or missing file, with the packages that use it.
@@ -608,6 +607,18 @@ impl Store {
     }
 }
 
+/// What `verify` found (and removed, unless it was a dry run).
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub files_checked: u64,
+    pub packages_checked: u64,
+    /// Files whose bytes do not match their name, or that are not content files at all.
+    pub bad_files: u64,
+    /// Packages that used a bad or missing file.
+    pub packages_removed: u64,
+}
+
+/// What `prune` did (or would do).
 #[derive(Debug, Default)]
 pub struct PruneReport {
     pub projects_dropped: u64,
