@@ -191,9 +191,18 @@ pub enum StoreAction {
     /// Size, packages, files and projects.
     Status,
     /// Re-hash every file; remove bad entries so the next install fetches them again.
+    ///
+    /// Exit 0: the store is whole. 1: damage was found and dealt with (damaged files moved to
+    /// the store's quarantine folder, their packages dropped so the next install downloads them
+    /// again, projects linking them marked stale; with --repair, downloaded again at once).
+    /// 4: damage was found and left (--dry-run, or a repair that failed).
     Verify {
-        #[arg(long)]
+        /// Only report.
+        #[arg(long, conflicts_with = "repair")]
         dry_run: bool,
+        /// Download the damaged packages again now.
+        #[arg(long)]
+        repair: bool,
     },
     /// Remove packages no registered project uses.
     Prune {

@@ -24,7 +24,9 @@ pub fn store_dir(cli: &Cli) -> Result<PathBuf> {
             anyhow!("no store directory: set HOME or HOARD_STORE_DIR, or pass --store-dir")
         })?,
     };
-    std::fs::create_dir_all(&s)
+    // Private from the start: private packages and their metadata live there.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&s)
         .with_context(|| format!("creating the store directory `{}`", s.display()))?;
     std::fs::canonicalize(&s).with_context(|| format!("resolving `{}`", s.display()))
 }

@@ -78,6 +78,8 @@ pub fn summary_json(s: &InstallSummary) -> serde_json::Value {
         "type": "summary",
         "added": s.added, "removed": s.removed, "unchanged": s.unchanged,
         "downloaded": s.downloaded, "reused": s.reused, "bytes_downloaded": s.bytes_downloaded,
+        "metadata_bytes_downloaded": s.metadata_bytes_downloaded.unwrap_or(0),
+        "repaired": s.repaired.unwrap_or(0),
         "link_method": link_name(s.link_method), "up_to_date": s.up_to_date,
         "total_packages": s.total_packages, "files_linked": s.files_linked,
         "lockfile_written": s.lockfile_written, "total_millis": s.total_millis,
@@ -182,7 +184,7 @@ impl Renderer {
             );
         } else {
             eprintln!(
-                "{} packages: {} added, {} removed, {} unchanged; {} downloaded ({}), {} from the store; {} in {:.2} s{}",
+                "{} packages: {} added, {} removed, {} unchanged; {} downloaded ({}), {} from the store{}; {} in {:.2} s{}",
                 s.total_packages,
                 s.added,
                 s.removed,
@@ -190,6 +192,10 @@ impl Renderer {
                 s.downloaded,
                 bytes(s.bytes_downloaded),
                 s.reused,
+                match s.repaired.unwrap_or(0) {
+                    0 => String::new(),
+                    n => format!(", {n} repaired (store files were missing)"),
+                },
                 link_name(s.link_method),
                 secs,
                 if self.verbose {

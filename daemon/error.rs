@@ -18,6 +18,12 @@ pub enum HoardError {
         source: std::io::Error,
     },
 
+    #[error(
+        "no space left on the filesystem of `{path}` ({context}); free some space (`hoard store \
+         prune` removes what no project uses) and run the command again"
+    )]
+    NoSpace { context: &'static str, path: PathBuf },
+
     #[error("store index at `{path}`: {source}")]
     Index {
         path: PathBuf,
@@ -88,7 +94,14 @@ pub type Result<T, E = HoardError> = std::result::Result<T, E>;
 
 impl HoardError {
     /// An I/O error on `path`, with what was being done.
+    /// A full disk (or quota) becomes `NoSpace`, which says so in plain words.
     pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
+            return HoardError::NoSpace {
+                context,
+                path: path.into(),
+            };
+        }
         HoardError::Io {
             context,
             path: path.into(),
@@ -97,6 +110,12 @@ impl HoardError {
     }
 
     pub fn index(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return HoardError::NoSpace {
+                context: "writing the store index",
+                path: path.into(),
+            };
+        }
         HoardError::Index {
             path: path.into(),
             source,
@@ -123,6 +142,7 @@ impl HoardError {
             HoardError::Integrity { .. } | HoardError::HostileTarball { .. } => Code::DataLoss,
             HoardError::Resolve(_) => Code::FailedPrecondition,
             HoardError::Cancelled(_) => Code::Cancelled,
+            HoardError::NoSpace { .. } => Code::ResourceExhausted,
             HoardError::Io { .. } | HoardError::Index { .. } | HoardError::Internal(_) => {
                 Code::Internal
             }

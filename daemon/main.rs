@@ -22,6 +22,7 @@ mod service;
 mod spec;
 mod store;
 mod tree;
+mod upkeep;
 mod watch;
 
 use std::io::Write;
@@ -96,7 +97,9 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
             )
         })?,
     };
-    std::fs::create_dir_all(&store).map_err(|e| HoardError::io("creating the store", &store, e))?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&store)
+        .map_err(|e| HoardError::io("creating the store", &store, e))?;
     let store =
         std::fs::canonicalize(&store).map_err(|e| HoardError::io("resolving", &store, e))?;
     let state_dir = hoard_proto::state::dir(&store);

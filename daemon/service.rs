@@ -24,6 +24,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::HoardError;
 use crate::install::Installer;
 use crate::store::Store;
+use crate::upkeep::Upkeep;
 
 /// Why the daemon stopped (logged at exit).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +53,8 @@ pub struct Daemon {
     pub shutdown: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
     project_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
-    /// Installs hold it shared; verify and prune exclusively.
-    maintenance: RwLock<()>,
+    /// Store verify and prune.
+    upkeep: Upkeep,
     events: broadcast::Sender<(PathBuf, WatchEvent)>,
 }
 
@@ -77,6 +78,12 @@ impl Drop for InFlight {
 
 impl Daemon {
     pub fn new(config: DaemonConfig, installer: Arc<Installer>, store: Arc<Store>) -> Arc<Daemon> {
+        let upkeep = Upkeep {
+            store: store.clone(),
+            http: installer.registry.http.clone(),
+            installs: Arc::new(RwLock::new(())),
+            one_at_a_time: Arc::new(tokio::sync::Mutex::new(())),
+        };
         Arc::new(Daemon {
             config,
             installer,
@@ -87,7 +94,7 @@ impl Daemon {
             shutdown: CancellationToken::new(),
             close_reason: Mutex::new(None),
             project_locks: Mutex::new(HashMap::new()),
-            maintenance: RwLock::new(()),
+            upkeep,
             events: broadcast::channel(256).0,
         })
     }
@@ -227,7 +234,7 @@ impl Hoard for Service {
                     _ = token.cancelled() => return,
                 };
                 let _shared = tokio::select! {
-                    g = d.maintenance.read() => g,
+                    g = d.upkeep.installs.read() => g,
                     _ = token.cancelled() => return,
                 };
                 d.emit(&key, watch_event::Kind::InstallStarted, String::new());
@@ -329,7 +336,8 @@ impl Hoard for Service {
         req: Request<StoreVerifyRequest>,
     ) -> Result<Response<Self::StoreVerifyStream>, Status> {
         let guard = InFlight::new(&self.0);
-        let dry_run = req.into_inner().dry_run;
+        let r = req.into_inner();
+        let (dry_run, repair) = (r.dry_run, r.repair == Some(true));
         let (tx, rx) = mpsc::channel(256);
         let token = self.0.shutdown.child_token();
         let out = stream(rx, &token);
@@ -337,50 +345,10 @@ impl Hoard for Service {
         tokio::spawn(
             async move {
                 let _guard = guard;
-                let _excl = d.maintenance.write().await;
-                let started = Instant::now();
-                let store = d.store.clone();
-                let tx2 = tx.clone();
-                let r = tokio::task::spawn_blocking(move || {
-                    let send = |e: store_verify_event::Event| {
-                        let _ = tx2.blocking_send(Ok(StoreVerifyEvent { event: Some(e) }));
-                    };
-                    store.verify(
-                        dry_run,
-                        |done, total| {
-                            send(store_verify_event::Event::Progress(PhaseProgress {
-                                phase: 0,
-                                done,
-                                total,
-                                bytes: 0,
-                                finished: done == total,
-                            }))
-                        },
-                        |path, packages, kind, detail| {
-                            send(store_verify_event::Event::Problem(StoreProblem {
-                                path,
-                                packages,
-                                kind: kind.into(),
-                                detail,
-                            }))
-                        },
-                    )
-                })
-                .await;
-                let msg = match r {
-                    Ok(Ok(report)) => Ok(StoreVerifyEvent {
-                        event: Some(store_verify_event::Event::Summary(StoreVerifySummary {
-                            files_checked: report.files_checked,
-                            packages_checked: report.packages_checked,
-                            bad_files: report.bad_files,
-                            packages_removed: report.packages_removed,
-                            millis: started.elapsed().as_millis() as u64,
-                        })),
-                    }),
-                    Ok(Err(e)) => Err(Status::from(e)),
-                    Err(e) => Err(Status::from(HoardError::from(e))),
-                };
-                let _ = tx.send(msg).await;
+                tokio::select! {
+                    _ = d.upkeep.verify(dry_run, repair, tx) => {}
+                    _ = token.cancelled() => {}
+                }
             }
             .instrument(info_span!("rpc.store_verify", dry_run)),
         );
@@ -402,33 +370,10 @@ impl Hoard for Service {
         tokio::spawn(
             async move {
                 let _guard = guard;
-                let _excl = d.maintenance.write().await;
-                let started = Instant::now();
-                let store = d.store.clone();
-                let tx2 = tx.clone();
-                let r = tokio::task::spawn_blocking(move || {
-                    store.prune(dry_run, |p| {
-                        let _ = tx2.blocking_send(Ok(StorePruneEvent {
-                            event: Some(store_prune_event::Event::DroppedProject(p)),
-                        }));
-                    })
-                })
-                .await;
-                let msg = match r {
-                    Ok(Ok(rep)) => Ok(StorePruneEvent {
-                        event: Some(store_prune_event::Event::Summary(StorePruneSummary {
-                            projects_dropped: rep.projects_dropped,
-                            packages_removed: rep.packages_removed,
-                            files_removed: rep.files_removed,
-                            bytes_freed: rep.bytes_freed,
-                            millis: started.elapsed().as_millis() as u64,
-                            projects_kept: rep.projects_kept,
-                        })),
-                    }),
-                    Ok(Err(e)) => Err(Status::from(e)),
-                    Err(e) => Err(Status::from(HoardError::from(e))),
-                };
-                let _ = tx.send(msg).await;
+                tokio::select! {
+                    _ = d.upkeep.prune(dry_run, tx) => {}
+                    _ = token.cancelled() => {}
+                }
             }
             .instrument(info_span!("rpc.store_prune", dry_run)),
         );

@@ -3,7 +3,7 @@
 //!
 //! Must not: open the store itself.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use hoard_proto::v1;
 use serde_json::json;
 
@@ -21,7 +21,7 @@ pub async fn store(cli: &Cli, action: &StoreAction) -> Result<u8> {
             Ok(0)
         }
         StoreAction::Status => status(cli, &mut conn).await,
-        StoreAction::Verify { dry_run } => verify(cli, &mut conn, *dry_run).await,
+        StoreAction::Verify { dry_run, repair } => verify(cli, &mut conn, *dry_run, *repair).await,
         StoreAction::Prune { dry_run } => prune(cli, &mut conn, *dry_run).await,
     }
 }
@@ -57,18 +57,21 @@ async fn status(cli: &Cli, conn: &mut Connection) -> Result<u8> {
     Ok(0)
 }
 
-/// `hoard store verify`: exit 1 on a dry run that found damage.
-async fn verify(cli: &Cli, conn: &mut Connection, dry_run: bool) -> Result<u8> {
+/// `hoard store verify`, with fsck's exit codes: 0 clean, 1 damage dealt with, 4 damage left.
+async fn verify(cli: &Cli, conn: &mut Connection, dry_run: bool, repair: bool) -> Result<u8> {
+    let repair = Some(repair);
     let mut stream = conn
         .client
-        .store_verify(v1::StoreVerifyRequest { dry_run })
+        .store_verify(v1::StoreVerifyRequest { dry_run, repair })
         .await
         .map_err(err)?
         .into_inner();
     let mut bad = 0;
+    let mut summary = None;
     while let Some(ev) = stream.message().await.map_err(err)? {
         use v1::store_verify_event::Event as E;
         match ev.event {
+            Some(E::Waiting(why)) if !cli.json && !cli.quiet => eprintln!("store verify: {why}"),
             Some(E::Problem(p)) => {
                 bad += 1;
                 if cli.json {
@@ -89,26 +92,59 @@ async fn verify(cli: &Cli, conn: &mut Connection, dry_run: bool) -> Result<u8> {
                     );
                 }
             }
-            Some(E::Summary(s)) => {
-                if cli.json {
-                    json_line(
-                        json!({"type": "summary", "files_checked": s.files_checked, "packages_checked": s.packages_checked, "bad_files": s.bad_files, "packages_removed": s.packages_removed, "millis": s.millis}),
-                    );
-                } else {
-                    println!(
-                        "checked {} files of {} packages in {} ms: {} bad, {} packages removed (the next install fetches them again)",
-                        s.files_checked,
-                        s.packages_checked,
-                        s.millis,
-                        s.bad_files,
-                        s.packages_removed
-                    );
-                }
-            }
+            Some(E::Summary(s)) => summary = Some(s),
             _ => {}
         }
     }
-    Ok(if bad > 0 && dry_run { 1 } else { 0 })
+    let Some(s) = summary else {
+        bail!("the daemon ended `store verify` without a summary; see `hoard daemon logs`");
+    };
+    let damaged = bad > 0 || s.bad_files > 0 || s.packages_removed > 0;
+    let left = damaged && (dry_run || !s.repair_failures.is_empty());
+    if cli.json {
+        json_line(json!({"type": "summary", "files_checked": s.files_checked,
+            "packages_checked": s.packages_checked, "bad_files": s.bad_files,
+            "packages_removed": s.packages_removed, "millis": s.millis,
+            "quarantine": s.quarantine, "stale_projects": s.stale_projects,
+            "packages_repaired": s.packages_repaired, "repair_failures": s.repair_failures,
+            "damaged": damaged, "repaired": damaged && !left}));
+    } else {
+        print_verify_summary(&s, damaged, dry_run);
+    }
+    Ok(match (damaged, left) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => 4,
+    })
+}
+
+fn print_verify_summary(s: &v1::StoreVerifySummary, damaged: bool, dry_run: bool) {
+    println!(
+        "checked {} files of {} packages in {} ms: {} bad files, {} packages use damaged or \
+         missing files",
+        s.files_checked, s.packages_checked, s.millis, s.bad_files, s.packages_removed
+    );
+    if !damaged {
+        println!("the store is whole");
+        return;
+    }
+    if dry_run {
+        println!("nothing was changed (--dry-run); run `hoard store verify` to deal with it");
+        return;
+    }
+    if let Some(q) = &s.quarantine {
+        println!("damaged files were moved to {q}");
+    }
+    for p in &s.stale_projects {
+        println!("marked stale (its next install relinks): {p}");
+    }
+    match s.packages_repaired {
+        Some(n) => println!("downloaded again: {n} packages"),
+        None => println!("the next install that needs those packages downloads them again"),
+    }
+    for f in &s.repair_failures {
+        println!("could not download again: {f}");
+    }
 }
 
 /// `hoard store prune`.

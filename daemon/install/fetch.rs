@@ -18,7 +18,7 @@ use super::context::Run;
 use super::inputs::Inputs;
 use crate::error::{HoardError, Result};
 use crate::registry::Network;
-use crate::store::StoredPackage;
+use crate::store::{Pins, StoredPackage};
 use crate::tree::{NodeKind, Tree};
 
 /// The tree's packages in the store, by node index.
@@ -27,9 +27,13 @@ pub(super) struct Fetched {
     /// Packages downloaded for this install (possibly by the early download at pick time).
     pub downloaded: u64,
     pub reused: u64,
-    /// Tarball and metadata bytes downloaded for this install.
+    /// Tarball bytes downloaded for this install.
     pub bytes: u64,
+    /// Metadata bytes downloaded while this install ran.
+    pub metadata_bytes: u64,
     pub millis: u64,
+    /// The packages' rows, pinned until the install ends (prune keeps them).
+    pub pins: Pins,
 }
 
 /// Nodes this install puts into node_modules: registry and tarball packages that fit this
@@ -85,7 +89,9 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
         downloaded: 0,
         reused: 0,
         bytes: 0,
+        metadata_bytes: 0,
         millis: 0,
+        pins: run.installer.store.pins(),
     };
     let mut done = 0u64;
     loop {
@@ -115,7 +121,7 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
         .progress(v1::Phase::Fetch, done, total, out.bytes, true)
         .await;
     // Metadata fetched by concurrent installs may be counted here too.
-    out.bytes += (run.installer.registry.bytes_downloaded)
+    out.metadata_bytes = (run.installer.registry.bytes_downloaded)
         .load(Ordering::Relaxed)
         .saturating_sub(run.metadata_before);
     out.millis = started.elapsed().as_millis() as u64;
@@ -130,6 +136,7 @@ impl Fetched {
         } else {
             self.reused += 1;
         }
+        self.pins.add(p.id);
         self.stored.insert(i, p);
     }
 }

@@ -35,9 +35,9 @@ pub(super) async fn finish(
     let lockfile_written = rewrite && blocking(|| write_lock(&record.tree, inputs))?;
 
     let ids: Vec<i64> = fetched.stored.values().map(|p| p.id).collect();
-    let index = run.installer.store.index.clone();
+    let store = run.installer.store.clone();
     let proj = inputs.dir.display().to_string();
-    tokio::task::spawn_blocking(move || index.register_project(proj, ids)).await??;
+    tokio::task::spawn_blocking(move || store.register_project(proj, ids)).await??;
 
     // State last: the install is complete.
     blocking(|| {
@@ -59,6 +59,8 @@ pub(super) async fn finish(
         downloaded: fetched.downloaded,
         reused: fetched.reused,
         bytes_downloaded: fetched.bytes,
+        metadata_bytes_downloaded: Some(fetched.metadata_bytes),
+        repaired: Some(report.repaired),
         denied_scripts: scripts.denied,
         scripts: scripts.allowed,
         timings: vec![

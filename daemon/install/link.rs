@@ -4,6 +4,7 @@
 //!
 //! Must not: decide placement itself or write files itself (the linker does both).
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,10 +16,11 @@ use super::context::{Run, blocking};
 use super::fetch::Fetched;
 use super::inputs::{Inputs, layout, requested_method};
 use super::scripts::Scripts;
-use crate::error::Result;
-use crate::linker::materialize::LinkOptions;
+use crate::error::{HoardError, Result};
+use crate::linker::materialize::{Hooks, LinkOptions};
 use crate::linker::method::Requested;
-use crate::linker::{self, Layout, LinkReport, Plan};
+use crate::linker::{self, Layout, LinkReport, Plan, PlannedPackage};
+use crate::store::{StoredPackage, TarballRef};
 use crate::tree::Tree;
 
 /// What linking did.
@@ -54,6 +56,8 @@ pub(super) async fn link(
     let remembered = (installer.link_memory.lock().ok()).and_then(|m| m.get(&dev_key).copied());
     let (store, dir, plan2) = (installer.store.clone(), inputs.dir.clone(), plan.clone());
     let progress = run.em.progress_hook(v1::Phase::Link);
+    let repair = repairer(run, inputs, tree, fetched);
+    let token = run.cancel.clone();
     let opts = LinkOptions {
         requested,
         remembered,
@@ -61,7 +65,12 @@ pub(super) async fn link(
     };
     let report = tokio::task::spawn_blocking(move || {
         let _span = info_span!("link").entered();
-        linker::materialize::materialize(&dir, &plan2, &store, opts, &progress)
+        let hooks = Hooks {
+            progress: &progress,
+            repair: &repair,
+            cancelled: &|| token.is_cancelled(),
+        };
+        linker::materialize::materialize(&dir, &plan2, &store, opts, &hooks)
     })
     .await??;
     if let (Some(m), Requested::Auto) = (report.method, requested)
@@ -80,4 +89,32 @@ pub(super) async fn link(
         report,
         millis: started.elapsed().as_millis() as u64,
     })
+}
+
+/// The linker's repair hook: a package whose store files are missing is downloaded and imported
+/// again (from its tarball URL in this tree), on the runtime, while the linker's thread waits.
+fn repairer(
+    run: &Run<'_>,
+    inputs: &Inputs,
+    tree: &Tree,
+    fetched: &Fetched,
+) -> impl Fn(&PlannedPackage) -> Result<Arc<StoredPackage>> + Send + Sync + 'static {
+    let refs: HashMap<i64, TarballRef> = (fetched.stored.iter())
+        .filter_map(|(&i, p)| Some((p.id, tree.nodes[i].tarball_ref(&inputs.cfg, &inputs.dir)?)))
+        .collect();
+    let store = run.installer.store.clone();
+    let http = run.installer.registry.http.clone();
+    let handle = tokio::runtime::Handle::current();
+    move |p: &PlannedPackage| {
+        let t = refs.get(&p.stored.id).cloned().ok_or_else(|| {
+            HoardError::Internal(format!("no tarball is known for {}", p.key))
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (store, http) = (store.clone(), http.clone());
+        handle.spawn(async move {
+            let _ = tx.send(store.refetch(&t, &http).await);
+        });
+        rx.recv()
+            .map_err(|_| HoardError::Internal("the repair of a package stopped".into()))?
+    }
 }

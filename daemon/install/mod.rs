@@ -60,6 +60,9 @@ impl Installer {
             started: Instant::now(),
             metadata_before: self.registry.bytes_downloaded.load(Ordering::Relaxed),
         };
+        if let Some(notice) = self.store.take_notice() {
+            run.em.warn("store-index-rebuilt", "", notice).await;
+        }
         let inputs = stage("inputs", inputs::read(&run)).await?;
         if let Some(summary) = stage("noop", noop::check(&run, &inputs)).await? {
             return Ok(summary);

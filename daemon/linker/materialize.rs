@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -17,7 +18,8 @@ use super::method::{self, LinkState, Method, Requested};
 use super::state::{State, read_state, remove_state};
 use super::{LinkReport, Plan, PlannedLink, PlannedPackage, mkdir_all, rename};
 use crate::error::{HoardError, Result};
-use crate::store::Store;
+use crate::store::index::FileEntry;
+use crate::store::{Store, StoredPackage};
 
 const STAGING: &str = ".hoard-staging";
 const TRASH_DIR: &str = ".hoard-trash";
@@ -33,14 +35,26 @@ pub struct LinkOptions {
     pub force: bool,
 }
 
-/// Apply `plan` to `project`. Blocking (uses rayon for parallel linking).
+/// What materializing calls back into.
+pub struct Hooks<'a> {
+    /// (packages done, packages to do).
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// A package's store files are missing: get them back (download and import it again) and
+    /// return its files. Blocking.
+    pub repair: &'a (dyn Fn(&PlannedPackage) -> Result<Arc<StoredPackage>> + Sync),
+    /// Whether the install was cancelled (checked before each package).
+    pub cancelled: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// Apply `plan` to `project`. Blocking (uses rayon for parallel linking). On an error the
+/// staging folder goes; the state file stays absent, so the next install relinks.
 #[instrument(skip_all, fields(project = %project.display(), packages = plan.packages.len()))]
 pub fn materialize(
     project: &Path,
     plan: &Plan,
     store: &Store,
     opts: LinkOptions,
-    on_progress: &(dyn Fn(u64, u64) + Sync),
+    hooks: &Hooks<'_>,
 ) -> Result<LinkReport> {
     let nm = project.join("node_modules");
     mkdir_all(&nm)?;
@@ -65,7 +79,8 @@ pub fn materialize(
     let changed = changed_packages(project, plan, old.as_ref(), &mut report);
     let link_state = probe(&bench.staging, &changed, store, opts)?;
     report.method = Some(link_state.method);
-    report.files = build_changed(project, &changed, store, &link_state, &bench, on_progress)?;
+    let built = build_changed(project, &changed, store, &link_state, &bench, hooks)?;
+    (report.files, report.repaired) = built;
     report.added = changed.len() as u64;
     place_symlinks(project, plan, old.as_ref(), &bench)?;
     let bins_same = old.as_ref().is_some_and(|s| s.bin_links == plan.bin_links)
@@ -134,14 +149,20 @@ impl Workbench {
     }
 
     fn finish(self) {
-        let _ = std::fs::remove_dir_all(&self.staging);
         if self.trash.exists() {
             // Deleting can take a while for big trees; the install does not wait for it.
-            let t = self.trash;
+            let t = self.trash.clone();
             std::thread::spawn(move || {
                 let _ = std::fs::remove_dir_all(t);
             });
         }
+    }
+}
+
+impl Drop for Workbench {
+    /// The staging folder never outlives a materialize, whether it worked or not.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
     }
 }
 
@@ -255,17 +276,20 @@ fn probe(
         remembered,
         ..
     } = opts;
-    let Some(first) = changed
+    // The first file present (a missing one is repaired while building its package).
+    let first = changed
         .iter()
-        .find(|p| !p.stored.files.is_empty() && !p.copy)
-    else {
+        .filter(|p| !p.copy)
+        .flat_map(|p| p.stored.files.first())
+        .take(16)
+        .find(|f| store.content_path(f).exists());
+    let Some(f) = first else {
         let m = match requested {
             Requested::Exactly(m) => m,
             Requested::Auto => remembered.unwrap_or(Method::Hardlink),
         };
         return Ok(LinkState::probe_free(m));
     };
-    let f = &first.stored.files[0];
     let probe_dir = staging.join("probe");
     mkdir_all(&probe_dir)?;
     let state = LinkState::probe(
@@ -280,15 +304,15 @@ fn probe(
 }
 
 /// Build every changed package in staging and rename it into place, by depth (parents before
-/// nested packages), in parallel within a depth. Returns the number of files linked.
+/// nested packages), in parallel within a depth. Returns (files linked, packages repaired).
 fn build_changed(
     project: &Path,
     changed: &[&PlannedPackage],
     store: &Store,
     links: &LinkState,
     bench: &Workbench,
-    on_progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<u64> {
+    hooks: &Hooks<'_>,
+) -> Result<(u64, u64)> {
     let mut by_depth: BTreeMap<usize, Vec<&PlannedPackage>> = BTreeMap::new();
     for p in changed {
         by_depth
@@ -298,21 +322,42 @@ fn build_changed(
     }
     let total = changed.len() as u64;
     let (counter, done, files) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    let repaired = AtomicU64::new(0);
     for (_, level) in by_depth {
         level.par_iter().try_for_each(|p| -> Result<()> {
+            if (hooks.cancelled)() {
+                return Err(HoardError::Cancelled("while linking".into()));
+            }
             let stage = bench
                 .staging
                 .join(counter.fetch_add(1, Ordering::Relaxed).to_string());
-            files.fetch_add(build_package(&stage, p, store, links)?, Ordering::Relaxed);
+            let n = match build_package(&stage, &p.stored.files, p, store, links) {
+                Ok(n) => n,
+                Err(e) if !sources_present(&p.stored.files, store) => {
+                    // A store file is gone: get the package back and build it again.
+                    tracing::warn!(package = %p.key, error = %e, "store file missing; repairing");
+                    let _ = std::fs::remove_dir_all(&stage);
+                    let fresh = (hooks.repair)(p)?;
+                    repaired.fetch_add(1, Ordering::Relaxed);
+                    build_package(&stage, &fresh.files, p, store, links)?
+                }
+                Err(e) => return Err(e),
+            };
+            files.fetch_add(n, Ordering::Relaxed);
             swap_in(&stage, &project.join(&p.location), bench)?;
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
             if d.is_multiple_of(16) || d == total {
-                on_progress(d, total);
+                (hooks.progress)(d, total);
             }
             Ok(())
         })?;
     }
-    Ok(files.load(Ordering::Relaxed))
+    Ok((files.load(Ordering::Relaxed), repaired.load(Ordering::Relaxed)))
+}
+
+/// Whether every file of a package is in the store (asked only after a build failed).
+fn sources_present(files: &[FileEntry], store: &Store) -> bool {
+    files.iter().all(|f| store.content_path(f).exists())
 }
 
 /// Put a built package folder at `dest`, keeping the nested packages of the folder it replaces.
@@ -380,6 +425,7 @@ fn place_bins(project: &Path, plan: &Plan, old: Option<&State>) -> Result<()> {
 /// Create one package's directory tree under `stage` and link (or copy) its files.
 fn build_package(
     stage: &Path,
+    files: &[FileEntry],
     p: &PlannedPackage,
     store: &Store,
     links: &LinkState,
@@ -388,7 +434,7 @@ fn build_package(
     let mut made: HashSet<&str> = HashSet::new();
     let bin_targets: HashSet<&str> = p.bins.values().map(String::as_str).collect();
     let mut n = 0;
-    for f in &p.stored.files {
+    for f in files {
         if let Some((dir, _)) = f.path.rsplit_once('/')
             && !made.contains(dir)
         {

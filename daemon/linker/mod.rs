@@ -134,6 +134,8 @@ pub struct LinkReport {
     pub files: u64,
     pub method: Option<Method>,
     pub warnings: Vec<String>,
+    /// Packages whose store files were missing and were downloaded again.
+    pub repaired: u64,
 }
 
 fn mkdir_all(p: &Path) -> Result<()> {

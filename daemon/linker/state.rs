@@ -65,6 +65,12 @@ pub fn remove_state(project: &Path) -> Result<()> {
     }
 }
 
+/// Mark a project stale: without its state file, its next install relinks every package (and
+/// never answers "up to date").
+pub fn mark_stale(project: &Path) -> Result<()> {
+    remove_state(project)
+}
+
 pub fn state_path(project: &Path) -> PathBuf {
     project.join("node_modules").join(STATE_FILE)
 }

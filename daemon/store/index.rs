@@ -142,7 +142,74 @@ fn syncfs(dir: &Path) {
     }
 }
 
+/// Why SQLite cannot use the index at `path`, if it cannot: an empty file, a file that is not a
+/// database, or one that fails `PRAGMA quick_check`. A missing file, or an error that says
+/// nothing about the file itself (permissions, a lock), is not "broken": opening reports it.
+fn broken(path: &Path) -> Option<String> {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    let md = std::fs::metadata(path).ok()?;
+    if md.len() == 0 {
+        return Some("the file was empty".into());
+    }
+    let corrupt = |e: &rusqlite::Error| {
+        matches!(e.sqlite_error_code(), Some(NotADatabase) | Some(DatabaseCorrupt))
+    };
+    let conn = match Connection::open(path) {
+        Ok(c) => c,
+        Err(e) if corrupt(&e) => return Some(e.to_string()),
+        Err(_) => return None,
+    };
+    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+        Ok(s) if s == "ok" => None,
+        Ok(s) => Some(format!("PRAGMA quick_check: {s}")),
+        Err(e) if corrupt(&e) => Some(e.to_string()),
+        Err(_) => None,
+    }
+}
+
+/// Rename a broken index (and its WAL and shared-memory files, which belong to it) beside
+/// itself as `index.sqlite.broken-<unix time>`. Returns the new name of the index file.
+fn set_aside(path: &Path) -> Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index.sqlite");
+    let aside = path.with_file_name(format!("{name}.broken-{stamp}"));
+    for suffix in ["-wal", "-shm"] {
+        let from = path.with_file_name(format!("{name}{suffix}"));
+        let to = path.with_file_name(format!("{name}.broken-{stamp}{suffix}"));
+        match std::fs::rename(&from, &to) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(HoardError::io("setting aside", &from, e));
+            }
+            _ => {}
+        }
+    }
+    std::fs::rename(path, &aside).map_err(|e| HoardError::io("setting aside", path, e))?;
+    Ok(aside)
+}
+
 impl Index {
+    /// Open the index at `path` like `open`, but first set aside an index SQLite cannot use
+    /// (see `broken`) and start a new one. Returns a notice saying so when that happened.
+    pub fn open_healing(path: &Path, files_dir: PathBuf) -> Result<(Index, Option<String>)> {
+        let notice = match broken(path) {
+            Some(why) => {
+                let aside = set_aside(path)?;
+                Some(format!(
+                    "the store index `{}` could not be used ({why}); it was kept as `{}` and a \
+                     new index started. Package files stay; packages are downloaded again as \
+                     installs need them",
+                    path.display(),
+                    aside.display()
+                ))
+            }
+            None => None,
+        };
+        Ok((Index::open(path, files_dir)?, notice))
+    }
+
     /// Open (creating and migrating) the index at `path`. `files_dir` is synced before each
     /// batch of package rows is committed.
     pub fn open(path: &Path, files_dir: PathBuf) -> Result<Index> {
@@ -276,15 +343,6 @@ impl Index {
         })
     }
 
-    /// Ids of packages referenced by any registered project.
-    pub fn read_referenced_packages(&self) -> Result<std::collections::HashSet<i64>> {
-        self.read(|c| {
-            let mut stmt = c.prepare("SELECT DISTINCT package_id FROM project_packages")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })
-    }
-
     /// Ids of packages referenced by registered projects other than `excluded`.
     pub fn referenced_excluding(
         &self,
@@ -301,6 +359,61 @@ impl Index {
                 }
             }
             Ok(out)
+        })
+    }
+
+    /// Know these projects (with no packages yet), as after a rebuilt index.
+    pub fn add_projects(&self, paths: Vec<String>) -> Result<()> {
+        self.write(move |tx| {
+            let now = now_secs();
+            for p in paths {
+                tx.execute(
+                    "INSERT OR IGNORE INTO projects(path, registered_at, last_install) \
+                     VALUES (?1, ?2, ?2)",
+                    params![p, now],
+                )
+                .map_err(|e| HoardError::Internal(format!("registering project: {e}")))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// (pkg_id, tarball URL, integrity) of each of `ids` that has a row.
+    pub fn package_sources(&self, ids: &[i64]) -> Result<Vec<super::verify::DroppedPackage>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT pkg_id, tarball_url, integrity FROM packages WHERE id = ?1",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                let row = stmt
+                    .query_row([id], |r| {
+                        Ok(super::verify::DroppedPackage {
+                            pkg_id: r.get(0)?,
+                            tarball_url: r.get(1)?,
+                            integrity: r.get(2)?,
+                        })
+                    })
+                    .optional()?;
+                out.extend(row);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Projects that use any of `package_ids`.
+    pub fn projects_using(&self, package_ids: &[i64]) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT project FROM project_packages WHERE package_id = ?1")?;
+            let mut out = std::collections::BTreeSet::new();
+            for id in package_ids {
+                let rows = stmt.query_map([id], |r| r.get::<_, String>(0))?;
+                for r in rows {
+                    out.insert(r?);
+                }
+            }
+            Ok(out.into_iter().collect())
         })
     }
 
@@ -368,6 +481,17 @@ fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &PackageRecord) -> rusqlit
     Ok(id)
 }
 
+/// The error every request of a failed batch gets (a full disk says so).
+fn batch_failure(path: &Path, e: &rusqlite::Error) -> HoardError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        return HoardError::NoSpace {
+            context: "writing the store index",
+            path: path.to_path_buf(),
+        };
+    }
+    HoardError::Internal(format!("store index `{}`: {e}", path.display()))
+}
+
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>, path: &Path, files_dir: &Path) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -384,14 +508,13 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>, path: &Path, f
         let tx = match conn.transaction() {
             Ok(tx) => tx,
             Err(err) => {
-                let msg = format!("store index `{}`: {err}", path.display());
                 for c in batch {
                     match c {
                         Command::Insert(_, reply) => {
-                            let _ = reply.send(Err(HoardError::Internal(msg.clone())));
+                            let _ = reply.send(Err(batch_failure(path, &err)));
                         }
                         Command::Exec(_, reply) => {
-                            let _ = reply.send(Err(HoardError::Internal(msg.clone())));
+                            let _ = reply.send(Err(batch_failure(path, &err)));
                         }
                     }
                 }
@@ -412,19 +535,17 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>, path: &Path, f
                 }
             }
         }
-        let committed = tx
-            .commit()
-            .map_err(|e| format!("store index `{}`: {e}", path.display()));
+        let committed = tx.commit();
         for (reply, r) in replies_insert {
             let _ = reply.send(match &committed {
                 Ok(()) => r,
-                Err(m) => Err(HoardError::Internal(m.clone())),
+                Err(e) => Err(batch_failure(path, e)),
             });
         }
         for (reply, r) in replies_exec {
             let _ = reply.send(match &committed {
                 Ok(()) => r,
-                Err(m) => Err(HoardError::Internal(m.clone())),
+                Err(e) => Err(batch_failure(path, e)),
             });
         }
     }

@@ -1,5 +1,6 @@
-//! Paths inside a store directory (see store-format.md): `<store>/v1/{files,tmp,metadata}` and
-//! `<store>/v1/index.sqlite`.
+//! Paths inside a store directory (see store-format.md): `<store>/v1/{files,tmp,metadata,
+//! quarantine}`, `<store>/v1/index.sqlite` and `<store>/v1/projects.txt`; and the store root's
+//! mode (private: 0700, or 0750 with `HOARD_STORE_SHARED=group`).
 //!
 //! Must not: read or write file contents; it only names and creates directories.
 
@@ -17,7 +18,34 @@ pub struct Layout {
     pub tmp: PathBuf,
     pub metadata: PathBuf,
     pub index: PathBuf,
+    /// Damaged content files found by `store verify`, kept for a look (`quarantine/<time>/`).
+    pub quarantine: PathBuf,
+    /// Every project this store has installed into, one path a line: kept apart from the index
+    /// so that the list survives the loss of the index.
+    pub projects: PathBuf,
     counter: AtomicU64,
+}
+
+/// The mode of the store root: private (0700), or group-readable (0750) when
+/// `HOARD_STORE_SHARED=group` says the store is shared with a group on purpose.
+pub fn root_mode() -> u32 {
+    match std::env::var("HOARD_STORE_SHARED").as_deref() {
+        Ok("group") => 0o750,
+        _ => 0o700,
+    }
+}
+
+/// Make the store root private (see `root_mode`). Only the owner can change the mode; a store
+/// owned by someone else is left as it is (opening it fails later on its own terms).
+fn secure_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let md = std::fs::metadata(root).map_err(|e| HoardError::io("reading", root, e))?;
+    // SAFETY: geteuid cannot fail.
+    if md.uid() != unsafe { libc::geteuid() } || md.mode() & 0o777 == root_mode() {
+        return Ok(());
+    }
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(root_mode()))
+        .map_err(|e| HoardError::io("making the store private:", root, e))
 }
 
 fn mkdir(path: &Path) -> Result<()> {
@@ -33,8 +61,12 @@ impl Layout {
             tmp: base.join("tmp"),
             metadata: base.join("metadata"),
             index: base.join("index.sqlite"),
+            quarantine: base.join("quarantine"),
+            projects: base.join("projects.txt"),
             counter: AtomicU64::new(0),
         };
+        mkdir(root)?;
+        secure_root(root)?;
         for d in [&layout.files, &layout.tmp, &layout.metadata] {
             mkdir(d)?;
         }

@@ -9,10 +9,14 @@ pub mod import;
 pub mod index;
 pub mod integrity;
 pub mod layout;
+mod projects;
+mod prune;
+mod verify;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -24,6 +28,9 @@ use import::{ImportError, Imported, Limits};
 use index::{FileEntry, Index, PackageRecord};
 use integrity::Sri;
 use layout::Layout;
+use projects::ProjectList;
+
+pub use verify::{DroppedPackage, VerifyReport};
 
 /// What to fetch: one package version's tarball.
 #[derive(Debug, Clone)]
@@ -90,6 +97,44 @@ pub struct Store {
     /// Imports running at once (CPU-bound work: gunzip, hashing, file creation). Downloads
     /// may outnumber them, to hide latency; a body waits in its socket for a free import.
     import_permits: tokio::sync::Semaphore,
+    /// When each import under way began (by `inflight` key): prune keeps files made since.
+    import_starts: Mutex<HashMap<String, SystemTime>>,
+    /// Package rows installs in flight are using (row id → installs): prune keeps them.
+    pins: Mutex<HashMap<i64, u32>>,
+    /// The projects this store serves, also kept outside the index.
+    pub projects: ProjectList,
+    /// Something the next client should hear once (an index that was rebuilt).
+    notice: Mutex<Option<String>>,
+}
+
+/// Package rows pinned for one install; unpinned when dropped.
+pub struct Pins {
+    store: Arc<Store>,
+    ids: Vec<i64>,
+}
+
+impl Pins {
+    pub fn add(&mut self, id: i64) {
+        if let Ok(mut m) = self.store.pins.lock() {
+            *m.entry(id).or_default() += 1;
+            self.ids.push(id);
+        }
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.store.pins.lock() {
+            for id in &self.ids {
+                if let Some(n) = m.get_mut(id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(id);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Totals for `store status`.
@@ -114,7 +159,15 @@ impl Store {
                 "removed leftovers of an interrupted import from tmp/"
             );
         }
-        let index = Index::open(&layout.index, layout.files.clone())?;
+        let (index, notice) = Index::open_healing(&layout.index, layout.files.clone())?;
+        if let Some(n) = &notice {
+            warn!("{n}");
+        }
+        // The two lists of projects agree: the file's into a rebuilt index, the index's into
+        // the file of a store made before there was one.
+        let projects = ProjectList::open(&layout.projects);
+        index.add_projects(projects.all())?;
+        projects.add(index.projects()?)?;
         Ok(Store {
             layout: Arc::new(layout),
             index: Arc::new(index),
@@ -122,7 +175,40 @@ impl Store {
             hot: Mutex::new(HotPackages::default()),
             inflight: Mutex::new(HashMap::new()),
             import_permits: tokio::sync::Semaphore::new(IMPORTS_AT_ONCE),
+            import_starts: Mutex::new(HashMap::new()),
+            pins: Mutex::new(HashMap::new()),
+            projects,
+            notice: Mutex::new(notice),
         })
+    }
+
+    /// What the next client should hear once, if anything (an index that was rebuilt).
+    pub fn take_notice(&self) -> Option<String> {
+        self.notice.lock().ok().and_then(|mut n| n.take())
+    }
+
+    /// An empty set of pins for one install.
+    pub fn pins(self: &Arc<Self>) -> Pins {
+        Pins {
+            store: self.clone(),
+            ids: Vec::new(),
+        }
+    }
+
+    fn pinned(&self) -> HashSet<i64> {
+        (self.pins.lock().map(|m| m.keys().copied().collect())).unwrap_or_default()
+    }
+
+    /// When the oldest import under way began.
+    fn oldest_import_start(&self) -> Option<SystemTime> {
+        (self.import_starts.lock().ok()).and_then(|m| m.values().min().copied())
+    }
+
+    /// Record that `project` uses exactly `package_ids` (in the index, and the project in the
+    /// list kept beside it). Blocking.
+    pub fn register_project(&self, project: String, package_ids: Vec<i64>) -> Result<()> {
+        self.projects.add([project.clone()])?;
+        self.index.register_project(project, package_ids)
     }
 
     /// Make `pkg` present in the store and return its files. Looks in memory, then the index;
@@ -153,6 +239,33 @@ impl Store {
                 pkg.url
             )));
         }
+        self.import_coalesced(pkg, http, key).await
+    }
+
+    /// Download and import `pkg` again although the index has it: one of its files is missing
+    /// from the store (deleted by hand, a cleaner, a bad disk). Files still present stay; the
+    /// missing ones come back. Coalesced like `ensure`.
+    pub async fn refetch(
+        self: &Arc<Self>,
+        pkg: &TarballRef,
+        http: &Arc<Http>,
+    ) -> Result<Arc<StoredPackage>> {
+        warn!(pkg = %pkg.pkg_id(), "a store file of this package is missing; downloading it again");
+        let key = pkg.integrity.strongest().unwrap_or_else(|| pkg.url.clone());
+        let joining = self.inflight.lock().ok().and_then(|m| m.get(&key).cloned());
+        if let Some(f) = joining {
+            return f.await.map_err(HoardError::Shared);
+        }
+        self.import_coalesced(pkg, http, key).await
+    }
+
+    /// One download and import of `pkg` shared by every request for the same `key`.
+    async fn import_coalesced(
+        self: &Arc<Self>,
+        pkg: &TarballRef,
+        http: &Arc<Http>,
+        key: String,
+    ) -> Result<Arc<StoredPackage>> {
         let fut = {
             let mut inflight = self
                 .inflight
@@ -168,9 +281,15 @@ impl Store {
                 let key2 = key.clone();
                 // A spawned task: a cancelled install does not abort an import other
                 // requests are waiting for.
+                if let Ok(mut m) = self.import_starts.lock() {
+                    m.insert(key.clone(), SystemTime::now());
+                }
                 let handle = tokio::spawn(async move {
                     let r = store.download_and_import(&pkg, &http).await;
                     if let Ok(mut m) = store.inflight.lock() {
+                        m.remove(&key2);
+                    }
+                    if let Ok(mut m) = store.import_starts.lock() {
                         m.remove(&key2);
                     }
                     r.map_err(Arc::new)
@@ -416,216 +535,6 @@ impl Store {
         t.projects = j;
         Ok(t)
     }
-
-    /// Re-hash every content file; report problems through `on_problem`; unless `dry_run`,
-    /// remove bad files and every package row that references a bad or missing file.
-    /// Blocking.
-    pub fn verify(
-        &self,
-        dry_run: bool,
-        on_progress: impl FnMut(u64, u64),
-        mut on_problem: impl FnMut(String, Vec<String>, &'static str, String),
-    ) -> Result<VerifyReport> {
-        let mut shards = read_dir(&self.layout.files)?;
-        shards.sort();
-        let mut all = Vec::new();
-        for s in &shards {
-            all.extend(read_dir(s)?);
-        }
-        let total = all.len() as u64;
-        let scan = scan_files(&all, on_progress, &mut on_problem);
-        // Which packages reference bad or missing files?
-        let packages = self.index.all_packages()?;
-        let mut remove_ids = Vec::new();
-        let mut reported: HashMap<FileKey, Vec<String>> = HashMap::new();
-        for (id, pkg_id) in &packages {
-            let (_, files) = self.index.package_files(*id)?;
-            let mut broken = false;
-            for f in &files {
-                let key = (f.hash, f.executable);
-                if scan.bad.contains(&key) || !scan.present.contains(&key) {
-                    broken = true;
-                    reported.entry(key).or_default().push(pkg_id.clone());
-                }
-            }
-            if broken {
-                remove_ids.push(*id);
-            }
-        }
-        self.report_damage(&scan, &reported, &mut on_problem);
-        if !dry_run {
-            self.remove_damage(&scan.bad_paths, &remove_ids)?;
-        }
-        Ok(VerifyReport {
-            files_checked: total,
-            packages_checked: packages.len() as u64,
-            bad_files: scan.bad_paths.len() as u64,
-            packages_removed: remove_ids.len() as u64,
-        })
-    }
-
-    /// Report every damaged or missing file, with the packages that use it.
-    fn report_damage(
-        &self,
-        scan: &Scan,
-        reported: &HashMap<FileKey, Vec<String>>,
-        on_problem: &mut impl FnMut(String, Vec<String>, &'static str, String),
-    ) {
-        let path_of = |key: &FileKey| {
-            self.layout
-                .content_path(&key.0, key.1)
-                .display()
-                .to_string()
-        };
-        for (key, pkgs) in reported {
-            if scan.bad.contains(key) {
-                let why = "content does not match its BLAKE3 name".into();
-                on_problem(path_of(key), pkgs.clone(), "hash-mismatch", why);
-            } else {
-                let why = "file referenced by the index is not in the store".into();
-                on_problem(path_of(key), pkgs.clone(), "missing", why);
-            }
-        }
-        for key in &scan.bad {
-            if !reported.contains_key(key) {
-                let why = "content does not match its BLAKE3 name (no package uses it)".into();
-                on_problem(path_of(key), vec![], "hash-mismatch", why);
-            }
-        }
-    }
-
-    /// Delete bad files and the package rows that use bad or missing files (the next install
-    /// fetches those packages again).
-    fn remove_damage(&self, bad_paths: &[PathBuf], remove_ids: &[i64]) -> Result<()> {
-        for p in bad_paths {
-            let _ = std::fs::remove_file(p);
-        }
-        if remove_ids.is_empty() {
-            return Ok(());
-        }
-        let ids = remove_ids.to_vec();
-        self.index.write(move |tx| {
-            for id in ids {
-                tx.execute("DELETE FROM packages WHERE id = ?1", [id])
-                    .map_err(|e| HoardError::Internal(format!("removing package: {e}")))?;
-            }
-            Ok(())
-        })?;
-        if let Ok(mut hot) = self.hot.lock() {
-            for id in remove_ids {
-                hot.forget(*id);
-            }
-        }
-        Ok(())
-    }
-
-    /// Drop projects whose directory or node_modules is gone, then packages no project
-    /// references, then files no package references. Blocking. Call only while no install
-    /// runs (the daemon holds the store's maintenance lock).
-    pub fn prune(&self, dry_run: bool, mut on_dropped: impl FnMut(String)) -> Result<PruneReport> {
-        let mut report = PruneReport::default();
-        let projects = self.index.projects()?;
-        let mut dropped = Vec::new();
-        for p in projects {
-            let nm = Path::new(&p).join("node_modules");
-            if !nm.is_dir() {
-                on_dropped(p.clone());
-                dropped.push(p);
-            } else {
-                report.projects_kept += 1;
-            }
-        }
-        report.projects_dropped = dropped.len() as u64;
-        let packages = self.index.all_packages()?;
-        let referenced: HashSet<i64> = self.index.read_referenced_packages()?;
-        let dropped_set: HashSet<String> = dropped.iter().cloned().collect();
-        // Packages referenced only by dropped projects are unreferenced too.
-        let still: HashSet<i64> = if dropped.is_empty() {
-            referenced
-        } else {
-            self.index.referenced_excluding(&dropped_set)?
-        };
-        let remove_ids: Vec<i64> = packages
-            .iter()
-            .filter(|(id, _)| !still.contains(id))
-            .map(|(id, _)| *id)
-            .collect();
-        report.packages_removed = remove_ids.len() as u64;
-        let mut keep: HashSet<([u8; 32], bool)> = HashSet::new();
-        for (id, _) in &packages {
-            if still.contains(id) {
-                for f in self.index.package_files(*id)?.1 {
-                    keep.insert((f.hash, f.executable));
-                }
-            }
-        }
-        for shard in read_dir(&self.layout.files)? {
-            let sname = shard
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string();
-            for f in read_dir(&shard)? {
-                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                let Some((hash, exec)) = Layout::parse_content_name(&sname, name) else {
-                    continue;
-                };
-                // An executable variant made for a bin target is kept with its plain twin.
-                let kept = keep.contains(&(hash, exec)) || (exec && keep.contains(&(hash, false)));
-                if !kept {
-                    if let Ok(md) = std::fs::symlink_metadata(&f) {
-                        report.bytes_freed += md.len();
-                    }
-                    report.files_removed += 1;
-                    if !dry_run {
-                        let _ = std::fs::remove_file(&f);
-                    }
-                }
-            }
-        }
-        if !dry_run {
-            let ids = remove_ids.clone();
-            self.index.write(move |tx| {
-                let e = |err| HoardError::Internal(format!("pruning: {err}"));
-                for p in dropped {
-                    tx.execute("DELETE FROM projects WHERE path = ?1", [p])
-                        .map_err(e)?;
-                }
-                for id in ids {
-                    tx.execute("DELETE FROM packages WHERE id = ?1", [id])
-                        .map_err(e)?;
-                }
-                Ok(())
-            })?;
-            if let Ok(mut hot) = self.hot.lock() {
-                for id in &remove_ids {
-                    hot.forget(*id);
-                }
-            }
-        }
-        Ok(report)
-    }
-}
-
-/// What `verify` found (and removed, unless it was a dry run).
-#[derive(Debug, Default)]
-pub struct VerifyReport {
-    pub files_checked: u64,
-    pub packages_checked: u64,
-    /// Files whose bytes do not match their name, or that are not content files at all.
-    pub bad_files: u64,
-    /// Packages that used a bad or missing file.
-    pub packages_removed: u64,
-}
-
-/// What `prune` did (or would do).
-#[derive(Debug, Default)]
-pub struct PruneReport {
-    pub projects_dropped: u64,
-    pub projects_kept: u64,
-    pub packages_removed: u64,
-    pub files_removed: u64,
-    pub bytes_freed: u64,
 }
 
 enum ImportFailure {
@@ -633,7 +542,7 @@ enum ImportFailure {
     Fatal(HoardError),
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).map_err(|e| HoardError::io("reading directory", dir, e))?;
     Ok(rd.flatten().map(|e| e.path()).collect())
 }
@@ -658,58 +567,6 @@ impl std::io::Read for ChannelReader {
         self.current = self.current.slice(n..);
         Ok(n)
     }
-}
-
-/// A content file's identity: (BLAKE3, executable variant).
-type FileKey = ([u8; 32], bool);
-
-/// What re-hashing the content files found.
-struct Scan {
-    /// Files whose bytes do not match their name.
-    bad: HashSet<FileKey>,
-    /// Files that are whole.
-    present: HashSet<FileKey>,
-    /// Every file to delete (bad, or not a content file name at all).
-    bad_paths: Vec<PathBuf>,
-}
-
-/// Re-hash `files`; names that are not content file names are reported as foreign.
-fn scan_files(
-    files: &[PathBuf],
-    mut on_progress: impl FnMut(u64, u64),
-    on_problem: &mut impl FnMut(String, Vec<String>, &'static str, String),
-) -> Scan {
-    let total = files.len() as u64;
-    let mut scan = Scan {
-        bad: HashSet::new(),
-        present: HashSet::new(),
-        bad_paths: Vec::new(),
-    };
-    for (i, path) in files.iter().enumerate() {
-        let shard = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .and_then(|n| n.to_str())
-            .unwrap_or("");
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let Some((hash, exec)) = Layout::parse_content_name(shard, name) else {
-            let why = "not a content file name".into();
-            on_problem(path.display().to_string(), vec![], "foreign", why);
-            scan.bad_paths.push(path.clone());
-            continue;
-        };
-        if matches!(import::hash_file(path), Ok(h) if h == hash) {
-            scan.present.insert((hash, exec));
-        } else {
-            scan.bad.insert((hash, exec));
-            scan.bad_paths.push(path.clone());
-        }
-        if i % 256 == 0 {
-            on_progress(i as u64, total);
-        }
-    }
-    on_progress(total, total);
-    scan
 }
 
 /// What a failed import means for the install: a download that broke may be retried; a

@@ -1,0 +1,192 @@
+//! `store verify` and `store prune` as the service runs them. Verify takes the store for itself
+//! (installs wait, and the client hears that verify is waiting and for what), marks the projects
+//! that link a damaged package stale, and with `repair` downloads those packages again at once.
+//! Prune runs beside installs (the store protects what they use) and never waits for them; one
+//! upkeep operation runs at a time.
+//!
+//! Must not: decide what is damaged or unused (the store does), or change a project beyond
+//! marking it stale.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hoard_proto::v1::{
+    PhaseProgress, StorePruneEvent, StorePruneSummary, StoreProblem, StoreVerifyEvent,
+    StoreVerifySummary, store_prune_event, store_verify_event,
+};
+use tokio::sync::{Mutex, RwLock, mpsc};
+use tonic::Status;
+use tracing::{info, warn};
+
+use crate::error::HoardError;
+use crate::registry::http::Http;
+use crate::store::integrity::Sri;
+use crate::store::{DroppedPackage, Store, TarballRef, VerifyReport};
+
+type Tx<T> = mpsc::Sender<Result<T, Status>>;
+
+/// What upkeep needs of the daemon.
+pub struct Upkeep {
+    pub store: Arc<Store>,
+    pub http: Arc<Http>,
+    /// Installs hold it shared; verify exclusively.
+    pub installs: Arc<RwLock<()>>,
+    /// One upkeep operation at a time.
+    pub one_at_a_time: Arc<Mutex<()>>,
+}
+
+impl Upkeep {
+    /// Run `store verify`, streaming its events to `tx`.
+    pub async fn verify(&self, dry_run: bool, repair: bool, tx: Tx<StoreVerifyEvent>) {
+        let send = |e: store_verify_event::Event| Ok(StoreVerifyEvent { event: Some(e) });
+        let _one = self.one_at_a_time.lock().await;
+        let _excl = match self.installs.try_write() {
+            Ok(g) => g,
+            Err(_) => {
+                let why = "waiting for the installs in flight to finish".to_string();
+                let _ = tx.send(send(store_verify_event::Event::Waiting(why))).await;
+                self.installs.write().await
+            }
+        };
+        let started = Instant::now();
+        let report = self.verify_blocking(dry_run, tx.clone()).await;
+        let msg = match report {
+            Ok(report) => {
+                let mut summary = summary_of(&report, started);
+                if !dry_run {
+                    summary.stale_projects = mark_stale(&report.stale_projects);
+                }
+                if repair && !dry_run {
+                    self.repair(&report.dropped, &mut summary).await;
+                }
+                Ok(StoreVerifyEvent {
+                    event: Some(store_verify_event::Event::Summary(summary)),
+                })
+            }
+            Err(e) => Err(Status::from(e)),
+        };
+        let _ = tx.send(msg).await;
+    }
+
+    async fn verify_blocking(
+        &self,
+        dry_run: bool,
+        tx: Tx<StoreVerifyEvent>,
+    ) -> crate::error::Result<VerifyReport> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let send = |e: store_verify_event::Event| {
+                let _ = tx.blocking_send(Ok(StoreVerifyEvent { event: Some(e) }));
+            };
+            store.verify(
+                dry_run,
+                |done, total| {
+                    send(store_verify_event::Event::Progress(PhaseProgress {
+                        phase: 0,
+                        done,
+                        total,
+                        bytes: 0,
+                        finished: done == total,
+                    }))
+                },
+                |path, packages, kind, detail| {
+                    send(store_verify_event::Event::Problem(StoreProblem {
+                        path,
+                        packages,
+                        kind: kind.into(),
+                        detail,
+                    }))
+                },
+            )
+        })
+        .await
+        .map_err(HoardError::from)?
+    }
+
+    /// Download every dropped package again (public registries; a package that needs a token
+    /// comes back with the next install of its project, which has the project's .npmrc).
+    async fn repair(&self, dropped: &[DroppedPackage], summary: &mut StoreVerifySummary) {
+        let mut repaired = 0;
+        for d in dropped {
+            let Some(t) = tarball_of(d) else { continue };
+            match self.store.refetch(&t, &self.http).await {
+                Ok(_) => repaired += 1,
+                Err(e) => summary.repair_failures.push(format!("{}: {e}", d.pkg_id)),
+            }
+        }
+        summary.packages_repaired = Some(repaired);
+    }
+
+    /// Run `store prune`, streaming its events to `tx`.
+    pub async fn prune(&self, dry_run: bool, tx: Tx<StorePruneEvent>) {
+        let _one = self.one_at_a_time.lock().await;
+        let started = Instant::now();
+        let store = self.store.clone();
+        let tx2 = tx.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            store.prune(dry_run, |p| {
+                let _ = tx2.blocking_send(Ok(StorePruneEvent {
+                    event: Some(store_prune_event::Event::DroppedProject(p)),
+                }));
+            })
+        })
+        .await;
+        let msg = match r {
+            Ok(Ok(rep)) => Ok(StorePruneEvent {
+                event: Some(store_prune_event::Event::Summary(StorePruneSummary {
+                    projects_dropped: rep.projects_dropped,
+                    packages_removed: rep.packages_removed,
+                    files_removed: rep.files_removed,
+                    bytes_freed: rep.bytes_freed,
+                    millis: started.elapsed().as_millis() as u64,
+                    projects_kept: rep.projects_kept,
+                    files_kept_linked: Some(rep.files_kept_linked),
+                })),
+            }),
+            Ok(Err(e)) => Err(Status::from(e)),
+            Err(e) => Err(Status::from(HoardError::from(e))),
+        };
+        let _ = tx.send(msg).await;
+    }
+}
+
+fn summary_of(r: &VerifyReport, started: Instant) -> StoreVerifySummary {
+    StoreVerifySummary {
+        files_checked: r.files_checked,
+        packages_checked: r.packages_checked,
+        bad_files: r.bad_files,
+        packages_removed: r.packages_removed,
+        millis: started.elapsed().as_millis() as u64,
+        quarantine: r.quarantine.as_ref().map(|q| q.display().to_string()),
+        stale_projects: vec![],
+        packages_repaired: None,
+        repair_failures: vec![],
+    }
+}
+
+/// Mark projects stale (their next install relinks everything); returns those marked.
+fn mark_stale(projects: &[String]) -> Vec<String> {
+    let mut marked = Vec::new();
+    for p in projects {
+        match crate::linker::state::mark_stale(std::path::Path::new(p)) {
+            Ok(()) => {
+                info!(project = %p, "marked stale: it links a damaged package");
+                marked.push(p.clone());
+            }
+            Err(e) => warn!(project = %p, error = %e, "could not mark the project stale"),
+        }
+    }
+    marked
+}
+
+/// The tarball a dropped package came from (`name@version` split at its last `@`).
+fn tarball_of(d: &DroppedPackage) -> Option<TarballRef> {
+    let at = d.pkg_id.rfind('@').filter(|&i| i > 0)?;
+    Some(TarballRef {
+        name: d.pkg_id[..at].to_string(),
+        version: d.pkg_id[at + 1..].to_string(),
+        url: d.tarball_url.clone(),
+        integrity: Sri::parse(Some(&d.integrity), None),
+        auth: None,
+    })
+}
