@@ -17,6 +17,22 @@ use tonic::transport::Channel;
 
 /// Exit code hoardd uses when another daemon already holds the store.
 const DAEMON_ALREADY_RUNNING: i32 = 75;
+/// Exit code hoardd uses when the store's filesystem is full at start-up.
+const DAEMON_NO_SPACE: i32 = 73;
+
+/// Whether the filesystem holding `dir` has (almost) no room left.
+fn disk_full(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path and a zeroed struct for the call to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) < 256 * 1024
+}
 /// How long to wait for a started daemon's socket.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -247,9 +263,17 @@ async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, Co
             && status.code() != Some(DAEMON_ALREADY_RUNNING)
         {
             let msg = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            let mut why = msg.trim().to_string();
+            if status.code() == Some(DAEMON_NO_SPACE) || why.is_empty() && disk_full(store) {
+                why = format!(
+                    "no space left on the filesystem of the store `{}`; free some space and \
+                     try again. {why}",
+                    store.display()
+                );
+            }
             return Err(ConnectError::Unreachable(format!(
                 "the daemon exited at start-up ({status}): {}",
-                msg.trim()
+                why.trim()
             )));
         }
         if Instant::now() > deadline {

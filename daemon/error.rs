@@ -22,7 +22,10 @@ pub enum HoardError {
         "no space left on the filesystem of `{path}` ({context}); free some space (`hoard store \
          prune` removes what no project uses) and run the command again"
     )]
-    NoSpace { context: &'static str, path: PathBuf },
+    NoSpace {
+        context: &'static str,
+        path: PathBuf,
+    },
 
     #[error("store index at `{path}`: {source}")]
     Index {
@@ -96,7 +99,10 @@ impl HoardError {
     /// An I/O error on `path`, with what was being done.
     /// A full disk (or quota) becomes `NoSpace`, which says so in plain words.
     pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
+        if matches!(
+            source.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT)
+        ) {
             return HoardError::NoSpace {
                 context,
                 path: path.into(),

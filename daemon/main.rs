@@ -41,6 +41,8 @@ use service::{CloseReason, Daemon, DaemonConfig, Service};
 
 /// Exit code when another daemon already serves the store (the client keeps waiting for it).
 const EXIT_ALREADY_RUNNING: u8 = 75;
+/// Exit code when the store's filesystem is full at start-up (EX_CANTCREAT).
+const EXIT_NO_SPACE: u8 = 73;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -70,8 +72,12 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hoardd: {e}");
-            ExitCode::from(1)
+            // Never `eprintln!`: it panics when stderr cannot be written (a full disk).
+            let _ = writeln!(std::io::stderr(), "hoardd: {e}");
+            ExitCode::from(match e {
+                HoardError::NoSpace { .. } => EXIT_NO_SPACE,
+                _ => 1,
+            })
         }
     }
 }
@@ -120,7 +126,8 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let pid = std::fs::read_to_string(&lock_path).unwrap_or_default();
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "hoardd: another daemon (pid {}) already serves the store `{}` on `{}`; use \
                  `hoard daemon stop` to stop it",
                 pid.trim(),
@@ -145,6 +152,8 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::sync::Mutex::new(log))
+        // A log line that cannot be written (a full disk) is dropped, never a panic.
+        .log_internal_errors(false)
         .with_ansi(false)
         .init();
 
@@ -272,6 +281,10 @@ async fn serve(
             daemon.shutdown.cancelled().await;
             tokio::time::sleep(Duration::from_secs(10)).await;
         } => warn!("in-flight requests did not finish within 10 s of shutdown; exiting anyway"),
+    }
+    let index = daemon.store.index.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || index.checkpoint()).await {
+        warn!(error = %e, "could not checkpoint the store index");
     }
     Ok(daemon
         .close_reason()

@@ -260,6 +260,15 @@ impl Hoard for Service {
                             .await;
                         m
                     }
+                    Err(HoardError::Cancelled(_)) if d.shutdown.is_cancelled() => {
+                        let e = HoardError::Cancelled(
+                            "the daemon is stopping; run the install again".into(),
+                        );
+                        warn!(error = %e, "install stopped");
+                        let m = format!("failed: {e}");
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        m
+                    }
                     Err(e) => {
                         warn!(error = %e, "install failed");
                         let m = format!("failed: {e}");

@@ -66,6 +66,12 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.contains(':') {
         return bad("it contains `:`");
     }
+    // npm's blacklist: a folder named like this would break node_modules (or a web server).
+    if scope.is_none()
+        && (base.eq_ignore_ascii_case("node_modules") || base.eq_ignore_ascii_case("favicon.ico"))
+    {
+        return bad("npm does not allow this name");
+    }
     Ok(())
 }
 
@@ -91,6 +97,8 @@ impl Spec {
     pub fn parse(dep_name: &str, raw: &str) -> Result<Spec> {
         let s = raw.trim();
         if let Some(rest) = s.strip_prefix("npm:") {
+            // The alias is the folder name in node_modules: it must be a valid name itself.
+            validate_name(dep_name)?;
             // `npm:name@spec` or `npm:name` (scoped names keep their leading @).
             let (name, spec) = match rest.strip_prefix('@') {
                 Some(r) => match r.split_once('@') {
@@ -251,9 +259,14 @@ mod tests {
             ".hidden",
             "@s/..",
             "with space",
+            "node_modules",
+            "NODE_MODULES",
+            "favicon.ico",
         ] {
             assert!(validate_name(bad).is_err(), "{bad} accepted");
         }
+        let alias = Spec::parse("node_modules", "npm:react@18").unwrap_err();
+        assert!(alias.to_string().contains("`node_modules`"), "{alias}");
         assert_eq!(
             split_arg("@types/node@20").unwrap(),
             ("@types/node".into(), "20".into())

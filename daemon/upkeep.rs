@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hoard_proto::v1::{
-    PhaseProgress, StorePruneEvent, StorePruneSummary, StoreProblem, StoreVerifyEvent,
+    PhaseProgress, StoreProblem, StorePruneEvent, StorePruneSummary, StoreVerifyEvent,
     StoreVerifySummary, store_prune_event, store_verify_event,
 };
 use tokio::sync::{Mutex, RwLock, mpsc};

@@ -56,6 +56,7 @@ pub async fn daemon(cli: &Cli, action: &DaemonAction) -> Result<u8> {
                 Ok(0)
             }
             Err(ConnectError::NotRunning { store, socket }) => {
+                not_mine(&store)?;
                 if cli.json {
                     json_line(
                         json!({"running": false, "socket": socket.display().to_string(), "store": store.display().to_string()}),
@@ -122,11 +123,33 @@ async fn stop(cli: &Cli, store: &Path) -> Result<()> {
             }
         }
         Err(ConnectError::NotRunning { .. }) => {
+            not_mine(store)?;
             if !cli.quiet && !cli.json {
                 println!("not running");
             }
         }
         Err(e) => return Err(Unreachable(e).into()),
+    }
+    Ok(())
+}
+
+/// A store of another user is served by that user's daemon, which this user cannot see (its
+/// socket is in that user's runtime folder, and it refuses other users): say so, instead of
+/// "not running".
+fn not_mine(store: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(store) else {
+        return Ok(());
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if me != 0 && md.uid() != me {
+        bail!(
+            "the store `{}` belongs to uid {}, not to you (uid {me}): only that user's daemon \
+             serves it, and only that user can stop it",
+            store.display(),
+            md.uid()
+        );
     }
     Ok(())
 }

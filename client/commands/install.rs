@@ -10,7 +10,8 @@ use anyhow::{Result, anyhow, bail};
 use hoard_proto::v1::{self, InstallRequest, InstallSummary, install_event::Event};
 
 use crate::cli::{Cli, InstallFlags, LayoutArg, LinkArg};
-use crate::context::{connect, project_dir, request_env};
+use crate::connect::ConnectError;
+use crate::context::{Unreachable, connect, project_dir, request_env};
 use crate::render::{Mode, Renderer};
 use crate::scripts;
 
@@ -128,6 +129,12 @@ pub async fn send(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Resul
                 }
             }
             Ok(None) => break,
+            // The daemon's own errors carry a code; a transport failure (the daemon died or
+            // closed the connection) is `Unknown`: the daemon is unreachable, exit 3.
+            Err(status) if status.code() == tonic::Code::Unknown => {
+                r.finish(None);
+                return Err(gone(status.message()));
+            }
             Err(status) => {
                 r.finish(None);
                 return Err(anyhow!("{}", status.message()));
@@ -136,7 +143,7 @@ pub async fn send(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Resul
     }
     r.finish(summary.as_ref());
     let Some(summary) = summary else {
-        bail!("the daemon ended the install without a summary; see `hoard daemon logs`");
+        return Err(gone("the stream ended without a summary"));
     };
     if !ignore_scripts && !summary.scripts.is_empty() {
         let root = PathBuf::from(&req.project_dir);
@@ -157,4 +164,13 @@ pub async fn send(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Resul
         }
     }
     Ok(0)
+}
+
+/// The daemon went away in the middle of a request.
+fn gone(detail: &str) -> anyhow::Error {
+    Unreachable(ConnectError::Unreachable(format!(
+        "the daemon stopped answering during the install ({detail}); the project may be half \
+         installed: run the install again (see `hoard daemon logs` for why)"
+    )))
+    .into()
 }

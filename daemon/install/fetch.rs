@@ -68,6 +68,7 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
     let started = Instant::now();
     let install = to_install(tree, run.req.omit_dev)?;
     let total = install.len() as u64;
+    let mut waiting = Waiting::new(&install);
     let offline = inputs.network == Network::Offline;
     let span = info_span!("fetch", packages = total);
     let jobs = install.into_iter().map(|i| {
@@ -98,8 +99,15 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
         let next = tokio::select! {
             n = stream.next() => n,
             _ = run.cancel.cancelled() => return Err(HoardError::Cancelled("while fetching".into())),
+            _ = waiting.tick.tick() => {
+                if let Some(msg) = waiting.message(tree) {
+                    run.em.info(msg).await;
+                }
+                continue;
+            }
         };
         let Some((i, r)) = next else { break };
+        waiting.done(i);
         done += 1;
         match r {
             Ok(p) => out.count(run, i, p),
@@ -126,6 +134,52 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
         .saturating_sub(run.metadata_before);
     out.millis = started.elapsed().as_millis() as u64;
     Ok(out)
+}
+
+/// Says what the fetch waits for when nothing has arrived for a while.
+struct Waiting {
+    pending: std::collections::BTreeSet<usize>,
+    last: Instant,
+    tick: tokio::time::Interval,
+}
+
+impl Waiting {
+    const QUIET: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new(install: &[usize]) -> Waiting {
+        let start = tokio::time::Instant::now() + Self::QUIET;
+        Waiting {
+            pending: install.iter().copied().collect(),
+            last: Instant::now(),
+            tick: tokio::time::interval_at(start, Self::QUIET),
+        }
+    }
+
+    fn done(&mut self, i: usize) {
+        self.pending.remove(&i);
+        self.last = Instant::now();
+    }
+
+    /// "still downloading …" when nothing arrived for `QUIET`.
+    fn message(&self, tree: &Tree) -> Option<String> {
+        if self.last.elapsed() < Self::QUIET || self.pending.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = (self.pending.iter().take(3))
+            .map(|&i| tree.nodes[i].pkg_id())
+            .collect();
+        let more = self.pending.len().saturating_sub(names.len());
+        Some(format!(
+            "still downloading: nothing arrived for {} s; waiting for {}{}",
+            self.last.elapsed().as_secs(),
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ))
+    }
 }
 
 impl Fetched {

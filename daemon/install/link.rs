@@ -106,9 +106,10 @@ fn repairer(
     let http = run.installer.registry.http.clone();
     let handle = tokio::runtime::Handle::current();
     move |p: &PlannedPackage| {
-        let t = refs.get(&p.stored.id).cloned().ok_or_else(|| {
-            HoardError::Internal(format!("no tarball is known for {}", p.key))
-        })?;
+        let t = refs
+            .get(&p.stored.id)
+            .cloned()
+            .ok_or_else(|| HoardError::Internal(format!("no tarball is known for {}", p.key)))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let (store, http) = (store.clone(), http.clone());
         handle.spawn(async move {

@@ -352,7 +352,10 @@ fn build_changed(
             Ok(())
         })?;
     }
-    Ok((files.load(Ordering::Relaxed), repaired.load(Ordering::Relaxed)))
+    Ok((
+        files.load(Ordering::Relaxed),
+        repaired.load(Ordering::Relaxed),
+    ))
 }
 
 /// Whether every file of a package is in the store (asked only after a build failed).

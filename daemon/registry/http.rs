@@ -40,7 +40,7 @@ impl Http {
         let client = reqwest::Client::builder()
             .user_agent(concat!("hoard/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
+            .read_timeout(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
             .build()

@@ -152,7 +152,10 @@ fn broken(path: &Path) -> Option<String> {
         return Some("the file was empty".into());
     }
     let corrupt = |e: &rusqlite::Error| {
-        matches!(e.sqlite_error_code(), Some(NotADatabase) | Some(DatabaseCorrupt))
+        matches!(
+            e.sqlite_error_code(),
+            Some(NotADatabase) | Some(DatabaseCorrupt)
+        )
     };
     let conn = match Connection::open(path) {
         Ok(c) => c,
@@ -174,7 +177,10 @@ fn set_aside(path: &Path) -> Result<PathBuf> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index.sqlite");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("index.sqlite");
     let aside = path.with_file_name(format!("{name}.broken-{stamp}"));
     for suffix in ["-wal", "-shm"] {
         let from = path.with_file_name(format!("{name}{suffix}"));
@@ -360,6 +366,12 @@ impl Index {
             }
             Ok(out)
         })
+    }
+
+    /// Move everything in the write-ahead log into the index file and empty the log (at
+    /// shutdown: the file alone is then the whole index, and damage to it is seen at start-up).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.read(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
     }
 
     /// Know these projects (with no packages yet), as after a rebuilt index.

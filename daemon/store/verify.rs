@@ -112,7 +112,12 @@ impl Store {
         reported: &HashMap<FileKey, Vec<String>>,
         on_problem: &mut impl FnMut(String, Vec<String>, &'static str, String),
     ) {
-        let path_of = |key: &FileKey| self.layout.content_path(&key.0, key.1).display().to_string();
+        let path_of = |key: &FileKey| {
+            self.layout
+                .content_path(&key.0, key.1)
+                .display()
+                .to_string()
+        };
         for (key, pkgs) in reported {
             if scan.bad.contains(key) {
                 let why = "content does not match its BLAKE3 name".into();
@@ -143,7 +148,8 @@ impl Store {
         std::fs::create_dir_all(&dir).map_err(|e| HoardError::io("creating", &dir, e))?;
         for p in bad_paths {
             let name = quarantine_name(p);
-            std::fs::rename(p, dir.join(&name)).map_err(|e| HoardError::io("quarantining", p, e))?;
+            std::fs::rename(p, dir.join(&name))
+                .map_err(|e| HoardError::io("quarantining", p, e))?;
         }
         Ok(Some(dir))
     }

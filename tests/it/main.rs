@@ -4,6 +4,7 @@
 mod context;
 mod corpus;
 mod daemon;
+mod heal;
 mod install;
 mod network;
 mod registry;

@@ -27,6 +27,8 @@ pub struct Fault {
     pub require_auth: Option<String>,
     /// Hold every answer until the gate is opened (60 s at most).
     pub gate: Option<Arc<Gate>>,
+    /// Send the head and this many body bytes, then stall until the gate opens (60 s at most).
+    pub stall: Option<(usize, Arc<Gate>)>,
 }
 
 /// A gate the test opens: requests wait at it, so a race is forced instead of hoped for.
@@ -530,6 +532,16 @@ fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
         );
         if conn.write_all(head.as_bytes()).is_err() {
             return;
+        }
+        if let Some((n, gate)) = &fault.stall {
+            let n = (*n).min(body.len());
+            if conn.write_all(&body[..n]).is_err() {
+                return;
+            }
+            let _ = conn.flush();
+            gate.wait();
+            let _ = conn.write_all(&body[n..]);
+            continue;
         }
         match fault.throttle {
             Some((chunk, pause)) => {

@@ -1,0 +1,420 @@
+//! A store and daemon that heal themselves, each tried by doing the damage for real: store files
+//! deleted and rewritten, garbage and empty indexes, a download that stalls mid-body, a full
+//! disk (a small tmpfs, where the machine allows mounting one), the daemon killed mid-install,
+//! and the store's own permissions.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::context::*;
+use crate::registry::*;
+
+/// The store path of a (non-executable) file with these bytes.
+fn content_path(ctx: &TestContext, body: &[u8]) -> PathBuf {
+    let hex = blake3::hash(body).to_hex().to_string();
+    ctx.store.join("v1/files").join(&hex[..2]).join(&hex[2..])
+}
+
+/// A second project folder beside the context's own, with these dependencies.
+fn other_project(ctx: &TestContext, name: &str, deps: Value) -> PathBuf {
+    let dir = ctx.root.path().canonicalize().unwrap().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_json(
+        &dir.join("package.json"),
+        &json!({"name": name, "version": "1.0.0", "dependencies": deps}),
+    );
+    dir
+}
+
+fn summary_of(stdout: &str) -> Value {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary in {stdout}"))
+}
+
+fn no_staging_in(project: &Path) {
+    let nm = project.join("node_modules");
+    assert!(
+        !nm.join(".hoard-staging").exists(),
+        "a staging folder was left in {}",
+        nm.display()
+    );
+}
+
+#[test]
+fn a_deleted_store_file_is_downloaded_again_when_a_project_needs_it() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"module.exports = 'a';", 0o644));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    let file = content_path(&ctx, b"module.exports = 'a';");
+    std::fs::remove_file(&file).unwrap();
+    let before = reg.count(&Registry::tarball_path("a", "1.0.0"));
+
+    let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
+    let out = ctx.ok(&["-C", second.to_str().unwrap(), "--json", "install"]);
+    assert_eq!(summary_of(&out)["repaired"], 1, "{out}");
+    let linked = std::fs::read(second.join("node_modules/a/index.js")).unwrap();
+    assert_eq!(linked, b"module.exports = 'a';");
+    assert!(file.exists(), "the store file is back");
+    assert_eq!(reg.count(&Registry::tarball_path("a", "1.0.0")), before + 1);
+    no_staging_in(&second);
+    let verify = ctx.run(&["store", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+}
+
+#[test]
+fn a_rewritten_store_file_is_quarantined_and_every_project_gets_the_right_bytes() {
+    let reg = Registry::start();
+    let body: &[u8] = b"the right bytes";
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", body, 0o644));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    // Rewritten in place: the project's hard link shows the bad bytes too.
+    let file = content_path(&ctx, body);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&file, b"bad").unwrap();
+    assert_eq!(
+        std::fs::read(ctx.project.join("node_modules/a/index.js")).unwrap(),
+        b"bad"
+    );
+
+    let dry = ctx.run(&["store", "verify", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(4), "damage left: {}", stderr(&dry));
+    let out = ctx.run(&["store", "verify"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "damage found and dealt with: {text}"
+    );
+    assert!(text.contains("a@1.0.0"), "names the package: {text}");
+    assert!(text.contains("marked stale"), "{text}");
+    let quarantined: Vec<_> = std::fs::read_dir(ctx.store.join("v1/quarantine"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .collect();
+    assert_eq!(quarantined.len(), 1, "the bad file is kept aside");
+    assert_eq!(std::fs::read(quarantined[0].path()).unwrap(), b"bad");
+
+    let out = ctx.ok(&["--json", "install"]);
+    assert_eq!(summary_of(&out)["up_to_date"], false, "{out}");
+    assert_eq!(
+        std::fs::read(ctx.project.join("node_modules/a/index.js")).unwrap(),
+        body
+    );
+    let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
+    ctx.ok(&["-C", second.to_str().unwrap(), "install"]);
+    assert_eq!(
+        std::fs::read(second.join("node_modules/a/index.js")).unwrap(),
+        body
+    );
+    let clean = ctx.run(&["store", "verify"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+}
+
+#[test]
+fn verify_repair_downloads_the_damaged_package_at_once() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"aaa", 0o644));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    std::fs::remove_file(content_path(&ctx, b"aaa")).unwrap();
+    let before = reg.count(&Registry::tarball_path("a", "1.0.0"));
+    let out = ctx.run(&["--json", "store", "verify", "--repair"]);
+    let summary = summary_of(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+    assert_eq!(summary["packages_repaired"], 1, "{summary}");
+    assert_eq!(reg.count(&Registry::tarball_path("a", "1.0.0")), before + 1);
+    assert!(content_path(&ctx, b"aaa").exists());
+}
+
+/// Damage the index (with the daemon stopped), then check that the next install works, the
+/// damaged index is kept aside, and prune keeps every file the first project links.
+fn index_damage_is_survived(damage: impl FnOnce(&Path)) {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"a-body", 0o644));
+    reg.publish(Pkg::new("b", "1.0.0").file("index.js", b"b-body", 0o644));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0",
+                              "dependencies": {"a": "1.0.0", "b": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    ctx.ok(&["daemon", "stop"]);
+    damage(&ctx.store.join("v1/index.sqlite"));
+
+    let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
+    let out = ctx.run(&["-C", second.to_str().unwrap(), "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kept as"),
+        "the client is told: {}",
+        stderr(&out)
+    );
+    let aside: Vec<_> = std::fs::read_dir(ctx.store.join("v1"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("index.sqlite.broken-")
+        })
+        .collect();
+    assert!(!aside.is_empty(), "the damaged index is kept aside");
+    // Told once.
+    let again = ctx.run(&["-C", second.to_str().unwrap(), "install", "--force"]);
+    assert!(!stderr(&again).contains("kept as"), "{}", stderr(&again));
+
+    // The first project is still known, and prune deletes nothing it links.
+    let status: Value = serde_json::from_str(&ctx.ok(&["--json", "store", "status"])).unwrap();
+    assert_eq!(status["projects"], 2, "{status}");
+    ctx.ok(&["store", "prune"]);
+    for body in [&b"a-body"[..], b"b-body"] {
+        assert!(
+            content_path(&ctx, body).exists(),
+            "prune kept a linked file"
+        );
+    }
+    assert_eq!(
+        std::fs::read(ctx.project.join("node_modules/b/index.js")).unwrap(),
+        b"b-body"
+    );
+    ctx.ok(&["install", "--force"]);
+}
+
+#[test]
+fn a_garbage_index_is_set_aside_and_a_new_one_started() {
+    index_damage_is_survived(|index| {
+        std::fs::write(index, vec![0x5a; 8192]).unwrap();
+    });
+}
+
+#[test]
+fn an_empty_index_is_set_aside_too() {
+    index_damage_is_survived(|index| {
+        std::fs::write(index, b"").unwrap();
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", index.display()));
+        }
+    });
+}
+
+#[test]
+fn a_stalled_download_holds_up_no_other_install_nor_prune_nor_stop() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("slow", "1.0.0").file("big.js", &vec![b'x'; 200_000], 0o644));
+    reg.publish(Pkg::new("quick", "1.0.0").file("index.js", b"quick", 0o644));
+    let gate = Gate::new();
+    reg.fault(
+        &Registry::tarball_path("slow", "1.0.0"),
+        Fault {
+            stall: Some((64, gate.clone())),
+            ..Default::default()
+        },
+    );
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"slow": "1"}}));
+    let stalled = ctx.spawn(&["install"]);
+    let stall_began = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || reg
+            .count(&Registry::tarball_path("slow", "1.0.0"))
+            > 0),
+        "the stalled download started"
+    );
+    let second = other_project(&ctx, "second", json!({"quick": "1"}));
+    let t = Instant::now();
+    ctx.ok(&["-C", second.to_str().unwrap(), "install"]);
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    let t = Instant::now();
+    ctx.ok(&["store", "prune"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "prune: {:?}",
+        t.elapsed()
+    );
+    // Long enough for the stalled install to say what it waits for.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(stall_began.elapsed()));
+    let t = Instant::now();
+    ctx.ok(&["daemon", "stop"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "stop: {:?}",
+        t.elapsed()
+    );
+    let out = wait_output(stalled, Duration::from_secs(30));
+    assert!(!out.status.success(), "the stalled install did not finish");
+    let err = stderr(&out);
+    assert!(
+        err.contains("still downloading") && err.contains("slow@1.0.0"),
+        "{err}"
+    );
+    assert!(err.contains("daemon is stopping"), "{err}");
+    gate.open();
+}
+
+#[test]
+fn a_daemon_killed_mid_install_is_exit_3() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"a", 0o644));
+    let ctx = TestContext::new()
+        .with_registry(&reg.url)
+        .env("HOARD_FAILPOINT_INSTALL_HOLD_MS", "20000");
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1"}}));
+    let child = ctx.spawn(&["install"]);
+    assert!(
+        eventually(Duration::from_secs(30), || ctx
+            .log()
+            .contains("install began")),
+        "the install began"
+    );
+    let pid = ctx.daemon_pid().expect("a daemon runs");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = wait_output(child, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+#[test]
+fn the_store_is_private() {
+    let ctx = TestContext::new();
+    ctx.ok(&["daemon", "start"]);
+    let mode = std::fs::metadata(&ctx.store).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o700, "store root mode {mode:o}");
+}
+
+/// Mount a tmpfs of `size` at `dir` (root only). Err says why it cannot be done here.
+fn mount_tmpfs(dir: &Path, size: &str) -> Result<(), String> {
+    if !is_root() {
+        return Err("mounting a small tmpfs needs root".into());
+    }
+    let out = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0700"),
+            "tmpfs",
+        ])
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("running mount: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("mount failed: {}", stderr(&out).trim()));
+    }
+    Ok(())
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_an_error_that_names_it_and_the_daemon_carries_on() {
+    let ctx = TestContext::new();
+    if let Err(why) = mount_tmpfs(&ctx.store, "3m") {
+        skip(
+            "a_full_disk_is_an_error_that_names_it_and_the_daemon_carries_on",
+            &why,
+        );
+        return;
+    }
+    let _unmount = Unmount(ctx.store.clone());
+    // 12 MB that does not compress, in two packages.
+    let noise = |seed: u32| -> Vec<u8> {
+        let mut x = seed;
+        (0..6_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    };
+    let reg = Registry::start();
+    reg.publish(Pkg::new("big1", "1.0.0").file("blob.bin", &noise(7), 0o644));
+    reg.publish(Pkg::new("big2", "1.0.0").file("blob.bin", &noise(11), 0o644));
+    let ctx = ctx.with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0",
+                              "dependencies": {"big1": "1", "big2": "1"}}));
+    let t = Instant::now();
+    let out = ctx.run(&["install"]);
+    assert!(t.elapsed() < Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no space left"), "{}", stderr(&out));
+    eprintln!("install on a full disk: {}", stderr(&out));
+    // An import of the other package may still be ending: its staging goes when it does.
+    let tmp = ctx.store.join("v1/tmp");
+    assert!(
+        eventually(Duration::from_secs(20), || std::fs::read_dir(&tmp)
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0),
+        "tmp/ is emptied"
+    );
+    assert_eq!(
+        std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0),
+        0,
+        "tmp/ is empty"
+    );
+    no_staging_in(&ctx.project);
+    // The daemon still answers, and stops when asked.
+    ctx.ok(&["daemon", "status"]);
+    ctx.ok(&["daemon", "stop"]);
+
+    // Room again: the install works, with a daemon started on the once-full filesystem.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&ctx.store)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    ctx.ok(&["install"]);
+    assert_eq!(
+        std::fs::metadata(ctx.project.join("node_modules/big2/blob.bin"))
+            .unwrap()
+            .len(),
+        6_000_000
+    );
+}
+
+#[test]
+fn a_daemon_started_on_a_full_disk_says_why_it_cannot_run() {
+    let ctx = TestContext::new();
+    if let Err(why) = mount_tmpfs(&ctx.store, "64k") {
+        skip(
+            "a_daemon_started_on_a_full_disk_says_why_it_cannot_run",
+            &why,
+        );
+        return;
+    }
+    let _unmount = Unmount(ctx.store.clone());
+    // Fill what little there is.
+    let filler = ctx.store.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+    let out = ctx.run(&["daemon", "start"]);
+    let err = stderr(&out);
+    eprintln!("daemon start on a full disk: {:?} {err}", out.status.code());
+    if out.status.success() {
+        // It found room after all: it must still answer and stop.
+        ctx.ok(&["daemon", "stop"]);
+        return;
+    }
+    assert!(err.contains("space"), "the reason is given: {err}");
+    assert_ne!(out.status.code(), Some(101), "no panic: {err}");
+}
