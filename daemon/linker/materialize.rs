@@ -460,6 +460,13 @@ fn build_package(
         } else {
             store.content_path(f)
         };
+        if !store.looks_whole(&src, f) {
+            return Err(HoardError::NotFound(format!(
+                "the store file `{}` of {} is missing or damaged",
+                src.display(),
+                p.key
+            )));
+        }
         let exec = f.executable || needs_exec;
         if p.copy {
             method::link_with(Method::Copy, &src, &dst, exec)

@@ -466,6 +466,9 @@ fn stage_file(
             .map_err(|e| local("writing", e))?;
         size += read as u64;
     }
+    // Every content file has the same mtime: another one means it was written to since.
+    out.set_times(super::layout::content_times())
+        .map_err(|e| local("setting the time of", e))?;
     Ok((*hasher.finalize().as_bytes(), size))
 }
 

@@ -12,6 +12,17 @@ use crate::error::{HoardError, Result};
 /// Store format version, the `v1` in the path.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The modification time of every content file (seconds since the epoch; npm's date for
+/// extracted files, 1985-10-26T08:15:00Z). A content file with another mtime, or another size
+/// than its index row says, was written to since: it is hashed again before it is linked.
+pub const CONTENT_MTIME: i64 = 499_162_500;
+
+/// `CONTENT_MTIME` as file times.
+pub fn content_times() -> std::fs::FileTimes {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(CONTENT_MTIME as u64);
+    std::fs::FileTimes::new().set_modified(t).set_accessed(t)
+}
+
 #[derive(Debug)]
 pub struct Layout {
     pub files: PathBuf,

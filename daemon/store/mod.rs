@@ -494,6 +494,41 @@ impl Store {
         self.layout.content_path(&f.hash, f.executable)
     }
 
+    /// Whether the content file at `path` (for `f`) is whole, checked cheaply: its size and
+    /// mtime are what the store gave it. When they are not, the file is hashed again: whole,
+    /// its mtime is set back; damaged (written to through a hard link, say), it is moved to
+    /// the quarantine and `false` is returned, so the caller downloads the package again.
+    /// Blocking.
+    pub fn looks_whole(&self, path: &Path, f: &FileEntry) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let md = match std::fs::symlink_metadata(path) {
+            Ok(md) => md,
+            Err(_) => return false,
+        };
+        if md.len() == f.size && md.mtime() == layout::CONTENT_MTIME {
+            return true;
+        }
+        if matches!(import::hash_file(path), Ok(h) if h == f.hash) {
+            let settled =
+                std::fs::File::open(path).and_then(|c| c.set_times(layout::content_times()));
+            if let Err(e) = settled {
+                debug!(path = %path.display(), error = %e, "could not reset the time of a whole file");
+            }
+            return true;
+        }
+        warn!(path = %path.display(), "a store file does not match its hash; quarantined");
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let dir = self.layout.quarantine.join(stamp.to_string());
+        let _ = std::fs::create_dir_all(&dir);
+        if std::fs::rename(path, dir.join(verify::quarantine_name(path))).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        false
+    }
+
     /// Make sure the executable variant of `f` exists (bin targets shipped without the x bit
     /// are linked from it, so the store's non-executable file never gets chmod'ed).
     pub fn ensure_executable_variant(&self, f: &FileEntry) -> Result<PathBuf> {
@@ -505,6 +540,9 @@ impl Store {
         let staging = self.layout.new_staging_dir()?;
         let tmp = staging.join("x");
         std::fs::copy(&src, &tmp).map_err(|e| HoardError::io("copying", &src, e))?;
+        let copy = std::fs::File::options().write(true).open(&tmp);
+        copy.and_then(|c| c.set_times(layout::content_times()))
+            .map_err(|e| HoardError::io("setting the time of", &tmp, e))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))
             .map_err(|e| HoardError::io("setting mode of", &tmp, e))?;

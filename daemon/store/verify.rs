@@ -178,7 +178,7 @@ impl Store {
 }
 
 /// `<shard>-<name>` of a content path, so quarantined files keep their whole hash.
-fn quarantine_name(p: &Path) -> String {
+pub(super) fn quarantine_name(p: &Path) -> String {
     let shard = p
         .parent()
         .and_then(|d| d.file_name())

@@ -418,3 +418,31 @@ fn a_daemon_started_on_a_full_disk_says_why_it_cannot_run() {
     assert!(err.contains("space"), "the reason is given: {err}");
     assert_ne!(out.status.code(), Some(101), "no panic: {err}");
 }
+
+#[test]
+fn a_store_file_written_to_is_caught_before_it_is_linked_again() {
+    let reg = Registry::start();
+    let body: &[u8] = b"original bytes";
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", body, 0o644));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    // Same size, other bytes: only the time of the write gives it away.
+    let file = content_path(&ctx, body);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&file, b"tampered bytes").unwrap();
+
+    let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
+    let out = ctx.ok(&["-C", second.to_str().unwrap(), "--json", "install"]);
+    assert_eq!(summary_of(&out)["repaired"], 1, "{out}");
+    assert_eq!(
+        std::fs::read(second.join("node_modules/a/index.js")).unwrap(),
+        body
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        body,
+        "the store has the right bytes again"
+    );
+    no_staging_in(&second);
+}
