@@ -455,24 +455,26 @@ fn build_package(
         let dst = stage.join(&f.path);
         // Bin targets must be executable: use the store's executable variant of the file.
         let needs_exec = !f.executable && bin_targets.contains(f.path.as_str());
-        let src = if needs_exec {
-            store.ensure_executable_variant(f)?
-        } else {
-            store.content_path(f)
-        };
-        if !store.looks_whole(&src, f) {
-            return Err(HoardError::NotFound(format!(
-                "the store file `{}` of {} is missing or damaged",
-                src.display(),
-                p.key
-            )));
+        if needs_exec {
+            store.ensure_executable_variant(f)?;
         }
         let exec = f.executable || needs_exec;
-        if p.copy {
-            method::link_with(Method::Copy, &src, &dst, exec)
-                .map_err(|e| HoardError::io("copying a store file to", &dst, e))?;
-        } else {
-            links.link(&src, &dst, exec)?;
+        if !store.looks_whole(f, exec) {
+            return Err(HoardError::NotFound(format!(
+                "a store file of {} ({}) is missing or damaged",
+                p.key, f.path
+            )));
+        }
+        // The common case without building the store path; anything else (and any error,
+        // reported with its paths) goes the long way.
+        if p.copy || links.method != Method::Hardlink || store.hard_link(f, exec, &dst).is_err() {
+            let src = store.layout.content_path(&f.hash, exec);
+            if p.copy {
+                method::link_with(Method::Copy, &src, &dst, exec)
+                    .map_err(|e| HoardError::io("copying a store file to", &dst, e))?;
+            } else {
+                links.link(&src, &dst, exec)?;
+            }
         }
         n += 1;
     }

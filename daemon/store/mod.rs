@@ -11,6 +11,7 @@ pub mod integrity;
 pub mod layout;
 mod projects;
 mod prune;
+mod shards;
 mod verify;
 
 use std::collections::{HashMap, HashSet};
@@ -105,6 +106,8 @@ pub struct Store {
     pub projects: ProjectList,
     /// Something the next client should hear once (an index that was rebuilt).
     notice: Mutex<Option<String>>,
+    /// The shard folders, open for per-file calls.
+    shards: shards::Shards,
 }
 
 /// Package rows pinned for one install; unpinned when dropped.
@@ -168,6 +171,7 @@ impl Store {
         let projects = ProjectList::open(&layout.projects);
         index.add_projects(projects.all())?;
         projects.add(index.projects()?)?;
+        let shards = shards::Shards::new(&layout.files);
         Ok(Store {
             layout: Arc::new(layout),
             index: Arc::new(index),
@@ -179,6 +183,7 @@ impl Store {
             pins: Mutex::new(HashMap::new()),
             projects,
             notice: Mutex::new(notice),
+            shards,
         })
     }
 
@@ -499,14 +504,15 @@ impl Store {
     /// its mtime is set back; damaged (written to through a hard link, say), it is moved to
     /// the quarantine and `false` is returned, so the caller downloads the package again.
     /// Blocking.
-    pub fn looks_whole(&self, path: &Path, f: &FileEntry) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let md = match std::fs::symlink_metadata(path) {
-            Ok(md) => md,
-            Err(_) => return false,
-        };
-        if md.len() == f.size && md.mtime() == layout::CONTENT_MTIME {
-            return true;
+    pub fn looks_whole(&self, f: &FileEntry, executable: bool) -> bool {
+        match self.shards.stat(&f.hash, executable) {
+            Ok((size, mtime)) if size == f.size && mtime == layout::CONTENT_MTIME => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            _ => {}
+        }
+        let path = &self.layout.content_path(&f.hash, executable);
+        if !path.exists() {
+            return false;
         }
         if matches!(import::hash_file(path), Ok(h) if h == f.hash) {
             let settled =
@@ -527,6 +533,12 @@ impl Store {
             let _ = std::fs::remove_file(path);
         }
         false
+    }
+
+    /// Hard-link content file `f` (its executable variant with `executable`) to `dst`.
+    /// Blocking.
+    pub fn hard_link(&self, f: &FileEntry, executable: bool, dst: &Path) -> std::io::Result<()> {
+        self.shards.hard_link(&f.hash, executable, dst)
     }
 
     /// Make sure the executable variant of `f` exists (bin targets shipped without the x bit
