@@ -325,6 +325,9 @@ fn build_changed(
     let repaired = AtomicU64::new(0);
     for (_, level) in by_depth {
         level.par_iter().try_for_each(|p| -> Result<()> {
+            if let Some(hold) = failpoint_link_hold() {
+                std::thread::sleep(hold);
+            }
             if (hooks.cancelled)() {
                 return Err(HoardError::Cancelled("while linking".into()));
             }
@@ -356,6 +359,18 @@ fn build_changed(
         files.load(Ordering::Relaxed),
         repaired.load(Ordering::Relaxed),
     ))
+}
+
+/// Tests only: `HOARD_FAILPOINT_LINK_HOLD_MS` makes each package take that long to link, so
+/// that a cancellation can be sent while linking.
+fn failpoint_link_hold() -> Option<std::time::Duration> {
+    static HOLD: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *HOLD.get_or_init(|| {
+        std::env::var("HOARD_FAILPOINT_LINK_HOLD_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis)
+    })
 }
 
 /// Whether every file of a package is in the store (asked only after a build failed).

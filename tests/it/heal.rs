@@ -446,3 +446,46 @@ fn a_store_file_written_to_is_caught_before_it_is_linked_again() {
     );
     no_staging_in(&second);
 }
+
+#[test]
+fn ctrl_c_while_linking_stops_the_linking() {
+    let reg = Registry::start();
+    let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    for n in &names {
+        reg.publish(Pkg::new(n, "1.0.0").file("index.js", n.as_bytes(), 0o644));
+    }
+    let ctx = TestContext::new()
+        .with_registry(&reg.url)
+        .env("HOARD_FAILPOINT_LINK_HOLD_MS", "700");
+    let deps: serde_json::Map<String, Value> =
+        names.iter().map(|n| (n.clone(), json!("1"))).collect();
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": deps}));
+    let child = ctx.spawn(&["install"]);
+    let staging = ctx.project.join("node_modules/.hoard-staging");
+    assert!(
+        eventually(Duration::from_secs(30), || staging.exists()),
+        "linking began"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = wait_output(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        eventually(Duration::from_secs(10), || ctx
+            .log()
+            .contains("cancelled (while linking)")),
+        "the daemon stopped linking: {}",
+        ctx.log()
+    );
+    let linked = names
+        .iter()
+        .filter(|n| ctx.project.join("node_modules").join(n).exists())
+        .count();
+    assert!(linked < names.len(), "linking stopped: {linked} linked");
+    no_staging_in(&ctx.project);
+    assert!(!ctx.project.join("node_modules/.hoard-state.json").exists());
+    // The next install completes what was cut short.
+    ctx.ok(&["install"]);
+    for n in &names {
+        assert!(ctx.project.join("node_modules").join(n).exists(), "{n}");
+    }
+}
