@@ -27,6 +27,12 @@ pub enum HoardError {
         path: PathBuf,
     },
 
+    #[error(
+        "the store index `{path}` is damaged ({detail}); it is set aside and the daemon \
+         restarts with a new one: run the command again"
+    )]
+    IndexBroken { path: PathBuf, detail: String },
+
     #[error("store index at `{path}`: {source}")]
     Index {
         path: PathBuf,
@@ -116,11 +122,21 @@ impl HoardError {
     }
 
     pub fn index(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
-        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            return HoardError::NoSpace {
-                context: "writing the store index",
-                path: path.into(),
-            };
+        use rusqlite::ErrorCode::{DatabaseCorrupt, DiskFull, NotADatabase};
+        match source.sqlite_error_code() {
+            Some(DiskFull) => {
+                return HoardError::NoSpace {
+                    context: "writing the store index",
+                    path: path.into(),
+                };
+            }
+            Some(NotADatabase) | Some(DatabaseCorrupt) => {
+                return HoardError::IndexBroken {
+                    path: path.into(),
+                    detail: source.to_string(),
+                };
+            }
+            _ => {}
         }
         HoardError::Index {
             path: path.into(),
@@ -136,6 +152,15 @@ impl From<tokio::task::JoinError> for HoardError {
 }
 
 impl HoardError {
+    /// The damaged index behind this error, if that is what it is (through shared errors too).
+    pub fn broken_index(&self) -> Option<&std::path::Path> {
+        match self {
+            HoardError::IndexBroken { path, .. } => Some(path),
+            HoardError::Shared(inner) => inner.broken_index(),
+            _ => None,
+        }
+    }
+
     /// The gRPC code for this error.
     pub fn code(&self) -> Code {
         match self {
@@ -149,6 +174,7 @@ impl HoardError {
             HoardError::Resolve(_) => Code::FailedPrecondition,
             HoardError::Cancelled(_) => Code::Cancelled,
             HoardError::NoSpace { .. } => Code::ResourceExhausted,
+            HoardError::IndexBroken { .. } => Code::Unavailable,
             HoardError::Io { .. } | HoardError::Index { .. } | HoardError::Internal(_) => {
                 Code::Internal
             }

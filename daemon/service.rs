@@ -30,6 +30,8 @@ use crate::upkeep::Upkeep;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
     ShutdownRpc(String),
+    /// The store index was found damaged and set aside; the next daemon starts a new one.
+    IndexBroken,
     Idle(Duration),
     Signal(&'static str),
 }
@@ -127,6 +129,17 @@ impl Daemon {
         self.shutdown.cancel();
     }
 
+    /// The store index is damaged: set it aside and stop, so that the next daemon starts a
+    /// new one (the client that hit it retries once with that daemon).
+    fn index_broken(&self, e: &HoardError) {
+        warn!(error = %e, "the store index is damaged; setting it aside and stopping");
+        match self.store.index.set_aside_now() {
+            Ok(p) => warn!(aside = %p.display(), "store index set aside"),
+            Err(err) => warn!(error = %err, "could not set the store index aside"),
+        }
+        self.close(CloseReason::IndexBroken);
+    }
+
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.close_reason.lock().ok().and_then(|r| r.clone())
     }
@@ -180,6 +193,9 @@ fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
         .and_then(|i| i.peer_cred)
         .map(|c| c.uid())
 }
+
+/// gRPC metadata key on an error status: the daemon is restarting, send the request again.
+pub const RETRY_KEY: &str = "hoard-retry";
 
 /// The service handle tonic holds.
 #[derive(Clone)]
@@ -267,6 +283,17 @@ impl Hoard for Service {
                         warn!(error = %e, "install stopped");
                         let m = format!("failed: {e}");
                         let _ = tx.send(Err(Status::from(e))).await;
+                        m
+                    }
+                    Err(e) if e.broken_index().is_some() => {
+                        let m = format!("failed: {e}");
+                        d.index_broken(&e);
+                        let mut status = Status::from(e);
+                        // The client starts a new daemon and sends the install again.
+                        status
+                            .metadata_mut()
+                            .insert(RETRY_KEY, "1".parse().expect("ascii"));
+                        let _ = tx.send(Err(status)).await;
                         m
                     }
                     Err(e) => {

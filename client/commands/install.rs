@@ -5,13 +5,18 @@
 //! Must not: decide anything about the install itself (the daemon does).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// gRPC metadata key on an error status: the daemon is restarting, send the request again
+/// (the daemon's `service::RETRY_KEY`).
+const RETRY_KEY: &str = "hoard-retry";
 
 use anyhow::{Result, anyhow, bail};
 use hoard_proto::v1::{self, InstallRequest, InstallSummary, install_event::Event};
 
 use crate::cli::{Cli, InstallFlags, LayoutArg, LinkArg};
-use crate::connect::ConnectError;
-use crate::context::{Unreachable, connect, project_dir, request_env};
+use crate::connect::{self, ConnectError};
+use crate::context::{Unreachable, connect, project_dir, request_env, store_dir};
 use crate::render::{Mode, Renderer};
 use crate::scripts;
 
@@ -100,50 +105,22 @@ pub async fn send(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Resul
             !matches!(mode, Mode::Quiet | Mode::Json),
         )?;
     }
-    let mut conn = connect(cli).await?;
-    let mut r = Renderer::new(mode, cli.verbose);
-    let mut stream = conn
-        .client
-        .install(req.clone())
-        .await
-        .map_err(|s| anyhow!("{}", s.message()))?
-        .into_inner();
-    let mut summary: Option<InstallSummary> = None;
-    loop {
-        let msg = tokio::select! {
-            m = stream.message() => m,
-            _ = tokio::signal::ctrl_c() => {
-                drop(stream);
-                r.finish(None);
-                eprintln!("hoard: cancelled");
-                return Ok(130);
-            }
-        };
-        match msg {
-            Ok(Some(ev)) => {
-                if let Some(e) = &ev.event {
-                    r.event(e);
-                    if let Event::Summary(s) = e {
-                        summary = Some(s.clone());
-                    }
+    let mut retried = false;
+    let summary = loop {
+        match stream_install(cli, &req, mode).await? {
+            Outcome::Done(s) => break s,
+            Outcome::Cancelled => return Ok(130),
+            // The daemon found its store index damaged, set it aside and is stopping: once,
+            // wait for it to go and send the request to a new one.
+            Outcome::Retry(why) if !retried => {
+                retried = true;
+                if mode != Mode::Json {
+                    eprintln!("hoard: {why}; retrying with a new daemon");
                 }
+                connect::wait_released(&store_dir(cli)?, Duration::from_secs(30)).await;
             }
-            Ok(None) => break,
-            // The daemon's own errors carry a code; a transport failure (the daemon died or
-            // closed the connection) is `Unknown`: the daemon is unreachable, exit 3.
-            Err(status) if status.code() == tonic::Code::Unknown => {
-                r.finish(None);
-                return Err(gone(status.message()));
-            }
-            Err(status) => {
-                r.finish(None);
-                return Err(anyhow!("{}", status.message()));
-            }
+            Outcome::Retry(why) => bail!("{why}"),
         }
-    }
-    r.finish(summary.as_ref());
-    let Some(summary) = summary else {
-        return Err(gone("the stream ended without a summary"));
     };
     if !ignore_scripts && !summary.scripts.is_empty() {
         let root = PathBuf::from(&req.project_dir);
@@ -173,4 +150,65 @@ fn gone(detail: &str) -> anyhow::Error {
          installed: run the install again (see `hoard daemon logs` for why)"
     )))
     .into()
+}
+
+/// How one attempt at an install ended.
+enum Outcome {
+    Done(InstallSummary),
+    Cancelled,
+    /// The daemon asks for the request again (it is restarting).
+    Retry(String),
+}
+
+/// Send `req` to the daemon and render its events until the summary.
+async fn stream_install(cli: &Cli, req: &InstallRequest, mode: Mode) -> Result<Outcome> {
+    let mut conn = connect(cli).await?;
+    let mut r = Renderer::new(mode, cli.verbose);
+    let mut stream = conn
+        .client
+        .install(req.clone())
+        .await
+        .map_err(|s| anyhow!("{}", s.message()))?
+        .into_inner();
+    let mut summary: Option<InstallSummary> = None;
+    loop {
+        let msg = tokio::select! {
+            m = stream.message() => m,
+            _ = tokio::signal::ctrl_c() => {
+                drop(stream);
+                r.finish(None);
+                eprintln!("hoard: cancelled");
+                return Ok(Outcome::Cancelled);
+            }
+        };
+        match msg {
+            Ok(Some(ev)) => {
+                if let Some(e) = &ev.event {
+                    r.event(e);
+                    if let Event::Summary(s) = e {
+                        summary = Some(s.clone());
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(status) if status.metadata().contains_key(RETRY_KEY) => {
+                r.finish(None);
+                return Ok(Outcome::Retry(status.message().to_string()));
+            }
+            // The daemon's own errors carry a code; a transport failure (the daemon died or
+            // closed the connection) is `Unknown`: the daemon is unreachable, exit 3.
+            Err(status) if status.code() == tonic::Code::Unknown => {
+                r.finish(None);
+                return Err(gone(status.message()));
+            }
+            Err(status) => {
+                r.finish(None);
+                return Err(anyhow!("{}", status.message()));
+            }
+        }
+    }
+    r.finish(summary.as_ref());
+    summary
+        .map(Outcome::Done)
+        .ok_or_else(|| gone("the stream ended without a summary"))
 }

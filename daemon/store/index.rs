@@ -50,6 +50,9 @@ enum Command {
 
 /// Handle to the index: cheap lookups on a reader connection, writes through the writer thread.
 pub struct Index {
+    /// Set when the index was found damaged while running and set aside: nothing more is
+    /// written to it (no checkpoint at shutdown).
+    broken: std::sync::atomic::AtomicBool,
     path: PathBuf,
     reader: Mutex<Connection>,
     writer: mpsc::Sender<Command>,
@@ -229,6 +232,7 @@ impl Index {
             .spawn(move || writer_loop(writer_conn, rx, &wpath, &files_dir))
             .map_err(|e| HoardError::io("starting the index writer for", path, e))?;
         Ok(Index {
+            broken: std::sync::atomic::AtomicBool::new(false),
             path: path.to_path_buf(),
             reader: Mutex::new(reader),
             writer: tx,
@@ -371,7 +375,20 @@ impl Index {
     /// Move everything in the write-ahead log into the index file and empty the log (at
     /// shutdown: the file alone is then the whole index, and damage to it is seen at start-up).
     pub fn checkpoint(&self) -> Result<()> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         self.read(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
+    }
+
+    /// The index was found damaged while the daemon runs: set its files aside now (the
+    /// connections keep the old files open until the daemon exits) so the next daemon starts
+    /// a new index. Returns the new name. Call once, then stop the daemon.
+    pub fn set_aside_now(&self) -> Result<PathBuf> {
+        if self.broken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(self.path.clone());
+        }
+        set_aside(&self.path)
     }
 
     /// Know these projects (with no packages yet), as after a rebuilt index.
@@ -495,13 +512,18 @@ fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &PackageRecord) -> rusqlit
 
 /// The error every request of a failed batch gets (a full disk says so).
 fn batch_failure(path: &Path, e: &rusqlite::Error) -> HoardError {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-        return HoardError::NoSpace {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, DiskFull, NotADatabase};
+    match e.sqlite_error_code() {
+        Some(DiskFull) => HoardError::NoSpace {
             context: "writing the store index",
             path: path.to_path_buf(),
-        };
+        },
+        Some(NotADatabase) | Some(DatabaseCorrupt) => HoardError::IndexBroken {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        _ => HoardError::Internal(format!("store index `{}`: {e}", path.display())),
     }
-    HoardError::Internal(format!("store index `{}`: {e}", path.display()))
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>, path: &Path, files_dir: &Path) {

@@ -489,3 +489,49 @@ fn ctrl_c_while_linking_stops_the_linking() {
         assert!(ctx.project.join("node_modules").join(n).exists(), "{n}");
     }
 }
+
+#[test]
+fn an_index_damaged_under_a_running_daemon_is_set_aside_and_the_install_retried() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"a-body", 0o644));
+    reg.publish(Pkg::new("c", "1.0.0").file("index.js", b"c-body", 0o644));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    // A daemon whose index lives in the file alone (checkpointed at the last stop).
+    ctx.ok(&["daemon", "stop"]);
+    ctx.ok(&["daemon", "start"]);
+    std::fs::write(ctx.store.join("v1/index.sqlite"), vec![0x5a; 8192]).unwrap();
+
+    let second = other_project(&ctx, "second", json!({"a": "1.0.0", "c": "1.0.0"}));
+    let out = ctx.run(&["-C", second.to_str().unwrap(), "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("retrying with a new daemon"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read_dir(ctx.store.join("v1"))
+            .unwrap()
+            .flatten()
+            .any(|e| e
+                .file_name()
+                .to_string_lossy()
+                .starts_with("index.sqlite.broken-")),
+        "the damaged index is kept aside"
+    );
+    assert_eq!(
+        std::fs::read(second.join("node_modules/c/index.js")).unwrap(),
+        b"c-body"
+    );
+    ctx.ok(&["store", "prune"]);
+    assert!(
+        content_path(&ctx, b"a-body").exists(),
+        "prune kept a linked file"
+    );
+    assert_eq!(
+        std::fs::read(ctx.project.join("node_modules/a/index.js")).unwrap(),
+        b"a-body"
+    );
+}
