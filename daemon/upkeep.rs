@@ -20,8 +20,10 @@ use tracing::{info, warn};
 
 use crate::error::HoardError;
 use crate::registry::http::Http;
+use crate::store::index::DroppedPackage;
 use crate::store::integrity::Sri;
-use crate::store::{DroppedPackage, Store, TarballRef, VerifyReport};
+use crate::store::verify::VerifyReport;
+use crate::store::{Store, TarballRef};
 
 type Tx<T> = mpsc::Sender<Result<T, Status>>;
 

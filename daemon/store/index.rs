@@ -27,6 +27,16 @@ pub struct FileEntry {
     pub executable: bool,
 }
 
+/// A package whose row was dropped, with where it came from.
+#[derive(Debug, Clone)]
+pub struct DroppedPackage {
+    /// `name@version`.
+    pub pkg_id: String,
+    pub tarball_url: String,
+    /// `sha512-…` of the tarball.
+    pub integrity: String,
+}
+
 /// A package row with its files.
 #[derive(Debug, Clone)]
 pub struct PackageRecord {
@@ -408,7 +418,7 @@ impl Index {
     }
 
     /// (pkg_id, tarball URL, integrity) of each of `ids` that has a row.
-    pub fn package_sources(&self, ids: &[i64]) -> Result<Vec<super::verify::DroppedPackage>> {
+    pub fn package_sources(&self, ids: &[i64]) -> Result<Vec<DroppedPackage>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT pkg_id, tarball_url, integrity FROM packages WHERE id = ?1",
@@ -417,7 +427,7 @@ impl Index {
             for id in ids {
                 let row = stmt
                     .query_row([id], |r| {
-                        Ok(super::verify::DroppedPackage {
+                        Ok(DroppedPackage {
                             pkg_id: r.get(0)?,
                             tarball_url: r.get(1)?,
                             integrity: r.get(2)?,

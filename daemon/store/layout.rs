@@ -157,3 +157,17 @@ impl Layout {
         Ok(removed)
     }
 }
+
+/// `<shard>-<name>` of a content path, so quarantined files keep their whole hash.
+pub fn quarantine_name(p: &Path) -> String {
+    let shard = p
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    format!("{shard}-{name}")
+}

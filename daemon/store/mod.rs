@@ -10,9 +10,9 @@ pub mod index;
 pub mod integrity;
 pub mod layout;
 mod projects;
-mod prune;
+pub mod prune;
 mod shards;
-mod verify;
+pub mod verify;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -30,8 +30,6 @@ use index::{FileEntry, Index, PackageRecord};
 use integrity::Sri;
 use layout::Layout;
 use projects::ProjectList;
-
-pub use verify::{DroppedPackage, VerifyReport};
 
 /// What to fetch: one package version's tarball.
 #[derive(Debug, Clone)]
@@ -529,7 +527,7 @@ impl Store {
             .unwrap_or(0);
         let dir = self.layout.quarantine.join(stamp.to_string());
         let _ = std::fs::create_dir_all(&dir);
-        if std::fs::rename(path, dir.join(verify::quarantine_name(path))).is_err() {
+        if std::fs::rename(path, dir.join(layout::quarantine_name(path))).is_err() {
             let _ = std::fs::remove_file(path);
         }
         false

@@ -7,24 +7,15 @@
 //! Must not: touch node_modules or the network.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::index::DroppedPackage;
 use super::layout::Layout;
 use super::{Store, import, read_dir};
 use crate::error::{HoardError, Result};
 
 /// A content file's identity: (BLAKE3, executable variant).
 type FileKey = ([u8; 32], bool);
-
-/// A package whose row was dropped, with where it came from.
-#[derive(Debug, Clone)]
-pub struct DroppedPackage {
-    /// `name@version`.
-    pub pkg_id: String,
-    pub tarball_url: String,
-    /// `sha512-…` of the tarball.
-    pub integrity: String,
-}
 
 /// What `verify` found, and what it changed unless it was a dry run.
 #[derive(Debug, Default)]
@@ -147,7 +138,7 @@ impl Store {
         let dir = self.layout.quarantine.join(stamp.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| HoardError::io("creating", &dir, e))?;
         for p in bad_paths {
-            let name = quarantine_name(p);
+            let name = super::layout::quarantine_name(p);
             std::fs::rename(p, dir.join(&name))
                 .map_err(|e| HoardError::io("quarantining", p, e))?;
         }
@@ -175,20 +166,6 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// `<shard>-<name>` of a content path, so quarantined files keep their whole hash.
-pub(super) fn quarantine_name(p: &Path) -> String {
-    let shard = p
-        .parent()
-        .and_then(|d| d.file_name())
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    format!("{shard}-{name}")
 }
 
 /// Re-hash `files`; names that are not content file names are reported as foreign.

@@ -1,7 +1,8 @@
-//! A store and daemon that heal themselves, each tried by doing the damage for real: store files
-//! deleted and rewritten, garbage and empty indexes, a download that stalls mid-body, a full
-//! disk (a small tmpfs, where the machine allows mounting one), the daemon killed mid-install,
-//! and the store's own permissions.
+//! A store and daemon that heal themselves (issue #20), each tried by doing the damage for
+//! real: store files deleted, rewritten and written to; garbage and empty indexes, before start-up
+//! and under a running daemon; a download that stalls mid-body; a full disk (a small tmpfs,
+//! where the machine allows mounting one; skipped aloud where it does not); the daemon killed
+//! mid-install; Ctrl-C while linking; another user's `daemon stop`; the store's permissions.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -534,4 +535,40 @@ fn an_index_damaged_under_a_running_daemon_is_set_aside_and_the_install_retried(
         std::fs::read(ctx.project.join("node_modules/a/index.js")).unwrap(),
         b"a-body"
     );
+}
+
+#[test]
+fn another_users_daemon_stop_says_whose_store_it_is() {
+    if let Err(why) = can_act_as_nobody() {
+        skip("another_users_daemon_stop_says_whose_store_it_is", &why);
+        return;
+    }
+    let ctx = TestContext::new();
+    ctx.ok(&["daemon", "start"]);
+    std::fs::set_permissions(ctx.root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = ctx.hoard_as_nobody();
+    cmd.current_dir("/").args(["daemon", "stop"]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("belongs to uid 0"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(ctx.daemon_pid().is_some(), "the owner's daemon runs on");
+}
+
+#[test]
+fn the_summary_counts_tarball_and_metadata_bytes_apart() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", &vec![b'a'; 4000], 0o644));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
+    let s = summary_of(&ctx.ok(&["--json", "install"]));
+    let tarball = Pkg::new("a", "1.0.0")
+        .file("index.js", &vec![b'a'; 4000], 0o644)
+        .pack()
+        .len() as u64;
+    assert_eq!(s["bytes_downloaded"].as_u64(), Some(tarball), "{s}");
+    assert!(s["metadata_bytes_downloaded"].as_u64().unwrap() > 0, "{s}");
 }
