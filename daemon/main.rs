@@ -283,7 +283,11 @@ async fn serve(
         } => warn!("in-flight requests did not finish within 10 s of shutdown; exiting anyway"),
     }
     let index = daemon.store.index.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || index.checkpoint()).await {
+    let checkpoint = tokio::task::spawn_blocking(move || match index.checkpoint() {
+        Err(e) if e.broken_index().is_some() => index.set_aside_now().map(|_| ()).map_err(|_| e),
+        r => r,
+    });
+    if let Ok(Err(e)) = checkpoint.await {
         warn!(error = %e, "could not checkpoint the store index");
     }
     Ok(daemon

@@ -60,6 +60,8 @@ impl Installer {
             started: Instant::now(),
             metadata_before: self.registry.bytes_downloaded.load(Ordering::Relaxed),
         };
+        let index = self.store.index.clone();
+        tokio::task::spawn_blocking(move || index.check_file()).await??;
         if let Some(notice) = self.store.take_notice() {
             run.em.warn("store-index-rebuilt", "", notice).await;
         }

@@ -164,6 +164,9 @@ fn broken(path: &Path) -> Option<String> {
     if md.len() == 0 {
         return Some("the file was empty".into());
     }
+    if !header_ok(path) {
+        return Some("the file does not start with SQLite's header".into());
+    }
     let corrupt = |e: &rusqlite::Error| {
         matches!(
             e.sqlite_error_code(),
@@ -181,6 +184,16 @@ fn broken(path: &Path) -> Option<String> {
         Err(e) if corrupt(&e) => Some(e.to_string()),
         Err(_) => None,
     }
+}
+
+/// Whether the index file starts with SQLite's magic string. (With WAL, SQLite itself may not
+/// look at the file for a long time: pages it needs can all be in the log.)
+fn header_ok(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"SQLite format 3\0")
 }
 
 /// Rename a broken index (and its WAL and shared-memory files, which belong to it) beside
@@ -388,7 +401,21 @@ impl Index {
         if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
+        // Damage the log would paper over is kept for a look, not overwritten.
+        self.check_file()?;
         self.read(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
+    }
+
+    /// A cheap look at the index file (its first bytes): `IndexBroken` when something other
+    /// than SQLite wrote over it. Installs call it first.
+    pub fn check_file(&self) -> Result<()> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) || header_ok(&self.path) {
+            return Ok(());
+        }
+        Err(HoardError::IndexBroken {
+            path: self.path.clone(),
+            detail: "the file does not start with SQLite's header".into(),
+        })
     }
 
     /// The index was found damaged while the daemon runs: set its files aside now (the
