@@ -28,8 +28,8 @@ pub enum HoardError {
     },
 
     #[error(
-        "the store index `{path}` is damaged ({detail}); it is set aside and the daemon \
-         restarts with a new one: run the command again"
+        "the store index `{path}` is damaged ({detail}); the next install sets it aside and \
+         starts a new one (or restart the daemon: `hoard daemon restart`)"
     )]
     IndexBroken { path: PathBuf, detail: String },
 

@@ -288,7 +288,15 @@ impl Hoard for Service {
                     Err(e) if e.broken_index().is_some() => {
                         let m = format!("failed: {e}");
                         d.index_broken(&e);
-                        let mut status = Status::from(e);
+                        let path = e.broken_index().map(|p| p.display().to_string());
+                        let mut status = Status::new(
+                            e.code(),
+                            format!(
+                                "the store index `{}` is damaged; it was set aside and the \
+                                 daemon restarts with a new one",
+                                path.unwrap_or_default()
+                            ),
+                        );
                         // The client starts a new daemon and sends the install again.
                         status
                             .metadata_mut()

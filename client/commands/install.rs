@@ -115,7 +115,7 @@ pub async fn send(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Resul
             Outcome::Retry(why) if !retried => {
                 retried = true;
                 if mode != Mode::Json {
-                    eprintln!("hoard: {why}; retrying with a new daemon");
+                    eprintln!("hoard: {why}: retrying with a new daemon");
                 }
                 connect::wait_released(&store_dir(cli)?, Duration::from_secs(30)).await;
             }
