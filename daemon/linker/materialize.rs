@@ -7,6 +7,7 @@
 //! Must not: decide where packages go (the planners do), download, or run package code.
 
 use std::collections::{BTreeMap, HashSet};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -440,6 +441,43 @@ fn place_bins(project: &Path, plan: &Plan, old: Option<&State>) -> Result<()> {
     Ok(())
 }
 
+/// A package folder being built, held open.
+struct StageDir(std::os::fd::OwnedFd);
+
+impl StageDir {
+    fn open(path: &Path) -> std::io::Result<StageDir> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(StageDir(f.into()))
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+
+    /// Make `rel` and its parents (those not in `made` yet) inside this folder.
+    fn make<'a>(&self, rel: &'a str, made: &mut HashSet<&'a str>) -> std::io::Result<()> {
+        if made.contains(rel) {
+            return Ok(());
+        }
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            self.make(parent, made)?;
+        }
+        let c = std::ffi::CString::new(rel).map_err(std::io::Error::other)?;
+        // SAFETY: a valid directory fd and a NUL-terminated relative path.
+        if unsafe { libc::mkdirat(self.fd(), c.as_ptr(), 0o755) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(e);
+            }
+        }
+        made.insert(rel);
+        Ok(())
+    }
+}
+
 /// Create one package's directory tree under `stage` and link (or copy) its files.
 fn build_package(
     stage: &Path,
@@ -449,25 +487,17 @@ fn build_package(
     links: &LinkState,
 ) -> Result<u64> {
     mkdir_all(stage)?;
+    // The folder held open: folders and links are made relative to it (no walk of the
+    // project's path for each file).
+    let dir = StageDir::open(stage).map_err(|e| HoardError::io("opening", stage, e))?;
     let mut made: HashSet<&str> = HashSet::new();
     let bin_targets: HashSet<&str> = p.bins.values().map(String::as_str).collect();
     let mut n = 0;
     for f in files {
-        if let Some((dir, _)) = f.path.rsplit_once('/')
-            && !made.contains(dir)
-        {
-            mkdir_all(&stage.join(dir))?;
-            // Record every ancestor as made.
-            let mut d = dir;
-            loop {
-                made.insert(d);
-                match d.rsplit_once('/') {
-                    Some((parent, _)) => d = parent,
-                    None => break,
-                }
-            }
+        if let Some((parent, _)) = f.path.rsplit_once('/') {
+            dir.make(parent, &mut made)
+                .map_err(|e| HoardError::io("creating directory", stage.join(parent), e))?;
         }
-        let dst = stage.join(&f.path);
         // Bin targets must be executable: use the store's executable variant of the file.
         let needs_exec = !f.executable && bin_targets.contains(f.path.as_str());
         if needs_exec {
@@ -480,9 +510,11 @@ fn build_package(
                 p.key, f.path
             )));
         }
-        // The common case without building the store path; anything else (and any error,
+        // The common case without building either path; anything else (and any error,
         // reported with its paths) goes the long way.
-        if p.copy || links.method != Method::Hardlink || store.hard_link(f, exec, &dst).is_err() {
+        let quick = !p.copy && links.method == Method::Hardlink;
+        if !quick || store.hard_link_at(f, exec, dir.fd(), &f.path).is_err() {
+            let dst = stage.join(&f.path);
             let src = store.layout.content_path(&f.hash, exec);
             if p.copy {
                 method::link_with(Method::Copy, &src, &dst, exec)

@@ -533,10 +533,16 @@ impl Store {
         false
     }
 
-    /// Hard-link content file `f` (its executable variant with `executable`) to `dst`.
-    /// Blocking.
-    pub fn hard_link(&self, f: &FileEntry, executable: bool, dst: &Path) -> std::io::Result<()> {
-        self.shards.hard_link(&f.hash, executable, dst)
+    /// Hard-link content file `f` (its executable variant with `executable`) to `rel` inside
+    /// the open folder `dir`. Blocking.
+    pub fn hard_link_at(
+        &self,
+        f: &FileEntry,
+        executable: bool,
+        dir: std::os::fd::RawFd,
+        rel: &str,
+    ) -> std::io::Result<()> {
+        self.shards.hard_link_at(&f.hash, executable, dir, rel)
     }
 
     /// Make sure the executable variant of `f` exists (bin targets shipped without the x bit

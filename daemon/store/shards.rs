@@ -80,15 +80,21 @@ impl Shards {
         Ok((st.st_size as u64, st.st_mtime))
     }
 
-    /// Hard-link a content file to `dst`.
-    pub fn hard_link(&self, hash: &[u8; 32], executable: bool, dst: &Path) -> io::Result<()> {
+    /// Hard-link a content file to `rel` inside the open folder `to_dir`.
+    pub fn hard_link_at(
+        &self,
+        hash: &[u8; 32],
+        executable: bool,
+        to_dir: RawFd,
+        rel: &str,
+    ) -> io::Result<()> {
         let Some(dir) = self.fd(hash) else {
             return Err(io::Error::other("shard folder not open"));
         };
         let name = Name::of(hash, executable);
-        let to = std::ffi::CString::new(dst.as_os_str().as_bytes()).map_err(io::Error::other)?;
+        let to = std::ffi::CString::new(rel).map_err(io::Error::other)?;
         // SAFETY: valid fds and NUL-terminated paths.
-        let r = unsafe { libc::linkat(dir, name.c_str().as_ptr(), libc::AT_FDCWD, to.as_ptr(), 0) };
+        let r = unsafe { libc::linkat(dir, name.c_str().as_ptr(), to_dir, to.as_ptr(), 0) };
         if r != 0 {
             return Err(io::Error::last_os_error());
         }
