@@ -15,6 +15,7 @@ use crate::error::HoardError;
 use crate::store::index::FileEntry;
 use crate::store::integrity::{Sri, TarballDigests, TarballHasher};
 use crate::store::layout::Layout;
+use crate::store::shards::Shards;
 
 /// Caps that make a tarball hostile. Defaults are far above any real npm package.
 #[derive(Debug, Clone)]
@@ -307,7 +308,7 @@ impl Drop for StagingDir {
 pub fn import(
     source: impl Read,
     expected: &Sri,
-    layout: &Layout,
+    (layout, shards): (&Layout, &Shards),
     limits: &Limits,
 ) -> std::result::Result<Imported, ImportError> {
     let staging = layout.new_staging_dir().map_err(ImportError::Local)?;
@@ -341,7 +342,7 @@ pub fn import(
     if let Err((expected, actual)) = digests.verify(expected) {
         return Err(ImportError::Integrity { expected, actual });
     }
-    let files = commit(pending.files, &staging, layout)?;
+    let files = commit(pending.files, &staging, layout, shards)?;
     Ok(Imported {
         files,
         digests,
@@ -477,9 +478,23 @@ fn commit(
     pending: Vec<Pending>,
     staging: &StagingDir,
     layout: &Layout,
+    shards: &Shards,
 ) -> std::result::Result<Vec<FileEntry>, ImportError> {
+    use std::os::fd::AsRawFd;
     let mut files = Vec::with_capacity(pending.len());
     for p in pending {
+        // The common case relative to the open folders; anything else the long way.
+        let staged = std::ffi::CString::new(p.staged.to_string()).map_err(|e| {
+            ImportError::Local(HoardError::Internal(format!("staged file name: {e}")))
+        })?;
+        let (hash, exec) = (&p.entry.hash, p.entry.executable);
+        if shards
+            .move_in(staging.fd.as_raw_fd(), &staged, hash, exec)
+            .is_ok()
+        {
+            files.push(p.entry);
+            continue;
+        }
         let dest = layout.content_path(&p.entry.hash, p.entry.executable);
         let mut moved = staging.move_to(p.staged, &dest);
         if matches!(&moved, Err(e) if e.kind() == io::ErrorKind::NotFound)

@@ -11,7 +11,7 @@ pub mod integrity;
 pub mod layout;
 mod projects;
 pub mod prune;
-mod shards;
+pub(crate) mod shards;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};
@@ -105,7 +105,7 @@ pub struct Store {
     /// Something the next client should hear once (an index that was rebuilt).
     notice: Mutex<Option<String>>,
     /// The shard folders, open for per-file calls.
-    shards: shards::Shards,
+    shards: Arc<shards::Shards>,
 }
 
 /// Package rows pinned for one install; unpinned when dropped.
@@ -169,7 +169,7 @@ impl Store {
         let projects = ProjectList::open(&layout.projects);
         index.add_projects(projects.all())?;
         projects.add(index.projects()?)?;
-        let shards = shards::Shards::new(&layout.files);
+        let shards = Arc::new(shards::Shards::new(&layout.files));
         Ok(Store {
             layout: Arc::new(layout),
             index: Arc::new(index),
@@ -416,11 +416,17 @@ impl Store {
         pkg: &TarballRef,
     ) -> Result<std::result::Result<Imported, ImportError>, ImportFailure> {
         let (layout, limits) = (self.layout.clone(), self.limits.clone());
+        let shards = self.shards.clone();
         let expected = pkg.integrity.clone();
         tokio::task::spawn_blocking(move || {
             let f = std::fs::File::open(&path)
                 .map_err(|e| ImportError::Local(HoardError::io("opening the tarball", &path, e)))?;
-            import::import(std::io::BufReader::new(f), &expected, &layout, &limits)
+            import::import(
+                std::io::BufReader::new(f),
+                &expected,
+                (&layout, &*shards),
+                &limits,
+            )
         })
         .await
         .map_err(|e| ImportFailure::Fatal(e.into()))
@@ -434,6 +440,7 @@ impl Store {
     ) -> Result<(std::result::Result<Imported, ImportError>, u64), ImportFailure> {
         use futures_util::StreamExt;
         let (layout, limits) = (self.layout.clone(), self.limits.clone());
+        let shards = self.shards.clone();
         let expected = pkg.integrity.clone();
         let lane = crate::registry::http::Lane::Tarball;
         let (resp, _permit) = http
@@ -452,7 +459,7 @@ impl Store {
                 rx,
                 current: bytes::Bytes::new(),
             };
-            import::import(reader, &expected, &layout, &limits)
+            import::import(reader, &expected, (&layout, &*shards), &limits)
         });
         let mut stream = resp.bytes_stream();
         let mut bytes = 0u64;
@@ -503,14 +510,19 @@ impl Store {
     /// the quarantine and `false` is returned, so the caller downloads the package again.
     /// Blocking.
     pub fn looks_whole(&self, f: &FileEntry, executable: bool) -> bool {
-        match self.shards.stat(&f.hash, executable) {
-            Ok((size, mtime)) if size == f.size && mtime == layout::CONTENT_MTIME => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
-            _ => {}
+        use std::os::unix::fs::MetadataExt;
+        if let Ok((size, mtime)) = self.shards.stat(&f.hash, executable)
+            && size == f.size
+            && mtime == layout::CONTENT_MTIME
+        {
+            return true;
         }
+        // The long way (also when a shard folder was replaced since it was opened).
         let path = &self.layout.content_path(&f.hash, executable);
-        if !path.exists() {
-            return false;
+        match std::fs::symlink_metadata(path) {
+            Err(_) => return false,
+            Ok(md) if md.len() == f.size && md.mtime() == layout::CONTENT_MTIME => return true,
+            Ok(_) => {}
         }
         if matches!(import::hash_file(path), Ok(h) if h == f.hash) {
             let settled =

@@ -102,6 +102,36 @@ impl Shards {
     }
 }
 
+impl Shards {
+    /// Move `from` (a name in the open folder `from_dir`) to content file `hash`, unless it
+    /// exists. Ok(false): it existed (same name, same bytes). Any other error: the caller goes
+    /// the long way (paths), which reports it with its path.
+    pub fn move_in(
+        &self,
+        from_dir: RawFd,
+        from: &CStr,
+        hash: &[u8; 32],
+        executable: bool,
+    ) -> io::Result<bool> {
+        let Some(dir) = self.fd(hash) else {
+            return Err(io::Error::other("shard folder not open"));
+        };
+        let name = Name::of(hash, executable);
+        let flags = libc::RENAME_NOREPLACE;
+        // SAFETY: valid fds and NUL-terminated names.
+        let r =
+            unsafe { libc::renameat2(from_dir, from.as_ptr(), dir, name.c_str().as_ptr(), flags) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EEXIST) => Ok(false),
+            _ => Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -585,3 +585,23 @@ fn the_summary_counts_tarball_and_metadata_bytes_apart() {
     assert_eq!(s["bytes_downloaded"].as_u64(), Some(tarball), "{s}");
     assert!(s["metadata_bytes_downloaded"].as_u64().unwrap() > 0, "{s}");
 }
+
+#[test]
+fn a_shard_folder_removed_under_a_running_daemon_comes_back() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"shard body", 0o644));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    let file = content_path(&ctx, b"shard body");
+    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
+    for name in ["second", "third"] {
+        let dir = other_project(&ctx, name, json!({"a": "1.0.0"}));
+        ctx.ok(&["-C", dir.to_str().unwrap(), "install"]);
+        assert_eq!(
+            std::fs::read(dir.join("node_modules/a/index.js")).unwrap(),
+            b"shard body"
+        );
+    }
+    assert!(file.exists(), "the shard and its file are back");
+}
