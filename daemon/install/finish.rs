@@ -56,9 +56,10 @@ pub(super) async fn finish(
         link_method: method_to_proto(report.method.unwrap_or(Method::Hardlink)) as i32,
         total_packages: linked.plan.packages.len() as u64,
         lockfile_written,
-        downloaded: fetched.downloaded,
-        reused: fetched.reused,
-        bytes_downloaded: fetched.bytes,
+        // A package repaired while linking was downloaded after all.
+        downloaded: fetched.downloaded + report.repaired,
+        reused: fetched.reused.saturating_sub(report.repaired),
+        bytes_downloaded: fetched.bytes + report.repaired_bytes,
         metadata_bytes_downloaded: Some(fetched.metadata_bytes),
         repaired: Some(report.repaired),
         denied_scripts: scripts.denied,

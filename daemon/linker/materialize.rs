@@ -81,7 +81,7 @@ pub fn materialize(
     let link_state = probe(&bench.staging, &changed, store, opts)?;
     report.method = Some(link_state.method);
     let built = build_changed(project, &changed, store, &link_state, &bench, hooks)?;
-    (report.files, report.repaired) = built;
+    (report.files, report.repaired, report.repaired_bytes) = built;
     report.added = changed.len() as u64;
     place_symlinks(project, plan, old.as_ref(), &bench)?;
     let bins_same = old.as_ref().is_some_and(|s| s.bin_links == plan.bin_links)
@@ -305,7 +305,8 @@ fn probe(
 }
 
 /// Build every changed package in staging and rename it into place, by depth (parents before
-/// nested packages), in parallel within a depth. Returns (files linked, packages repaired).
+/// nested packages), in parallel within a depth. Returns (files linked, packages repaired,
+/// bytes downloaded to repair them).
 fn build_changed(
     project: &Path,
     changed: &[&PlannedPackage],
@@ -313,7 +314,7 @@ fn build_changed(
     links: &LinkState,
     bench: &Workbench,
     hooks: &Hooks<'_>,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, u64, u64)> {
     let mut by_depth: BTreeMap<usize, Vec<&PlannedPackage>> = BTreeMap::new();
     for p in changed {
         by_depth
@@ -323,7 +324,7 @@ fn build_changed(
     }
     let total = changed.len() as u64;
     let (counter, done, files) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let repaired = AtomicU64::new(0);
+    let (repaired, repaired_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
     for (_, level) in by_depth {
         level.par_iter().try_for_each(|p| -> Result<()> {
             if let Some(hold) = failpoint_link_hold() {
@@ -343,6 +344,7 @@ fn build_changed(
                     let _ = std::fs::remove_dir_all(&stage);
                     let fresh = (hooks.repair)(p)?;
                     repaired.fetch_add(1, Ordering::Relaxed);
+                    repaired_bytes.fetch_add(fresh.bytes_downloaded, Ordering::Relaxed);
                     build_package(&stage, &fresh.files, p, store, links)?
                 }
                 Err(e) => return Err(e),
@@ -359,6 +361,7 @@ fn build_changed(
     Ok((
         files.load(Ordering::Relaxed),
         repaired.load(Ordering::Relaxed),
+        repaired_bytes.load(Ordering::Relaxed),
     ))
 }
 

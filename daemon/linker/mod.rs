@@ -136,6 +136,8 @@ pub struct LinkReport {
     pub warnings: Vec<String>,
     /// Packages whose store files were missing and were downloaded again.
     pub repaired: u64,
+    /// Tarball bytes downloaded to repair them.
+    pub repaired_bytes: u64,
 }
 
 fn mkdir_all(p: &Path) -> Result<()> {

@@ -60,7 +60,11 @@ fn a_deleted_store_file_is_downloaded_again_when_a_project_needs_it() {
 
     let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
     let out = ctx.ok(&["-C", second.to_str().unwrap(), "--json", "install"]);
-    assert_eq!(summary_of(&out)["repaired"], 1, "{out}");
+    let summary = summary_of(&out);
+    assert_eq!(summary["repaired"], 1, "{out}");
+    assert_eq!(summary["downloaded"], 1, "the repair is a download: {out}");
+    assert_eq!(summary["reused"], 0, "{out}");
+    assert!(summary["bytes_downloaded"].as_u64().unwrap() > 0, "{out}");
     let linked = std::fs::read(second.join("node_modules/a/index.js")).unwrap();
     assert_eq!(linked, b"module.exports = 'a';");
     assert!(file.exists(), "the store file is back");
