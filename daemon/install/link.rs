@@ -1,10 +1,9 @@
 //! Stage 6 of an install: plan the layout (`linker::plan`, hoisted or isolated) and materialize
-//! it into node_modules on a blocking thread. The link method found for a (store, project)
+//! it into node_modules, off the executor (`blocking`). The link method found for a (store, project)
 //! filesystem pair is remembered for the daemon's life, so later installs skip the probe.
 //!
 //! Must not: decide placement itself or write files itself (the linker does both).
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,12 +19,12 @@ use crate::error::{HoardError, Result};
 use crate::linker::materialize::{Hooks, LinkOptions};
 use crate::linker::method::Requested;
 use crate::linker::{self, Layout, LinkReport, Plan, PlannedPackage};
-use crate::store::{StoredPackage, TarballRef};
+use crate::store::StoredPackage;
 use crate::tree::Tree;
 
 /// What linking did.
 pub(super) struct Linked {
-    pub plan: Arc<Plan>,
+    pub plan: Plan,
     pub report: LinkReport,
     pub millis: u64,
 }
@@ -44,7 +43,6 @@ pub(super) async fn link(
         Layout::Hoisted => linker::plan::hoisted(tree, &fetched.stored, &scripts.copies),
     };
     linker::compute_bin_links(&mut plan);
-    let plan = Arc::new(plan);
     let installer = run.installer;
     let requested = requested_method(run.req);
     let dev_key = (
@@ -54,25 +52,23 @@ pub(super) async fn link(
         inputs.dev,
     );
     let remembered = (installer.link_memory.lock().ok()).and_then(|m| m.get(&dev_key).copied());
-    let (store, dir, plan2) = (installer.store.clone(), inputs.dir.clone(), plan.clone());
     let progress = run.em.progress_hook(v1::Phase::Link);
-    let repair = repairer(run, inputs, tree, fetched);
-    let token = run.cancel.clone();
     let opts = LinkOptions {
         requested,
         remembered,
         force: run.req.force,
     };
-    let report = tokio::task::spawn_blocking(move || {
+    // The repair hook runs on the linker's threads, outside the runtime: it spawns onto it.
+    let handle = tokio::runtime::Handle::current();
+    let report = blocking(|| {
         let _span = info_span!("link").entered();
         let hooks = Hooks {
             progress: &progress,
-            repair: &repair,
-            cancelled: &|| token.is_cancelled(),
+            repair: &|p| repair(run, &handle, inputs, tree, fetched, p),
+            cancelled: &|| run.cancel.is_cancelled(),
         };
-        linker::materialize::materialize(&dir, &plan2, &store, opts, &hooks)
-    })
-    .await??;
+        linker::materialize::materialize(&inputs.dir, &plan, &installer.store, opts, &hooks)
+    })?;
     if let (Some(m), Requested::Auto) = (report.method, requested)
         && let Ok(mut mem) = installer.link_memory.lock()
     {
@@ -93,29 +89,25 @@ pub(super) async fn link(
 
 /// The linker's repair hook: a package whose store files are missing is downloaded and imported
 /// again (from its tarball URL in this tree), on the runtime, while the linker's thread waits.
-fn repairer(
+/// Rare: the tarball is looked up only then.
+fn repair(
     run: &Run<'_>,
+    handle: &tokio::runtime::Handle,
     inputs: &Inputs,
     tree: &Tree,
     fetched: &Fetched,
-) -> impl Fn(&PlannedPackage) -> Result<Arc<StoredPackage>> + Send + Sync + 'static {
-    let refs: HashMap<i64, TarballRef> = (fetched.stored.iter())
-        .filter_map(|(&i, p)| Some((p.id, tree.nodes[i].tarball_ref(&inputs.cfg, &inputs.dir)?)))
-        .collect();
+    p: &PlannedPackage,
+) -> Result<Arc<StoredPackage>> {
+    let t = (fetched.stored.iter())
+        .find(|(_, s)| s.id == p.stored.id)
+        .and_then(|(&i, _)| tree.nodes[i].tarball_ref(&inputs.cfg, &inputs.dir))
+        .ok_or_else(|| HoardError::Internal(format!("no tarball is known for {}", p.key)))?;
     let store = run.installer.store.clone();
     let http = run.installer.registry.http.clone();
-    let handle = tokio::runtime::Handle::current();
-    move |p: &PlannedPackage| {
-        let t = refs
-            .get(&p.stored.id)
-            .cloned()
-            .ok_or_else(|| HoardError::Internal(format!("no tarball is known for {}", p.key)))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (store, http) = (store.clone(), http.clone());
-        handle.spawn(async move {
-            let _ = tx.send(store.refetch(&t, &http).await);
-        });
-        rx.recv()
-            .map_err(|_| HoardError::Internal("the repair of a package stopped".into()))?
-    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    handle.spawn(async move {
+        let _ = tx.send(store.refetch(&t, &http).await);
+    });
+    rx.recv()
+        .map_err(|_| HoardError::Internal("the repair of a package stopped".into()))?
 }
