@@ -533,13 +533,7 @@ impl Store {
             return true;
         }
         warn!(path = %path.display(), "a store file does not match its hash; quarantined");
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let dir = self.layout.quarantine.join(stamp.to_string());
-        let _ = std::fs::create_dir_all(&dir);
-        if std::fs::rename(path, dir.join(layout::quarantine_name(path))).is_err() {
+        if self.quarantine(std::slice::from_ref(path)).is_err() {
             let _ = std::fs::remove_file(path);
         }
         false

@@ -127,7 +127,7 @@ impl Store {
     }
 
     /// Move damaged files to `quarantine/<unix time>/<shard>-<name>`. Returns the folder.
-    fn quarantine(&self, bad_paths: &[PathBuf]) -> Result<Option<PathBuf>> {
+    pub(super) fn quarantine(&self, bad_paths: &[PathBuf]) -> Result<Option<PathBuf>> {
         if bad_paths.is_empty() {
             return Ok(None);
         }
