@@ -30,6 +30,27 @@ fn other_project(ctx: &TestContext, name: &str, deps: Value) -> PathBuf {
     dir
 }
 
+/// A registry holding `a@1.0.0` (one file, `index.js` = `body`) and the `extra` packages
+/// (likewise), and a project depending on `a` only, installed.
+fn installed_a(body: &[u8], extra: &[(&str, &[u8])]) -> (Registry, TestContext) {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", body, 0o644));
+    for (name, body) in extra {
+        reg.publish(Pkg::new(name, "1.0.0").file("index.js", body, 0o644));
+    }
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    (reg, ctx)
+}
+
+/// Write `bytes` over a (read-only) store file in place, as a stray write through a hard link
+/// would.
+fn overwrite(file: &Path, bytes: &[u8]) {
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(file, bytes).unwrap();
+}
+
 fn summary_of(stdout: &str) -> Value {
     stdout
         .lines()
@@ -49,11 +70,7 @@ fn no_staging_in(project: &Path) {
 
 #[test]
 fn a_deleted_store_file_is_downloaded_again_when_a_project_needs_it() {
-    let reg = Registry::start();
-    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"module.exports = 'a';", 0o644));
-    let ctx = TestContext::new().with_registry(&reg.url);
-    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
-    ctx.ok(&["install"]);
+    let (reg, ctx) = installed_a(b"module.exports = 'a';", &[]);
     let file = content_path(&ctx, b"module.exports = 'a';");
     std::fs::remove_file(&file).unwrap();
     let before = reg.count(&Registry::tarball_path("a", "1.0.0"));
@@ -76,16 +93,11 @@ fn a_deleted_store_file_is_downloaded_again_when_a_project_needs_it() {
 
 #[test]
 fn a_rewritten_store_file_is_quarantined_and_every_project_gets_the_right_bytes() {
-    let reg = Registry::start();
     let body: &[u8] = b"the right bytes";
-    reg.publish(Pkg::new("a", "1.0.0").file("index.js", body, 0o644));
-    let ctx = TestContext::new().with_registry(&reg.url);
-    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
-    ctx.ok(&["install"]);
+    let (_reg, ctx) = installed_a(body, &[]);
     // Rewritten in place: the project's hard link shows the bad bytes too.
     let file = content_path(&ctx, body);
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::write(&file, b"bad").unwrap();
+    overwrite(&file, b"bad");
     assert_eq!(
         std::fs::read(ctx.project.join("node_modules/a/index.js")).unwrap(),
         b"bad"
@@ -128,11 +140,7 @@ fn a_rewritten_store_file_is_quarantined_and_every_project_gets_the_right_bytes(
 
 #[test]
 fn verify_repair_downloads_the_damaged_package_at_once() {
-    let reg = Registry::start();
-    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"aaa", 0o644));
-    let ctx = TestContext::new().with_registry(&reg.url);
-    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
-    ctx.ok(&["install"]);
+    let (reg, ctx) = installed_a(b"aaa", &[]);
     std::fs::remove_file(content_path(&ctx, b"aaa")).unwrap();
     let before = reg.count(&Registry::tarball_path("a", "1.0.0"));
     let out = ctx.run(&["--json", "store", "verify", "--repair"]);
@@ -426,16 +434,11 @@ fn a_daemon_started_on_a_full_disk_says_why_it_cannot_run() {
 
 #[test]
 fn a_store_file_written_to_is_caught_before_it_is_linked_again() {
-    let reg = Registry::start();
     let body: &[u8] = b"original bytes";
-    reg.publish(Pkg::new("a", "1.0.0").file("index.js", body, 0o644));
-    let ctx = TestContext::new().with_registry(&reg.url);
-    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
-    ctx.ok(&["install"]);
+    let (_reg, ctx) = installed_a(body, &[]);
     // Same size, other bytes: only the time of the write gives it away.
     let file = content_path(&ctx, body);
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::write(&file, b"tampered bytes").unwrap();
+    overwrite(&file, b"tampered bytes");
 
     let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
     let out = ctx.ok(&["-C", second.to_str().unwrap(), "--json", "install"]);
@@ -508,12 +511,7 @@ fn an_index_damaged_while_its_log_holds_every_page_is_caught_too() {
 /// Garbage over the index while a daemon runs; with `checkpointed`, the daemon was restarted
 /// first, so SQLite reads the file itself (else every page is still in its write-ahead log).
 fn index_damaged_while_running(checkpointed: bool) {
-    let reg = Registry::start();
-    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"a-body", 0o644));
-    reg.publish(Pkg::new("c", "1.0.0").file("index.js", b"c-body", 0o644));
-    let ctx = TestContext::new().with_registry(&reg.url);
-    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
-    ctx.ok(&["install"]);
+    let (_reg, ctx) = installed_a(b"a-body", &[("c", b"c-body")]);
     if checkpointed {
         // A daemon whose index lives in the file alone (checkpointed at the last stop).
         ctx.ok(&["daemon", "stop"]);
@@ -592,11 +590,7 @@ fn the_summary_counts_tarball_and_metadata_bytes_apart() {
 
 #[test]
 fn a_shard_folder_removed_under_a_running_daemon_comes_back() {
-    let reg = Registry::start();
-    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"shard body", 0o644));
-    let ctx = TestContext::new().with_registry(&reg.url);
-    ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
-    ctx.ok(&["install"]);
+    let (_reg, ctx) = installed_a(b"shard body", &[]);
     let file = content_path(&ctx, b"shard body");
     std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
     for name in ["second", "third"] {
