@@ -15,11 +15,6 @@ use hoard_proto::v1::hoard_client::HoardClient;
 use hoard_proto::v1::{HelloRequest, HelloResponse, ShutdownRequest};
 use tonic::transport::Channel;
 
-/// Exit code hoardd uses when another daemon already holds the store.
-const DAEMON_ALREADY_RUNNING: i32 = 75;
-/// Exit code hoardd uses when the store's filesystem is full at start-up.
-const DAEMON_NO_SPACE: i32 = 73;
-
 /// Whether the filesystem holding `dir` has (almost) no room left.
 fn disk_full(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
@@ -260,11 +255,13 @@ async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, Co
             return Ok(c);
         }
         if let Ok(Some(status)) = child.try_wait()
-            && status.code() != Some(DAEMON_ALREADY_RUNNING)
+            && status.code() != Some(hoard_proto::exit::ALREADY_RUNNING.into())
         {
             let msg = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             let mut why = msg.trim().to_string();
-            if status.code() == Some(DAEMON_NO_SPACE) || why.is_empty() && disk_full(store) {
+            if status.code() == Some(hoard_proto::exit::NO_SPACE.into())
+                || why.is_empty() && disk_full(store)
+            {
                 why = format!(
                     "no space left on the filesystem of the store `{}`; free some space and \
                      try again. {why}",

@@ -39,11 +39,6 @@ use tracing::{error, info, warn};
 use error::HoardError;
 use service::{CloseReason, Daemon, DaemonConfig, Service};
 
-/// Exit code when another daemon already serves the store (the client keeps waiting for it).
-const EXIT_ALREADY_RUNNING: u8 = 75;
-/// Exit code when the store's filesystem is full at start-up (EX_CANTCREAT).
-const EXIT_NO_SPACE: u8 = 73;
-
 #[derive(Parser, Debug)]
 #[command(
     name = "hoardd",
@@ -75,7 +70,7 @@ fn main() -> ExitCode {
             // Never `eprintln!`: it panics when stderr cannot be written (a full disk).
             let _ = writeln!(std::io::stderr(), "hoardd: {e}");
             ExitCode::from(match e {
-                HoardError::NoSpace { .. } => EXIT_NO_SPACE,
+                HoardError::NoSpace { .. } => hoard_proto::exit::NO_SPACE,
                 _ => 1,
             })
         }
@@ -134,7 +129,7 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
                 store.display(),
                 socket.display()
             );
-            return Ok(ExitCode::from(EXIT_ALREADY_RUNNING));
+            return Ok(ExitCode::from(hoard_proto::exit::ALREADY_RUNNING));
         }
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(HoardError::io("locking", &lock_path, e));

@@ -194,9 +194,6 @@ fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
         .map(|c| c.uid())
 }
 
-/// gRPC metadata key on an error status: the daemon is restarting, send the request again.
-pub const RETRY_KEY: &str = "hoard-retry";
-
 /// The service handle tonic holds.
 #[derive(Clone)]
 pub struct Service(pub Arc<Daemon>);
@@ -300,7 +297,7 @@ impl Hoard for Service {
                         // The client starts a new daemon and sends the install again.
                         status
                             .metadata_mut()
-                            .insert(RETRY_KEY, "1".parse().expect("ascii"));
+                            .insert(hoard_proto::RETRY_METADATA_KEY, "1".parse().expect("ascii"));
                         let _ = tx.send(Err(status)).await;
                         m
                     }

@@ -104,6 +104,18 @@ pub fn socket_path(store: &Path) -> PathBuf {
     runtime_dir().join(format!("hoard-{}.sock", &hex[..16]))
 }
 
+/// gRPC metadata key on an error status: the daemon is restarting (it set a damaged store index
+/// aside); the client waits for it to go and sends the request again, once.
+pub const RETRY_METADATA_KEY: &str = "hoard-retry";
+
+/// Exit statuses of `hoardd` that the client that started it acts on.
+pub mod exit {
+    /// Another daemon already serves the store (the client keeps waiting for that one).
+    pub const ALREADY_RUNNING: u8 = 75;
+    /// The store's filesystem is full at start-up (EX_CANTCREAT).
+    pub const NO_SPACE: u8 = 73;
+}
+
 /// Files the daemon keeps about itself inside the store.
 pub mod state {
     use std::path::{Path, PathBuf};

@@ -7,10 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// gRPC metadata key on an error status: the daemon is restarting, send the request again
-/// (the daemon's `service::RETRY_KEY`).
-const RETRY_KEY: &str = "hoard-retry";
-
 use anyhow::{Result, anyhow, bail};
 use hoard_proto::v1::{self, InstallRequest, InstallSummary, install_event::Event};
 
@@ -191,7 +187,11 @@ async fn stream_install(cli: &Cli, req: &InstallRequest, mode: Mode) -> Result<O
                 }
             }
             Ok(None) => break,
-            Err(status) if status.metadata().contains_key(RETRY_KEY) => {
+            Err(status)
+                if status
+                    .metadata()
+                    .contains_key(hoard_proto::RETRY_METADATA_KEY) =>
+            {
                 r.finish(None);
                 return Ok(Outcome::Retry(status.message().to_string()));
             }
