@@ -50,9 +50,10 @@ pub struct InstallFlags {
     /// How files get into node_modules.
     #[arg(long, value_enum, default_value_t = LinkArg::Auto)]
     pub link: LinkArg,
-    /// node_modules layout.
-    #[arg(long, value_enum, default_value_t = LayoutArg::Hoisted)]
-    pub layout: LayoutArg,
+    /// node_modules layout (default: package.json's `"hoard": {"layout": …}`, then `layout=` in
+    /// .npmrc, then hoisted).
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
     /// Do not write package-lock.json.
     #[arg(long)]
     pub no_package_lock: bool,
@@ -81,6 +82,8 @@ pub enum LayoutArg {
     #[default]
     Hoisted,
     Isolated,
+    /// Each package once in the store, shared by every project; node_modules holds symlinks.
+    Global,
 }
 
 #[derive(Subcommand, Debug)]

@@ -79,9 +79,12 @@ pub fn request(project: &Path, f: &InstallFlags) -> Result<InstallRequest> {
             LinkArg::Copy => v1::LinkMethod::Copy,
         } as i32,
         layout: match f.layout {
-            LayoutArg::Hoisted => v1::Layout::Hoisted,
-            LayoutArg::Isolated => v1::Layout::Isolated,
+            None | Some(LayoutArg::Hoisted) => v1::Layout::Hoisted,
+            Some(LayoutArg::Isolated) => v1::Layout::Isolated,
+            Some(LayoutArg::Global) => v1::Layout::Global,
         } as i32,
+        // Without --layout the project's own setting decides.
+        layout_forced: f.layout.is_some().then_some(true),
         no_lockfile: f.no_package_lock,
         package_lock_only: f.package_lock_only.then_some(true),
         force: f.force,

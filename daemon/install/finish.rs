@@ -54,7 +54,7 @@ pub(super) async fn finish(
         unchanged: report.unchanged,
         files_linked: report.files,
         link_method: method_to_proto(report.method.unwrap_or(Method::Hardlink)) as i32,
-        total_packages: linked.plan.packages.len() as u64,
+        total_packages: linked.plan.package_count() as u64,
         lockfile_written,
         // A package repaired while linking was downloaded after all.
         downloaded: fetched.downloaded + report.repaired,

@@ -38,6 +38,8 @@ pub(super) struct Inputs {
     pub lock_path: PathBuf,
     /// package-lock.json as JSON and as bytes, if there is one.
     pub lock: Option<(Value, Vec<u8>)>,
+    /// The node_modules layout: the request's `--layout`, else the project's setting.
+    pub layout: Layout,
     /// Fingerprint of everything above that decides the result.
     pub hash: String,
 }
@@ -64,8 +66,10 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
     }
     let lock_path = dir.join(lockfile::FILE);
     let lock = blocking(|| lockfile::parse_json_file(&lock_path))?;
+    let layout = layout(req, &project, &cfg)?;
     let hash = blocking(|| fingerprint(&project, lock.as_ref().map(|(_, b)| &b[..]), req));
     Ok(Inputs {
+        layout,
         dir,
         dev,
         env,
@@ -114,9 +118,9 @@ pub(super) fn fingerprint(
     }
     h.update(
         format!(
-            "\0{}\0{}\0{}",
+            "\0{}\0{:?}\0{}",
             req.omit_dev,
-            layout(req).as_str(),
+            requested_layout(req).map(Layout::as_str),
             req.link_method
         )
         .as_bytes(),
@@ -166,10 +170,44 @@ pub(super) fn method_to_proto(m: Method) -> v1::LinkMethod {
     }
 }
 
-pub(super) fn layout(req: &InstallRequest) -> Layout {
-    match v1::Layout::try_from(req.layout).unwrap_or(v1::Layout::Hoisted) {
+/// The layout the request insists on: any but the zero value, or the zero value (hoisted) when
+/// `layout_forced` says the user asked for it.
+fn requested_layout(req: &InstallRequest) -> Option<Layout> {
+    let asked = v1::Layout::try_from(req.layout).unwrap_or(v1::Layout::Hoisted);
+    if asked == v1::Layout::Hoisted && req.layout_forced != Some(true) {
+        return None;
+    }
+    Some(match asked {
         v1::Layout::Hoisted => Layout::Hoisted,
         v1::Layout::Isolated => Layout::Isolated,
+        v1::Layout::Global => Layout::Global,
+    })
+}
+
+/// The layout of this install: the request's, else package.json's `"hoard": {"layout": …}`,
+/// else `layout=` in npm's settings (.npmrc), else hoisted. A setting hoard does not know is an
+/// error naming where it was found.
+fn layout(req: &InstallRequest, project: &Project, cfg: &NpmConfig) -> Result<Layout> {
+    if let Some(l) = requested_layout(req) {
+        return Ok(l);
+    }
+    let from_pkg = project.pkg_json.get("hoard").and_then(|h| h.get("layout"));
+    if let Some(v) = from_pkg {
+        return v.as_str().and_then(Layout::parse).ok_or_else(|| {
+            HoardError::InvalidInput(format!(
+                "`hoard.layout` in {} is {v}; use \"hoisted\", \"isolated\" or \"global\"",
+                project.dir.join("package.json").display()
+            ))
+        });
+    }
+    match cfg.get("layout") {
+        None => Ok(Layout::Hoisted),
+        Some(v) => Layout::parse(v).ok_or_else(|| {
+            HoardError::InvalidInput(format!(
+                "the npm setting `layout={v}` (from .npmrc or npm_config_layout) is not a \
+                 layout; use hoisted, isolated or global"
+            ))
+        }),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Stage 6 of an install: plan the layout (`linker::plan`, hoisted or isolated) and materialize
-//! it into node_modules, off the executor (`blocking`). The link method found for a (store, project)
+//! Stage 6 of an install: plan the layout (`linker::plan`: hoisted or isolated; `linker::global`)
+//! and materialize it (the global layout's slots in the store first) into node_modules, off the executor (`blocking`). The link method found for a (store, project)
 //! filesystem pair is remembered for the daemon's life, so later installs skip the probe.
 //!
 //! Must not: decide placement itself or write files itself (the linker does both).
@@ -13,7 +13,7 @@ use tracing::info_span;
 
 use super::context::{Run, blocking};
 use super::fetch::Fetched;
-use super::inputs::{Inputs, layout, requested_method};
+use super::inputs::{Inputs, requested_method};
 use super::scripts::Scripts;
 use crate::error::{HoardError, Result};
 use crate::linker::materialize::{Hooks, LinkOptions};
@@ -38,12 +38,17 @@ pub(super) async fn link(
     scripts: &Scripts,
 ) -> Result<Linked> {
     let started = Instant::now();
-    let mut plan = match layout(run.req) {
-        Layout::Isolated => linker::plan::isolated(tree, &fetched.stored, &scripts.copies),
-        Layout::Hoisted => linker::plan::hoisted(tree, &fetched.stored, &scripts.copies),
+    let installer = run.installer;
+    let (stored, copies) = (&fetched.stored, &scripts.copies);
+    let mut plan = match inputs.layout {
+        Layout::Isolated => linker::plan::isolated(tree, stored, copies),
+        Layout::Hoisted => linker::plan::hoisted(tree, stored, copies),
+        Layout::Global => {
+            let root = &installer.store.layout.virtual_root;
+            blocking(|| linker::global::plan(tree, stored, copies, root))
+        }
     };
     linker::compute_bin_links(&mut plan);
-    let installer = run.installer;
     let requested = requested_method(run.req);
     let dev_key = (
         blocking(|| std::fs::metadata(&installer.store.layout.files))
@@ -67,7 +72,13 @@ pub(super) async fn link(
             repair: &|p| repair(run, &handle, inputs, tree, fetched, p),
             cancelled: &|| run.cancel.is_cancelled(),
         };
-        linker::materialize::materialize(&inputs.dir, &plan, &installer.store, opts, &hooks)
+        // Slots first: the project's links never point at a slot not yet there.
+        let mut slots = LinkReport::default();
+        linker::slots::ensure(&plan.slots, &installer.store, &hooks, &mut slots)?;
+        let mut report =
+            linker::materialize::materialize(&inputs.dir, &plan, &installer.store, opts, &hooks)?;
+        report.absorb(slots);
+        Ok::<_, HoardError>(report)
     })?;
     if let (Some(m), Requested::Auto) = (report.method, requested)
         && let Ok(mut mem) = installer.link_memory.lock()

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use hoard_proto::v1::{DeniedScript, Script};
 
 use super::context::{Run, blocking};
-use super::inputs::{Inputs, layout};
+use super::inputs::Inputs;
 use crate::linker::{self, Layout};
 use crate::project::Project;
 use crate::registry::packument::Manifest;
@@ -49,7 +49,9 @@ pub(super) async fn policy(
     stored: &HashMap<usize, Arc<StoredPackage>>,
 ) -> Scripts {
     let allow = inputs.project.allowed_scripts();
-    let isolated = layout(run.req) == Layout::Isolated;
+    // Packages whose scripts run are copies; the isolated and global layouts keep them in the
+    // project's `.hoard` folder.
+    let isolated = inputs.layout != Layout::Hoisted;
     let mut out = Scripts {
         copies: HashSet::new(),
         allowed: Vec::new(),

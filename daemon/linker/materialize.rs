@@ -336,20 +336,12 @@ fn build_changed(
             let stage = bench
                 .staging
                 .join(counter.fetch_add(1, Ordering::Relaxed).to_string());
-            let n = match build_package(&stage, &p.stored.files, p, store, links) {
-                Ok(n) => n,
-                Err(e) if !sources_present(&p.stored.files, store) => {
-                    // A store file is gone: get the package back and build it again.
-                    tracing::warn!(package = %p.key, error = %e, "store file missing; repairing");
-                    let _ = std::fs::remove_dir_all(&stage);
-                    let fresh = (hooks.repair)(p)?;
-                    repaired.fetch_add(1, Ordering::Relaxed);
-                    repaired_bytes.fetch_add(fresh.bytes_downloaded, Ordering::Relaxed);
-                    build_package(&stage, &fresh.files, p, store, links)?
-                }
-                Err(e) => return Err(e),
-            };
-            files.fetch_add(n, Ordering::Relaxed);
+            let built = build_or_repair(&stage, p, store, links, hooks)?;
+            files.fetch_add(built.files, Ordering::Relaxed);
+            if let Some(bytes) = built.repaired_bytes {
+                repaired.fetch_add(1, Ordering::Relaxed);
+                repaired_bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
             swap_in(&stage, &project.join(&p.location), bench)?;
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
             if d.is_multiple_of(16) || d == total {
@@ -367,7 +359,7 @@ fn build_changed(
 
 /// Tests only: `HOARD_FAILPOINT_LINK_HOLD_MS` makes each package take that long to link, so
 /// that a cancellation can be sent while linking.
-fn failpoint_link_hold() -> Option<std::time::Duration> {
+pub(super) fn failpoint_link_hold() -> Option<std::time::Duration> {
     static HOLD: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
     *HOLD.get_or_init(|| {
         std::env::var("HOARD_FAILPOINT_LINK_HOLD_MS")
@@ -375,6 +367,41 @@ fn failpoint_link_hold() -> Option<std::time::Duration> {
             .and_then(|v| v.parse().ok())
             .map(std::time::Duration::from_millis)
     })
+}
+
+/// What building one package folder did.
+pub(super) struct Built {
+    pub files: u64,
+    /// Set when its store files were missing and it was downloaded again: the bytes it took.
+    pub repaired_bytes: Option<u64>,
+}
+
+/// Build package `p` at `stage`; when its store files are gone, get the package back through
+/// the repair hook and build it again.
+pub(super) fn build_or_repair(
+    stage: &Path,
+    p: &PlannedPackage,
+    store: &Store,
+    links: &LinkState,
+    hooks: &Hooks<'_>,
+) -> Result<Built> {
+    match build_package(stage, &p.stored.files, p, store, links) {
+        Ok(files) => Ok(Built {
+            files,
+            repaired_bytes: None,
+        }),
+        Err(e) if !sources_present(&p.stored.files, store) => {
+            tracing::warn!(package = %p.key, error = %e, "store file missing; repairing");
+            let _ = std::fs::remove_dir_all(stage);
+            let fresh = (hooks.repair)(p)?;
+            let files = build_package(stage, &fresh.files, p, store, links)?;
+            Ok(Built {
+                files,
+                repaired_bytes: Some(fresh.bytes_downloaded),
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether every file of a package is in the store (asked only after a build failed).

@@ -1,7 +1,9 @@
 //! node_modules: the install plan (which package goes where, which symlinks and bins exist) and
 //! its materialization from the store. This file holds the plan's types; the rooms are:
-//! `plan` (the planners: where each package goes, hoisted or isolated), `materialize` (writes
-//! the plan into node_modules, incrementally), `state` (what an install leaves behind to prove
+//! `plan` (the planners: where each package goes, hoisted or isolated), `global` (the global
+//! layout's planner: shared slots in the store, symlinks in the project), `scc` (dependency
+//! cycles, for the global planner), `materialize` (writes the project's part of a plan into
+//! node_modules, incrementally), `slots` (builds the global layout's slots in the store), `state` (what an install leaves behind to prove
 //! what node_modules holds), `method` (reflink, hardlink or copy, probed once), `bins` (bin
 //! names and targets as npm normalizes them).
 //!
@@ -9,9 +11,12 @@
 //! Must not: download, resolve, or run package code.
 
 pub mod bins;
+pub mod global;
 pub mod materialize;
 pub mod method;
 pub mod plan;
+pub mod scc;
+pub mod slots;
 pub mod state;
 
 use std::collections::{BTreeMap, HashSet};
@@ -67,6 +72,8 @@ pub struct Plan {
     /// `.bin` entries to create: (bin dir, name, symlink text).
     pub bin_links: Vec<(String, String, String)>,
     pub layout: Layout,
+    /// The global layout's slots (shared package folders in the store); empty otherwise.
+    pub slots: Vec<global::Slot>,
 }
 
 /// How node_modules is laid out.
@@ -78,13 +85,31 @@ pub enum Layout {
     Hoisted,
     /// pnpm-style: each package once under `node_modules/.hoard`, dependencies as symlinks.
     Isolated,
+    /// Each package once in the store (`<store>/v1/virtual/<slot>`), shared by every project;
+    /// node_modules holds symlinks.
+    Global,
+}
+
+impl Plan {
+    /// Every package the plan installs: package folders in the project and slots in the store.
+    pub fn package_count(&self) -> usize {
+        self.packages.len() + self.slots.len()
+    }
 }
 
 impl Layout {
+    /// A layout by the name `as_str` gives it.
+    pub fn parse(s: &str) -> Option<Layout> {
+        [Layout::Hoisted, Layout::Isolated, Layout::Global]
+            .into_iter()
+            .find(|l| l.as_str() == s.trim())
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Layout::Hoisted => "hoisted",
             Layout::Isolated => "isolated",
+            Layout::Global => "global",
         }
     }
 }
@@ -117,10 +142,15 @@ pub fn compute_bin_links(plan: &mut Plan) {
         if !seen.insert((c.dir.clone(), c.name.clone())) {
             continue;
         }
-        let text = relative(
-            &format!("{}/.bin", c.dir),
-            &format!("{}/{}", c.location, c.target),
-        );
+        // A package in the store is linked by its absolute path.
+        let text = if c.location.starts_with('/') {
+            format!("{}/{}", c.location, c.target)
+        } else {
+            relative(
+                &format!("{}/.bin", c.dir),
+                &format!("{}/{}", c.location, c.target),
+            )
+        };
         plan.bin_links.push((c.dir, c.name, text));
     }
 }
@@ -138,6 +168,20 @@ pub struct LinkReport {
     pub repaired: u64,
     /// Tarball bytes downloaded to repair them.
     pub repaired_bytes: u64,
+}
+
+impl LinkReport {
+    /// Add the counts of another part of the same install (the global layout's slots).
+    pub fn absorb(&mut self, other: LinkReport) {
+        self.added += other.added;
+        self.removed += other.removed;
+        self.unchanged += other.unchanged;
+        self.files += other.files;
+        self.repaired += other.repaired;
+        self.repaired_bytes += other.repaired_bytes;
+        self.warnings.extend(other.warnings);
+        self.method = self.method.or(other.method);
+    }
 }
 
 fn mkdir_all(p: &Path) -> Result<()> {

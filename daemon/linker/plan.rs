@@ -13,7 +13,7 @@ use crate::store::StoredPackage;
 use crate::tree::{NodeKind, Tree};
 
 /// A package folder at `location`, keyed by `name@version integrity` (and ` copy` for copies).
-fn planned(
+pub(super) fn planned(
     n: &crate::tree::Node,
     p: &Arc<StoredPackage>,
     copy: bool,
@@ -37,7 +37,7 @@ fn planned(
 
 /// Offer `bins` (name → target inside the package at `location`) for `<dir>/.bin`. A bin named
 /// like its package (`pkg_name`, scope dropped) wins a clash; see `super::compute_bin_links`.
-fn add_bins(
+pub(super) fn add_bins(
     plan: &mut Plan,
     dir: &str,
     location: &str,

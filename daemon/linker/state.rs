@@ -29,6 +29,10 @@ pub struct State {
     pub bin_links: Vec<(String, String, String)>,
     /// mtime (ns) of node_modules when the state was written.
     pub node_modules_mtime: i128,
+    /// The global layout's slots this project links (folder names under `<store>/v1/virtual`):
+    /// what keeps them from prune.
+    #[serde(default)]
+    pub slots: Vec<String>,
 }
 
 /// A copy of the package-lock.json an install ended with, kept beside the state: with the
@@ -108,6 +112,7 @@ pub fn write_state(
         links: plan.links.clone(),
         bin_links: plan.bin_links.clone(),
         node_modules_mtime: 0,
+        slots: plan.slots.iter().map(|s| s.dir.clone()).collect(),
     };
     let path = state_path(project);
     let tmp = nm.join(format!("{STATE_FILE}.tmp"));

@@ -34,6 +34,11 @@ pub struct Layout {
     /// Every project this store has installed into, one path a line: kept apart from the index
     /// so that the list survives the loss of the index.
     pub projects: PathBuf,
+    /// The global layout's slots: one folder per package and dependency closure, shared by
+    /// every project installed with `--layout global`. `virtual/node_modules/.store`, the shape
+    /// of npm's own linked store, so that npm's tools (`npm ls`) treat a slot as a dependency,
+    /// not as a linked project of its own.
+    pub virtual_root: PathBuf,
     counter: AtomicU64,
 }
 
@@ -74,6 +79,7 @@ impl Layout {
             index: base.join("index.sqlite"),
             quarantine: base.join("quarantine"),
             projects: base.join("projects.txt"),
+            virtual_root: base.join("virtual").join("node_modules").join(".store"),
             counter: AtomicU64::new(0),
         };
         mkdir(root)?;

@@ -1,0 +1,355 @@
+//! The global layout's planner: each package with its whole dependency closure gets one *slot*
+//! in the store's virtual folder (`<store>/v1/virtual/<name>@<version>-<closure hash>/`), built
+//! once and shared by every project whose tree has the same closure. A slot holds the package at
+//! `node_modules/<name>` and, beside it, symlinks to its dependencies' slots and to every other
+//! package of its closure (hoisted, nearest first), so Node's realpath resolution finds what the
+//! package declares and what it uses without declaring but gets through its own dependencies.
+//!
+//! The project keeps a symlink per direct dependency, `.bin`, and a hidden fallback folder
+//! (`node_modules/.hoard/node_modules`, pnpm's hoisting of everything) for lookups from the
+//! project and, through `NODE_PATH` in `hoard run`, for undeclared dependencies outside a
+//! package's closure. Packages that cannot be shared stay in the project, isolated-style: those
+//! whose install scripts run (they write into their folder) and any package whose closure holds
+//! one of those or a workspace or `file:` link.
+//!
+//! Must not: touch the filesystem (`slots` builds slots, `materialize` the project's part).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::plan::{add_bins, isolated_dir, planned};
+use super::{Layout, Plan, PlannedLink, PlannedPackage};
+use crate::store::StoredPackage;
+use crate::tree::{NodeKind, Tree};
+
+/// A package's folder in the virtual store, with the symlinks beside it.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// The slot's folder name under the virtual folder, e.g. `@s+x@1.0.0-3fa9…`.
+    pub dir: String,
+    /// The package, its `location` relative to the slot folder (`node_modules/<name>`).
+    pub package: PlannedPackage,
+    /// Symlinks relative to the slot folder (`node_modules/<dep>` → `../../<slot>/…`).
+    pub links: Vec<PlannedLink>,
+}
+
+/// The dependency graph the planner works on: stored package nodes and, for each, its
+/// dependencies as (name required under, node), sorted by name.
+struct Graph<'t> {
+    tree: &'t Tree,
+    stored: &'t HashMap<usize, Arc<StoredPackage>>,
+    deps: HashMap<usize, Vec<(&'t str, usize)>>,
+}
+
+impl<'t> Graph<'t> {
+    fn new(tree: &'t Tree, stored: &'t HashMap<usize, Arc<StoredPackage>>) -> Graph<'t> {
+        let mut deps = HashMap::new();
+        for &i in stored.keys() {
+            let mut d: Vec<(&str, usize)> = tree.nodes[i]
+                .edges
+                .iter()
+                .filter_map(|e| Some((e.name.as_str(), e.to?)))
+                .filter(|(_, t)| {
+                    stored.contains_key(t) || matches!(tree.nodes[*t].kind, NodeKind::Link { .. })
+                })
+                .collect();
+            d.sort();
+            d.dedup_by(|a, b| a.0 == b.0);
+            deps.insert(i, d);
+        }
+        Graph { tree, stored, deps }
+    }
+
+    fn deps(&self, i: usize) -> &[(&'t str, usize)] {
+        self.deps.get(&i).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn is_link(&self, i: usize) -> bool {
+        matches!(self.tree.nodes[i].kind, NodeKind::Link { .. })
+    }
+}
+
+/// Nodes that cannot be shared: copies, and every package that reaches a copy or a link.
+fn local_nodes(g: &Graph<'_>, copies: &HashSet<usize>) -> HashSet<usize> {
+    let mut users: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut queue: VecDeque<usize> = VecDeque::new();
+    for (&i, deps) in &g.deps {
+        for &(_, t) in deps {
+            users.entry(t).or_default().push(i);
+            if g.is_link(t) {
+                queue.push_back(i);
+            }
+        }
+    }
+    queue.extend(copies.iter().copied().filter(|i| g.stored.contains_key(i)));
+    let mut local = HashSet::new();
+    while let Some(i) = queue.pop_front() {
+        if local.insert(i) {
+            queue.extend(users.get(&i).into_iter().flatten().copied());
+        }
+    }
+    local
+}
+
+/// The closure hash of every shareable node: equal exactly when the package and everything it
+/// reaches (names, versions, integrity, and which name leads where) are equal. Strongly
+/// connected parts (dependency cycles) are encoded by a walk from each member that refers back
+/// to nodes already seen by their order of first visit.
+fn closure_hashes(g: &Graph<'_>, shared: &[usize]) -> HashMap<usize, blake3::Hash> {
+    let comps = super::scc::components(shared, |i| g.deps(i).iter().map(|&(_, t)| t));
+    let mut comp_of: HashMap<usize, usize> = HashMap::new();
+    for (c, members) in comps.iter().enumerate() {
+        for &m in members {
+            comp_of.insert(m, c);
+        }
+    }
+    let mut hashes: HashMap<usize, blake3::Hash> = HashMap::new();
+    // Components come dependencies first: every edge out of a component meets a hash.
+    for members in &comps {
+        let mut done = Vec::with_capacity(members.len());
+        for &m in members {
+            let mut h = blake3::Hasher::new();
+            let mut seen: HashMap<usize, usize> = HashMap::new();
+            encode(g, m, &comp_of, &hashes, &mut seen, &mut h);
+            done.push((m, h.finalize()));
+        }
+        hashes.extend(done);
+    }
+    hashes
+}
+
+/// Write node `v` (and, inside its component, what it reaches) into `h`.
+fn encode(
+    g: &Graph<'_>,
+    v: usize,
+    comp_of: &HashMap<usize, usize>,
+    hashes: &HashMap<usize, blake3::Hash>,
+    seen: &mut HashMap<usize, usize>,
+    h: &mut blake3::Hasher,
+) {
+    if let Some(k) = seen.get(&v) {
+        h.update(format!("^{k}\0").as_bytes());
+        return;
+    }
+    seen.insert(v, seen.len());
+    let n = &g.tree.nodes[v];
+    let integrity = g.stored.get(&v).map(|p| p.integrity.as_str()).unwrap_or("");
+    h.update(format!("{}\0{}\0{integrity}\0{{", n.real_name(), n.version()).as_bytes());
+    for &(name, t) in g.deps(v) {
+        h.update(name.as_bytes());
+        h.update(b"=");
+        match hashes.get(&t) {
+            Some(x) if comp_of.get(&t) != comp_of.get(&v) => {
+                h.update(x.as_bytes());
+            }
+            _ => encode(g, t, comp_of, hashes, seen, h),
+        }
+    }
+    h.update(b"}");
+}
+
+/// A slot's folder name: readable, and unique by closure.
+fn slot_dir(n: &crate::tree::Node, hash: &blake3::Hash) -> String {
+    format!(
+        "{}@{}-{}",
+        n.real_name().replace('/', "+"),
+        n.version(),
+        &hash.to_hex()[..32]
+    )
+}
+
+/// Plan the global layout. `virtual_root` is the store's virtual folder (absolute); the project's
+/// links into it are absolute.
+pub fn plan(
+    tree: &Tree,
+    stored: &HashMap<usize, Arc<StoredPackage>>,
+    copies: &HashSet<usize>,
+    virtual_root: &Path,
+) -> Plan {
+    let g = Graph::new(tree, stored);
+    let local = local_nodes(&g, copies);
+    let mut shared: Vec<usize> = stored
+        .keys()
+        .copied()
+        .filter(|i| !local.contains(i))
+        .collect();
+    shared.sort_unstable();
+    let hashes = closure_hashes(&g, &shared);
+    let dirs: HashMap<usize, String> = shared
+        .iter()
+        .map(|&i| (i, slot_dir(&tree.nodes[i], &hashes[&i])))
+        .collect();
+    let mut plan = Plan {
+        layout: Layout::Global,
+        ..Default::default()
+    };
+    let vroot = virtual_root.display().to_string();
+    // Where node `t` is, as seen from the project: its slot (absolute) or its local folder.
+    let home = |t: usize| -> Option<String> {
+        if let Some(d) = dirs.get(&t) {
+            return Some(format!(
+                "{vroot}/{d}/node_modules/{}",
+                tree.nodes[t].real_name()
+            ));
+        }
+        match &tree.nodes[t].kind {
+            NodeKind::Package { .. } if stored.contains_key(&t) => {
+                Some(isolated_dir(&tree.nodes[t]))
+            }
+            NodeKind::Link { target } => Some(target.clone()),
+            _ => None,
+        }
+    };
+    let mut seen_slots = HashSet::new();
+    for &i in &shared {
+        if seen_slots.insert(dirs[&i].clone()) {
+            plan.slots.push(slot(&g, i, &dirs));
+        }
+    }
+    plan.slots.sort_by(|a, b| a.dir.cmp(&b.dir));
+    plan_local(&g, &local, copies, &home, &mut plan);
+    plan_project(&g, &home, &mut plan);
+    plan
+}
+
+/// One shareable package's slot: the package, its dependencies, then the rest of its closure,
+/// nearest first (a name already taken keeps its first, nearer, holder).
+fn slot(g: &Graph<'_>, i: usize, dirs: &HashMap<usize, String>) -> Slot {
+    let n = &g.tree.nodes[i];
+    let p = &g.stored[&i];
+    let name = n.real_name();
+    let bins = super::bins::with_directories(name, &n.manifest, &p.files);
+    let dir = dirs[&i].clone();
+    let package = planned(n, p, false, format!("node_modules/{name}"), bins);
+    let mut taken: HashSet<&str> = HashSet::from([name]);
+    let mut links = Vec::new();
+    let mut visited = HashSet::from([i]);
+    let mut queue = VecDeque::from([i]);
+    while let Some(v) = queue.pop_front() {
+        for &(dep, t) in g.deps(v) {
+            if visited.insert(t) {
+                queue.push_back(t);
+            }
+            let Some(tdir) = dirs.get(&t) else { continue };
+            // The package itself and nearer holders of a name keep it.
+            if !taken.insert(dep) {
+                continue;
+            }
+            let loc = format!("{dir}/node_modules/{dep}");
+            let to = format!("{tdir}/node_modules/{}", g.tree.nodes[t].real_name());
+            let parent = loc.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            links.push(PlannedLink {
+                location: loc[dir.len() + 1..].to_string(),
+                target: super::relative(parent, &to),
+            });
+        }
+    }
+    Slot {
+        dir,
+        package,
+        links,
+    }
+}
+
+/// Packages kept in the project, isolated-style, with their dependencies as symlinks.
+fn plan_local(
+    g: &Graph<'_>,
+    local: &HashSet<usize>,
+    copies: &HashSet<usize>,
+    home: &dyn Fn(usize) -> Option<String>,
+    plan: &mut Plan,
+) {
+    let mut order: Vec<usize> = local.iter().copied().collect();
+    order.sort_unstable();
+    let mut seen_dirs = HashSet::new();
+    let mut seen_links = HashSet::new();
+    for i in order {
+        let n = &g.tree.nodes[i];
+        let p = &g.stored[&i];
+        let dir = isolated_dir(n);
+        if !seen_dirs.insert(dir.clone()) {
+            continue;
+        }
+        let bins = super::bins::with_directories(n.real_name(), &n.manifest, &p.files);
+        plan.packages
+            .push(planned(n, p, copies.contains(&i), dir.clone(), bins));
+        let depth = n.real_name().matches('/').count() + 1;
+        let mut parts: Vec<&str> = dir.split('/').collect();
+        parts.truncate(parts.len() - depth);
+        let deps_home = parts.join("/");
+        for &(dep, t) in g.deps(i) {
+            let loc = format!("{deps_home}/{dep}");
+            if loc == dir || !seen_links.insert(loc.clone()) {
+                continue;
+            }
+            if let Some(target) = home(t) {
+                plan.links.push(link_to(&loc, &target));
+            }
+        }
+    }
+}
+
+/// The project's own part: direct dependencies (of the root and each workspace) and their
+/// bins, then the hidden fallback folder.
+fn plan_project(g: &Graph<'_>, home: &dyn Fn(usize) -> Option<String>, plan: &mut Plan) {
+    let tree = g.tree;
+    let mut direct: HashSet<&str> = HashSet::new();
+    for n in &tree.nodes {
+        let deps_home = match &n.kind {
+            NodeKind::Root => "node_modules".to_string(),
+            NodeKind::Workspace => format!("{}/node_modules", n.location),
+            _ => continue,
+        };
+        let mut edges: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &n.edges {
+            if let Some(t) = e.to {
+                edges.entry(e.name.as_str()).or_insert(t);
+            }
+        }
+        for (name, t) in edges {
+            let Some(target) = home(t) else { continue };
+            let loc = format!("{deps_home}/{name}");
+            if target == loc {
+                continue;
+            }
+            if matches!(n.kind, NodeKind::Root) {
+                direct.insert(name);
+            }
+            plan.links.push(link_to(&loc, &target));
+            if let Some(p) = g.stored.get(&t) {
+                let tn = &tree.nodes[t];
+                let bins = super::bins::with_directories(name, &tn.manifest, &p.files);
+                add_bins(plan, &deps_home, &target, name, bins);
+            }
+        }
+    }
+    // Fallback: every other package once, the shallowest copy of each name first.
+    let mut by_depth: Vec<usize> = g.stored.keys().copied().collect();
+    by_depth.sort_by_key(|&i| (tree.nodes[i].depth(), tree.nodes[i].location.clone()));
+    for i in by_depth {
+        let name = tree.nodes[i].name.as_str();
+        if !direct.insert(name) {
+            continue;
+        }
+        if let Some(target) = home(i) {
+            let loc = format!("node_modules/.hoard/node_modules/{name}");
+            plan.links.push(link_to(&loc, &target));
+        }
+    }
+}
+
+/// A symlink at `loc` (project-relative) to `target`: absolute targets stay absolute, the
+/// project's own folders are linked relatively.
+fn link_to(loc: &str, target: &str) -> PlannedLink {
+    let text = if target.starts_with('/') {
+        target.to_string()
+    } else {
+        let parent = loc.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+        super::relative(parent, target)
+    };
+    PlannedLink {
+        location: loc.to_string(),
+        target: text,
+    }
+}
