@@ -3,7 +3,9 @@
 //!
 //! Environment as npm sets it: PATH with every `node_modules/.bin` from the package up to the
 //! project, `npm_lifecycle_event`, `npm_lifecycle_script`, `npm_package_name`,
-//! `npm_package_version`, `npm_package_json`, `npm_command`, `INIT_CWD`.
+//! `npm_package_version`, `npm_package_json`, `npm_command`, `INIT_CWD`; and, in a project
+//! installed with the global layout, `NODE_PATH` ending with its hidden fallback folder
+//! (`node_modules/.hoard/node_modules`), which Node consults only after its own lookup failed.
 //! Must not: talk to the daemon.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +29,20 @@ pub fn path_with_bins(dir: &Path, root: &Path) -> std::ffi::OsString {
         all.extend(std::env::split_paths(&p));
     }
     std::env::join_paths(all).unwrap_or_default()
+}
+
+/// `NODE_PATH` for a project whose node_modules has the global layout's fallback folder: the
+/// caller's own NODE_PATH, then the fallback. None when there is no fallback folder.
+pub fn node_path(root: &Path) -> Option<(&'static str, std::ffi::OsString)> {
+    let fallback = root.join("node_modules/.hoard/node_modules");
+    if !fallback.is_dir() {
+        return None;
+    }
+    let mut all: Vec<PathBuf> = std::env::var_os("NODE_PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    all.push(fallback);
+    Some(("NODE_PATH", std::env::join_paths(all).ok()?))
 }
 
 /// Run the project's `preinstall` script, if it has one (before the install request is sent).
@@ -81,6 +97,7 @@ pub fn run(s: &ScriptRun<'_>) -> Result<()> {
         .arg(&line)
         .current_dir(s.dir)
         .env("PATH", path_with_bins(s.dir, s.root))
+        .envs(node_path(s.root))
         .env("npm_lifecycle_event", s.event)
         .env("npm_lifecycle_script", s.command)
         .env("npm_package_name", s.package)
@@ -170,6 +187,7 @@ pub fn exec_bin(project: &Path, bin: &str, args: &[String]) -> Result<i32> {
     let status = Command::new(bin)
         .args(args)
         .env("PATH", path_with_bins(project, project))
+        .envs(node_path(project))
         .status()
         .with_context(|| {
             format!(

@@ -80,7 +80,7 @@ impl Upkeep {
             let send = |e: store_verify_event::Event| {
                 let _ = tx.blocking_send(Ok(StoreVerifyEvent { event: Some(e) }));
             };
-            store.verify(
+            let mut report = store.verify(
                 dry_run,
                 |done, total| {
                     send(store_verify_event::Event::Progress(PhaseProgress {
@@ -99,7 +99,18 @@ impl Upkeep {
                         detail,
                     }))
                 },
-            )
+            )?;
+            let slots = check_slots(&store, &report.bad_inodes, dry_run, |p| {
+                send(store_verify_event::Event::Problem(p))
+            })?;
+            report.slots_checked = slots.checked;
+            report.slots_damaged = slots.damaged.len() as u64;
+            for p in slots.stale {
+                if !report.stale_projects.contains(&p) {
+                    report.stale_projects.push(p);
+                }
+            }
+            Ok(report)
         })
         .await
         .map_err(HoardError::from)?
@@ -126,7 +137,8 @@ impl Upkeep {
         let store = self.store.clone();
         let tx2 = tx.clone();
         let r = tokio::task::spawn_blocking(move || {
-            store.prune(dry_run, |p| {
+            let roots = slot_roots(&store)?;
+            store.prune(dry_run, roots, |p| {
                 let _ = tx2.blocking_send(Ok(StorePruneEvent {
                     event: Some(store_prune_event::Event::DroppedProject(p)),
                 }));
@@ -143,6 +155,7 @@ impl Upkeep {
                     millis: started.elapsed().as_millis() as u64,
                     projects_kept: rep.projects_kept,
                     files_kept_linked: Some(rep.files_kept_linked),
+                    slots_removed: Some(rep.slots_removed),
                 })),
             }),
             Ok(Err(e)) => Err(Status::from(e)),
@@ -163,7 +176,67 @@ fn summary_of(r: &VerifyReport, started: Instant) -> StoreVerifySummary {
         stale_projects: vec![],
         packages_repaired: None,
         repair_failures: vec![],
+        slots_checked: Some(r.slots_checked),
+        slots_removed: Some(r.slots_damaged),
     }
+}
+
+/// Every slot a registered project links (the roots prune keeps).
+fn slot_roots(store: &Store) -> crate::error::Result<Vec<String>> {
+    Ok((store.index.projects()?.iter())
+        .flat_map(|p| crate::linker::state::slots_linked(std::path::Path::new(p), store))
+        .collect())
+}
+
+/// What checking the global-layout slots found.
+struct SlotCheck {
+    checked: u64,
+    damaged: Vec<String>,
+    /// Registered projects that link a damaged slot.
+    stale: Vec<String>,
+}
+
+/// Check every slot (after the content files: `bad_inodes` are the damaged ones); unless a dry
+/// run, remove the damaged slots. Reports each through `on_problem`. Blocking.
+fn check_slots(
+    store: &Store,
+    bad_inodes: &std::collections::HashSet<u64>,
+    dry_run: bool,
+    mut on_problem: impl FnMut(StoreProblem),
+) -> crate::error::Result<SlotCheck> {
+    let names = store.slot_names()?;
+    let mut damaged = Vec::new();
+    for name in &names {
+        if let Some(detail) = store.slot_problem(name, bad_inodes) {
+            on_problem(StoreProblem {
+                path: store.layout.virtual_root.join(name).display().to_string(),
+                packages: vec![],
+                kind: "slot-damaged".into(),
+                detail,
+            });
+            damaged.push(name.clone());
+        }
+    }
+    let mut stale = Vec::new();
+    if !damaged.is_empty() {
+        for p in store.index.projects()? {
+            let path = std::path::Path::new(&p);
+            let reach = store.slot_closure(crate::linker::state::slots_linked(path, store));
+            if damaged.iter().any(|d| reach.contains(d)) {
+                stale.push(p);
+            }
+        }
+    }
+    if !dry_run {
+        for name in &damaged {
+            store.remove_slot(name)?;
+        }
+    }
+    Ok(SlotCheck {
+        checked: names.len() as u64,
+        damaged,
+        stale,
+    })
 }
 
 /// Mark projects stale (their next install relinks everything); returns those marked.

@@ -71,6 +71,7 @@ pub async fn dlx(cli: &Cli, package: &str, args: &[String]) -> Result<u8> {
     let code = std::process::Command::new(bin_dir.join(&bin))
         .args(args)
         .env("PATH", scripts::path_with_bins(&dir, &dir))
+        .envs(scripts::node_path(&dir))
         .status()
         .with_context(|| format!("running `{bin}`"))?
         .code()

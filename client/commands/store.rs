@@ -99,7 +99,8 @@ async fn verify(cli: &Cli, conn: &mut Connection, dry_run: bool, repair: bool) -
     let Some(s) = summary else {
         bail!("the daemon ended `store verify` without a summary; see `hoard daemon logs`");
     };
-    let damaged = bad > 0 || s.bad_files > 0 || s.packages_removed > 0;
+    let slots_damaged = s.slots_removed.unwrap_or(0);
+    let damaged = bad > 0 || s.bad_files > 0 || s.packages_removed > 0 || slots_damaged > 0;
     let left = damaged && (dry_run || !s.repair_failures.is_empty());
     if cli.json {
         json_line(json!({"type": "summary", "files_checked": s.files_checked,
@@ -107,6 +108,7 @@ async fn verify(cli: &Cli, conn: &mut Connection, dry_run: bool, repair: bool) -
             "packages_removed": s.packages_removed, "millis": s.millis,
             "quarantine": s.quarantine, "stale_projects": s.stale_projects,
             "packages_repaired": s.packages_repaired, "repair_failures": s.repair_failures,
+            "slots_checked": s.slots_checked, "slots_damaged": slots_damaged,
             "damaged": damaged, "repaired": damaged && !left}));
     } else {
         print_verify_summary(&s, damaged, dry_run);
@@ -124,6 +126,11 @@ fn print_verify_summary(s: &v1::StoreVerifySummary, damaged: bool, dry_run: bool
          missing files",
         s.files_checked, s.packages_checked, s.millis, s.bad_files, s.packages_removed
     );
+    if let Some(n) = s.slots_checked.filter(|&n| n > 0) {
+        let bad = s.slots_removed.unwrap_or(0);
+        let what = if dry_run { "damaged" } else { "damaged and removed" };
+        println!("checked {n} global-layout slots: {bad} {what}");
+    }
     if !damaged {
         println!("the store is whole");
         return;
@@ -168,13 +175,15 @@ async fn prune(cli: &Cli, conn: &mut Connection, dry_run: bool) -> Result<u8> {
             Some(E::Summary(s)) => {
                 if cli.json {
                     json_line(
-                        json!({"type": "summary", "projects_dropped": s.projects_dropped, "projects_kept": s.projects_kept, "packages_removed": s.packages_removed, "files_removed": s.files_removed, "bytes_freed": s.bytes_freed, "millis": s.millis}),
+                        json!({"type": "summary", "projects_dropped": s.projects_dropped, "projects_kept": s.projects_kept, "packages_removed": s.packages_removed, "files_removed": s.files_removed, "bytes_freed": s.bytes_freed, "millis": s.millis, "slots_removed": s.slots_removed}),
                     );
                 } else {
                     println!(
-                        "{}removed {} packages and {} files, freed {} ({} projects kept, {} dropped)",
+                        "{}removed {} packages, {} global-layout slots and {} files, freed {} \
+                         ({} projects kept, {} dropped)",
                         if dry_run { "would have " } else { "" },
                         s.packages_removed,
+                        s.slots_removed.unwrap_or(0),
                         s.files_removed,
                         render::bytes(s.bytes_freed),
                         s.projects_kept,

@@ -84,6 +84,33 @@ pub fn read_state(project: &Path) -> Option<State> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The global-layout slots a project links: those its state names, else (no state, as after a
+/// crash or a verify) those its node_modules' symlinks point into.
+pub fn slots_linked(project: &Path, store: &crate::store::Store) -> Vec<String> {
+    if let Some(s) = read_state(project) {
+        return s.slots;
+    }
+    let nm = project.join("node_modules");
+    let mut dirs = vec![nm.clone(), nm.join(".hoard").join("node_modules")];
+    dirs.extend(
+        (std::fs::read_dir(nm.join(".hoard")).into_iter().flatten().flatten())
+            .map(|e| e.path().join("node_modules")),
+    );
+    let mut out = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let scoped = e.file_name().to_string_lossy().starts_with('@');
+            match std::fs::read_link(&p) {
+                Ok(text) => out.extend(store.slot_of_target(&text)),
+                Err(_) if scoped => dirs.push(p),
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
 pub fn dir_mtime(p: &Path) -> i128 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p)

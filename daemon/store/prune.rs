@@ -25,11 +25,19 @@ pub struct PruneReport {
     pub bytes_freed: u64,
     /// Unused content files kept because something hard-links them.
     pub files_kept_linked: u64,
+    /// Global-layout slots no project links.
+    pub slots_removed: u64,
 }
 
 impl Store {
-    /// Prune the store (see the module comment). Blocking.
-    pub fn prune(&self, dry_run: bool, mut on_dropped: impl FnMut(String)) -> Result<PruneReport> {
+    /// Prune the store (see the module comment). `slot_roots` are the global-layout slots the
+    /// registered projects link; they and the slots they reach are kept. Blocking.
+    pub fn prune(
+        &self,
+        dry_run: bool,
+        slot_roots: Vec<String>,
+        mut on_dropped: impl FnMut(String),
+    ) -> Result<PruneReport> {
         let started = SystemTime::now();
         // Files made since an import under way began are its own, not yet in the index.
         let newest_kept = self
@@ -50,13 +58,20 @@ impl Store {
         let dropped_set: HashSet<String> = dropped.iter().cloned().collect();
         // Packages used only by dropped projects are unused too; pinned ones are in use.
         let mut used = self.index.referenced_excluding(&dropped_set)?;
-        used.extend(self.pinned());
+        let pinned_ids = self.pinned();
+        used.extend(pinned_ids.iter().copied());
         let remove_ids: Vec<i64> = packages
             .iter()
             .map(|(id, _)| *id)
             .filter(|id| !used.contains(id))
             .collect();
         report.packages_removed = remove_ids.len() as u64;
+        // Slots before files: a removed slot's files lose a link and can go too.
+        let pinned: Vec<&str> = (packages.iter())
+            .filter(|(id, _)| pinned_ids.contains(id))
+            .map(|(_, pkg)| pkg.as_str())
+            .collect();
+        report.slots_removed = self.prune_slots(slot_roots, &pinned, newest_kept, dry_run)?;
         let mut keep: HashSet<([u8; 32], bool)> = HashSet::new();
         for (id, _) in &packages {
             if used.contains(id) {
@@ -71,6 +86,38 @@ impl Store {
             self.drop_rows(&remove_ids)?;
         }
         Ok(report)
+    }
+
+    /// Remove the slots that neither `roots` reach nor an install in flight may be using (a slot
+    /// of a pinned package, or one made since the oldest import began). Returns how many.
+    fn prune_slots(
+        &self,
+        roots: Vec<String>,
+        pinned: &[&str],
+        newest_kept: SystemTime,
+        dry_run: bool,
+    ) -> Result<u64> {
+        let keep = self.slot_closure(roots);
+        let prefixes: Vec<String> = pinned
+            .iter()
+            .map(|p| format!("{}-", p.replace('/', "+")))
+            .collect();
+        let mut removed = 0;
+        for name in self.slot_names()? {
+            if keep.contains(&name) || prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                continue;
+            }
+            let made = std::fs::symlink_metadata(self.layout.virtual_root.join(&name))
+                .and_then(|m| m.modified());
+            if made.is_ok_and(|t| t >= newest_kept) {
+                continue;
+            }
+            removed += 1;
+            if !dry_run {
+                self.remove_slot(&name)?;
+            }
+        }
+        Ok(removed)
     }
 
     /// Delete content files outside `keep` that nothing hard-links and that are older than

@@ -32,6 +32,11 @@ pub struct VerifyReport {
     pub stale_projects: Vec<String>,
     /// The packages dropped, to download again.
     pub dropped: Vec<DroppedPackage>,
+    /// Inode numbers of the damaged files (a global-layout slot that hard-links one is damaged).
+    pub bad_inodes: HashSet<u64>,
+    /// Global-layout slots checked and found damaged (filled by the caller, which checks them).
+    pub slots_checked: u64,
+    pub slots_damaged: u64,
 }
 
 /// What re-hashing the content files found.
@@ -88,6 +93,12 @@ impl Store {
             stale_projects: self.index.projects_using(&remove_ids)?,
             dropped: self.index.package_sources(&remove_ids)?,
             quarantine: None,
+            bad_inodes: (scan.bad_paths.iter())
+                .filter_map(|p| std::fs::symlink_metadata(p).ok())
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .collect(),
+            slots_checked: 0,
+            slots_damaged: 0,
         };
         if !dry_run {
             report.quarantine = self.quarantine(&scan.bad_paths)?;
