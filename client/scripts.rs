@@ -5,7 +5,8 @@
 //! project, `npm_lifecycle_event`, `npm_lifecycle_script`, `npm_package_name`,
 //! `npm_package_version`, `npm_package_json`, `npm_command`, `INIT_CWD`; and, in a project
 //! installed with the global layout, `NODE_PATH` ending with its hidden fallback folder
-//! (`node_modules/.hoard/node_modules`), which Node consults only after its own lookup failed.
+//! (`node_modules/.hoard/node_modules`) and its node_modules, which Node consults only after its
+//! own lookup failed.
 //! Must not: talk to the daemon.
 
 use std::path::{Path, PathBuf};
@@ -31,16 +32,19 @@ pub fn path_with_bins(dir: &Path, root: &Path) -> std::ffi::OsString {
     std::env::join_paths(all).unwrap_or_default()
 }
 
-/// `NODE_PATH` for a project whose node_modules has the global layout's fallback folder: the
-/// caller's own NODE_PATH, then the fallback. None when there is no fallback folder.
+/// `NODE_PATH` for a project whose packages live outside its node_modules tree (the isolated
+/// and global layouts, which have `node_modules/.hoard`): the caller's own NODE_PATH, then the
+/// project's node_modules (direct dependencies), then the global layout's fallback folder
+/// (everything else). None for a hoisted node_modules.
 pub fn node_path(root: &Path) -> Option<(&'static str, std::ffi::OsString)> {
-    let fallback = root.join("node_modules/.hoard/node_modules");
-    if !fallback.is_dir() {
+    if !root.join("node_modules/.hoard").is_dir() {
         return None;
     }
+    let fallback = root.join("node_modules/.hoard/node_modules");
     let mut all: Vec<PathBuf> = std::env::var_os("NODE_PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
+    all.push(root.join("node_modules"));
     all.push(fallback);
     Some(("NODE_PATH", std::env::join_paths(all).ok()?))
 }

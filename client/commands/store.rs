@@ -128,7 +128,11 @@ fn print_verify_summary(s: &v1::StoreVerifySummary, damaged: bool, dry_run: bool
     );
     if let Some(n) = s.slots_checked.filter(|&n| n > 0) {
         let bad = s.slots_removed.unwrap_or(0);
-        let what = if dry_run { "damaged" } else { "damaged and removed" };
+        let what = if dry_run {
+            "damaged"
+        } else {
+            "damaged and removed"
+        };
         println!("checked {n} global-layout slots: {bad} {what}");
     }
     if !damaged {

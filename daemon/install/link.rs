@@ -78,6 +78,12 @@ pub(super) async fn link(
         let mut report =
             linker::materialize::materialize(&inputs.dir, &plan, &installer.store, opts, &hooks)?;
         report.absorb(slots);
+        if plan.layout == Layout::Global {
+            // Always there in this layout: `hoard run` puts it on NODE_PATH.
+            let fallback = inputs.dir.join("node_modules/.hoard/node_modules");
+            std::fs::create_dir_all(&fallback)
+                .map_err(|e| HoardError::io("creating directory", &fallback, e))?;
+        }
         Ok::<_, HoardError>(report)
     })?;
     if let (Some(m), Requested::Auto) = (report.method, requested)

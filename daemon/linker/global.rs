@@ -353,3 +353,141 @@ fn link_to(loc: &str, target: &str) -> PlannedLink {
         target: text,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    use crate::registry::config::NpmConfig;
+    use crate::store::index::FileEntry;
+
+    /// The plan of a lockfile's tree, every package "stored" with one file.
+    fn plan_of(lock: serde_json::Value, copies: &[&str]) -> Plan {
+        let root = Arc::new(crate::registry::packument::Manifest::from_json(
+            "app",
+            &lock["packages"][""],
+        ));
+        let tree =
+            crate::lockfile::tree_from_lock(&lock, root, &HashMap::new(), &NpmConfig::default())
+                .unwrap();
+        let stored: HashMap<usize, Arc<StoredPackage>> = (0..tree.nodes.len())
+            .filter(|&i| matches!(tree.nodes[i].kind, NodeKind::Package { .. }))
+            .map(|i| {
+                let files = vec![FileEntry {
+                    path: "index.js".into(),
+                    hash: [1; 32],
+                    size: 1,
+                    executable: false,
+                }];
+                let integrity = format!("sha512-{}", tree.nodes[i].pkg_id());
+                let p = StoredPackage {
+                    id: i as i64,
+                    integrity,
+                    files,
+                    imported_at: None,
+                    bytes_downloaded: 0,
+                };
+                (i, Arc::new(p))
+            })
+            .collect();
+        let copies: HashSet<usize> = (0..tree.nodes.len())
+            .filter(|&i| copies.contains(&tree.nodes[i].location.as_str()))
+            .collect();
+        plan(&tree, &stored, &copies, Path::new("/s"))
+    }
+
+    fn pkg(version: &str, deps: serde_json::Value) -> serde_json::Value {
+        json!({"version": version, "resolved": format!("http://r/x-{version}.tgz"),
+               "integrity": "sha512-x", "dependencies": deps})
+    }
+
+    fn slot_of<'p>(plan: &'p Plan, prefix: &str) -> Vec<&'p Slot> {
+        plan.slots
+            .iter()
+            .filter(|s| s.dir.starts_with(prefix))
+            .collect()
+    }
+
+    /// x@1 and y@1 need each other (a cycle); x also needs z, nested in one place at another
+    /// version than at the top.
+    fn lock(z_nested: &str) -> serde_json::Value {
+        json!({"name": "app", "lockfileVersion": 3, "packages": {
+            "": {"name": "app", "dependencies": {"x": "1", "w": "1", "z": "*"}},
+            "node_modules/x": pkg("1.0.0", json!({"y": "1", "z": "*"})),
+            "node_modules/y": pkg("1.0.0", json!({"x": "1"})),
+            "node_modules/z": pkg("1.0.0", json!({})),
+            "node_modules/w": pkg("1.0.0", json!({"q": "*"})),
+            "node_modules/w/node_modules/q": pkg("1.0.0", json!({"z": "*"})),
+            "node_modules/w/node_modules/z": pkg(z_nested, json!({})),
+        }})
+    }
+
+    #[test]
+    fn a_slot_is_keyed_by_its_whole_closure_cycles_included() {
+        let p1 = plan_of(lock("2.0.0"), &[]);
+        // Two z versions, two z slots; q reaches the nested z, x the top one.
+        assert_eq!(slot_of(&p1, "z@").len(), 2);
+        let (x, y) = (slot_of(&p1, "x@")[0], slot_of(&p1, "y@")[0]);
+        let xl: Vec<&str> = x.links.iter().map(|l| l.location.as_str()).collect();
+        assert_eq!(
+            xl,
+            ["node_modules/y", "node_modules/z"],
+            "x's deps beside it"
+        );
+        assert!(
+            y.links.iter().any(|l| l.location == "node_modules/z"),
+            "y sees z through x (hoisted from its closure): {:?}",
+            y.links
+        );
+        assert!(
+            !y.links.iter().any(|l| l.location == "node_modules/y"),
+            "never over the package itself"
+        );
+        // Another nested z changes w's and q's closures only.
+        let p2 = plan_of(lock("3.0.0"), &[]);
+        let dirs = |p: &Plan, pre: &str| slot_of(p, pre)[0].dir.clone();
+        assert_eq!(dirs(&p1, "x@"), dirs(&p2, "x@"));
+        assert_eq!(dirs(&p1, "y@"), dirs(&p2, "y@"));
+        assert_ne!(dirs(&p1, "w@"), dirs(&p2, "w@"));
+        assert_ne!(dirs(&p1, "q@"), dirs(&p2, "q@"));
+        // The same tree plans the same slots.
+        let again = plan_of(lock("2.0.0"), &[]);
+        let names = |p: &Plan| p.slots.iter().map(|s| s.dir.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&p1), names(&again));
+    }
+
+    #[test]
+    fn a_copy_and_everything_that_reaches_it_stay_in_the_project() {
+        let p = plan_of(lock("2.0.0"), &["node_modules/w/node_modules/q"]);
+        let local: Vec<&str> = p.packages.iter().map(|p| p.location.as_str()).collect();
+        assert_eq!(
+            local,
+            [
+                "node_modules/.hoard/w@1.0.0/node_modules/w",
+                "node_modules/.hoard/q@1.0.0/node_modules/q",
+            ]
+        );
+        assert!(slot_of(&p, "w@").is_empty() && slot_of(&p, "q@").is_empty());
+        let link = |loc: &str| {
+            p.links
+                .iter()
+                .find(|l| l.location == loc)
+                .map(|l| &l.target)
+        };
+        assert_eq!(
+            link("node_modules/w").map(String::as_str),
+            Some(".hoard/w@1.0.0/node_modules/w")
+        );
+        let z = link("node_modules/.hoard/q@1.0.0/node_modules/z").unwrap();
+        assert!(
+            z.starts_with("/s/z@2.0.0-"),
+            "a local package links shared slots: {z}"
+        );
+        assert!(link("node_modules/x").unwrap().starts_with("/s/x@1.0.0-"));
+        assert!(
+            link("node_modules/.hoard/node_modules/y").is_some(),
+            "the fallback holds what is not direct"
+        );
+    }
+}

@@ -93,8 +93,11 @@ pub fn slots_linked(project: &Path, store: &crate::store::Store) -> Vec<String> 
     let nm = project.join("node_modules");
     let mut dirs = vec![nm.clone(), nm.join(".hoard").join("node_modules")];
     dirs.extend(
-        (std::fs::read_dir(nm.join(".hoard")).into_iter().flatten().flatten())
-            .map(|e| e.path().join("node_modules")),
+        (std::fs::read_dir(nm.join(".hoard"))
+            .into_iter()
+            .flatten()
+            .flatten())
+        .map(|e| e.path().join("node_modules")),
     );
     let mut out = Vec::new();
     while let Some(d) = dirs.pop() {

@@ -11,8 +11,8 @@ pub mod integrity;
 pub mod layout;
 mod projects;
 pub mod prune;
-pub mod slots;
 pub(crate) mod shards;
+pub mod slots;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};

@@ -4,6 +4,7 @@
 mod context;
 mod corpus;
 mod daemon;
+mod global;
 mod heal;
 mod install;
 mod network;
