@@ -50,9 +50,10 @@ SCENARIOS = {
     "resolve": (True, False, False),
 }
 LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "bun": "bun.lock", "hoard": "package-lock.json",
-             "hoard-base": "package-lock.json"}
+             "hoard-base": "package-lock.json", "hoard-global": "package-lock.json"}
 # `--tools hoard-base` is a second hoard build, from the checkout in $HOARD_BASE_DIR (A/B runs).
-HOARD_ROOTS = {"hoard": ROOT, "hoard-base": os.environ.get("HOARD_BASE_DIR", "")}
+# `--tools hoard-global` is this checkout's hoard with `layout=global` in the project's .npmrc.
+HOARD_ROOTS = {"hoard": ROOT, "hoard-base": os.environ.get("HOARD_BASE_DIR", ""), "hoard-global": ROOT}
 
 
 def hoard_bin(tool, name="hoard"):
@@ -99,6 +100,9 @@ class Tool:
         for d in (self.project, self.home, self.cache):
             os.makedirs(d, exist_ok=True)
         shutil.copy(self.fixture, os.path.join(self.project, "package.json"))
+        if name == "hoard-global":
+            with open(os.path.join(self.project, ".npmrc"), "w") as f:
+                f.write("layout=global\n")
         self.daemon_hwm_kb = 0
 
     def env(self):
@@ -264,7 +268,8 @@ def versions(tools, env_bin):
     for t in tools:
         cmd = {"npm": ["npm", "--version"], "pnpm": [os.path.join(env_bin, "pnpm"), "--version"],
                "bun": [os.path.join(env_bin, "bun"), "--version"],
-               "hoard": [hoard_bin("hoard"), "--version"], "hoard-base": [hoard_bin("hoard-base"), "--version"]}[t]
+               "hoard": [hoard_bin("hoard"), "--version"], "hoard-base": [hoard_bin("hoard-base"), "--version"],
+               "hoard-global": [hoard_bin("hoard-global"), "--version"]}[t]
         v[t] = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().split()[-1]
     return v
 

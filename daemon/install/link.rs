@@ -44,11 +44,16 @@ pub(super) async fn link(
         Layout::Isolated => linker::plan::isolated(tree, stored, copies),
         Layout::Hoisted => linker::plan::hoisted(tree, stored, copies),
         Layout::Global => {
-            let root = &installer.store.layout.virtual_root;
-            blocking(|| linker::global::plan(tree, stored, copies, root))
+            let store = &installer.store;
+            blocking(|| {
+                let present = store.slot_names()?.into_iter().collect();
+                let root = &store.layout.virtual_root;
+                Ok::<_, HoardError>(linker::global::plan(tree, stored, copies, root, &present))
+            })?
         }
     };
     linker::compute_bin_links(&mut plan);
+    tracing::debug!(millis = started.elapsed().as_millis() as u64, "planned");
     let requested = requested_method(run.req);
     let dev_key = (
         blocking(|| std::fs::metadata(&installer.store.layout.files))
@@ -74,9 +79,16 @@ pub(super) async fn link(
         };
         // Slots first: the project's links never point at a slot not yet there.
         let mut slots = LinkReport::default();
+        let t = Instant::now();
         linker::slots::ensure(&plan.slots, &installer.store, &hooks, &mut slots)?;
+        let t_slots = t.elapsed();
         let mut report =
             linker::materialize::materialize(&inputs.dir, &plan, &installer.store, opts, &hooks)?;
+        tracing::debug!(
+            slots_ms = t_slots.as_millis() as u64,
+            project_ms = (t.elapsed() - t_slots).as_millis() as u64,
+            "materialized"
+        );
         report.absorb(slots);
         if plan.layout == Layout::Global {
             // Always there in this layout: `hoard run` puts it on NODE_PATH.

@@ -32,6 +32,9 @@ pub struct Slot {
     pub package: PlannedPackage,
     /// Symlinks relative to the slot folder (`node_modules/<dep>` → `../../<slot>/…`).
     pub links: Vec<PlannedLink>,
+    /// The slot was in the store when planned: nothing to build (its links and bins are not
+    /// worked out).
+    pub present: bool,
 }
 
 /// The dependency graph the planner works on: stored package nodes and, for each, its
@@ -159,13 +162,14 @@ fn slot_dir(n: &crate::tree::Node, hash: &blake3::Hash) -> String {
     )
 }
 
-/// Plan the global layout. `virtual_root` is the store's virtual folder (absolute); the project's
-/// links into it are absolute.
+/// Plan the global layout. `virtual_root` is the store's virtual folder (absolute; the project's
+/// links into it are absolute) and `present` the slots already in it (planned, not worked out).
 pub fn plan(
     tree: &Tree,
     stored: &HashMap<usize, Arc<StoredPackage>>,
     copies: &HashSet<usize>,
     virtual_root: &Path,
+    present: &HashSet<String>,
 ) -> Plan {
     let g = Graph::new(tree, stored);
     let local = local_nodes(&g, copies);
@@ -203,9 +207,22 @@ pub fn plan(
     };
     let mut seen_slots = HashSet::new();
     for &i in &shared {
-        if seen_slots.insert(dirs[&i].clone()) {
-            plan.slots.push(slot(&g, i, &dirs));
+        let dir = &dirs[&i];
+        if !seen_slots.insert(dir.clone()) {
+            continue;
         }
+        plan.slots.push(if present.contains(dir) {
+            let n = &tree.nodes[i];
+            let location = format!("node_modules/{}", n.real_name());
+            Slot {
+                dir: dir.clone(),
+                package: planned(n, &stored[&i], false, location, BTreeMap::new()),
+                links: vec![],
+                present: true,
+            }
+        } else {
+            slot(&g, i, &dirs)
+        });
     }
     plan.slots.sort_by(|a, b| a.dir.cmp(&b.dir));
     plan_local(&g, &local, copies, &home, &mut plan);
@@ -249,6 +266,7 @@ fn slot(g: &Graph<'_>, i: usize, dirs: &HashMap<usize, String>) -> Slot {
         dir,
         package,
         links,
+        present: false,
     }
 }
 
@@ -394,7 +412,7 @@ mod tests {
         let copies: HashSet<usize> = (0..tree.nodes.len())
             .filter(|&i| copies.contains(&tree.nodes[i].location.as_str()))
             .collect();
-        plan(&tree, &stored, &copies, Path::new("/s"))
+        plan(&tree, &stored, &copies, Path::new("/s"), &HashSet::new())
     }
 
     fn pkg(version: &str, deps: serde_json::Value) -> serde_json::Value {

@@ -423,8 +423,8 @@ fn swap_in(stage: &Path, dest: &Path, bench: &Workbench) -> Result<()> {
     rename(stage, dest)
 }
 
-/// Symlinks (workspaces, `file:` dependencies, the isolated layout); those already in place
-/// stay.
+/// Symlinks (workspaces, `file:` dependencies, the isolated and global layouts); those already
+/// in place stay. Made in parallel (the global layout has one per package).
 fn place_symlinks(
     project: &Path,
     plan: &Plan,
@@ -433,6 +433,8 @@ fn place_symlinks(
 ) -> Result<()> {
     let old_links: HashSet<&PlannedLink> =
         old.map(|s| s.links.iter().collect()).unwrap_or_default();
+    let mut todo: Vec<&PlannedLink> = Vec::new();
+    let mut parents: HashSet<&str> = HashSet::new();
     for l in &plan.links {
         let dest = project.join(&l.location);
         let present = std::fs::symlink_metadata(&dest).is_ok();
@@ -442,13 +444,17 @@ fn place_symlinks(
         if present {
             bench.to_trash(&dest)?;
         }
-        if let Some(parent) = dest.parent() {
-            mkdir_all(parent)?;
-        }
-        std::os::unix::fs::symlink(&l.target, &dest)
-            .map_err(|e| HoardError::io("creating symlink", &dest, e))?;
+        parents.insert(l.location.rsplit_once('/').map_or("", |(p, _)| p));
+        todo.push(l);
     }
-    Ok(())
+    for p in parents {
+        mkdir_all(&project.join(p))?;
+    }
+    todo.par_iter().try_for_each(|l| {
+        let dest = project.join(&l.location);
+        std::os::unix::fs::symlink(&l.target, &dest)
+            .map_err(|e| HoardError::io("creating symlink", &dest, e))
+    })
 }
 
 /// Rebuild every `.bin` folder the plan or the last install names.

@@ -31,9 +31,9 @@ pub fn ensure(
 ) -> Result<()> {
     let root = &store.layout.virtual_root;
     mkdir_all(root)?;
-    let missing: Vec<&Slot> = slots
-        .iter()
-        .filter(|s| !root.join(&s.dir).is_dir())
+    // Slots planned as present are not looked at again; the others may have been made since.
+    let missing: Vec<&Slot> = (slots.iter())
+        .filter(|s| !s.present && !root.join(&s.dir).is_dir())
         .collect();
     report.unchanged += (slots.len() - missing.len()) as u64;
     if missing.is_empty() {

@@ -71,6 +71,8 @@ const HOT_FILES: usize = 250_000;
 #[derive(Default)]
 struct HotPackages {
     map: HashMap<i64, (Arc<StoredPackage>, u64)>,
+    /// Row id by the integrity an install asks for (so a warm install skips the index).
+    by_key: HashMap<String, i64>,
     files: usize,
     tick: u64,
 }
@@ -80,6 +82,12 @@ impl HotPackages {
         if let Some((p, _)) = self.map.remove(&id) {
             self.files -= p.files.len();
         }
+        self.by_key.retain(|_, v| *v != id);
+    }
+
+    fn by_key(&self, key: &str) -> Option<Arc<StoredPackage>> {
+        let id = self.by_key.get(key)?;
+        self.map.get(id).map(|(p, _)| p.clone())
     }
 }
 
@@ -318,16 +326,18 @@ impl Store {
         if pkg.integrity.is_empty() {
             return Ok(None);
         }
+        let key = pkg.integrity.strongest().unwrap_or_default();
+        if let Some(hit) = self.hot.lock().ok().and_then(|m| m.by_key(&key)) {
+            return Ok(Some(hit));
+        }
         let index = self.index.clone();
         let sri = pkg.integrity.clone();
         let id = tokio::task::spawn_blocking(move || index.find_package(&sri)).await??;
         let Some(id) = id else { return Ok(None) };
-        if let Some(hit) = self
-            .hot
-            .lock()
-            .ok()
-            .and_then(|m| m.map.get(&id).map(|(p, _)| p.clone()))
+        if let Ok(mut m) = self.hot.lock()
+            && let Some(hit) = m.map.get(&id).map(|(p, _)| p.clone())
         {
+            m.by_key.insert(key, id);
             return Ok(Some(hit));
         }
         let index = self.index.clone();
@@ -341,6 +351,9 @@ impl Store {
             bytes_downloaded: 0,
         });
         self.keep_hot(&stored);
+        if let Ok(mut m) = self.hot.lock() {
+            m.by_key.insert(key, id);
+        }
         Ok(Some(stored))
     }
 
@@ -497,6 +510,8 @@ impl Store {
             let cut = ages[ages.len() / 2];
             m.map.retain(|_, (_, t)| *t > cut);
             m.files = m.map.values().map(|(p, _)| p.files.len()).sum();
+            let HotPackages { map, by_key, .. } = &mut *m;
+            by_key.retain(|_, id| map.contains_key(id));
         }
     }
 
