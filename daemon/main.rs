@@ -17,6 +17,7 @@ mod prefetch;
 mod project;
 mod registry;
 mod resolve;
+mod scrub;
 mod semver_npm;
 mod service;
 mod spec;
@@ -258,6 +259,13 @@ async fn serve(
         .map_err(|e| HoardError::Internal(format!("reflection: {e}")))?;
     tokio::spawn(close_when_idle(daemon.clone(), idle));
     tokio::spawn(close_on_signal(daemon.clone()));
+    if let Some(settings) = scrub::Settings::from_env() {
+        tokio::spawn(scrub::run(
+            daemon.scrub(),
+            settings,
+            daemon.shutdown.clone(),
+        ));
+    }
 
     let shutdown = daemon.shutdown.clone();
     let server = tonic::transport::Server::builder()

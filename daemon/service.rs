@@ -107,6 +107,16 @@ impl Daemon {
         }
     }
 
+    /// The background scrub, sharing upkeep's locks.
+    pub fn scrub(&self) -> crate::scrub::Scrub {
+        crate::scrub::Scrub {
+            store: self.store.clone(),
+            http: self.upkeep.http.clone(),
+            installs: self.upkeep.installs.clone(),
+            one_at_a_time: self.upkeep.one_at_a_time.clone(),
+        }
+    }
+
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::SeqCst)
     }

@@ -20,10 +20,9 @@ use tracing::{info, warn};
 
 use crate::error::HoardError;
 use crate::registry::http::Http;
+use crate::store::Store;
 use crate::store::index::DroppedPackage;
-use crate::store::integrity::Sri;
 use crate::store::verify::VerifyReport;
-use crate::store::{Store, TarballRef};
 
 type Tx<T> = mpsc::Sender<Result<T, Status>>;
 
@@ -121,7 +120,7 @@ impl Upkeep {
     async fn repair(&self, dropped: &[DroppedPackage], summary: &mut StoreVerifySummary) {
         let mut repaired = 0;
         for d in dropped {
-            let Some(t) = tarball_of(d) else { continue };
+            let Some(t) = d.tarball() else { continue };
             match self.store.refetch(&t, &self.http).await {
                 Ok(_) => repaired += 1,
                 Err(e) => summary.repair_failures.push(format!("{}: {e}", d.pkg_id)),
@@ -252,16 +251,4 @@ fn mark_stale(projects: &[String]) -> Vec<String> {
         }
     }
     marked
-}
-
-/// The tarball a dropped package came from (`name@version` split at its last `@`).
-fn tarball_of(d: &DroppedPackage) -> Option<TarballRef> {
-    let at = d.pkg_id.rfind('@').filter(|&i| i > 0)?;
-    Some(TarballRef {
-        name: d.pkg_id[..at].to_string(),
-        version: d.pkg_id[at + 1..].to_string(),
-        url: d.tarball_url.clone(),
-        integrity: Sri::parse(Some(&d.integrity), None),
-        auth: None,
-    })
 }

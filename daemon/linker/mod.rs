@@ -15,6 +15,7 @@ pub mod global;
 pub mod materialize;
 pub mod method;
 pub mod plan;
+pub mod relink;
 pub mod scc;
 pub mod slots;
 pub mod state;

@@ -37,6 +37,20 @@ pub struct DroppedPackage {
     pub integrity: String,
 }
 
+impl DroppedPackage {
+    /// The tarball to download it again from (`name@version` split at its last `@`).
+    pub fn tarball(&self) -> Option<super::TarballRef> {
+        let at = self.pkg_id.rfind('@').filter(|&i| i > 0)?;
+        Some(super::TarballRef {
+            name: self.pkg_id[..at].to_string(),
+            version: self.pkg_id[at + 1..].to_string(),
+            url: self.tarball_url.clone(),
+            integrity: super::integrity::Sri::parse(Some(&self.integrity), None),
+            auth: None,
+        })
+    }
+}
+
 /// A package row with its files.
 #[derive(Debug, Clone)]
 pub struct PackageRecord {
@@ -462,6 +476,47 @@ impl Index {
                     })
                     .optional()?;
                 out.extend(row);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Rows of the packages that have a file with this BLAKE3 (a scan: rare questions only).
+    pub fn packages_with_file(&self, hash: &[u8; 32]) -> Result<Vec<i64>> {
+        let h = hash.to_vec();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT DISTINCT package_id FROM files WHERE blake3 = ?1")?;
+            let rows = stmt.query_map([h], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Content files of the packages of registered projects, the projects installed most
+    /// recently first (each file once), then those of every other package.
+    pub fn files_by_recent_use(&self) -> Result<Vec<([u8; 32], bool)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT f.blake3, f.mode FROM files f
+                   LEFT JOIN project_packages pp ON pp.package_id = f.package_id
+                   LEFT JOIN projects p ON p.path = pp.project
+                  ORDER BY p.last_install IS NULL, p.last_install DESC",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let blob: Vec<u8> = r.get(0)?;
+                let mut hash = [0u8; 32];
+                if blob.len() == 32 {
+                    hash.copy_from_slice(&blob);
+                }
+                Ok((hash, r.get::<_, i64>(1)? & 0o111 != 0))
+            })?;
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::new();
+            for r in rows {
+                let k = r?;
+                if seen.insert(k) {
+                    out.push(k);
+                }
             }
             Ok(out)
         })

@@ -11,6 +11,7 @@ pub mod integrity;
 pub mod layout;
 mod projects;
 pub mod prune;
+pub mod scrub;
 pub(crate) mod shards;
 pub mod slots;
 pub mod verify;

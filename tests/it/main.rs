@@ -9,4 +9,5 @@ mod heal;
 mod install;
 mod network;
 mod registry;
+mod scrub;
 mod store;

@@ -1,0 +1,79 @@
+//! The store's half of the background scrub: finding content files that were written to since
+//! they were imported (a quick pass of stats: their mode or mtime is not a content file's), and
+//! judging one by its bytes (hashed again): untouched but for its mode or time (put back), or
+//! damaged (set aside in the quarantine, its inode returned so the caller can find the hard links
+//! that still hold it).
+//!
+//! Must not: download, or touch a project (the scrub task in `crate::scrub` does both).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use super::layout::{CONTENT_MTIME, Layout, content_times};
+use super::{Store, import, read_dir};
+use crate::error::{HoardError, Result};
+
+/// A content file that was found written to.
+#[derive(Debug, Clone)]
+pub struct Suspect {
+    pub hash: [u8; 32],
+    pub executable: bool,
+}
+
+/// What hashing a suspect again found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// Its bytes are right; its mode and time were put back.
+    Whole,
+    /// Its bytes are wrong: it was moved to the quarantine. `inode` is the damaged file's, still
+    /// hard-linked wherever it was linked before.
+    Damaged { inode: u64, dev: u64 },
+    /// It is gone.
+    Gone,
+}
+
+impl Store {
+    /// Every content file whose mode or mtime says it was written to (stats only). Blocking.
+    pub fn written_to(&self) -> Result<(u64, Vec<Suspect>)> {
+        let mut seen = 0;
+        let mut out = Vec::new();
+        for shard in read_dir(&self.layout.files)? {
+            let sname = shard.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let sname = sname.to_string();
+            for path in read_dir(&shard)? {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let Some((hash, executable)) = Layout::parse_content_name(&sname, name) else {
+                    continue;
+                };
+                seen += 1;
+                let Ok(md) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                if md.mode() & 0o222 != 0 || md.mtime() != CONTENT_MTIME {
+                    out.push(Suspect { hash, executable });
+                }
+            }
+        }
+        Ok((seen, out))
+    }
+
+    /// Hash content file (`hash`, `executable`) again and deal with it (see `Judged`).
+    /// Blocking.
+    pub fn judge(&self, hash: &[u8; 32], executable: bool) -> Result<Judged> {
+        let path = self.layout.content_path(hash, executable);
+        let Ok(md) = std::fs::symlink_metadata(&path) else {
+            return Ok(Judged::Gone);
+        };
+        if matches!(import::hash_file(&path), Ok(h) if h == *hash) {
+            let mode = if executable { 0o555 } else { 0o444 };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .and_then(|()| std::fs::File::open(&path)?.set_times(content_times()))
+                .map_err(|e| HoardError::io("putting back the mode and time of", &path, e))?;
+            return Ok(Judged::Whole);
+        }
+        self.quarantine(std::slice::from_ref(&path))?;
+        Ok(Judged::Damaged {
+            inode: md.ino(),
+            dev: md.dev(),
+        })
+    }
+}
