@@ -79,7 +79,7 @@ pub fn summary_json(s: &InstallSummary) -> serde_json::Value {
         "added": s.added, "removed": s.removed, "unchanged": s.unchanged,
         "downloaded": s.downloaded, "reused": s.reused, "bytes_downloaded": s.bytes_downloaded,
         "metadata_bytes_downloaded": s.metadata_bytes_downloaded.unwrap_or(0),
-        "repaired": s.repaired.unwrap_or(0),
+        "repaired": s.repaired.unwrap_or(0), "prepared": s.prepared.unwrap_or(false),
         "link_method": link_name(s.link_method), "up_to_date": s.up_to_date,
         "total_packages": s.total_packages, "files_linked": s.files_linked,
         "lockfile_written": s.lockfile_written, "total_millis": s.total_millis,
@@ -180,6 +180,11 @@ impl Renderer {
         if s.up_to_date {
             eprintln!(
                 "up to date, {} packages ({:.0} ms)",
+                s.total_packages, s.total_millis
+            );
+        } else if s.prepared == Some(true) {
+            eprintln!(
+                "{} packages: node_modules prepared ahead of time, swapped in ({} ms)",
                 s.total_packages, s.total_millis
             );
         } else {

@@ -5,6 +5,7 @@
 //! This file owns the process lifecycle only (arguments, lock, logging, socket, shutdown).
 //! Must not: contain install or store logic.
 
+mod ahead;
 mod atomic;
 mod error;
 mod ideal;
@@ -259,6 +260,9 @@ async fn serve(
         .map_err(|e| HoardError::Internal(format!("reflection: {e}")))?;
     tokio::spawn(close_when_idle(daemon.clone(), idle));
     tokio::spawn(close_on_signal(daemon.clone()));
+    if let Some(settings) = ahead::Settings::from_env() {
+        daemon.start_ahead(settings);
+    }
     if let Some(settings) = scrub::Settings::from_env() {
         tokio::spawn(scrub::run(
             daemon.scrub(),

@@ -58,6 +58,8 @@ pub struct Daemon {
     /// Store verify and prune.
     upkeep: Upkeep,
     events: broadcast::Sender<(PathBuf, WatchEvent)>,
+    /// Installs prepared ahead of time (started by `start_ahead`).
+    ahead: std::sync::OnceLock<Arc<crate::ahead::Ahead>>,
 }
 
 /// Counts a request in flight and marks activity at start and end.
@@ -98,6 +100,7 @@ impl Daemon {
             project_locks: Mutex::new(HashMap::new()),
             upkeep,
             events: broadcast::channel(256).0,
+            ahead: std::sync::OnceLock::new(),
         })
     }
 
@@ -105,6 +108,15 @@ impl Daemon {
         if let Ok(mut t) = self.last_activity.lock() {
             *t = Instant::now();
         }
+    }
+
+    /// Start preparing installs ahead of time for the projects this daemon installs.
+    pub fn start_ahead(self: &Arc<Self>, settings: crate::ahead::Settings) {
+        let host: std::sync::Weak<dyn crate::ahead::Host> = Arc::downgrade(self) as _;
+        let installs = self.upkeep.installs.clone();
+        let stop = self.shutdown.clone();
+        let a = crate::ahead::Ahead::start(self.installer.clone(), installs, host, settings, stop);
+        let _ = self.ahead.set(a);
     }
 
     /// The background scrub, sharing upkeep's locks.
@@ -171,6 +183,16 @@ impl Daemon {
                 message,
             },
         ));
+    }
+}
+
+impl crate::ahead::Host for Daemon {
+    fn project_lock(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        Daemon::project_lock(self, dir)
+    }
+
+    fn emit(&self, dir: &Path, kind: watch_event::Kind, message: String) {
+        Daemon::emit(self, dir, kind, message)
     }
 }
 
@@ -265,7 +287,13 @@ impl Hoard for Service {
                 if let Some(hold) = failpoint_install_hold() {
                     tokio::time::sleep(hold).await;
                 }
+                let asked = r.clone();
                 let result = d.installer.run(r, tx.clone(), token.clone()).await;
+                if let (Ok(_), Some(a)) = (&result, d.ahead.get())
+                    && asked.package_lock_only != Some(true)
+                {
+                    a.remember(&key, &asked);
+                }
                 // Logged before the client hears the outcome, while the project lock is held.
                 info!(project = %key.display(), "install ended (project lock released next)");
                 let worked = !matches!(&result, Ok(s) if s.up_to_date);

@@ -29,10 +29,12 @@ pub(super) struct Linked {
     pub millis: u64,
 }
 
-/// Plan and materialize `tree`'s stored packages into the project's node_modules.
+/// Plan and materialize `tree`'s stored packages into the node_modules of `into` (the project,
+/// or the folder an install prepared ahead of time is built in).
 pub(super) async fn link(
     run: &Run<'_>,
     inputs: &Inputs,
+    into: &std::path::Path,
     tree: &Tree,
     fetched: &Fetched,
     scripts: &Scripts,
@@ -83,7 +85,7 @@ pub(super) async fn link(
         linker::slots::ensure(&plan.slots, &installer.store, &hooks, &mut slots)?;
         let t_slots = t.elapsed();
         let mut report =
-            linker::materialize::materialize(&inputs.dir, &plan, &installer.store, opts, &hooks)?;
+            linker::materialize::materialize(into, &plan, &installer.store, opts, &hooks)?;
         tracing::debug!(
             slots_ms = t_slots.as_millis() as u64,
             project_ms = (t.elapsed() - t_slots).as_millis() as u64,
@@ -92,7 +94,7 @@ pub(super) async fn link(
         report.absorb(slots);
         if plan.layout == Layout::Global {
             // Always there in this layout: `hoard run` puts it on NODE_PATH.
-            let fallback = inputs.dir.join("node_modules/.hoard/node_modules");
+            let fallback = into.join("node_modules/.hoard/node_modules");
             std::fs::create_dir_all(&fallback)
                 .map_err(|e| HoardError::io("creating directory", &fallback, e))?;
         }

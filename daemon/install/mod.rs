@@ -4,6 +4,8 @@
 //!    npm's settings, fingerprint everything the install depends on → `Inputs`.
 //! 2. `noop`: nothing changed since the last install (or node_modules proves the lockfile that
 //!    is missing) → the summary, and the install stops here.
+//!    `swap`: or an install prepared ahead of time for exactly these inputs is waiting in
+//!    node_modules (`prepare`, the global layout): it is swapped in → the summary.
 //! 3. `record`: the plan of record, from the lockfile when it still fits, else resolved →
 //!    `Record` (a `Tree`).
 //! 4. `fetch`: every package to install present in the store → `Fetched`.
@@ -13,6 +15,8 @@
 //! 7. `finish`: package-lock.json, the project's registration for GC, the state file last →
 //!    the summary.
 //!
+//! `prepare.rs` runs the same stages ahead of time (the daemon's watcher calls it when a project's
+//! package.json or lockfile changes), building the new node_modules beside the old one.
 //! `context.rs` holds what the stages share (`Installer`, `Run`, the event emitter); the stages
 //! import it and each other in stage order, never this file. This file owns the order.
 //!
@@ -27,8 +31,10 @@ mod inputs;
 mod link;
 mod noop;
 mod outdated;
+mod prepare;
 mod record;
 mod scripts;
+mod swap;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -69,6 +75,9 @@ impl Installer {
         if let Some(summary) = stage("noop", noop::check(&run, &inputs)).await? {
             return Ok(summary);
         }
+        if let Some(summary) = stage("swap", swap::swap(&run, &inputs)).await? {
+            return Ok(summary);
+        }
         let mut record = stage("record", record::plan_of_record(&run, &inputs)).await?;
         if inputs.lock_only {
             return stage("finish", async {
@@ -80,7 +89,8 @@ impl Installer {
         record.integrity_filled = fetch::fill_integrity(&mut record.tree, &fetched.stored);
         let (tree, stored) = (&record.tree, &fetched.stored);
         let scripts = stage("scripts", scripts::policy(&run, &inputs, tree, stored)).await;
-        let linked = stage("link", link::link(&run, &inputs, tree, &fetched, &scripts)).await?;
+        let linked = link::link(&run, &inputs, &inputs.dir, tree, &fetched, &scripts);
+        let linked = stage("link", linked).await?;
         let finished = finish::finish(&run, &inputs, &record, fetched, scripts, linked);
         let summary = stage("finish", finished).await?;
         info!(

@@ -19,6 +19,7 @@ pub mod relink;
 pub mod scc;
 pub mod slots;
 pub mod state;
+pub mod swap;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

@@ -128,7 +128,6 @@ pub fn write_state(
     inputs: &str,
     method: Option<Method>,
 ) -> Result<()> {
-    let nm = project.join("node_modules");
     let state = State {
         version: 1,
         layout: plan.layout,
@@ -144,9 +143,15 @@ pub fn write_state(
         node_modules_mtime: 0,
         slots: plan.slots.iter().map(|s| s.dir.clone()).collect(),
     };
+    store_state(project, state)
+}
+
+/// Write `state` as the project's state file, recording node_modules' mtime as it will be after
+/// the write.
+pub fn store_state(project: &Path, mut state: State) -> Result<()> {
+    let nm = project.join("node_modules");
     let path = state_path(project);
     let tmp = nm.join(format!("{STATE_FILE}.tmp"));
-    let mut state = state;
     // Writing the temp file changes node_modules' mtime; the rename does again. Record the
     // mtime after the rename by writing twice (the second rename keeps the directory entry set
     // the same, so the mtime recorded is what the next install will see).
@@ -158,4 +163,20 @@ pub fn write_state(
     // Overwrite in place: no directory entry changes, so node_modules' mtime stays.
     std::fs::write(&path, &bytes).map_err(|e| HoardError::io("writing", &path, e))?;
     Ok(())
+}
+
+/// node_modules was changed on purpose by something that keeps its content (a folder prepared
+/// for the next install was added or removed beside it): when the state held before, record the
+/// new mtime so that the no-op check still holds.
+pub fn restamp(project: &Path, held_before: bool) -> Result<()> {
+    match read_state(project) {
+        Some(s) if held_before => store_state(project, s),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the state file describes node_modules as it is (its recorded mtime still holds).
+pub fn holds(project: &Path) -> bool {
+    read_state(project)
+        .is_some_and(|s| s.node_modules_mtime == dir_mtime(&project.join("node_modules")))
 }

@@ -1,6 +1,7 @@
 //! Black-box tests: the real `hoard` and `hoardd` binaries, real sockets, a local registry on
 //! 127.0.0.1 and real files. One test binary, one module per area.
 
+mod ahead;
 mod context;
 mod corpus;
 mod daemon;

@@ -1,0 +1,123 @@
+//! An install done before it is asked for: the daemon's watcher calls `Installer::prepare` when a
+//! project's package.json or lockfile changed. It runs the install's stages with the project's
+//! last request: resolution (when the lockfile no longer fits) and downloads always, so the store
+//! is warm; and, for the global layout with a lockfile that fits as it is, the whole next
+//! node_modules, built in `node_modules/.hoard-next` (its slots in the store first), so that the
+//! install the user then runs only swaps it in (`swap`).
+//!
+//! Must not: change the project: not package.json, not the lockfile, not node_modules outside
+//! the prepared folder (whose creation keeps the no-op check holding, `state::restamp`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use hoard_proto::v1::InstallRequest;
+use tokio_util::sync::CancellationToken;
+
+use super::context::{Emitter, Installer, Run, blocking};
+use super::{fetch, inputs, link, record, scripts};
+use crate::error::{HoardError, Result};
+use crate::linker::swap::{NEXT, prepared_root};
+use crate::linker::{self, Layout};
+
+/// What preparing did.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Nothing to do: node_modules already matches.
+    pub up_to_date: bool,
+    /// The next node_modules is built and waits to be swapped in.
+    pub ready: bool,
+    /// Packages of the next install (all now in the store).
+    pub packages: u64,
+}
+
+/// The file beside a prepared install listing its package rows (registered when swapped in).
+pub const IDS_FILE: &str = "ids.json";
+
+impl Installer {
+    /// Prepare the next install of `req`'s project (see the module comment). `out_of_date` is
+    /// called once it is clear that node_modules does not match.
+    pub async fn prepare(
+        self: &Arc<Self>,
+        mut req: InstallRequest,
+        cancel: CancellationToken,
+        out_of_date: impl FnOnce(),
+    ) -> Result<Prepared> {
+        // Never an edit: only what the files on disk say.
+        req.add.clear();
+        req.remove.clear();
+        req.update.clear();
+        req.update_all = false;
+        req.force = false;
+        let (tx, _) = tokio::sync::mpsc::channel(1);
+        let run = Run {
+            installer: self,
+            req: &req,
+            em: Emitter { tx },
+            cancel,
+            started: Instant::now(),
+            metadata_before: self.registry.bytes_downloaded.load(Ordering::Relaxed),
+        };
+        let inputs = inputs::read(&run).await?;
+        let dir = inputs.dir.clone();
+        let current = blocking(|| linker::state::read_state(&dir));
+        if current.is_some_and(|s| s.inputs == inputs.hash)
+            && blocking(|| linker::state::holds(&dir))
+        {
+            return Ok(Prepared {
+                up_to_date: true,
+                ..Default::default()
+            });
+        }
+        out_of_date();
+        if inputs.lock_only {
+            return Ok(Prepared::default());
+        }
+        let record = record::plan_of_record(&run, &inputs).await?;
+        let mut tree = record.tree;
+        let fetched = fetch::fetch(&run, &inputs, &tree).await?;
+        let filled = fetch::fill_integrity(&mut tree, &fetched.stored);
+        let mut out = Prepared {
+            packages: fetched.stored.len() as u64,
+            ..Default::default()
+        };
+        // Only a lockfile used as it is can be swapped in without writing it.
+        if inputs.layout != Layout::Global || !record.from_lock || filled {
+            return Ok(out);
+        }
+        let scripts = scripts::policy(&run, &inputs, &tree, &fetched.stored).await;
+        if !scripts.copies.is_empty() {
+            return Ok(out); // packages whose scripts run are built by the install itself
+        }
+        let root = prepared_root(&dir);
+        blocking(|| fresh_folder(&dir, &root))?;
+        let linked = link::link(&run, &inputs, &root, &tree, &fetched, &scripts).await?;
+        let ids: Vec<i64> = fetched.stored.values().map(|p| p.id).collect();
+        blocking(|| {
+            let lock = inputs.lock_bytes();
+            linker::state::write_hidden_lock(&root, lock)?;
+            let ids_path = root.join(IDS_FILE);
+            let bytes =
+                serde_json::to_vec(&ids).map_err(|e| HoardError::Internal(e.to_string()))?;
+            std::fs::write(&ids_path, bytes)
+                .map_err(|e| HoardError::io("writing", &ids_path, e))?;
+            let method = linked.report.method;
+            linker::state::write_state(&root, &linked.plan, &inputs.hash, method)
+        })?;
+        out.ready = true;
+        Ok(out)
+    }
+}
+
+/// An empty prepared folder (an older one goes), keeping the project's no-op check holding.
+fn fresh_folder(project: &std::path::Path, root: &std::path::Path) -> Result<()> {
+    let nm = project.join("node_modules");
+    let held = linker::state::holds(project);
+    let next = nm.join(NEXT);
+    if next.exists() {
+        std::fs::remove_dir_all(&next).map_err(|e| HoardError::io("removing", &next, e))?;
+    }
+    std::fs::create_dir_all(root).map_err(|e| HoardError::io("creating directory", root, e))?;
+    linker::state::restamp(project, held)
+}

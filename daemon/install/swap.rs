@@ -1,0 +1,51 @@
+//! Stage 2b of an install: an install prepared ahead of time (`prepare`) for exactly these
+//! inputs waits in node_modules: check that its slots are still in the store, swap it in
+//! (`linker::swap`), register the project, and answer.
+//!
+//! Must not: build anything; when anything is off, leave it to the ordinary stages.
+
+use hoard_proto::v1::{self, InstallSummary};
+
+use super::context::{Run, blocking};
+use super::inputs::Inputs;
+use super::prepare::IDS_FILE;
+use super::scripts;
+use crate::error::Result;
+use crate::linker::swap::prepared_root;
+use crate::linker::{self, Layout};
+
+/// The summary of a swapped-in install, or `None` when there is none to swap in.
+pub(super) async fn swap(run: &Run<'_>, inputs: &Inputs) -> Result<Option<InstallSummary>> {
+    let req = run.req;
+    if inputs.layout != Layout::Global || req.force || inputs.lock_only {
+        return Ok(None);
+    }
+    let root = prepared_root(&inputs.dir);
+    let Some(state) = blocking(|| linker::state::read_state(&root)) else {
+        return Ok(None);
+    };
+    let store = &run.installer.store;
+    let whole =
+        blocking(|| (state.slots.iter()).all(|s| store.layout.virtual_root.join(s).is_dir()));
+    if state.inputs != inputs.hash || !whole {
+        return Ok(None);
+    }
+    let ids: Option<Vec<i64>> = blocking(|| {
+        let bytes = std::fs::read(root.join(IDS_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    });
+    let Some(ids) = ids else { return Ok(None) };
+    blocking(|| linker::swap::adopt(&inputs.dir))?;
+    let (store, proj) = (store.clone(), inputs.dir.display().to_string());
+    tokio::task::spawn_blocking(move || store.register_project(proj, ids)).await??;
+    let total = (state.slots.len() + state.packages.len()) as u64;
+    Ok(Some(InstallSummary {
+        added: total,
+        total_packages: total,
+        link_method: v1::LinkMethod::Hardlink as i32,
+        scripts: scripts::root_scripts(&inputs.project),
+        prepared: Some(true),
+        total_millis: run.started.elapsed().as_millis() as u64,
+        ..Default::default()
+    }))
+}
