@@ -49,9 +49,6 @@ pub(super) async fn policy(
     stored: &HashMap<usize, Arc<StoredPackage>>,
 ) -> Scripts {
     let allow = inputs.project.allowed_scripts();
-    // Packages whose scripts run are copies; the isolated and global layouts keep them in the
-    // project's `.hoard` folder.
-    let isolated = inputs.layout != Layout::Hoisted;
     let mut out = Scripts {
         copies: HashSet::new(),
         allowed: Vec::new(),
@@ -66,10 +63,10 @@ pub(super) async fn policy(
         }
         if allow.get(n.real_name()).copied().unwrap_or(false) {
             out.copies.insert(i);
-            let path = inputs.dir.join(if isolated {
-                linker::plan::isolated_dir(n)
-            } else {
-                n.location.clone()
+            let path = inputs.dir.join(match inputs.layout {
+                Layout::Isolated => linker::plan::isolated_dir(n),
+                Layout::Global => linker::global::local_dir(n),
+                Layout::Hoisted => n.location.clone(),
             });
             for (event, command) in scripts {
                 allowed.push((i, script(n, &path.display().to_string(), event, command)));

@@ -10,7 +10,7 @@
 //! project and, through `NODE_PATH` in `hoard run`, for undeclared dependencies outside a
 //! package's closure. Packages that cannot be shared stay in the project, isolated-style: those
 //! whose install scripts run (they write into their folder) and any package whose closure holds
-//! one of those or a workspace or `file:` link.
+//! one of those or a workspace or `file:` link (`local_dir`).
 //!
 //! Must not: touch the filesystem (`slots` builds slots, `materialize` the project's part).
 
@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::plan::{add_bins, isolated_dir, planned};
+use super::plan::{add_bins, planned};
 use super::{Layout, Plan, PlannedLink, PlannedPackage};
 use crate::store::StoredPackage;
 use crate::tree::{NodeKind, Tree};
@@ -152,6 +152,19 @@ fn encode(
     h.update(b"}");
 }
 
+/// Where a package that stays in the project goes:
+/// `node_modules/.hoard/node_modules/.store/<name>@<version>/node_modules/<name>`. A `.store`
+/// folder, as npm's own linked layout has, so npm's tools treat it as a dependency; inside the
+/// fallback folder, so that Node finds the project's other packages from it too.
+pub fn local_dir(n: &crate::tree::Node) -> String {
+    format!(
+        "node_modules/.hoard/node_modules/.store/{}@{}/node_modules/{}",
+        n.real_name().replace('/', "+"),
+        n.version(),
+        n.real_name()
+    )
+}
+
 /// A slot's folder name: readable, and unique by closure.
 fn slot_dir(n: &crate::tree::Node, hash: &blake3::Hash) -> String {
     format!(
@@ -198,9 +211,7 @@ pub fn plan(
             ));
         }
         match &tree.nodes[t].kind {
-            NodeKind::Package { .. } if stored.contains_key(&t) => {
-                Some(isolated_dir(&tree.nodes[t]))
-            }
+            NodeKind::Package { .. } if stored.contains_key(&t) => Some(local_dir(&tree.nodes[t])),
             NodeKind::Link { target } => Some(target.clone()),
             _ => None,
         }
@@ -285,7 +296,7 @@ fn plan_local(
     for i in order {
         let n = &g.tree.nodes[i];
         let p = &g.stored[&i];
-        let dir = isolated_dir(n);
+        let dir = local_dir(n);
         if !seen_dirs.insert(dir.clone()) {
             continue;
         }
@@ -482,8 +493,8 @@ mod tests {
         assert_eq!(
             local,
             [
-                "node_modules/.hoard/w@1.0.0/node_modules/w",
-                "node_modules/.hoard/q@1.0.0/node_modules/q",
+                "node_modules/.hoard/node_modules/.store/w@1.0.0/node_modules/w",
+                "node_modules/.hoard/node_modules/.store/q@1.0.0/node_modules/q",
             ]
         );
         assert!(slot_of(&p, "w@").is_empty() && slot_of(&p, "q@").is_empty());
@@ -495,9 +506,9 @@ mod tests {
         };
         assert_eq!(
             link("node_modules/w").map(String::as_str),
-            Some(".hoard/w@1.0.0/node_modules/w")
+            Some(".hoard/node_modules/.store/w@1.0.0/node_modules/w")
         );
-        let z = link("node_modules/.hoard/q@1.0.0/node_modules/z").unwrap();
+        let z = link("node_modules/.hoard/node_modules/.store/q@1.0.0/node_modules/z").unwrap();
         assert!(
             z.starts_with("/s/z@2.0.0-"),
             "a local package links shared slots: {z}"

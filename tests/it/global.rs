@@ -270,7 +270,7 @@ fn packages_whose_scripts_run_stay_in_the_project_with_their_dependents() {
     ctx.ok(&["install", "--layout", "global"]);
     let local = ctx
         .project
-        .join("node_modules/.hoard/built@1.0.0/node_modules/built");
+        .join("node_modules/.hoard/node_modules/.store/built@1.0.0/node_modules/built");
     let md = std::fs::symlink_metadata(&local).unwrap();
     assert!(md.is_dir(), "a real folder in the project");
     assert_eq!(

@@ -83,6 +83,57 @@ fn load_every_dependency(ctx: &TestContext, pkg: &Value, name: &str) {
     );
 }
 
+/// `npm ls --all` finds nothing missing, invalid or extraneous in the project's node_modules.
+/// One exception, in the linked layouts only: npm marks a package's *optional* peer linked beside
+/// it in a store as extraneous (its own `install-strategy=linked` does the same, since such a
+/// link is reached only by an optional peer edge). Each such mark is checked to be exactly that.
+fn npm_ls_is_clean(ctx: &TestContext, cache: &Path, name: &str, layout: &str) {
+    let ls = npm(&ctx.project, &["ls", "--all"], cache);
+    let text = String::from_utf8_lossy(&ls.stdout).to_string() + &stderr(&ls);
+    // Optional dependencies for other platforms (fsevents) show as UNMET OPTIONAL, as with npm.
+    let linked = layout != "hoisted";
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ["missing", "invalid", "extraneous", "UNMET DEPENDENCY"]
+                .iter()
+                .any(|b| l.contains(b))
+        })
+        .filter(|l| !(linked && l.contains(" extraneous -> ")))
+        .collect();
+    assert!(
+        ls.status.success() && problems.is_empty(),
+        "{name} ({layout}): npm ls reports problems:\n{}",
+        problems.join("\n")
+    );
+    if linked {
+        let json = npm(&ctx.project, &["ls", "--all", "--json", "--long"], cache);
+        let tree: Value = serde_json::from_slice(&json.stdout).expect("npm ls --json");
+        let mut not_optional_peers = Vec::new();
+        let mut marked = 0;
+        let mut todo = vec![&tree];
+        while let Some(parent) = todo.pop() {
+            let Some(deps) = parent["dependencies"].as_object() else {
+                continue;
+            };
+            for (dep, child) in deps {
+                if child["extraneous"] == true {
+                    marked += 1;
+                    if parent["peerDependenciesMeta"][dep]["optional"] != true {
+                        not_optional_peers.push(format!("{dep} under {}", parent["name"]));
+                    }
+                }
+                todo.push(child);
+            }
+        }
+        assert!(
+            not_optional_peers.is_empty(),
+            "{name} ({layout}): extraneous, and not an optional peer: {not_optional_peers:?}"
+        );
+        eprintln!("{name} ({layout}): npm ls clean but for {marked} optional-peer links");
+    }
+}
+
 fn check_project_with(name: &str, pkg: Value, command: &[&str], extra: impl Fn(&TestContext)) {
     let ctx = TestContext::new();
     let npm_dir = ctx.root.path().join("npm");
@@ -127,31 +178,19 @@ fn check_project_with(name: &str, pkg: Value, command: &[&str], extra: impl Fn(&
         placement.join("\n")
     );
     eprintln!("{name}: {} packages, placed as npm places them", ours.len());
-    let ls = npm(&ctx.project, &["ls", "--all"], &cache);
-    let text = String::from_utf8_lossy(&ls.stdout).to_string() + &stderr(&ls);
-    // Optional dependencies for other platforms (fsevents) show as UNMET OPTIONAL, as with npm.
-    let problems: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            ["missing", "invalid", "extraneous", "UNMET DEPENDENCY"]
-                .iter()
-                .any(|b| l.contains(b))
-        })
-        .collect();
-    assert!(
-        ls.status.success() && problems.is_empty(),
-        "{name}: npm ls reports problems:\n{}",
-        problems.join("\n")
-    );
+    npm_ls_is_clean(&ctx, &cache, name, "hoisted");
     // Every top-level dependency loads and the project's own command runs from
-    // node_modules/.bin, in the isolated and in the hoisted layout.
-    for layout in ["isolated", "hoisted"] {
+    // node_modules/.bin, in the isolated, the global and the hoisted layout.
+    for layout in ["isolated", "global", "hoisted"] {
         let out = ctx.run(&["install", "--layout", layout]);
         assert!(
             out.status.success(),
             "hoard install --layout {layout} {name}: {}",
             stderr(&out)
         );
+        if layout == "global" {
+            npm_ls_is_clean(&ctx, &cache, name, layout);
+        }
         load_every_dependency(&ctx, &pkg, name);
         let out = run_with_timeout(
             ctx.hoard().args(["exec"]).args(command),

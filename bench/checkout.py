@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""`git checkout` of a branch whose lockfile differs, in the global layout: how long the
+`hoard install` after the switch takes when the daemon had a few seconds to prepare it, against
+the no-op and against the same switch with preparation turned off (HOARD_AHEAD_PROJECTS=0).
+
+Branch A is one fixture's package.json and lockfile, branch B another's (by default
+alotta-files and medium-size-app: over a thousand packages change). Registry: bench/mirror.py on
+127.0.0.1, as bench/run.py. Writes bench/results/<date>-<host>-checkout.md."""
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as R  # noqa: E402
+
+BASE = os.path.join(R.WORK, "checkout")
+HOARD = os.path.join(R.ROOT, "target", "release", "hoard")
+HOARDD = os.path.join(R.ROOT, "target", "release", "hoardd")
+
+
+def env(ahead):
+    e = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.path.join(BASE, "home"),
+        "npm_config_registry": R.REGISTRY,
+        "HOARD_STORE_DIR": os.path.join(BASE, "store"),
+        "XDG_RUNTIME_DIR": os.path.join(BASE, "run"),
+        "HOARD_IDLE_TIMEOUT": "3600",
+        "HOARD_DAEMON_BIN": HOARDD,
+        "HOARD_AHEAD_PROJECTS": "32" if ahead else "0",
+        "LANG": "C.UTF-8",
+    }
+    return e
+
+
+def hoard(args, cwd, ahead=True, check=True):
+    t = time.perf_counter()
+    p = subprocess.run([HOARD, "--quiet"] + args, cwd=cwd, env=env(ahead), capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    if check and p.returncode != 0:
+        sys.exit(f"hoard {' '.join(args)} in {cwd} failed: {p.stderr}")
+    return dt, p
+
+
+def branch(name, fixture):
+    d = os.path.join(BASE, "branch-" + name)
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(os.path.join(R.HERE, "fixtures", fixture, "package.json"), os.path.join(d, "package.json"))
+    with open(os.path.join(d, ".npmrc"), "w") as f:
+        f.write("layout=global\n")
+    hoard(["install", "--package-lock-only", "--ignore-scripts"], d)
+    return d
+
+
+def checkout(project, d):
+    for f in ("package.json", "package-lock.json", ".npmrc"):
+        shutil.copy(os.path.join(d, f), os.path.join(project, f))
+
+
+def timed_install(project, ahead):
+    subprocess.run(["sync"])
+    dt, _ = hoard(["install", "--ignore-scripts"], project, ahead)
+    return dt
+
+
+def ms(xs):
+    return f"{statistics.median(xs) * 1000:.0f} ms ({min(xs) * 1000:.0f}–{max(xs) * 1000:.0f})"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--wait", type=float, default=5.0, help="seconds the daemon gets to prepare")
+    ap.add_argument("--a", default="alotta-files")
+    ap.add_argument("--b", default="medium-size-app")
+    args = ap.parse_args()
+    R.sh(["cargo", "build", "--release", "--quiet"], cwd=R.ROOT)
+    shutil.rmtree(BASE, ignore_errors=True)
+    for d in ("home", "store", "run", "project"):
+        os.makedirs(os.path.join(BASE, d), exist_ok=True)
+    mirror = R.start_mirror(SimpleNamespace(latency_ms=0, kbps=0, live=False))
+    project = os.path.join(BASE, "project")
+    results = {}
+    try:
+        a, b = branch("a", args.a), branch("b", args.b)
+        for ahead in (True, False):
+            hoard(["daemon", "stop"], project, ahead, check=False)
+            checkout(project, a)
+            hoard(["install", "--ignore-scripts"], project, ahead)
+            # Warm-up round: both branches' packages in the store, and their slots.
+            for d in (b, a):
+                checkout(project, d)
+                time.sleep(args.wait)
+                hoard(["install", "--ignore-scripts"], project, ahead)
+            noop = [timed_install(project, ahead) for _ in range(args.runs)]
+            switch = []
+            for i in range(args.runs):
+                for d in (b, a):
+                    checkout(project, d)
+                    time.sleep(args.wait)
+                    switch.append(timed_install(project, ahead))
+            results[ahead] = (noop, switch)
+            R.log(f"prepare {'on' if ahead else 'off'}: no-op {ms(noop)}, after a checkout {ms(switch)}")
+    finally:
+        hoard(["daemon", "stop"], project, check=False)
+        if mirror:
+            mirror.terminate()
+    host = socket.gethostname().split(".")[0]
+    stamp = time.strftime("%Y-%m-%d-%H%M")
+    out = os.path.join(R.HERE, "results", f"{stamp}-{host}-checkout.md")
+    on_noop, on_switch = results[True]
+    off_noop, off_switch = results[False]
+    ratio = statistics.median(on_switch) / statistics.median(on_noop)
+    text = (
+        f"# Checkout benchmark {time.strftime('%Y-%m-%dT%H:%M')} on {host}\n\n"
+        f"Branches: A = {args.a}, B = {args.b} (global layout); {args.runs} switches each way, "
+        f"{args.wait:.0f} s between the switch and `hoard install`; medians (min–max).\n\n"
+        "| | no-op | install after a checkout | ratio |\n|---|---|---|---|\n"
+        f"| prepared ahead (default) | {ms(on_noop)} | {ms(on_switch)} | ×{ratio:.2f} |\n"
+        f"| HOARD_AHEAD_PROJECTS=0 | {ms(off_noop)} | {ms(off_switch)} | "
+        f"×{statistics.median(off_switch) / statistics.median(off_noop):.2f} |\n\n"
+        f"Issue #12's goal: the install after a checkout ≤ 2× the no-op (here ×{ratio:.2f}).\n"
+    )
+    with open(out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
