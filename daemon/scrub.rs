@@ -6,10 +6,11 @@
 //! bytes are wrong is set aside, downloaded again with its package, and relinked in every
 //! registered project that used it (and in the global layout's slots that hold it); the log says
 //! which. Settings: `HOARD_SCRUB_SECS` (seconds between rounds, default 20; 0 turns it off) and
-//! `HOARD_SCRUB_RATE` (files hashed a second, default 2000).
+//! `HOARD_SCRUB_RATE` (files hashed a second, default 200).
 //!
 //! Must not: run while an install is in flight or beside verify and prune (it takes upkeep's
-//! turn), or hold either up for long (it checks between batches).
+//! turn for each step: the stat pass, a chunk of 64 hashes, one repair), or hold either up for
+//! long (it never holds the turn while it waits).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::error::{HoardError, Result};
 use crate::registry::http::Http;
@@ -43,7 +44,7 @@ impl Settings {
         let secs = num("HOARD_SCRUB_SECS", 20);
         (secs > 0).then(|| Settings {
             every: Duration::from_secs(secs),
-            files_per_sec: num("HOARD_SCRUB_RATE", 2000).max(1),
+            files_per_sec: num("HOARD_SCRUB_RATE", 200).max(1),
         })
     }
 }
@@ -92,21 +93,31 @@ impl Scrub {
         if self.busy() {
             return Ok(());
         }
-        let Ok(_turn) = self.one_at_a_time.try_lock() else {
-            return Ok(());
+        let suspects = {
+            let Ok(_turn) = self.one_at_a_time.try_lock() else {
+                return Ok(());
+            };
+            let started = Instant::now();
+            let store = self.store.clone();
+            let (seen, suspects) = blocking(move || store.written_to()).await?;
+            let secs = started.elapsed().as_secs_f64().max(1e-6);
+            debug!(
+                files = seen,
+                millis = started.elapsed().as_millis() as u64,
+                files_per_sec = (seen as f64 / secs) as u64,
+                "scrub: every content file looked at"
+            );
+            suspects
         };
-        let started = Instant::now();
-        let store = self.store.clone();
-        let (seen, suspects) = blocking(move || store.written_to()).await?;
-        let quick = started.elapsed();
-        let hashed = self.deep_pass(settings, cursor).await?;
-        let deep: Vec<([u8; 32], bool)> = hashed;
         let mut all: Vec<([u8; 32], bool)> = suspects
             .iter()
             .map(|s: &Suspect| (s.hash, s.executable))
             .collect();
-        all.extend(deep);
+        all.extend(self.deep_pass(settings, cursor).await?);
         for (hash, exec) in all {
+            let Ok(_turn) = self.one_at_a_time.try_lock() else {
+                return Ok(()); // verify or prune runs: the next round looks again
+            };
             let store = self.store.clone();
             match blocking(move || store.judge(&hash, exec)).await? {
                 Judged::Damaged { inode, dev } => self.restore(&hash, dev, inode).await,
@@ -116,18 +127,12 @@ impl Scrub {
                 Judged::Gone => {}
             }
         }
-        let secs = quick.as_secs_f64().max(1e-6);
-        info!(
-            files = seen,
-            millis = quick.as_millis() as u64,
-            files_per_sec = (seen as f64 / secs) as u64,
-            "scrub: every content file looked at"
-        );
         Ok(())
     }
 
     /// Hash the next batch of files again (at most `files_per_sec` a second, stopping when an
-    /// install begins); returns those whose bytes are wrong.
+    /// install begins or upkeep wants its turn; the turn is held only while a chunk is hashed);
+    /// returns those whose bytes are wrong.
     async fn deep_pass(
         &self,
         settings: Settings,
@@ -143,13 +148,17 @@ impl Scrub {
         let mut bad = Vec::new();
         let started = Instant::now();
         let mut done = 0u64;
-        for chunk in cursor.files[cursor.next..end].chunks(256) {
+        while cursor.next < end {
             if self.busy() {
                 break;
             }
-            let (store, batch) = (self.store.clone(), chunk.to_vec());
+            let Ok(turn) = self.one_at_a_time.try_lock() else {
+                break;
+            };
+            let chunk = cursor.files[cursor.next..end.min(cursor.next + 64)].to_vec();
+            let (store, n) = (self.store.clone(), chunk.len());
             let found = blocking(move || {
-                Ok(batch
+                Ok(chunk
                     .into_iter()
                     .filter(|(h, x)| {
                         let p = store.layout.content_path(h, *x);
@@ -159,9 +168,10 @@ impl Scrub {
                     .collect::<Vec<_>>())
             })
             .await?;
+            drop(turn);
             bad.extend(found);
-            done += chunk.len() as u64;
-            cursor.next += chunk.len();
+            done += n as u64;
+            cursor.next += n;
             // Stay under the rate.
             let due = Duration::from_secs_f64(done as f64 / settings.files_per_sec as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {

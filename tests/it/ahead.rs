@@ -24,6 +24,7 @@ fn a_checkout_is_installed_ahead_and_the_install_only_swaps_it_in() {
     }
     let ctx = TestContext::new()
         .with_registry(&reg.url)
+        .env("HOARD_AHEAD_PROJECTS", "32")
         .env("HOARD_AHEAD_SETTLE_MS", "100");
     // "Branch B": another checkout's package.json and lockfile.
     let other = ctx.root.path().canonicalize().unwrap().join("branch-b");
@@ -137,6 +138,7 @@ fn a_project_that_opts_out_is_not_prepared() {
     }
     let ctx = TestContext::new()
         .with_registry(&reg.url)
+        .env("HOARD_AHEAD_PROJECTS", "32")
         .env("HOARD_AHEAD_SETTLE_MS", "100");
     let out_pkg = |deps: serde_json::Value| json!({"name": "app", "dependencies": deps, "hoard": {"prepare": false}});
     ctx.write_project(&out_pkg(json!({"a": "1"})));

@@ -89,6 +89,10 @@ impl TestContext {
             .env("HOARD_IDLE_TIMEOUT", "120")
             .env("HOARD_DAEMON_BIN", HOARDD)
             .env("HOARD_LOG", "debug")
+            // Background work off unless a test turns it on (tests/it/ahead.rs, scrub.rs):
+            // each test then sees only what it does itself.
+            .env("HOARD_AHEAD_PROJECTS", "0")
+            .env("HOARD_SCRUB_SECS", "0")
             .stdin(Stdio::null());
         if let Some(u) = &self.registry_url {
             c.env("npm_config_registry", u);
