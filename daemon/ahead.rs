@@ -5,7 +5,9 @@
 //! and prepares the next install with the project's last request (`Installer::prepare`): the
 //! store gets what the new tree needs and, in the global layout, the next node_modules is built
 //! beside the old one. `Watch` streams hear "node_modules out of date", then "ready". A project
-//! opts out with `"hoard": {"prepare": false}` in package.json.
+//! opts out with `"hoard": {"prepare": false}` in package.json. Each watched project's last
+//! request is kept in the store (`v1/ahead/<16 hex>.req`, the private store folder, since the
+//! request carries the client's npm environment), so a new daemon watches the same projects.
 //!
 //! Must not: change a project itself (prepare builds only inside `node_modules/.hoard-next`),
 //! run beside an install of the same project (it takes the project's lock), or beside verify
@@ -74,6 +76,8 @@ pub struct Ahead {
     order: Mutex<VecDeque<PathBuf>>,
     watched: Mutex<HashMap<PathBuf, Watched>>,
     changes: mpsc::UnboundedSender<PathBuf>,
+    /// Where each watched project's last request is kept.
+    saved: PathBuf,
 }
 
 impl Ahead {
@@ -86,6 +90,7 @@ impl Ahead {
         stop: CancellationToken,
     ) -> Arc<Ahead> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let saved = installer.store.layout.ahead.clone();
         let ahead = Arc::new(Ahead {
             installer,
             installs,
@@ -95,9 +100,45 @@ impl Ahead {
             order: Mutex::new(VecDeque::new()),
             watched: Mutex::new(HashMap::new()),
             changes: tx,
+            saved,
         });
+        ahead.watch_saved();
         tokio::spawn(Ahead::listen(Arc::downgrade(&ahead), rx));
         ahead
+    }
+
+    /// Watch again the projects an earlier daemon watched (the most recent ones).
+    fn watch_saved(&self) {
+        let mut found: Vec<(std::time::SystemTime, InstallRequest)> = Vec::new();
+        for e in std::fs::read_dir(&self.saved)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let when = e.metadata().and_then(|m| m.modified());
+            let req = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| <InstallRequest as prost::Message>::decode(b.as_slice()).ok());
+            match (when, req) {
+                (Ok(t), Some(r)) if Path::new(&r.project_dir).join("node_modules").is_dir() => {
+                    found.push((t, r))
+                }
+                _ => {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        found.sort_by_key(|(t, _)| *t);
+        let skip = found.len().saturating_sub(self.settings.projects);
+        for (_, req) in found.into_iter().skip(skip) {
+            let dir = PathBuf::from(&req.project_dir);
+            self.remember(&dir, &req);
+        }
+    }
+
+    fn saved_path(&self, dir: &Path) -> PathBuf {
+        let h = blake3::hash(dir.as_os_str().as_encoded_bytes()).to_hex();
+        self.saved.join(format!("{}.req", &h[..16]))
     }
 
     /// After an install of `dir` with `req`: watch it (or stop, when it opts out).
@@ -111,6 +152,7 @@ impl Ahead {
         order.retain(|p| p != dir);
         if opted_out(dir) {
             watched.remove(dir);
+            let _ = std::fs::remove_file(self.saved_path(dir));
             return;
         }
         let mut req = req.clone();
@@ -118,6 +160,12 @@ impl Ahead {
         req.remove.clear();
         req.update.clear();
         req.update_all = false;
+        req.project_dir = dir.display().to_string();
+        let bytes = prost::Message::encode_to_vec(&req);
+        let _ = std::fs::create_dir_all(&self.saved);
+        if let Err(e) = crate::atomic::write_atomic(&self.saved_path(dir), &bytes) {
+            warn!(project = %dir.display(), error = %e, "cannot keep the project's request");
+        }
         if let Some(w) = watched.get_mut(dir) {
             w.req = req;
         } else {
@@ -140,6 +188,7 @@ impl Ahead {
         while order.len() > self.settings.projects {
             if let Some(old) = order.pop_front() {
                 watched.remove(&old);
+                let _ = std::fs::remove_file(self.saved_path(&old));
             }
         }
     }

@@ -36,8 +36,11 @@ pub(super) struct Inputs {
     /// package.json (after this request's edits) and the workspaces'.
     pub project: Project,
     pub lock_path: PathBuf,
-    /// package-lock.json as JSON and as bytes, if there is one.
-    pub lock: Option<(Value, Vec<u8>)>,
+    /// package-lock.json's bytes, if there is one.
+    pub lock_raw: Option<Vec<u8>>,
+    /// package-lock.json as JSON: parsed by `parse_lock`, only once the install needs it (the
+    /// no-op check needs only the bytes).
+    pub lock: Option<Value>,
     /// The node_modules layout: the request's `--layout`, else the project's setting.
     pub layout: Layout,
     /// Fingerprint of everything above that decides the result.
@@ -46,7 +49,24 @@ pub(super) struct Inputs {
 
 impl Inputs {
     pub fn lock_bytes(&self) -> Option<&[u8]> {
-        self.lock.as_ref().map(|(_, b)| b.as_slice())
+        self.lock_raw.as_deref()
+    }
+
+    /// Parse package-lock.json (an error names the file, line and column).
+    pub fn parse_lock(&mut self) -> Result<()> {
+        let Some(bytes) = &self.lock_raw else {
+            return Ok(());
+        };
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+            HoardError::InvalidInput(format!(
+                "{}:{}:{}: invalid JSON: {e}; fix the file and run the install again",
+                self.lock_path.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        self.lock = Some(v);
+        Ok(())
     }
 }
 
@@ -65,9 +85,13 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
         project = blocking(|| Project::load(&dir))?;
     }
     let lock_path = dir.join(lockfile::FILE);
-    let lock = blocking(|| lockfile::parse_json_file(&lock_path))?;
+    let lock_raw = blocking(|| match std::fs::read(&lock_path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(HoardError::io("reading", &lock_path, e)),
+    })?;
     let layout = layout(req, &project, &cfg)?;
-    let hash = blocking(|| fingerprint(&project, lock.as_ref().map(|(_, b)| &b[..]), req));
+    let hash = blocking(|| fingerprint(&project, lock_raw.as_deref(), req));
     Ok(Inputs {
         layout,
         dir,
@@ -78,7 +102,8 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
         lock_only,
         project,
         lock_path,
-        lock,
+        lock_raw,
+        lock: None,
         hash,
     })
 }

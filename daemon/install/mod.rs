@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
 
 use crate::error::Result;
-use context::{Emitter, Run};
+use context::{Emitter, Run, blocking};
 
 pub use context::{EventSender, Installer};
 pub use inputs::project_dir;
@@ -71,13 +71,14 @@ impl Installer {
         if let Some(notice) = self.store.take_notice() {
             run.em.warn("store-index-rebuilt", "", notice).await;
         }
-        let inputs = stage("inputs", inputs::read(&run)).await?;
+        let mut inputs = stage("inputs", inputs::read(&run)).await?;
         if let Some(summary) = stage("noop", noop::check(&run, &inputs)).await? {
             return Ok(summary);
         }
         if let Some(summary) = stage("swap", swap::swap(&run, &inputs)).await? {
             return Ok(summary);
         }
+        blocking(|| inputs.parse_lock())?;
         let mut record = stage("record", record::plan_of_record(&run, &inputs)).await?;
         if inputs.lock_only {
             return stage("finish", async {

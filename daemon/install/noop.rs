@@ -12,7 +12,7 @@ use super::inputs::{Inputs, fingerprint};
 use super::scripts;
 use crate::error::Result;
 use crate::linker;
-use crate::linker::state::State;
+use crate::linker::state::StateHead;
 
 /// The summary of an install that has nothing to do, or `None` when it has.
 pub(super) async fn check(run: &Run<'_>, inputs: &Inputs) -> Result<Option<InstallSummary>> {
@@ -21,7 +21,7 @@ pub(super) async fn check(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Insta
         return Ok(None);
     }
     let nm = inputs.dir.join("node_modules");
-    let Some(state) = blocking(|| linker::state::read_state(&inputs.dir)) else {
+    let Some(state) = blocking(|| linker::state::read_state_head(&inputs.dir)) else {
         return Ok(None);
     };
     if state.node_modules_mtime != linker::state::dir_mtime(&nm) {
@@ -35,8 +35,14 @@ pub(super) async fn check(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Insta
         summary.lockfile_written = true;
     }
     summary.up_to_date = true;
-    summary.unchanged = state.packages.len() as u64;
-    summary.total_packages = state.packages.len() as u64;
+    let count = match state.package_count {
+        Some(n) => n,
+        // A state written before the count was kept.
+        None => blocking(|| linker::state::read_state(&inputs.dir))
+            .map_or(0, |s| (s.packages.len() + s.slots.len()) as u64),
+    };
+    summary.unchanged = count;
+    summary.total_packages = count;
     summary.link_method = match state.link_method.as_str() {
         "reflink" => v1::LinkMethod::Reflink,
         "copy" => v1::LinkMethod::Copy,
@@ -50,9 +56,9 @@ pub(super) async fn check(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Insta
 /// node_modules is exactly what an earlier install left (its state says so) but
 /// package-lock.json is gone: when the lockfile that install ended with, kept in node_modules,
 /// still fits this package.json and these options, write it back (the store may be empty).
-async fn give_lock_back(run: &Run<'_>, inputs: &Inputs, state: &State) -> Result<bool> {
+async fn give_lock_back(run: &Run<'_>, inputs: &Inputs, state: &StateHead) -> Result<bool> {
     let req = run.req;
-    if inputs.lock.is_some() || req.no_lockfile || req.frozen || !req.add.is_empty() {
+    if inputs.lock_raw.is_some() || req.no_lockfile || req.frozen || !req.add.is_empty() {
         return Ok(false);
     }
     let Some(bytes) = blocking(|| linker::state::read_hidden_lock(&inputs.dir)) else {

@@ -59,9 +59,9 @@ impl Installer {
             started: Instant::now(),
             metadata_before: self.registry.bytes_downloaded.load(Ordering::Relaxed),
         };
-        let inputs = inputs::read(&run).await?;
+        let mut inputs = inputs::read(&run).await?;
         let dir = inputs.dir.clone();
-        let current = blocking(|| linker::state::read_state(&dir));
+        let current = blocking(|| linker::state::read_state_head(&dir));
         if current.is_some_and(|s| s.inputs == inputs.hash)
             && blocking(|| linker::state::holds(&dir))
         {
@@ -71,6 +71,7 @@ impl Installer {
             });
         }
         out_of_date();
+        blocking(|| inputs.parse_lock())?;
         if inputs.lock_only {
             return Ok(Prepared::default());
         }

@@ -38,11 +38,11 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
     let mut preferred = HashMap::new();
     let mut tree = None;
     match &inputs.lock {
-        Some((lock_json, _)) if !run.req.update_all => {
+        Some(lock_json) if !run.req.update_all => {
             tree = from_lock(run, inputs, lock_json).await?;
             preferred = lockfile::preferred_versions(lock_json);
         }
-        None if run.req.frozen => {
+        None if run.req.frozen && inputs.lock_raw.is_none() => {
             return Err(HoardError::Lockfile(format!(
                 "`hoard ci` needs a package-lock.json in `{}`; run `hoard install` first to \
                  create one",

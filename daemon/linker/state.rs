@@ -33,6 +33,25 @@ pub struct State {
     /// what keeps them from prune.
     #[serde(default)]
     pub slots: Vec<String>,
+    /// Package folders and slots (the no-op check reports it without reading the rest).
+    #[serde(default)]
+    pub package_count: Option<u64>,
+}
+
+/// The part of the state file the no-op check needs; read without building the rest (the
+/// package map and the links of a big tree take longer to build than the check itself).
+#[derive(Debug, Deserialize)]
+pub struct StateHead {
+    pub inputs: String,
+    pub link_method: String,
+    pub node_modules_mtime: i128,
+    #[serde(default)]
+    pub package_count: Option<u64>,
+}
+
+pub fn read_state_head(project: &Path) -> Option<StateHead> {
+    let bytes = std::fs::read(state_path(project)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// A copy of the package-lock.json an install ended with, kept beside the state: with the
@@ -142,6 +161,7 @@ pub fn write_state(
         bin_links: plan.bin_links.clone(),
         node_modules_mtime: 0,
         slots: plan.slots.iter().map(|s| s.dir.clone()).collect(),
+        package_count: Some(plan.package_count() as u64),
     };
     store_state(project, state)
 }
@@ -177,6 +197,6 @@ pub fn restamp(project: &Path, held_before: bool) -> Result<()> {
 
 /// Whether the state file describes node_modules as it is (its recorded mtime still holds).
 pub fn holds(project: &Path) -> bool {
-    read_state(project)
+    read_state_head(project)
         .is_some_and(|s| s.node_modules_mtime == dir_mtime(&project.join("node_modules")))
 }

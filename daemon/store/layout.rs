@@ -39,6 +39,8 @@ pub struct Layout {
     /// of npm's own linked store, so that npm's tools (`npm ls`) treat a slot as a dependency,
     /// not as a linked project of its own.
     pub virtual_root: PathBuf,
+    /// The last install request of each project the daemon watches (`ahead/<16 hex>.req`).
+    pub ahead: PathBuf,
     counter: AtomicU64,
 }
 
@@ -80,6 +82,7 @@ impl Layout {
             quarantine: base.join("quarantine"),
             projects: base.join("projects.txt"),
             virtual_root: base.join("virtual").join("node_modules").join(".store"),
+            ahead: base.join("ahead"),
             counter: AtomicU64::new(0),
         };
         mkdir(root)?;

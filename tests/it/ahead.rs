@@ -181,3 +181,26 @@ fn a_project_that_opts_out_is_not_prepared() {
         "the project that opted out was left alone"
     );
 }
+
+#[test]
+fn a_new_daemon_watches_the_projects_the_last_one_did() {
+    let reg = Registry::start();
+    for n in ["a", "b"] {
+        reg.publish(Pkg::new(n, "1.0.0"));
+    }
+    let ctx = TestContext::new()
+        .with_registry(&reg.url)
+        .env("HOARD_AHEAD_PROJECTS", "32")
+        .env("HOARD_AHEAD_SETTLE_MS", "100");
+    ctx.write_project(&json!({"name": "app", "dependencies": {"a": "1"}}));
+    ctx.ok(&["install"]);
+    ctx.ok(&["daemon", "stop"]);
+    ctx.ok(&["daemon", "start"]);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"a": "1", "b": "1"}}));
+    let b = Registry::tarball_path("b", "1.0.0");
+    assert!(
+        eventually(Duration::from_secs(30), || reg.count(&b) > 0),
+        "the new daemon prepared the changed project: {}",
+        ctx.log()
+    );
+}
