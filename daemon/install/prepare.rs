@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::context::{Emitter, Installer, Run, blocking};
 use super::{fetch, inputs, link, record, scripts};
 use crate::error::{HoardError, Result};
-use crate::linker::swap::{NEXT, prepared_root};
+use crate::linker::state::{NEXT, prepared_root};
 use crate::linker::{self, Layout};
 
 /// What preparing did.
@@ -31,9 +31,6 @@ pub struct Prepared {
     /// Packages of the next install (all now in the store).
     pub packages: u64,
 }
-
-/// The file beside a prepared install listing its package rows (registered when swapped in).
-pub const IDS_FILE: &str = "ids.json";
 
 impl Installer {
     /// Prepare the next install of `req`'s project (see the module comment). `out_of_date` is
@@ -94,15 +91,13 @@ impl Installer {
         let root = prepared_root(&dir);
         blocking(|| fresh_folder(&dir, &root))?;
         let linked = link::link(&run, &inputs, &root, &tree, &fetched, &scripts).await?;
+        // Registered now, beside what the project uses today (prune keeps both), so that the
+        // install that swaps it in has nothing to write but the state.
         let ids: Vec<i64> = fetched.stored.values().map(|p| p.id).collect();
+        let (store, proj) = (self.store.clone(), dir.display().to_string());
+        tokio::task::spawn_blocking(move || store.add_project_packages(proj, ids)).await??;
         blocking(|| {
-            let lock = inputs.lock_bytes();
-            linker::state::write_hidden_lock(&root, lock)?;
-            let ids_path = root.join(IDS_FILE);
-            let bytes =
-                serde_json::to_vec(&ids).map_err(|e| HoardError::Internal(e.to_string()))?;
-            std::fs::write(&ids_path, bytes)
-                .map_err(|e| HoardError::io("writing", &ids_path, e))?;
+            linker::state::write_hidden_lock(&root, inputs.lock_bytes())?;
             let method = linked.report.method;
             linker::state::write_state(&root, &linked.plan, &inputs.hash, method)
         })?;

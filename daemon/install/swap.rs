@@ -1,6 +1,7 @@
 //! Stage 2b of an install: an install prepared ahead of time (`prepare`) for exactly these
 //! inputs waits in node_modules: check that its slots are still in the store, swap it in
-//! (`linker::swap`), register the project, and answer.
+//! (`linker::swap`), and answer (the project was registered for the store's GC when it was
+//! prepared).
 //!
 //! Must not: build anything; when anything is off, leave it to the ordinary stages.
 
@@ -8,10 +9,9 @@ use hoard_proto::v1::{self, InstallSummary};
 
 use super::context::{Run, blocking};
 use super::inputs::Inputs;
-use super::prepare::IDS_FILE;
 use super::scripts;
 use crate::error::Result;
-use crate::linker::swap::prepared_root;
+use crate::linker::state::prepared_root;
 use crate::linker::{self, Layout};
 
 /// The summary of a swapped-in install, or `None` when there is none to swap in.
@@ -21,24 +21,21 @@ pub(super) async fn swap(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Instal
         return Ok(None);
     }
     let root = prepared_root(&inputs.dir);
-    let Some(state) = blocking(|| linker::state::read_state(&root)) else {
+    let Some(state) = blocking(|| linker::state::read_state_head(&root)) else {
         return Ok(None);
     };
+    if state.inputs != inputs.hash {
+        return Ok(None);
+    }
     let store = &run.installer.store;
     let whole =
         blocking(|| (state.slots.iter()).all(|s| store.layout.virtual_root.join(s).is_dir()));
-    if state.inputs != inputs.hash || !whole {
+    if !whole {
         return Ok(None);
     }
-    let ids: Option<Vec<i64>> = blocking(|| {
-        let bytes = std::fs::read(root.join(IDS_FILE)).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    });
-    let Some(ids) = ids else { return Ok(None) };
+    // The project was registered with these packages when it was prepared.
     blocking(|| linker::swap::adopt(&inputs.dir))?;
-    let (store, proj) = (store.clone(), inputs.dir.display().to_string());
-    tokio::task::spawn_blocking(move || store.register_project(proj, ids)).await??;
-    let total = (state.slots.len() + state.packages.len()) as u64;
+    let total = state.package_count.unwrap_or(state.slots.len() as u64);
     Ok(Some(InstallSummary {
         added: total,
         total_packages: total,

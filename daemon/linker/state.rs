@@ -1,9 +1,11 @@
 //! What an install leaves in node_modules to prove what node_modules holds: the state file
-//! (`.hoard-state.json`: every package folder with its key, the symlinks, the bins, the inputs
-//! hash and node_modules' mtime) and the hidden copy of the lockfile (`.hoard-lock.json`). The
-//! no-op check and the incremental materializer read them.
+//! (`.hoard-state.json`: every package folder with its key, the symlinks, the bins, the slots,
+//! the inputs hash), node_modules' mtime after the install (`.hoard-state.mtime`) and the hidden
+//! copy of the lockfile (`.hoard-lock.json`). The no-op check and the incremental materializer
+//! read them.
 //!
-//! Must not: change anything in node_modules but these two files.
+//! Must not: change anything in node_modules but these three files (and, to mark a project
+//! stale, the install prepared for it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,15 @@ use super::{Layout, Plan, PlannedLink, rename};
 use crate::error::{HoardError, Result};
 
 pub const STATE_FILE: &str = ".hoard-state.json";
+
+/// The folder an install prepared ahead of time is built in, inside node_modules (`swap`).
+pub const NEXT: &str = ".hoard-next";
+
+/// Where a prepared install of `project` is built: a stand-in project root whose `node_modules`
+/// is the next node_modules.
+pub fn prepared_root(project: &Path) -> PathBuf {
+    project.join("node_modules").join(NEXT).join("root")
+}
 
 /// The state file's contents.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -47,11 +58,16 @@ pub struct StateHead {
     pub node_modules_mtime: i128,
     #[serde(default)]
     pub package_count: Option<u64>,
+    /// The global layout's slots (a prepared install's are checked before it is swapped in).
+    #[serde(default)]
+    pub slots: Vec<String>,
 }
 
 pub fn read_state_head(project: &Path) -> Option<StateHead> {
     let bytes = std::fs::read(state_path(project)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let mut head: StateHead = serde_json::from_slice(&bytes).ok()?;
+    head.node_modules_mtime = recorded_mtime(project, head.node_modules_mtime);
+    Some(head)
 }
 
 /// A copy of the package-lock.json an install ended with, kept beside the state: with the
@@ -89,8 +105,12 @@ pub fn remove_state(project: &Path) -> Result<()> {
 }
 
 /// Mark a project stale: without its state file, its next install relinks every package (and
-/// never answers "up to date").
+/// never answers "up to date"); an install prepared for it goes too.
 pub fn mark_stale(project: &Path) -> Result<()> {
+    let next = project.join("node_modules").join(NEXT);
+    if next.exists() {
+        std::fs::remove_dir_all(&next).map_err(|e| HoardError::io("removing", &next, e))?;
+    }
     remove_state(project)
 }
 
@@ -100,14 +120,20 @@ pub fn state_path(project: &Path) -> PathBuf {
 
 pub fn read_state(project: &Path) -> Option<State> {
     let bytes = std::fs::read(state_path(project)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let mut state: State = serde_json::from_slice(&bytes).ok()?;
+    state.node_modules_mtime = recorded_mtime(project, state.node_modules_mtime);
+    Some(state)
 }
 
 /// The global-layout slots a project links: those its state names, else (no state, as after a
 /// crash or a verify) those its node_modules' symlinks point into.
 pub fn slots_linked(project: &Path, store: &crate::store::Store) -> Vec<String> {
-    if let Some(s) = read_state(project) {
-        return s.slots;
+    // An install prepared ahead of time links its slots too.
+    let prepared = read_state_head(&prepared_root(project)).map(|s| s.slots);
+    let mut out = prepared.unwrap_or_default();
+    if let Some(s) = read_state_head(project) {
+        out.extend(s.slots);
+        return out;
     }
     let nm = project.join("node_modules");
     let mut dirs = vec![nm.clone(), nm.join(".hoard").join("node_modules")];
@@ -118,7 +144,6 @@ pub fn slots_linked(project: &Path, store: &crate::store::Store) -> Vec<String> 
             .flatten())
         .map(|e| e.path().join("node_modules")),
     );
-    let mut out = Vec::new();
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
@@ -166,32 +191,63 @@ pub fn write_state(
     store_state(project, state)
 }
 
-/// Write `state` as the project's state file, recording node_modules' mtime as it will be after
-/// the write.
-pub fn store_state(project: &Path, mut state: State) -> Result<()> {
+/// Beside the state file: node_modules' mtime (ns, decimal) as the last install left it.
+pub const MTIME_FILE: &str = ".hoard-state.mtime";
+
+/// Write `state` as the project's state file, then record node_modules' mtime as it is after
+/// that write (in `MTIME_FILE`, overwritten in place: no directory entry changes, so the mtime
+/// recorded is what the next install will see).
+pub fn store_state(project: &Path, state: State) -> Result<()> {
     let nm = project.join("node_modules");
     let path = state_path(project);
     let tmp = nm.join(format!("{STATE_FILE}.tmp"));
-    // Writing the temp file changes node_modules' mtime; the rename does again. Record the
-    // mtime after the rename by writing twice (the second rename keeps the directory entry set
-    // the same, so the mtime recorded is what the next install will see).
+    let stamp = nm.join(MTIME_FILE);
+    if !stamp.exists() {
+        std::fs::write(&stamp, b"").map_err(|e| HoardError::io("writing", &stamp, e))?;
+    }
     let bytes = serde_json::to_vec(&state).map_err(|e| HoardError::Internal(e.to_string()))?;
     std::fs::write(&tmp, &bytes).map_err(|e| HoardError::io("writing", &tmp, e))?;
     rename(&tmp, &path)?;
-    state.node_modules_mtime = dir_mtime(&nm);
-    let bytes = serde_json::to_vec(&state).map_err(|e| HoardError::Internal(e.to_string()))?;
-    // Overwrite in place: no directory entry changes, so node_modules' mtime stays.
-    std::fs::write(&path, &bytes).map_err(|e| HoardError::io("writing", &path, e))?;
-    Ok(())
+    record_mtime(project)
+}
+
+/// Put a state file already written elsewhere (a prepared install's) in place, and record
+/// node_modules' mtime.
+pub fn adopt_state(project: &Path, from: &Path) -> Result<()> {
+    let nm = project.join("node_modules");
+    let stamp = nm.join(MTIME_FILE);
+    if !stamp.exists() {
+        std::fs::write(&stamp, b"").map_err(|e| HoardError::io("writing", &stamp, e))?;
+    }
+    rename(from, &state_path(project))?;
+    record_mtime(project)
+}
+
+/// Overwrite `MTIME_FILE` in place with node_modules' mtime.
+fn record_mtime(project: &Path) -> Result<()> {
+    let nm = project.join("node_modules");
+    let stamp = nm.join(MTIME_FILE);
+    let now = dir_mtime(&nm).to_string();
+    std::fs::write(&stamp, now.as_bytes()).map_err(|e| HoardError::io("writing", &stamp, e))
+}
+
+/// node_modules' mtime as the last install recorded it: `MTIME_FILE`, else (a state written
+/// before it existed) the state's own field.
+fn recorded_mtime(project: &Path, in_state: i128) -> i128 {
+    std::fs::read_to_string(project.join("node_modules").join(MTIME_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(in_state)
 }
 
 /// node_modules was changed on purpose by something that keeps its content (a folder prepared
 /// for the next install was added or removed beside it): when the state held before, record the
 /// new mtime so that the no-op check still holds.
 pub fn restamp(project: &Path, held_before: bool) -> Result<()> {
-    match read_state(project) {
-        Some(s) if held_before => store_state(project, s),
-        _ => Ok(()),
+    if held_before && state_path(project).exists() {
+        record_mtime(project)
+    } else {
+        Ok(())
     }
 }
 

@@ -7,27 +7,26 @@
 //!
 //! Must not: build anything (the prepare step did), or keep the prepared folder afterwards.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::state::{HIDDEN_LOCK, STATE_FILE, read_state, remove_state, store_state};
+use super::state::{
+    HIDDEN_LOCK, MTIME_FILE, NEXT, STATE_FILE, adopt_state, prepared_root, remove_state,
+};
 use super::{mkdir_all, rename};
 use crate::error::{HoardError, Result};
-
-/// The folder an install is prepared in, inside node_modules.
-pub const NEXT: &str = ".hoard-next";
-
-/// Where a prepared install of `project` is built: a stand-in project root whose `node_modules`
-/// is the next node_modules.
-pub fn prepared_root(project: &Path) -> PathBuf {
-    project.join("node_modules").join(NEXT).join("root")
-}
 
 /// Names at the top of node_modules that are the linker's own bookkeeping, never swapped.
 fn own(name: &str) -> bool {
     matches!(
         name,
-        NEXT | ".hoard-trash" | ".hoard-staging" | STATE_FILE | HIDDEN_LOCK
+        NEXT | ".hoard-trash" | ".hoard-staging" | STATE_FILE | HIDDEN_LOCK | MTIME_FILE
     ) || name.starts_with(".hoard-state.json")
+}
+
+/// Old entries that go when their place is not taken by a new one: packages, and hoard's own
+/// `.bin` and `.hoard`. Other dot-folders (tools' caches, such as `.cache` or `.vite`) stay.
+fn replaced_when_absent(name: &str) -> bool {
+    !name.starts_with('.') || name == ".bin" || name == ".hoard"
 }
 
 /// Swap the prepared node_modules of `project` in. Blocking.
@@ -35,11 +34,12 @@ pub fn adopt(project: &Path) -> Result<()> {
     let nm = project.join("node_modules");
     let root = prepared_root(project);
     let next = root.join("node_modules");
-    let Some(state) = read_state(&root) else {
+    let prepared_state = super::state::state_path(&root);
+    if !prepared_state.exists() {
         return Err(HoardError::Internal(
             "the prepared install has no state".into(),
         ));
-    };
+    }
     remove_state(project)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -54,7 +54,7 @@ pub fn adopt(project: &Path) -> Result<()> {
     };
     let incoming: Vec<String> = names(&next)?.into_iter().filter(|n| !own(n)).collect();
     for old in names(&nm)? {
-        if !own(&old) && !incoming.contains(&old) {
+        if !own(&old) && replaced_when_absent(&old) && !incoming.contains(&old) {
             to_trash(&nm.join(&old))?;
         }
     }
@@ -66,9 +66,12 @@ pub fn adopt(project: &Path) -> Result<()> {
         rename(&next.join(name), &dest)?;
     }
     rename(&next.join(HIDDEN_LOCK), &nm.join(HIDDEN_LOCK))?;
+    // Out of the prepared folder before it goes; its mtime is recorded last.
+    let state_tmp = nm.join(format!("{STATE_FILE}.next"));
+    rename(&prepared_state, &state_tmp)?;
     let prepared = nm.join(NEXT);
     std::fs::remove_dir_all(&prepared).map_err(|e| HoardError::io("removing", &prepared, e))?;
-    store_state(project, state)?;
+    adopt_state(project, &state_tmp)?;
     std::thread::spawn(move || {
         let _ = std::fs::remove_dir_all(trash);
     });

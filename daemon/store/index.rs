@@ -540,6 +540,20 @@ impl Index {
 
     /// Record that `project` now uses exactly `package_ids`.
     pub fn register_project(&self, project: String, package_ids: Vec<i64>) -> Result<()> {
+        self.project_packages(project, package_ids, true)
+    }
+
+    /// Record that `project` also uses `package_ids` (what it used stays registered).
+    pub fn add_project_packages(&self, project: String, package_ids: Vec<i64>) -> Result<()> {
+        self.project_packages(project, package_ids, false)
+    }
+
+    fn project_packages(
+        &self,
+        project: String,
+        package_ids: Vec<i64>,
+        exactly: bool,
+    ) -> Result<()> {
         self.write(move |tx| {
             let now = now_secs();
             let e = |err| HoardError::Internal(format!("registering project: {err}"));
@@ -549,11 +563,13 @@ impl Index {
                 params![project, now],
             )
             .map_err(e)?;
-            tx.execute(
-                "DELETE FROM project_packages WHERE project = ?1",
-                params![project],
-            )
-            .map_err(e)?;
+            if exactly {
+                tx.execute(
+                    "DELETE FROM project_packages WHERE project = ?1",
+                    params![project],
+                )
+                .map_err(e)?;
+            }
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO project_packages(project, package_id) VALUES (?1, ?2)",

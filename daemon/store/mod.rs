@@ -217,6 +217,13 @@ impl Store {
         (self.import_starts.lock().ok()).and_then(|m| m.values().min().copied())
     }
 
+    /// Record that `project` also uses `package_ids` (a prepared install, until it is swapped
+    /// in and the next install registers exactly what it uses). Blocking.
+    pub fn add_project_packages(&self, project: String, package_ids: Vec<i64>) -> Result<()> {
+        self.projects.add([project.clone()])?;
+        self.index.add_project_packages(project, package_ids)
+    }
+
     /// Record that `project` uses exactly `package_ids` (in the index, and the project in the
     /// list kept beside it). Blocking.
     pub fn register_project(&self, project: String, package_ids: Vec<i64>) -> Result<()> {
