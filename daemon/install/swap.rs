@@ -1,5 +1,5 @@
 //! Stage 2b of an install: an install prepared ahead of time (`prepare`) for exactly these
-//! inputs waits in node_modules: check that its slots are still in the store, swap it in
+//! inputs waits in node_modules: swap it in
 //! (`linker::swap`), and answer (the project was registered for the store's GC when it was
 //! prepared).
 //!
@@ -27,13 +27,9 @@ pub(super) async fn swap(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Instal
     if state.inputs != inputs.hash {
         return Ok(None);
     }
-    let store = &run.installer.store;
-    let whole =
-        blocking(|| (state.slots.iter()).all(|s| store.layout.virtual_root.join(s).is_dir()));
-    if !whole {
-        return Ok(None);
-    }
-    // The project was registered with these packages when it was prepared.
+    // Its slots are still in the store: prune keeps a prepared install's slots, and verify,
+    // when it removes a damaged one, removes the prepared installs that link it. The project
+    // was registered with these packages when it was prepared.
     blocking(|| linker::swap::adopt(&inputs.dir))?;
     let total = state.package_count.unwrap_or(state.slots.len() as u64);
     Ok(Some(InstallSummary {

@@ -19,23 +19,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::plan::{add_bins, planned};
-use super::{Layout, Plan, PlannedLink, PlannedPackage};
+use super::{Layout, Plan, PlannedLink, Slot};
 use crate::store::StoredPackage;
 use crate::tree::{NodeKind, Tree};
-
-/// A package's folder in the virtual store, with the symlinks beside it.
-#[derive(Debug, Clone)]
-pub struct Slot {
-    /// The slot's folder name under the virtual folder, e.g. `@s+x@1.0.0-3fa9…`.
-    pub dir: String,
-    /// The package, its `location` relative to the slot folder (`node_modules/<name>`).
-    pub package: PlannedPackage,
-    /// Symlinks relative to the slot folder (`node_modules/<dep>` → `../../<slot>/…`).
-    pub links: Vec<PlannedLink>,
-    /// The slot was in the store when planned: nothing to build (its links and bins are not
-    /// worked out).
-    pub present: bool,
-}
 
 /// The dependency graph the planner works on: stored package nodes and, for each, its
 /// dependencies as (name required under, node), sorted by name.

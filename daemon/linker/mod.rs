@@ -66,6 +66,20 @@ pub struct PlannedLink {
     pub target: String,
 }
 
+/// A package's folder in the virtual store, with the symlinks beside it.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// The slot's folder name under the virtual folder, e.g. `@s+x@1.0.0-3fa9…`.
+    pub dir: String,
+    /// The package, its `location` relative to the slot folder (`node_modules/<name>`).
+    pub package: PlannedPackage,
+    /// Symlinks relative to the slot folder (`node_modules/<dep>` → `../../<slot>/…`).
+    pub links: Vec<PlannedLink>,
+    /// The slot was in the store when planned: nothing to build (its links and bins are not
+    /// worked out).
+    pub present: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Plan {
     pub packages: Vec<PlannedPackage>,
@@ -75,7 +89,7 @@ pub struct Plan {
     pub bin_links: Vec<(String, String, String)>,
     pub layout: Layout,
     /// The global layout's slots (shared package folders in the store); empty otherwise.
-    pub slots: Vec<global::Slot>,
+    pub slots: Vec<Slot>,
 }
 
 /// How node_modules is laid out.

@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use tracing::instrument;
 
-use super::global::Slot;
 use super::materialize::{Hooks, build_or_repair, failpoint_link_hold};
 use super::method::{LinkState, Method};
-use super::{LinkReport, mkdir_all};
+use super::{LinkReport, Slot, mkdir_all};
 use crate::error::{HoardError, Result};
 use crate::store::Store;
 

@@ -1,9 +1,10 @@
 //! Swapping in a node_modules prepared ahead of time: the daemon builds the next install's
 //! node_modules in `node_modules/.hoard-next/root/node_modules` (the global layout: symlinks into
-//! the store, `.bin`, the hidden folder), and the install that asks for it only renames each
-//! entry over the old one (the old ones go to the trash), then writes the state file. Entries
-//! are renamed, not rebuilt, so their symlinks (planned for their final place) are right once
-//! they are there.
+//! the store, `.bin`, the hidden folder), and the install that asks for it only makes each
+//! entry trade places with the old one (one `renameat2(RENAME_EXCHANGE)` each: no moment
+//! without it), moves the state file in and sends the prepared folder, now holding the old
+//! entries, to the trash. Entries are renamed, not rebuilt, so their symlinks (planned for their
+//! final place) are right once they are there.
 //!
 //! Must not: build anything (the prepare step did), or keep the prepared folder afterwards.
 
@@ -41,41 +42,77 @@ pub fn adopt(project: &Path) -> Result<()> {
         ));
     }
     remove_state(project)?;
+    let incoming: Vec<String> = names(&next)?.into_iter().filter(|n| !own(n)).collect();
+    // Old entries with no new one take the place of nothing: they leave with the prepared
+    // folder. Every other entry trades places with its new one in one call.
+    for old in names(&nm)? {
+        if !own(&old) && replaced_when_absent(&old) && !incoming.contains(&old) {
+            rename(&nm.join(&old), &next.join(&old))?;
+        }
+    }
+    for name in &incoming {
+        exchange_or_move(&next.join(name), &nm.join(name))?;
+    }
+    rename(&next.join(HIDDEN_LOCK), &nm.join(HIDDEN_LOCK))?;
+    // The state out of the prepared folder, which (holding the old entries now) goes to the
+    // trash and is deleted in the background; node_modules' mtime is recorded last.
+    let state_tmp = nm.join(format!("{STATE_FILE}.next"));
+    rename(&prepared_state, &state_tmp)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let trash = nm.join(".hoard-trash").join(format!("{nanos:x}"));
-    mkdir_all(&trash)?;
-    let mut n = 0;
-    let mut to_trash = |p: &Path| -> Result<()> {
-        n += 1;
-        rename(p, &trash.join(n.to_string()))
-    };
-    let incoming: Vec<String> = names(&next)?.into_iter().filter(|n| !own(n)).collect();
-    for old in names(&nm)? {
-        if !own(&old) && replaced_when_absent(&old) && !incoming.contains(&old) {
-            to_trash(&nm.join(&old))?;
-        }
-    }
-    for name in &incoming {
-        let dest = nm.join(name);
-        if std::fs::symlink_metadata(&dest).is_ok() {
-            to_trash(&dest)?;
-        }
-        rename(&next.join(name), &dest)?;
-    }
-    rename(&next.join(HIDDEN_LOCK), &nm.join(HIDDEN_LOCK))?;
-    // Out of the prepared folder before it goes; its mtime is recorded last.
-    let state_tmp = nm.join(format!("{STATE_FILE}.next"));
-    rename(&prepared_state, &state_tmp)?;
-    let prepared = nm.join(NEXT);
-    std::fs::remove_dir_all(&prepared).map_err(|e| HoardError::io("removing", &prepared, e))?;
+    let trash_root = nm.join(".hoard-trash");
+    mkdir_all(&trash_root)?;
+    let trash = trash_root.join(format!("{nanos:x}"));
+    rename(&nm.join(NEXT), &trash)?;
     adopt_state(project, &state_tmp)?;
     std::thread::spawn(move || {
         let _ = std::fs::remove_dir_all(trash);
     });
     Ok(())
+}
+
+/// Put `new` at `dest`: when `dest` exists the two trade places (`renameat2` with
+/// `RENAME_EXCHANGE`, atomic: `dest` is never missing), else `new` is moved there.
+fn exchange_or_move(new: &Path, dest: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (a, b) = (
+        c(new).map_err(|e| HoardError::io("swapping", new, e))?,
+        c(dest).map_err(|e| HoardError::io("swapping", dest, e))?,
+    );
+    // SAFETY: two NUL-terminated paths, AT_FDCWD for both.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        // Nothing at `dest` to trade with.
+        Some(libc::ENOENT) => rename(new, dest),
+        // A filesystem without exchange: the old one goes beside the new one first.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            let aside = new.with_file_name(format!(
+                "{}.old",
+                new.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            rename(dest, &aside)?;
+            rename(new, dest)
+        }
+        _ => Err(HoardError::io("swapping in", dest, e)),
+    }
 }
 
 fn names(dir: &Path) -> Result<Vec<String>> {
