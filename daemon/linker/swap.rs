@@ -2,7 +2,7 @@
 //! node_modules in `node_modules/.hoard-next/root/node_modules` (the global layout: symlinks into
 //! the store, `.bin`, the hidden folder), and the install that asks for it only makes each
 //! entry trade places with the old one (one `renameat2(RENAME_EXCHANGE)` each: no moment
-//! without it), moves the state file in and sends the prepared folder, now holding the old
+//! without it; a symlink the same as before stays), moves the state file in and sends the prepared folder, now holding the old
 //! entries, to the trash. Entries are renamed, not rebuilt, so their symlinks (planned for their
 //! final place) are right once they are there.
 //!
@@ -51,7 +51,12 @@ pub fn adopt(project: &Path) -> Result<()> {
         }
     }
     for name in &incoming {
-        exchange_or_move(&next.join(name), &nm.join(name))?;
+        let (new, dest) = (next.join(name), nm.join(name));
+        // A dependency that links the same slot as before stays as it is.
+        let same = matches!((std::fs::read_link(&new), std::fs::read_link(&dest)), (Ok(a), Ok(b)) if a == b);
+        if !same {
+            exchange_or_move(&new, &dest)?;
+        }
     }
     rename(&next.join(HIDDEN_LOCK), &nm.join(HIDDEN_LOCK))?;
     // The state out of the prepared folder, which (holding the old entries now) goes to the
@@ -67,7 +72,9 @@ pub fn adopt(project: &Path) -> Result<()> {
     let trash = trash_root.join(format!("{nanos:x}"));
     rename(&nm.join(NEXT), &trash)?;
     adopt_state(project, &state_tmp)?;
+    // Deleted a moment later, so as not to compete with the install's own last steps.
     std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
         let _ = std::fs::remove_dir_all(trash);
     });
     Ok(())
