@@ -7,6 +7,7 @@ Branch A is one fixture's package.json and lockfile, branch B another's (by defa
 alotta-files and medium-size-app: over a thousand packages change). Registry: bench/mirror.py on
 127.0.0.1, as bench/run.py. Writes bench/results/<date>-<host>-checkout.md."""
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -50,14 +51,35 @@ def hoard(args, cwd, ahead=True, check=True):
     return dt, p
 
 
-def branch(name, fixture):
+def branch(name, fixture, base=None):
+    """A branch's folder: a fixture's package.json, or with `drop:<names>` the base branch's
+    without those dependencies (the same project, a smaller tree)."""
     d = os.path.join(BASE, "branch-" + name)
     os.makedirs(d, exist_ok=True)
-    shutil.copy(os.path.join(R.HERE, "fixtures", fixture, "package.json"), os.path.join(d, "package.json"))
+    if fixture.startswith("drop:"):
+        with open(os.path.join(base, "package.json")) as f:
+            pkg = json.load(f)
+        for n in fixture[len("drop:"):].split(","):
+            for section in ("dependencies", "devDependencies"):
+                pkg.get(section, {}).pop(n, None)
+        with open(os.path.join(d, "package.json"), "w") as f:
+            json.dump(pkg, f, indent=2)
+    else:
+        shutil.copy(os.path.join(R.HERE, "fixtures", fixture, "package.json"), os.path.join(d, "package.json"))
     with open(os.path.join(d, ".npmrc"), "w") as f:
         f.write("layout=global\n")
     hoard(["install", "--package-lock-only", "--ignore-scripts"], d)
     return d
+
+
+def packages_changed(a, b):
+    """name@version pairs in one lockfile and not in the other."""
+    def ids(d):
+        with open(os.path.join(d, "package-lock.json")) as f:
+            lock = json.load(f)
+        return {(loc.rsplit("node_modules/", 1)[-1], p.get("version")) for loc, p in lock["packages"].items() if loc}
+    x, y = ids(a), ids(b)
+    return len(x ^ y)
 
 
 def checkout(project, d):
@@ -80,7 +102,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--wait", type=float, default=5.0, help="seconds the daemon gets to prepare")
     ap.add_argument("--a", default="alotta-files")
-    ap.add_argument("--b", default="medium-size-app")
+    ap.add_argument("--b", default="medium-size-app",
+                    help="a fixture, or drop:<name,name> for branch A without those dependencies")
     args = ap.parse_args()
     R.sh(["cargo", "build", "--release", "--quiet"], cwd=R.ROOT)
     shutil.rmtree(BASE, ignore_errors=True)
@@ -90,7 +113,9 @@ def main():
     project = os.path.join(BASE, "project")
     results = {}
     try:
-        a, b = branch("a", args.a), branch("b", args.b)
+        a = branch("a", args.a)
+        b = branch("b", args.b, a)
+        changed = packages_changed(a, b)
         for ahead in (True, False):
             hoard(["daemon", "stop"], project, ahead, check=False)
             checkout(project, a)
@@ -121,7 +146,8 @@ def main():
     ratio = statistics.median(on_switch) / statistics.median(on_noop)
     text = (
         f"# Checkout benchmark {time.strftime('%Y-%m-%dT%H:%M')} on {host}\n\n"
-        f"Branches: A = {args.a}, B = {args.b} (global layout); {args.runs} switches each way, "
+        f"Branches: A = {args.a}, B = {args.b} (global layout; {changed} name@version differ); "
+        f"{args.runs} switches each way, "
         f"{args.wait:.0f} s between the switch and `hoard install`; medians (min–max).\n\n"
         "| | no-op | install after a checkout | ratio |\n|---|---|---|---|\n"
         f"| prepared ahead (default) | {ms(on_noop)} | {ms(on_switch)} | ×{ratio:.2f} |\n"
