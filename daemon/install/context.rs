@@ -5,6 +5,7 @@
 //! Must not: hold any stage's logic.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -98,6 +99,25 @@ pub(super) struct Run<'a> {
     pub(super) started: Instant,
     /// Registry metadata bytes downloaded by the daemon before this install began.
     pub(super) metadata_before: u64,
+}
+
+impl<'a> Run<'a> {
+    /// A run of `req` starting now; events go to `tx`.
+    pub(super) fn new(
+        installer: &'a Arc<Installer>,
+        req: &'a InstallRequest,
+        tx: EventSender,
+        cancel: CancellationToken,
+    ) -> Run<'a> {
+        Run {
+            installer,
+            req,
+            em: Emitter { tx },
+            cancel,
+            started: Instant::now(),
+            metadata_before: installer.registry.bytes_downloaded.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Run blocking filesystem or CPU work from async code without stalling the executor: the

@@ -37,7 +37,6 @@ mod scripts;
 mod swap;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use hoard_proto::v1::{InstallRequest, InstallSummary};
@@ -45,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
 
 use crate::error::Result;
-use context::{Emitter, Run, blocking};
+use context::{Run, blocking};
 
 pub use context::{EventSender, Installer};
 pub use inputs::project_dir;
@@ -58,14 +57,7 @@ impl Installer {
         tx: EventSender,
         cancel: CancellationToken,
     ) -> Result<InstallSummary> {
-        let run = Run {
-            installer: self,
-            req: &req,
-            em: Emitter { tx },
-            cancel,
-            started: Instant::now(),
-            metadata_before: self.registry.bytes_downloaded.load(Ordering::Relaxed),
-        };
+        let run = Run::new(self, &req, tx, cancel);
         let index = self.store.index.clone();
         tokio::task::spawn_blocking(move || index.check_file()).await??;
         if let Some(notice) = self.store.take_notice() {

@@ -9,13 +9,11 @@
 //! the prepared folder (whose creation keeps the no-op check holding, `state::restamp`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use hoard_proto::v1::InstallRequest;
 use tokio_util::sync::CancellationToken;
 
-use super::context::{Emitter, Installer, Run, blocking};
+use super::context::{Installer, Run, blocking};
 use super::{fetch, inputs, link, record, scripts};
 use crate::error::{HoardError, Result};
 use crate::linker::state::{NEXT, prepared_root};
@@ -48,14 +46,7 @@ impl Installer {
         req.update_all = false;
         req.force = false;
         let (tx, _) = tokio::sync::mpsc::channel(1);
-        let run = Run {
-            installer: self,
-            req: &req,
-            em: Emitter { tx },
-            cancel,
-            started: Instant::now(),
-            metadata_before: self.registry.bytes_downloaded.load(Ordering::Relaxed),
-        };
+        let run = Run::new(self, &req, tx, cancel);
         let mut inputs = inputs::read(&run).await?;
         let dir = inputs.dir.clone();
         let current = blocking(|| linker::state::read_state_head(&dir));

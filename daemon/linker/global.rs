@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::plan::{add_bins, planned};
+use super::plan::{add_bins, deps_home, planned};
 use super::{Layout, Plan, PlannedLink, Slot};
 use crate::store::StoredPackage;
 use crate::tree::{NodeKind, Tree};
@@ -289,10 +289,7 @@ fn plan_local(
         let bins = super::bins::with_directories(n.real_name(), &n.manifest, &p.files);
         plan.packages
             .push(planned(n, p, copies.contains(&i), dir.clone(), bins));
-        let depth = n.real_name().matches('/').count() + 1;
-        let mut parts: Vec<&str> = dir.split('/').collect();
-        parts.truncate(parts.len() - depth);
-        let deps_home = parts.join("/");
+        let deps_home = deps_home(&dir, n.real_name());
         for &(dep, t) in g.deps(i) {
             let loc = format!("{deps_home}/{dep}");
             if loc == dir || !seen_links.insert(loc.clone()) {

@@ -98,6 +98,15 @@ pub fn hoisted(
     plan
 }
 
+/// Where the dependencies of a package kept at `dir` (`…/<id>/node_modules/<name>`) are
+/// visible from: the folder holding it, `…/<id>/node_modules`.
+pub(super) fn deps_home(dir: &str, name: &str) -> String {
+    let depth = name.matches('/').count() + 1;
+    let mut parts: Vec<&str> = dir.split('/').collect();
+    parts.truncate(parts.len() - depth);
+    parts.join("/")
+}
+
 pub fn isolated_dir(n: &crate::tree::Node) -> String {
     format!(
         "node_modules/.hoard/{}@{}/node_modules/{}",
@@ -140,11 +149,7 @@ pub fn isolated(
                     let copy = copies.contains(&i);
                     plan.packages.push(planned(n, p, copy, dir.clone(), bins));
                 }
-                // `.hoard/<id>/node_modules/<name>` → its deps live in `.hoard/<id>/node_modules`.
-                let depth = n.real_name().matches('/').count() + 1;
-                let mut parts: Vec<&str> = dir.split('/').collect();
-                parts.truncate(parts.len() - depth);
-                parts.join("/")
+                deps_home(&dir, n.real_name())
             }
             NodeKind::Link { .. } => continue,
         };
