@@ -102,12 +102,13 @@ impl Ahead {
             changes: tx,
             saved,
         });
-        ahead.watch_saved();
+        let saved = ahead.clone();
+        tokio::task::spawn_blocking(move || saved.watch_saved());
         tokio::spawn(Ahead::listen(Arc::downgrade(&ahead), rx));
         ahead
     }
 
-    /// Watch again the projects an earlier daemon watched (the most recent ones).
+    /// Watch again the projects an earlier daemon watched (the most recent ones). Blocking.
     fn watch_saved(&self) {
         let mut found: Vec<(std::time::SystemTime, InstallRequest)> = Vec::new();
         for e in std::fs::read_dir(&self.saved)
@@ -141,7 +142,8 @@ impl Ahead {
         self.saved.join(format!("{}.req", &h[..16]))
     }
 
-    /// After an install of `dir` with `req`: watch it (or stop, when it opts out).
+    /// After an install of `dir` with `req`: watch it (or stop, when it opts out). Blocking
+    /// (reads package.json, may write the kept request).
     pub fn remember(&self, dir: &Path, req: &InstallRequest) {
         let Ok(mut watched) = self.watched.lock() else {
             return;
@@ -161,10 +163,13 @@ impl Ahead {
         req.update.clear();
         req.update_all = false;
         req.project_dir = dir.display().to_string();
-        let bytes = prost::Message::encode_to_vec(&req);
-        let _ = std::fs::create_dir_all(&self.saved);
-        if let Err(e) = crate::atomic::write_atomic(&self.saved_path(dir), &bytes) {
-            warn!(project = %dir.display(), error = %e, "cannot keep the project's request");
+        // Kept on disk when it changed (a no-op repeats the request it was installed with).
+        if watched.get(dir).is_none_or(|w| w.req != req) {
+            let bytes = prost::Message::encode_to_vec(&req);
+            let _ = std::fs::create_dir_all(&self.saved);
+            if let Err(e) = crate::atomic::write_atomic(&self.saved_path(dir), &bytes) {
+                warn!(project = %dir.display(), error = %e, "cannot keep the project's request");
+            }
         }
         if let Some(w) = watched.get_mut(dir) {
             w.req = req;

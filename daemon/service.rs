@@ -292,7 +292,8 @@ impl Hoard for Service {
                 if let (Ok(_), Some(a)) = (&result, d.ahead.get())
                     && asked.package_lock_only != Some(true)
                 {
-                    a.remember(&key, &asked);
+                    let (a, dir) = (a.clone(), key.clone());
+                    let _ = tokio::task::spawn_blocking(move || a.remember(&dir, &asked)).await;
                 }
                 // Logged before the client hears the outcome, while the project lock is held.
                 info!(project = %key.display(), "install ended (project lock released next)");
