@@ -44,12 +44,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env() -> Option<Settings> {
-        let num = |k: &str, d: u64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
+        let num = crate::settings::number;
         let projects = num("HOARD_AHEAD_PROJECTS", 32) as usize;
         (projects > 0).then(|| Settings {
             projects,

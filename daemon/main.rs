@@ -21,6 +21,7 @@ mod resolve;
 mod scrub;
 mod semver_npm;
 mod service;
+mod settings;
 mod spec;
 mod store;
 mod tree;

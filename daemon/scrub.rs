@@ -35,12 +35,7 @@ pub struct Settings {
 impl Settings {
     /// From `HOARD_SCRUB_SECS` and `HOARD_SCRUB_RATE`; None when turned off.
     pub fn from_env() -> Option<Settings> {
-        let num = |k: &str, d: u64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
+        let num = crate::settings::number;
         let secs = num("HOARD_SCRUB_SECS", 20);
         (secs > 0).then(|| Settings {
             every: Duration::from_secs(secs),
