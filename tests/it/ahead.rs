@@ -100,12 +100,7 @@ fn a_checkout_is_installed_ahead_and_the_install_only_swaps_it_in() {
             .sum::<usize>()
     };
     let before = requests();
-    let s: serde_json::Value = ctx
-        .ok(&["--json", "install"])
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["type"] == "summary")
-        .unwrap();
+    let s = summary(&ctx.ok(&["--json", "install"]));
     assert_eq!(s["prepared"], true, "{s}");
     let after = requests();
     assert_eq!(before, after, "no request to the registry");
@@ -121,12 +116,7 @@ fn a_checkout_is_installed_ahead_and_the_install_only_swaps_it_in() {
         !nm.join(".hoard-next").exists(),
         "the prepared folder is used up"
     );
-    let s: serde_json::Value = ctx
-        .ok(&["--json", "install"])
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["type"] == "summary")
-        .unwrap();
+    let s = summary(&ctx.ok(&["--json", "install"]));
     assert_eq!(s["up_to_date"], true, "the swapped-in state holds: {s}");
 }
 

@@ -4,7 +4,6 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -36,14 +35,6 @@ fn link_text(p: &Path) -> String {
         .to_string()
 }
 
-fn has_node() -> bool {
-    std::process::Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Run `node -e <js>` in `dir`; its trimmed stdout.
 fn node(dir: &Path, js: &str) -> String {
     let out = run_with_timeout(
@@ -54,13 +45,6 @@ fn node(dir: &Path, js: &str) -> String {
     );
     assert!(out.status.success(), "node -e {js}: {}", stderr(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn summary(out: &str) -> Value {
-    out.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["type"] == "summary")
-        .expect("a summary line")
 }
 
 /// a@1/a@2; b needs a@2; c needs a@1; user requires `a` without declaring it (it gets it
@@ -136,7 +120,7 @@ fn projects_link_shared_slots_keyed_by_their_whole_closure() {
     assert!(!nm.join("a").exists(), "a is not a direct dependency");
     assert!(nm.join(".hoard/node_modules/a").exists(), "fallback folder");
 
-    if has_node() {
+    if which("node") {
         let js = "const r = (n, from) => require(require.resolve(n, {paths: [require.resolve(from)]})); \
                   console.log([r('a', 'b').version, r('a', 'c').version, require('user'), \
                   require('plugin')].join(' '))";
@@ -150,7 +134,7 @@ fn projects_link_shared_slots_keyed_by_their_whole_closure() {
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tool ok");
     }
-    if which_npm() {
+    if which("npm") {
         let out = std::process::Command::new("npm")
             .args(["ls", "--all"])
             .current_dir(&ctx.project)
@@ -184,7 +168,7 @@ fn projects_link_shared_slots_keyed_by_their_whole_closure() {
     install_in(&ctx, &third, &["install", "--layout", "global"]);
     let b3 = link_text(&third.join("node_modules/b"));
     assert_ne!(b3, b, "another closure, another slot");
-    if has_node() {
+    if which("node") {
         let js =
             "console.log(require(require.resolve('a', {paths: [require.resolve('b')]})).version)";
         assert_eq!(node(&third, js), "1.0.0");
@@ -202,15 +186,6 @@ fn projects_link_shared_slots_keyed_by_their_whole_closure() {
     let md = std::fs::symlink_metadata(nm.join("b")).unwrap();
     assert!(md.is_dir(), "hoisted again: a real folder");
     assert!(nm.join("a/package.json").exists());
-}
-
-fn which_npm() -> bool {
-    std::process::Command::new("npm")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[test]
@@ -294,7 +269,7 @@ fn packages_whose_scripts_run_stay_in_the_project_with_their_dependents() {
         "no shared slot for them: {names:?}"
     );
     assert!(names.iter().any(|n| n.starts_with("a@2.0.0-")), "{names:?}");
-    if has_node() {
+    if which("node") {
         assert_eq!(
             node(&ctx.project, "console.log(require('needs-built'))"),
             "built"
@@ -316,7 +291,7 @@ fn an_undeclared_dependency_outside_the_closure_is_found_through_hoard_run() {
         "scripts": {"check": "node -e \"console.log('host ' + require('sloppy'))\""}}),
     );
     ctx.ok(&["install", "--layout", "global"]);
-    if !has_node() {
+    if !which("node") {
         return skip("hoard run part", "node is not installed");
     }
     let out = ctx.ok(&["run", "check"]);

@@ -51,14 +51,6 @@ fn overwrite(file: &Path, bytes: &[u8]) {
     std::fs::write(file, bytes).unwrap();
 }
 
-fn summary_of(stdout: &str) -> Value {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["type"] == "summary")
-        .unwrap_or_else(|| panic!("no summary in {stdout}"))
-}
-
 fn no_staging_in(project: &Path) {
     let nm = project.join("node_modules");
     assert!(
@@ -77,7 +69,7 @@ fn a_deleted_store_file_is_downloaded_again_when_a_project_needs_it() {
 
     let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
     let out = ctx.ok(&["-C", second.to_str().unwrap(), "--json", "install"]);
-    let summary = summary_of(&out);
+    let summary = summary(&out);
     assert_eq!(summary["repaired"], 1, "{out}");
     assert_eq!(summary["downloaded"], 1, "the repair is a download: {out}");
     assert_eq!(summary["reused"], 0, "{out}");
@@ -123,7 +115,7 @@ fn a_rewritten_store_file_is_quarantined_and_every_project_gets_the_right_bytes(
     assert_eq!(std::fs::read(quarantined[0].path()).unwrap(), b"bad");
 
     let out = ctx.ok(&["--json", "install"]);
-    assert_eq!(summary_of(&out)["up_to_date"], false, "{out}");
+    assert_eq!(summary(&out)["up_to_date"], false, "{out}");
     assert_eq!(
         std::fs::read(ctx.project.join("node_modules/a/index.js")).unwrap(),
         body
@@ -144,7 +136,7 @@ fn verify_repair_downloads_the_damaged_package_at_once() {
     std::fs::remove_file(content_path(&ctx, b"aaa")).unwrap();
     let before = reg.count(&Registry::tarball_path("a", "1.0.0"));
     let out = ctx.run(&["--json", "store", "verify", "--repair"]);
-    let summary = summary_of(&String::from_utf8_lossy(&out.stdout));
+    let summary = summary(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(out.status.code(), Some(1), "{summary}");
     assert_eq!(summary["packages_repaired"], 1, "{summary}");
     assert_eq!(reg.count(&Registry::tarball_path("a", "1.0.0")), before + 1);
@@ -442,7 +434,7 @@ fn a_store_file_written_to_is_caught_before_it_is_linked_again() {
 
     let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
     let out = ctx.ok(&["-C", second.to_str().unwrap(), "--json", "install"]);
-    assert_eq!(summary_of(&out)["repaired"], 1, "{out}");
+    assert_eq!(summary(&out)["repaired"], 1, "{out}");
     assert_eq!(
         std::fs::read(second.join("node_modules/a/index.js")).unwrap(),
         body
@@ -579,7 +571,7 @@ fn the_summary_counts_tarball_and_metadata_bytes_apart() {
     reg.publish(Pkg::new("a", "1.0.0").file("index.js", &vec![b'a'; 4000], 0o644));
     let ctx = TestContext::new().with_registry(&reg.url);
     ctx.write_project(&json!({"name": "p", "version": "1.0.0", "dependencies": {"a": "1.0.0"}}));
-    let s = summary_of(&ctx.ok(&["--json", "install"]));
+    let s = summary(&ctx.ok(&["--json", "install"]));
     let tarball = Pkg::new("a", "1.0.0")
         .file("index.js", &vec![b'a'; 4000], 0o644)
         .pack()

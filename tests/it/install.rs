@@ -21,13 +21,6 @@ fn version_at(dir: &Path, loc: &str) -> Option<String> {
     v["version"].as_str().map(String::from)
 }
 
-fn summary(out: &str) -> Value {
-    out.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|v| v["type"] == "summary")
-        .expect("a summary line")
-}
-
 /// A small ecosystem: conflicting versions, tags, peers, optional and platform packages.
 fn ecosystem() -> Registry {
     let reg = Registry::start();
@@ -321,15 +314,6 @@ fn omit_dev_and_isolated_layout() {
             .is_symlink()
     );
     assert!(!ctx.project.join("node_modules/.hoard").exists());
-}
-
-fn which(bin: &str) -> bool {
-    std::process::Command::new(bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[test]
