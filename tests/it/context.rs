@@ -102,6 +102,18 @@ impl TestContext {
         }
     }
 
+    /// `hoard store verify` finds the store whole (exit status 0).
+    pub fn assert_store_whole(&self) {
+        let out = self.run(&["store", "verify"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "store verify: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+    }
+
     /// Start `hoard args...` in the project with piped output (finish it with `wait_output`).
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.hoard()

@@ -300,16 +300,10 @@ fn an_undeclared_dependency_outside_the_closure_is_found_through_hoard_run() {
 
 #[test]
 fn a_daemon_killed_while_building_slots_leaves_none_half_built() {
-    let reg = Registry::start();
-    let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
-    for n in &names {
-        reg.publish(Pkg::new(n, "1.0.0").file("index.js", n.as_bytes(), 0o644));
-    }
+    let (reg, names, deps) = numbered_packages(8);
     let ctx = TestContext::new()
         .with_registry(&reg.url)
         .env("HOARD_FAILPOINT_LINK_HOLD_MS", "400");
-    let deps: serde_json::Map<String, Value> =
-        names.iter().map(|n| (n.clone(), json!("1"))).collect();
     ctx.write_project(&json!({"name": "app", "dependencies": deps}));
     let child = ctx.spawn(&["install", "--layout", "global"]);
     assert!(
@@ -335,13 +329,7 @@ fn a_daemon_killed_while_building_slots_leaves_none_half_built() {
         let f = ctx.project.join("node_modules").join(n).join("index.js");
         assert_eq!(std::fs::read_to_string(&f).unwrap(), *n);
     }
-    let out = ctx.run(&["store", "verify"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    ctx.assert_store_whole();
     let tmp: Vec<_> = std::fs::read_dir(ctx.store.join("v1/tmp"))
         .unwrap()
         .collect();
@@ -406,11 +394,5 @@ fn prune_drops_unlinked_slots_and_verify_replaces_a_damaged_one() {
         original,
         "the original is back"
     );
-    let out = ctx.run(&["store", "verify"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    ctx.assert_store_whole();
 }

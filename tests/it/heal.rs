@@ -79,8 +79,7 @@ fn a_deleted_store_file_is_downloaded_again_when_a_project_needs_it() {
     assert!(file.exists(), "the store file is back");
     assert_eq!(reg.count(&Registry::tarball_path("a", "1.0.0")), before + 1);
     no_staging_in(&second);
-    let verify = ctx.run(&["store", "verify"]);
-    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+    ctx.assert_store_whole();
 }
 
 #[test]
@@ -126,8 +125,7 @@ fn a_rewritten_store_file_is_quarantined_and_every_project_gets_the_right_bytes(
         std::fs::read(second.join("node_modules/a/index.js")).unwrap(),
         body
     );
-    let clean = ctx.run(&["store", "verify"]);
-    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+    ctx.assert_store_whole();
 }
 
 #[test]
@@ -449,16 +447,10 @@ fn a_store_file_written_to_is_caught_before_it_is_linked_again() {
 
 #[test]
 fn ctrl_c_while_linking_stops_the_linking() {
-    let reg = Registry::start();
-    let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
-    for n in &names {
-        reg.publish(Pkg::new(n, "1.0.0").file("index.js", n.as_bytes(), 0o644));
-    }
+    let (reg, names, deps) = numbered_packages(8);
     let ctx = TestContext::new()
         .with_registry(&reg.url)
         .env("HOARD_FAILPOINT_LINK_HOLD_MS", "700");
-    let deps: serde_json::Map<String, Value> =
-        names.iter().map(|n| (n.clone(), json!("1"))).collect();
     ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": deps}));
     let child = ctx.spawn(&["install"]);
     let staging = ctx.project.join("node_modules/.hoard-staging");

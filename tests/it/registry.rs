@@ -265,6 +265,19 @@ pub fn raw_header(path: &str, size: u64, mode: u32, typeflag: u8, link: &str) ->
     h
 }
 
+/// A registry with `n` packages `p0`, `p1`… at 1.0.0, each one `index.js` holding its own
+/// name, with their names and the `dependencies` object naming them all.
+pub fn numbered_packages(n: usize) -> (Registry, Vec<String>, Value) {
+    let reg = Registry::start();
+    let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    for name in &names {
+        reg.publish(Pkg::new(name, "1.0.0").file("index.js", name.as_bytes(), 0o644));
+    }
+    let deps: serde_json::Map<String, Value> =
+        names.iter().map(|n| (n.clone(), json!("1"))).collect();
+    (reg, names, Value::Object(deps))
+}
+
 pub fn sri(bytes: &[u8]) -> String {
     format!(
         "sha512-{}",

@@ -79,11 +79,5 @@ fn an_edit_through_a_hard_link_is_undone_in_the_store_and_every_project() {
         "the rate is in the log: {log}"
     );
     // The store is whole again.
-    let out = ctx.run(&["store", "verify"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    ctx.assert_store_whole();
 }
