@@ -31,7 +31,8 @@ pub(super) async fn swap(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Instal
     // when it removes a damaged one, removes the prepared installs that link it. The project
     // was registered with these packages when it was prepared.
     blocking(|| linker::swap::adopt(&inputs.dir))?;
-    let total = state.package_count.unwrap_or(state.slots.len() as u64);
+    // Written by `prepare`, which always counts.
+    let total = state.package_count.unwrap_or_default();
     Ok(Some(InstallSummary {
         added: total,
         total_packages: total,

@@ -58,9 +58,6 @@ pub struct StateHead {
     pub node_modules_mtime: i128,
     #[serde(default)]
     pub package_count: Option<u64>,
-    /// The global layout's slots (a prepared install's are checked before it is swapped in).
-    #[serde(default)]
-    pub slots: Vec<String>,
 }
 
 pub fn read_state_head(project: &Path) -> Option<StateHead> {
@@ -129,9 +126,9 @@ pub fn read_state(project: &Path) -> Option<State> {
 /// crash or a verify) those its node_modules' symlinks point into.
 pub fn slots_linked(project: &Path, store: &crate::store::Store) -> Vec<String> {
     // An install prepared ahead of time links its slots too.
-    let prepared = read_state_head(&prepared_root(project)).map(|s| s.slots);
+    let prepared = read_state(&prepared_root(project)).map(|s| s.slots);
     let mut out = prepared.unwrap_or_default();
-    if let Some(s) = read_state_head(project) {
+    if let Some(s) = read_state(project) {
         out.extend(s.slots);
         return out;
     }
