@@ -114,7 +114,7 @@ impl Scrub {
                 return Ok(()); // verify or prune runs: the next round looks again
             };
             let store = self.store.clone();
-            match blocking(move || store.judge(&hash, exec)).await? {
+            match blocking(move || Ok(store.judge(&hash, exec))).await? {
                 Judged::Damaged { inode, dev } => self.restore(&hash, dev, inode).await,
                 Judged::Whole => {
                     info!(file = %hex::encode(hash), "a store file's mode or time was changed; put back")

@@ -529,9 +529,10 @@ impl Store {
     }
 
     /// Whether the content file at `path` (for `f`) is whole, checked cheaply: its size and
-    /// mtime are what the store gave it. When they are not, the file is hashed again: whole,
-    /// its mtime is set back; damaged (written to through a hard link, say), it is moved to
-    /// the quarantine and `false` is returned, so the caller downloads the package again.
+    /// mtime are what the store gave it. When they are not, the file is judged by its bytes
+    /// (`judge`): whole, its mode and mtime are put back; damaged (written to through a hard
+    /// link, say), it is moved to the quarantine and `false` is returned, so the caller
+    /// downloads the package again.
     /// Blocking.
     pub fn looks_whole(&self, f: &FileEntry, executable: bool) -> bool {
         use std::os::unix::fs::MetadataExt;
@@ -548,19 +549,7 @@ impl Store {
             Ok(md) if md.len() == f.size && md.mtime() == layout::CONTENT_MTIME => return true,
             Ok(_) => {}
         }
-        if matches!(import::hash_file(path), Ok(h) if h == f.hash) {
-            let settled =
-                std::fs::File::open(path).and_then(|c| c.set_times(layout::content_times()));
-            if let Err(e) = settled {
-                debug!(path = %path.display(), error = %e, "could not reset the time of a whole file");
-            }
-            return true;
-        }
-        warn!(path = %path.display(), "a store file does not match its hash; quarantined");
-        if self.quarantine(std::slice::from_ref(path)).is_err() {
-            let _ = std::fs::remove_file(path);
-        }
-        false
+        matches!(self.judge(&f.hash, executable), scrub::Judged::Whole)
     }
 
     /// Hard-link content file `f` (its executable variant with `executable`) to `rel` inside

@@ -1,16 +1,18 @@
 //! The store's half of the background scrub: finding content files that were written to since
 //! they were imported (a quick pass of stats: their mode or mtime is not a content file's), and
 //! judging one by its bytes (hashed again): untouched but for its mode or time (put back), or
-//! damaged (set aside in the quarantine, its inode returned so the caller can find the hard links
+//! damaged (set aside in the quarantine, or deleted when it cannot be, its inode returned so the caller can find the hard links
 //! that still hold it).
 //!
 //! Must not: download, or touch a project (the scrub task in `crate::scrub` does both).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+use tracing::{debug, warn};
+
 use super::layout::{CONTENT_MTIME, Layout, content_times};
 use super::{Store, import, read_dir};
-use crate::error::{HoardError, Result};
+use crate::error::Result;
 
 /// A content file that was found written to.
 #[derive(Debug, Clone)]
@@ -56,24 +58,29 @@ impl Store {
         Ok((seen, out))
     }
 
-    /// Hash content file (`hash`, `executable`) again and deal with it (see `Judged`).
-    /// Blocking.
-    pub fn judge(&self, hash: &[u8; 32], executable: bool) -> Result<Judged> {
+    /// Hash content file (`hash`, `executable`) again and deal with it (see `Judged`); the
+    /// check before linking (`looks_whole`) and the scrub both judge this way. Blocking.
+    pub fn judge(&self, hash: &[u8; 32], executable: bool) -> Judged {
         let path = self.layout.content_path(hash, executable);
         let Ok(md) = std::fs::symlink_metadata(&path) else {
-            return Ok(Judged::Gone);
+            return Judged::Gone;
         };
         if matches!(import::hash_file(&path), Ok(h) if h == *hash) {
             let mode = if executable { 0o555 } else { 0o444 };
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                .and_then(|()| std::fs::File::open(&path)?.set_times(content_times()))
-                .map_err(|e| HoardError::io("putting back the mode and time of", &path, e))?;
-            return Ok(Judged::Whole);
+            let settled = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .and_then(|()| std::fs::File::open(&path)?.set_times(content_times()));
+            if let Err(e) = settled {
+                debug!(path = %path.display(), error = %e, "could not put back the mode and time of a whole file");
+            }
+            return Judged::Whole;
         }
-        self.quarantine(std::slice::from_ref(&path))?;
-        Ok(Judged::Damaged {
+        warn!(path = %path.display(), "a store file does not match its hash; quarantined");
+        if self.quarantine(std::slice::from_ref(&path)).is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        Judged::Damaged {
             inode: md.ino(),
             dev: md.dev(),
-        })
+        }
     }
 }
