@@ -66,6 +66,15 @@ pub struct InstallFlags {
     /// Do not run any lifecycle scripts (neither the project's nor allowed dependencies').
     #[arg(long)]
     pub ignore_scripts: bool,
+    /// Only versions published at least this many days ago (npm's `min-release-age`).
+    #[arg(long, value_name = "DAYS")]
+    pub min_release_age: Option<String>,
+    /// Only versions published at least this many minutes ago (pnpm's `minimum-release-age`).
+    #[arg(long, value_name = "MINUTES")]
+    pub minimum_release_age: Option<String>,
+    /// Only versions published on or before this date (npm's `before`).
+    #[arg(long, value_name = "DATE")]
+    pub before: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, Default)]

@@ -7,6 +7,7 @@
 
 mod ahead;
 mod atomic;
+mod cooldown;
 mod error;
 mod ideal;
 mod install;

@@ -62,15 +62,34 @@ pub fn engine_ok(node_engine: Option<&str>, node: Option<&semver::Version>) -> b
     }
 }
 
-/// npm-pick-manifest: the version of `p` that npm would pick for `spec`.
+/// Whether the `i`th version was published by `before` (ms); npm lets a version with no
+/// recorded time pass.
+fn in_time(p: &Packument, i: usize, before: Option<i64>) -> bool {
+    match (before, p.sorted[i].published) {
+        (Some(b), Some(t)) => t <= b,
+        _ => true,
+    }
+}
+
+/// npm-pick-manifest: the version of `p` that npm would pick for `spec`, among the versions
+/// published by `before` (ms since the epoch; the release-age cooldown) when it is given.
 pub fn pick(
     p: &Packument,
     spec: &Spec,
     node: Option<&semver::Version>,
     preferred: Option<&[String]>,
+    before: Option<i64>,
 ) -> Option<Arc<Manifest>> {
     match spec {
-        Spec::Tag(tag) => p.manifest(p.dist_tags.get(tag)?),
+        Spec::Tag(tag) => {
+            let ver = p.dist_tags.get(tag)?;
+            let i = p.sorted.iter().position(|e| &*e.raw == ver)?;
+            if in_time(p, i, before) {
+                return p.manifest_at(i);
+            }
+            // A tag too young: the newest version up to it that is old enough, as npm does.
+            pick(p, &Spec::Range(format!("<={ver}")), node, None, before)
+        }
         Spec::Range(r) => {
             let range = Range::parse(r)?;
             if let Some(pref) = preferred {
@@ -92,6 +111,7 @@ pub fn pick(
                 && (range.is_any() || range.satisfies(&p.sorted[i].version))
                 && !p.sorted[i].deprecated
                 && engine_ok(p.sorted[i].node_engine.as_deref(), node)
+                && in_time(p, i, before)
             {
                 return p.manifest_at(i);
             }
@@ -99,7 +119,7 @@ pub fn pick(
             // deprecated > any.
             let mut best: Option<(u8, usize)> = None;
             for (i, e) in p.sorted.iter().enumerate() {
-                if !range.satisfies(&e.version) {
+                if !range.satisfies(&e.version) || !in_time(p, i, before) {
                     continue;
                 }
                 let eng = engine_ok(e.node_engine.as_deref(), node);
@@ -122,6 +142,45 @@ pub fn pick(
         }
         _ => None,
     }
+}
+
+/// "no version of X satisfying R is old enough": the cutoff, and the versions that satisfy the
+/// range but were published after it (newest first, at most 8).
+pub fn too_young_message(
+    p: &Packument,
+    name: &str,
+    spec: &Spec,
+    cooldown: &crate::cooldown::Cooldown,
+) -> Option<String> {
+    let range = match spec {
+        Spec::Range(r) => Range::parse(r)?,
+        Spec::Tag(t) => Range::parse(&format!("<={}", p.dist_tags.get(t)?))?,
+        _ => return None,
+    };
+    let young: Vec<String> = p
+        .sorted
+        .iter()
+        .filter(|e| range.satisfies(&e.version))
+        .filter_map(|e| {
+            let t = e.published.filter(|t| *t > cooldown.cutoff_ms)?;
+            Some(format!("{} ({})", e.raw, crate::cooldown::time_text(t)))
+        })
+        .take(8)
+        .collect();
+    if young.is_empty() {
+        return None;
+    }
+    let raw = match spec {
+        Spec::Range(r) | Spec::Tag(r) => r.as_str(),
+        _ => "",
+    };
+    Some(format!(
+        "no version of `{name}` satisfying `{raw}` was published before {} ({}); too young: {}; \
+         wait, relax the setting, or add `{name}` to min-release-age-exclude",
+        cooldown.cutoff_text(),
+        cooldown.setting,
+        young.join(", ")
+    ))
 }
 
 /// "no version of X satisfies R": the error names the stable versions nearest the range.

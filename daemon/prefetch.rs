@@ -26,6 +26,7 @@ struct Walk {
     cfg: NpmConfig,
     network: Network,
     node: Option<semver::Version>,
+    cooldown: Option<crate::cooldown::Cooldown>,
     /// (name, range) pairs already walked.
     seen: Mutex<HashSet<(String, String)>>,
     stopped: AtomicBool,
@@ -47,12 +48,14 @@ impl Prefetch {
         cfg: &NpmConfig,
         network: Network,
         node: Option<semver::Version>,
+        cooldown: Option<crate::cooldown::Cooldown>,
     ) -> Prefetch {
         Prefetch(Arc::new(Walk {
             registry: registry.clone(),
             cfg: cfg.clone(),
             network,
             node,
+            cooldown,
             seen: Mutex::new(HashSet::new()),
             stopped: AtomicBool::new(false),
             started: std::time::Instant::now(),
@@ -127,7 +130,8 @@ impl Walk {
         if self.stopped.load(Ordering::Relaxed) {
             return;
         }
-        let Some(m) = pick(&p, spec, self.node.as_ref(), None) else {
+        let before = self.cooldown.as_ref().and_then(|c| c.cutoff_for(name));
+        let Some(m) = pick(&p, spec, self.node.as_ref(), None, before) else {
             return;
         };
         let bundled = m.bundled();

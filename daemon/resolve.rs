@@ -19,7 +19,7 @@ use crate::error::{HoardError, Result};
 use crate::ideal::build::{BuildError, Builder, Source};
 use crate::ideal::graph::{Graph, Id, Kind};
 use crate::ideal::place::Options;
-use crate::pick::{engine_ok, no_version_message, pick, platform_ok};
+use crate::pick::{engine_ok, no_version_message, pick, platform_ok, too_young_message};
 use crate::registry::config::NpmConfig;
 use crate::registry::packument::Manifest;
 use crate::registry::{Network, Registry};
@@ -65,6 +65,7 @@ struct RegistrySource<'r> {
     preferred: &'r HashMap<String, Vec<String>>,
     fresh: &'r Option<Vec<String>>,
     prefetch: crate::prefetch::Prefetch,
+    cooldown: Option<crate::cooldown::Cooldown>,
 }
 
 impl RegistrySource<'_> {
@@ -93,8 +94,22 @@ impl RegistrySource<'_> {
         } else {
             self.preferred.get(real_name).map(Vec::as_slice)
         };
-        pick(&packument, inner, self.node_version.as_ref(), preferred)
-            .ok_or_else(|| no_version_message(&packument, real_name, inner))
+        let before = self.cooldown.as_ref().and_then(|c| c.cutoff_for(real_name));
+        if let Some(m) = pick(
+            &packument,
+            inner,
+            self.node_version.as_ref(),
+            preferred,
+            before,
+        ) {
+            return Ok(m);
+        }
+        Err(self
+            .cooldown
+            .as_ref()
+            .filter(|_| before.is_some())
+            .and_then(|c| too_young_message(&packument, real_name, inner, c))
+            .unwrap_or_else(|| no_version_message(&packument, real_name, inner)))
     }
 
     /// Fetch a tarball dependency (URL or local file) into the store and read its package.json.
@@ -191,6 +206,14 @@ impl Source for RegistrySource<'_> {
     }
 }
 
+/// Now, in ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn cfg_flag(cfg: &NpmConfig, key: &str) -> bool {
     cfg.get(key).is_some_and(|v| v == "true" || v.is_empty())
 }
@@ -221,6 +244,8 @@ impl<'a> Resolver<'a> {
             shallow: strategy == "shallow",
         };
         let legacy = cfg_flag(self.cfg, "legacy-peer-deps");
+        let cooldown = crate::cooldown::Cooldown::from_config(self.cfg, now_ms())
+            .map_err(HoardError::InvalidInput)?;
         let (g, warnings, failures) = {
             let src = RegistrySource {
                 registry: self.registry,
@@ -236,7 +261,9 @@ impl<'a> Resolver<'a> {
                     self.cfg,
                     self.network,
                     self.node_version.clone(),
+                    cooldown.clone(),
                 ),
+                cooldown,
             };
             src.prefetch.start_all(&root);
             for (_, m) in &workspaces {

@@ -75,6 +75,29 @@ pub struct Node {
     pub platform_ok: bool,
 }
 
+/// Whether a `resolved` URL is a registry tarball (`<host>/<name>/-/<file>-<digit>…`), the shape
+/// npm trusts a registry identity from (a bare `https://host/-/x-1.0.0.tgz` is not one).
+pub fn is_registry_resolved(resolved: &str) -> bool {
+    let Some(rest) = resolved
+        .strip_prefix("https://")
+        .or_else(|| resolved.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let Some((host, path)) = rest.split_once('/') else {
+        return false;
+    };
+    // `.+/-/[^/]+-\d`: some path, then `/-/`, then a file name holding `-<digit>`.
+    let Some(i) = path.rfind("/-/") else {
+        return false;
+    };
+    let file = path[i + 3..].as_bytes();
+    !host.is_empty()
+        && i > 0
+        && !file.contains(&b'/')
+        && (1..file.len()).any(|j| file[j] == b'-' && file.get(j + 1).is_some_and(u8::is_ascii_digit))
+}
+
 impl Node {
     /// A node with no edges, no children and no flags yet (`compute_flags` sets them).
     pub fn new(

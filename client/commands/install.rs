@@ -62,6 +62,21 @@ pub fn request(project: &Path, f: &InstallFlags) -> Result<InstallRequest> {
             bail!("--omit={o} is not supported (only --omit=dev)");
         }
     }
+    // Settings given as flags go to the daemon as npm does with them: as configuration above
+    // every .npmrc.
+    let mut env = request_env();
+    for (key, value) in [
+        ("npm_config_min_release_age", &f.min_release_age),
+        ("npm_config_minimum_release_age", &f.minimum_release_age),
+        ("npm_config_before", &f.before),
+    ] {
+        if let Some(v) = value {
+            env.insert(key.to_string(), v.clone());
+        }
+    }
+    if f.ignore_scripts {
+        env.insert("npm_config_ignore_scripts".into(), "true".into());
+    }
     Ok(InstallRequest {
         project_dir: project.display().to_string(),
         network: if f.offline {
@@ -88,7 +103,7 @@ pub fn request(project: &Path, f: &InstallFlags) -> Result<InstallRequest> {
         no_lockfile: f.no_package_lock,
         package_lock_only: f.package_lock_only.then_some(true),
         force: f.force,
-        env: request_env(),
+        env,
         ..Default::default()
     })
 }

@@ -45,7 +45,7 @@ impl Source for Mem {
             s => (name, s),
         };
         let p = self.0.get(name).ok_or(format!("{name} not found"))?;
-        crate::pick::pick(p, spec, None, None).ok_or(format!("no version of {name}"))
+        crate::pick::pick(p, spec, None, None, None).ok_or(format!("no version of {name}"))
     }
     fn local_manifest(&self, dir: &str) -> Result<Arc<Manifest>, String> {
         Err(format!("no directory {dir}"))

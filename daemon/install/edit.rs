@@ -80,7 +80,16 @@ async fn saved_spec(
         .registry
         .packument(&real, cfg, network)
         .await?;
-    let Some(m) = crate::pick::pick(&p, &inner, None, None) else {
+    let cooldown = crate::cooldown::Cooldown::from_config(cfg, crate::resolve::now_ms())
+        .map_err(HoardError::InvalidInput)?;
+    let before = cooldown.as_ref().and_then(|c| c.cutoff_for(&real));
+    let Some(m) = crate::pick::pick(&p, &inner, None, None, before) else {
+        if let Some(msg) = cooldown
+            .as_ref()
+            .and_then(|c| crate::pick::too_young_message(&p, &real, &inner, c))
+        {
+            return Err(HoardError::Resolve(msg));
+        }
         return Err(HoardError::Resolve(format!(
             "no version of `{real}` matches `{raw}`; dist-tags: {}",
             p.dist_tags

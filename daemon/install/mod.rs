@@ -23,6 +23,7 @@
 //! Must not: run package code (the client runs allowed scripts), or hold the async executor
 //! with blocking work.
 
+mod age;
 mod context;
 mod edit;
 mod fetch;

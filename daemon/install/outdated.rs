@@ -9,7 +9,7 @@ use hoard_proto::v1;
 
 use super::context::{Installer, blocking};
 use super::inputs::{network_of, project_dir};
-use crate::error::Result;
+use crate::error::{HoardError, Result};
 use crate::lockfile;
 use crate::project::Project;
 use crate::registry::config::NpmConfig;
@@ -37,6 +37,8 @@ impl Installer {
                 })
                 .unwrap_or_default();
         let m = &project.manifest;
+        let cooldown = crate::cooldown::Cooldown::from_config(&cfg, crate::resolve::now_ms())
+            .map_err(HoardError::InvalidInput)?;
         let mut out = Vec::new();
         for (section, deps) in [
             ("dependencies", &m.dependencies),
@@ -50,7 +52,8 @@ impl Installer {
                     _ => continue,
                 };
                 let p = self.registry.packument(&real, &cfg, network).await?;
-                let wanted = crate::pick::pick(&p, &inner, None, None)
+                let before = cooldown.as_ref().and_then(|c| c.cutoff_for(&real));
+                let wanted = crate::pick::pick(&p, &inner, None, None, before)
                     .map(|m| m.version.clone())
                     .unwrap_or_default();
                 let latest = p.dist_tags.get("latest").cloned().unwrap_or_default();

@@ -56,6 +56,9 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
         Some(t) => t,
         None => resolve(run, inputs, preferred).await?,
     };
+    if from_lock {
+        super::age::check_locked(run, inputs, &tree).await?;
+    }
     let n = tree.nodes.len() as u64;
     run.em.progress(v1::Phase::Resolve, n, n, 0, true).await;
     Ok(Record {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::packument::{Manifest, lenient_map};
 
 /// First line of a cache file; a file without it (an older format) is ignored and refetched.
-const MAGIC: &[u8] = b"hoard-packument 2\n";
+const MAGIC: &[u8] = b"hoard-packument 3\n";
 
 /// One version in the index.
 #[derive(Debug)]
@@ -28,6 +28,8 @@ pub struct VersionEntry {
     pub deprecated: bool,
     /// `engines.node`, when the version declares one.
     pub node_engine: Option<Box<str>>,
+    /// When it was published (ms since the epoch), from the document's `time` object.
+    pub published: Option<i64>,
     start: u32,
     len: u32,
 }
@@ -40,6 +42,8 @@ pub struct Packument {
     pub dist_tags: BTreeMap<String, String>,
     /// Valid versions, highest first.
     pub sorted: Vec<VersionEntry>,
+    /// Whether the document carried publication times (the abbreviated form does not).
+    pub has_time: bool,
     blob: Bytes,
     parsed: Mutex<HashMap<usize, Arc<Manifest>>>,
 }
@@ -58,9 +62,13 @@ struct Header {
     meta: CacheMeta,
     name: String,
     dist_tags: BTreeMap<String, String>,
-    /// (version, start, len, deprecated, engines.node), highest first.
-    versions: Vec<(String, u32, u32, bool, Option<String>)>,
+    #[serde(default)]
+    has_time: bool,
+    /// (version, start, len, deprecated, engines.node, published ms), highest first.
+    versions: Vec<VersionRow>,
 }
+
+type VersionRow = (String, u32, u32, bool, Option<String>, Option<i64>);
 
 /// One version, already reduced to its compact bytes.
 struct Compacted {
@@ -69,6 +77,7 @@ struct Compacted {
     json: Vec<u8>,
     deprecated: bool,
     node_engine: Option<String>,
+    published: Option<i64>,
 }
 
 fn compact(raw: String, mut m: Manifest) -> Option<Compacted> {
@@ -83,6 +92,7 @@ fn compact(raw: String, mut m: Manifest) -> Option<Compacted> {
         json,
         deprecated: m.deprecated.is_some(),
         node_engine: m.engines.get("node").cloned(),
+        published: None,
     })
 }
 
@@ -118,14 +128,27 @@ struct Document {
     dist_tags: BTreeMap<String, String>,
     #[serde(default)]
     versions: Option<Versions>,
+    #[serde(default, deserialize_with = "lenient_map")]
+    time: BTreeMap<String, String>,
+}
+
+/// An RFC 3339 time (`2021-01-01T00:00:00.000Z`) as ms since the epoch.
+pub fn parse_time(s: &str) -> Option<i64> {
+    s.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }
 
 impl Packument {
     /// Parse a registry document (full or abbreviated).
     pub fn parse(body: &[u8]) -> serde_json::Result<Packument> {
         let d: Document = serde_json::from_slice(body)?;
-        let versions = d.versions.map(|v| v.0).unwrap_or_default();
-        Ok(Self::assemble(d.name, d.dist_tags, versions))
+        let mut versions = d.versions.map(|v| v.0).unwrap_or_default();
+        let has_time = !d.time.is_empty();
+        for c in &mut versions {
+            c.published = d.time.get(&c.raw).and_then(|t| parse_time(t));
+        }
+        Ok(Self::assemble(d.name, d.dist_tags, versions, has_time))
     }
 
     /// A packument from manifests in memory (tests).
@@ -139,13 +162,14 @@ impl Packument {
             .into_iter()
             .filter_map(|m| compact(m.version.clone(), m))
             .collect();
-        Self::assemble(name.to_string(), dist_tags, versions)
+        Self::assemble(name.to_string(), dist_tags, versions, false)
     }
 
     fn assemble(
         name: String,
         dist_tags: BTreeMap<String, String>,
         mut versions: Vec<Compacted>,
+        has_time: bool,
     ) -> Packument {
         versions.sort_by(|a, b| crate::semver_npm::cmp(&b.version, &a.version));
         let total: usize = versions.iter().map(|c| c.json.len()).sum();
@@ -159,6 +183,7 @@ impl Packument {
                 raw: c.raw.into_boxed_str(),
                 deprecated: c.deprecated,
                 node_engine: c.node_engine.map(String::into_boxed_str),
+                published: c.published,
                 start,
                 len: c.json.len() as u32,
             });
@@ -167,6 +192,7 @@ impl Packument {
             name,
             dist_tags,
             sorted,
+            has_time,
             blob: Bytes::from(blob),
             parsed: Mutex::new(HashMap::new()),
         }
@@ -191,6 +217,7 @@ impl Packument {
     }
 
     /// The manifest of `version` (spelled as the registry does).
+    #[cfg(test)]
     pub fn manifest(&self, version: &str) -> Option<Arc<Manifest>> {
         let i = self.sorted.iter().position(|e| &*e.raw == version)?;
         self.manifest_at(i)
@@ -211,6 +238,7 @@ impl Packument {
             meta: meta.clone(),
             name: self.name.clone(),
             dist_tags: self.dist_tags.clone(),
+            has_time: self.has_time,
             versions: self
                 .sorted
                 .iter()
@@ -221,6 +249,7 @@ impl Packument {
                         e.len,
                         e.deprecated,
                         e.node_engine.as_deref().map(str::to_string),
+                        e.published,
                     )
                 })
                 .collect(),
@@ -241,7 +270,7 @@ impl Packument {
         let header: Header = serde_json::from_slice(&rest[..nl]).ok()?;
         let blob = bytes.slice(MAGIC.len() + nl + 1..);
         let mut sorted = Vec::with_capacity(header.versions.len());
-        for (raw, start, len, deprecated, node) in header.versions {
+        for (raw, start, len, deprecated, node, published) in header.versions {
             if start as usize + len as usize > blob.len() {
                 return None;
             }
@@ -250,6 +279,7 @@ impl Packument {
                 raw: raw.into_boxed_str(),
                 deprecated,
                 node_engine: node.map(String::into_boxed_str),
+                published,
                 start,
                 len,
             });
@@ -258,6 +288,7 @@ impl Packument {
             name: header.name,
             dist_tags: header.dist_tags,
             sorted,
+            has_time: header.has_time,
             blob,
             parsed: Mutex::new(HashMap::new()),
         };

@@ -78,11 +78,11 @@ impl NpmConfig {
         if let Some(home) = env.get("HOME") {
             let user = Path::new(home).join(".npmrc");
             if let Ok(text) = std::fs::read_to_string(&user) {
-                values.extend(parse_npmrc(&text, env));
+                values.extend(with_lists(parse_npmrc(&text, env)));
             }
         }
         if let Ok(text) = std::fs::read_to_string(project_dir.join(".npmrc")) {
-            values.extend(parse_npmrc(&text, env));
+            values.extend(with_lists(parse_npmrc(&text, env)));
         }
         for (k, v) in env {
             let lower = k.to_ascii_lowercase();
@@ -111,6 +111,33 @@ impl NpmConfig {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
+    }
+
+    /// A boolean setting: `key=true` or a bare `key`; None when unset.
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        self.get(key).map(|v| v == "true" || v.is_empty())
+    }
+
+    /// A list setting: `key[]=a` lines of one file, or one value of comma-separated items (npm
+    /// accepts both).
+    pub fn list(&self, key: &str) -> Vec<String> {
+        self.get(key)
+            .map(|v| {
+                v.split([',', '\n'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether resolution needs each version's publication time (a release-age cooldown is
+    /// set), so the full packument must be fetched: the abbreviated one has no `time`.
+    pub fn wants_publish_times(&self) -> bool {
+        ["before", "min-release-age", "minimum-release-age"]
+            .iter()
+            .any(|k| self.get(k).is_some_and(|v| !v.is_empty() && v != "0" && v != "null"))
     }
 
     /// The default registry, with a trailing slash.
@@ -178,6 +205,24 @@ impl NpmConfig {
         }
         None
     }
+}
+
+/// One file's pairs with `key[]=value` lines gathered into `key` (items joined by newlines).
+fn with_lists(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in pairs {
+        match k.strip_suffix("[]") {
+            Some(key) => match out.iter_mut().find(|(k2, _)| k2 == key) {
+                Some((_, acc)) => {
+                    acc.push('\n');
+                    acc.push_str(&v);
+                }
+                None => out.push((key.to_string(), v)),
+            },
+            None => out.push((k, v)),
+        }
+    }
+    out
 }
 
 fn with_slash(s: &str) -> String {

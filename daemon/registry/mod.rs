@@ -37,6 +37,9 @@ pub const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
 const ACCEPT: &str = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
 
+/// The full document: asked for when publication times are needed (a release-age cooldown).
+const ACCEPT_FULL: &str = "application/json";
+
 /// Default budget of the in-memory metadata cache (`HOARD_METADATA_CACHE_MB` overrides).
 pub const HOT_BUDGET_BYTES: usize = 64 << 20;
 
@@ -156,8 +159,16 @@ impl Registry {
     ) -> Result<Arc<Packument>> {
         let registry = cfg.registry_for(name);
         let url = packument_url(&registry, name);
-        if let Some(p) = self.hot_hit(&url, network) {
+        let need_time = cfg.wants_publish_times();
+        if let Some(p) = self.hot_hit(&url, network)
+            && (p.has_time || !need_time)
+        {
             return Ok(p);
+        }
+        if need_time {
+            // Not shared with fetches of the abbreviated document.
+            let auth = cfg.auth_for(&url);
+            return self.fetch(name, &url, auth.as_deref(), network, true).await;
         }
         let fut = {
             let mut inflight = self
@@ -172,7 +183,9 @@ impl Registry {
                 let name = name.to_string();
                 let url2 = url.clone();
                 let handle = tokio::spawn(async move {
-                    let r = me.fetch(&name, &url2, auth.as_deref(), network).await;
+                    let r = me
+                        .fetch(&name, &url2, auth.as_deref(), network, false)
+                        .await;
                     if let Ok(mut m) = me.inflight.lock() {
                         m.remove(&url2);
                     }
@@ -241,12 +254,22 @@ impl Registry {
         url: &str,
         auth: Option<&str>,
         network: Network,
+        need_time: bool,
     ) -> Result<Arc<Packument>> {
         let disk_path = self.disk_path(url);
         let dp = disk_path.clone();
         let mut disk: Option<(CacheMeta, Packument)> =
             tokio::task::spawn_blocking(move || Packument::decode(std::fs::read(&dp).ok()?))
                 .await?;
+        if need_time && network == Network::Offline && disk.as_ref().is_some_and(|(_, p)| !p.has_time) {
+            return Err(HoardError::Offline(format!(
+                "the cached metadata of `{name}` has no publication times, which the release-age \
+                 cooldown (min-release-age / minimum-release-age / before) needs; run the install \
+                 once online"
+            )));
+        }
+        // A cached abbreviated document is no use when times are needed.
+        disk.take_if(|(_, p)| need_time && !p.has_time);
         let now = now_secs();
         // Fresh enough, or any age when offline / preferring offline.
         if let Some((meta, p)) = disk.take_if(|(m, _)| {
@@ -274,7 +297,7 @@ impl Registry {
                 http::Lane::Metadata,
                 url,
                 auth,
-                Some(ACCEPT),
+                Some(if need_time { ACCEPT_FULL } else { ACCEPT }),
                 etag.as_deref(),
                 lm.as_deref(),
                 &what,

@@ -12,3 +12,4 @@ mod network;
 mod registry;
 mod scrub;
 mod store;
+mod supply;

@@ -74,6 +74,18 @@ pub struct Pkg {
     /// Advertise this integrity instead of the real one.
     pub fake_integrity: Option<String>,
     pub deprecated: Option<String>,
+    /// Publication time (RFC 3339) for the packument's `time` object.
+    pub published: Option<String>,
+}
+
+/// An RFC 3339 time `hours` hours before now.
+pub fn hours_ago(hours: f64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let t = jiff::Timestamp::from_millisecond(((now - hours * 3600.0) * 1000.0) as i64).unwrap();
+    t.strftime("%Y-%m-%dT%H:%M:%S.000Z").to_string()
 }
 
 impl Pkg {
@@ -97,7 +109,13 @@ impl Pkg {
             raw_tarball: None,
             fake_integrity: None,
             deprecated: None,
+            published: None,
         }
+    }
+    /// Published `hours` hours ago.
+    pub fn age_hours(mut self, hours: f64) -> Pkg {
+        self.published = Some(hours_ago(hours));
+        self
     }
     pub fn dep(mut self, n: &str, r: &str) -> Pkg {
         self.deps.insert(n.into(), r.into());
@@ -415,6 +433,7 @@ impl Drop for Registry {
 fn packument(inner: &Inner, name: &str, base_url: &str) -> Option<Value> {
     let list = inner.packages.get(name)?;
     let mut versions = serde_json::Map::new();
+    let mut time = serde_json::Map::new();
     for p in list {
         let mut m = p.manifest();
         let path = Registry::tarball_path(&p.name, &p.version);
@@ -427,6 +446,9 @@ fn packument(inner: &Inner, name: &str, base_url: &str) -> Option<Value> {
         if let Some(d) = &p.deprecated {
             m["deprecated"] = json!(d);
         }
+        if let Some(t) = &p.published {
+            time.insert(p.version.clone(), json!(t));
+        }
         if p.scripts
             .keys()
             .any(|k| ["preinstall", "install", "postinstall"].contains(&k.as_str()))
@@ -435,11 +457,16 @@ fn packument(inner: &Inner, name: &str, base_url: &str) -> Option<Value> {
         }
         versions.insert(p.version.clone(), m);
     }
-    Some(json!({
+    let mut doc = json!({
         "name": name,
         "dist-tags": inner.dist_tags.get(name).cloned().unwrap_or_default(),
         "versions": versions,
-    }))
+    });
+    if !time.is_empty() {
+        time.insert("modified".into(), json!(hours_ago(0.0)));
+        doc["time"] = Value::Object(time);
+    }
+    Some(doc)
 }
 
 fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
