@@ -17,7 +17,9 @@ use crate::linker::state::StateHead;
 /// The summary of an install that has nothing to do, or `None` when it has.
 pub(super) async fn check(run: &Run<'_>, inputs: &Inputs) -> Result<Option<InstallSummary>> {
     let req = run.req;
-    if req.force || req.update_all || !req.update.is_empty() {
+    // `hoard ci` with a release-age cooldown checks the lockfile's versions every time.
+    let ci_checks_ages = req.frozen && inputs.cfg.wants_publish_times();
+    if req.force || req.update_all || !req.update.is_empty() || ci_checks_ages {
         return Ok(None);
     }
     let nm = inputs.dir.join("node_modules");

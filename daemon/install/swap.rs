@@ -17,7 +17,8 @@ use crate::linker::{self, Layout};
 /// The summary of a swapped-in install, or `None` when there is none to swap in.
 pub(super) async fn swap(run: &Run<'_>, inputs: &Inputs) -> Result<Option<InstallSummary>> {
     let req = run.req;
-    if inputs.layout != Layout::Global || req.force || inputs.lock_only {
+    let ci_checks_ages = req.frozen && inputs.cfg.wants_publish_times();
+    if inputs.layout != Layout::Global || req.force || inputs.lock_only || ci_checks_ages {
         return Ok(None);
     }
     let root = prepared_root(&inputs.dir);

@@ -310,7 +310,9 @@ mod tests {
                   "deprecated": "use 2", "dist": {"tarball": "https://r/pkg-1.2.0.tgz"}},
         "not-semver": {"name": "pkg", "version": "not-semver"},
         "1.1.0-beta.1": {"name": "pkg", "version": "1.1.0-beta.1"}
-      }
+      },
+      "time": {"modified": "2021-01-03T00:00:00.000Z", "1.0.0": "2021-01-01T00:00:00.000Z",
+               "1.2.0": "not a time"}
     }"#;
 
     #[test]
@@ -342,6 +344,9 @@ mod tests {
         assert_eq!((m2.fetched_at, m2.etag), (7, Some("\"e\"".to_string())));
         assert_eq!(p2.dist_tags["latest"], "1.2.0");
         assert_eq!(p2.sorted.len(), 3);
+        assert!(p.has_time && p2.has_time);
+        let times: Vec<Option<i64>> = p2.sorted.iter().map(|e| e.published).collect();
+        assert_eq!(times, [None, None, Some(1_609_459_200_000)]);
         assert_eq!(
             *p2.manifest("1.0.0").unwrap(),
             *p.manifest("1.0.0").unwrap()
