@@ -169,6 +169,19 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Review dependencies' install scripts and record approvals where npm keeps them
+    /// (package.json's `allowScripts`).
+    InstallScripts {
+        #[command(subcommand)]
+        action: ScriptsAction,
+    },
+    /// Same as `install-scripts approve`.
+    ApproveScripts(ApproveArgs),
+    /// Same as `install-scripts deny`.
+    DenyScripts(DenyArgs),
+    /// Go through the dependencies whose install scripts are unreviewed, one by one (package,
+    /// version, the script text), and approve or deny each.
+    ApproveBuilds,
     /// The daemon.
     Daemon {
         #[command(subcommand)]
@@ -179,6 +192,47 @@ pub enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScriptsAction {
+    /// List installed packages whose install scripts no allowScripts entry covers.
+    Ls,
+    /// Allow the named packages' install scripts (pinned to the installed versions).
+    Approve(ApproveArgs),
+    /// Deny the named packages' install scripts (a name-only `false`, which approvals never
+    /// override).
+    Deny(DenyArgs),
+    /// Remove allowScripts entries that match no installed package with install scripts.
+    Prune {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApproveArgs {
+    #[arg(value_name = "PKG")]
+    pub packages: Vec<String>,
+    /// Every package whose install scripts are unreviewed.
+    #[arg(long, conflicts_with = "packages")]
+    pub all: bool,
+    /// Write name-only entries that allow any version (npm's `--no-allow-scripts-pin`).
+    #[arg(long)]
+    pub no_allow_scripts_pin: bool,
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DenyArgs {
+    #[arg(value_name = "PKG")]
+    pub packages: Vec<String>,
+    /// Every package whose install scripts are unreviewed.
+    #[arg(long, conflicts_with = "packages")]
+    pub all: bool,
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]

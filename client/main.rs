@@ -22,7 +22,7 @@ use hoard_proto::v1;
 use serde_json::json;
 
 use cli::{Cli, Command};
-use commands::{daemon, inspect, install, run, store};
+use commands::{approve, daemon, inspect, install, run, store};
 use context::{Unreachable, project_dir};
 use render::json_line;
 
@@ -93,6 +93,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Why { name } => inspect::why(&project_dir(&cli)?, name),
         Command::Outdated { offline } => inspect::outdated(&cli, *offline).await,
+        Command::InstallScripts { action } => approve::install_scripts(&cli, action).await,
+        Command::ApproveScripts(a) => approve::approve(&cli, a).await,
+        Command::DenyScripts(d) => approve::deny(&cli, d).await,
+        Command::ApproveBuilds => approve::approve_builds(&cli).await,
         Command::Daemon { action } => daemon::daemon(&cli, action).await,
         Command::Store { action } => store::store(&cli, action).await,
     }

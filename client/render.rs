@@ -85,7 +85,7 @@ pub fn summary_json(s: &InstallSummary) -> serde_json::Value {
         "lockfile_written": s.lockfile_written, "total_millis": s.total_millis,
         "timings": s.timings.iter().map(|t| json!({"phase": phase_name(t.phase), "millis": t.millis})).collect::<Vec<_>>(),
         "scripts": s.scripts.iter().map(|x| json!({"package": x.package, "version": x.version, "event": x.event, "command": x.command, "path": x.path, "root": x.is_root})).collect::<Vec<_>>(),
-        "denied_scripts": s.denied_scripts.iter().map(|x| json!({"package": x.package, "version": x.version, "event": x.event, "command": x.command})).collect::<Vec<_>>(),
+        "denied_scripts": s.denied_scripts.iter().map(|x| json!({"package": x.package, "version": x.version, "event": x.event, "command": x.command, "explicit": x.explicit.unwrap_or(false)})).collect::<Vec<_>>(),
     })
 }
 
@@ -162,18 +162,6 @@ impl Renderer {
                 "warn: {} deprecated package{} (run with --verbose to list them)",
                 self.deprecated.len(),
                 if self.deprecated.len() == 1 { "" } else { "s" }
-            );
-        }
-        if !s.denied_scripts.is_empty() {
-            let mut names: Vec<String> = s
-                .denied_scripts
-                .iter()
-                .map(|d| format!("{}@{}", d.package, d.version))
-                .collect();
-            names.dedup();
-            eprintln!(
-                "note: install scripts not run (not allowed): {}",
-                names.join(", ")
             );
         }
         let secs = s.total_millis as f64 / 1000.0;

@@ -44,7 +44,10 @@ impl Cooldown {
         } else if let Some(v) = set("min-release-age") {
             let days = number(v, "min-release-age", "days")?;
             if days > 0.0 {
-                found.push((now_ms - (days * DAY_MS) as i64, format!("min-release-age={v}")));
+                found.push((
+                    now_ms - (days * DAY_MS) as i64,
+                    format!("min-release-age={v}"),
+                ));
             }
         }
         if let Some(v) = set("minimum-release-age") {
@@ -105,7 +108,10 @@ fn parse_date(v: &str) -> Option<i64> {
     }
     let utc = jiff::tz::TimeZone::UTC;
     if let Ok(dt) = v.parse::<jiff::civil::DateTime>() {
-        return dt.to_zoned(utc).ok().map(|z| z.timestamp().as_millisecond());
+        return dt
+            .to_zoned(utc)
+            .ok()
+            .map(|z| z.timestamp().as_millisecond());
     }
     let d = v.parse::<jiff::civil::Date>().ok()?;
     d.to_zoned(utc).ok().map(|z| z.timestamp().as_millisecond())

@@ -6,6 +6,7 @@
 //! Must not: contain install or store logic.
 
 mod ahead;
+mod allow_scripts;
 mod atomic;
 mod cooldown;
 mod error;

@@ -75,20 +75,6 @@ impl Project {
             .map(|(d, m, _)| (d.clone(), m.clone()))
             .collect()
     }
-
-    /// `hoard.allowScripts` from package.json: package names whose dependency scripts run.
-    pub fn allowed_scripts(&self) -> HashMap<String, bool> {
-        self.pkg_json
-            .get("hoard")
-            .and_then(|h| h.get("allowScripts"))
-            .and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_bool().unwrap_or(false)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 /// The indentation package.json uses (npm keeps it): the leading white space of the first

@@ -526,6 +526,17 @@ impl Hoard for Service {
         Ok(Response::new(resp))
     }
 
+    async fn install_scripts(
+        &self,
+        req: Request<InstallScriptsRequest>,
+    ) -> Result<Response<InstallScriptsResponse>, Status> {
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let span = info_span!("rpc.install_scripts", project = %r.project_dir, action = r.action);
+        let resp = self.0.installer.install_scripts(r).instrument(span).await?;
+        Ok(Response::new(resp))
+    }
+
     async fn shutdown(
         &self,
         req: Request<ShutdownRequest>,

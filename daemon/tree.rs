@@ -91,11 +91,12 @@ pub fn is_registry_resolved(resolved: &str) -> bool {
     let Some(i) = path.rfind("/-/") else {
         return false;
     };
-    let file = path[i + 3..].as_bytes();
+    let file = &path.as_bytes()[i + 3..];
     !host.is_empty()
         && i > 0
         && !file.contains(&b'/')
-        && (1..file.len()).any(|j| file[j] == b'-' && file.get(j + 1).is_some_and(u8::is_ascii_digit))
+        && (1..file.len())
+            .any(|j| file[j] == b'-' && file.get(j + 1).is_some_and(u8::is_ascii_digit))
 }
 
 impl Node {

@@ -1,9 +1,11 @@
 //! The commands, by family: `install` (install, ci, add, remove, update), `run` (run, exec,
-//! dlx), `inspect` (ls, why, outdated), `daemon` and `store`. `main.rs` parses and dispatches
+//! dlx), `inspect` (ls, why, outdated),
+//! `approve` (install-scripts, approve-builds), `daemon` and `store`. `main.rs` parses and dispatches
 //! here.
 //!
 //! Must not: parse the command line.
 
+pub mod approve;
 pub mod daemon;
 pub mod inspect;
 pub mod install;

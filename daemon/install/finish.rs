@@ -72,9 +72,7 @@ pub(super) async fn finish(
         ..Default::default()
     };
     if req.add.is_empty() && req.remove.is_empty() {
-        summary
-            .scripts
-            .extend(scripts::root_scripts(&inputs.project));
+        summary.scripts.extend(scripts::root_scripts(inputs));
     }
     summary.total_millis = run.started.elapsed().as_millis() as u64;
     Ok(summary)

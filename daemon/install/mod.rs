@@ -24,6 +24,7 @@
 //! with blocking work.
 
 mod age;
+mod approvals;
 mod context;
 mod edit;
 mod fetch;
@@ -82,7 +83,7 @@ impl Installer {
         let fetched = stage("fetch", fetch::fetch(&run, &inputs, &record.tree)).await?;
         record.integrity_filled = fetch::fill_integrity(&mut record.tree, &fetched.stored);
         let (tree, stored) = (&record.tree, &fetched.stored);
-        let scripts = stage("scripts", scripts::policy(&run, &inputs, tree, stored)).await;
+        let scripts = stage("scripts", scripts::policy(&run, &inputs, tree, stored)).await?;
         let linked = link::link(&run, &inputs, &inputs.dir, tree, &fetched, &scripts);
         let linked = stage("link", linked).await?;
         let finished = finish::finish(&run, &inputs, &record, fetched, scripts, linked);

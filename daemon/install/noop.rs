@@ -50,7 +50,7 @@ pub(super) async fn check(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Insta
         "copy" => v1::LinkMethod::Copy,
         _ => v1::LinkMethod::Hardlink,
     } as i32;
-    summary.scripts = scripts::root_scripts(&inputs.project);
+    summary.scripts = scripts::root_scripts(inputs);
     summary.total_millis = run.started.elapsed().as_millis() as u64;
     Ok(Some(summary))
 }

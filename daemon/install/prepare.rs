@@ -75,7 +75,7 @@ impl Installer {
         if inputs.layout != Layout::Global || !record.from_lock || filled {
             return Ok(out);
         }
-        let scripts = scripts::policy(&run, &inputs, &tree, &fetched.stored).await;
+        let scripts = scripts::policy(&run, &inputs, &tree, &fetched.stored).await?;
         if !scripts.copies.is_empty() {
             return Ok(out); // packages whose scripts run are built by the install itself
         }

@@ -1,9 +1,12 @@
 //! Stage 5 of an install: the scripts policy. A dependency's install scripts (`preinstall`,
 //! `install`, `postinstall`, or node-gyp's implicit `install` when it has `binding.gyp`) run only
-//! when package.json allows them (`"hoard": {"allowScripts": {"<name>": true}}`); allowed
-//! packages become real copies (their scripts write into their folder). The scripts are listed
-//! for the client, which runs them after linking, dependencies before dependents, then the
-//! root's own lifecycle scripts.
+//! when npm's policy allows them (`crate::allow_scripts`: package.json's `allowScripts`, which
+//! npm reads too); allowed packages become real copies (their scripts write into their folder).
+//! One deliberate difference from npm: a script no entry covers is not run (npm runs it with a
+//! notice); hoard names it in the same kind of notice, with the command that approves it, and
+//! `strict-allow-scripts` makes it an error before anything is linked. The scripts are listed for
+//! the client, which runs them after linking, dependencies before dependents, then the root's own
+//! lifecycle scripts.
 //!
 //! Must not: run anything.
 
@@ -15,11 +18,12 @@ use hoard_proto::v1::{DeniedScript, Script};
 
 use super::context::{Run, blocking};
 use super::inputs::Inputs;
+use crate::allow_scripts::{Identity, Policy, Verdict};
+use crate::error::{HoardError, Result};
 use crate::linker::{self, Layout};
-use crate::project::Project;
 use crate::registry::packument::Manifest;
 use crate::store::{Store, StoredPackage};
-use crate::tree::{Node, Tree};
+use crate::tree::{Node, NodeKind, Tree};
 
 /// Root lifecycle scripts npm runs after a plain `npm install` has linked node_modules, in
 /// order. (`preinstall` runs before: the client runs it before it sends the request.)
@@ -38,30 +42,48 @@ pub(super) struct Scripts {
     pub copies: HashSet<usize>,
     /// Allowed dependency scripts, in the order they run.
     pub allowed: Vec<Script>,
+    /// Scripts not run: denied by an entry (`explicit`) or unreviewed.
     pub denied: Vec<DeniedScript>,
 }
 
-/// Apply the policy to every stored package; warns once about denied scripts.
+/// The policy's identity of a tree node.
+pub fn identity(n: &Node) -> Identity {
+    let resolved = match &n.kind {
+        NodeKind::Package { resolved, .. } => resolved.as_str(),
+        _ => "",
+    };
+    Identity::of(n.real_name(), n.version(), resolved)
+}
+
+/// Apply the policy to every stored package; tells the user once about unreviewed scripts, or
+/// fails under `strict-allow-scripts`.
 pub(super) async fn policy(
     run: &Run<'_>,
     inputs: &Inputs,
     tree: &Tree,
     stored: &HashMap<usize, Arc<StoredPackage>>,
-) -> Scripts {
-    let allow = inputs.project.allowed_scripts();
+) -> Result<Scripts> {
+    let policy = Policy::load(&inputs.project.pkg_json, &inputs.cfg);
     let mut out = Scripts {
         copies: HashSet::new(),
         allowed: Vec::new(),
         denied: Vec::new(),
     };
+    if policy.ignore {
+        return Ok(out);
+    }
+    for w in &policy.warnings {
+        run.em.warn("allow-scripts", "", w.clone()).await;
+    }
     let mut allowed: Vec<(usize, Script)> = Vec::new();
     for (&i, p) in stored {
         let n = &tree.nodes[i];
         let scripts = blocking(|| package_install_scripts(&run.installer.store, p, &n.manifest));
-        if scripts.is_empty() {
+        if scripts.is_empty() || n.in_bundle {
             continue;
         }
-        if allow.get(n.real_name()).copied().unwrap_or(false) {
+        let id = identity(n);
+        if policy.runs(&id, n.in_bundle) {
             out.copies.insert(i);
             let path = inputs.dir.join(match inputs.layout {
                 Layout::Isolated => linker::plan::isolated_dir(n),
@@ -72,16 +94,30 @@ pub(super) async fn policy(
                 allowed.push((i, script(n, &path.display().to_string(), event, command)));
             }
         } else {
+            let explicit = policy.verdict(&id, n.in_bundle) == Verdict::Denied;
             out.denied
                 .extend(scripts.into_iter().map(|(event, command)| DeniedScript {
                     package: n.real_name().to_string(),
                     version: n.version().to_string(),
                     event,
                     command,
+                    explicit: Some(explicit),
                 }));
         }
     }
-    warn_denied(run, &out.denied).await;
+    out.denied
+        .sort_by(|a, b| (&a.package, &a.version).cmp(&(&b.package, &b.version)));
+    let unreviewed = unreviewed_lines(&out.denied);
+    if policy.strict && !unreviewed.is_empty() {
+        return Err(HoardError::InvalidInput(format!(
+            "strict-allow-scripts: {} package(s) have install scripts not covered by \
+             allowScripts:\n{}\nRun `hoard install-scripts approve <pkg>` to allow them, or \
+             `hoard install-scripts deny <pkg>` to skip them.",
+            unreviewed.len(),
+            unreviewed.join("\n")
+        )));
+    }
+    notice_unreviewed(run, &out.denied, &unreviewed).await;
     // Dependencies before dependents: deeper folders first.
     allowed.sort_by_key(|(i, s)| {
         (
@@ -91,7 +127,7 @@ pub(super) async fn policy(
         )
     });
     out.allowed = allowed.into_iter().map(|(_, s)| s).collect();
-    out
+    Ok(out)
 }
 
 fn script(n: &Node, path: &str, event: String, command: String) -> Script {
@@ -106,24 +142,60 @@ fn script(n: &Node, path: &str, event: String, command: String) -> Script {
     }
 }
 
-async fn warn_denied(run: &Run<'_>, denied: &[DeniedScript]) {
-    if denied.is_empty() {
-        return;
+/// `  name@version (event: command; event: command)` per unreviewed package, as npm lists them.
+fn unreviewed_lines(denied: &[DeniedScript]) -> Vec<String> {
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    for d in denied.iter().filter(|d| d.explicit != Some(true)) {
+        let label = format!("{}@{}", d.package, d.version);
+        let event = format!("{}: {}", d.event, d.command);
+        match lines.last_mut() {
+            Some((l, events)) if *l == label => {
+                if !events.contains(&event) {
+                    events.push(event)
+                }
+            }
+            _ => lines.push((label, vec![event])),
+        }
     }
-    let mut names: Vec<String> = denied.iter().map(|d| d.package.clone()).collect();
-    names.dedup();
-    let msg = format!(
-        "install scripts of {} were not run; to allow them add to package.json: \
-         \"hoard\": {{\"allowScripts\": {{\"{}\": true}}}}",
-        names.join(", "),
-        names[0]
-    );
-    run.em.warn("script-denied", "", msg).await;
+    lines
+        .into_iter()
+        .map(|(l, e)| format!("  {l} ({})", e.join("; ")))
+        .collect()
 }
 
-/// The project's own lifecycle scripts that run after the install, in order.
-pub(super) fn root_scripts(project: &Project) -> Vec<Script> {
+/// npm's notice about scripts no entry covers (explicit denials stay silent).
+async fn notice_unreviewed(run: &Run<'_>, denied: &[DeniedScript], lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    let first = denied.iter().find(|d| d.explicit != Some(true));
+    let package = match (lines.len(), first) {
+        (1, Some(d)) => format!("{}@{}", d.package, d.version),
+        _ => String::new(),
+    };
+    let msg = format!(
+        "{} {} install scripts not yet covered by allowScripts; hoard did not run them:\n{}\n\
+         Run `hoard install-scripts ls` to review, or `hoard install-scripts approve <pkg>` to \
+         allow.",
+        lines.len(),
+        if lines.len() == 1 {
+            "package has"
+        } else {
+            "packages have"
+        },
+        lines.join("\n")
+    );
+    run.em.warn("script-denied", &package, msg).await;
+}
+
+/// The project's own lifecycle scripts that run after the install, in order (none under
+/// `ignore-scripts`).
+pub(super) fn root_scripts(inputs: &Inputs) -> Vec<Script> {
+    let project = &inputs.project;
     let mut out = Vec::new();
+    if inputs.cfg.flag("ignore-scripts").unwrap_or(false) {
+        return out;
+    }
     for event in ROOT_EVENTS {
         if let Some(cmd) = project.manifest.scripts.get(event) {
             out.push(Script {
@@ -141,7 +213,7 @@ pub(super) fn root_scripts(project: &Project) -> Vec<Script> {
 
 /// (event, command) of a package's install scripts, in order; node-gyp's implicit
 /// `install` when binding.gyp exists and no install/preinstall script is given.
-fn package_install_scripts(
+pub fn package_install_scripts(
     store: &Store,
     p: &StoredPackage,
     m: &Manifest,

@@ -38,7 +38,7 @@ pub(super) async fn swap(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Instal
         added: total,
         total_packages: total,
         link_method: v1::LinkMethod::Hardlink as i32,
-        scripts: scripts::root_scripts(&inputs.project),
+        scripts: scripts::root_scripts(inputs),
         prepared: Some(true),
         total_millis: run.started.elapsed().as_millis() as u64,
         ..Default::default()

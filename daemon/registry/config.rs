@@ -137,7 +137,10 @@ impl NpmConfig {
     pub fn wants_publish_times(&self) -> bool {
         ["before", "min-release-age", "minimum-release-age"]
             .iter()
-            .any(|k| self.get(k).is_some_and(|v| !v.is_empty() && v != "0" && v != "null"))
+            .any(|k| {
+                self.get(k)
+                    .is_some_and(|v| !v.is_empty() && v != "0" && v != "null")
+            })
     }
 
     /// The default registry, with a trailing slash.

@@ -261,7 +261,10 @@ impl Registry {
         let mut disk: Option<(CacheMeta, Packument)> =
             tokio::task::spawn_blocking(move || Packument::decode(std::fs::read(&dp).ok()?))
                 .await?;
-        if need_time && network == Network::Offline && disk.as_ref().is_some_and(|(_, p)| !p.has_time) {
+        if need_time
+            && network == Network::Offline
+            && disk.as_ref().is_some_and(|(_, p)| !p.has_time)
+        {
             return Err(HoardError::Offline(format!(
                 "the cached metadata of `{name}` has no publication times, which the release-age \
                  cooldown (min-release-age / minimum-release-age / before) needs; run the install \

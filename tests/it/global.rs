@@ -240,7 +240,7 @@ fn packages_whose_scripts_run_stay_in_the_project_with_their_dependents() {
     let ctx = TestContext::new().with_registry(&reg.url);
     ctx.write_project(
         &json!({"name": "app", "dependencies": {"needs-built": "1", "b": "1"},
-                              "hoard": {"allowScripts": {"built": true}}}),
+                              "allowScripts": {"built": true}}),
     );
     ctx.ok(&["install", "--layout", "global"]);
     let local = ctx

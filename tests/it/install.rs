@@ -347,7 +347,7 @@ fn scripts_are_denied_by_default_and_run_by_the_client_when_allowed() {
         true
     );
 
-    ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": {"builder": "1"}, "hoard": {"allowScripts": {"builder": true}}}));
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": {"builder": "1"}, "allowScripts": {"builder": true}}));
     ctx.ok(&["install"]);
     let dir = ctx.project.join("node_modules/builder");
     assert_eq!(

@@ -225,7 +225,7 @@ fn react_vite_project_matches_npm() {
         "react-vite",
         json!({"name": "react-vite", "version": "1.0.0", "private": true, "type": "module",
                "scripts": {"build": "vite build"},
-               "hoard": {"allowScripts": {"esbuild": true}},
+               "allowScripts": {"esbuild": true},
                "dependencies": {"react": "^18.3.1", "react-dom": "^18.3.1", "react-router-dom": "^6.26.0"},
                "devDependencies": {"vite": "^5.4.0", "@vitejs/plugin-react": "^4.3.1", "typescript": "~5.5.4",
                                    "eslint": "^8.57.0", "@types/react": "^18.3.3", "@types/react-dom": "^18.3.0",
