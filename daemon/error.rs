@@ -82,6 +82,10 @@ pub enum HoardError {
     #[error("{0}")]
     Resolve(String),
 
+    /// A supply-chain check refused the install (a registry signature, an advisory).
+    #[error("{0}")]
+    Refused(String),
+
     #[error("{0}")]
     Lockfile(String),
 
@@ -171,7 +175,7 @@ impl HoardError {
             HoardError::PermissionDenied(_) => Code::PermissionDenied,
             HoardError::Offline(_) | HoardError::Registry(_) => Code::Unavailable,
             HoardError::Integrity { .. } | HoardError::HostileTarball { .. } => Code::DataLoss,
-            HoardError::Resolve(_) => Code::FailedPrecondition,
+            HoardError::Resolve(_) | HoardError::Refused(_) => Code::FailedPrecondition,
             HoardError::Cancelled(_) => Code::Cancelled,
             HoardError::NoSpace { .. } => Code::ResourceExhausted,
             HoardError::IndexBroken { .. } => Code::Unavailable,

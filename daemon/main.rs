@@ -24,6 +24,7 @@ mod scrub;
 mod semver_npm;
 mod service;
 mod settings;
+mod signatures;
 mod spec;
 mod store;
 mod tree;

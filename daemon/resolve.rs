@@ -163,7 +163,7 @@ impl RegistrySource<'_> {
         m.dist = crate::registry::packument::Dist {
             tarball: resolved,
             integrity: Some(stored.integrity.clone()),
-            shasum: None,
+            ..Default::default()
         };
         Ok(Arc::new(m))
     }

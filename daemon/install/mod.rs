@@ -36,6 +36,7 @@ mod outdated;
 mod prepare;
 mod record;
 mod scripts;
+mod signed;
 mod swap;
 
 use std::sync::Arc;

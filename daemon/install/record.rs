@@ -58,6 +58,8 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
     };
     if from_lock {
         super::age::check_locked(run, inputs, &tree).await?;
+    } else {
+        super::signed::check_tree(run, inputs, &tree).await?;
     }
     let n = tree.nodes.len() as u64;
     run.em.progress(v1::Phase::Resolve, n, n, 0, true).await;

@@ -8,6 +8,7 @@
 pub mod compact;
 pub mod config;
 pub mod http;
+pub mod keys;
 pub mod packument;
 
 use std::collections::HashMap;
@@ -117,6 +118,8 @@ pub struct Registry {
     inflight: Mutex<HashMap<String, SharedFetch>>,
     /// Bytes of metadata downloaded since start (for summaries).
     pub bytes_downloaded: std::sync::atomic::AtomicU64,
+    /// Registries' signing keys.
+    pub keys: keys::Keys,
 }
 
 fn now_secs() -> u64 {
@@ -134,6 +137,7 @@ pub fn packument_url(registry: &str, name: &str) -> String {
 impl Registry {
     pub fn new(http: Arc<Http>, metadata_dir: PathBuf, hot_budget: usize) -> Registry {
         Registry {
+            keys: keys::Keys::new(http.clone(), metadata_dir.clone()),
             http,
             metadata_dir,
             hot: Mutex::new(Hot {
@@ -204,6 +208,24 @@ impl Registry {
             }
         };
         fut.await.map_err(HoardError::Shared)
+    }
+
+    /// The packument of `name` with publication times (the full document, fetched unless one
+    /// is cached).
+    pub async fn packument_with_times(
+        self: &Arc<Self>,
+        name: &str,
+        cfg: &NpmConfig,
+        network: Network,
+    ) -> Result<Arc<Packument>> {
+        let url = packument_url(&cfg.registry_for(name), name);
+        if let Some(p) = self.hot_hit(&url, network)
+            && p.has_time
+        {
+            return Ok(p);
+        }
+        let auth = cfg.auth_for(&url);
+        self.fetch(name, &url, auth.as_deref(), network, true).await
     }
 
     /// Whether `name`'s packument is in memory and fresh (a request would not wait).

@@ -249,6 +249,42 @@ pub struct Dist {
         skip_serializing_if = "Option::is_none"
     )]
     pub shasum: Option<String>,
+    /// The registry's ECDSA signatures over `<name>@<version>:<integrity>`.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub signatures: Vec<DistSignature>,
+    /// Where the registry keeps this version's attestations (provenance, publish).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub attestations: Option<DistAttestations>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DistSignature {
+    #[serde(default, deserialize_with = "loose_string")]
+    pub keyid: String,
+    #[serde(default, deserialize_with = "loose_string")]
+    pub sig: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DistAttestations {
+    #[serde(default, deserialize_with = "loose_string")]
+    pub url: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub provenance: Option<Provenance>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Provenance {
+    #[serde(rename = "predicateType", default, deserialize_with = "loose_string")]
+    pub predicate_type: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -477,7 +513,7 @@ impl Manifest {
                     .unwrap_or("")
                     .to_string(),
                 integrity: v.get("integrity").and_then(Value::as_str).map(String::from),
-                shasum: None,
+                ..Default::default()
             },
             os: str_list(v.get("os")),
             cpu: str_list(v.get("cpu")),

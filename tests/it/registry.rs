@@ -76,6 +76,24 @@ pub struct Pkg {
     pub deprecated: Option<String>,
     /// Publication time (RFC 3339) for the packument's `time` object.
     pub published: Option<String>,
+    /// How the registry signs this version.
+    pub signing: Signing,
+    /// Serve a provenance attestation for it (`Some(true)`: with a wrong subject digest).
+    pub attest: Option<bool>,
+}
+
+/// How the test registry signs a version's `<name>@<version>:<integrity>`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Signing {
+    /// With the registry's key (the default).
+    #[default]
+    Signed,
+    /// No `dist.signatures`.
+    Unsigned,
+    /// A valid-looking signature over other bytes.
+    Tampered,
+    /// Signed by a key the keys endpoint does not list.
+    UnknownKey,
 }
 
 /// An RFC 3339 time `hours` hours before now.
@@ -110,7 +128,18 @@ impl Pkg {
             fake_integrity: None,
             deprecated: None,
             published: None,
+            signing: Signing::Signed,
+            attest: None,
         }
+    }
+    pub fn signing(mut self, s: Signing) -> Pkg {
+        self.signing = s;
+        self
+    }
+    /// Serve a provenance attestation; `wrong_digest` makes its subject name other bytes.
+    pub fn attest(mut self, wrong_digest: bool) -> Pkg {
+        self.attest = Some(wrong_digest);
+        self
     }
     /// Published `hours` hours ago.
     pub fn age_hours(mut self, hours: f64) -> Pkg {
@@ -312,6 +341,64 @@ struct Inner {
     log: Vec<(String, Option<String>)>,
     /// Recorded packuments served as they are (`{registry}/` stands for this registry's URL).
     raw: HashMap<String, Arc<str>>,
+    /// The registry's signing key, and whether `/-/npm/v1/keys` lists it (with an expiry).
+    key: Arc<ring::signature::EcdsaKeyPair>,
+    keys_served: bool,
+    key_expires: Option<String>,
+    /// Advisories by package name, served by the bulk advisory endpoint.
+    advisories: HashMap<String, Vec<Value>>,
+    /// Bodies POSTed to the advisory endpoint.
+    pub advisory_requests: Vec<Value>,
+}
+
+/// The test registry's keyid.
+pub const KEYID: &str = "SHA256:hoard-test-registry";
+
+fn new_key() -> ring::signature::EcdsaKeyPair {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap()
+}
+
+fn sign(key: &ring::signature::EcdsaKeyPair, msg: &str) -> String {
+    let sig = key
+        .sign(&ring::rand::SystemRandom::new(), msg.as_bytes())
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
+}
+
+/// The keys document, as npm's registry serves it (SPKI DER in base64).
+fn keys_doc(inner: &Inner) -> Value {
+    use ring::signature::KeyPair;
+    let mut spki = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    spki.extend_from_slice(inner.key.public_key().as_ref());
+    json!({"keys": [{
+        "expires": inner.key_expires,
+        "keyid": KEYID,
+        "keytype": "ecdsa-sha2-nistp256",
+        "scheme": "ecdsa-sha2-nistp256",
+        "key": base64::engine::general_purpose::STANDARD.encode(spki),
+    }]})
+}
+
+/// A registry attestations document whose in-toto subject names `purl` and `sha512_hex`.
+fn attestations_doc(purl: &str, sha512_hex: &str) -> Value {
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": purl, "digest": {"sha512": sha512_hex}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+    });
+    json!({"attestations": [{
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "bundle": {"dsseEnvelope": {
+            "payload": base64::engine::general_purpose::STANDARD.encode(statement.to_string()),
+            "payloadType": "application/vnd.in-toto+json",
+            "signatures": [{"sig": "", "keyid": ""}]}}
+    }]})
 }
 
 /// A running registry. Dropping it stops accepting connections.
@@ -334,6 +421,11 @@ impl Registry {
             counts: HashMap::new(),
             log: Vec::new(),
             raw: HashMap::new(),
+            key: Arc::new(new_key()),
+            keys_served: true,
+            key_expires: None,
+            advisories: HashMap::new(),
+            advisory_requests: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (i2, s2, u2) = (inner.clone(), stop.clone(), url.clone());
@@ -394,6 +486,38 @@ impl Registry {
             .insert(tag.into(), version.into());
     }
 
+    /// Stop serving `/-/npm/v1/keys` (404), as registries without signing keys do.
+    pub fn without_keys(&self) {
+        self.inner.lock().unwrap().keys_served = false;
+    }
+
+    /// The signing key does not expire (again).
+    pub fn inner_reset_key_expiry(&self) {
+        self.inner.lock().unwrap().key_expires = None;
+    }
+
+    /// List the signing key as expired at `time` (RFC 3339).
+    pub fn expire_key(&self, time: &str) {
+        self.inner.lock().unwrap().key_expires = Some(time.to_string());
+    }
+
+    /// Serve an advisory (npm's bulk format: id, url, title, severity, vulnerable_versions,
+    /// cwe) for `name`.
+    pub fn advisory(&self, name: &str, advisory: Value) {
+        self.inner
+            .lock()
+            .unwrap()
+            .advisories
+            .entry(name.into())
+            .or_default()
+            .push(advisory);
+    }
+
+    /// How many times the bulk advisory endpoint was asked.
+    pub fn advisory_requests(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().advisory_requests.clone()
+    }
+
     pub fn fault(&self, path: &str, f: Fault) {
         self.inner.lock().unwrap().faults.insert(path.into(), f);
     }
@@ -443,6 +567,24 @@ fn packument(inner: &Inner, name: &str, base_url: &str) -> Option<Value> {
             "tarball": format!("{}{}", base_url.trim_end_matches('/'), path),
             "integrity": integrity,
         });
+        let message = format!("{}@{}:{}", p.name, p.version, integrity);
+        let signature = |keyid: &str, key: &ring::signature::EcdsaKeyPair, msg: &str| json!([{"keyid": keyid, "sig": sign(key, msg)}]);
+        match p.signing {
+            Signing::Signed => m["dist"]["signatures"] = signature(KEYID, &inner.key, &message),
+            Signing::Unsigned => {}
+            Signing::Tampered => {
+                m["dist"]["signatures"] = signature(KEYID, &inner.key, &format!("{message}x"))
+            }
+            Signing::UnknownKey => {
+                m["dist"]["signatures"] = signature("SHA256:unknown", &new_key(), &message)
+            }
+        }
+        if p.attest.is_some() {
+            m["dist"]["attestations"] = json!({
+                "url": format!("{base_url}-/npm/v1/attestations/{}@{}", p.name, p.version),
+                "provenance": {"predicateType": "https://slsa.dev/provenance/v1"},
+            });
+        }
         if let Some(d) = &p.deprecated {
             m["deprecated"] = json!(d);
         }
@@ -496,9 +638,9 @@ fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
                 }
             }
         }
+        let mut request_body = vec![0u8; content_length];
         if content_length > 0 {
-            let mut sink = vec![0u8; content_length];
-            let _ = reader.read_exact(&mut sink);
+            let _ = reader.read_exact(&mut request_body);
         }
         let raw_path = request_line
             .split_whitespace()
@@ -518,7 +660,47 @@ fn serve_conn(conn: TcpStream, inner: Arc<Mutex<Inner>>, base_url: &str) {
             } else {
                 fault.status = None;
             }
-            let body = if path.contains("/-/") {
+            let body = if path == "/-/npm/v1/keys" {
+                g.keys_served.then(|| {
+                    (
+                        serde_json::to_vec(&keys_doc(&g)).unwrap(),
+                        "application/json",
+                    )
+                })
+            } else if path == "/-/npm/v1/security/advisories/bulk" {
+                let asked: Value = serde_json::from_slice(&request_body).unwrap_or(Value::Null);
+                g.advisory_requests.push(asked.clone());
+                let mut out = serde_json::Map::new();
+                for name in asked
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+                {
+                    if let Some(list) = g.advisories.get(&name) {
+                        out.insert(name, json!(list));
+                    }
+                }
+                Some((serde_json::to_vec(&out).unwrap(), "application/json"))
+            } else if let Some(id) = path.strip_prefix("/-/npm/v1/attestations/") {
+                let at = id.rfind('@').unwrap_or(0);
+                let (name, version) = (&id[..at], &id[at + 1..]);
+                let found = g
+                    .packages
+                    .get(name)
+                    .and_then(|l| l.iter().find(|p| p.version == version));
+                found.and_then(|p| {
+                    let tgz = g.tarballs.get(&Registry::tarball_path(name, version))?;
+                    let mut digest = hex::encode(sha2::Sha512::digest(tgz));
+                    if p.attest == Some(true) {
+                        digest = digest.replace(|c: char| c != '0', "0");
+                    }
+                    let purl = format!("pkg:npm/{}@{version}", name.replace('@', "%40"));
+                    Some((
+                        serde_json::to_vec(&attestations_doc(&purl, &digest)).unwrap(),
+                        "application/json",
+                    ))
+                })
+            } else if path.contains("/-/") {
                 g.tarballs
                     .get(&path)
                     .cloned()

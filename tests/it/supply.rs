@@ -450,3 +450,101 @@ fn hoard_writes_what_npm_install_scripts_writes() {
         );
     }
 }
+
+fn install_err(ctx: &TestContext) -> String {
+    let out = ctx.run(&["install"]);
+    assert!(!out.status.success(), "the install should fail");
+    assert!(
+        !ctx.project.join("node_modules").exists(),
+        "nothing was linked"
+    );
+    assert!(
+        !ctx.project.join("package-lock.json").exists(),
+        "no lockfile was written"
+    );
+    stderr(&out)
+}
+
+#[test]
+fn registry_signatures_are_checked_and_a_bad_one_always_fails() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("good", "1.0.0"));
+    reg.publish(Pkg::new("tampered", "1.0.0").signing(Signing::Tampered));
+    reg.publish(Pkg::new("stranger", "1.0.0").signing(Signing::UnknownKey));
+    reg.publish(Pkg::new("old", "1.0.0").age_hours(24.0 * 20.0));
+    reg.publish(Pkg::new("late", "1.0.0").age_hours(24.0 * 2.0));
+    reg.publish(Pkg::new("unsigned", "1.0.0").signing(Signing::Unsigned));
+    let project = |deps: Value| json!({"name": "app", "version": "1.0.0", "dependencies": deps});
+
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&project(json!({"good": "1", "old": "1", "late": "1"})));
+    let out = ctx.ok(&["--json", "install"]);
+    assert!(
+        !out.contains("signature"),
+        "all verified, nothing said: {out}"
+    );
+    assert_eq!(reg.count("/-/npm/v1/keys"), 1);
+
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&project(json!({"good": "1", "tampered": "1"})));
+    let err = install_err(&ctx);
+    for part in [
+        "tampered@1.0.0",
+        "invalid registry signature",
+        KEYID,
+        reg.url.as_str(),
+    ] {
+        assert!(err.contains(part), "missing {part:?} in: {err}");
+    }
+    // Even with verify-signatures=warn spelled out: a bad signature always fails.
+    std::fs::write(ctx.project.join(".npmrc"), "verify-signatures=warn\n").unwrap();
+    install_err(&ctx);
+
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&project(json!({"stranger": "1"})));
+    let err = install_err(&ctx);
+    assert!(err.contains("stranger@1.0.0 has a registry signature with keyid: SHA256:unknown but no corresponding public key"), "{err}");
+
+    // A key that expired before a version was published does not vouch for it.
+    reg.expire_key(&hours_ago(24.0 * 10.0));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&project(json!({"old": "1"})));
+    ctx.ok(&["install"]);
+    let ctx2 = TestContext::new().with_registry(&reg.url);
+    ctx2.write_project(&project(json!({"late": "1"})));
+    let err = install_err(&ctx2);
+    assert!(
+        err.contains("late@1.0.0") && err.contains("has expired"),
+        "{err}"
+    );
+    reg.inner_reset_key_expiry();
+
+    // Missing: a warning by default, an error under `require`, nothing under `off`.
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&project(json!({"unsigned": "1"})));
+    let out = ctx.run(&["install"]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("unsigned@1.0.0") && stderr(&out).contains("no registry signature"),
+        "{}",
+        stderr(&out)
+    );
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&project(json!({"unsigned": "1"})));
+    std::fs::write(ctx.project.join(".npmrc"), "verify-signatures=require\n").unwrap();
+    let err = install_err(&ctx);
+    assert!(err.contains("verify-signatures=require"), "{err}");
+    std::fs::write(ctx.project.join(".npmrc"), "verify-signatures=off\n").unwrap();
+    let out = ctx.run(&["install"]);
+    assert!(
+        out.status.success() && !stderr(&out).contains("signature"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A registry that publishes no keys: nothing to verify against, as npm treats it.
+    reg.without_keys();
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&project(json!({"tampered": "1"})));
+    ctx.ok(&["install"]);
+}
