@@ -182,6 +182,21 @@ pub enum Command {
     /// Go through the dependencies whose install scripts are unreviewed, one by one (package,
     /// version, the script text), and approve or deny each.
     ApproveBuilds,
+    /// The installed packages' known vulnerabilities and malware (the registry's advisories);
+    /// `hoard audit signatures` checks their registry signatures and attestations.
+    Audit {
+        #[command(subcommand)]
+        what: Option<AuditWhat>,
+        /// Exit 1 only for advisories at or above this severity (info, low, moderate, high,
+        /// critical, none).
+        #[arg(long, value_name = "LEVEL", global = true)]
+        audit_level: Option<String>,
+        /// Leave out a dependency type (only `dev`).
+        #[arg(long, value_name = "TYPE", global = true)]
+        omit: Vec<String>,
+        #[arg(long, global = true)]
+        offline: bool,
+    },
     /// The daemon.
     Daemon {
         #[command(subcommand)]
@@ -192,6 +207,12 @@ pub enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum AuditWhat {
+    /// Verify registry signatures (and attestation subjects), like `npm audit signatures`.
+    Signatures,
 }
 
 #[derive(Subcommand, Debug)]

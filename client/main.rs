@@ -22,7 +22,7 @@ use hoard_proto::v1;
 use serde_json::json;
 
 use cli::{Cli, Command};
-use commands::{approve, daemon, inspect, install, run, store};
+use commands::{approve, audit, daemon, inspect, install, run, store};
 use context::{Unreachable, project_dir};
 use render::json_line;
 
@@ -97,6 +97,12 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::ApproveScripts(a) => approve::approve(&cli, a).await,
         Command::DenyScripts(d) => approve::deny(&cli, d).await,
         Command::ApproveBuilds => approve::approve_builds(&cli).await,
+        Command::Audit {
+            what,
+            audit_level,
+            omit,
+            offline,
+        } => audit::audit(&cli, *what, audit_level.as_deref(), omit, *offline).await,
         Command::Daemon { action } => daemon::daemon(&cli, action).await,
         Command::Store { action } => store::store(&cli, action).await,
     }

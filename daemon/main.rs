@@ -5,6 +5,7 @@
 //! This file owns the process lifecycle only (arguments, lock, logging, socket, shutdown).
 //! Must not: contain install or store logic.
 
+mod advisories;
 mod ahead;
 mod allow_scripts;
 mod atomic;

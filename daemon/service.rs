@@ -537,6 +537,14 @@ impl Hoard for Service {
         Ok(Response::new(resp))
     }
 
+    async fn audit(&self, req: Request<AuditRequest>) -> Result<Response<AuditResponse>, Status> {
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let span = info_span!("rpc.audit", project = %r.project_dir, kind = r.kind);
+        let resp = self.0.installer.audit(r).instrument(span).await?;
+        Ok(Response::new(resp))
+    }
+
     async fn shutdown(
         &self,
         req: Request<ShutdownRequest>,

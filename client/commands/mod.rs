@@ -1,11 +1,12 @@
 //! The commands, by family: `install` (install, ci, add, remove, update), `run` (run, exec,
 //! dlx), `inspect` (ls, why, outdated),
-//! `approve` (install-scripts, approve-builds), `daemon` and `store`. `main.rs` parses and dispatches
+//! `approve` (install-scripts, approve-builds), `audit`, `daemon` and `store`. `main.rs` parses and dispatches
 //! here.
 //!
 //! Must not: parse the command line.
 
 pub mod approve;
+pub mod audit;
 pub mod daemon;
 pub mod inspect;
 pub mod install;

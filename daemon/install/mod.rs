@@ -23,8 +23,10 @@
 //! Must not: run package code (the client runs allowed scripts), or hold the async executor
 //! with blocking work.
 
+mod advised;
 mod age;
 mod approvals;
+mod audit;
 mod context;
 mod edit;
 mod fetch;

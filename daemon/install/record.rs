@@ -61,6 +61,7 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
     } else {
         super::signed::check_tree(run, inputs, &tree).await?;
     }
+    super::advised::gate(run, inputs, &tree).await?;
     let n = tree.nodes.len() as u64;
     run.em.progress(v1::Phase::Resolve, n, n, 0, true).await;
     Ok(Record {

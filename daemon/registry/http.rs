@@ -168,6 +168,54 @@ impl Http {
     }
 }
 
+impl Http {
+    /// POST a JSON body (the bulk advisory endpoint). `Ok(None)` when the registry has no such
+    /// endpoint (404, 405, 501).
+    pub async fn post_json(
+        &self,
+        url: &str,
+        auth: Option<&str>,
+        body: Vec<u8>,
+        what: &str,
+    ) -> Result<Option<bytes::Bytes>> {
+        let _permit = self
+            .metadata_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HoardError::Internal("HTTP client closed".into()))?;
+        let mut req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(a) = auth {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        debug!(url, "POST");
+        let resp = req.send().await.map_err(|e| {
+            HoardError::Registry(format!("asking {url} for {what}: {}", error_chain(&e)))
+        })?;
+        let status = resp.status();
+        if matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+        ) {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(HoardError::Registry(format!(
+                "{url} answered {status} when asked for {what}"
+            )));
+        }
+        let b = resp
+            .bytes()
+            .await
+            .map_err(|e| HoardError::Registry(format!("reading {what} from {url}: {e}")))?;
+        Ok(Some(b))
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();

@@ -548,3 +548,134 @@ fn registry_signatures_are_checked_and_a_bad_one_always_fails() {
     ctx.write_project(&project(json!({"tampered": "1"})));
     ctx.ok(&["install"]);
 }
+
+#[test]
+fn audit_signatures_reports_verified_missing_invalid_and_attestations() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("good", "1.0.0").attest(false));
+    reg.publish(Pkg::new("forged", "1.0.0").attest(true));
+    reg.publish(Pkg::new("unsigned", "1.0.0").signing(Signing::Unsigned));
+    reg.publish(Pkg::new("later", "1.0.0"));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0",
+        "dependencies": {"good": "1", "forged": "1", "unsigned": "1", "later": "1"}}));
+    ctx.ok(&["install"]);
+    // The registry re-signs `later` badly after it was locked.
+    reg.publish(Pkg::new("later", "1.0.0").signing(Signing::Tampered));
+    let out = ctx.run(&["audit", "signatures"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "audited 4 packages",
+        "2 packages have verified registry signatures",
+        "1 package has a verified attestation",
+        "1 package has a missing registry signature but the registry is providing signing keys",
+        &format!("unsigned@1.0.0 ({})", reg.url),
+        "1 package has an invalid registry signature",
+        "later@1.0.0",
+        "1 package has an invalid attestation",
+        "forged@1.0.0",
+        "doesn't match what was signed",
+        "Someone might have tampered",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+    let out = ctx.run(&["--json", "audit", "signatures"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let good = lines.iter().find(|l| l["name"] == "good").unwrap();
+    assert_eq!(good["status"], "verified");
+    assert_eq!(
+        good["attestations"],
+        json!(["https://slsa.dev/provenance/v1"])
+    );
+}
+
+#[test]
+fn audit_reports_advisories_with_fixes_and_the_install_gate_refuses_them() {
+    let reg = Registry::start();
+    for v in ["1.0.0", "1.0.1", "2.0.0"] {
+        reg.publish(Pkg::new("vuln", v));
+    }
+    reg.tag("vuln", "latest", "1.0.0");
+    reg.publish(Pkg::new("low", "1.0.0"));
+    reg.publish(Pkg::new("evil", "1.0.0"));
+    reg.advisory("vuln", json!({"id": 1001, "url": "https://github.com/advisories/GHSA-1", "title": "Prototype pollution in vuln",
+        "severity": "high", "vulnerable_versions": "<1.0.1", "cwe": ["CWE-1321"]}));
+    reg.advisory("low", json!({"id": 1002, "url": "https://github.com/advisories/GHSA-2", "title": "Slow regex in low",
+        "severity": "low", "vulnerable_versions": "*", "cwe": ["CWE-1333"]}));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0",
+        "dependencies": {"vuln": "~1.0.0", "low": "1"}}));
+    // Without audit-level, installs ask nothing.
+    ctx.ok(&["install"]);
+    assert!(reg.advisory_requests().is_empty());
+    let out = ctx.run(&["audit"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "vuln  <1.0.1",
+        "Severity: high",
+        "Prototype pollution in vuln - https://github.com/advisories/GHSA-1",
+        "fix available: 1.0.1 (`hoard update vuln`)",
+        "node_modules/vuln",
+        "No fix available",
+        "2 vulnerabilities (1 low, 1 high)",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+    assert_eq!(
+        reg.advisory_requests()[0],
+        json!({"low": ["1.0.0"], "vuln": ["1.0.0"]})
+    );
+    // --audit-level decides the exit code.
+    assert_eq!(
+        ctx.run(&["audit", "--audit-level", "critical"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        ctx.run(&["audit", "--audit-level", "high"]).status.code(),
+        Some(1)
+    );
+
+    // audit-level in .npmrc: the install refuses versions at or above it, before linking.
+    std::fs::write(ctx.project.join(".npmrc"), "audit-level=high\n").unwrap();
+    std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    let out = ctx.run(&["install"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("vuln@1.0.0: high — Prototype pollution in vuln")
+            && err.contains("fixed in 1.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains("low@1.0.0"), "below the level: {err}");
+    assert!(!ctx.project.join("node_modules").exists());
+    // audit=false turns the gate off.
+    std::fs::write(
+        ctx.project.join(".npmrc"),
+        "audit-level=high\naudit=false\n",
+    )
+    .unwrap();
+    ctx.ok(&["install"]);
+
+    // Malware blocks whatever the level.
+    reg.advisory("evil", json!({"id": 1003, "url": "https://github.com/advisories/GHSA-3", "title": "Malware in evil",
+        "severity": "critical", "vulnerable_versions": ">=0", "cwe": ["CWE-506"]}));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": {"evil": "1"}}));
+    std::fs::write(ctx.project.join(".npmrc"), "audit-level=none\n").unwrap();
+    let out = ctx.run(&["install"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("evil@1.0.0: MALWARE"),
+        "{}",
+        stderr(&out)
+    );
+}
