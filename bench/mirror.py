@@ -8,6 +8,11 @@ runs compare tools, not the internet. Optional added latency (per request) and b
     python3 bench/mirror.py --cache bench/.work/mirror --port 4873 [--latency-ms 20] [--kbps 0]
 
 GET /-/hoard-mirror-stats answers {"hits": n, "misses": n} (misses are upstream fetches).
+
+With --sign the mirror acts as a registry that signs: every version in a packument it serves gets
+`dist.signatures` (ECDSA P-256 over `<name>@<version>:<integrity>`, as npm's registry signs) with
+a key made at start and published at /-/npm/v1/keys (needs Python's `cryptography`). Signed
+packuments are kept in memory, so only the first request for each pays for the signing.
 """
 import argparse
 import hashlib
@@ -25,8 +30,52 @@ UPSTREAM = os.environ.get("HOARD_BENCH_UPSTREAM", "https://registry.npmjs.org")
 ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 
 
+class Signer:
+    """The mirror's registry key: signs versions, publishes the key."""
+
+    def __init__(self):
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._hashes, self._ec = hashes, ec
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        spki = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        import base64
+        self.b64 = base64.b64encode
+        self.keyid = "SHA256:" + base64.b64encode(hashlib.sha256(spki).digest()).decode().rstrip("=")
+        self.keys_doc = json.dumps({"keys": [{
+            "expires": None, "keyid": self.keyid, "keytype": "ecdsa-sha2-nistp256",
+            "scheme": "ecdsa-sha2-nistp256", "key": base64.b64encode(spki).decode()}]}).encode()
+        self.signed = {}
+        self.lock = threading.Lock()
+
+    def packument(self, path, body):
+        with self.lock:
+            hit = self.signed.get(path)
+        if hit is not None:
+            return hit
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return body
+        name = doc.get("name", "")
+        for version, m in (doc.get("versions") or {}).items():
+            dist = m.get("dist") if isinstance(m, dict) else None
+            if not isinstance(dist, dict) or not dist.get("integrity"):
+                continue
+            msg = f"{name}@{version}:{dist['integrity']}".encode()
+            sig = self.key.sign(msg, self._ec.ECDSA(self._hashes.SHA256()))
+            dist["signatures"] = [{"keyid": self.keyid, "sig": self.b64(sig).decode()}]
+        out = json.dumps(doc).encode()
+        with self.lock:
+            self.signed[path] = out
+        return out
+
+
 class State:
-    def __init__(self, cache, base, latency, kbps, offline):
+    def __init__(self, cache, base, latency, kbps, offline, sign=False):
+        self.signer = Signer() if sign else None
         self.cache = cache
         self.base = base
         self.latency = latency
@@ -116,6 +165,10 @@ def make_handler(state):
             if path == "/-/hoard-mirror-stats":
                 body = json.dumps({"hits": state.hits, "misses": state.misses}).encode()
                 return self.reply(200, "application/json", body)
+            if path == "/-/npm/v1/keys":
+                if state.signer is None:
+                    return self.reply(404, "application/json", b'{"error":"no keys"}')
+                return self.reply(200, "application/json", state.signer.keys_doc)
             # Normalize scoped names: /@scope%2fname and /@scope/name are the same document.
             norm = path.replace("%2f", "/").replace("%2F", "/")
             if "/-/" not in norm:
@@ -123,6 +176,8 @@ def make_handler(state):
             if state.latency:
                 time.sleep(state.latency / 1000.0)
             status, ctype, body = get(state, norm)
+            if status == 200 and state.signer is not None and "/-/" not in norm:
+                body = state.signer.packument(norm, body)
             self.reply(status, ctype, body)
 
         def reply(self, status, ctype, body):
@@ -148,10 +203,11 @@ def main():
     ap.add_argument("--latency-ms", type=int, default=0)
     ap.add_argument("--kbps", type=int, default=0, help="bandwidth limit per response, KiB/s")
     ap.add_argument("--offline", action="store_true", help="never go upstream")
+    ap.add_argument("--sign", action="store_true", help="sign packuments, serve /-/npm/v1/keys")
     a = ap.parse_args()
     os.makedirs(a.cache, exist_ok=True)
     base = f"http://127.0.0.1:{a.port}/"
-    state = State(a.cache, base, a.latency_ms, a.kbps, a.offline)
+    state = State(a.cache, base, a.latency_ms, a.kbps, a.offline, a.sign)
     # A deep accept queue: clients open dozens of connections at once, and the default backlog
     # of 5 turns that into SYN retransmits of 1, 3, 7… seconds.
     ThreadingHTTPServer.request_queue_size = 1024

@@ -50,10 +50,14 @@ SCENARIOS = {
     "resolve": (True, False, False),
 }
 LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "bun": "bun.lock", "hoard": "package-lock.json",
-             "hoard-base": "package-lock.json", "hoard-global": "package-lock.json"}
+             "hoard-base": "package-lock.json", "hoard-global": "package-lock.json",
+             "hoard-nosig": "package-lock.json"}
 # `--tools hoard-base` is a second hoard build, from the checkout in $HOARD_BASE_DIR (A/B runs).
 # `--tools hoard-global` is this checkout's hoard with `layout=global` in the project's .npmrc.
-HOARD_ROOTS = {"hoard": ROOT, "hoard-base": os.environ.get("HOARD_BASE_DIR", ""), "hoard-global": ROOT}
+# `--tools hoard-nosig` is this checkout's hoard with `verify-signatures=off` (with `--sign`, the
+# cost of checking registry signatures is hoard against hoard-nosig).
+HOARD_ROOTS = {"hoard": ROOT, "hoard-base": os.environ.get("HOARD_BASE_DIR", ""), "hoard-global": ROOT,
+               "hoard-nosig": ROOT}
 
 
 def hoard_bin(tool, name="hoard"):
@@ -103,6 +107,9 @@ class Tool:
         if name == "hoard-global":
             with open(os.path.join(self.project, ".npmrc"), "w") as f:
                 f.write("layout=global\n")
+        if name == "hoard-nosig":
+            with open(os.path.join(self.project, ".npmrc"), "w") as f:
+                f.write("verify-signatures=off\n")
         self.daemon_hwm_kb = 0
 
     def env(self):
@@ -273,7 +280,8 @@ def versions(tools, env_bin):
         cmd = {"npm": ["npm", "--version"], "pnpm": [os.path.join(env_bin, "pnpm"), "--version"],
                "bun": [os.path.join(env_bin, "bun"), "--version"],
                "hoard": [hoard_bin("hoard"), "--version"], "hoard-base": [hoard_bin("hoard-base"), "--version"],
-               "hoard-global": [hoard_bin("hoard-global"), "--version"]}[t]
+               "hoard-global": [hoard_bin("hoard-global"), "--version"],
+               "hoard-nosig": [hoard_bin("hoard-nosig"), "--version"]}[t]
         v[t] = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().split()[-1]
     return v
 
@@ -284,6 +292,8 @@ def start_mirror(args):
     cache = os.path.join(WORK, "mirror")
     cmd = [sys.executable, os.path.join(HERE, "mirror.py"), "--cache", cache, "--port", str(PORT),
            "--latency-ms", str(args.latency_ms), "--kbps", str(args.kbps)]
+    if getattr(args, "sign", False):
+        cmd.append("--sign")
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(100):
         try:
@@ -309,6 +319,8 @@ def main():
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--latency-ms", type=int, default=0)
     ap.add_argument("--kbps", type=int, default=0)
+    ap.add_argument("--sign", action="store_true",
+                    help="the mirror signs packuments and publishes its key (see mirror.py)")
     ap.add_argument("--live", action="store_true",
                     help="no mirror: every tool talks to the public registry (cold figures vary run to run)")
     ap.add_argument("--skip-extras", action="store_true", help="skip hoard's checkouts/concurrent scenarios")

@@ -61,6 +61,50 @@ pub struct Signed<'a> {
     pub published: Option<i64>,
 }
 
+/// Remembers signatures verified before (`registry::keys::Keys` implements it).
+pub trait Seen {
+    fn was_verified(&self, keyid: &str, message: &str, sig: &str) -> bool;
+    fn remember_verified(&self, keyid: &str, message: &str, sig: &str);
+}
+
+impl Seen for crate::registry::keys::Keys {
+    fn was_verified(&self, keyid: &str, message: &str, sig: &str) -> bool {
+        crate::registry::keys::Keys::was_verified(self, keyid, message, sig)
+    }
+    fn remember_verified(&self, keyid: &str, message: &str, sig: &str) {
+        crate::registry::keys::Keys::remember_verified(self, keyid, message, sig)
+    }
+}
+
+/// Check `s` against `keys`, skipping the ECDSA work for signatures `seen` verified before.
+pub fn check_seen(s: &Signed<'_>, keys: &[SigningKey], seen: &dyn Seen) -> Check {
+    let message = format!("{}@{}:{}", s.name, s.version, s.integrity.unwrap_or(""));
+    let known = !s.signatures.is_empty()
+        && s.signatures.iter().all(|sig| {
+            keys.iter()
+                .any(|k| k.keyid == sig.keyid && k.expires.is_none())
+                && seen.was_verified(&sig.keyid, &message, &sig.sig)
+        });
+    if known {
+        return Check::Verified;
+    }
+    let c = check(s, keys);
+    if c == Check::Verified {
+        for sig in s.signatures {
+            seen.remember_verified(&sig.keyid, &message, &sig.sig);
+        }
+    }
+    c
+}
+
+/// Whether checking `sigs` needs the version's publication time (a key that signed it expires).
+pub fn needs_time(sigs: &[DistSignature], keys: &[SigningKey]) -> bool {
+    sigs.iter().any(|s| {
+        keys.iter()
+            .any(|k| k.keyid == s.keyid && k.expires.is_some())
+    })
+}
+
 pub fn check(s: &Signed<'_>, keys: &[SigningKey]) -> Check {
     if s.signatures.is_empty() {
         return Check::Missing;

@@ -7,16 +7,20 @@
 //!    `swap`: or an install prepared ahead of time for exactly these inputs is waiting in
 //!    node_modules (`prepare`, the global layout): it is swapped in → the summary.
 //! 3. `record`: the plan of record, from the lockfile when it still fits, else resolved →
-//!    `Record` (a `Tree`).
+//!    `Record` (a `Tree`); then the supply-chain checks of that tree: `age` (a locked version
+//!    younger than the release-age cooldown), `signed` (registry signatures of what was
+//!    resolved), `advised` (advisories, with `audit-level` set).
 //! 4. `fetch`: every package to install present in the store → `Fetched`.
-//! 5. `scripts`: which install scripts may run (and so which packages are real copies) →
-//!    `Scripts`.
+//! 5. `scripts`: which install scripts may run under npm's `allowScripts` policy (and so which
+//!    packages are real copies) → `Scripts`.
 //! 6. `link`: the layout plan (`linker::plan`) materialized into node_modules → `Linked`.
 //! 7. `finish`: package-lock.json, the project's registration for GC, the state file last →
 //!    the summary.
 //!
 //! `prepare.rs` runs the same stages ahead of time (the daemon's watcher calls it when a project's
 //! package.json or lockfile changes), building the new node_modules beside the old one.
+//! Beside the stages: `approvals.rs` (the InstallScripts RPC), `audit.rs` (the Audit RPC, whose
+//! advisory query `advised` shares), `outdated.rs`.
 //! `context.rs` holds what the stages share (`Installer`, `Run`, the event emitter); the stages
 //! import it and each other in stage order, never this file. This file owns the order.
 //!

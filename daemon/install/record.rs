@@ -16,6 +16,7 @@ use tracing::{Instrument, info_span};
 
 use super::context::{Installer, Run, blocking};
 use super::inputs::Inputs;
+use super::signed::Early;
 use crate::error::{HoardError, Result};
 use crate::lockfile;
 use crate::registry::Network;
@@ -54,12 +55,15 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
     let from_lock = tree.is_some();
     let tree = match tree {
         Some(t) => t,
-        None => resolve(run, inputs, preferred).await?,
+        None => {
+            let early = Early::start(run, inputs).await?;
+            let tree = resolve(run, inputs, preferred, early.as_ref()).await?;
+            super::signed::check_tree(run, inputs, &tree, early).await?;
+            tree
+        }
     };
     if from_lock {
         super::age::check_locked(run, inputs, &tree).await?;
-    } else {
-        super::signed::check_tree(run, inputs, &tree).await?;
     }
     super::advised::gate(run, inputs, &tree).await?;
     let n = tree.nodes.len() as u64;
@@ -118,6 +122,7 @@ async fn resolve(
     run: &Run<'_>,
     inputs: &Inputs,
     preferred: HashMap<String, Vec<String>>,
+    early: Option<&Early>,
 ) -> Result<Tree> {
     let req = run.req;
     let installer = run.installer;
@@ -145,7 +150,10 @@ async fn resolve(
         },
         notes: vec![],
         on_progress: Some(Box::new(run.em.progress_hook(v1::Phase::Resolve))),
-        on_picked: download_early.then(|| download_on_pick(installer, inputs)),
+        on_picked: on_picked(
+            download_early.then(|| download_on_pick(installer, inputs)),
+            early.map(|e| e.hook(inputs)),
+        ),
     };
     let workspaces = inputs
         .project
@@ -164,6 +172,25 @@ async fn resolve(
         run.em.warn(&code, &pkg, msg).await;
     }
     Ok(tree)
+}
+
+/// One pick hook doing both: start the download, hand the signatures to the checker.
+fn on_picked(
+    mut download: Option<PickedHook<'static>>,
+    verify: Option<impl FnMut(&Node) + Send + Sync + 'static>,
+) -> Option<PickedHook<'static>> {
+    let mut verify = verify;
+    if download.is_none() && verify.is_none() {
+        return None;
+    }
+    Some(Box::new(move |n: &Node| {
+        if let Some(d) = download.as_mut() {
+            d(n);
+        }
+        if let Some(v) = verify.as_mut() {
+            v(n);
+        }
+    }))
 }
 
 /// Downloads start as soon as a version is picked.

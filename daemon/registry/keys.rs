@@ -80,11 +80,16 @@ pub fn parse(body: &[u8]) -> std::result::Result<Vec<SigningKey>, String> {
 
 type Cached = (Instant, Option<Arc<Vec<SigningKey>>>);
 
+/// Signatures already verified (a hash of keyid, message and signature), so versions that
+/// resolve again in later installs are not verified again.
+const VERIFIED_MAX: usize = 100_000;
+
 /// Keys by registry URL.
 pub struct Keys {
     http: Arc<Http>,
     dir: PathBuf,
     cache: Mutex<HashMap<String, Cached>>,
+    verified: Mutex<std::collections::HashSet<[u8; 16]>>,
 }
 
 impl Keys {
@@ -93,6 +98,35 @@ impl Keys {
             http,
             dir,
             cache: Mutex::new(HashMap::new()),
+            verified: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    fn verified_key(keyid: &str, message: &str, sig: &str) -> [u8; 16] {
+        let mut h = blake3::Hasher::new();
+        for part in [keyid, message, sig] {
+            h.update(part.as_bytes());
+            h.update(&[0]);
+        }
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        out
+    }
+
+    /// Whether this signature was verified before.
+    pub fn was_verified(&self, keyid: &str, message: &str, sig: &str) -> bool {
+        let k = Self::verified_key(keyid, message, sig);
+        self.verified.lock().is_ok_and(|v| v.contains(&k))
+    }
+
+    /// Remember a verified signature (forgotten all at once past a bound).
+    pub fn remember_verified(&self, keyid: &str, message: &str, sig: &str) {
+        let k = Self::verified_key(keyid, message, sig);
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() >= VERIFIED_MAX {
+                v.clear();
+            }
+            v.insert(k);
         }
     }
 
