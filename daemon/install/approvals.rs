@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use hoard_proto::v1;
 use serde_json::{Map, Value};
 
+use super::audit::locked_tree;
 use super::context::{Installer, blocking};
 use super::inputs::project_dir;
 use super::scripts::package_install_scripts;
 use crate::allow_scripts::{self, Change, Identity, Policy, Verdict};
 use crate::error::{HoardError, Result};
-use crate::lockfile;
 use crate::project::{self, Project};
 use crate::registry::config::NpmConfig;
 use crate::tree::NodeKind;
@@ -117,16 +117,7 @@ impl Installer {
         cfg: &NpmConfig,
         warnings: &mut Vec<String>,
     ) -> Result<(Vec<Installed>, Vec<(Identity, bool)>)> {
-        let lock_path = project.dir.join(lockfile::FILE);
-        let Some((lock, _)) = blocking(|| lockfile::parse_json_file(&lock_path))? else {
-            return Err(HoardError::NotFound(format!(
-                "{} does not exist; run `hoard install` first, then review its install scripts",
-                lock_path.display()
-            )));
-        };
-        let ws = project.workspace_map();
-        let tree =
-            blocking(|| lockfile::tree_from_lock(&lock, project.manifest.clone(), &ws, cfg))?;
+        let (lock, tree) = locked_tree(project, cfg, "review its install scripts")?;
         let entries = lock.get("packages").and_then(Value::as_object);
         let mut out = Vec::new();
         let mut all = Vec::new();

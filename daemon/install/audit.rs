@@ -176,6 +176,25 @@ pub(super) async fn advisories_for(
     Ok(found)
 }
 
+/// package-lock.json and its tree; a missing lockfile is an error saying to install first, then
+/// do `then`.
+pub(super) fn locked_tree(
+    project: &Project,
+    cfg: &NpmConfig,
+    then: &str,
+) -> Result<(serde_json::Value, Tree)> {
+    let lock_path = project.dir.join(lockfile::FILE);
+    let Some((lock, _)) = blocking(|| lockfile::parse_json_file(&lock_path))? else {
+        return Err(HoardError::NotFound(format!(
+            "{} does not exist; run `hoard install` first, then {then}",
+            lock_path.display()
+        )));
+    };
+    let ws = project.workspace_map();
+    let tree = blocking(|| lockfile::tree_from_lock(&lock, project.manifest.clone(), &ws, cfg))?;
+    Ok((lock, tree))
+}
+
 impl Installer {
     /// The Audit RPC.
     pub async fn audit(&self, req: v1::AuditRequest) -> Result<v1::AuditResponse> {
@@ -183,16 +202,7 @@ impl Installer {
         let project = blocking(|| Project::load(&dir))?;
         let cfg = blocking(|| NpmConfig::load(&dir, &req.env));
         let network = network_of(req.network);
-        let lock_path = dir.join(lockfile::FILE);
-        let Some((lock, _)) = blocking(|| lockfile::parse_json_file(&lock_path))? else {
-            return Err(HoardError::NotFound(format!(
-                "{} does not exist; run `hoard install` first, then audit what it installs",
-                lock_path.display()
-            )));
-        };
-        let ws = project.workspace_map();
-        let tree =
-            blocking(|| lockfile::tree_from_lock(&lock, project.manifest.clone(), &ws, &cfg))?;
+        let (_, tree) = locked_tree(&project, &cfg, "audit what it installs")?;
         if req.kind == v1::AuditKind::Signatures as i32 {
             return self
                 .audit_signatures(&tree, &cfg, network, req.omit_dev)
