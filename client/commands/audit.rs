@@ -28,14 +28,7 @@ pub async fn audit(
     if let Some(o) = omit.iter().find(|o| *o != "dev") {
         bail!("--omit={o} is not supported (only --omit=dev)");
     }
-    let threshold = match level {
-        None => Some(0),
-        Some("none") => None,
-        Some(l) if SEVERITIES.contains(&l) => Some(rank(l)),
-        Some(l) => {
-            bail!("--audit-level={l} is not one of info, low, moderate, high, critical, none")
-        }
-    };
+    threshold(level)?;
     let started = Instant::now();
     let mut conn = connect(cli).await?;
     let kind = match what {
@@ -60,8 +53,23 @@ pub async fn audit(
         .into_inner();
     match what {
         Some(AuditWhat::Signatures) => Ok(signatures(cli, &r, started)),
-        None => Ok(advisories(cli, &r, threshold)),
+        // The flag, else `audit-level` from .npmrc, else any advisory counts.
+        None => Ok(advisories(
+            cli,
+            &r,
+            threshold(level.or(r.audit_level.as_deref()))?,
+        )),
     }
+}
+
+/// The lowest severity that makes `hoard audit` exit 1 (None: none does).
+fn threshold(level: Option<&str>) -> Result<Option<usize>> {
+    Ok(match level {
+        None => Some(0),
+        Some("none") => None,
+        Some(l) if SEVERITIES.contains(&l) => Some(rank(l)),
+        Some(l) => bail!("audit-level={l} is not one of info, low, moderate, high, critical, none"),
+    })
 }
 
 fn advisories(cli: &Cli, r: &v1::AuditResponse, threshold: Option<usize>) -> u8 {

@@ -213,6 +213,7 @@ impl Installer {
             advisories: found.advisories,
             audited: found.audited,
             registries_without_endpoint: found.without_endpoint,
+            audit_level: cfg.get("audit-level").map(str::to_string),
             ..Default::default()
         })
     }
