@@ -126,6 +126,9 @@ pub enum Command {
     },
     /// Install exactly package-lock.json; fail if it does not match package.json.
     Ci(InstallFlags),
+    /// Fill the store with what package-lock.json locks (package.json not needed), for Docker
+    /// layers and CI caches; `hoard install --offline` then installs from the store.
+    Fetch(InstallFlags),
     /// Re-resolve dependencies (all, or the named ones) within their ranges.
     #[command(visible_alias = "up")]
     Update {

@@ -55,6 +55,8 @@ pub fn request_env() -> HashMap<String, String> {
                 || matches!(k.as_str(), "HOME" | "PATH")
                 || k.contains("TOKEN")
                 || k.contains("NPM")
+                // The remote cache's credentials (`hoard-remote-cache=s3://…`).
+                || k.starts_with("AWS_")
         })
         .collect()
 }

@@ -67,6 +67,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Install(f) => install::install(&cli, f, false).await,
         Command::Ci(f) => install::install(&cli, f, true).await,
+        Command::Fetch(f) => install::fetch(&cli, f).await,
         Command::Add {
             packages,
             dev,

@@ -66,6 +66,8 @@ pub struct Renderer {
     verbose: bool,
     bar: Option<ProgressBar>,
     deprecated: Vec<String>,
+    /// `hoard fetch`: the summary says what came into the store.
+    pub fetch_only: bool,
 }
 
 pub fn json_line(v: serde_json::Value) {
@@ -80,6 +82,7 @@ pub fn summary_json(s: &InstallSummary) -> serde_json::Value {
         "downloaded": s.downloaded, "reused": s.reused, "bytes_downloaded": s.bytes_downloaded,
         "metadata_bytes_downloaded": s.metadata_bytes_downloaded.unwrap_or(0),
         "repaired": s.repaired.unwrap_or(0), "prepared": s.prepared.unwrap_or(false),
+        "from_remote_cache": s.from_remote_cache.unwrap_or(0),
         "link_method": link_name(s.link_method), "up_to_date": s.up_to_date,
         "total_packages": s.total_packages, "files_linked": s.files_linked,
         "lockfile_written": s.lockfile_written, "total_millis": s.total_millis,
@@ -105,6 +108,7 @@ impl Renderer {
             verbose,
             bar,
             deprecated: Vec::new(),
+            fetch_only: false,
         }
     }
 
@@ -165,7 +169,20 @@ impl Renderer {
             );
         }
         let secs = s.total_millis as f64 / 1000.0;
-        if s.up_to_date {
+        if self.fetch_only {
+            eprintln!(
+                "{} packages in the store: {} downloaded ({}{}), {} were there already; {:.2} s",
+                s.total_packages,
+                s.downloaded,
+                bytes(s.bytes_downloaded),
+                match s.from_remote_cache.unwrap_or(0) {
+                    0 => String::new(),
+                    n => format!("; {n} from the team cache"),
+                },
+                s.reused,
+                secs
+            );
+        } else if s.up_to_date {
             eprintln!(
                 "up to date, {} packages ({:.0} ms)",
                 s.total_packages, s.total_millis
@@ -177,13 +194,17 @@ impl Renderer {
             );
         } else {
             eprintln!(
-                "{} packages: {} added, {} removed, {} unchanged; {} downloaded ({}), {} from the store{}; {} in {:.2} s{}",
+                "{} packages: {} added, {} removed, {} unchanged; {} downloaded ({}{}), {} from the store{}; {} in {:.2} s{}",
                 s.total_packages,
                 s.added,
                 s.removed,
                 s.unchanged,
                 s.downloaded,
                 bytes(s.bytes_downloaded),
+                match s.from_remote_cache.unwrap_or(0) {
+                    0 => String::new(),
+                    n => format!("; {n} from the team cache"),
+                },
                 s.reused,
                 match s.repaired.unwrap_or(0) {
                     0 => String::new(),

@@ -20,6 +20,7 @@ mod pick;
 mod prefetch;
 mod project;
 mod registry;
+mod remote;
 mod resolve;
 mod scrub;
 mod semver_npm;

@@ -24,6 +24,37 @@ pub struct Project {
 }
 
 impl Project {
+    /// The project as package-lock.json's root entry (`packages[""]`) describes it, for `hoard
+    /// fetch` where only the lockfile is present. Workspace members are left out.
+    pub fn from_lock_root(dir: &Path, lock: &Value) -> Result<Project> {
+        let root = lock
+            .get("packages")
+            .and_then(|p| p.get(""))
+            .filter(|r| r.is_object())
+            .ok_or_else(|| {
+                HoardError::Lockfile(format!(
+                    "{}: no root entry (`packages[\"\"]`, lockfileVersion 2 or 3); `hoard fetch` \
+                     needs one",
+                    dir.join(lockfile::FILE).display()
+                ))
+            })?;
+        let mut manifest = Manifest::from_json("", root);
+        if manifest.name.is_empty() {
+            manifest.name = lock
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("project")
+                .to_string();
+        }
+        Ok(Project {
+            dir: dir.to_path_buf(),
+            pkg_json: root.clone(),
+            pkg_bytes: serde_json::to_vec(root).unwrap_or_default(),
+            manifest: Arc::new(manifest),
+            workspaces: Vec::new(),
+        })
+    }
+
     pub fn load(dir: &Path) -> Result<Project> {
         let path = dir.join("package.json");
         let Some((pkg_json, pkg_bytes)) = lockfile::parse_json_file(&path)? else {

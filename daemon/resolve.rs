@@ -131,6 +131,7 @@ impl RegistrySource<'_> {
             auth: self.cfg.auth_for(&url),
             url,
             integrity: crate::store::integrity::Sri::default(),
+            remote: None,
         };
         let stored = self
             .store

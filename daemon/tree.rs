@@ -171,6 +171,7 @@ impl Node {
             },
             integrity: Sri::parse(integrity.as_deref(), None),
             auth: cfg.auth_for(resolved),
+            remote: cfg.remote_cache().ok().flatten(),
         })
     }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README; .ci/run calls exactly this). Installs what the tests need when it
-# can (xfsprogs, for the reflink test on a loop-mounted XFS), runs `cargo test --locked`, then
+# can (xfsprogs, for the reflink test on a loop-mounted XFS; redis-server, for the team cache),
+# runs `cargo test --locked`, then
 # prints which tests could not run here and why: a skip is never counted as a pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,12 @@ if ! command -v mkfs.xfs >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get install -y -qq xfsprogs >/dev/null 2>&1 ||
     { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq xfsprogs >/dev/null 2>&1; }) ||
     echo "tests/run.sh: could not install xfsprogs; the reflink test will be reported as skipped"
+fi
+if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "tests/run.sh: installing redis-server (the team cache tests start one on 127.0.0.1)"
+  (apt-get install -y -qq redis-server >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-server >/dev/null 2>&1; }) ||
+    echo "tests/run.sh: could not install redis-server; the team cache tests will be reported as skipped"
 fi
 skips="${CARGO_TARGET_DIR:-target}/tmp/skipped"
 rm -rf "$skips"

@@ -23,6 +23,14 @@ pub async fn install(cli: &Cli, flags: &InstallFlags, frozen: bool) -> Result<u8
     send(cli, req, flags.ignore_scripts).await
 }
 
+/// `hoard fetch`: fill the store from package-lock.json alone (package.json is not needed).
+pub async fn fetch(cli: &Cli, flags: &InstallFlags) -> Result<u8> {
+    let mut req = request(&project_dir(cli)?, flags)?;
+    req.fetch_only = Some(true);
+    // Nothing is linked, so no script runs.
+    send(cli, req, true).await
+}
+
 /// `hoard add`: `kind` is where package.json gets the packages.
 pub async fn add(
     cli: &Cli,
@@ -178,6 +186,7 @@ enum Outcome {
 async fn stream_install(cli: &Cli, req: &InstallRequest, mode: Mode) -> Result<Outcome> {
     let mut conn = connect(cli).await?;
     let mut r = Renderer::new(mode, cli.verbose);
+    r.fetch_only = req.fetch_only == Some(true);
     let mut stream = conn
         .client
         .install(req.clone())

@@ -34,6 +34,8 @@ pub(super) struct Fetched {
     pub millis: u64,
     /// The packages' rows, pinned until the install ends (prune keeps them).
     pub pins: Pins,
+    /// Tarballs the team's remote cache served.
+    pub from_remote: u64,
 }
 
 /// Nodes this install puts into node_modules: registry and tarball packages that fit this
@@ -93,6 +95,7 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
         metadata_bytes: 0,
         millis: 0,
         pins: run.installer.store.pins(),
+        from_remote: 0,
     };
     let mut done = 0u64;
     loop {
@@ -133,6 +136,12 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
         .load(Ordering::Relaxed)
         .saturating_sub(run.metadata_before);
     out.millis = started.elapsed().as_millis() as u64;
+    if let Ok(Some(remote)) = inputs.cfg.remote_cache() {
+        out.from_remote = remote.hits.load(Ordering::Relaxed);
+        for p in remote.take_problems() {
+            run.em.warn("remote-cache", "", p).await;
+        }
+    }
     Ok(out)
 }
 

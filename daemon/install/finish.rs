@@ -62,6 +62,7 @@ pub(super) async fn finish(
         bytes_downloaded: fetched.bytes + report.repaired_bytes,
         metadata_bytes_downloaded: Some(fetched.metadata_bytes),
         repaired: Some(report.repaired),
+        from_remote_cache: (fetched.from_remote > 0).then_some(fetched.from_remote),
         denied_scripts: scripts.denied,
         scripts: scripts.allowed,
         timings: vec![
@@ -76,6 +77,23 @@ pub(super) async fn finish(
     }
     summary.total_millis = run.started.elapsed().as_millis() as u64;
     Ok(summary)
+}
+
+/// `hoard fetch`: what came into the store; nothing else was done.
+pub(super) fn fetch_only(run: &Run<'_>, fetched: Fetched) -> InstallSummary {
+    InstallSummary {
+        total_packages: fetched.stored.len() as u64,
+        downloaded: fetched.downloaded,
+        reused: fetched.reused,
+        bytes_downloaded: fetched.bytes,
+        metadata_bytes_downloaded: Some(fetched.metadata_bytes),
+        from_remote_cache: (fetched.from_remote > 0).then_some(fetched.from_remote),
+        timings: vec![timing(v1::Phase::Fetch, fetched.millis)],
+        total_millis: run.started.elapsed().as_millis() as u64,
+        lockfile_written: false,
+        up_to_date: false,
+        ..Default::default()
+    }
 }
 
 /// `--package-lock-only`: write package-lock.json from the tree and nothing else.

@@ -33,6 +33,8 @@ pub(super) struct Inputs {
     pub network: Network,
     /// `--package-lock-only` (flag or npm setting): write the lockfile and nothing else.
     pub lock_only: bool,
+    /// `hoard fetch`: fill the store from package-lock.json; nothing is linked or written.
+    pub fetch_only: bool,
     /// package.json (after this request's edits) and the workspaces'.
     pub project: Project,
     pub lock_path: PathBuf,
@@ -76,20 +78,26 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
     let (dir, dev) = own_project_dir(req)?;
     let env: HashMap<String, String> = req.env.clone();
     let cfg = blocking(|| NpmConfig::load(&dir, &env));
+    cfg.remote_cache().map_err(HoardError::InvalidInput)?;
     let network = network_of(req.network);
     let lock_only =
         req.package_lock_only == Some(true) || cfg.get("package-lock-only") == Some("true");
-    let mut project = blocking(|| Project::load(&dir))?;
-    if !req.add.is_empty() || !req.remove.is_empty() {
-        edit::apply(run, &project, &cfg, network).await?;
-        project = blocking(|| Project::load(&dir))?;
-    }
+    let fetch_only = req.fetch_only == Some(true);
     let lock_path = dir.join(lockfile::FILE);
     let lock_raw = blocking(|| match std::fs::read(&lock_path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(HoardError::io("reading", &lock_path, e)),
     })?;
+    let mut project = if fetch_only {
+        fetch_project(&dir, &lock_path, lock_raw.as_deref())?
+    } else {
+        blocking(|| Project::load(&dir))?
+    };
+    if !req.add.is_empty() || !req.remove.is_empty() {
+        edit::apply(run, &project, &cfg, network).await?;
+        project = blocking(|| Project::load(&dir))?;
+    }
     let layout = layout(req, &project, &cfg)?;
     let hash = blocking(|| fingerprint(&project, lock_raw.as_deref(), req));
     Ok(Inputs {
@@ -100,6 +108,7 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
         cfg,
         network,
         lock_only,
+        fetch_only,
         project,
         lock_path,
         lock_raw,
@@ -110,6 +119,28 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
 
 /// The request's project directory, canonical, with its device; refused unless it is absolute
 /// and belongs to the caller (or the caller is root).
+/// `hoard fetch`'s project: package.json when there is one, else the lockfile's root entry.
+fn fetch_project(dir: &Path, lock_path: &Path, lock: Option<&[u8]>) -> Result<Project> {
+    let Some(bytes) = lock else {
+        return Err(HoardError::Lockfile(format!(
+            "`hoard fetch` fills the store from package-lock.json, and `{}` has none",
+            dir.display()
+        )));
+    };
+    if dir.join("package.json").exists() {
+        return blocking(|| Project::load(dir));
+    }
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        HoardError::InvalidInput(format!(
+            "{}:{}:{}: invalid JSON: {e}",
+            lock_path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    Project::from_lock_root(dir, &v)
+}
+
 fn own_project_dir(req: &InstallRequest) -> Result<(PathBuf, u64)> {
     let dir = project_dir(&req.project_dir)?;
     let md =

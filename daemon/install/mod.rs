@@ -73,6 +73,12 @@ impl Installer {
             run.em.warn("store-index-rebuilt", "", notice).await;
         }
         let mut inputs = stage("inputs", inputs::read(&run)).await?;
+        if inputs.fetch_only {
+            blocking(|| inputs.parse_lock())?;
+            let tree = record::locked(&inputs)?;
+            let fetched = stage("fetch", fetch::fetch(&run, &inputs, &tree)).await?;
+            return Ok(finish::fetch_only(&run, fetched));
+        }
         if let Some(summary) = stage("noop", noop::check(&run, &inputs)).await? {
             return Ok(summary);
         }

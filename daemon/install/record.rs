@@ -33,6 +33,18 @@ pub(super) struct Record {
     pub millis: u64,
 }
 
+/// package-lock.json's tree as it is, whatever package.json says (`hoard fetch`).
+pub(super) fn locked(inputs: &Inputs) -> Result<Tree> {
+    let Some(lock) = &inputs.lock else {
+        return Err(HoardError::Lockfile(format!(
+            "`hoard fetch` needs {}",
+            inputs.lock_path.display()
+        )));
+    };
+    let ws = inputs.project.workspace_map();
+    lockfile::tree_from_lock(lock, inputs.project.manifest.clone(), &ws, &inputs.cfg)
+}
+
 /// The plan of record for `inputs`.
 pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Record> {
     let started = Instant::now();

@@ -17,6 +17,8 @@ pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
 pub struct NpmConfig {
     /// Key → value, later sources already overridden by earlier (higher-priority) ones.
     values: HashMap<String, String>,
+    /// The team's remote tarball cache (`hoard-remote-cache`), or why it cannot be used.
+    remote: Option<Result<std::sync::Arc<crate::remote::RemoteCache>, String>>,
 }
 
 /// Expand `${VAR}` (and `${VAR?}`) from `env`; unknown variables expand to "" as npm does.
@@ -99,13 +101,33 @@ impl NpmConfig {
                 values.insert(key, v.clone());
             }
         }
-        NpmConfig { values }
+        let remote = values
+            .get("hoard-remote-cache")
+            .filter(|u| !u.is_empty())
+            .map(|url| {
+                let mode = values.get("hoard-remote-cache-mode").map(String::as_str);
+                crate::remote::RemoteCache::open(url, mode, env).map(std::sync::Arc::new)
+            });
+        NpmConfig { values, remote }
+    }
+
+    /// The remote tarball cache this request uses; an error when `hoard-remote-cache` is set
+    /// but unusable.
+    pub fn remote_cache(
+        &self,
+    ) -> Result<Option<std::sync::Arc<crate::remote::RemoteCache>>, String> {
+        match &self.remote {
+            None => Ok(None),
+            Some(Ok(r)) => Ok(Some(r.clone())),
+            Some(Err(e)) => Err(e.clone()),
+        }
     }
 
     #[cfg(test)]
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> NpmConfig {
         NpmConfig {
             values: pairs.into_iter().collect(),
+            remote: None,
         }
     }
 

@@ -47,6 +47,7 @@ impl DroppedPackage {
             url: self.tarball_url.clone(),
             integrity: super::integrity::Sri::parse(Some(&self.integrity), None),
             auth: None,
+            remote: None,
         })
     }
 }

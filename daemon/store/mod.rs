@@ -42,6 +42,8 @@ pub struct TarballRef {
     pub integrity: Sri,
     /// `Authorization` header value for `url`, from .npmrc.
     pub auth: Option<String>,
+    /// The team's remote cache, asked before `url` (and filled after a download).
+    pub remote: Option<Arc<crate::remote::RemoteCache>>,
 }
 
 impl TarballRef {
@@ -396,7 +398,22 @@ impl Store {
         let what = pkg.pkg_id();
         let (imported, bytes) = match pkg.url.strip_prefix("file:") {
             Some(path) => (self.import_file(PathBuf::from(path), pkg).await?, 0),
-            None => self.import_download(pkg, http).await?,
+            None => match self.import_from_remote(pkg).await {
+                Some(imported) => (Ok(imported), 0),
+                None => {
+                    let (imported, bytes, body) = self.import_download(pkg, http).await?;
+                    // A team cache gets what the registry sent, once it proved whole.
+                    if let (Ok(_), Some(body), Some(remote)) = (&imported, body, &pkg.remote)
+                        && let Some(key) = pkg
+                            .integrity
+                            .sha512_sri()
+                            .and_then(|s| crate::remote::key(&s))
+                    {
+                        remote.put(&key, body).await;
+                    }
+                    (imported, bytes)
+                }
+            },
         };
         let imported = imported.map_err(|e| import_failure(e, pkg))?;
         let record = PackageRecord {
@@ -454,12 +471,79 @@ impl Store {
         .map_err(|e| ImportFailure::Fatal(e.into()))
     }
 
-    /// Download a tarball and import it as its bytes arrive; (the import, bytes downloaded).
+    /// The tarball from the team's remote cache, imported (and so checked against the expected
+    /// integrity); None when there is no cache, no entry, or the entry was rejected (noted for
+    /// the user).
+    async fn import_from_remote(&self, pkg: &TarballRef) -> Option<Imported> {
+        let remote = pkg.remote.as_ref()?;
+        let key = crate::remote::key(&pkg.integrity.sha512_sri()?)?;
+        let body = remote.get(&key).await?;
+        let _importing = self.import_permits.acquire().await.ok()?;
+        let (layout, limits) = (self.layout.clone(), self.limits.clone());
+        let shards = self.shards.clone();
+        let expected = pkg.integrity.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            import::import(
+                std::io::Cursor::new(body),
+                &expected,
+                (&layout, &*shards),
+                &limits,
+            )
+        })
+        .await
+        .ok()?;
+        match r {
+            Ok(imported) => {
+                remote
+                    .hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(imported)
+            }
+            Err(e) => {
+                let why = match e {
+                    ImportError::Integrity { expected, actual } => {
+                        format!("its integrity is {actual}, not {expected}")
+                    }
+                    ImportError::Hostile(r) => r,
+                    ImportError::Source(e) => e.to_string(),
+                    ImportError::Local(e) => e.to_string(),
+                };
+                remote.note(format!(
+                    "the remote cache {} had a bad copy of {} ({why}); it was rejected and \
+                     downloaded from {} instead{}",
+                    remote.url,
+                    pkg.pkg_id(),
+                    pkg.url,
+                    if remote.writable {
+                        ", and the cache entry replaced"
+                    } else {
+                        ""
+                    }
+                ));
+                None
+            }
+        }
+    }
+
+    /// Download a tarball and import it as its bytes arrive; (the import, bytes downloaded,
+    /// the tarball's bytes when a writable remote cache is to get them).
     async fn import_download(
         &self,
         pkg: &TarballRef,
         http: &Arc<Http>,
-    ) -> Result<(std::result::Result<Imported, ImportError>, u64), ImportFailure> {
+    ) -> Result<
+        (
+            std::result::Result<Imported, ImportError>,
+            u64,
+            Option<Vec<u8>>,
+        ),
+        ImportFailure,
+    > {
+        let mut kept: Option<Vec<u8>> = pkg
+            .remote
+            .as_ref()
+            .filter(|r| r.writable)
+            .map(|_| Vec::new());
         use futures_util::StreamExt;
         let (layout, limits) = (self.layout.clone(), self.limits.clone());
         let shards = self.shards.clone();
@@ -490,6 +574,9 @@ impl Store {
             let failed = item.is_err();
             if let Ok(c) = &item {
                 bytes += c.len() as u64;
+                if let Some(k) = kept.as_mut() {
+                    k.extend_from_slice(c);
+                }
             }
             // A send error means the worker stopped early (hostile archive); its error wins.
             if tx.send(item).await.is_err() || failed {
@@ -498,7 +585,7 @@ impl Store {
         }
         drop(tx);
         let r = worker.await.map_err(|e| ImportFailure::Fatal(e.into()))?;
-        Ok((r, bytes))
+        Ok((r, bytes, kept))
     }
 
     /// Remember a package's file list for the next install. The lists are bounded: past

@@ -13,3 +13,4 @@ mod registry;
 mod scrub;
 mod store;
 mod supply;
+mod team;
