@@ -299,3 +299,101 @@ fn hoard_fetch_fills_the_store_from_the_lockfile_alone_then_install_offline_work
         stderr(&out)
     );
 }
+
+/// An S3-compatible server: moto's, from PyPI, installed once into the target folder
+/// (`python3 -m venv` + pip); None (the test skipped, saying why) when that cannot be done.
+struct S3Server {
+    port: u16,
+    child: Child,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_server(test: &str) -> Option<S3Server> {
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("moto-venv");
+    let bin = venv.join("bin/moto_server");
+    if !bin.exists() {
+        if !which("python3") {
+            skip(
+                test,
+                "python3 is not installed (the S3-compatible test server is moto, from PyPI)",
+            );
+            return None;
+        }
+        eprintln!(
+            "{test}: installing moto[server] from PyPI into {} (once)",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "moto[server]"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok || !bin.exists() {
+            let _ = std::fs::remove_dir_all(&venv);
+            skip(
+                test,
+                "could not install moto[server] from PyPI (needs python3-venv and the network)",
+            );
+            return None;
+        }
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let server = S3Server { port, child };
+    // Create the bucket (moto takes an unsigned PUT).
+    let created = eventually(Duration::from_secs(30), || {
+        use std::io::{Read, Write};
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = c.write_all(b"PUT /team-cache HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.1 200")
+    });
+    assert!(created, "moto_server did not create the bucket");
+    Some(server)
+}
+
+#[test]
+fn two_machines_share_tarballs_through_an_s3_bucket() {
+    let test = "two_machines_share_tarballs_through_an_s3_bucket";
+    let Some(s3) = moto_server(test) else { return };
+    let (reg, names, deps) = numbered_packages(4);
+    let aws = |ctx: TestContext| {
+        ctx.env("AWS_ENDPOINT_URL", &format!("http://127.0.0.1:{}", s3.port))
+            .env("AWS_ACCESS_KEY_ID", "team")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_REGION", "us-east-1")
+    };
+    let first = aws(machine(&reg, &deps, "s3://team-cache/npm"));
+    first.ok(&["install"]);
+    let second = aws(machine(&reg, &deps, "s3://team-cache/npm"));
+    let s = summary(&second.ok(&["--json", "install"]));
+    assert_eq!(s["from_remote_cache"], 4);
+    assert_eq!(
+        tarball_requests(&reg, &names),
+        4,
+        "the second machine asked the registry for none"
+    );
+    second.assert_store_whole();
+}
