@@ -99,6 +99,7 @@ def main():
         shutil.copy(os.path.join(R.HERE, "fixtures", args.fixture, "package.json"), lockdir)
         first_store = os.path.join(BASE, "first-store")
         hoard(["install", "--package-lock-only", "--ignore-scripts"], lockdir, first_store)
+        hoard(["daemon", "stop"], lockdir, first_store, check=False)
         project, store = machine("first", lockdir, cache)
         hoard(["install", "--ignore-scripts"], project, store)
         hoard(["daemon", "stop"], project, store, check=False)
