@@ -89,7 +89,13 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(HoardError::io("reading", &lock_path, e)),
     })?;
-    let mut project = if fetch_only {
+    // Without package.json, a lockfile's root entry stands in (`hoard fetch`, or an install in
+    // a folder that holds only package-lock.json, as a Docker layer does).
+    let lock_alone = lock_raw.is_some()
+        && req.add.is_empty()
+        && req.remove.is_empty()
+        && !dir.join("package.json").exists();
+    let mut project = if fetch_only || lock_alone {
         fetch_project(&dir, &lock_path, lock_raw.as_deref())?
     } else {
         blocking(|| Project::load(&dir))?

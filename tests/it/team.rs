@@ -274,21 +274,27 @@ fn hoard_fetch_fills_the_store_from_the_lockfile_alone_then_install_offline_work
         "fetch links nothing"
     );
     assert_eq!(tarball_requests(&reg, &names), 5);
-    // Then the install, with no network at all.
-    std::fs::write(ctx.project.join("package.json"), pkg).unwrap();
+    // Then the install, with no network at all: in the same lockfile-only folder...
     drop(reg);
     let s = summary(&ctx.ok(&["--json", "install", "--offline"]));
     assert_eq!(s["added"], 5);
     assert_eq!(s["downloaded"], 0);
     for n in &names {
-        assert!(
-            ctx.project
-                .join("node_modules")
-                .join(n)
-                .join("index.js")
-                .exists()
-        );
+        let file = ctx.project.join("node_modules").join(n).join("index.js");
+        assert!(file.exists(), "{}", file.display());
     }
+    assert!(
+        !ctx.project.join("package.json").exists(),
+        "no package.json was made up"
+    );
+    // ...and once the rest of the project is there.
+    std::fs::write(ctx.project.join("package.json"), pkg).unwrap();
+    std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    let s = summary(&ctx.ok(&["--json", "install", "--offline"]));
+    assert_eq!(
+        (s["added"].as_u64(), s["downloaded"].as_u64()),
+        (Some(5), Some(0))
+    );
     // Without a lockfile, fetch says what it needs.
     let empty = TestContext::new();
     let out = empty.run(&["fetch"]);
