@@ -21,10 +21,9 @@ def main() -> int:
     if len(sys.argv) != 2:
         print(__doc__)
         return 2
-    # The Rust HTTP/2 stack rejects a socket path as :authority (hyperium/h2#487): say "localhost".
-    channel = grpc.insecure_channel(
-        f"unix://{sys.argv[1]}", options=[("grpc.default_authority", "localhost")]
-    )
+    # The default channel: grpcio sends the socket path as :authority, which the daemon's
+    # HTTP/2 stack accepts (vendor/README.md).
+    channel = grpc.insecure_channel(f"unix://{sys.argv[1]}")
     db = ProtoReflectionDescriptorDatabase(channel)
     services = db.get_services()
     print("services:", ", ".join(services))

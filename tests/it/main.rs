@@ -2,6 +2,7 @@
 //! 127.0.0.1 and real files. One test binary, one module per area.
 
 mod ahead;
+mod clients;
 mod context;
 mod corpus;
 mod daemon;

@@ -1,0 +1,146 @@
+//! Stock gRPC clients with their default channels: Python's grpcio and Node's @grpc/grpc-js,
+//! installed once into the target folder (pip into a venv, npm into a folder), list the daemon's
+//! services by reflection, check health and call Hello. grpcio sends the socket path as
+//! `:authority`, which only the patched h2 (vendor/README.md) accepts. Skipped with a printed
+//! reason when python3 or node is missing or the packages cannot be installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::context::*;
+
+fn tools_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("grpc-clients")
+}
+
+fn ok(cmd: &mut Command) -> bool {
+    cmd.status().is_ok_and(|s| s.success())
+}
+
+/// A venv with grpcio, its reflection and health packages; None when it cannot be made.
+fn python(test: &str) -> Option<PathBuf> {
+    let venv = tools_dir().join("venv");
+    let py = venv.join("bin/python");
+    let ready = venv.join("ready");
+    if ready.exists() {
+        return Some(py);
+    }
+    if !which("python3") {
+        skip(test, "python3 is not installed");
+        return None;
+    }
+    let made = ok(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+        && ok(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "-q",
+            "grpcio",
+            "grpcio-reflection",
+            "grpcio-health-checking",
+            "protobuf",
+        ]));
+    if !made {
+        let _ = std::fs::remove_dir_all(&venv);
+        skip(
+            test,
+            "could not install grpcio from PyPI (needs python3-venv and the network)",
+        );
+        return None;
+    }
+    let _ = std::fs::write(&ready, "");
+    Some(py)
+}
+
+/// node_modules with @grpc/grpc-js, proto-loader and the reflection and health protos.
+fn node_modules(test: &str) -> Option<PathBuf> {
+    let dir = tools_dir().join("node");
+    let nm = dir.join("node_modules");
+    if dir.join("ready").exists() {
+        return Some(nm);
+    }
+    if !which("node") || !which("npm") {
+        skip(test, "node and npm are not installed");
+        return None;
+    }
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("package.json"), "{\"private\": true}\n");
+    let made = ok(Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund"])
+        .args([
+            "@grpc/grpc-js",
+            "@grpc/proto-loader",
+            "@grpc/reflection",
+            "grpc-health-check",
+        ])
+        .current_dir(&dir));
+    if !made {
+        skip(
+            test,
+            "could not install @grpc/grpc-js from the npm registry",
+        );
+        return None;
+    }
+    let _ = std::fs::write(dir.join("ready"), "");
+    Some(nm)
+}
+
+fn running_daemon() -> (TestContext, PathBuf) {
+    let ctx = TestContext::new();
+    ctx.ok(&["daemon", "start"]);
+    let sock = ctx.socket();
+    assert!(eventually(Duration::from_secs(10), || sock.exists()));
+    (ctx, sock)
+}
+
+#[test]
+fn python_grpcio_default_channel_lists_checks_and_says_hello() {
+    let test = "python_grpcio_default_channel_lists_checks_and_says_hello";
+    let Some(py) = python(test) else { return };
+    let (ctx, sock) = running_daemon();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/grpc_reflection_check.py");
+    let out = run_with_timeout(
+        Command::new(py).arg(script).arg(&sock),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("hoard.v1.Hoard") && text.contains("grpc.health.v1.Health"),
+        "{text}"
+    );
+    assert!(text.contains("health: SERVING"), "{text}");
+    assert!(
+        text.contains(&format!("store {}", ctx.store.display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn node_grpc_js_default_channel_lists_checks_and_says_hello() {
+    let test = "node_grpc_js_default_channel_lists_checks_and_says_hello";
+    let Some(nm) = node_modules(test) else { return };
+    let (ctx, sock) = running_daemon();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = run_with_timeout(
+        Command::new("node")
+            .arg(here.join("tests/it/clients/grpcjs_default_channel.js"))
+            .arg(&sock)
+            .arg(here.join("proto"))
+            .arg(&nm),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services: Vec<&str> = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(services.contains(&"hoard.v1.Hoard") && services.contains(&"grpc.health.v1.Health"));
+    assert_eq!(v["health"], "SERVING");
+    assert_eq!(v["compatible"], true);
+    assert_eq!(v["store"], ctx.store.display().to_string());
+}
