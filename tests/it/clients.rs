@@ -144,3 +144,88 @@ fn node_grpc_js_default_channel_lists_checks_and_says_hello() {
     assert_eq!(v["compatible"], true);
     assert_eq!(v["store"], ctx.store.display().to_string());
 }
+
+/// examples/node-client, copied beside the other tools with its packages installed (once).
+fn node_example(test: &str) -> Option<PathBuf> {
+    let dir = tools_dir().join("node-client");
+    if dir.join("ready").exists() {
+        return Some(dir);
+    }
+    if !which("node") || !which("npm") {
+        skip(test, "node and npm are not installed");
+        return None;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node-client");
+    let _ = std::fs::create_dir_all(&dir);
+    for f in ["package.json", "index.ts", "tsconfig.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let made = ok(Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund"])
+        .current_dir(&dir));
+    if !made {
+        skip(
+            test,
+            "could not install the example's packages from the npm registry",
+        );
+        return None;
+    }
+    let _ = std::fs::write(dir.join("ready"), "");
+    Some(dir)
+}
+
+#[test]
+fn the_typescript_example_finds_the_socket_says_hello_and_streams_an_install_and_a_watch() {
+    let test =
+        "the_typescript_example_finds_the_socket_says_hello_and_streams_an_install_and_a_watch";
+    let Some(dir) = node_example(test) else {
+        return;
+    };
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The example, as checked in, must type-check.
+    for f in ["index.ts", "package.json", "tsconfig.json"] {
+        std::fs::copy(here.join("examples/node-client").join(f), dir.join(f)).unwrap();
+    }
+    let tsc = run_with_timeout(
+        Command::new("npx")
+            .args(["tsc", "--noEmit"])
+            .current_dir(&dir),
+        Duration::from_secs(120),
+    );
+    assert!(
+        tsc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tsc.stdout)
+    );
+
+    let (reg, _, deps) = crate::registry::numbered_packages(3);
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(
+        &serde_json::json!({"name": "app", "version": "1.0.0", "dependencies": deps}),
+    );
+    ctx.ok(&["daemon", "start"]);
+    let mut cmd = Command::new("npx");
+    cmd.args(["tsx", "index.ts"])
+        .arg(&ctx.project)
+        .current_dir(&dir)
+        .env("HOARD_PROTO_DIR", here.join("proto"))
+        .env("HOARD_STORE_DIR", &ctx.store)
+        .env("XDG_RUNTIME_DIR", &ctx.runtime)
+        .env("HOME", &ctx.home)
+        .env("npm_config_registry", &reg.url);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let store = format!("store {}", ctx.store.display());
+    for part in [
+        store.as_str(),
+        "watch: KIND_WATCHING",
+        "watch: KIND_INSTALL_STARTED",
+        "progress: PHASE_LINK 3/3 done",
+        "summary: 3 packages, 3 added",
+        "watch: KIND_INSTALL_FINISHED",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+    assert!(ctx.project.join("node_modules/p2/index.js").exists());
+}
