@@ -50,7 +50,7 @@ pub fn node_path(root: &Path) -> Option<(&'static str, std::ffi::OsString)> {
 }
 
 /// Run the project's `preinstall` script, if it has one (before the install request is sent).
-pub fn run_root_preinstall(project: &Path, announce: bool) -> Result<()> {
+pub fn run_root_preinstall(project: &Path, announce: bool, quiet_stdout: bool) -> Result<()> {
     let path = project.join("package.json");
     let Ok(bytes) = std::fs::read(&path) else {
         return Ok(()); // the daemon reports a missing package.json with its own message
@@ -75,6 +75,7 @@ pub fn run_root_preinstall(project: &Path, announce: bool) -> Result<()> {
         command: cmd,
         npm_command: "install",
         args: &[],
+        quiet_stdout,
     })
 }
 
@@ -87,6 +88,9 @@ pub struct ScriptRun<'a> {
     pub command: &'a str,
     pub npm_command: &'a str,
     pub args: &'a [String],
+    /// Send the script's standard output to stderr (under `--json`, stdout carries only the
+    /// JSON lines).
+    pub quiet_stdout: bool,
 }
 
 /// Run one script with `sh -c`, output inherited. Errors name the package and the script.
@@ -96,7 +100,11 @@ pub fn run(s: &ScriptRun<'_>) -> Result<()> {
         line.push(' ');
         line.push_str(&shell_quote(a));
     }
-    let status = Command::new("sh")
+    let mut cmd = Command::new("sh");
+    if s.quiet_stdout {
+        cmd.stdout(std::io::stderr());
+    }
+    let status = cmd
         .arg("-c")
         .arg(&line)
         .current_dir(s.dir)
@@ -180,6 +188,7 @@ pub fn run_named(project: &Path, name: &str, args: &[String]) -> Result<()> {
                 command: cmd,
                 npm_command: "run-script",
                 args: a,
+                quiet_stdout: false,
             })?;
         }
     }

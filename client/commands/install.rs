@@ -125,6 +125,7 @@ pub async fn send(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Resul
         scripts::run_root_preinstall(
             Path::new(&req.project_dir),
             !matches!(mode, Mode::Quiet | Mode::Json),
+            mode == Mode::Json,
         )?;
     }
     let mut retried = false;
@@ -159,6 +160,7 @@ pub async fn send(cli: &Cli, req: InstallRequest, ignore_scripts: bool) -> Resul
                 command: &s.command,
                 npm_command: "install",
                 args: &[],
+                quiet_stdout: mode == Mode::Json,
             })?;
         }
     }

@@ -6,6 +6,7 @@ mod clients;
 mod context;
 mod corpus;
 mod daemon;
+mod events;
 mod global;
 mod heal;
 mod install;
