@@ -178,7 +178,9 @@ pub fn check_attestations(
     let list = v["attestations"]
         .as_array()
         .ok_or_else(|| format!("{id}: the attestations document has no `attestations` list"))?;
-    let want = sha512_hex(integrity)
+    let want = crate::store::integrity::Sri::parse(Some(integrity), None)
+        .sha512
+        .map(hex::encode)
         .ok_or_else(|| format!("{id}: its integrity `{integrity}` is not a sha512 hash"))?;
     let mut types = Vec::new();
     for a in list {
@@ -211,15 +213,6 @@ pub fn check_attestations(
         types.push(a["predicateType"].as_str().unwrap_or("").to_string());
     }
     Ok(types)
-}
-
-/// The hex SHA-512 of an SRI string's sha512 entry.
-fn sha512_hex(integrity: &str) -> Option<String> {
-    let b64 = integrity
-        .split_whitespace()
-        .find_map(|h| h.strip_prefix("sha512-"))?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    Some(hex::encode(raw))
 }
 
 #[cfg(test)]
@@ -284,23 +277,32 @@ mod tests {
 
     #[test]
     fn attestation_subjects_must_name_the_package_and_its_digest() {
-        let integrity = "sha512-AAAA";
+        // A whole SHA-512: 64 zero bytes, and one that differs in its last byte.
+        let sri = |last: u8| {
+            let mut d = [0u8; 64];
+            d[63] = last;
+            format!(
+                "sha512-{}",
+                base64::engine::general_purpose::STANDARD.encode(d)
+            )
+        };
+        let integrity = sri(0);
         let statement = serde_json::json!({"subject": [{"name": "pkg:npm/%40s/p@1.0.0",
-            "digest": {"sha512": "000000"}}]});
+            "digest": {"sha512": "0".repeat(128)}}]});
         let doc = serde_json::json!({"attestations": [{"predicateType": "https://slsa.dev/provenance/v1",
             "bundle": {"dsseEnvelope": {"payload": base64::engine::general_purpose::STANDARD.encode(statement.to_string())}}}]});
         let bytes = doc.to_string().into_bytes();
         assert_eq!(
-            check_attestations(&bytes, "@s/p", "1.0.0", integrity).unwrap(),
+            check_attestations(&bytes, "@s/p", "1.0.0", &integrity).unwrap(),
             ["https://slsa.dev/provenance/v1"]
         );
         assert!(
-            check_attestations(&bytes, "@s/p", "1.0.1", integrity)
+            check_attestations(&bytes, "@s/p", "1.0.1", &integrity)
                 .unwrap_err()
                 .contains("PURL")
         );
         assert!(
-            check_attestations(&bytes, "@s/p", "1.0.0", "sha512-AAAB")
+            check_attestations(&bytes, "@s/p", "1.0.0", &sri(1))
                 .unwrap_err()
                 .contains("hex digest")
         );

@@ -404,10 +404,7 @@ impl Store {
                     let (imported, bytes, body) = self.import_download(pkg, http).await?;
                     // A team cache gets what the registry sent, once it proved whole.
                     if let (Ok(_), Some(body), Some(remote)) = (&imported, body, &pkg.remote)
-                        && let Some(key) = pkg
-                            .integrity
-                            .sha512_sri()
-                            .and_then(|s| crate::remote::key(&s))
+                        && let Some(key) = pkg.integrity.sha512.as_deref().map(crate::remote::key)
                     {
                         remote.put(&key, body).await;
                     }
@@ -476,7 +473,7 @@ impl Store {
     /// the user).
     async fn import_from_remote(&self, pkg: &TarballRef) -> Option<Imported> {
         let remote = pkg.remote.as_ref()?;
-        let key = crate::remote::key(&pkg.integrity.sha512_sri()?)?;
+        let key = crate::remote::key(pkg.integrity.sha512.as_deref()?);
         let body = remote.get(&key).await?;
         let _importing = self.import_permits.acquire().await.ok()?;
         let (layout, limits) = (self.layout.clone(), self.limits.clone());
