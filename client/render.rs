@@ -51,6 +51,14 @@ pub fn link_name(m: i32) -> &'static str {
     }
 }
 
+/// `; N from the team cache`, or nothing when the team cache served none.
+fn team_cache(s: &InstallSummary) -> String {
+    match s.from_remote_cache.unwrap_or(0) {
+        0 => String::new(),
+        n => format!("; {n} from the team cache"),
+    }
+}
+
 pub fn bytes(n: u64) -> String {
     if n >= 1 << 20 {
         format!("{:.1} MB", n as f64 / 1_048_576.0)
@@ -175,10 +183,7 @@ impl Renderer {
                 s.total_packages,
                 s.downloaded,
                 bytes(s.bytes_downloaded),
-                match s.from_remote_cache.unwrap_or(0) {
-                    0 => String::new(),
-                    n => format!("; {n} from the team cache"),
-                },
+                team_cache(s),
                 s.reused,
                 secs
             );
@@ -201,10 +206,7 @@ impl Renderer {
                 s.unchanged,
                 s.downloaded,
                 bytes(s.bytes_downloaded),
-                match s.from_remote_cache.unwrap_or(0) {
-                    0 => String::new(),
-                    n => format!("; {n} from the team cache"),
-                },
+                team_cache(s),
                 s.reused,
                 match s.repaired.unwrap_or(0) {
                     0 => String::new(),

@@ -107,7 +107,7 @@ impl Early {
 
     /// The pick hook: hands each picked registry version of the default registry to the worker.
     pub fn hook(&self, inputs: &Inputs) -> impl FnMut(&Node) + Send + Sync + 'static {
-        let tx = self.tx.clone().map(std::sync::Mutex::new);
+        let tx = self.tx.clone();
         let cfg = inputs.cfg.clone();
         let url = self.registry_url.clone();
         move |n: &Node| {
@@ -120,9 +120,7 @@ impl Early {
             {
                 return;
             }
-            if let Some(tx) = &tx
-                && let Ok(tx) = tx.lock()
-            {
+            if let Some(tx) = &tx {
                 let _ = tx.send(Claim::of(n, None));
             }
         }

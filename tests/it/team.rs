@@ -12,6 +12,15 @@ use serde_json::{Value, json};
 use crate::context::*;
 use crate::registry::*;
 
+/// A port of 127.0.0.1 nothing listens on.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A redis-server on a free port of 127.0.0.1, stopped when dropped.
 struct Redis {
     port: u16,
@@ -28,11 +37,7 @@ impl Redis {
             );
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")
             .args([
@@ -353,11 +358,7 @@ fn moto_server(test: &str) -> Option<S3Server> {
             return None;
         }
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(&bin)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
