@@ -187,6 +187,13 @@ pub enum Command {
     ApproveBuilds,
     /// The installed packages' known vulnerabilities and malware (the registry's advisories);
     /// `hoard audit signatures` checks their registry signatures and attestations.
+    /// Open the local dashboard (the store, your projects, this project's tree, live installs)
+    /// in a browser; the daemon serves it on 127.0.0.1 behind a per-session token.
+    Ui {
+        /// Print the address only; do not open a browser.
+        #[arg(long)]
+        no_open: bool,
+    },
     Audit {
         #[command(subcommand)]
         what: Option<AuditWhat>,

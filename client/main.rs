@@ -22,7 +22,7 @@ use hoard_proto::v1;
 use serde_json::json;
 
 use cli::{Cli, Command};
-use commands::{approve, audit, daemon, inspect, install, run, store};
+use commands::{approve, audit, daemon, inspect, install, run, store, ui};
 use context::{Unreachable, project_dir};
 use render::json_line;
 
@@ -104,6 +104,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             omit,
             offline,
         } => audit::audit(&cli, *what, audit_level.as_deref(), omit, *offline).await,
+        Command::Ui { no_open } => ui::ui(&cli, *no_open).await,
         Command::Daemon { action } => daemon::daemon(&cli, action).await,
         Command::Store { action } => store::store(&cli, action).await,
     }

@@ -30,6 +30,7 @@ mod signatures;
 mod spec;
 mod store;
 mod tree;
+mod ui;
 mod upkeep;
 mod watch;
 

@@ -58,6 +58,10 @@ pub struct Daemon {
     /// Store verify and prune.
     upkeep: Upkeep,
     events: broadcast::Sender<(PathBuf, WatchEvent)>,
+    /// Every install's events, for the dashboard's live view.
+    live: crate::ui::LiveSender,
+    /// The web dashboard, once a Dashboard RPC started it.
+    dashboard: tokio::sync::OnceCell<Arc<crate::ui::Dashboard>>,
     /// Installs prepared ahead of time (started by `start_ahead`).
     ahead: std::sync::OnceLock<Arc<crate::ahead::Ahead>>,
 }
@@ -100,6 +104,8 @@ impl Daemon {
             project_locks: Mutex::new(HashMap::new()),
             upkeep,
             events: broadcast::channel(256).0,
+            live: crate::ui::live_channel(),
+            dashboard: tokio::sync::OnceCell::new(),
             ahead: std::sync::OnceLock::new(),
         })
     }
@@ -174,7 +180,13 @@ impl Daemon {
         m.entry(dir.to_path_buf()).or_default().clone()
     }
 
+    /// An install started or finished: to Watch streams and the dashboard.
     fn emit(&self, dir: &Path, kind: watch_event::Kind, message: String) {
+        self.emit_live(dir, kind, &message);
+        self.emit_watch(dir, kind, message);
+    }
+
+    fn emit_watch(&self, dir: &Path, kind: watch_event::Kind, message: String) {
         let _ = self.events.send((
             dir.to_path_buf(),
             WatchEvent {
@@ -183,6 +195,20 @@ impl Daemon {
                 message,
             },
         ));
+    }
+
+    fn emit_live(&self, dir: &Path, kind: watch_event::Kind, message: &str) {
+        let kind = match kind {
+            watch_event::Kind::InstallStarted => crate::ui::LiveKind::Started,
+            watch_event::Kind::InstallFinished => crate::ui::LiveKind::Finished(message.into()),
+            _ => return,
+        };
+        if crate::ui::listened(&self.live) {
+            let _ = self.live.send(crate::ui::LiveEvent {
+                project: dir.to_path_buf(),
+                kind,
+            });
+        }
     }
 }
 
@@ -217,6 +243,33 @@ fn stream<T>(rx: mpsc::Receiver<Result<T, Status>>, token: &CancellationToken) -
         inner: ReceiverStream::new(rx),
         _guard: token.clone().drop_guard(),
     }
+}
+
+/// The install's event sender, copying each event to the dashboard's live channel while a
+/// browser listens (the client gets every event as before, in order). The handle ends once
+/// every sender is dropped and every event is forwarded.
+fn tee(
+    client: crate::install::EventSender,
+    live: crate::ui::LiveSender,
+    project: PathBuf,
+) -> (crate::install::EventSender, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx): (crate::install::EventSender, _) = mpsc::channel(256);
+    let handle = tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            if let Ok(ev) = &item
+                && crate::ui::listened(&live)
+            {
+                let _ = live.send(crate::ui::LiveEvent {
+                    project: project.clone(),
+                    kind: crate::ui::LiveKind::Event(ev.clone()),
+                });
+            }
+            if client.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, handle)
 }
 
 fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
@@ -273,6 +326,7 @@ impl Hoard for Service {
                 let _guard = guard;
                 let key = std::fs::canonicalize(&r.project_dir)
                     .unwrap_or_else(|_| PathBuf::from(&r.project_dir));
+                let (tx, forwarded) = tee(tx, d.live.clone(), key.clone());
                 let lock = d.project_lock(&key);
                 let _project = tokio::select! {
                     g = lock.lock() => g,
@@ -347,7 +401,11 @@ impl Hoard for Service {
                         m
                     }
                 };
-                d.emit(&key, watch_event::Kind::InstallFinished, msg);
+                d.emit_watch(&key, watch_event::Kind::InstallFinished, msg.clone());
+                // The dashboard hears "finished" after every event the client got.
+                drop(tx);
+                let _ = forwarded.await;
+                d.emit_live(&key, watch_event::Kind::InstallFinished, &msg);
                 if worked {
                     let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
                 }
@@ -543,6 +601,59 @@ impl Hoard for Service {
         let span = info_span!("rpc.audit", project = %r.project_dir, kind = r.kind);
         let resp = self.0.installer.audit(r).instrument(span).await?;
         Ok(Response::new(resp))
+    }
+
+    async fn dashboard(
+        &self,
+        req: Request<DashboardRequest>,
+    ) -> Result<Response<DashboardResponse>, Status> {
+        let _g = InFlight::new(&self.0);
+        let uid = peer_uid(&req)
+            .ok_or_else(|| Status::permission_denied("peer credentials are unavailable"))?;
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let own = unsafe { libc::getuid() };
+        if uid != own && uid != 0 {
+            return Err(HoardError::PermissionDenied(format!(
+                "the dashboard belongs to the daemon's user (uid {own}), not to uid {uid}"
+            ))
+            .into());
+        }
+        let r = req.into_inner();
+        let project = match r.project_dir.as_deref() {
+            Some(p) => Some(crate::install::project_dir(p)?),
+            None => None,
+        };
+        let d = self.0.clone();
+        let dash = self
+            .0
+            .dashboard
+            .get_or_try_init(|| {
+                let touch_d = Arc::downgrade(&d);
+                crate::ui::Dashboard::start(
+                    crate::ui::Sources {
+                        installer: d.installer.clone(),
+                        store: d.store.clone(),
+                        store_path: d.config.store_path.clone(),
+                        live: d.live.clone(),
+                        touch: Arc::new(move || {
+                            if let Some(d) = touch_d.upgrade() {
+                                d.touch();
+                            }
+                        }),
+                    },
+                    d.shutdown.child_token(),
+                )
+            })
+            .instrument(info_span!("rpc.dashboard"))
+            .await?;
+        if let Some(p) = &project {
+            dash.show(p.clone());
+        }
+        Ok(Response::new(DashboardResponse {
+            url: dash.url(project.as_deref()),
+            port: dash.port as u32,
+            token: dash.token.clone(),
+        }))
     }
 
     async fn shutdown(

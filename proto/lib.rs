@@ -17,7 +17,7 @@ pub mod v1 {
 
 /// The protocol semver, separate from the binary version. Bump the minor for additions (new
 /// optional fields, new RPCs), the major for anything an older peer would misread.
-pub const PROTOCOL_VERSION: &str = "1.5.0";
+pub const PROTOCOL_VERSION: &str = "1.6.0";
 
 /// Version of the `hoard` package these binaries were built from.
 pub const BINARY_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README; .ci/run calls exactly this). Installs what the tests need when it
-# can (xfsprogs, for the reflink test on a loop-mounted XFS; redis-server, for the team cache),
+# can (xfsprogs, for the reflink test on a loop-mounted XFS; redis-server, for the team cache;
+# chromium, for the dashboard's browser test),
 # runs `cargo test --locked`, then
 # prints which tests could not run here and why: a skip is never counted as a pass.
 set -euo pipefail
@@ -17,6 +18,13 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
     { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-server >/dev/null 2>&1; }) ||
     echo "tests/run.sh: could not install redis-server; the team cache tests will be reported as skipped"
 fi
+if ! { command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1 &&
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "tests/run.sh: installing chromium (the dashboard test drives it headless)"
+  (apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }) ||
+    echo "tests/run.sh: could not install chromium; the dashboard's browser test will be reported as skipped"
+fi
 skips="${CARGO_TARGET_DIR:-target}/tmp/skipped"
 rm -rf "$skips"
 status=0
@@ -29,5 +37,9 @@ if [ -d "$skips" ] && [ -n "$(ls -A "$skips")" ]; then
   done
 else
   echo "tests/run.sh: no test was skipped"
+fi
+artifacts="${CARGO_TARGET_DIR:-target}/tmp/artifacts"
+if [ -d "$artifacts" ] && [ -n "$(ls -A "$artifacts")" ]; then
+  echo "tests/run.sh: screenshots from the browser tests are in $artifacts"
 fi
 exit "$status"

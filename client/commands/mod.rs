@@ -1,6 +1,6 @@
 //! The commands, by family: `install` (install, ci, add, remove, update), `run` (run, exec,
 //! dlx), `inspect` (ls, why, outdated),
-//! `approve` (install-scripts, approve-builds), `audit`, `daemon` and `store`. `main.rs` parses and dispatches
+//! `approve` (install-scripts, approve-builds), `audit`, `ui`, `daemon` and `store`. `main.rs` parses and dispatches
 //! here.
 //!
 //! Must not: parse the command line.
@@ -12,3 +12,4 @@ pub mod inspect;
 pub mod install;
 pub mod run;
 pub mod store;
+pub mod ui;

@@ -178,7 +178,7 @@ pub(super) async fn advisories_for(
 
 /// package-lock.json and its tree; a missing lockfile is an error saying to install first, then
 /// do `then`.
-pub(super) fn locked_tree(
+pub fn locked_tree(
     project: &Project,
     cfg: &NpmConfig,
     then: &str,

@@ -55,6 +55,7 @@ use tracing::{Instrument, debug, info, info_span};
 use crate::error::Result;
 use context::{Run, blocking};
 
+pub use audit::locked_tree;
 pub use context::{EventSender, Installer};
 pub use inputs::project_dir;
 

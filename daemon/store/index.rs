@@ -52,6 +52,16 @@ impl DroppedPackage {
     }
 }
 
+/// A registered project as the index knows it (`project_usage`).
+#[derive(Debug, Clone)]
+pub struct ProjectUsage {
+    pub path: String,
+    /// Unix seconds of its last install.
+    pub last_install: i64,
+    pub packages: u64,
+    pub linked_bytes: u64,
+}
+
 /// A package row with its files.
 #[derive(Debug, Clone)]
 pub struct PackageRecord {
@@ -387,6 +397,29 @@ impl Index {
         self.read(|c| {
             let mut stmt = c.prepare("SELECT path FROM projects")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Every registered project with its last install and what it links from the store: the
+    /// number of packages and their unpacked bytes (what copies of them would take).
+    pub fn project_usage(&self) -> Result<Vec<ProjectUsage>> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT p.path, p.last_install, count(k.id), coalesce(sum(k.unpacked_size), 0)
+                 FROM projects p
+                 LEFT JOIN project_packages pp ON pp.project = p.path
+                 LEFT JOIN packages k ON k.id = pp.package_id
+                 GROUP BY p.path ORDER BY p.last_install DESC",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(ProjectUsage {
+                    path: r.get(0)?,
+                    last_install: r.get(1)?,
+                    packages: r.get::<_, i64>(2)? as u64,
+                    linked_bytes: r.get::<_, i64>(3)? as u64,
+                })
+            })?;
             rows.collect()
         })
     }

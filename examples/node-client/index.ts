@@ -16,7 +16,7 @@ import * as loader from '@grpc/proto-loader';
 import { blake3 } from '@noble/hashes/blake3';
 import { bytesToHex } from '@noble/hashes/utils';
 
-const PROTOCOL_VERSION = '1.5.0';
+const PROTOCOL_VERSION = '1.6.0';
 
 /** The store directory: $HOARD_STORE_DIR, else $XDG_DATA_HOME/hoard/store, else ~/.local/share/hoard/store. */
 function storeDir(): string {

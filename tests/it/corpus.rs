@@ -22,7 +22,7 @@ pub fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
-fn load_registry(reg: &Registry) -> usize {
+pub fn load_registry(reg: &Registry) -> usize {
     let f = std::fs::File::open(corpus_dir().join("registry.jsonl.gz")).expect("corpus registry");
     let lines = std::io::BufReader::new(flate2::read::GzDecoder::new(f));
     let mut n = 0;

@@ -2,10 +2,12 @@
 //! 127.0.0.1 and real files. One test binary, one module per area.
 
 mod ahead;
+mod browser;
 mod clients;
 mod context;
 mod corpus;
 mod daemon;
+mod dashboard;
 mod events;
 mod global;
 mod heal;
