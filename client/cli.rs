@@ -77,6 +77,20 @@ pub struct InstallFlags {
     pub before: Option<String>,
 }
 
+/// Where added packages are saved in package.json (npm's flags).
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct SaveFlags {
+    /// Save to devDependencies.
+    #[arg(short = 'D', long = "save-dev")]
+    pub dev: bool,
+    /// Save to optionalDependencies.
+    #[arg(short = 'O', long = "save-optional")]
+    pub optional: bool,
+    /// Save the exact version instead of a ^range.
+    #[arg(short = 'E', long = "save-exact")]
+    pub exact: bool,
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, Default)]
 pub enum LinkArg {
     #[default]
@@ -97,22 +111,23 @@ pub enum LayoutArg {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Install the project's dependencies.
+    /// Install the project's dependencies; with packages, add them first (as `npm install
+    /// <pkg>` does).
     #[command(visible_alias = "i")]
-    Install(InstallFlags),
+    Install {
+        #[arg(value_name = "PKG")]
+        packages: Vec<String>,
+        #[command(flatten)]
+        save: SaveFlags,
+        #[command(flatten)]
+        flags: InstallFlags,
+    },
     /// Add packages to package.json and install.
     Add {
         #[arg(required = true, value_name = "PKG")]
         packages: Vec<String>,
-        /// Save to devDependencies.
-        #[arg(short = 'D', long = "save-dev")]
-        dev: bool,
-        /// Save to optionalDependencies.
-        #[arg(short = 'O', long = "save-optional")]
-        optional: bool,
-        /// Save the exact version instead of a ^range.
-        #[arg(short = 'E', long = "save-exact")]
-        exact: bool,
+        #[command(flatten)]
+        save: SaveFlags,
         #[command(flatten)]
         flags: InstallFlags,
     },

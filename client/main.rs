@@ -18,7 +18,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use hoard_proto::v1;
 use serde_json::json;
 
 use cli::{Cli, Command};
@@ -51,6 +50,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = if e.downcast_ref::<Unreachable>().is_some() {
                 3
+            } else if let Some(s) = e.downcast_ref::<scripts::ScriptFailed>() {
+                // `hoard run` exits as the script did, as `npm run` does.
+                s.code
             } else {
                 1
             };
@@ -65,25 +67,19 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<u8> {
     match &cli.command {
-        Command::Install(f) => install::install(&cli, f, false).await,
+        Command::Install {
+            packages,
+            save,
+            flags,
+        } if !packages.is_empty() => install::add(&cli, packages, *save, flags).await,
+        Command::Install { flags, .. } => install::install(&cli, flags, false).await,
         Command::Ci(f) => install::install(&cli, f, true).await,
         Command::Fetch(f) => install::fetch(&cli, f).await,
         Command::Add {
             packages,
-            dev,
-            optional,
-            exact,
+            save,
             flags,
-        } => {
-            let kind = if *dev {
-                v1::DependencyKind::Dev
-            } else if *optional {
-                v1::DependencyKind::Optional
-            } else {
-                v1::DependencyKind::Prod
-            };
-            install::add(&cli, packages, kind, *exact, flags).await
-        }
+        } => install::add(&cli, packages, *save, flags).await,
         Command::Remove { packages, flags } => install::remove(&cli, packages, flags).await,
         Command::Update { names, flags } => install::update(&cli, names, flags).await,
         Command::Run { script, args } => run::run_script(&project_dir(&cli)?, script, args),

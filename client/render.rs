@@ -59,6 +59,61 @@ fn team_cache(s: &InstallSummary) -> String {
     }
 }
 
+/// `n thing` or `n things`.
+pub fn count(n: u64, thing: &str) -> String {
+    format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The last line of an install that changed something: what changed, where the packages came
+/// from (only the sources that gave any), the link method and the time.
+pub fn summary_line(s: &InstallSummary) -> String {
+    let changed: Vec<String> = [
+        ("added", s.added),
+        ("removed", s.removed),
+        ("unchanged", s.unchanged),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(w, n)| format!("{n} {w}"))
+    .collect();
+    let mut sources = Vec::new();
+    if s.downloaded > 0 {
+        sources.push(format!(
+            "{} downloaded ({})",
+            s.downloaded,
+            bytes(s.bytes_downloaded)
+        ));
+    }
+    if let Some(n) = s.from_remote_cache.filter(|n| *n > 0) {
+        sources.push(format!("{n} from the team cache"));
+    }
+    if s.reused > 0 {
+        sources.push(format!("{} from the store", s.reused));
+    }
+    if let Some(n) = s.repaired.filter(|n| *n > 0) {
+        sources.push(format!("{n} repaired (store files were missing)"));
+    }
+    let mut line = format!(
+        "{}: {}",
+        count(s.total_packages, "package"),
+        if changed.is_empty() {
+            "nothing changed".into()
+        } else {
+            changed.join(", ")
+        }
+    );
+    if !sources.is_empty() {
+        line.push_str("; ");
+        line.push_str(&sources.join(", "));
+    }
+    line.push_str(&format!(
+        "; {} in {:.2} s",
+        link_name(s.link_method),
+        s.total_millis as f64 / 1000.0
+    ));
+    line
+}
+
 pub fn bytes(n: u64) -> String {
     if n >= 1 << 20 {
         format!("{:.1} MB", n as f64 / 1_048_576.0)
@@ -198,33 +253,17 @@ impl Renderer {
                 s.total_packages, s.total_millis
             );
         } else {
-            eprintln!(
-                "{} packages: {} added, {} removed, {} unchanged; {} downloaded ({}{}), {} from the store{}; {} in {:.2} s{}",
-                s.total_packages,
-                s.added,
-                s.removed,
-                s.unchanged,
-                s.downloaded,
-                bytes(s.bytes_downloaded),
-                team_cache(s),
-                s.reused,
-                match s.repaired.unwrap_or(0) {
-                    0 => String::new(),
-                    n => format!(", {n} repaired (store files were missing)"),
-                },
-                link_name(s.link_method),
-                secs,
-                if self.verbose {
-                    let t: Vec<String> = s
-                        .timings
-                        .iter()
-                        .map(|t| format!("{} {} ms", phase_name(t.phase), t.millis))
-                        .collect();
-                    format!(" [{}]", t.join(", "))
-                } else {
-                    String::new()
-                }
-            );
+            let timings = if self.verbose {
+                let t: Vec<String> = s
+                    .timings
+                    .iter()
+                    .map(|t| format!("{} {} ms", phase_name(t.phase), t.millis))
+                    .collect();
+                format!(" [{}]", t.join(", "))
+            } else {
+                String::new()
+            };
+            eprintln!("{}{timings}", summary_line(s));
         }
     }
 }

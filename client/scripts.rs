@@ -124,15 +124,46 @@ pub fn run(s: &ScriptRun<'_>) -> Result<()> {
         .status()
         .with_context(|| format!("starting `sh -c {line}` in `{}`", s.dir.display()))?;
     if !status.success() {
-        bail!(
-            "the `{}` script of {}@{} failed ({status}): {}",
-            s.event,
-            s.package,
-            s.version,
-            s.command
-        );
+        return Err(ScriptFailed {
+            code: exit_code(status),
+            message: format!(
+                "the `{}` script of {} failed ({status}): {}",
+                s.event,
+                package_label(s.package, s.version),
+                s.command
+            ),
+        }
+        .into());
     }
     Ok(())
+}
+
+/// A script that failed: hoard exits with its status, as npm does (`code`, or 128 + the
+/// signal that killed it).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ScriptFailed {
+    pub code: u8,
+    pub message: String,
+}
+
+/// The exit code a shell would report for `status`: its code, or 128 + the signal.
+pub fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => u8::try_from(c).unwrap_or(1),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
+        _ => 1,
+    }
+}
+
+/// `name@version`, or the name alone when there is no version (a private root).
+pub fn package_label(name: &str, version: &str) -> String {
+    match (name.is_empty(), version.is_empty()) {
+        (true, _) => "the project".into(),
+        (false, true) => name.to_string(),
+        (false, false) => format!("{name}@{version}"),
+    }
 }
 
 fn shell_quote(s: &str) -> String {
@@ -196,7 +227,7 @@ pub fn run_named(project: &Path, name: &str, args: &[String]) -> Result<()> {
 }
 
 /// `hoard exec <bin> [args]`: a bin from node_modules/.bin (or PATH) with the npm environment.
-pub fn exec_bin(project: &Path, bin: &str, args: &[String]) -> Result<i32> {
+pub fn exec_bin(project: &Path, bin: &str, args: &[String]) -> Result<u8> {
     let status = Command::new(bin)
         .args(args)
         .env("PATH", path_with_bins(project, project))
@@ -208,5 +239,5 @@ pub fn exec_bin(project: &Path, bin: &str, args: &[String]) -> Result<i32> {
                 project.join("node_modules/.bin").display()
             )
         })?;
-    Ok(status.code().unwrap_or(1))
+    Ok(exit_code(status))
 }

@@ -27,15 +27,46 @@ pub fn parse_json_file(path: &Path) -> Result<Option<(Value, Vec<u8>)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(HoardError::io("reading", path, e)),
     };
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        HoardError::InvalidInput(format!(
-            "{}:{}:{}: invalid JSON: {e}; fix the file and run the install again",
-            path.display(),
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| json_error(path, &bytes, &e))?;
     Ok(Some((v, bytes)))
+}
+
+/// A JSON syntax error as `file:line:column: what; what to do`. A trailing comma is placed at
+/// the comma (serde_json reports the bracket after it).
+pub fn json_error(path: &Path, bytes: &[u8], e: &serde_json::Error) -> HoardError {
+    let (mut line, mut column) = (e.line(), e.column());
+    let what = e.to_string();
+    let what = what
+        .rsplit_once(" at line ")
+        .map(|(w, _)| w.to_string())
+        .unwrap_or(what);
+    if what.starts_with("trailing comma")
+        && let Some(at) = offset_of(bytes, line, column)
+        && let Some(comma) = bytes[..at].iter().rposition(|b| !b.is_ascii_whitespace())
+        && bytes[comma] == b','
+    {
+        line = 1 + bytes[..comma].iter().filter(|b| **b == b'\n').count();
+        column = comma
+            - bytes[..comma]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+    }
+    HoardError::InvalidInput(format!(
+        "{}:{line}:{column}: invalid JSON: {what}; fix the file and run the command again",
+        path.display()
+    ))
+}
+
+/// The byte offset of a 1-based line and column (serde_json's column is 1-based too).
+fn offset_of(bytes: &[u8], line: usize, column: usize) -> Option<usize> {
+    let mut start = 0;
+    for _ in 1..line {
+        start += bytes[start..].iter().position(|b| *b == b'\n')? + 1;
+    }
+    let at = start + column.checked_sub(1)?;
+    (at <= bytes.len()).then_some(at)
 }
 
 /// The tarball URL npm would use for `name@version` on the configured registry (for locks
@@ -508,4 +539,27 @@ pub fn render(v: &Value) -> Vec<u8> {
     let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
     s.push(b'\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trailing_comma_is_reported_where_it_is() {
+        let text = b"{\n  \"a\": 1,\n  \"b\": 2,\n}\n";
+        let e = serde_json::from_slice::<Value>(text).unwrap_err();
+        let msg = json_error(Path::new("package.json"), text, &e).to_string();
+        assert!(
+            msg.contains("package.json:3:9: invalid JSON: trailing comma"),
+            "{msg}"
+        );
+        let text = b"{\"a\": }";
+        let e = serde_json::from_slice::<Value>(text).unwrap_err();
+        let msg = json_error(Path::new("x.json"), text, &e).to_string();
+        assert!(
+            msg.contains("x.json:1:7: invalid JSON: expected value;"),
+            "{msg}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use hoard_proto::v1::{self, InstallRequest, InstallSummary, install_event::Event};
 
-use crate::cli::{Cli, InstallFlags, LayoutArg, LinkArg};
+use crate::cli::{Cli, InstallFlags, LayoutArg, LinkArg, SaveFlags};
 use crate::connect::{self, ConnectError};
 use crate::context::{Unreachable, connect, project_dir, request_env, store_dir};
 use crate::render::{Mode, Renderer};
@@ -31,18 +31,24 @@ pub async fn fetch(cli: &Cli, flags: &InstallFlags) -> Result<u8> {
     send(cli, req, true).await
 }
 
-/// `hoard add`: `kind` is where package.json gets the packages.
+/// `hoard add` (and `hoard install <pkg…>`): `save` says where package.json gets them.
 pub async fn add(
     cli: &Cli,
     packages: &[String],
-    kind: v1::DependencyKind,
-    exact: bool,
+    save: SaveFlags,
     flags: &InstallFlags,
 ) -> Result<u8> {
+    let kind = if save.dev {
+        v1::DependencyKind::Dev
+    } else if save.optional {
+        v1::DependencyKind::Optional
+    } else {
+        v1::DependencyKind::Prod
+    };
     let mut req = request(&project_dir(cli)?, flags)?;
     req.add = packages.to_vec();
     req.add_kind = kind as i32;
-    req.save_exact = exact;
+    req.save_exact = save.exact;
     send(cli, req, flags.ignore_scripts).await
 }
 

@@ -20,8 +20,7 @@ pub fn run_script(project: &Path, script: &str, args: &[String]) -> Result<u8> {
 
 /// `hoard exec <bin> [args]`: the bin's exit code.
 pub fn exec(project: &Path, bin: &str, args: &[String]) -> Result<u8> {
-    let code = scripts::exec_bin(project, bin, args)?;
-    Ok(u8::try_from(code).unwrap_or(1))
+    scripts::exec_bin(project, bin, args)
 }
 
 /// `hoard dlx pkg[@range] args`: install into a cache folder keyed by the spec, then run its bin.
@@ -73,8 +72,6 @@ pub async fn dlx(cli: &Cli, package: &str, args: &[String]) -> Result<u8> {
         .env("PATH", scripts::path_with_bins(&dir, &dir))
         .envs(scripts::node_path(&dir))
         .status()
-        .with_context(|| format!("running `{bin}`"))?
-        .code()
-        .unwrap_or(1);
-    Ok(u8::try_from(code).unwrap_or(1))
+        .with_context(|| format!("running `{bin}`"))?;
+    Ok(scripts::exit_code(code))
 }

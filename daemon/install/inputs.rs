@@ -59,14 +59,8 @@ impl Inputs {
         let Some(bytes) = &self.lock_raw else {
             return Ok(());
         };
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-            HoardError::InvalidInput(format!(
-                "{}:{}:{}: invalid JSON: {e}; fix the file and run the install again",
-                self.lock_path.display(),
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| lockfile::json_error(&self.lock_path, bytes, &e))?;
         self.lock = Some(v);
         Ok(())
     }
@@ -136,14 +130,8 @@ fn fetch_project(dir: &Path, lock_path: &Path, lock: Option<&[u8]>) -> Result<Pr
     if dir.join("package.json").exists() {
         return blocking(|| Project::load(dir));
     }
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        HoardError::InvalidInput(format!(
-            "{}:{}:{}: invalid JSON: {e}",
-            lock_path.display(),
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| lockfile::json_error(lock_path, bytes, &e))?;
     Project::from_lock_root(dir, &v)
 }
 

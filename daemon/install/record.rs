@@ -118,12 +118,15 @@ async fn from_lock(run: &Run<'_>, inputs: &Inputs, lock_json: &Value) -> Result<
         )));
     }
     if !problems.is_empty() {
-        run.em
-            .info(format!(
-                "package-lock.json is out of date ({}); resolving",
-                problems[0]
-            ))
-            .await;
+        // After `add` or `remove` the difference is the one asked for: nothing to say.
+        if req.add.is_empty() && req.remove.is_empty() {
+            run.em
+                .info(format!(
+                    "package.json asks for what package-lock.json does not have ({}); resolving",
+                    problems[0]
+                ))
+                .await;
+        }
         return Ok(None);
     }
     Ok(req.update.is_empty().then_some(t))

@@ -10,6 +10,7 @@ mod daemon;
 mod dashboard;
 mod events;
 mod global;
+mod habits;
 mod heal;
 mod install;
 mod network;
