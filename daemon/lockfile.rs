@@ -383,7 +383,9 @@ fn put_map(o: &mut Map<String, Value>, key: &str, m: &BTreeMap<String, String>) 
 }
 
 /// The lockfile JSON for `tree`. `pkg_json` is the project's package.json (for the root entry).
-pub fn to_json(tree: &Tree, pkg_json: &Value) -> Value {
+/// `omit_registry_resolved`: npm's `omit-lockfile-registry-resolved` (no `resolved` for
+/// registry packages; they are fetched from whatever registry is configured then).
+pub fn to_json(tree: &Tree, pkg_json: &Value, omit_registry_resolved: bool) -> Value {
     let unreachable = tree.unreachable();
     let mut packages = Map::new();
     packages.insert(String::new(), root_entry(tree, pkg_json));
@@ -392,7 +394,17 @@ pub fn to_json(tree: &Tree, pkg_json: &Value) -> Value {
         .collect();
     order.sort_by(|&a, &b| tree.nodes[a].location.cmp(&tree.nodes[b].location));
     for i in order {
-        if let Some(o) = entry(&tree.nodes[i]) {
+        if let Some(mut o) = entry(&tree.nodes[i]) {
+            let registry = o
+                .get("resolved")
+                .and_then(Value::as_str)
+                .is_some_and(crate::tree::is_registry_resolved);
+            if omit_registry_resolved
+                && registry
+                && matches!(tree.nodes[i].kind, NodeKind::Package { .. })
+            {
+                o.shift_remove("resolved");
+            }
             packages.insert(tree.nodes[i].location.clone(), Value::Object(o));
         }
     }
@@ -504,7 +516,7 @@ fn put_flags(o: &mut Map<String, Value>, n: &Node) {
     }
 }
 
-/// `bin`, `engines`, `os`, `cpu`, `libc`, `deprecated`, `peerDependencies`,
+/// `bin`, `engines`, `funding`, `os`, `cpu`, `libc`, `deprecated`, `peerDependencies`,
 /// `peerDependenciesMeta`.
 fn put_manifest_tail(o: &mut Map<String, Value>, n: &Node) {
     let m = &n.manifest;
@@ -516,6 +528,16 @@ fn put_manifest_tail(o: &mut Map<String, Value>, n: &Node) {
         }
     }
     put_map(o, "engines", &m.engines);
+    let empty = match &m.funding {
+        Value::Null | Value::Bool(false) => true,
+        Value::String(s) => s.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if !empty {
+        o.insert("funding".into(), m.funding.clone());
+    }
     for (key, list) in [("os", &m.os), ("cpu", &m.cpu), ("libc", &m.libc)] {
         if !list.is_empty() {
             o.insert(key.into(), json!(list));
@@ -534,16 +556,126 @@ fn put_manifest_tail(o: &mut Map<String, Value>, n: &Node) {
     }
 }
 
-/// Serialize with two-space indentation and a trailing newline, like npm.
+/// Serialize with two-space indentation and a trailing newline, with every object's keys in
+/// npm's order (json-stringify-nice with arborist's key list), so a lockfile hoard writes is
+/// byte for byte the one npm writes.
 pub fn render(v: &Value) -> Vec<u8> {
-    let mut s = serde_json::to_vec_pretty(v).unwrap_or_default();
+    let mut s = serde_json::to_vec_pretty(&npm_order(v)).unwrap_or_default();
     s.push(b'\n');
     s
+}
+
+/// Keys npm puts first, in this order (arborist's `swKeyOrder`).
+const KEY_ORDER: [&str; 8] = [
+    "name",
+    "version",
+    "lockfileVersion",
+    "resolved",
+    "integrity",
+    "requires",
+    "packages",
+    "dependencies",
+];
+
+/// `v` with each object's keys as json-stringify-nice orders them: values that are not objects
+/// before objects; within each, the keys of `KEY_ORDER` first, then the rest as
+/// `localeCompare(…, 'en')` sorts them.
+fn npm_order(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|(ak, av), (bk, bv)| {
+                av.is_object().cmp(&bv.is_object()).then_with(|| {
+                    let pos = |k: &str| KEY_ORDER.iter().position(|p| *p == k);
+                    match (pos(ak), pos(bk)) {
+                        (Some(a), Some(b)) => a.cmp(&b),
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                        (None, Some(_)) => std::cmp::Ordering::Greater,
+                        (None, None) => collate(ak, bk),
+                    }
+                })
+            });
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), npm_order(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(npm_order).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `a.localeCompare(b, 'en')` (ICU's root collation) for the characters package names and
+/// lockfile keys use: punctuation before digits before letters, letters compared without case
+/// first, then lower case before upper case.
+fn collate(a: &str, b: &str) -> std::cmp::Ordering {
+    const PUNCT: &str = "_-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$";
+    let primary = |c: char| -> u32 {
+        if let Some(i) = PUNCT.find(c) {
+            i as u32
+        } else if c.is_ascii_digit() {
+            100 + c as u32
+        } else if c.is_ascii_alphabetic() {
+            200 + c.to_ascii_lowercase() as u32
+        } else {
+            1000 + c as u32
+        }
+    };
+    let pa = a.chars().map(primary);
+    let pb = b.chars().map(primary);
+    pa.cmp(pb).then_with(|| {
+        let tertiary = |c: char| c.is_ascii_uppercase();
+        a.chars().map(tertiary).cmp(b.chars().map(tertiary))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_sort_as_npm_sorts_them() {
+        // As node sorts with localeCompare(…, 'en').
+        let mut names = [
+            "a-b", "a_b", "a.b", "ab", "a/b", "@a/b", "A", "a", "aB", "ab1", "a1", "a-", "abc",
+            "ab-c", "ab.c", "abC", "Abc",
+        ];
+        names.sort_by(|a, b| collate(a, b));
+        assert_eq!(
+            names,
+            [
+                "@a/b", "a", "A", "a_b", "a-", "a-b", "a.b", "a/b", "a1", "ab", "aB", "ab-c",
+                "ab.c", "ab1", "abc", "abC", "Abc"
+            ]
+        );
+        let entry = serde_json::json!({"license": "MIT", "dependencies": {"b": "1", "a": "1"},
+            "deprecated": "x", "integrity": "i", "bin": {"x": "y"}, "version": "1.0.0",
+            "resolved": "r", "os": ["linux"], "engines": {"node": ">=8"}, "dev": true});
+        let text = String::from_utf8(render(&entry)).unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  \"") && !l.starts_with("    "))
+            .map(|l| l.trim().split('"').nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "version",
+                "resolved",
+                "integrity",
+                "deprecated",
+                "dev",
+                "license",
+                "os",
+                "dependencies",
+                "bin",
+                "engines"
+            ]
+        );
+        assert!(text.contains("\"a\": \"1\",\n    \"b\""), "{text}");
+    }
 
     #[test]
     fn a_trailing_comma_is_reported_where_it_is() {

@@ -16,6 +16,7 @@ mod install;
 mod linker;
 mod lockfile;
 mod memory;
+mod optional_set;
 mod pick;
 mod prefetch;
 mod project;

@@ -108,34 +108,58 @@ impl Project {
     }
 }
 
-/// The indentation package.json uses (npm keeps it): the leading white space of the first
-/// indented line, else two spaces.
-fn detect_indent(bytes: &[u8]) -> Vec<u8> {
+/// How package.json is formatted, read as npm reads it (json-parse-even-better-errors): the
+/// line break right after the opening brace and the indentation of the next line; `{}` alone
+/// gets two spaces; a file that starts `{"` on one line has neither (and stays on one line).
+fn detect_format(bytes: &[u8]) -> (String, String) {
     let text = String::from_utf8_lossy(bytes);
-    for line in text.lines().skip(1) {
-        let ws: String = line
-            .chars()
-            .take_while(|c| *c == ' ' || *c == '\t')
-            .collect();
-        if !ws.is_empty() {
-            return ws.into_bytes();
-        }
+    let text = text.trim_start_matches('\u{feff}');
+    let body = text.trim_start();
+    let empty = ["{}", "[]"].iter().find_map(|e| body.strip_prefix(e));
+    if text.len() == body.len()
+        && let Some(rest) = empty
+        && rest.chars().all(|c| c == '\r' || c == '\n')
+    {
+        let eol = if rest.is_empty() { "\n" } else { rest };
+        return (eol.to_string(), "  ".to_string());
     }
-    b"  ".to_vec()
+    let Some(after) = body.strip_prefix(['{', '[']) else {
+        return (String::new(), String::new());
+    };
+    let eol_len = after
+        .char_indices()
+        .find(|(_, c)| *c != '\r' && *c != '\n')
+        .map_or(after.len(), |(i, _)| i);
+    let eol = &after[..eol_len];
+    if eol.is_empty() || !eol.ends_with('\n') {
+        return (String::new(), String::new());
+    }
+    let indent: String = after[eol_len..]
+        .chars()
+        .take_while(|c| c.is_whitespace())
+        .collect();
+    (eol.to_string(), indent)
 }
 
-/// Serialize `v` with the indentation and trailing newline of `original`.
+/// Serialize `v` as npm saves package.json: the original's indentation and line breaks, and a
+/// final line break (none for a file on one line).
 pub fn render_like(v: &Value, original: &[u8]) -> Result<Vec<u8>> {
-    let indent = detect_indent(original);
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(&indent);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    serde::Serialize::serialize(v, &mut ser)
-        .map_err(|e| HoardError::Internal(format!("serializing package.json: {e}")))?;
-    if original.ends_with(b"\n") || original.is_empty() {
-        out.push(b'\n');
-    }
-    Ok(out)
+    let (eol, indent) = if original.is_empty() {
+        ("\n".to_string(), "  ".to_string())
+    } else {
+        detect_format(original)
+    };
+    let err = |e: serde_json::Error| HoardError::Internal(format!("serializing package.json: {e}"));
+    let text = if indent.is_empty() {
+        serde_json::to_string(v).map_err(err)?
+    } else {
+        let mut out = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+        serde::Serialize::serialize(v, &mut ser).map_err(err)?;
+        String::from_utf8(out).map_err(|e| HoardError::Internal(e.to_string()))?
+    };
+    Ok(format!("{text}\n").replace('\n', &eol).into_bytes())
 }
 
 pub const DEP_SECTIONS: [&str; 4] = [
@@ -243,6 +267,30 @@ pub fn workspace_dirs(project: &Path, root: &serde_json::Value) -> Result<Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn package_json_is_written_as_npm_writes_it() {
+        let v = serde_json::json!({"name": "x", "dependencies": {"a": "1"}});
+        let r = |orig: &str| String::from_utf8(render_like(&v, orig.as_bytes()).unwrap()).unwrap();
+        // Indented: its indent and a final newline even when the original had none.
+        assert_eq!(
+            r("{\n\t\"name\": \"x\"\n}"),
+            "{\n\t\"name\": \"x\",\n\t\"dependencies\": {\n\t\t\"a\": \"1\"\n\t}\n}\n"
+        );
+        // CRLF stays CRLF.
+        assert!(r("{\r\n  \"name\": \"x\"\r\n}\r\n").ends_with("}\r\n"));
+        assert_eq!(
+            r("{\r\n  \"name\": \"x\"\r\n}\r\n").matches("\r\n").count(),
+            6
+        );
+        // One line stays one line, with no newline added.
+        assert_eq!(
+            r("{\"name\":\"x\"}\n"),
+            "{\"name\":\"x\",\"dependencies\":{\"a\":\"1\"}}"
+        );
+        // `{}` gets npm's two spaces.
+        assert!(r("{}").starts_with("{\n  \"name\""));
+    }
 
     #[test]
     fn edits_keep_order_and_indent() {

@@ -122,11 +122,12 @@ impl Installer {
         let mut out = Vec::new();
         let mut all = Vec::new();
         let mut missing = 0;
-        for n in &tree.nodes {
+        let inert = crate::optional_set::inert(&tree);
+        for (i, n) in tree.nodes.iter().enumerate() {
             let NodeKind::Package { version, .. } = &n.kind else {
                 continue;
             };
-            if n.in_bundle || !n.platform_ok {
+            if n.in_bundle || !n.platform_ok || inert.contains(&i) {
                 continue;
             }
             // npm trusts only a `resolved` written in the lockfile itself.

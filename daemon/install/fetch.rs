@@ -39,17 +39,20 @@ pub(super) struct Fetched {
 }
 
 /// Nodes this install puts into node_modules: registry and tarball packages that fit this
-/// platform, are not inside a bundle, are reachable, and are not dev when dev is omitted.
+/// platform, are not inside a bundle, are reachable, are not dev when dev is omitted, and are
+/// not needed only by an optional package that does not fit (npm's inert optional sets).
 fn to_install(tree: &Tree, omit_dev: bool) -> Result<Vec<usize>> {
     let unreachable = tree.unreachable();
+    let inert = crate::optional_set::inert(tree);
     let install: Vec<usize> = (1..tree.nodes.len())
         .filter(|&i| {
             let n = &tree.nodes[i];
-            matches!(n.kind, NodeKind::Package { .. })
-                && !n.in_bundle
-                && n.platform_ok
-                && !(omit_dev && n.dev)
-                && !unreachable.contains(&i)
+            let left_out = n.in_bundle
+                || !n.platform_ok
+                || (omit_dev && n.dev)
+                || unreachable.contains(&i)
+                || inert.contains(&i);
+            matches!(n.kind, NodeKind::Package { .. }) && !left_out
         })
         .collect();
     for &i in &install {

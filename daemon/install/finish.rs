@@ -30,8 +30,9 @@ pub(super) async fn finish(
 ) -> Result<InstallSummary> {
     let req = run.req;
     // A lock that was used as it is stays byte for byte (it may carry fields hoard does not
-    // write, such as `funding`), unless integrity had to be filled in.
-    let rewrite = !req.no_lockfile && !req.frozen && (!record.from_lock || record.integrity_filled);
+    // write, such as `funding`), unless integrity had to be filled in or entries were pruned.
+    let changed = !record.from_lock || record.integrity_filled || record.pruned;
+    let rewrite = !req.no_lockfile && !req.frozen && changed;
     let lockfile_written = rewrite && blocking(|| write_lock(&record.tree, inputs))?;
 
     let ids: Vec<i64> = fetched.stored.values().map(|p| p.id).collect();
@@ -111,7 +112,8 @@ pub(super) fn lock_only(run: &Run<'_>, inputs: &Inputs, record: &Record) -> Resu
 
 /// Write package-lock.json from `tree` when its bytes differ. Returns whether it changed.
 fn write_lock(tree: &Tree, inputs: &Inputs) -> Result<bool> {
-    let bytes = lockfile::render(&lockfile::to_json(tree, &inputs.project.pkg_json));
+    let omit = inputs.cfg.get("omit-lockfile-registry-resolved") == Some("true");
+    let bytes = lockfile::render(&lockfile::to_json(tree, &inputs.project.pkg_json, omit));
     if inputs.lock_bytes() == Some(bytes.as_slice()) {
         return Ok(false);
     }

@@ -72,7 +72,7 @@ impl Installer {
             ..Default::default()
         };
         // Only a lockfile used as it is can be swapped in without writing it.
-        if inputs.layout != Layout::Global || !record.from_lock || filled {
+        if inputs.layout != Layout::Global || !record.from_lock || filled || record.pruned {
             return Ok(out);
         }
         let scripts = scripts::policy(&run, &inputs, &tree, &fetched.stored).await?;

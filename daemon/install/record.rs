@@ -30,6 +30,10 @@ pub(super) struct Record {
     pub from_lock: bool,
     /// Integrity the lock lacked was filled in from the store (so the lock is rewritten).
     pub integrity_filled: bool,
+    /// Entries the lock had that nothing needs (reached only through optional peers) were
+    /// dropped, as npm prunes them from a tree read from a lockfile (so the lock is rewritten;
+    /// `hoard ci` leaves it alone and only does not install them).
+    pub pruned: bool,
     pub millis: u64,
 }
 
@@ -65,7 +69,13 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
         _ => {}
     }
     let from_lock = tree.is_some();
+    let mut pruned = false;
     let tree = match tree {
+        Some(t) if t.nodes.iter().any(|n| n.extraneous) => {
+            pruned = true;
+            let extraneous: Vec<bool> = t.nodes.iter().map(|n| n.extraneous).collect();
+            t.retain(|i| !extraneous[i])
+        }
         Some(t) => t,
         None => {
             let early = Early::start(run, inputs).await?;
@@ -84,6 +94,7 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
         tree,
         from_lock,
         integrity_filled: false,
+        pruned,
         millis: started.elapsed().as_millis() as u64,
     })
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::packument::{Manifest, lenient_map};
 
 /// First line of a cache file; a file without it (an older format) is ignored and refetched.
-const MAGIC: &[u8] = b"hoard-packument 3\n";
+const MAGIC: &[u8] = b"hoard-packument 4\n";
 
 /// One version in the index.
 #[derive(Debug)]

@@ -404,6 +404,13 @@ pub struct Manifest {
         skip_serializing_if = "Option::is_none"
     )]
     pub license: Option<String>,
+    /// Written to the lockfile as npm writes it (any non-empty value).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "serde_json::Value::is_null"
+    )]
+    pub funding: serde_json::Value,
     #[serde(
         default,
         deserialize_with = "lenient_map",
@@ -499,6 +506,7 @@ impl Manifest {
                 .cloned()
                 .unwrap_or(Value::Null),
             bin: v.get("bin").cloned().unwrap_or(Value::Null),
+            funding: v.get("funding").cloned().unwrap_or(Value::Null),
             directories: v
                 .get("directories")
                 .and_then(|d| d.get("bin"))

@@ -71,13 +71,19 @@ impl Browser {
         .arg("about:blank")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+        .stderr(File::create(artifacts().join("chromium-stderr.log")).unwrap());
+        // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
+        // The pipe ends are first copied above fd 10, so that neither is already 3 or 4 (dup2
+        // onto itself would keep close-on-exec, and one could overwrite the other).
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(to_read, 3) < 0 || libc::dup2(from_write, 4) < 0 {
+                let a = libc::fcntl(to_read, libc::F_DUPFD, 10);
+                let b = libc::fcntl(from_write, libc::F_DUPFD, 10);
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                libc::close(a);
+                libc::close(b);
                 Ok(())
             });
         }
@@ -137,19 +143,32 @@ impl Browser {
         }
         let mut bytes = serde_json::to_vec(&msg).unwrap();
         bytes.push(0);
-        self.to.write_all(&bytes).expect("write to chromium");
+        if let Err(e) = self.to.write_all(&bytes) {
+            self.died(&format!("writing {method}: {e}"));
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .from
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("chromium did not answer {method}"));
+            let Ok(v) = self.from.recv_timeout(left) else {
+                self.died(&format!("no answer to {method}"));
+            };
             if v["id"].as_u64() == Some(id) {
                 assert!(v.get("error").is_none(), "{method}: {}", v["error"]);
                 return v["result"].clone();
             }
         }
+    }
+
+    /// Fail the test with what Chromium said before it stopped answering.
+    fn died(&mut self, what: &str) -> ! {
+        let status = self.child.try_wait().ok().flatten();
+        let log =
+            std::fs::read_to_string(artifacts().join("chromium-stderr.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        panic!(
+            "chromium: {what} (exit status {status:?}); its last lines:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
 
     fn call_browser(&mut self, method: &str, params: Value) -> Value {

@@ -201,3 +201,253 @@ fn a_trailing_comma_is_reported_at_the_comma() {
         "{err}"
     );
 }
+
+#[test]
+fn what_only_a_skipped_optional_needs_is_skipped_too() {
+    let reg = Registry::start();
+    // chokidar@2's shape: an optional fsevents for darwin only, which needs bindings (→
+    // file-uri-to-path) and nan; nan is also needed by a package that is installed.
+    reg.publish(Pkg::new("file-uri-to-path", "1.0.0"));
+    reg.publish(Pkg::new("bindings", "1.5.0").dep("file-uri-to-path", "1.0.0"));
+    reg.publish(Pkg::new("nan", "2.22.0"));
+    reg.publish(
+        Pkg::new("fsevents", "1.2.13")
+            .os(&["darwin"])
+            .dep("bindings", "^1.5.0")
+            .dep("nan", "^2.12.1"),
+    );
+    reg.publish(Pkg::new("chokidar", "2.1.8").optional("fsevents", "^1.2.7"));
+    reg.publish(Pkg::new("native-user", "1.0.0").dep("nan", "^2.0.0"));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0",
+                              "dependencies": {"chokidar": "^2.1.8", "native-user": "1"}}));
+    let installed = |ctx: &TestContext| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(ctx.project.join("node_modules"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    };
+    for round in ["resolved", "from the lockfile"] {
+        ctx.ok(&["install"]);
+        assert_eq!(
+            installed(&ctx),
+            ["chokidar", "nan", "native-user"],
+            "{round}"
+        );
+        // The lockfile keeps them all, as npm's does (they install on macOS).
+        let lock: Value =
+            serde_json::from_slice(&std::fs::read(ctx.project.join("package-lock.json")).unwrap())
+                .unwrap();
+        for name in ["fsevents", "bindings", "file-uri-to-path"] {
+            let e = &lock["packages"][format!("node_modules/{name}")];
+            assert_eq!(
+                e["optional"],
+                json!(true),
+                "{name} in the lockfile ({round})"
+            );
+        }
+        std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    }
+}
+
+/// `npm <args>` in `dir` against the test registry, hermetic (its own cache and user config);
+/// None when npm is not on PATH.
+fn npm_with(dir: &std::path::Path, reg: &Registry, args: &[&str]) -> Option<std::process::Output> {
+    if !which("npm") {
+        return None;
+    }
+    let userconfig = dir.join(".npmrc-user");
+    std::fs::write(&userconfig, "").unwrap();
+    let out = Command::new("npm")
+        .args(args)
+        .current_dir(dir)
+        .env("npm_config_registry", &reg.url)
+        .env("npm_config_userconfig", &userconfig)
+        .env("npm_config_cache", dir.join(".npm-cache"))
+        .env("npm_config_update_notifier", "false")
+        .env("npm_config_audit", "false")
+        .env("npm_config_fund", "false")
+        .env("npm_config_ignore_scripts", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "npm {args:?}: {}", stderr(&out));
+    Some(out)
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn installed_names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join("node_modules"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn add_and_remove_write_the_lockfile_npm_writes() {
+    let test = "habits::add_and_remove_write_the_lockfile_npm_writes";
+    let reg = Registry::start();
+    reg.publish(
+        Pkg::new("a", "1.0.0")
+            .meta("license", json!("MIT"))
+            .meta("funding", json!({"url": "https://example.com/sponsor"}))
+            .meta("engines", json!({"node": ">=8"}))
+            .file("cli.js", b"#!/usr/bin/env node\n", 0o755)
+            .bin(json!({"a": "cli.js"})),
+    );
+    let mut b = Pkg::new("b", "2.0.0")
+        .meta("license", json!("ISC"))
+        .dep("c", "^1.0.0");
+    b.deprecated = Some("use c directly".into());
+    reg.publish(b);
+    reg.publish(Pkg::new("c", "1.1.0").meta("license", json!("Apache-2.0")));
+    reg.publish(Pkg::new("d", "1.0.0").script("postinstall", "echo built"));
+    reg.publish(Pkg::new("left-pad", "1.3.0").meta("license", json!("WTFPL")));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    let npm_dir = ctx.root.path().join("npm-side");
+    std::fs::create_dir_all(&npm_dir).unwrap();
+    let pkg = json!({"name": "app", "version": "1.0.0",
+                     "dependencies": {"a": "^1.0.0", "b": "^2.0.0", "d": "1.0.0"}});
+    write_json(&npm_dir.join("package.json"), &pkg);
+    if npm_with(&npm_dir, &reg, &["install"]).is_none() {
+        skip(
+            test,
+            "npm is not on PATH (the lockfiles are compared with npm's own)",
+        );
+        return;
+    }
+    // hoard starts from npm's lockfile and package.json.
+    for f in ["package.json", "package-lock.json"] {
+        std::fs::copy(npm_dir.join(f), ctx.project.join(f)).unwrap();
+    }
+    let lock = read(&ctx.project.join("package-lock.json"));
+    for field in [
+        "\"funding\"",
+        "\"deprecated\"",
+        "\"engines\"",
+        "\"bin\"",
+        "\"license\"",
+        "\"hasInstallScript\"",
+    ] {
+        assert!(lock.contains(field), "npm's lockfile has {field}");
+    }
+    ctx.ok(&["install"]);
+    assert_eq!(
+        read(&ctx.project.join("package-lock.json")),
+        lock,
+        "install keeps npm's lock"
+    );
+    for (npm_args, hoard_args) in [
+        (&["install", "left-pad"][..], &["add", "left-pad"][..]),
+        (&["uninstall", "left-pad"][..], &["remove", "left-pad"][..]),
+    ] {
+        npm_with(&npm_dir, &reg, npm_args);
+        ctx.ok(hoard_args);
+        for f in ["package.json", "package-lock.json"] {
+            assert_eq!(
+                read(&ctx.project.join(f)),
+                read(&npm_dir.join(f)),
+                "{f} after hoard {hoard_args:?} / npm {npm_args:?}"
+            );
+        }
+    }
+    assert_eq!(
+        read(&ctx.project.join("package-lock.json")),
+        lock,
+        "a round trip restores it"
+    );
+}
+
+#[test]
+fn a_lockfile_entry_nothing_needs_is_not_installed_and_install_drops_it() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("safer", "2.1.2"));
+    reg.publish(Pkg::new("encoding", "0.1.13").dep("safer", "^2.0.0"));
+    reg.publish(Pkg::new("encoding-user", "1.0.0"));
+    let mut fetchy = Pkg::new("fetchy", "2.7.0").peer("encoding", "^0.1.0");
+    fetchy = fetchy.meta(
+        "peerDependenciesMeta",
+        json!({"encoding": {"optional": true}}),
+    );
+    reg.publish(fetchy);
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0",
+                              "dependencies": {"fetchy": "2.7.0"}}));
+    ctx.ok(&["install", "--package-lock-only"]);
+    // An older lockfile that carries the optional peer (as axios's does).
+    let mut lock: Value =
+        serde_json::from_str(&read(&ctx.project.join("package-lock.json"))).unwrap();
+    let entry = |name: &str, version: &str| {
+        let path = Registry::tarball_path(name, version);
+        let tgz = reg.tarball_bytes(&path);
+        json!({"version": version, "resolved": format!("{}{}", reg.url.trim_end_matches('/'), path),
+               "integrity": sri(&tgz), "peer": true})
+    };
+    lock["packages"]["node_modules/encoding"] = entry("encoding", "0.1.13");
+    lock["packages"]["node_modules/encoding"]["dependencies"] = json!({"safer": "^2.0.0"});
+    lock["packages"]["node_modules/safer"] = entry("safer", "2.1.2");
+    let with_peer = serde_json::to_string_pretty(&lock).unwrap() + "\n";
+    std::fs::write(ctx.project.join("package-lock.json"), &with_peer).unwrap();
+
+    ctx.ok(&["ci"]);
+    assert_eq!(installed_names(&ctx.project), ["fetchy"]);
+    assert_eq!(
+        read(&ctx.project.join("package-lock.json")),
+        with_peer,
+        "ci never writes"
+    );
+    std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    ctx.ok(&["install"]);
+    assert_eq!(installed_names(&ctx.project), ["fetchy"]);
+    let after: Value = serde_json::from_str(&read(&ctx.project.join("package-lock.json"))).unwrap();
+    assert!(
+        after["packages"].get("node_modules/encoding").is_none(),
+        "{after}"
+    );
+    assert!(
+        after["packages"].get("node_modules/safer").is_none(),
+        "{after}"
+    );
+
+    // npm, from the same files, does the same.
+    let npm_dir = ctx.root.path().join("npm-side");
+    std::fs::create_dir_all(&npm_dir).unwrap();
+    std::fs::copy(
+        ctx.project.join("package.json"),
+        npm_dir.join("package.json"),
+    )
+    .unwrap();
+    std::fs::write(npm_dir.join("package-lock.json"), &with_peer).unwrap();
+    if npm_with(&npm_dir, &reg, &["ci"]).is_some() {
+        assert_eq!(installed_names(&npm_dir), ["fetchy"]);
+        std::fs::remove_dir_all(npm_dir.join("node_modules")).unwrap();
+        npm_with(&npm_dir, &reg, &["install"]);
+        assert_eq!(installed_names(&npm_dir), ["fetchy"]);
+        let npm_lock: Value =
+            serde_json::from_str(&read(&npm_dir.join("package-lock.json"))).unwrap();
+        assert_eq!(
+            npm_lock["packages"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            after["packages"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>()
+        );
+    }
+}

@@ -74,6 +74,8 @@ pub struct Pkg {
     /// Advertise this integrity instead of the real one.
     pub fake_integrity: Option<String>,
     pub deprecated: Option<String>,
+    /// Further package.json fields (license, funding, engines…), in the tarball and packument.
+    pub extra: serde_json::Map<String, Value>,
     /// Publication time (RFC 3339) for the packument's `time` object.
     pub published: Option<String>,
     /// How the registry signs this version.
@@ -127,11 +129,18 @@ impl Pkg {
             raw_tarball: None,
             fake_integrity: None,
             deprecated: None,
+            extra: serde_json::Map::new(),
             published: None,
             signing: Signing::Signed,
             attest: None,
         }
     }
+    /// Set a further package.json field.
+    pub fn meta(mut self, key: &str, value: Value) -> Pkg {
+        self.extra.insert(key.into(), value);
+        self
+    }
+
     pub fn signing(mut self, s: Signing) -> Pkg {
         self.signing = s;
         self
@@ -206,6 +215,9 @@ impl Pkg {
         }
         if !self.cpu.is_empty() {
             m["cpu"] = json!(self.cpu);
+        }
+        for (k, v) in &self.extra {
+            m[k] = v.clone();
         }
         m
     }
@@ -460,6 +472,11 @@ impl Registry {
         let list = g.packages.entry(p.name.clone()).or_default();
         list.retain(|x| x.version != p.version);
         list.push(p);
+    }
+
+    /// The bytes served at a tarball path.
+    pub fn tarball_bytes(&self, path: &str) -> Vec<u8> {
+        self.inner.lock().unwrap().tarballs[path].clone()
     }
 
     /// Serve these bytes at a tarball path (`/name/-/name-1.0.0.tgz`).
