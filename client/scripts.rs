@@ -93,14 +93,50 @@ pub struct ScriptRun<'a> {
     pub quiet_stdout: bool,
 }
 
-/// Run one script with `sh -c`, output inherited. Errors name the package and the script.
+/// The npm settings scripts run under, read as npm reads them (the project's and the user's
+/// .npmrc, `npm_config_*`).
+pub struct Settings {
+    /// `script-shell` (default `sh`).
+    pub shell: String,
+    /// `node-options`, given to scripts as NODE_OPTIONS.
+    pub node_options: Option<String>,
+    /// `if-present`: `hoard run` of a missing script exits 0.
+    pub if_present: bool,
+    /// `ignore-scripts`: `hoard run <name>` runs only `<name>`, not pre/post scripts.
+    pub ignore_scripts: bool,
+}
+
+impl Settings {
+    pub fn load(project: &Path) -> Settings {
+        let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+        let v = hoard_proto::npmrc::layered(project, &env);
+        let on = |k: &str| v.get(k).is_some_and(|x| x == "true" || x.is_empty());
+        Settings {
+            shell: v
+                .get("script-shell")
+                .filter(|s| !s.is_empty() && *s != "null")
+                .cloned()
+                .unwrap_or_else(|| "sh".into()),
+            node_options: v.get("node-options").filter(|s| !s.is_empty()).cloned(),
+            if_present: on("if-present"),
+            ignore_scripts: on("ignore-scripts"),
+        }
+    }
+}
+
+/// Run one script with `<script-shell> -c`, output inherited. Errors name the package and the
+/// script.
 pub fn run(s: &ScriptRun<'_>) -> Result<()> {
+    let settings = Settings::load(s.root);
     let mut line = s.command.to_string();
     for a in s.args {
         line.push(' ');
         line.push_str(&shell_quote(a));
     }
-    let mut cmd = Command::new("sh");
+    let mut cmd = Command::new(&settings.shell);
+    if let Some(o) = &settings.node_options {
+        cmd.env("NODE_OPTIONS", o);
+    }
     if s.quiet_stdout {
         cmd.stdout(std::io::stderr());
     }
@@ -122,7 +158,13 @@ pub fn run(s: &ScriptRun<'_>) -> Result<()> {
         )
         .env("INIT_CWD", std::env::current_dir().unwrap_or_default())
         .status()
-        .with_context(|| format!("starting `sh -c {line}` in `{}`", s.dir.display()))?;
+        .with_context(|| {
+            format!(
+                "starting `{} -c {line}` in `{}` (script-shell)",
+                settings.shell,
+                s.dir.display()
+            )
+        })?;
     if !status.success() {
         return Err(ScriptFailed {
             code: exit_code(status),
@@ -186,7 +228,11 @@ pub fn run_named(project: &Path, name: &str, args: &[String]) -> Result<()> {
         serde_json::from_str(&text).with_context(|| format!("parsing `{}`", path.display()))?;
     let scripts = pkg.get("scripts").and_then(|s| s.as_object());
     let get = |k: &str| scripts.and_then(|s| s.get(k)).and_then(|v| v.as_str());
+    let settings = Settings::load(project);
     let Some(main) = get(name) else {
+        if settings.if_present {
+            return Ok(());
+        }
         let available: Vec<&str> = scripts
             .map(|s| s.keys().map(String::as_str).collect())
             .unwrap_or_default();
@@ -204,10 +250,16 @@ pub fn run_named(project: &Path, name: &str, args: &[String]) -> Result<()> {
     let pversion = pkg.get("version").and_then(|v| v.as_str()).unwrap_or("");
     let pre = format!("pre{name}");
     let post = format!("post{name}");
+    // With ignore-scripts, npm runs the named script only.
+    let (pre_cmd, post_cmd) = if settings.ignore_scripts {
+        (None, None)
+    } else {
+        (get(&pre), get(&post))
+    };
     for (event, cmd, a) in [
-        (pre.as_str(), get(&pre), &[][..]),
+        (pre.as_str(), pre_cmd, &[][..]),
         (name, Some(main), args),
-        (post.as_str(), get(&post), &[][..]),
+        (post.as_str(), post_cmd, &[][..]),
     ] {
         if let Some(cmd) = cmd {
             run(&ScriptRun {

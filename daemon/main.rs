@@ -16,6 +16,7 @@ mod install;
 mod linker;
 mod lockfile;
 mod memory;
+mod npm_settings;
 mod optional_set;
 mod pick;
 mod prefetch;

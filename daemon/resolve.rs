@@ -236,7 +236,7 @@ impl<'a> Resolver<'a> {
         for (_, m) in &workspaces {
             validate_name(&m.name)?;
         }
-        let strategy = self.cfg.get("install-strategy").unwrap_or("hoisted");
+        let strategy = crate::npm_settings::install_strategy(self.cfg);
         let opts = Options {
             prefer_dedupe: cfg_flag(self.cfg, "prefer-dedupe"),
             strict_peer_deps: cfg_flag(self.cfg, "strict-peer-deps"),
@@ -441,6 +441,7 @@ impl<'a> Resolver<'a> {
             tree = without(tree, &drop);
             tree.compute_flags();
         }
+        let strict_engines = cfg_flag(self.cfg, "engine-strict");
         for n in tree.nodes.iter().skip(1) {
             let NodeKind::Package {
                 real_name, version, ..
@@ -467,6 +468,21 @@ impl<'a> Resolver<'a> {
                 n.manifest.engines.get("node").map(String::as_str),
                 self.node_version.as_ref(),
             ) {
+                if strict_engines && !n.optional {
+                    return Err(HoardError::Resolve(format!(
+                        "{id} wants node {} (current: {}), and engine-strict=true refuses it \
+                         (npm's EBADENGINE); use a Node.js it supports or unset engine-strict",
+                        n.manifest
+                            .engines
+                            .get("node")
+                            .map(String::as_str)
+                            .unwrap_or("?"),
+                        self.node_version
+                            .as_ref()
+                            .map(|v| v.to_string())
+                            .unwrap_or_default()
+                    )));
+                }
                 self.note(
                     "engine",
                     id.clone(),

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 
 /// Generated messages and the `Hoard` service (client and server).
+pub mod npmrc;
+
 pub mod v1 {
     tonic::include_proto!("hoard.v1");
 

@@ -99,6 +99,8 @@ pub(super) struct Run<'a> {
     pub(super) started: Instant,
     /// Registry metadata bytes downloaded by the daemon before this install began.
     pub(super) metadata_before: u64,
+    /// npm's settings beyond the request's fields (`npm_settings::apply`).
+    pub(super) settings: crate::npm_settings::Applied,
 }
 
 impl<'a> Run<'a> {
@@ -108,8 +110,10 @@ impl<'a> Run<'a> {
         req: &'a InstallRequest,
         tx: EventSender,
         cancel: CancellationToken,
+        settings: crate::npm_settings::Applied,
     ) -> Run<'a> {
         Run {
+            settings,
             installer,
             req,
             em: Emitter { tx },

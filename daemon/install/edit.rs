@@ -100,10 +100,12 @@ async fn saved_spec(
         )));
     };
     let exact = run.req.save_exact || crate::semver_npm::parse_version(raw).is_some();
+    // npm's `save-prefix` (`^` unless set; `~`, or empty for exact).
+    let prefix = cfg.get("save-prefix").unwrap_or("^");
     let v = if exact {
         m.version.clone()
     } else {
-        format!("^{}", m.version)
+        format!("{prefix}{}", m.version)
     };
     Ok(if matches!(spec, Spec::Alias { .. }) {
         format!("npm:{real}@{v}")

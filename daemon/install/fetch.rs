@@ -38,10 +38,18 @@ pub(super) struct Fetched {
     pub from_remote: u64,
 }
 
+/// The dependency types left out of node_modules (npm's `omit`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Omit {
+    dev: bool,
+    optional: bool,
+    peer: bool,
+}
+
 /// Nodes this install puts into node_modules: registry and tarball packages that fit this
 /// platform, are not inside a bundle, are reachable, are not dev when dev is omitted, and are
 /// not needed only by an optional package that does not fit (npm's inert optional sets).
-fn to_install(tree: &Tree, omit_dev: bool) -> Result<Vec<usize>> {
+fn to_install(tree: &Tree, omit: Omit) -> Result<Vec<usize>> {
     let unreachable = tree.unreachable();
     let inert = crate::optional_set::inert(tree);
     let install: Vec<usize> = (1..tree.nodes.len())
@@ -49,7 +57,10 @@ fn to_install(tree: &Tree, omit_dev: bool) -> Result<Vec<usize>> {
             let n = &tree.nodes[i];
             let left_out = n.in_bundle
                 || !n.platform_ok
-                || (omit_dev && n.dev)
+                || (omit.dev && n.dev)
+                || (omit.optional && n.optional)
+                || (omit.dev && omit.optional && n.dev_optional)
+                || (omit.peer && n.peer)
                 || unreachable.contains(&i)
                 || inert.contains(&i);
             matches!(n.kind, NodeKind::Package { .. }) && !left_out
@@ -71,7 +82,12 @@ fn to_install(tree: &Tree, omit_dev: bool) -> Result<Vec<usize>> {
 /// Fetch every package `tree` installs into the store (cancellable).
 pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result<Fetched> {
     let started = Instant::now();
-    let install = to_install(tree, run.req.omit_dev)?;
+    let omit = Omit {
+        dev: run.req.omit_dev,
+        optional: run.settings.omit_optional,
+        peer: run.settings.omit_peer,
+    };
+    let install = to_install(tree, omit)?;
     let total = install.len() as u64;
     let mut waiting = Waiting::new(&install);
     let offline = inputs.network == Network::Offline;
@@ -260,9 +276,16 @@ mod tests {
     #[test]
     fn installs_what_fits_this_platform_and_leaves_bundled_packages_to_their_tarball() {
         let t = tree(fixture());
-        let all = to_install(&t, false).unwrap();
+        let all = to_install(&t, Omit::default()).unwrap();
         assert_eq!(names(&t, &all), ["node_modules/a", "node_modules/d"]);
-        let prod = to_install(&t, true).unwrap();
+        let prod = to_install(
+            &t,
+            Omit {
+                dev: true,
+                ..Omit::default()
+            },
+        )
+        .unwrap();
         assert_eq!(names(&t, &prod), ["node_modules/a"]);
     }
 
@@ -273,7 +296,7 @@ mod tests {
         if let NodeKind::Package { resolved, .. } = &mut t.nodes[a.unwrap()].kind {
             resolved.clear();
         }
-        let err = to_install(&t, false).unwrap_err().to_string();
+        let err = to_install(&t, Omit::default()).unwrap_err().to_string();
         assert!(err.contains("a@1.0.0 has no tarball URL"), "{err}");
     }
 

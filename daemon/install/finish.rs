@@ -44,7 +44,7 @@ pub(super) async fn finish(
     blocking(|| {
         let lock_now = std::fs::read(&inputs.lock_path).ok();
         linker::state::write_hidden_lock(&inputs.dir, lock_now.as_deref())?;
-        let hash = fingerprint(&inputs.project, lock_now.as_deref(), req);
+        let hash = fingerprint(&inputs.project, lock_now.as_deref(), req, &run.settings);
         linker::state::write_state(&inputs.dir, &linked.plan, &hash, linked.report.method)
     })?;
 

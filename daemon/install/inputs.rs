@@ -79,6 +79,8 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
     let fetch_only = req.fetch_only == Some(true);
     let lock_path = dir.join(lockfile::FILE);
     let lock_raw = blocking(|| match std::fs::read(&lock_path) {
+        // `package-lock=false`: npm neither reads nor writes it.
+        _ if run.settings.ignore_lockfile => Ok(None),
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(HoardError::io("reading", &lock_path, e)),
@@ -99,7 +101,7 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
         project = blocking(|| Project::load(&dir))?;
     }
     let layout = layout(req, &project, &cfg)?;
-    let hash = blocking(|| fingerprint(&project, lock_raw.as_deref(), req));
+    let hash = blocking(|| fingerprint(&project, lock_raw.as_deref(), req, &run.settings));
     Ok(Inputs {
         layout,
         dir,
@@ -156,6 +158,7 @@ pub(super) fn fingerprint(
     project: &Project,
     lock_bytes: Option<&[u8]>,
     req: &InstallRequest,
+    settings: &crate::npm_settings::Applied,
 ) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"hoard-inputs-v1\0");
@@ -178,6 +181,7 @@ pub(super) fn fingerprint(
     if let Ok(npmrc) = std::fs::read(project.dir.join(".npmrc")) {
         h.update(&npmrc);
     }
+    h.update(settings.fingerprint().as_bytes());
     h.finalize().to_hex().to_string()
 }
 
@@ -251,6 +255,8 @@ fn layout(req: &InstallRequest, project: &Project, cfg: &NpmConfig) -> Result<La
         });
     }
     match cfg.get("layout") {
+        // npm's own isolated layout.
+        None if crate::npm_settings::install_strategy(cfg) == "linked" => Ok(Layout::Isolated),
         None => Ok(Layout::Hoisted),
         Some(v) => Layout::parse(v).ok_or_else(|| {
             HoardError::InvalidInput(format!(
@@ -279,33 +285,62 @@ mod tests {
         let pkg = r#"{"name":"app","dependencies":{"a":"1"}}"#;
         let (_d, p) = project(&[("package.json", pkg)]);
         let req = InstallRequest::default();
-        let base = fingerprint(&p, Some(b"lock"), &req);
-        assert_eq!(base, fingerprint(&p, Some(b"lock"), &req), "stable");
-        assert_ne!(base, fingerprint(&p, Some(b"other lock"), &req));
-        assert_ne!(base, fingerprint(&p, None, &req));
+        let base = fingerprint(&p, Some(b"lock"), &req, &Default::default());
+        assert_eq!(
+            base,
+            fingerprint(&p, Some(b"lock"), &req, &Default::default()),
+            "stable"
+        );
+        assert_ne!(
+            base,
+            fingerprint(&p, Some(b"other lock"), &req, &Default::default())
+        );
+        assert_ne!(base, fingerprint(&p, None, &req, &Default::default()));
         let omit = InstallRequest {
             omit_dev: true,
             ..Default::default()
         };
-        assert_ne!(base, fingerprint(&p, Some(b"lock"), &omit));
+        assert_ne!(
+            base,
+            fingerprint(&p, Some(b"lock"), &omit, &Default::default())
+        );
         let isolated = InstallRequest {
             layout: v1::Layout::Isolated as i32,
             ..Default::default()
         };
-        assert_ne!(base, fingerprint(&p, Some(b"lock"), &isolated));
+        assert_ne!(
+            base,
+            fingerprint(&p, Some(b"lock"), &isolated, &Default::default())
+        );
         // Options that do not change the result do not change the fingerprint.
         let quiet = InstallRequest {
             peer_uid: 1234,
             ..Default::default()
         };
-        assert_eq!(base, fingerprint(&p, Some(b"lock"), &quiet));
+        assert_eq!(
+            base,
+            fingerprint(&p, Some(b"lock"), &quiet, &Default::default())
+        );
 
         let (_d2, p2) = project(&[("package.json", pkg), (".npmrc", "legacy-peer-deps=true\n")]);
-        assert_ne!(base, fingerprint(&p2, Some(b"lock"), &req), ".npmrc counts");
+        let omit_optional = crate::npm_settings::Applied {
+            omit_optional: true,
+            ..Default::default()
+        };
+        assert_ne!(
+            base,
+            fingerprint(&p, Some(b"lock"), &req, &omit_optional),
+            "omit=optional counts"
+        );
+        assert_ne!(
+            base,
+            fingerprint(&p2, Some(b"lock"), &req, &Default::default()),
+            ".npmrc counts"
+        );
         let (_d3, p3) = project(&[("package.json", r#"{"name":"app","dependencies":{"a":"2"}}"#)]);
         assert_ne!(
             base,
-            fingerprint(&p3, Some(b"lock"), &req),
+            fingerprint(&p3, Some(b"lock"), &req, &Default::default()),
             "package.json counts"
         );
     }

@@ -42,15 +42,18 @@ pub(super) async fn link(
     let started = Instant::now();
     let installer = run.installer;
     let (stored, copies) = (&fetched.stored, &scripts.copies);
+    // pnpm's `public-hoist-pattern` (the isolated and global layouts).
+    let public = inputs.cfg.list("public-hoist-pattern");
     let mut plan = match inputs.layout {
-        Layout::Isolated => linker::plan::isolated(tree, stored, copies),
+        Layout::Isolated => linker::plan::isolated(tree, stored, copies, &public),
         Layout::Hoisted => linker::plan::hoisted(tree, stored, copies),
         Layout::Global => {
             let store = &installer.store;
             blocking(|| {
                 let present = store.slot_names()?.into_iter().collect();
                 let root = &store.layout.virtual_root;
-                Ok::<_, HoardError>(linker::global::plan(tree, stored, copies, root, &present))
+                let plan = linker::global::plan(tree, stored, copies, root, &present, &public);
+                Ok::<_, HoardError>(plan)
             })?
         }
     };

@@ -59,6 +59,17 @@ pub use audit::locked_tree;
 pub use context::{EventSender, Installer};
 pub use inputs::project_dir;
 
+/// The request with npm's settings applied (its own flags win), and what else they decide; an
+/// error for a setting hoard must not ignore.
+pub(super) fn with_settings(
+    mut req: InstallRequest,
+) -> Result<(InstallRequest, crate::npm_settings::Applied)> {
+    let dir = inputs::project_dir(&req.project_dir)?;
+    let cfg = crate::registry::config::NpmConfig::load(&dir, &req.env);
+    let applied = crate::npm_settings::apply(&mut req, &cfg)?;
+    Ok((req, applied))
+}
+
 impl Installer {
     /// Run one install. Events go to `tx`; the summary is returned (and not sent).
     pub async fn run(
@@ -67,7 +78,12 @@ impl Installer {
         tx: EventSender,
         cancel: CancellationToken,
     ) -> Result<InstallSummary> {
-        let run = Run::new(self, &req, tx, cancel);
+        let (req, settings) = blocking(|| with_settings(req))?;
+        let warnings = settings.warnings.clone();
+        let run = Run::new(self, &req, tx, cancel, settings);
+        for w in warnings {
+            run.em.warn("npm-setting", "", w).await;
+        }
         let index = self.store.index.clone();
         tokio::task::spawn_blocking(move || index.check_file()).await??;
         if let Some(notice) = self.store.take_notice() {

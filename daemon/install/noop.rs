@@ -66,7 +66,7 @@ async fn give_lock_back(run: &Run<'_>, inputs: &Inputs, state: &StateHead) -> Re
     let Some(bytes) = blocking(|| linker::state::read_hidden_lock(&inputs.dir)) else {
         return Ok(false);
     };
-    if blocking(|| fingerprint(&inputs.project, Some(&bytes), req)) != state.inputs {
+    if blocking(|| fingerprint(&inputs.project, Some(&bytes), req, &run.settings)) != state.inputs {
         return Ok(false);
     }
     blocking(|| crate::atomic::write_atomic(&inputs.lock_path, &bytes))?;

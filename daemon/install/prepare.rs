@@ -46,7 +46,8 @@ impl Installer {
         req.update_all = false;
         req.force = false;
         let (tx, _) = tokio::sync::mpsc::channel(1);
-        let run = Run::new(self, &req, tx, cancel);
+        let (req, settings) = blocking(|| super::with_settings(req))?;
+        let run = Run::new(self, &req, tx, cancel, settings);
         let mut inputs = inputs::read(&run).await?;
         let dir = inputs.dir.clone();
         let current = blocking(|| linker::state::read_state_head(&dir));

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::hoist::link_to;
 use super::plan::{add_bins, deps_home, planned};
 use super::{Layout, Plan, PlannedLink, Slot};
 use crate::store::StoredPackage;
@@ -169,6 +170,7 @@ pub fn plan(
     copies: &HashSet<usize>,
     virtual_root: &Path,
     present: &HashSet<String>,
+    public: &[String],
 ) -> Plan {
     let g = Graph::new(tree, stored);
     let local = local_nodes(&g, copies);
@@ -223,7 +225,7 @@ pub fn plan(
     }
     plan.slots.sort_by(|a, b| a.dir.cmp(&b.dir));
     plan_local(&g, &local, copies, &home, &mut plan);
-    plan_project(&g, &home, &mut plan);
+    plan_project(&g, &home, &mut plan, public);
     plan
 }
 
@@ -304,7 +306,12 @@ fn plan_local(
 
 /// The project's own part: direct dependencies (of the root and each workspace) and their
 /// bins, then the hidden fallback folder.
-fn plan_project(g: &Graph<'_>, home: &dyn Fn(usize) -> Option<String>, plan: &mut Plan) {
+fn plan_project(
+    g: &Graph<'_>,
+    home: &dyn Fn(usize) -> Option<String>,
+    plan: &mut Plan,
+    public: &[String],
+) {
     let tree = g.tree;
     let mut direct: HashSet<&str> = HashSet::new();
     for n in &tree.nodes {
@@ -336,34 +343,9 @@ fn plan_project(g: &Graph<'_>, home: &dyn Fn(usize) -> Option<String>, plan: &mu
             }
         }
     }
-    // Fallback: every other package once, the shallowest copy of each name first.
-    let mut by_depth: Vec<usize> = g.stored.keys().copied().collect();
-    by_depth.sort_by_key(|&i| (tree.nodes[i].depth(), tree.nodes[i].location.clone()));
-    for i in by_depth {
-        let name = tree.nodes[i].name.as_str();
-        if !direct.insert(name) {
-            continue;
-        }
-        if let Some(target) = home(i) {
-            let loc = format!("node_modules/.hoard/node_modules/{name}");
-            plan.links.push(link_to(&loc, &target));
-        }
-    }
-}
-
-/// A symlink at `loc` (project-relative) to `target`: absolute targets stay absolute, the
-/// project's own folders are linked relatively.
-fn link_to(loc: &str, target: &str) -> PlannedLink {
-    let text = if target.starts_with('/') {
-        target.to_string()
-    } else {
-        let parent = loc.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-        super::relative(parent, target)
-    };
-    PlannedLink {
-        location: loc.to_string(),
-        target: text,
-    }
+    // The hidden folder (every other package once) and the public hoist.
+    plan.links
+        .extend(super::hoist::links(tree, g.stored, home, &direct, public));
 }
 
 #[cfg(test)]
@@ -406,7 +388,14 @@ mod tests {
         let copies: HashSet<usize> = (0..tree.nodes.len())
             .filter(|&i| copies.contains(&tree.nodes[i].location.as_str()))
             .collect();
-        plan(&tree, &stored, &copies, Path::new("/s"), &HashSet::new())
+        plan(
+            &tree,
+            &stored,
+            &copies,
+            Path::new("/s"),
+            &HashSet::new(),
+            &[],
+        )
     }
 
     fn pkg(version: &str, deps: serde_json::Value) -> serde_json::Value {

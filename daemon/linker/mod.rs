@@ -12,6 +12,7 @@
 
 pub mod bins;
 pub mod global;
+pub mod hoist;
 pub mod materialize;
 pub mod method;
 pub mod plan;

@@ -116,11 +116,14 @@ pub fn isolated_dir(n: &crate::tree::Node) -> String {
     )
 }
 
-/// pnpm-style layout: each package once under `.hoard`, its dependencies as symlinks beside it.
+/// pnpm-style layout: each package once under `.hoard`, its dependencies as symlinks beside it;
+/// every package also in the hidden folder, and those matching `public` (pnpm's
+/// `public-hoist-pattern`) at the top (`hoist`).
 pub fn isolated(
     tree: &Tree,
     stored: &HashMap<usize, Arc<StoredPackage>>,
     copies: &HashSet<usize>,
+    public: &[String],
 ) -> Plan {
     let mut plan = Plan {
         layout: Layout::Isolated,
@@ -174,6 +177,18 @@ pub fn isolated(
             }
         }
     }
+    let direct: HashSet<&str> = tree.nodes[0]
+        .edges
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let home = |i: usize| {
+        stored
+            .contains_key(&i)
+            .then(|| isolated_dir(&tree.nodes[i]))
+    };
+    let hoisted = super::hoist::links(tree, stored, &home, &direct, public);
+    plan.links.extend(hoisted);
     plan
 }
 
@@ -287,7 +302,7 @@ mod tests {
         let copies: HashSet<usize> = (0..tree.nodes.len())
             .filter(|&i| tree.nodes[i].location == "node_modules/tool")
             .collect();
-        let mut plan = isolated(&tree, &stored, &copies);
+        let mut plan = isolated(&tree, &stored, &copies, &[]);
         crate::linker::compute_bin_links(&mut plan);
         let mut locs: Vec<&str> = plan.packages.iter().map(|p| p.location.as_str()).collect();
         locs.sort();
@@ -312,6 +327,11 @@ mod tests {
                 (
                     "node_modules/.hoard/a@1.0.0/node_modules/b".into(),
                     "../../b@2.0.0/node_modules/b".into()
+                ),
+                // Hidden hoisting: the shallowest b, where every package under .hoard looks.
+                (
+                    "node_modules/.hoard/node_modules/b".into(),
+                    "../b@1.0.0/node_modules/b".into()
                 ),
                 (
                     "node_modules/.hoard/tool@1.0.0/node_modules/b".into(),

@@ -21,86 +21,10 @@ pub struct NpmConfig {
     remote: Option<Result<std::sync::Arc<crate::remote::RemoteCache>, String>>,
 }
 
-/// Expand `${VAR}` (and `${VAR?}`) from `env`; unknown variables expand to "" as npm does.
-fn expand(value: &str, env: &HashMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find('}') {
-            Some(end) => {
-                let name = after[..end].trim_end_matches('?');
-                out.push_str(env.get(name).map(String::as_str).unwrap_or(""));
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Parse .npmrc text into key/value pairs (ini subset npm uses: `key=value`, `;`/`#` comments,
-/// optional quotes).
-pub fn parse_npmrc(text: &str, env: &HashMap<String, String>) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty()
-            || line.starts_with(';')
-            || line.starts_with('#')
-            || line.starts_with('[')
-        {
-            continue;
-        }
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        let k = expand(k.trim(), env);
-        let mut v = v.trim();
-        if v.len() >= 2
-            && ((v.starts_with('"') && v.ends_with('"'))
-                || (v.starts_with('\'') && v.ends_with('\'')))
-        {
-            v = &v[1..v.len() - 1];
-        }
-        out.push((k, expand(v, env)));
-    }
-    out
-}
-
 impl NpmConfig {
     /// Load for a project directory and a request environment.
     pub fn load(project_dir: &Path, env: &HashMap<String, String>) -> NpmConfig {
-        let mut values = HashMap::new();
-        if let Some(home) = env.get("HOME") {
-            let user = Path::new(home).join(".npmrc");
-            if let Ok(text) = std::fs::read_to_string(&user) {
-                values.extend(with_lists(parse_npmrc(&text, env)));
-            }
-        }
-        if let Ok(text) = std::fs::read_to_string(project_dir.join(".npmrc")) {
-            values.extend(with_lists(parse_npmrc(&text, env)));
-        }
-        for (k, v) in env {
-            let lower = k.to_ascii_lowercase();
-            if let Some(key) = lower.strip_prefix("npm_config_") {
-                if key.is_empty() {
-                    continue;
-                }
-                // npm maps `_` to `-` in env keys except for leading underscores (`_auth`).
-                let key = if let Some(stripped) = key.strip_prefix('_') {
-                    format!("_{}", stripped.replace('_', "-"))
-                } else {
-                    key.replace('_', "-")
-                };
-                values.insert(key, v.clone());
-            }
-        }
+        let values = hoard_proto::npmrc::layered(project_dir, env);
         let remote = values
             .get("hoard-remote-cache")
             .filter(|u| !u.is_empty())
@@ -233,23 +157,6 @@ impl NpmConfig {
 }
 
 /// One file's pairs with `key[]=value` lines gathered into `key` (items joined by newlines).
-fn with_lists(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (k, v) in pairs {
-        match k.strip_suffix("[]") {
-            Some(key) => match out.iter_mut().find(|(k2, _)| k2 == key) {
-                Some((_, acc)) => {
-                    acc.push('\n');
-                    acc.push_str(&v);
-                }
-                None => out.push((key.to_string(), v)),
-            },
-            None => out.push((k, v)),
-        }
-    }
-    out
-}
-
 fn with_slash(s: &str) -> String {
     if s.ends_with('/') {
         s.to_string()
@@ -273,6 +180,7 @@ fn nerf_dart(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hoard_proto::npmrc::parse_npmrc;
 
     #[test]
     fn scoped_registries_and_tokens() {

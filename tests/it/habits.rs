@@ -451,3 +451,248 @@ fn a_lockfile_entry_nothing_needs_is_not_installed_and_install_drops_it() {
         );
     }
 }
+
+/// The setting names in the README's table of npm settings.
+fn readme_settings() -> Vec<String> {
+    let readme = read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let from = readme.find("<!-- npm-settings-table").expect("the table");
+    let to = readme
+        .find("<!-- /npm-settings-table -->")
+        .expect("its end");
+    readme[from..to]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_settings_table_covers_every_setting_npm_commands_declare() {
+    let test = "habits::the_settings_table_covers_every_setting_npm_commands_declare";
+    if !which("npm") || !which("node") {
+        skip(
+            test,
+            "npm and node are not on PATH (the list comes from npm's own commands)",
+        );
+        return;
+    }
+    let root = Command::new("npm").args(["root", "-g"]).output().unwrap();
+    let commands =
+        std::path::Path::new(String::from_utf8_lossy(&root.stdout).trim()).join("npm/lib/commands");
+    let script = "const d = process.argv[1]; const out = new Set();\
+        for (const c of ['install', 'ci', 'uninstall', 'update', 'run', 'exec']) {\
+          for (const p of require(d + '/' + c + '.js').params || []) out.add(p) }\
+        console.log(JSON.stringify([...out]))";
+    let out = Command::new("node")
+        .args(["-e", script])
+        .arg(&commands)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let params: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(params.len() > 30, "{params:?}");
+    let table = readme_settings();
+    let missing: Vec<&String> = params.iter().filter(|p| !table.contains(p)).collect();
+    assert!(
+        missing.is_empty(),
+        "npm settings missing from the README's table: {missing:?}"
+    );
+}
+
+#[test]
+fn npm_settings_are_honoured_or_refused_aloud() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("lib", "1.0.0"));
+    reg.publish(Pkg::new("lib", "1.1.0"));
+    reg.publish(Pkg::new("opt", "1.0.0"));
+    reg.publish(Pkg::new("mid", "1.0.0").dep("leaf", "^1.0.0"));
+    reg.publish(Pkg::new("leaf", "1.0.0"));
+    reg.publish(Pkg::new("future", "1.0.0").meta("engines", json!({"node": ">=999"})));
+    let fresh = |npmrc: &str, pkg: Value| {
+        let ctx = TestContext::new().with_registry(&reg.url);
+        ctx.write_project(&pkg);
+        std::fs::write(ctx.project.join(".npmrc"), npmrc).unwrap();
+        ctx
+    };
+    let app = |deps: Value| json!({"name": "app", "version": "1.0.0", "dependencies": deps});
+
+    // Warned: named once, and the install goes on.
+    let ctx = fresh(
+        "save=false\nbin-links=true\n",
+        app(json!({"lib": "^1.0.0"})),
+    );
+    let out = ctx.run(&["install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out)
+            .matches("npm setting `save=false` is not supported")
+            .count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("bin-links"),
+        "npm's default is not warned about"
+    );
+    // Refused: nothing is changed.
+    for rc in ["dry-run=true\n", "allow-git=none\n", "global\n"] {
+        let ctx = fresh(rc, app(json!({"lib": "^1.0.0"})));
+        let out = ctx.run(&["install"]);
+        assert_eq!(out.status.code(), Some(1), "{rc}");
+        let key = rc.split(['=', '\n']).next().unwrap();
+        assert!(
+            stderr(&out).contains(&format!("npm setting `{key}")),
+            "{rc}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !ctx.project.join("node_modules").exists()
+                && !ctx.project.join("package-lock.json").exists(),
+            "{rc}"
+        );
+    }
+    // package-lock=false: the lockfile is neither read nor written.
+    let ctx = fresh("", app(json!({"lib": "^1.0.0"})));
+    let lock = json!({"name": "app", "version": "1.0.0", "lockfileVersion": 3, "requires": true,
+        "packages": {"": {"name": "app", "version": "1.0.0", "dependencies": {"lib": "^1.0.0"}},
+                     "node_modules/lib": {"version": "1.0.0"}}});
+    write_json(&ctx.project.join("package-lock.json"), &lock);
+    let before = read(&ctx.project.join("package-lock.json"));
+    std::fs::write(ctx.project.join(".npmrc"), "package-lock=false\n").unwrap();
+    ctx.ok(&["install"]);
+    assert_eq!(installed_version(&ctx, "lib"), "1.1.0");
+    assert_eq!(read(&ctx.project.join("package-lock.json")), before);
+    // save-prefix, save-exact.
+    for (rc, want) in [
+        ("save-prefix=~\n", "~1.1.0"),
+        ("save-exact=true\n", "1.1.0"),
+        ("", "^1.1.0"),
+    ] {
+        let ctx = fresh(rc, json!({"name": "app", "version": "1.0.0"}));
+        ctx.ok(&["add", "lib"]);
+        assert_eq!(manifest(&ctx)["dependencies"]["lib"], json!(want), "{rc}");
+    }
+    // omit=optional (include takes it back), and install-strategy's older spelling.
+    let pkg = json!({"name": "app", "version": "1.0.0", "dependencies": {"mid": "1"},
+                     "optionalDependencies": {"opt": "1"}});
+    let ctx = fresh("omit=optional\n", pkg.clone());
+    ctx.ok(&["install"]);
+    assert!(!ctx.project.join("node_modules/opt").exists());
+    assert!(ctx.project.join("node_modules/leaf").exists(), "hoisted");
+    let ctx = fresh(
+        "omit=optional\ninclude=optional\nlegacy-bundling=true\n",
+        pkg,
+    );
+    ctx.ok(&["install"]);
+    assert!(ctx.project.join("node_modules/opt").exists());
+    assert!(
+        ctx.project
+            .join("node_modules/mid/node_modules/leaf")
+            .exists(),
+        "nested"
+    );
+    // engine-strict.
+    let ctx = fresh("node-version=20.0.0\n", app(json!({"future": "1"})));
+    ctx.ok(&["install"]);
+    let ctx = fresh(
+        "node-version=20.0.0\nengine-strict=true\n",
+        app(json!({"future": "1"})),
+    );
+    let out = ctx.run(&["install"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("future@1.0.0 wants node >=999")
+            && stderr(&out).contains("engine-strict"),
+        "{}",
+        stderr(&out)
+    );
+    // offline=true: nothing from the network.
+    let ctx = fresh("offline=true\n", app(json!({"lib": "^1.0.0"})));
+    let out = ctx.run(&["install"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("offline"), "{}", stderr(&out));
+    // The run family: script-shell, node-options, if-present, ignore-scripts.
+    let scripts = json!({"name": "app", "version": "1.0.0", "scripts": {
+        "pretest": "echo pre > pre.txt", "test": "echo \"$BASH_VERSION|$NODE_OPTIONS\" > out.txt"}});
+    let ctx = fresh(
+        "script-shell=bash\nnode-options=--max-old-space-size=100\nignore-scripts=true\n",
+        scripts.clone(),
+    );
+    ctx.ok(&["run", "test"]);
+    let out = read(&ctx.project.join("out.txt"));
+    let (bash, opts) = out.trim().split_once('|').unwrap();
+    assert!(!bash.is_empty(), "bash ran it: {out}");
+    assert_eq!(opts, "--max-old-space-size=100");
+    assert!(
+        !ctx.project.join("pre.txt").exists(),
+        "ignore-scripts: no pre-script"
+    );
+    assert_eq!(ctx.run(&["run", "missing"]).status.code(), Some(1));
+    let ctx = fresh("if-present=true\n", scripts);
+    assert_eq!(ctx.run(&["run", "missing"]).status.code(), Some(0));
+}
+
+fn installed_version(ctx: &TestContext, name: &str) -> String {
+    let v: Value = serde_json::from_str(&read(
+        &ctx.project
+            .join("node_modules")
+            .join(name)
+            .join("package.json"),
+    ))
+    .unwrap();
+    v["version"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_isolated_layout_hoists_into_a_hidden_folder_and_publicly_by_pattern() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("eslint-import-resolver-node", "0.3.9"));
+    reg.publish(Pkg::new("import-helper", "1.0.0").dep("eslint-import-resolver-node", "^0.3.0"));
+    // Requires what it does not declare (it gets there through import-helper).
+    reg.publish(
+        Pkg::new("eslint-plugin-import", "2.31.0")
+            .dep("import-helper", "1")
+            .file(
+                "index.js",
+                b"module.exports = require('eslint-import-resolver-node').name;\n",
+                0o644,
+            ),
+    );
+    for (rc, public) in [("", false), ("public-hoist-pattern[]=*resolver*\n", true)] {
+        let ctx = TestContext::new().with_registry(&reg.url);
+        ctx.write_project(&json!({"name": "app", "version": "1.0.0",
+                                  "dependencies": {"eslint-plugin-import": "^2.0.0"}}));
+        std::fs::write(
+            ctx.project.join(".npmrc"),
+            format!("install-strategy=linked\n{rc}"),
+        )
+        .unwrap();
+        ctx.ok(&["install"]);
+        let nm = ctx.project.join("node_modules");
+        assert!(
+            nm.join(".hoard/eslint-plugin-import@2.31.0").is_dir(),
+            "isolated ({rc:?})"
+        );
+        let hidden = nm.join(".hoard/node_modules/eslint-import-resolver-node/package.json");
+        assert!(hidden.exists(), "hidden hoist ({rc:?})");
+        assert_eq!(
+            nm.join("eslint-import-resolver-node").exists(),
+            public,
+            "{rc:?}"
+        );
+        if which("node") {
+            let out = Command::new("node")
+                .args(["-p", "require('eslint-plugin-import')"])
+                .current_dir(&ctx.project)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "eslint-import-resolver-node"
+            );
+        }
+    }
+}
