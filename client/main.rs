@@ -11,6 +11,8 @@ mod commands;
 mod connect;
 mod context;
 mod lsview;
+mod npm_defaults;
+mod npm_env;
 mod render;
 mod scripts;
 

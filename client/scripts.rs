@@ -104,6 +104,8 @@ pub struct Settings {
     pub if_present: bool,
     /// `ignore-scripts`: `hoard run <name>` runs only `<name>`, not pre/post scripts.
     pub ignore_scripts: bool,
+    /// Every setting in effect (exported to scripts as `npm_config_*`).
+    pub values: std::collections::HashMap<String, String>,
 }
 
 impl Settings {
@@ -120,6 +122,7 @@ impl Settings {
             node_options: v.get("node-options").filter(|s| !s.is_empty()).cloned(),
             if_present: on("if-present"),
             ignore_scripts: on("ignore-scripts"),
+            values: v.clone(),
         }
     }
 }
@@ -140,11 +143,19 @@ pub fn run(s: &ScriptRun<'_>) -> Result<()> {
     if s.quiet_stdout {
         cmd.stdout(std::io::stderr());
     }
+    let pkg: serde_json::Value = std::fs::read(s.dir.join("package.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let path = path_with_bins(s.dir, s.root);
+    cmd.envs(crate::npm_env::config(&settings.values))
+        .envs(crate::npm_env::package(&pkg))
+        .envs(crate::npm_env::tools(s.root, &path));
     let status = cmd
         .arg("-c")
         .arg(&line)
         .current_dir(s.dir)
-        .env("PATH", path_with_bins(s.dir, s.root))
+        .env("PATH", &path)
         .envs(node_path(s.root))
         .env("npm_lifecycle_event", s.event)
         .env("npm_lifecycle_script", s.command)

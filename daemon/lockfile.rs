@@ -422,6 +422,37 @@ pub fn to_json(tree: &Tree, pkg_json: &Value, omit_registry_resolved: bool) -> V
     Value::Object(top)
 }
 
+/// Fields of the old lockfile that a registry's abbreviated metadata does not carry
+/// (`license`, `funding`): an entry still at the same place, with the same version and
+/// integrity, keeps them when the manifest it was written from lacks them, so an add, remove or
+/// update leaves untouched entries as they were.
+pub fn keep_untouched_fields(new: &mut Value, old: &Value) {
+    let (Some(new_pkgs), Some(old_pkgs)) = (
+        new.get_mut("packages").and_then(Value::as_object_mut),
+        old.get("packages").and_then(Value::as_object),
+    ) else {
+        return;
+    };
+    for (loc, entry) in new_pkgs.iter_mut() {
+        let (Some(e), Some(o)) = (entry.as_object_mut(), old_pkgs.get(loc)) else {
+            continue;
+        };
+        let same = ["version", "integrity"]
+            .iter()
+            .all(|k| e.get(*k).is_some() && e.get(*k) == o.get(*k));
+        if !same || loc.is_empty() {
+            continue;
+        }
+        for key in ["license", "funding"] {
+            if !e.contains_key(key)
+                && let Some(v) = o.get(key)
+            {
+                e.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+}
+
 /// The `""` entry: the root package's own declarations.
 fn root_entry(tree: &Tree, pkg_json: &Value) -> Value {
     let mut root = Map::new();
@@ -634,6 +665,24 @@ fn collate(a: &str, b: &str) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untouched_entries_keep_license_and_funding() {
+        let old = serde_json::json!({"packages": {
+            "node_modules/a": {"version": "1.0.0", "integrity": "i1", "license": "MIT",
+                               "funding": {"url": "u"}},
+            "node_modules/b": {"version": "1.0.0", "integrity": "i2", "license": "ISC"}}});
+        let mut new = serde_json::json!({"packages": {
+            "node_modules/a": {"version": "1.0.0", "integrity": "i1"},
+            "node_modules/b": {"version": "2.0.0", "integrity": "i3"}}});
+        keep_untouched_fields(&mut new, &old);
+        assert_eq!(new["packages"]["node_modules/a"]["license"], "MIT");
+        assert_eq!(new["packages"]["node_modules/a"]["funding"]["url"], "u");
+        assert!(
+            new["packages"]["node_modules/b"].get("license").is_none(),
+            "b was updated"
+        );
+    }
 
     #[test]
     fn keys_sort_as_npm_sorts_them() {

@@ -183,28 +183,94 @@ pub fn too_young_message(
     ))
 }
 
-/// "no version of X satisfies R": the error names the stable versions nearest the range.
+/// "no version of X satisfies R": the error names the stable versions nearest the range (the
+/// twelve closest to the first version the range names, in order; the newest when it names
+/// none), never prereleases.
 pub fn no_version_message(p: &Packument, name: &str, spec: &Spec) -> String {
     let raw = match spec {
         Spec::Range(r) | Spec::Tag(r) => r.clone(),
         other => format!("{other:?}"),
     };
-    let mut versions: Vec<&str> = p
+    let stable: Vec<&crate::registry::compact::VersionEntry> = p
         .sorted
         .iter()
         .filter(|e| e.version.pre.is_empty())
-        .take(12)
-        .map(|e| &*e.raw)
         .collect();
-    versions.reverse();
+    let mut near: Vec<&crate::registry::compact::VersionEntry> = match named_version(&raw) {
+        Some(target) => {
+            // `stable` is highest first: the twelve around where the target would stand.
+            let at = stable
+                .iter()
+                .position(|e| e.version <= target)
+                .unwrap_or(stable.len());
+            let from = at.saturating_sub(6);
+            stable[from..(from + 12).min(stable.len())].to_vec()
+        }
+        None => stable.iter().take(12).copied().collect(),
+    };
+    near.reverse();
+    let more = stable.len() > near.len();
     format!(
-        "no version of `{name}` satisfies `{raw}`; available: {}{}; dist-tags: {}",
-        if p.sorted.len() > 12 { "…, " } else { "" },
-        versions.join(", "),
+        "no version of `{name}` satisfies `{raw}`; {} versions near it: {}; dist-tags: {}",
+        if more { "stable" } else { "all stable" },
+        near.iter().map(|e| &*e.raw).collect::<Vec<_>>().join(", "),
         p.dist_tags
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(", ")
     )
+}
+
+/// The first version a range names (`~1.5.0` → 1.5.0, `>=2` → 2.0.0), missing parts as 0.
+fn named_version(range: &str) -> Option<semver::Version> {
+    let start = range.find(|c: char| c.is_ascii_digit())?;
+    let token: String = range[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = token
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u64>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    let patch = parts.next().flatten().unwrap_or(0);
+    Some(semver::Version::new(major, minor, patch))
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    #[test]
+    fn a_missed_range_lists_the_stable_versions_near_it() {
+        let mut versions = serde_json::Map::new();
+        for v in [
+            "1.4.0",
+            "1.4.1",
+            "1.6.0",
+            "2.0.0",
+            "3.0.0-canary.1",
+            "19.0.0",
+            "19.1.0-nightly",
+        ] {
+            versions.insert(v.into(), serde_json::json!({"name": "p", "version": v}));
+        }
+        for i in 0..20 {
+            let v = format!("{}.0.0", 4 + i);
+            versions.insert(v.clone(), serde_json::json!({"name": "p", "version": v}));
+        }
+        let doc = serde_json::json!({"name": "p", "dist-tags": {"latest": "19.0.0"}, "versions": versions});
+        let p = Packument::parse(doc.to_string().as_bytes()).unwrap();
+        let msg = no_version_message(&p, "p", &Spec::Range("~1.5.0".into()));
+        assert!(
+            msg.contains("stable versions near it: 1.4.0, 1.4.1, 1.6.0, 2.0.0, 4.0.0,"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("canary") && !msg.contains("nightly") && !msg.contains("19.0.0,"),
+            "{msg}"
+        );
+    }
 }

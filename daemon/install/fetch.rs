@@ -5,7 +5,7 @@
 //!
 //! Must not: touch node_modules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -24,7 +24,8 @@ use crate::tree::{NodeKind, Tree};
 /// The tree's packages in the store, by node index.
 pub(super) struct Fetched {
     pub stored: HashMap<usize, Arc<StoredPackage>>,
-    /// Packages downloaded for this install (possibly by the early download at pick time).
+    /// Distinct packages downloaded for this install (possibly by the early download at pick
+    /// time), and found in the store; a package placed at two locations counts once.
     pub downloaded: u64,
     pub reused: u64,
     /// Tarball bytes downloaded for this install.
@@ -36,6 +37,8 @@ pub(super) struct Fetched {
     pub pins: Pins,
     /// Tarballs the team's remote cache served.
     pub from_remote: u64,
+    /// Store rows already counted in `downloaded` or `reused`.
+    counted: HashSet<i64>,
 }
 
 /// The dependency types left out of node_modules (npm's `omit`).
@@ -115,6 +118,7 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
         millis: 0,
         pins: run.installer.store.pins(),
         from_remote: 0,
+        counted: HashSet::new(),
     };
     let mut done = 0u64;
     loop {
@@ -212,7 +216,9 @@ impl Waiting {
 
 impl Fetched {
     fn count(&mut self, run: &Run<'_>, i: usize, p: Arc<StoredPackage>) {
-        if p.imported_at.is_some_and(|t| t >= run.started) {
+        if !self.counted.insert(p.id) {
+            // Counted at its first location.
+        } else if p.imported_at.is_some_and(|t| t >= run.started) {
             self.downloaded += 1;
             self.bytes += p.bytes_downloaded;
         } else {

@@ -62,8 +62,6 @@ fn npm_code(dir: &std::path::Path, args: &[&str]) -> Option<i32> {
         .args(args)
         .current_dir(dir)
         .env("npm_config_update_notifier", "false")
-        .env("npm_config_audit", "false")
-        .env("npm_config_fund", "false")
         .env("npm_config_cache", dir.join(".npm-cache"))
         .env("npm_config_offline", "true")
         .output()
@@ -695,4 +693,178 @@ fn the_isolated_layout_hoists_into_a_hidden_folder_and_publicly_by_pattern() {
             );
         }
     }
+}
+
+#[test]
+fn scripts_get_the_environment_npm_gives_them() {
+    let ctx = TestContext::new();
+    let pkg = json!({"name": "app", "version": "1.2.3",
+        "config": {"port": 8080, "flags": {"verbose": false}},
+        "engines": {"node": ">=18"}, "bin": {"app": "cli.js"},
+        "scripts": {"dump": "env | grep -E '^(npm_package_|npm_config_(fund|audit|save_exact|local_prefix)=|npm_lifecycle_)' | sort > env.txt"}});
+    ctx.write_project(&pkg);
+    let rc = "fund=false\naudit=true\nsave-exact=true\n";
+    std::fs::write(ctx.project.join(".npmrc"), rc).unwrap();
+    ctx.ok(&["run", "dump"]);
+    let dir = ctx.project.canonicalize().unwrap().display().to_string();
+    let hoard = read(&ctx.project.join("env.txt")).replace(&dir, "<dir>");
+    for want in [
+        "npm_config_fund=\n",
+        "npm_config_local_prefix=<dir>\n",
+        "npm_config_save_exact=true\n",
+        "npm_lifecycle_event=dump\n",
+        "npm_package_bin_app=cli.js\n",
+        "npm_package_config_flags_verbose=\n",
+        "npm_package_config_port=8080\n",
+        "npm_package_engines_node=>=18\n",
+        "npm_package_json=<dir>/package.json\n",
+        "npm_package_name=app\n",
+        "npm_package_version=1.2.3\n",
+    ] {
+        assert!(hoard.contains(want), "{want:?} in\n{hoard}");
+    }
+    assert!(
+        !hoard.contains("npm_config_audit"),
+        "npm's default is not exported:\n{hoard}"
+    );
+    // npm, on the same files, gives the same.
+    let npm_dir = ctx.root.path().join("npm-side");
+    std::fs::create_dir_all(&npm_dir).unwrap();
+    write_json(&npm_dir.join("package.json"), &pkg);
+    std::fs::write(npm_dir.join(".npmrc"), rc).unwrap();
+    if npm_code(&npm_dir, &["run", "dump"]) == Some(0) {
+        let d = npm_dir.canonicalize().unwrap().display().to_string();
+        let npm = read(&npm_dir.join("env.txt")).replace(&d, "<dir>");
+        assert_eq!(hoard, npm);
+    }
+}
+
+#[test]
+fn npm_defaults_hoard_carries_are_the_ones_npm_has() {
+    let test = "habits::npm_defaults_hoard_carries_are_the_ones_npm_has";
+    if !which("npm") || !which("node") {
+        skip(
+            test,
+            "npm and node are not on PATH (the defaults are compared with npm's own)",
+        );
+        return;
+    }
+    let src =
+        read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("client/npm_defaults.rs"));
+    let (table, machine) = src.split_once("pub const MACHINE_DEPENDENT").unwrap();
+    let pairs: std::collections::BTreeMap<String, String> = table
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("(\""))
+        .filter_map(|l| l.split_once("\", \""))
+        .map(|(k, rest)| (k.to_string(), rest.trim_end_matches("\"),").to_string()))
+        .collect();
+    let machine: Vec<&str> = machine
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"'))
+        .filter_map(|l| l.strip_suffix("\","))
+        .collect();
+    let root = Command::new("npm").args(["root", "-g"]).output().unwrap();
+    let defs = std::path::Path::new(String::from_utf8_lossy(&root.stdout).trim())
+        .join("npm/node_modules/@npmcli/config/lib/definitions/definitions.js");
+    let script = "const d = require(process.argv[1]); const out = {};\
+        for (const [k, v] of Object.entries(d)) { const x = v.default; let s;\
+          if (x === null || x === undefined) s = ''; else if (typeof x === 'boolean' || typeof x === 'number') s = String(x);\
+          else if (typeof x === 'string') s = x; else if (Array.isArray(x) && x.length === 0) s = ''; else continue;\
+          if (s.includes('\\n') || s.length > 40 || k.startsWith('_')) continue; out[k] = s }\
+        console.log(JSON.stringify(out))";
+    let out = Command::new("node")
+        .args(["-e", script])
+        .arg(&defs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let npm: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    let npm: std::collections::BTreeMap<String, String> = npm
+        .into_iter()
+        .filter(|(k, _)| !machine.contains(&k.as_str()))
+        .collect();
+    assert_eq!(pairs, npm, "client/npm_defaults.rs against the npm on PATH");
+}
+
+/// (setting, treatment, npm's default) of every warned or refused row of the README's table.
+fn refused_rows() -> Vec<(String, String, String)> {
+    let readme = read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let from = readme.find("<!-- npm-settings-table").unwrap();
+    let to = readme.find("<!-- /npm-settings-table -->").unwrap();
+    readme[from..to]
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split(" | ").collect();
+            let key = cells.first()?.strip_prefix("| `")?.strip_suffix('`')?;
+            let word = *cells.get(1)?;
+            let default = cells.get(2)?.rsplit_once("unless `")?.1.split('`').next()?;
+            matches!(word, "warned" | "refused").then(|| (key.into(), word.into(), default.into()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_warned_setting_is_named_and_every_refused_one_stops_the_install() {
+    let rows = refused_rows();
+    assert!(rows.len() > 20, "{rows:?}");
+    let reg = Registry::start();
+    reg.publish(Pkg::new("lib", "1.0.0"));
+    for (key, word, default) in rows {
+        // Some value other than npm's default.
+        let value = match default.as_str() {
+            "true" => "false".to_string(),
+            "false" => "true".to_string(),
+            "all" => "none".to_string(),
+            "" => "something".to_string(),
+            n => match n.parse::<u64>() {
+                Ok(n) => (n.saturating_sub(1)).to_string(),
+                Err(_) => format!("{n}x"),
+            },
+        };
+        let ctx = TestContext::new().with_registry(&reg.url);
+        ctx.write_project(
+            &json!({"name": "app", "version": "1.0.0", "dependencies": {"lib": "1"}}),
+        );
+        std::fs::write(ctx.project.join(".npmrc"), format!("{key}={value}\n")).unwrap();
+        let out = ctx.run(&["install"]);
+        let said = format!("npm setting `{key}={value}` is not supported");
+        assert_eq!(
+            stderr(&out).matches(&said).count(),
+            1,
+            "{key}={value}: {}",
+            stderr(&out)
+        );
+        if word == "refused" {
+            assert_eq!(out.status.code(), Some(1), "{key}");
+            assert!(
+                !ctx.project.join("node_modules").exists(),
+                "{key}: nothing installed"
+            );
+        } else {
+            assert!(out.status.success(), "{key}: {}", stderr(&out));
+            assert!(ctx.project.join("node_modules/lib").exists(), "{key}");
+        }
+    }
+}
+
+#[test]
+fn omit_lockfile_registry_resolved_leaves_resolved_out() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("lib", "1.0.0"));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": {"lib": "1"}}));
+    std::fs::write(
+        ctx.project.join(".npmrc"),
+        "omit-lockfile-registry-resolved=true\n",
+    )
+    .unwrap();
+    ctx.ok(&["install"]);
+    let lock = read(&ctx.project.join("package-lock.json"));
+    assert!(!lock.contains("\"resolved\""), "{lock}");
+    assert!(lock.contains("\"integrity\""), "{lock}");
+    // Installed again from that lockfile, from the registry configured now.
+    std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    ctx.ok(&["ci"]);
+    assert!(ctx.project.join("node_modules/lib/package.json").exists());
 }
