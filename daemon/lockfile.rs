@@ -422,10 +422,11 @@ pub fn to_json(tree: &Tree, pkg_json: &Value, omit_registry_resolved: bool) -> V
     Value::Object(top)
 }
 
-/// Fields of the old lockfile that a registry's abbreviated metadata does not carry
-/// (`license`, `funding`): an entry still at the same place, with the same version and
-/// integrity, keeps them when the manifest it was written from lacks them, so an add, remove or
-/// update leaves untouched entries as they were.
+/// Fields of the old lockfile that the metadata an entry is rewritten from may lack (a
+/// registry's abbreviated documents have no `license` or `funding`; a mirror may drop
+/// `deprecated`; an old-style `engines` array is not a map): an entry still at the same place,
+/// with the same version and integrity, keeps them, so an add, remove or update leaves
+/// untouched entries as they were.
 pub fn keep_untouched_fields(new: &mut Value, old: &Value) {
     let (Some(new_pkgs), Some(old_pkgs)) = (
         new.get_mut("packages").and_then(Value::as_object_mut),
@@ -443,7 +444,17 @@ pub fn keep_untouched_fields(new: &mut Value, old: &Value) {
         if !same || loc.is_empty() {
             continue;
         }
-        for key in ["license", "funding"] {
+        for key in [
+            "license",
+            "funding",
+            "deprecated",
+            "engines",
+            "bin",
+            "hasInstallScript",
+            "os",
+            "cpu",
+            "libc",
+        ] {
             if !e.contains_key(key)
                 && let Some(v) = o.get(key)
             {
@@ -567,7 +578,12 @@ fn put_manifest_tail(o: &mut Map<String, Value>, n: &Node) {
         _ => false,
     };
     if !empty {
-        o.insert("funding".into(), m.funding.clone());
+        // npm normalizes a string to `{"url": …}` (@npmcli/package-json's `funding` step).
+        let funding = match &m.funding {
+            Value::String(url) => json!({ "url": url }),
+            other => other.clone(),
+        };
+        o.insert("funding".into(), funding);
     }
     for (key, list) in [("os", &m.os), ("cpu", &m.cpu), ("libc", &m.libc)] {
         if !list.is_empty() {
@@ -670,7 +686,8 @@ mod tests {
     fn untouched_entries_keep_license_and_funding() {
         let old = serde_json::json!({"packages": {
             "node_modules/a": {"version": "1.0.0", "integrity": "i1", "license": "MIT",
-                               "funding": {"url": "u"}},
+                               "funding": {"url": "u"}, "deprecated": "old",
+                               "engines": ["node >= 6.0"]},
             "node_modules/b": {"version": "1.0.0", "integrity": "i2", "license": "ISC"}}});
         let mut new = serde_json::json!({"packages": {
             "node_modules/a": {"version": "1.0.0", "integrity": "i1"},
@@ -678,6 +695,11 @@ mod tests {
         keep_untouched_fields(&mut new, &old);
         assert_eq!(new["packages"]["node_modules/a"]["license"], "MIT");
         assert_eq!(new["packages"]["node_modules/a"]["funding"]["url"], "u");
+        assert_eq!(new["packages"]["node_modules/a"]["deprecated"], "old");
+        assert_eq!(
+            new["packages"]["node_modules/a"]["engines"][0],
+            "node >= 6.0"
+        );
         assert!(
             new["packages"]["node_modules/b"].get("license").is_none(),
             "b was updated"
