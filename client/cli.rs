@@ -287,8 +287,11 @@ pub enum DaemonAction {
     Start,
     /// Stop the running daemon.
     Stop,
-    /// Whether a daemon runs; never starts one.
+    /// Whether a daemon runs (exit 3 when none does); never starts one.
     Status,
+    /// Start the daemon if none runs and say where it listens (`--json` for tools: socket,
+    /// store, pid, protocol, capabilities).
+    Ensure,
     /// Stop and start again.
     Restart,
     /// Print the end of the daemon's log.

@@ -40,21 +40,35 @@ pub enum ConnectError {
 }
 
 pub struct Connection {
-    pub client: HoardClient<Channel>,
+    pub client: Client,
     pub hello: HelloResponse,
     pub socket: PathBuf,
 }
 
 enum Greeting {
     Ok(Connection),
-    Mismatch(HoardClient<Channel>, String),
+    Mismatch(Client, String),
+}
+
+type Namer = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+/// The daemon client, naming this client's protocol on every call (the daemon refuses calls
+/// from an incompatible one).
+pub type Client = HoardClient<tonic::service::interceptor::InterceptedService<Channel, Namer>>;
+
+fn name_protocol(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    req.metadata_mut().insert(
+        hoard_proto::PROTOCOL_METADATA_KEY,
+        tonic::metadata::MetadataValue::from_static(hoard_proto::PROTOCOL_VERSION),
+    );
+    Ok(req)
 }
 
 async fn greet(socket: &Path) -> Option<Greeting> {
     let ch = hoard_proto::uds_channel(socket, Duration::from_secs(2))
         .await
         .ok()?;
-    let mut client = HoardClient::new(ch);
+    let mut client = HoardClient::with_interceptor(ch, name_protocol as Namer);
     let req = HelloRequest {
         protocol_version: hoard_proto::PROTOCOL_VERSION.into(),
         client_version: hoard_proto::BINARY_VERSION.into(),

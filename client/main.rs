@@ -27,7 +27,27 @@ use commands::{approve, audit, daemon, inspect, install, run, store, ui};
 use context::{Unreachable, project_dir};
 use render::json_line;
 
+/// A reader that goes away (`hoard daemon status | head -1`) ends hoard quietly, as it ends
+/// other tools (ripgrep's rule: exit 0), instead of println!'s panic. SIGPIPE itself stays
+/// ignored: the client's sockets must see EPIPE as an error, not die of it.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -256,6 +256,7 @@ async fn serve(
 
     let listener = bind(&socket)?;
     info!(socket = %socket.display(), idle_secs = idle.as_secs(), "listening");
+    let pointer = point_to(&daemon.config);
     let incoming = only_my_user(listener);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -298,6 +299,9 @@ async fn serve(
             tokio::time::sleep(Duration::from_secs(10)).await;
         } => warn!("in-flight requests did not finish within 10 s of shutdown; exiting anyway"),
     }
+    if let Some(p) = pointer {
+        let _ = std::fs::remove_file(p);
+    }
     let index = daemon.store.index.clone();
     let checkpoint = tokio::task::spawn_blocking(move || match index.checkpoint() {
         Err(e) if e.broken_index().is_some() => index.set_aside_now().map(|_| ()).map_err(|_| e),
@@ -309,6 +313,29 @@ async fn serve(
     Ok(daemon
         .close_reason()
         .unwrap_or(CloseReason::Signal("server ended")))
+}
+
+/// For the default store's daemon: write the pointer file tools find the socket by (see
+/// `hoard_proto::pointer_file`); its path, to remove at exit.
+fn point_to(config: &service::DaemonConfig) -> Option<PathBuf> {
+    let default = hoard_proto::default_store_dir().and_then(|d| std::fs::canonicalize(d).ok())?;
+    if default != config.store_path {
+        return None;
+    }
+    let path = hoard_proto::pointer_file();
+    let body = serde_json::json!({
+        "socket": config.socket_path.display().to_string(),
+        "store": config.store_path.display().to_string(),
+        "pid": std::process::id(),
+        "protocol_version": config.protocol_version,
+    });
+    match atomic::write_atomic(&path, format!("{body}\n").as_bytes()) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            warn!(error = %e, "could not write the pointer file");
+            None
+        }
+    }
 }
 
 /// gRPC reflection over hoard's API and the health service (for grpcurl and stock clients).

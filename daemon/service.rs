@@ -272,6 +272,45 @@ fn tee(
     (tx, handle)
 }
 
+/// What Hello says this daemon serves.
+const CAPABILITIES: &[&str] = &[
+    "Hello",
+    "Install",
+    "Status",
+    "StoreStatus",
+    "StoreVerify",
+    "StorePrune",
+    "Watch",
+    "Shutdown",
+    "Outdated",
+    "InstallScripts",
+    "Audit",
+    "Dashboard",
+    "layout-global",
+    "team-cache",
+    "npm-settings",
+    "live-events",
+];
+
+/// Refuse a call from a client whose `hoard-protocol-version` metadata is incompatible (a
+/// client that sends none is taken at its word from Hello).
+fn protocol_ok<T>(req: &Request<T>, ours: &str) -> Result<(), Status> {
+    let Some(theirs) = req
+        .metadata()
+        .get(hoard_proto::PROTOCOL_METADATA_KEY)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(());
+    };
+    if hoard_proto::protocol_compatible(theirs, ours) {
+        return Ok(());
+    }
+    Err(Status::failed_precondition(format!(
+        "this daemon speaks protocol {ours} and the client {theirs}; they are not compatible \
+         (replace the daemon with one of the client's version)"
+    )))
+}
+
 fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
     req.extensions()
         .get::<tonic::transport::server::UdsConnectInfo>()
@@ -296,12 +335,17 @@ impl Hoard for Service {
                     warn!("client protocol is not compatible");
                 }
             });
+        let ours = &self.0.config.protocol_version;
         Ok(Response::new(HelloResponse {
-            protocol_version: self.0.config.protocol_version.clone(),
+            protocol_version: ours.clone(),
             daemon_version: hoard_proto::BINARY_VERSION.to_string(),
             pid: std::process::id(),
             store_path: self.0.config.store_path.display().to_string(),
             compatible,
+            capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            upgrade_required: Some(
+                compatible && !hoard_proto::daemon_serves(ours, &r.protocol_version),
+            ),
         }))
     }
 
@@ -311,6 +355,7 @@ impl Hoard for Service {
         &self,
         req: Request<InstallRequest>,
     ) -> Result<Response<Self::InstallStream>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
         let guard = InFlight::new(&self.0);
         let uid = peer_uid(&req)
             .ok_or_else(|| Status::permission_denied("peer credentials are unavailable"))?;
@@ -419,6 +464,7 @@ impl Hoard for Service {
         &self,
         _req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
+        protocol_ok(&_req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let d = self.0.clone();
         let totals = {
@@ -450,6 +496,7 @@ impl Hoard for Service {
         &self,
         _req: Request<StoreStatusRequest>,
     ) -> Result<Response<StoreStatusResponse>, Status> {
+        protocol_ok(&_req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let store = self.0.store.clone();
         let t = tokio::task::spawn_blocking(move || store.totals())
@@ -473,6 +520,7 @@ impl Hoard for Service {
         &self,
         req: Request<StoreVerifyRequest>,
     ) -> Result<Response<Self::StoreVerifyStream>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
         let guard = InFlight::new(&self.0);
         let r = req.into_inner();
         let (dry_run, repair) = (r.dry_run, r.repair == Some(true));
@@ -499,6 +547,7 @@ impl Hoard for Service {
         &self,
         req: Request<StorePruneRequest>,
     ) -> Result<Response<Self::StorePruneStream>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
         let guard = InFlight::new(&self.0);
         let dry_run = req.into_inner().dry_run;
         let (tx, rx) = mpsc::channel(256);
@@ -524,6 +573,7 @@ impl Hoard for Service {
         &self,
         req: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
         let guard = InFlight::new(&self.0);
         let dir = crate::install::project_dir(&req.into_inner().project_dir)?;
         let (tx, rx) = mpsc::channel(64);
@@ -577,6 +627,7 @@ impl Hoard for Service {
         &self,
         req: Request<OutdatedRequest>,
     ) -> Result<Response<OutdatedResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
         let span = info_span!("rpc.outdated", project = %r.project_dir);
@@ -588,6 +639,7 @@ impl Hoard for Service {
         &self,
         req: Request<InstallScriptsRequest>,
     ) -> Result<Response<InstallScriptsResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
         let span = info_span!("rpc.install_scripts", project = %r.project_dir, action = r.action);
@@ -596,6 +648,7 @@ impl Hoard for Service {
     }
 
     async fn audit(&self, req: Request<AuditRequest>) -> Result<Response<AuditResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
         let span = info_span!("rpc.audit", project = %r.project_dir, kind = r.kind);
@@ -607,6 +660,7 @@ impl Hoard for Service {
         &self,
         req: Request<DashboardRequest>,
     ) -> Result<Response<DashboardResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let uid = peer_uid(&req)
             .ok_or_else(|| Status::permission_denied("peer credentials are unavailable"))?;

@@ -21,6 +21,11 @@ pub mod v1 {
 /// optional fields, new RPCs), the major for anything an older peer would misread.
 pub const PROTOCOL_VERSION: &str = "1.6.0";
 
+/// The metadata key a client names its protocol version in; the daemon refuses a call whose
+/// version is incompatible (FAILED_PRECONDITION), except Hello and Shutdown (how a client
+/// replaces an incompatible daemon).
+pub const PROTOCOL_METADATA_KEY: &str = "hoard-protocol-version";
+
 /// Version of the `hoard` package these binaries were built from.
 pub const BINARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -104,6 +109,13 @@ pub fn socket_path(store: &Path) -> PathBuf {
     let digest = blake3::hash(store.as_os_str().as_encoded_bytes());
     let hex = digest.to_hex();
     runtime_dir().join(format!("hoard-{}.sock", &hex[..16]))
+}
+
+/// Where the daemon of the default store says where it listens, for tools that would rather
+/// not hash the store path: `<runtime dir>/default.json`, `{"socket", "store", "pid",
+/// "protocol_version"}`, written when that daemon starts and removed when it stops.
+pub fn pointer_file() -> PathBuf {
+    runtime_dir().join("default.json")
 }
 
 /// gRPC metadata key on an error status: the daemon is restarting (it set a damaged store index

@@ -68,10 +68,29 @@ pub async fn daemon(cli: &Cli, action: &DaemonAction) -> Result<u8> {
                         store.display()
                     );
                 }
-                Ok(0)
+                // As `hoard` exits when it cannot reach the daemon.
+                Ok(3)
             }
             Err(e) => Err(Unreachable(e).into()),
         },
+        DaemonAction::Ensure => {
+            let c = crate::context::connect(cli).await?;
+            if cli.json {
+                json_line(
+                    json!({"socket": c.socket.display().to_string(), "store": c.hello.store_path,
+                    "pid": c.hello.pid, "protocol_version": c.hello.protocol_version,
+                    "capabilities": c.hello.capabilities}),
+                );
+            } else {
+                println!(
+                    "socket: {}\nstore: {}\npid: {}",
+                    c.socket.display(),
+                    c.hello.store_path,
+                    c.hello.pid
+                );
+            }
+            Ok(0)
+        }
         DaemonAction::Start => {
             let c = connect(cli).await?;
             if cli.json {

@@ -12,8 +12,13 @@ use crate::registry::{Fault, Pkg, Registry};
 #[test]
 fn status_never_starts_a_daemon_and_store_path_does() {
     let ctx = TestContext::new();
-    let out = ctx.ok(&["daemon", "status"]);
-    assert!(out.contains("not running"), "{out}");
+    let out = ctx.run(&["daemon", "status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no daemon: exit 3, as for an unreachable one"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not running"));
     assert!(ctx.daemon_pid().is_none(), "daemon status started a daemon");
 
     let path = ctx.ok(&["store", "path"]);
@@ -391,4 +396,104 @@ fn an_older_minor_daemon_is_replaced_too() {
     ctx.ok(&["daemon", "start"]);
     assert!(child.wait().unwrap().success());
     assert_ne!(ctx.daemon_pid(), Some(child.id() as i32));
+}
+
+#[test]
+fn tools_find_the_daemon_without_hashing_and_a_closed_stdout_is_quiet() {
+    let ctx = TestContext::new();
+    // The default store (no HOARD_STORE_DIR): its daemon writes the pointer file.
+    let data = ctx.home.join("data");
+    let default_store = |args: &[&str]| {
+        let mut c = ctx.hoard();
+        c.env_remove("HOARD_STORE_DIR")
+            .env("XDG_DATA_HOME", &data)
+            .args(args);
+        run_with_timeout(&mut c, Duration::from_secs(60))
+    };
+    let out = default_store(&["--json", "daemon", "ensure"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let store = data.join("hoard/store").canonicalize().unwrap();
+    assert_eq!(v["store"], serde_json::json!(store.display().to_string()));
+    assert!(
+        v["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "Dashboard"),
+        "{v}"
+    );
+    let pointer = ctx.runtime.join("hoard/default.json");
+    let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&pointer).unwrap()).unwrap();
+    assert_eq!(p["socket"], v["socket"]);
+    assert_eq!(p["pid"], v["pid"]);
+    assert!(std::path::Path::new(p["socket"].as_str().unwrap()).exists());
+    // A reader that goes away (`| head -1`): no panic, hoard just ends.
+    let mut c = ctx.hoard();
+    c.env_remove("HOARD_STORE_DIR")
+        .env("XDG_DATA_HOME", &data)
+        .args(["daemon", "status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = wait_output(child, Duration::from_secs(30));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    let out = default_store(&["daemon", "stop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        eventually(Duration::from_secs(10), || !pointer.exists()),
+        "the pointer file goes with the daemon"
+    );
+}
+
+#[test]
+fn hello_says_what_it_serves_and_incompatible_clients_are_refused() {
+    let ctx = TestContext::new();
+    ctx.ok(&["daemon", "start"]);
+    let sock = ctx.socket();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let channel = hoard_proto::uds_channel(&sock, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        let mut client = hoard_proto::v1::hoard_client::HoardClient::new(channel);
+        let hello = |v: &str| hoard_proto::v1::HelloRequest {
+            protocol_version: v.into(),
+            client_version: "test".into(),
+        };
+        let same = client
+            .hello(hello(hoard_proto::PROTOCOL_VERSION))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(same.compatible && same.upgrade_required == Some(false));
+        assert!(
+            same.capabilities.iter().any(|c| c == "Install"),
+            "{:?}",
+            same.capabilities
+        );
+        let newer = client.hello(hello("1.99.0")).await.unwrap().into_inner();
+        assert!(newer.compatible && newer.upgrade_required == Some(true));
+        let other = client.hello(hello("2.0.0")).await.unwrap().into_inner();
+        assert!(!other.compatible);
+        // A call naming an incompatible protocol is refused; naming a compatible one, served.
+        for (v, ok) in [("2.0.0", false), (hoard_proto::PROTOCOL_VERSION, true)] {
+            let mut req = tonic::Request::new(hoard_proto::v1::StatusRequest {});
+            req.metadata_mut()
+                .insert(hoard_proto::PROTOCOL_METADATA_KEY, v.parse().unwrap());
+            let r = client.status(req).await;
+            match (ok, r) {
+                (true, Ok(_)) => {}
+                (false, Err(s)) => {
+                    assert_eq!(s.code(), tonic::Code::FailedPrecondition, "{s:?}");
+                    assert!(s.message().contains("2.0.0"), "{s:?}");
+                }
+                (ok, r) => panic!("{v}: expected ok={ok}, got {r:?}"),
+            }
+        }
+    });
 }
