@@ -82,6 +82,10 @@ pub enum HoardError {
     #[error("{0}")]
     Resolve(String),
 
+    /// Dependencies that could not be resolved: all of them, not only the first.
+    #[error("{}", unresolved_message(.0))]
+    Unresolvable(Vec<Unresolved>),
+
     /// A supply-chain check refused the install (a registry signature, an advisory).
     #[error("{0}")]
     Refused(String),
@@ -104,6 +108,47 @@ pub enum HoardError {
 }
 
 pub type Result<T, E = HoardError> = std::result::Result<T, E>;
+
+/// One dependency a resolution could not have.
+#[derive(Debug, Clone)]
+pub struct Unresolved {
+    pub package: String,
+    /// The range (or spec) it was wanted with.
+    pub range: String,
+    /// Its stable reason (`NO_MATCHING_VERSION`, `PACKAGE_NOT_FOUND`, …).
+    pub reason: &'static str,
+    pub message: String,
+    /// Who wants it (`name@version`, or the project).
+    pub wanted_by: Vec<String>,
+}
+
+fn unresolved_message(list: &[Unresolved]) -> String {
+    let one = |u: &Unresolved| {
+        let by: Vec<String> = u
+            .wanted_by
+            .iter()
+            .map(|w| {
+                if w.is_empty() || w == "@" {
+                    "the project".into()
+                } else {
+                    w.clone()
+                }
+            })
+            .collect();
+        format!("{} (required by {})", u.message, by.join(", "))
+    };
+    match list {
+        [u] => one(u),
+        _ => format!(
+            "{} dependencies could not be resolved:\n  - {}",
+            list.len(),
+            list.iter().map(one).collect::<Vec<_>>().join("\n  - ")
+        ),
+    }
+}
+
+/// The domain every `ErrorInfo` names.
+pub const ERROR_DOMAIN: &str = "hoard.dev";
 
 impl HoardError {
     /// An I/O error on `path`, with what was being done.
@@ -173,7 +218,15 @@ impl HoardError {
             HoardError::NotFound(_) => Code::NotFound,
             HoardError::Auth { .. } => Code::Unauthenticated,
             HoardError::PermissionDenied(_) => Code::PermissionDenied,
-            HoardError::Offline(_) | HoardError::Registry(_) => Code::Unavailable,
+            // An offline miss is not transient: retrying does not help (FAILED_PRECONDITION).
+            HoardError::Offline(_) => Code::FailedPrecondition,
+            HoardError::Registry(_) => Code::Unavailable,
+            HoardError::Unresolvable(list) => match list.first().map(|u| u.reason) {
+                Some("PACKAGE_NOT_FOUND") => Code::NotFound,
+                Some("REGISTRY_UNAVAILABLE") => Code::Unavailable,
+                Some("AUTH_REQUIRED") => Code::Unauthenticated,
+                _ => Code::FailedPrecondition,
+            },
             HoardError::Integrity { .. } | HoardError::HostileTarball { .. } => Code::DataLoss,
             HoardError::Resolve(_) | HoardError::Refused(_) => Code::FailedPrecondition,
             HoardError::Cancelled(_) => Code::Cancelled,
@@ -186,8 +239,85 @@ impl HoardError {
     }
 }
 
+impl HoardError {
+    /// The stable, machine-readable reason (`ErrorInfo.reason`); the proto lists them all.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HoardError::Shared(inner) => inner.reason(),
+            HoardError::Io { .. } => "IO_ERROR",
+            HoardError::NoSpace { .. } => "NO_SPACE",
+            HoardError::IndexBroken { .. } => "STORE_INDEX_BROKEN",
+            HoardError::Index { .. } => "STORE_INDEX_ERROR",
+            HoardError::InvalidInput(_) => "INVALID_INPUT",
+            HoardError::NotFound(_) => "PACKAGE_NOT_FOUND",
+            HoardError::Registry(_) => "REGISTRY_UNAVAILABLE",
+            HoardError::Auth { .. } => "AUTH_REQUIRED",
+            HoardError::Offline(_) => "OFFLINE_MISS",
+            HoardError::Integrity { .. } => "INTEGRITY_MISMATCH",
+            HoardError::HostileTarball { .. } => "HOSTILE_TARBALL",
+            HoardError::Resolve(m) if m.starts_with("ERESOLVE") => "ERESOLVE",
+            HoardError::Resolve(_) => "RESOLUTION_FAILED",
+            HoardError::Unresolvable(list) => match list.as_slice() {
+                [first, rest @ ..] if rest.iter().all(|u| u.reason == first.reason) => first.reason,
+                _ => "RESOLUTION_FAILED",
+            },
+            HoardError::Refused(_) => "REFUSED",
+            HoardError::Lockfile(_) => "LOCKFILE_MISMATCH",
+            HoardError::PermissionDenied(_) => "PERMISSION_DENIED",
+            HoardError::Cancelled(_) => "CANCELLED",
+            HoardError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// `ErrorInfo.metadata`: the path, package, URL and range the error is about.
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        let mut m = std::collections::HashMap::new();
+        match self {
+            HoardError::Shared(inner) => return inner.metadata(),
+            HoardError::Io { path, .. }
+            | HoardError::NoSpace { path, .. }
+            | HoardError::IndexBroken { path, .. }
+            | HoardError::Index { path, .. } => {
+                m.insert("path".into(), path.display().to_string());
+            }
+            HoardError::Auth { url, status, .. } => {
+                m.insert("url".into(), url.clone());
+                m.insert("http_status".into(), status.to_string());
+            }
+            HoardError::Integrity { package, url, .. }
+            | HoardError::HostileTarball { package, url, .. } => {
+                m.insert("package".into(), package.clone());
+                m.insert("url".into(), url.clone());
+            }
+            HoardError::Unresolvable(list) => {
+                if let Some(u) = list.first() {
+                    m.insert("package".into(), u.package.clone());
+                    m.insert("range".into(), u.range.clone());
+                }
+                let all: Vec<&str> = list.iter().map(|u| u.package.as_str()).collect();
+                m.insert("packages".into(), all.join(","));
+            }
+            _ => {}
+        }
+        m
+    }
+}
+
+/// The one place domain errors become statuses: the code, the message, and
+/// `google.rpc.Status` details (`grpc-status-details-bin`): an `ErrorInfo` with the stable
+/// reason and metadata, and for a resolution every dependency it could not have as a
+/// `PreconditionFailure` violation (type: reason, subject: package, description: message).
 impl From<HoardError> for Status {
     fn from(e: HoardError) -> Self {
-        Status::new(e.code(), e.to_string())
+        use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
+        let mut details = ErrorDetails::with_error_info(e.reason(), ERROR_DOMAIN, e.metadata());
+        if let HoardError::Unresolvable(list) = &e {
+            let violations = list
+                .iter()
+                .map(|u| PreconditionViolation::new(u.reason, &u.package, &u.message))
+                .collect::<Vec<_>>();
+            details.set_precondition_failure(violations);
+        }
+        Status::with_error_details(e.code(), e.to_string(), details)
     }
 }

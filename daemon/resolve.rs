@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use tracing::instrument;
 
+use crate::error::Unresolved;
 use crate::error::{HoardError, Result};
 use crate::ideal::build::{BuildError, Builder, Source};
+use crate::ideal::graph::LoadError;
 use crate::ideal::graph::{Graph, Id, Kind};
 use crate::ideal::place::Options;
 use crate::pick::{engine_ok, no_version_message, pick, platform_ok, too_young_message};
@@ -73,8 +75,9 @@ impl RegistrySource<'_> {
         &self,
         real_name: &str,
         inner: &Spec,
-    ) -> std::result::Result<Arc<Manifest>, String> {
-        validate_name(real_name).map_err(|e| e.to_string())?;
+    ) -> std::result::Result<Arc<Manifest>, LoadError> {
+        validate_name(real_name)
+            .map_err(|e| LoadError::new("INVALID_PACKAGE_NAME", e.to_string()))?;
         if tracing::enabled!(tracing::Level::DEBUG)
             && !self.registry.is_hot(real_name, self.cfg, self.network)
         {
@@ -84,7 +87,7 @@ impl RegistrySource<'_> {
             .registry
             .packument(real_name, self.cfg, self.network)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| LoadError::new(e.reason(), e.to_string()))?;
         let fresh = match self.fresh {
             None => false,
             Some(list) => list.is_empty() || list.iter().any(|n| n == real_name),
@@ -104,12 +107,16 @@ impl RegistrySource<'_> {
         ) {
             return Ok(m);
         }
-        Err(self
-            .cooldown
-            .as_ref()
+        let young = (self.cooldown.as_ref())
             .filter(|_| before.is_some())
-            .and_then(|c| too_young_message(&packument, real_name, inner, c))
-            .unwrap_or_else(|| no_version_message(&packument, real_name, inner)))
+            .and_then(|c| too_young_message(&packument, real_name, inner, c));
+        Err(match young {
+            Some(m) => LoadError::new("RELEASE_AGE", m),
+            None => LoadError::new(
+                "NO_MATCHING_VERSION",
+                no_version_message(&packument, real_name, inner),
+            ),
+        })
     }
 
     /// Fetch a tarball dependency (URL or local file) into the store and read its package.json.
@@ -175,20 +182,24 @@ impl Source for RegistrySource<'_> {
         &self,
         name: &str,
         spec: &Spec,
-    ) -> std::result::Result<Arc<Manifest>, String> {
+    ) -> std::result::Result<Arc<Manifest>, LoadError> {
         match spec {
             Spec::Alias { name: real, spec } => self.pick_from_registry(real, spec).await,
             Spec::Range(_) | Spec::Tag(_) => self.pick_from_registry(name, spec).await,
             Spec::Tarball(_) | Spec::LocalTarball(_) => self
                 .tarball_manifest(name, spec)
                 .await
-                .map_err(|e| e.to_string()),
-            Spec::Workspace(_) => Err(format!(
-                "`{name}` is a workspace: dependency but no workspace member has that name"
+                .map_err(|e| LoadError::new(e.reason(), e.to_string())),
+            Spec::Workspace(_) => Err(LoadError::new(
+                "NO_MATCHING_WORKSPACE",
+                format!(
+                    "`{name}` is a workspace: dependency but no workspace member has that name"
+                ),
             )),
-            Spec::Directory(_) | Spec::Link(_) => {
-                Err("a directory is not a registry package".into())
-            }
+            Spec::Directory(_) | Spec::Link(_) => Err(LoadError::new(
+                "RESOLUTION_FAILED",
+                "a directory is not a registry package",
+            )),
         }
     }
 
@@ -410,6 +421,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<Tree> {
         tree.compute_flags();
         let mut drop: Vec<usize> = Vec::new();
+        let mut unresolved: Vec<Unresolved> = Vec::new();
         for (i, n) in tree.nodes.iter().enumerate() {
             let Some(&gid) = origin.get(i) else { continue };
             if !failures.contains(&gid) {
@@ -418,17 +430,22 @@ impl<'a> Resolver<'a> {
             let Kind::Failed { error } = &g.nodes[gid].kind else {
                 continue;
             };
-            let wanted_by: Vec<String> = tree
-                .nodes
-                .iter()
-                .filter(|x| x.edges.iter().any(|e| e.to == Some(i)))
-                .map(|x| x.pkg_id())
-                .collect();
             if !n.optional {
-                return Err(HoardError::Resolve(format!(
-                    "{error} (required by {})",
-                    wanted_by.join(", ")
-                )));
+                let into: Vec<(&Node, &Edge)> = (tree.nodes.iter())
+                    .flat_map(|x| x.edges.iter().map(move |e| (x, e)))
+                    .filter(|(_, e)| e.to == Some(i))
+                    .collect();
+                unresolved.push(Unresolved {
+                    package: n.name.clone(),
+                    range: into
+                        .first()
+                        .map(|(_, e)| e.spec.clone())
+                        .unwrap_or_default(),
+                    reason: error.reason,
+                    message: error.message.clone(),
+                    wanted_by: into.iter().map(|(x, _)| x.pkg_id()).collect(),
+                });
+                continue;
             }
             self.note(
                 "optional-skipped",
@@ -436,6 +453,9 @@ impl<'a> Resolver<'a> {
                 format!("optional dependency {} skipped: {error}", n.name),
             );
             drop.push(i);
+        }
+        if !unresolved.is_empty() {
+            return Err(HoardError::Unresolvable(unresolved));
         }
         if !drop.is_empty() {
             tree = without(tree, &drop);

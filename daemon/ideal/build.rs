@@ -17,7 +17,7 @@ use crate::spec::Spec;
 use crate::tree::EdgeKind;
 
 use super::collate::{locale_cmp, sort_key};
-use super::graph::{ERef, Graph, Id, Kind, NewNode, normalize};
+use super::graph::{ERef, Graph, Id, Kind, LoadError, NewNode, normalize};
 use super::overrides::Overrides;
 use super::place::{self, Can, Options, Placement};
 
@@ -29,7 +29,7 @@ pub trait Source: Send + Sync {
         &self,
         name: &str,
         spec: &Spec,
-    ) -> impl Future<Output = Result<Arc<Manifest>, String>> + Send;
+    ) -> impl Future<Output = Result<Arc<Manifest>, LoadError>> + Send;
     /// The package.json of a local directory (relative to the project).
     fn local_manifest(&self, dir: &str) -> Result<Arc<Manifest>, String>;
     /// A hint that `name` will be needed soon.
@@ -60,7 +60,7 @@ pub struct Builder<'s, S: Source> {
     pub load_failures: Vec<Id>,
     link_nodes: Vec<Id>,
     link_targets: HashMap<String, Id>,
-    manifests: HashMap<String, Result<Arc<Manifest>, String>>,
+    manifests: HashMap<String, Result<Arc<Manifest>, LoadError>>,
     /// npm's "overriding peer dependency" warnings.
     pub warnings: Vec<String>,
     /// Called with each node placed into the project's tree (to start its download).
@@ -402,14 +402,14 @@ impl<'s, S: Source> Builder<'s, S> {
                     Err(err) => err.to_string(),
                     Ok(_) => format!("`{name}@{}` is not a valid dependency spec", e.spec),
                 };
-                return Ok(self.failed(name, parent, rule, why));
+                return Ok(self.failed(name, parent, rule, why.into()));
             }
         };
         if let Spec::Directory(dir) | Spec::Link(dir) = &spec {
             let dir = normalize(dir);
             let m = match self.src.local_manifest(&dir) {
                 Ok(m) => m,
-                Err(err) => return Ok(self.failed(name, parent, rule, err)),
+                Err(err) => return Ok(self.failed(name, parent, rule, err.into())),
             };
             self.add_link_target(&dir, m.clone(), false);
             let link = self.g.add(NewNode {
@@ -471,7 +471,7 @@ impl<'s, S: Source> Builder<'s, S> {
         }
     }
 
-    fn failed(&mut self, name: &str, parent: Id, rule: Option<usize>, error: String) -> Id {
+    fn failed(&mut self, name: &str, parent: Id, rule: Option<usize>, error: LoadError) -> Id {
         let n = self.g.add(NewNode {
             name: name.to_string(),
             kind: Kind::Failed { error },

@@ -40,7 +40,36 @@ pub enum Kind {
     Link { target: String },
     /// A dependency whose metadata could not be had (fatal unless everything needing it is
     /// optional).
-    Failed { error: String },
+    Failed { error: LoadError },
+}
+
+/// Why a dependency could not be loaded: a stable reason (the API's `ErrorInfo.reason`, e.g.
+/// `NO_MATCHING_VERSION`) and a self-contained message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl LoadError {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> LoadError {
+        LoadError {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<String> for LoadError {
+    fn from(message: String) -> LoadError {
+        LoadError::new("RESOLUTION_FAILED", message)
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -39,13 +39,17 @@ fn reg(pkgs: &[(&str, &str, serde_json::Value)]) -> Mem {
 }
 
 impl Source for Mem {
-    async fn manifest(&self, name: &str, spec: &Spec) -> Result<Arc<Manifest>, String> {
+    async fn manifest(
+        &self,
+        name: &str,
+        spec: &Spec,
+    ) -> Result<Arc<Manifest>, super::graph::LoadError> {
         let (name, spec) = match spec {
             Spec::Alias { name, spec } => (name.as_str(), &**spec),
             s => (name, s),
         };
         let p = self.0.get(name).ok_or(format!("{name} not found"))?;
-        crate::pick::pick(p, spec, None, None, None).ok_or(format!("no version of {name}"))
+        Ok(crate::pick::pick(p, spec, None, None, None).ok_or(format!("no version of {name}"))?)
     }
     fn local_manifest(&self, dir: &str) -> Result<Arc<Manifest>, String> {
         Err(format!("no directory {dir}"))

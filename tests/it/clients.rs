@@ -145,6 +145,42 @@ fn node_grpc_js_default_channel_lists_checks_and_says_hello() {
     assert_eq!(v["store"], ctx.store.display().to_string());
 }
 
+#[test]
+fn errors_carry_a_stable_reason_for_stock_clients() {
+    let test = "clients::errors_carry_a_stable_reason_for_stock_clients";
+    let Some(nm) = node_modules(test) else { return };
+    let reg = crate::registry::Registry::start();
+    reg.publish(crate::registry::Pkg::new("lib", "1.0.0"));
+    let (ctx, sock) = running_daemon();
+    ctx.write_project(&serde_json::json!({"name": "app", "version": "1.0.0",
+                                          "dependencies": {"lib": "^9.0.0"}}));
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let project = ctx.project.canonicalize().unwrap();
+    let out = run_with_timeout(
+        Command::new("node")
+            .arg(here.join("tests/it/clients/grpcjs_error_details.js"))
+            .arg(&sock)
+            .arg(here.join("proto"))
+            .arg(&nm)
+            .arg(&project)
+            .arg(&reg.url),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["code"], 9, "FAILED_PRECONDITION: {v}");
+    let info = v["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["type"] == "google.rpc.ErrorInfo")
+        .unwrap_or_else(|| panic!("no ErrorInfo: {v}"));
+    assert_eq!(info["value"]["reason"], "NO_MATCHING_VERSION", "{v}");
+    assert_eq!(info["value"]["domain"], "hoard.dev");
+    assert_eq!(info["value"]["metadata"]["package"], "lib", "{v}");
+    assert_eq!(info["value"]["metadata"]["range"], "^9.0.0", "{v}");
+}
+
 /// examples/node-client, copied beside the other tools with its packages installed (once).
 fn node_example(test: &str) -> Option<PathBuf> {
     let dir = tools_dir().join("node-client");
@@ -228,4 +264,74 @@ fn the_typescript_example_finds_the_socket_says_hello_and_streams_an_install_and
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
     assert!(ctx.project.join("node_modules/p2/index.js").exists());
+}
+
+#[test]
+fn every_dependency_a_resolution_cannot_have_is_reported() {
+    let reg = crate::registry::Registry::start();
+    reg.publish(crate::registry::Pkg::new("lib", "1.0.0"));
+    reg.publish(crate::registry::Pkg::new("other", "2.0.0"));
+    let (ctx, sock) = running_daemon();
+    let ctx = ctx.with_registry(&reg.url);
+    ctx.write_project(&serde_json::json!({"name": "app", "version": "1.0.0",
+        "dependencies": {"lib": "^9.0.0", "other": "^1.0.0", "no-such-package-here": "1"}}));
+    // The CLI names all three.
+    let out = ctx.run(&["install"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("3 dependencies could not be resolved"),
+        "{err}"
+    );
+    for name in ["`lib`", "`other`", "no-such-package-here"] {
+        assert!(err.contains(name), "{name}: {err}");
+    }
+    // A gRPC client gets each as a PreconditionFailure violation with its reason.
+    let project = ctx.project.canonicalize().unwrap().display().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        let ch = hoard_proto::uds_channel(&sock, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let mut client = hoard_proto::v1::hoard_client::HoardClient::new(ch);
+        let req = hoard_proto::v1::InstallRequest {
+            project_dir: project,
+            env: [("npm_config_registry".to_string(), reg.url.clone())].into(),
+            ..Default::default()
+        };
+        let mut stream = client.install(req).await.unwrap().into_inner();
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the install succeeded"),
+                Err(s) => break s,
+            }
+        }
+    });
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    let info = details.error_info().expect("an ErrorInfo");
+    assert_eq!(info.reason, "RESOLUTION_FAILED", "mixed reasons: {info:?}");
+    let mut got: Vec<(String, String)> = details
+        .precondition_failure()
+        .expect("a PreconditionFailure")
+        .violations
+        .iter()
+        .map(|v| (v.subject.clone(), v.r#type.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("lib".to_string(), "NO_MATCHING_VERSION".to_string()),
+            (
+                "no-such-package-here".to_string(),
+                "PACKAGE_NOT_FOUND".to_string()
+            ),
+            ("other".to_string(), "NO_MATCHING_VERSION".to_string()),
+        ]
+    );
 }
