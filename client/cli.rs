@@ -202,6 +202,10 @@ pub enum Command {
     ApproveBuilds,
     /// The installed packages' known vulnerabilities and malware (the registry's advisories);
     /// `hoard audit signatures` checks their registry signatures and attestations.
+    /// The projects this store serves: last install, packages, in sync or not (and why).
+    Projects,
+    /// Whether this project needs an install (exit 0 in sync, 1 not, with the reason).
+    Status,
     /// Open the local dashboard (the store, your projects, this project's tree, live installs)
     /// in a browser; the daemon serves it on 127.0.0.1 behind a per-session token.
     Ui {

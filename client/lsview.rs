@@ -242,11 +242,57 @@ impl Lock {
     }
 }
 
-pub fn ls(project: &Path, depth: usize) -> Result<()> {
+pub fn ls(project: &Path, depth: usize, json: bool) -> Result<()> {
     let lock = load(project)?;
+    if json {
+        let root = &lock.packages[""];
+        let mut v = serde_json::json!({
+            "name": root.get("name").cloned().unwrap_or(Value::Null),
+            "version": root.get("version").cloned().unwrap_or(Value::Null),
+            "path": project.display().to_string(),
+        });
+        v["dependencies"] = json_deps(&lock, "", 0, depth, &mut Vec::new());
+        println!("{v}");
+        return Ok(());
+    }
     println!("{} {}", lock.label(""), project.display());
     walk(&lock, "", 0, depth, "", &mut Vec::new());
     Ok(())
+}
+
+/// `npm ls --json`'s shape: `{name: {version, location, resolved?, dependencies?}}`; a link's
+/// entry names its folder (`link_target`); missing ones say `"missing": true`.
+fn json_deps(lock: &Lock, loc: &str, level: usize, max: usize, seen: &mut Vec<String>) -> Value {
+    let mut out = serde_json::Map::new();
+    let from = lock.real(loc);
+    for (name, spec) in lock.deps(loc) {
+        let Some(target) = lock.resolve(&from, &name) else {
+            out.insert(name, serde_json::json!({"required": spec, "missing": true}));
+            continue;
+        };
+        let real = lock.real(&target);
+        let e = &lock.packages[&real];
+        let mut v = serde_json::json!({
+            "version": e.get("version").cloned().unwrap_or(Value::Null),
+            "location": target,
+        });
+        if let Some(r) = e.get("resolved") {
+            v["resolved"] = r.clone();
+        }
+        if let Some(t) = lock.link_target(&target) {
+            v["link_target"] = Value::String(t);
+        }
+        if level < max && !seen.contains(&target) {
+            seen.push(target.clone());
+            let deps = json_deps(lock, &target, level + 1, max, seen);
+            seen.pop();
+            if deps.as_object().is_some_and(|d| !d.is_empty()) {
+                v["dependencies"] = deps;
+            }
+        }
+        out.insert(name, v);
+    }
+    Value::Object(out)
 }
 
 fn walk(lock: &Lock, loc: &str, level: usize, max: usize, prefix: &str, seen: &mut Vec<String>) {
@@ -272,7 +318,7 @@ fn walk(lock: &Lock, loc: &str, level: usize, max: usize, prefix: &str, seen: &m
     }
 }
 
-pub fn why(project: &Path, name: &str) -> Result<()> {
+pub fn why(project: &Path, name: &str, json: bool) -> Result<()> {
     let lock = load(project)?;
     let targets: Vec<String> = lock
         .packages
@@ -283,30 +329,52 @@ pub fn why(project: &Path, name: &str) -> Result<()> {
     if targets.is_empty() {
         bail!("`{name}` is not installed in `{}`", project.display());
     }
+    let mut all = Vec::new();
     for t in targets {
-        println!("{} ({t})", lock.label(&t));
+        let mut dependents = Vec::new();
         for loc in lock.packages.keys() {
             if lock.link_target(loc).is_some() {
                 continue;
             }
             for (dep, spec) in lock.deps(loc) {
                 if dep == name && lock.resolve(loc, &dep).as_deref() == Some(t.as_str()) {
-                    let who = if loc.is_empty() {
-                        "the project".to_string()
-                    } else if is_folder(loc) {
-                        format!("workspace {} ({loc})", lock.label(loc))
-                    } else {
-                        lock.label(loc)
-                    };
-                    let spec = if spec.is_empty() {
-                        "workspace".into()
-                    } else {
-                        spec
-                    };
-                    println!("  required by {who} ({spec})");
+                    dependents.push((loc.clone(), spec));
                 }
             }
         }
+        if json {
+            let real = lock.real(&t);
+            all.push(serde_json::json!({
+                "name": name,
+                "version": lock.packages[&real].get("version").cloned().unwrap_or(Value::Null),
+                "location": t,
+                "dependents": dependents.iter().map(|(loc, spec)| serde_json::json!({
+                    "location": loc,
+                    "name": if loc.is_empty() { Value::Null } else { Value::String(lock.name(loc)) },
+                    "spec": spec,
+                })).collect::<Vec<_>>(),
+            }));
+            continue;
+        }
+        println!("{} ({t})", lock.label(&t));
+        for (loc, spec) in dependents {
+            let who = if loc.is_empty() {
+                "the project".to_string()
+            } else if is_folder(&loc) {
+                format!("workspace {} ({loc})", lock.label(&loc))
+            } else {
+                lock.label(&loc)
+            };
+            let spec = if spec.is_empty() {
+                "workspace".into()
+            } else {
+                spec
+            };
+            println!("  required by {who} ({spec})");
+        }
+    }
+    if json {
+        println!("{}", Value::Array(all));
     }
     Ok(())
 }

@@ -107,10 +107,12 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Run { script, args } => run::run_script(&project_dir(&cli)?, script, args),
         Command::Exec { bin, args } => run::exec(&project_dir(&cli)?, bin, args),
         Command::Dlx { package, args } => run::dlx(&cli, package, args).await,
-        Command::Ls { depth, all } => {
-            inspect::ls(&project_dir(&cli)?, if *all { usize::MAX } else { *depth })
-        }
-        Command::Why { name } => inspect::why(&project_dir(&cli)?, name),
+        Command::Ls { depth, all } => inspect::ls(
+            &project_dir(&cli)?,
+            if *all { usize::MAX } else { *depth },
+            cli.json,
+        ),
+        Command::Why { name } => inspect::why(&project_dir(&cli)?, name, cli.json),
         Command::Outdated { offline } => inspect::outdated(&cli, *offline).await,
         Command::InstallScripts { action } => approve::install_scripts(&cli, action).await,
         Command::ApproveScripts(a) => approve::approve(&cli, a).await,
@@ -123,6 +125,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             offline,
         } => audit::audit(&cli, *what, audit_level.as_deref(), omit, *offline).await,
         Command::Ui { no_open } => ui::ui(&cli, *no_open).await,
+        Command::Projects => inspect::projects(&cli).await,
+        Command::Status => inspect::status(&cli).await,
         Command::Daemon { action } => daemon::daemon(&cli, action).await,
         Command::Store { action } => store::store(&cli, action).await,
     }

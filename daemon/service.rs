@@ -272,6 +272,24 @@ fn tee(
     (tx, handle)
 }
 
+/// A project as the projects RPCs describe it.
+fn project_info(dir: &Path, last_install: Option<i64>, packages: u64) -> ProjectInfo {
+    use crate::linker::state::Freshness;
+    let (state, reason) = match crate::linker::state::freshness(dir) {
+        Freshness::UpToDate => (SyncState::InSync, String::new()),
+        Freshness::OutOfDate(why) => (SyncState::NeedsInstall, why),
+        Freshness::NotInstalled => (SyncState::NotInstalled, String::new()),
+        Freshness::Gone => (SyncState::Gone, String::new()),
+    };
+    ProjectInfo {
+        path: dir.display().to_string(),
+        last_install_unix: last_install,
+        packages,
+        sync_state: state as i32,
+        reason,
+    }
+}
+
 /// What Hello says this daemon serves.
 const CAPABILITIES: &[&str] = &[
     "Hello",
@@ -286,6 +304,9 @@ const CAPABILITIES: &[&str] = &[
     "InstallScripts",
     "Audit",
     "Dashboard",
+    "ListProjects",
+    "ProjectStatus",
+    "structured-errors",
     "layout-global",
     "team-cache",
     "npm-settings",
@@ -707,6 +728,52 @@ impl Hoard for Service {
             url: dash.url(project.as_deref()),
             port: dash.port as u32,
             token: dash.token.clone(),
+        }))
+    }
+
+    async fn list_projects(
+        &self,
+        req: Request<ListProjectsRequest>,
+    ) -> Result<Response<ListProjectsResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let store = self.0.store.clone();
+        let projects = tokio::task::spawn_blocking(move || -> crate::error::Result<_> {
+            let usage = store.index.project_usage()?;
+            Ok(usage
+                .into_iter()
+                .map(|u| project_info(Path::new(&u.path), Some(u.last_install), u.packages))
+                .collect())
+        })
+        .instrument(info_span!("rpc.list_projects"))
+        .await
+        .map_err(HoardError::from)??;
+        Ok(Response::new(ListProjectsResponse { projects }))
+    }
+
+    async fn project_status(
+        &self,
+        req: Request<ProjectStatusRequest>,
+    ) -> Result<Response<ProjectStatusResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let dir = crate::install::project_dir(&req.into_inner().project_dir)?;
+        let store = self.0.store.clone();
+        let project = tokio::task::spawn_blocking(move || -> crate::error::Result<_> {
+            let key = dir.display().to_string();
+            let usage = store.index.project_usage()?;
+            let u = usage.into_iter().find(|u| u.path == key);
+            Ok(project_info(
+                &dir,
+                u.as_ref().map(|u| u.last_install),
+                u.map_or(0, |u| u.packages),
+            ))
+        })
+        .instrument(info_span!("rpc.project_status"))
+        .await
+        .map_err(HoardError::from)??;
+        Ok(Response::new(ProjectStatusResponse {
+            project: Some(project),
         }))
     }
 

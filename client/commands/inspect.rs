@@ -15,15 +15,76 @@ use crate::lsview;
 use crate::render::json_line;
 
 /// `hoard ls`: to `depth` (usize::MAX for `--all`).
-pub fn ls(project: &Path, depth: usize) -> Result<u8> {
-    lsview::ls(project, depth)?;
+pub fn ls(project: &Path, depth: usize, json: bool) -> Result<u8> {
+    lsview::ls(project, depth, json)?;
     Ok(0)
 }
 
 /// `hoard why <name>`.
-pub fn why(project: &Path, name: &str) -> Result<u8> {
-    lsview::why(project, name)?;
+pub fn why(project: &Path, name: &str, json: bool) -> Result<u8> {
+    lsview::why(project, name, json)?;
     Ok(0)
+}
+
+fn sync_word(p: &v1::ProjectInfo) -> String {
+    match v1::SyncState::try_from(p.sync_state).unwrap_or(v1::SyncState::Unspecified) {
+        v1::SyncState::InSync => "in sync".into(),
+        v1::SyncState::NeedsInstall => format!("needs install: {}", p.reason),
+        v1::SyncState::NotInstalled => "not installed".into(),
+        v1::SyncState::Gone => "gone".into(),
+        v1::SyncState::Unspecified => "unknown".into(),
+    }
+}
+
+fn project_json(p: &v1::ProjectInfo) -> serde_json::Value {
+    let state = v1::SyncState::try_from(p.sync_state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("SYNC_STATE_UNSPECIFIED");
+    json!({"path": p.path, "last_install_unix": p.last_install_unix, "packages": p.packages,
+           "sync_state": state, "reason": p.reason})
+}
+
+/// `hoard projects`.
+pub async fn projects(cli: &Cli) -> Result<u8> {
+    let mut conn = connect(cli).await?;
+    let r = conn
+        .client
+        .list_projects(v1::ListProjectsRequest {})
+        .await
+        .map_err(|s| anyhow!("{}", s.message()))?
+        .into_inner();
+    for p in &r.projects {
+        if cli.json {
+            json_line(project_json(p));
+        } else {
+            println!("{}  ({} packages; {})", p.path, p.packages, sync_word(p));
+        }
+    }
+    if r.projects.is_empty() && !cli.json {
+        println!("no project installed with this store yet");
+    }
+    Ok(0)
+}
+
+/// `hoard status`: exit 0 when the project is in sync, 1 when not.
+pub async fn status(cli: &Cli) -> Result<u8> {
+    let dir = project_dir(cli)?;
+    let mut conn = connect(cli).await?;
+    let r = conn
+        .client
+        .project_status(v1::ProjectStatusRequest {
+            project_dir: dir.display().to_string(),
+        })
+        .await
+        .map_err(|s| anyhow!("{}", s.message()))?
+        .into_inner();
+    let p = r.project.unwrap_or_default();
+    if cli.json {
+        json_line(project_json(&p));
+    } else {
+        println!("{}", sync_word(&p));
+    }
+    Ok(u8::from(p.sync_state != v1::SyncState::InSync as i32))
 }
 
 /// `hoard outdated`: exit 1 when anything is outdated, as npm.

@@ -253,3 +253,54 @@ pub fn holds(project: &Path) -> bool {
     read_state_head(project)
         .is_some_and(|s| s.node_modules_mtime == dir_mtime(&project.join("node_modules")))
 }
+
+/// Whether a project's node_modules still matches what it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    UpToDate,
+    /// Out of date, and why.
+    OutOfDate(String),
+    /// No node_modules installed by hoard.
+    NotInstalled,
+    /// The folder or its package.json is gone.
+    Gone,
+}
+
+impl Freshness {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Freshness::UpToDate => "up to date",
+            Freshness::OutOfDate(_) => "out of date",
+            Freshness::NotInstalled => "not installed",
+            Freshness::Gone => "gone",
+        }
+    }
+}
+
+fn mtime(p: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// A project's freshness, from the files the last install left: node_modules must not have
+/// changed since (the mtime the state file recorded) and none of package.json,
+/// package-lock.json and .npmrc may be newer than the state file.
+pub fn freshness(dir: &Path) -> Freshness {
+    if !dir.join("package.json").is_file() && !dir.join("package-lock.json").is_file() {
+        return Freshness::Gone;
+    }
+    let Some(head) = read_state_head(dir) else {
+        return Freshness::NotInstalled;
+    };
+    if head.node_modules_mtime != dir_mtime(&dir.join("node_modules")) {
+        return Freshness::OutOfDate("node_modules changed since the last install".into());
+    }
+    let Some(installed) = mtime(&state_path(dir)) else {
+        return Freshness::NotInstalled;
+    };
+    for file in ["package.json", "package-lock.json", ".npmrc"] {
+        if mtime(&dir.join(file)).is_some_and(|m| m > installed) {
+            return Freshness::OutOfDate(format!("{file} changed since the last install"));
+        }
+    }
+    Freshness::UpToDate
+}

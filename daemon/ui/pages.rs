@@ -8,9 +8,10 @@ use std::fmt::Write;
 
 use hoard_proto::v1::{InstallScriptsResponse, ScriptVerdict};
 
-use super::data::{Freshness, ProjectView, StoreView};
+use super::data::{ProjectView, StoreView};
 use super::html::{bytes, esc, now, page, project_href, when};
 use super::treeview;
+use crate::linker::state::Freshness;
 
 fn status_html(s: &Freshness) -> String {
     let (class, detail) = match s {

@@ -868,3 +868,48 @@ fn omit_lockfile_registry_resolved_leaves_resolved_out() {
     ctx.ok(&["ci"]);
     assert!(ctx.project.join("node_modules/lib/package.json").exists());
 }
+
+#[test]
+fn projects_status_and_json_ls_and_why_for_tools() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("leaf", "1.0.0"));
+    reg.publish(Pkg::new("mid", "1.0.0").dep("leaf", "^1.0.0"));
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": {"mid": "1"}}));
+    let out = ctx.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "not installed yet");
+    ctx.ok(&["install"]);
+    assert_eq!(ctx.ok(&["status"]).trim(), "in sync");
+    let pj = ctx.project.join("package.json");
+    std::fs::File::options()
+        .append(true)
+        .open(&pj)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    let out = ctx.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "needs install: package.json changed since the last install"
+    );
+    let line = ctx.ok(&["--json", "projects"]);
+    let v: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        v["path"],
+        json!(ctx.project.canonicalize().unwrap().display().to_string())
+    );
+    assert_eq!(v["sync_state"], "SYNC_STATE_NEEDS_INSTALL");
+    assert_eq!(v["packages"], 2);
+    // ls and why as JSON.
+    let ls: Value = serde_json::from_str(&ctx.ok(&["--json", "ls", "--all"])).unwrap();
+    assert_eq!(ls["dependencies"]["mid"]["version"], "1.0.0");
+    assert_eq!(
+        ls["dependencies"]["mid"]["dependencies"]["leaf"]["location"],
+        "node_modules/leaf"
+    );
+    let why: Value = serde_json::from_str(&ctx.ok(&["--json", "why", "leaf"])).unwrap();
+    assert_eq!(why[0]["version"], "1.0.0");
+    assert_eq!(why[0]["dependents"][0]["name"], "mid");
+    assert_eq!(why[0]["dependents"][0]["spec"], "^1.0.0");
+}
