@@ -1,30 +1,53 @@
-//! File watching for the `Watch` RPC: one non-recursive notify watcher on a project folder,
-//! reporting changes to package.json and package-lock.json.
+//! File watching for the `Watch` RPC: one non-recursive notify watcher per project folder,
+//! reporting changes to package.json and package-lock.json, settled (the bursts one save makes
+//! become one change) and compared by content (a change that leaves the bytes as they were is
+//! not reported).
 //!
 //! Must not: watch node_modules or anything recursively (cost grows with the tree).
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use hoard_proto::v1::watch_event::Kind;
+use hoard_proto::v1::watch_event::{Change, Kind};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::error::{HoardError, Result};
 
-/// Start watching `dir`; events are sent to `tx` until the returned watcher is dropped.
-pub fn watch_project(dir: &Path, tx: mpsc::Sender<Kind>) -> Result<notify::RecommendedWatcher> {
+/// How long a file must be quiet before its change is reported.
+pub const SETTLE: Duration = Duration::from_millis(100);
+
+/// The files watched in each project.
+const FILES: [(&str, Kind); 2] = [
+    ("package.json", Kind::ManifestChanged),
+    ("package-lock.json", Kind::LockfileChanged),
+];
+
+/// A raw notification: something happened to `file` of project `dir`.
+#[derive(Debug, Clone)]
+pub struct Touched {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+}
+
+/// Start watching `dir`; notifications go to `tx` until the returned watcher is dropped.
+pub fn watch_project(dir: &Path, tx: mpsc::Sender<Touched>) -> Result<notify::RecommendedWatcher> {
+    let project = dir.to_path_buf();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
         if event.kind.is_access() {
             return;
         }
         for p in &event.paths {
-            let kind = match p.file_name().and_then(|n| n.to_str()) {
-                Some("package.json") => Kind::ManifestChanged,
-                Some("package-lock.json") => Kind::LockfileChanged,
-                _ => continue,
-            };
-            let _ = tx.try_send(kind);
+            let name = p.file_name().and_then(|n| n.to_str());
+            if FILES.iter().any(|(f, _)| Some(*f) == name) {
+                let _ = tx.try_send(Touched {
+                    dir: project.clone(),
+                    file: project.join(name.unwrap_or_default()),
+                });
+            }
         }
     })
     .map_err(|e| HoardError::Internal(format!("starting a file watcher: {e}")))?;
@@ -32,4 +55,156 @@ pub fn watch_project(dir: &Path, tx: mpsc::Sender<Kind>) -> Result<notify::Recom
         .watch(dir, RecursiveMode::NonRecursive)
         .map_err(|e| HoardError::InvalidInput(format!("cannot watch `{}`: {e}", dir.display())))?;
     Ok(watcher)
+}
+
+/// A settled change, ready to report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub kind: Kind,
+    pub change: Change,
+    /// BLAKE3 hex of the new content (None: deleted).
+    pub blake3: Option<String>,
+    /// Some notification of it arrived while an install of the project ran.
+    pub self_caused: bool,
+}
+
+/// The BLAKE3 hex of a file's content, or None when it cannot be read (gone).
+fn hash(file: &Path) -> Option<String> {
+    std::fs::read(file)
+        .ok()
+        .map(|b| blake3::hash(&b).to_hex().to_string())
+}
+
+/// Settling: notifications wait `SETTLE` for quiet, then become a change if the content differs
+/// from what was last seen.
+#[derive(Default)]
+pub struct Settler {
+    /// Last known content hash of each watched file (None: absent).
+    known: HashMap<PathBuf, Option<String>>,
+    /// Files waiting to settle: when they may be reported, and whether an install ran.
+    pending: HashMap<PathBuf, (PathBuf, Instant, bool)>,
+}
+
+impl Settler {
+    /// Know the watched files of `dir` as they are now (blocking reads).
+    pub fn baseline(&mut self, dir: &Path) {
+        for (f, _) in FILES {
+            let file = dir.join(f);
+            let h = hash(&file);
+            self.known.insert(file, h);
+        }
+    }
+
+    pub fn touched(&mut self, t: Touched, installing: bool) {
+        let due = Instant::now() + SETTLE;
+        let e = self.pending.entry(t.file).or_insert((t.dir, due, false));
+        e.1 = due;
+        e.2 |= installing;
+    }
+
+    /// When the next pending file settles.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.values().map(|(_, due, _)| *due).min()
+    }
+
+    /// The changes of every settled file (blocking reads).
+    pub fn settle(&mut self, now: Instant) -> Vec<Settled> {
+        let due: Vec<PathBuf> = (self.pending.iter())
+            .filter(|(_, (_, d, _))| *d <= now)
+            .map(|(f, _)| f.clone())
+            .collect();
+        let mut out = Vec::new();
+        for file in due {
+            let Some((dir, _, self_caused)) = self.pending.remove(&file) else {
+                continue;
+            };
+            let now_hash = hash(&file);
+            let before = self.known.insert(file.clone(), now_hash.clone()).flatten();
+            let change = match (&before, &now_hash) {
+                (a, b) if a == b => continue,
+                (None, Some(_)) => Change::Created,
+                (Some(_), None) => Change::Deleted,
+                _ => Change::Modified,
+            };
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let kind = (FILES.iter())
+                .find(|(f, _)| *f == name)
+                .map_or(Kind::ManifestChanged, |(_, k)| *k);
+            out.push(Settled {
+                dir,
+                file,
+                kind,
+                change,
+                blake3: now_hash,
+                self_caused,
+            });
+        }
+        out.sort_by(|a, b| a.file.cmp(&b.file));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_one_change_and_the_same_bytes_are_none() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().to_path_buf();
+        let pj = dir.join("package.json");
+        std::fs::write(&pj, "{}").unwrap();
+        let mut s = Settler::default();
+        s.baseline(&dir);
+        let touch = |s: &mut Settler, installing| {
+            s.touched(
+                Touched {
+                    dir: dir.clone(),
+                    file: pj.clone(),
+                },
+                installing,
+            )
+        };
+        std::fs::write(&pj, "{\"a\":1}").unwrap();
+        touch(&mut s, false);
+        touch(&mut s, false);
+        assert!(s.settle(Instant::now()).is_empty(), "not settled yet");
+        let later = Instant::now() + SETTLE * 2;
+        let got = s.settle(later);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].change, Change::Modified);
+        assert_eq!(got[0].kind, Kind::ManifestChanged);
+        // Written again with the same bytes: nothing.
+        std::fs::write(&pj, "{\"a\":1}").unwrap();
+        touch(&mut s, true);
+        assert!(s.settle(later + SETTLE * 2).is_empty());
+        // The lockfile appears during an install: created, by the daemon.
+        let lock = dir.join("package-lock.json");
+        std::fs::write(&lock, "{}").unwrap();
+        s.touched(
+            Touched {
+                dir: dir.clone(),
+                file: lock.clone(),
+            },
+            true,
+        );
+        let got = s.settle(later + SETTLE * 4);
+        assert_eq!(got[0].change, Change::Created);
+        assert!(got[0].self_caused);
+        std::fs::remove_file(&lock).unwrap();
+        s.touched(
+            Touched {
+                dir: dir.clone(),
+                file: lock,
+            },
+            false,
+        );
+        let got = s.settle(later + SETTLE * 6);
+        assert_eq!(
+            (got[0].change, got[0].blake3.clone()),
+            (Change::Deleted, None)
+        );
+    }
 }

@@ -57,6 +57,7 @@ fn a_checkout_is_installed_ahead_and_the_install_only_swaps_it_in() {
         let mut client = hoard_proto::v1::hoard_client::HoardClient::new(channel);
         let req = hoard_proto::v1::WatchRequest {
             project_dir: project.display().to_string(),
+            ..Default::default()
         };
         let mut stream = client.watch(req).await.unwrap().into_inner();
         let first = stream.message().await.unwrap().unwrap();

@@ -640,6 +640,7 @@ fn watch_streams_manifest_and_install_events() {
         let mut stream = client
             .watch(hoard_proto::v1::WatchRequest {
                 project_dir: project.display().to_string(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -1038,4 +1039,109 @@ fn a_matching_node_modules_gives_the_lockfile_back_without_store_or_network() {
         Some("1.2.0")
     );
     assert_eq!(std::fs::read(&lock_path).unwrap(), lock_bytes);
+}
+
+#[test]
+fn watch_reports_each_save_once_with_the_file_and_what_it_means() {
+    use hoard_proto::v1::watch_event::{Change, Kind};
+    let reg = ecosystem();
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"a": "1"}}));
+    ctx.ok(&["install"]);
+    let sock = ctx.socket();
+    let project = ctx.project.canonicalize().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let channel = hoard_proto::uds_channel(&sock, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        let mut client = hoard_proto::v1::hoard_client::HoardClient::new(channel);
+        let mut stream = client
+            .watch(hoard_proto::v1::WatchRequest {
+                project_dir: project.display().to_string(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert_eq!(first.kind, Kind::Watching as i32);
+        // Drain until quiet for `quiet`, or the deadline.
+        async fn gather(
+            stream: &mut tonic::Streaming<hoard_proto::v1::WatchEvent>,
+            quiet: Duration,
+        ) -> Vec<hoard_proto::v1::WatchEvent> {
+            let mut out = vec![];
+            while let Ok(Ok(Some(e))) = tokio::time::timeout(quiet, stream.message()).await {
+                out.push(e);
+            }
+            out
+        }
+        // One save: one event, naming the file, with its hash and what it means.
+        let text = "{\n  \"name\": \"app\",\n  \"dependencies\": {\"a\": \"1\", \"d\": \"1\"}\n}\n";
+        std::fs::write(project.join("package.json"), text).unwrap();
+        let got = gather(&mut stream, Duration::from_millis(1500)).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        let e = &got[0];
+        assert_eq!(e.kind, Kind::ManifestChanged as i32);
+        assert_eq!(
+            e.file.as_deref(),
+            Some(project.join("package.json").to_str().unwrap())
+        );
+        assert_eq!(e.change, Some(Change::Modified as i32));
+        assert_eq!(
+            e.blake3.as_deref(),
+            Some(blake3::hash(text.as_bytes()).to_hex().as_str())
+        );
+        assert_eq!(e.self_caused, Some(false));
+        assert_eq!(
+            e.sync_state,
+            Some(hoard_proto::v1::SyncState::NeedsInstall as i32)
+        );
+        assert_eq!(
+            e.sync_reason.as_deref(),
+            Some("package.json changed since the last install")
+        );
+        // The same bytes again: nothing.
+        std::fs::write(project.join("package.json"), text).unwrap();
+        assert!(
+            gather(&mut stream, Duration::from_millis(800))
+                .await
+                .is_empty()
+        );
+        // An install: its lockfile write is marked as the daemon's own.
+        let out = tokio::process::Command::new(HOARD)
+            .current_dir(&project)
+            .env("HOARD_STORE_DIR", ctx.store.clone())
+            .env("XDG_RUNTIME_DIR", ctx.runtime.clone())
+            .env("HOME", ctx.home.clone())
+            .env("npm_config_registry", reg.url.clone())
+            .env("HOARD_DAEMON_BIN", HOARDD)
+            .args(["--quiet", "install"])
+            .status()
+            .await
+            .unwrap();
+        assert!(out.success());
+        let got = gather(&mut stream, Duration::from_millis(1500)).await;
+        let lock: Vec<_> = got
+            .iter()
+            .filter(|e| e.kind == Kind::LockfileChanged as i32)
+            .collect();
+        assert_eq!(lock.len(), 1, "{got:?}");
+        assert_eq!(lock[0].self_caused, Some(true), "{got:?}");
+        // The daemon stopping says so.
+        let _ = client
+            .shutdown(hoard_proto::v1::ShutdownRequest {
+                reason: "test".into(),
+            })
+            .await;
+        let got = gather(&mut stream, Duration::from_secs(5)).await;
+        assert!(
+            got.iter().any(|e| e.kind == Kind::DaemonStopping as i32),
+            "{got:?}"
+        );
+    });
 }
