@@ -507,6 +507,9 @@ fn npm_settings_are_honoured_or_refused_aloud() {
     reg.publish(Pkg::new("mid", "1.0.0").dep("leaf", "^1.0.0"));
     reg.publish(Pkg::new("leaf", "1.0.0"));
     reg.publish(Pkg::new("future", "1.0.0").meta("engines", json!({"node": ">=999"})));
+    reg.publish(Pkg::new("host", "1.0.0"));
+    reg.publish(Pkg::new("host", "2.0.0"));
+    reg.publish(Pkg::new("plugin", "1.0.0").peer("host", "^1.0.0"));
     let fresh = |npmrc: &str, pkg: Value| {
         let ctx = TestContext::new().with_registry(&reg.url);
         ctx.write_project(&pkg);
@@ -591,6 +594,25 @@ fn npm_settings_are_honoured_or_refused_aloud() {
             .exists(),
         "nested"
     );
+    // force: a peer conflict npm refuses (ERESOLVE) is accepted.
+    let conflict = app(json!({"host": "2", "plugin": "1"}));
+    let ctx = fresh("", conflict.clone());
+    let out = ctx.run(&["install"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ERESOLVE"), "{}", stderr(&out));
+    let ctx = fresh("force=true\n", conflict);
+    ctx.ok(&["install"]);
+    assert_eq!(installed_version(&ctx, "host"), "2.0.0");
+    // install-strategy=shallow: only direct dependencies at the top.
+    let ctx = fresh("install-strategy=shallow\n", app(json!({"mid": "1"})));
+    ctx.ok(&["install"]);
+    assert!(
+        ctx.project
+            .join("node_modules/mid/node_modules/leaf")
+            .exists(),
+        "shallow"
+    );
+    assert!(!ctx.project.join("node_modules/leaf").exists(), "shallow");
     // engine-strict.
     let ctx = fresh("node-version=20.0.0\n", app(json!({"future": "1"})));
     ctx.ok(&["install"]);
