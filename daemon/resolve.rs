@@ -488,37 +488,24 @@ impl<'a> Resolver<'a> {
                 n.manifest.engines.get("node").map(String::as_str),
                 self.node_version.as_ref(),
             ) {
+                let wants = format!(
+                    "{id} wants node {} (current: {})",
+                    n.manifest
+                        .engines
+                        .get("node")
+                        .map(String::as_str)
+                        .unwrap_or("?"),
+                    (self.node_version.as_ref())
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                );
                 if strict_engines && !n.optional {
                     return Err(HoardError::Resolve(format!(
-                        "{id} wants node {} (current: {}), and engine-strict=true refuses it \
-                         (npm's EBADENGINE); use a Node.js it supports or unset engine-strict",
-                        n.manifest
-                            .engines
-                            .get("node")
-                            .map(String::as_str)
-                            .unwrap_or("?"),
-                        self.node_version
-                            .as_ref()
-                            .map(|v| v.to_string())
-                            .unwrap_or_default()
+                        "{wants}, and engine-strict=true refuses it (npm's EBADENGINE); use a \
+                         Node.js it supports or unset engine-strict"
                     )));
                 }
-                self.note(
-                    "engine",
-                    id.clone(),
-                    format!(
-                        "{id} wants node {} (current: {})",
-                        n.manifest
-                            .engines
-                            .get("node")
-                            .map(String::as_str)
-                            .unwrap_or("?"),
-                        self.node_version
-                            .as_ref()
-                            .map(|v| v.to_string())
-                            .unwrap_or_default()
-                    ),
-                );
+                self.note("engine", id.clone(), wants);
             }
         }
         Ok(tree)
