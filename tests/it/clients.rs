@@ -55,6 +55,9 @@ fn python(test: &str) -> Option<PathBuf> {
 
 /// node_modules with @grpc/grpc-js, proto-loader and the reflection and health protos.
 fn node_modules(test: &str) -> Option<PathBuf> {
+    // Tests that need it run in parallel: one installs, the others wait for it.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tools_dir().join("node");
     let nm = dir.join("node_modules");
     if dir.join("ready").exists() {
@@ -73,6 +76,7 @@ fn node_modules(test: &str) -> Option<PathBuf> {
             "@grpc/proto-loader",
             "@grpc/reflection",
             "grpc-health-check",
+            "protobufjs",
         ])
         .current_dir(&dir));
     if !made {

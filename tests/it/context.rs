@@ -296,6 +296,19 @@ pub fn shared_bins() -> Result<&'static (PathBuf, PathBuf), String> {
     static BINS: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> =
         std::sync::OnceLock::new();
     BINS.get_or_init(|| {
+        // Earlier runs' copies (their test process is gone) would keep old binaries alive.
+        for e in std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(pid) = name.strip_prefix("hoard-it-bin-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
         let dir = std::env::temp_dir().join(format!("hoard-it-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let open = std::fs::Permissions::from_mode(0o755);
