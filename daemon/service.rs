@@ -273,143 +273,9 @@ fn tee(
     (tx, handle)
 }
 
-/// The Watch stream's loop: install events of the watched projects as they come, file changes
-/// once settled and only when the content changed (with the file, how, its hash, whether an
-/// install of the project wrote it, and the project's sync state), and a last DAEMON_STOPPING
-/// when the daemon stops.
-async fn watch_loop(
-    d: Arc<Daemon>,
-    dirs: Vec<PathBuf>,
-    tx: mpsc::Sender<Result<WatchEvent, Status>>,
-    token: CancellationToken,
-    mut installs: broadcast::Receiver<(PathBuf, WatchEvent)>,
-    mut fs_rx: mpsc::Receiver<crate::watch::Touched>,
-) {
-    let ev = |kind: watch_event::Kind, dir: &Path| WatchEvent {
-        kind: kind as i32,
-        path: dir.display().to_string(),
-        ..Default::default()
-    };
-    let settler = std::sync::Arc::new(std::sync::Mutex::new(crate::watch::Settler::default()));
-    {
-        let (s, dirs) = (settler.clone(), dirs.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
-            for dir in &dirs {
-                s.baseline(dir);
-            }
-        })
-        .await;
-    }
-    for dir in &dirs {
-        if tx
-            .send(Ok(ev(watch_event::Kind::Watching, dir)))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    let mut installing: std::collections::HashSet<PathBuf> = Default::default();
-    loop {
-        let due = settler.lock().ok().and_then(|s| s.next_due());
-        let sleep = async {
-            match due {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        let out: Vec<WatchEvent> = tokio::select! {
-            _ = token.cancelled() => {
-                if d.shutdown.is_cancelled() {
-                    for dir in &dirs {
-                        let mut e = ev(watch_event::Kind::DaemonStopping, dir);
-                        e.message = "the daemon is stopping".into();
-                        let _ = tx.send(Ok(e)).await;
-                    }
-                }
-                break;
-            }
-            t = fs_rx.recv() => match t {
-                Some(t) => {
-                    let busy = installing.contains(&t.dir);
-                    if let Ok(mut s) = settler.lock() {
-                        s.touched(t, busy);
-                    }
-                    continue;
-                }
-                None => break,
-            },
-            i = installs.recv() => match i {
-                Ok((p, e)) if dirs.contains(&p) => {
-                    if e.kind == watch_event::Kind::InstallStarted as i32 {
-                        installing.insert(p);
-                    } else if e.kind == watch_event::Kind::InstallFinished as i32 {
-                        installing.remove(&p);
-                    }
-                    vec![e]
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => break,
-            },
-            _ = sleep => {
-                let s = settler.clone();
-                let settled = tokio::task::spawn_blocking(move || {
-                    let changes = s
-                        .lock()
-                        .map(|mut s| s.settle(tokio::time::Instant::now()))
-                        .unwrap_or_default();
-                    changes
-                        .into_iter()
-                        .map(|c| {
-                            let sync = crate::linker::state::freshness(&c.dir);
-                            settled_event(c, sync)
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await;
-                settled.unwrap_or_default()
-            }
-        };
-        for e in out {
-            if tx.send(Ok(e)).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-/// A settled file change as the event a client gets.
-fn settled_event(c: crate::watch::Settled, sync: crate::linker::state::Freshness) -> WatchEvent {
-    use crate::linker::state::Freshness;
-    let (state, reason) = match sync {
-        Freshness::UpToDate => (SyncState::InSync, String::new()),
-        Freshness::OutOfDate(why) => (SyncState::NeedsInstall, why),
-        Freshness::NotInstalled => (SyncState::NotInstalled, String::new()),
-        Freshness::Gone => (SyncState::Gone, String::new()),
-    };
-    WatchEvent {
-        kind: c.kind as i32,
-        path: c.dir.display().to_string(),
-        message: String::new(),
-        file: Some(c.file.display().to_string()),
-        change: Some(c.change as i32),
-        blake3: c.blake3,
-        self_caused: Some(c.self_caused),
-        sync_state: Some(state as i32),
-        sync_reason: Some(reason),
-    }
-}
-
 /// A project as the projects RPCs describe it.
 fn project_info(dir: &Path, last_install: Option<i64>, packages: u64) -> ProjectInfo {
-    use crate::linker::state::Freshness;
-    let (state, reason) = match crate::linker::state::freshness(dir) {
-        Freshness::UpToDate => (SyncState::InSync, String::new()),
-        Freshness::OutOfDate(why) => (SyncState::NeedsInstall, why),
-        Freshness::NotInstalled => (SyncState::NotInstalled, String::new()),
-        Freshness::Gone => (SyncState::Gone, String::new()),
-    };
+    let (state, reason) = crate::linker::state::freshness(dir).sync_state();
     ProjectInfo {
         path: dir.display().to_string(),
         last_install_unix: last_install,
@@ -745,7 +611,8 @@ impl Hoard for Service {
             async move {
                 let _guard = guard;
                 let _watchers = watchers;
-                watch_loop(d, dirs, tx, token, installs, fs_rx).await;
+                let stopping = d.shutdown.clone();
+                crate::watch::stream(stopping, dirs, tx, token, installs, fs_rx).await;
             }
             .instrument(span),
         );

@@ -1,7 +1,8 @@
 //! File watching for the `Watch` RPC: one non-recursive notify watcher per project folder,
 //! reporting changes to package.json and package-lock.json, settled (the bursts one save makes
 //! become one change) and compared by content (a change that leaves the bytes as they were is
-//! not reported).
+//! not reported); and the stream a client gets, those changes with the watched projects'
+//! install events.
 //!
 //! Must not: watch node_modules or anything recursively (cost grows with the tree).
 
@@ -10,9 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hoard_proto::v1::watch_event::{Change, Kind};
+use hoard_proto::v1::{WatchEvent, watch_event};
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
 
 use crate::error::{HoardError, Result};
 
@@ -143,6 +147,128 @@ impl Settler {
         }
         out.sort_by(|a, b| a.file.cmp(&b.file));
         out
+    }
+}
+
+/// The Watch stream: install events of the watched projects as they come, file changes
+/// once settled and only when the content changed (with the file, how, its hash, whether an
+/// install of the project wrote it, and the project's sync state), and a last DAEMON_STOPPING
+/// when the daemon stops.
+pub async fn stream(
+    stopping: CancellationToken,
+    dirs: Vec<PathBuf>,
+    tx: mpsc::Sender<Result<WatchEvent, Status>>,
+    token: CancellationToken,
+    mut installs: broadcast::Receiver<(PathBuf, WatchEvent)>,
+    mut fs_rx: mpsc::Receiver<Touched>,
+) {
+    let ev = |kind: watch_event::Kind, dir: &Path| WatchEvent {
+        kind: kind as i32,
+        path: dir.display().to_string(),
+        ..Default::default()
+    };
+    let settler = std::sync::Arc::new(std::sync::Mutex::new(Settler::default()));
+    {
+        let (s, dirs) = (settler.clone(), dirs.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+            for dir in &dirs {
+                s.baseline(dir);
+            }
+        })
+        .await;
+    }
+    for dir in &dirs {
+        if tx
+            .send(Ok(ev(watch_event::Kind::Watching, dir)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let mut installing: std::collections::HashSet<PathBuf> = Default::default();
+    loop {
+        let due = settler.lock().ok().and_then(|s| s.next_due());
+        let sleep = async {
+            match due {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let out: Vec<WatchEvent> = tokio::select! {
+            _ = token.cancelled() => {
+                if stopping.is_cancelled() {
+                    for dir in &dirs {
+                        let mut e = ev(watch_event::Kind::DaemonStopping, dir);
+                        e.message = "the daemon is stopping".into();
+                        let _ = tx.send(Ok(e)).await;
+                    }
+                }
+                break;
+            }
+            t = fs_rx.recv() => match t {
+                Some(t) => {
+                    let busy = installing.contains(&t.dir);
+                    if let Ok(mut s) = settler.lock() {
+                        s.touched(t, busy);
+                    }
+                    continue;
+                }
+                None => break,
+            },
+            i = installs.recv() => match i {
+                Ok((p, e)) if dirs.contains(&p) => {
+                    if e.kind == watch_event::Kind::InstallStarted as i32 {
+                        installing.insert(p);
+                    } else if e.kind == watch_event::Kind::InstallFinished as i32 {
+                        installing.remove(&p);
+                    }
+                    vec![e]
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            },
+            _ = sleep => {
+                let s = settler.clone();
+                let settled = tokio::task::spawn_blocking(move || {
+                    let changes = s
+                        .lock()
+                        .map(|mut s| s.settle(tokio::time::Instant::now()))
+                        .unwrap_or_default();
+                    changes
+                        .into_iter()
+                        .map(|c| {
+                            let sync = crate::linker::state::freshness(&c.dir);
+                            settled_event(c, sync)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                settled.unwrap_or_default()
+            }
+        };
+        for e in out {
+            if tx.send(Ok(e)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A settled file change as the event a client gets.
+fn settled_event(c: Settled, sync: crate::linker::state::Freshness) -> WatchEvent {
+    let (state, reason) = sync.sync_state();
+    WatchEvent {
+        kind: c.kind as i32,
+        path: c.dir.display().to_string(),
+        message: String::new(),
+        file: Some(c.file.display().to_string()),
+        change: Some(c.change as i32),
+        blake3: c.blake3,
+        self_caused: Some(c.self_caused),
+        sync_state: Some(state as i32),
+        sync_reason: Some(reason),
     }
 }
 

@@ -267,6 +267,17 @@ pub enum Freshness {
 }
 
 impl Freshness {
+    /// The API's sync state, and the reason when an install is needed.
+    pub fn sync_state(self) -> (hoard_proto::v1::SyncState, String) {
+        use hoard_proto::v1::SyncState;
+        match self {
+            Freshness::UpToDate => (SyncState::InSync, String::new()),
+            Freshness::OutOfDate(why) => (SyncState::NeedsInstall, why),
+            Freshness::NotInstalled => (SyncState::NotInstalled, String::new()),
+            Freshness::Gone => (SyncState::Gone, String::new()),
+        }
+    }
+
     pub fn word(&self) -> &'static str {
         match self {
             Freshness::UpToDate => "up to date",
