@@ -45,7 +45,19 @@ pub(super) async fn finish(
         let lock_now = std::fs::read(&inputs.lock_path).ok();
         linker::state::write_hidden_lock(&inputs.dir, lock_now.as_deref())?;
         let hash = fingerprint(&inputs.project, lock_now.as_deref(), req, &run.settings);
-        linker::state::write_state(&inputs.dir, &linked.plan, &hash, linked.report.method)
+        let npmrc = std::fs::read(inputs.dir.join(".npmrc")).ok();
+        let files = linker::state::input_hashes([
+            Some(&inputs.project.pkg_bytes),
+            lock_now.as_deref(),
+            npmrc.as_deref(),
+        ]);
+        linker::state::write_state(
+            &inputs.dir,
+            &linked.plan,
+            &hash,
+            linked.report.method,
+            files,
+        )
     })?;
 
     let report = &linked.report;

@@ -91,7 +91,13 @@ impl Installer {
         blocking(|| {
             linker::state::write_hidden_lock(&root, inputs.lock_bytes())?;
             let method = linked.report.method;
-            linker::state::write_state(&root, &linked.plan, &inputs.hash, method)
+            let npmrc = std::fs::read(dir.join(".npmrc")).ok();
+            let files = linker::state::input_hashes([
+                Some(&inputs.project.pkg_bytes),
+                inputs.lock_bytes(),
+                npmrc.as_deref(),
+            ]);
+            linker::state::write_state(&root, &linked.plan, &inputs.hash, method, files)
         })?;
         out.ready = true;
         Ok(out)

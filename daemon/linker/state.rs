@@ -47,6 +47,22 @@ pub struct State {
     /// Package folders and slots (the no-op check reports it without reading the rest).
     #[serde(default)]
     pub package_count: Option<u64>,
+    /// BLAKE3 (hex) of package.json, package-lock.json and .npmrc as this install used them
+    /// (absent files are left out): what "does this project need an install?" compares.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+/// The files whose content `State::files` records.
+pub const INPUT_FILES: [&str; 3] = ["package.json", "package-lock.json", ".npmrc"];
+
+/// `State::files` for these contents (None: the file is absent).
+pub fn input_hashes(contents: [Option<&[u8]>; 3]) -> BTreeMap<String, String> {
+    INPUT_FILES
+        .iter()
+        .zip(contents)
+        .filter_map(|(name, c)| c.map(|b| (name.to_string(), blake3::hash(b).to_hex().to_string())))
+        .collect()
 }
 
 /// The part of the state file the no-op check needs; read without building the rest (the
@@ -58,6 +74,8 @@ pub struct StateHead {
     pub node_modules_mtime: i128,
     #[serde(default)]
     pub package_count: Option<u64>,
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
 }
 
 pub fn read_state_head(project: &Path) -> Option<StateHead> {
@@ -168,6 +186,7 @@ pub fn write_state(
     plan: &Plan,
     inputs: &str,
     method: Option<Method>,
+    files: BTreeMap<String, String>,
 ) -> Result<()> {
     let state = State {
         version: 1,
@@ -184,6 +203,7 @@ pub fn write_state(
         node_modules_mtime: 0,
         slots: plan.slots.iter().map(|s| s.dir.clone()).collect(),
         package_count: Some(plan.package_count() as u64),
+        files,
     };
     store_state(project, state)
 }
@@ -305,10 +325,23 @@ pub fn freshness(dir: &Path) -> Freshness {
     if head.node_modules_mtime != dir_mtime(&dir.join("node_modules")) {
         return Freshness::OutOfDate("node_modules changed since the last install".into());
     }
+    if !head.files.is_empty() {
+        // By content: a save in the same clock tick as the install is still seen.
+        for file in INPUT_FILES {
+            let now = std::fs::read(dir.join(file))
+                .ok()
+                .map(|b| blake3::hash(&b).to_hex().to_string());
+            if now.as_ref() != head.files.get(file) {
+                return Freshness::OutOfDate(format!("{file} changed since the last install"));
+            }
+        }
+        return Freshness::UpToDate;
+    }
+    // A state file from before the hashes: by modification time.
     let Some(installed) = mtime(&state_path(dir)) else {
         return Freshness::NotInstalled;
     };
-    for file in ["package.json", "package-lock.json", ".npmrc"] {
+    for file in INPUT_FILES {
         if mtime(&dir.join(file)).is_some_and(|m| m > installed) {
             return Freshness::OutOfDate(format!("{file} changed since the last install"));
         }

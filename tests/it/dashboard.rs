@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -415,12 +415,11 @@ fn the_dashboard_shows_the_store_projects_and_a_real_tree_in_chromium() {
     b.screenshot("dashboard-overview");
     // A changed package.json makes the project out of date.
     let pj = ctx.project.join("package.json");
-    std::fs::File::options()
-        .append(true)
-        .open(&pj)
-        .unwrap()
-        .set_modified(SystemTime::now() + Duration::from_secs(5))
-        .unwrap();
+    // A real edit (the content is what counts, not the mtime).
+    let edited = std::fs::read_to_string(&pj).unwrap()
+        + "
+";
+    std::fs::write(&pj, edited).unwrap();
     b.goto(&format!("http://127.0.0.1:{port}/"));
     assert_eq!(
         row_status(&mut b, &app),
