@@ -323,6 +323,9 @@ pub struct Applied {
     pub ignore_lockfile: bool,
     /// One warning per refused setting that is set.
     pub warnings: Vec<String>,
+    /// The configuration this was decided from, loaded once per request (the install's stages
+    /// read it from here).
+    pub cfg: NpmConfig,
 }
 
 impl Applied {

@@ -71,7 +71,8 @@ pub(super) async fn read(run: &Run<'_>) -> Result<Inputs> {
     let req = run.req;
     let (dir, dev) = own_project_dir(req)?;
     let env: HashMap<String, String> = req.env.clone();
-    let cfg = blocking(|| NpmConfig::load(&dir, &env));
+    // Loaded once, with npm's settings applied to the request (`with_settings`).
+    let cfg = run.settings.cfg.clone();
     cfg.remote_cache().map_err(HoardError::InvalidInput)?;
     let network = network_of(req.network);
     let lock_only =

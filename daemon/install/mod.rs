@@ -66,7 +66,8 @@ pub(super) fn with_settings(
 ) -> Result<(InstallRequest, crate::npm_settings::Applied)> {
     let dir = inputs::project_dir(&req.project_dir)?;
     let cfg = crate::registry::config::NpmConfig::load(&dir, &req.env);
-    let applied = crate::npm_settings::apply(&mut req, &cfg)?;
+    let mut applied = crate::npm_settings::apply(&mut req, &cfg)?;
+    applied.cfg = cfg;
     Ok((req, applied))
 }
 
