@@ -182,6 +182,14 @@ pub enum Command {
     },
     /// Why is a package installed?
     Why { name: String },
+    /// The installed packages matching an npm dependency selector (`npm query` syntax, e.g.
+    /// `:root > .dev`, `[name^=@babel]`, `:has(> #react)`), printed as npm prints them.
+    Query {
+        selector: String,
+        /// Exit 1 when nothing matches (npm's --expect-results).
+        #[arg(long)]
+        expect_results: bool,
+    },
     /// Direct dependencies with newer versions (exit 1 when there are any, like npm).
     Outdated {
         #[arg(long)]

@@ -113,6 +113,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             cli.json,
         ),
         Command::Why { name } => inspect::why(&project_dir(&cli)?, name, cli.json),
+        Command::Query {
+            selector,
+            expect_results,
+        } => inspect::query(&cli, selector, *expect_results).await,
         Command::Outdated { offline } => inspect::outdated(&cli, *offline).await,
         Command::InstallScripts { action } => approve::install_scripts(&cli, action).await,
         Command::ApproveScripts(a) => approve::approve(&cli, a).await,

@@ -43,6 +43,14 @@ pub enum HoardError {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// A `hoard query` selector npm would refuse too; `code` is npm's (`EQUERYNOPSEUDO`, …).
+    #[error("invalid selector `{selector}`: {message}")]
+    InvalidSelector {
+        selector: String,
+        code: &'static str,
+        message: String,
+    },
+
     #[error("{0}")]
     NotFound(String),
 
@@ -214,7 +222,9 @@ impl HoardError {
     pub fn code(&self) -> Code {
         match self {
             HoardError::Shared(inner) => inner.code(),
-            HoardError::InvalidInput(_) | HoardError::Lockfile(_) => Code::InvalidArgument,
+            HoardError::InvalidInput(_)
+            | HoardError::Lockfile(_)
+            | HoardError::InvalidSelector { .. } => Code::InvalidArgument,
             HoardError::NotFound(_) => Code::NotFound,
             HoardError::Auth { .. } => Code::Unauthenticated,
             HoardError::PermissionDenied(_) => Code::PermissionDenied,
@@ -249,6 +259,7 @@ impl HoardError {
             HoardError::IndexBroken { .. } => "STORE_INDEX_BROKEN",
             HoardError::Index { .. } => "STORE_INDEX_ERROR",
             HoardError::InvalidInput(_) => "INVALID_INPUT",
+            HoardError::InvalidSelector { .. } => "INVALID_SELECTOR",
             HoardError::NotFound(_) => "PACKAGE_NOT_FOUND",
             HoardError::Registry(_) => "REGISTRY_UNAVAILABLE",
             HoardError::Auth { .. } => "AUTH_REQUIRED",
@@ -279,6 +290,10 @@ impl HoardError {
             | HoardError::IndexBroken { path, .. }
             | HoardError::Index { path, .. } => {
                 m.insert("path".into(), path.display().to_string());
+            }
+            HoardError::InvalidSelector { selector, code, .. } => {
+                m.insert("selector".into(), selector.clone());
+                m.insert("npm_code".into(), code.to_string());
             }
             HoardError::Auth { url, status, .. } => {
                 m.insert("url".into(), url.clone());

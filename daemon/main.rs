@@ -21,6 +21,7 @@ mod optional_set;
 mod pick;
 mod prefetch;
 mod project;
+mod query;
 mod registry;
 mod remote;
 mod resolve;

@@ -442,6 +442,50 @@ impl Range {
         })
     }
 
+    /// node-semver's `gtr` (`above`) and `ltr`: whether `v` lies above (below) every version
+    /// the range admits, by node-semver's `outside` rule.
+    pub fn outside(&self, v: &Version, above: bool) -> bool {
+        if self.satisfies(v) {
+            return false;
+        }
+        let zero = Comparator {
+            op: Op::Ge,
+            v: Version::new(0, 0, 0),
+        };
+        let beyond = |a: &Version, b: &Version| {
+            let o = cmp(a, b);
+            if above { o.is_gt() } else { o.is_lt() }
+        };
+        let (comp, ecomp) = if above {
+            (Op::Gt, Op::Ge)
+        } else {
+            (Op::Lt, Op::Le)
+        };
+        for set in &self.sets {
+            let set: Vec<&Comparator> = if set.is_empty() {
+                vec![&zero]
+            } else {
+                set.iter().collect()
+            };
+            let (mut high, mut low) = (set[0], set[0]);
+            for c in &set {
+                if beyond(&c.v, &high.v) {
+                    high = c;
+                } else if beyond(&low.v, &c.v) {
+                    low = c;
+                }
+            }
+            if high.op == comp || high.op == ecomp {
+                return false;
+            }
+            let low_plain = low.op == Op::Eq || low.op == comp;
+            if (low_plain && !beyond(v, &low.v)) || (low.op == ecomp && beyond(&low.v, v)) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// True for `*`, `""`, `x`: matches any release.
     pub fn is_any(&self) -> bool {
         self.sets.iter().any(|s| s.is_empty())

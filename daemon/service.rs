@@ -301,6 +301,9 @@ const CAPABILITIES: &[&str] = &[
     "Dashboard",
     "ListProjects",
     "ProjectStatus",
+    "Query",
+    "Tree",
+    "Why",
     "structured-errors",
     "layout-global",
     "team-cache",
@@ -750,6 +753,37 @@ impl Hoard for Service {
         Ok(Response::new(ProjectStatusResponse {
             project: Some(project),
         }))
+    }
+
+    async fn query(&self, req: Request<QueryRequest>) -> Result<Response<QueryResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let span = info_span!("rpc.query", project = %r.project_dir, selector = %r.selector);
+        let resp = self.0.installer.query(r).instrument(span).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn tree(&self, req: Request<TreeRequest>) -> Result<Response<TreeResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let span = info_span!("rpc.tree", project = %r.project_dir);
+        let resp = tokio::task::spawn_blocking(move || span.in_scope(|| crate::query::tree(&r)))
+            .await
+            .map_err(HoardError::from)??;
+        Ok(Response::new(resp))
+    }
+
+    async fn why(&self, req: Request<WhyRequest>) -> Result<Response<WhyResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let span = info_span!("rpc.why", project = %r.project_dir, package = %r.package);
+        let resp = tokio::task::spawn_blocking(move || span.in_scope(|| crate::query::why(&r)))
+            .await
+            .map_err(HoardError::from)??;
+        Ok(Response::new(resp))
     }
 
     async fn shutdown(

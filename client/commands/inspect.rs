@@ -87,6 +87,29 @@ pub async fn status(cli: &Cli) -> Result<u8> {
     Ok(u8::from(p.sync_state != v1::SyncState::InSync as i32))
 }
 
+/// `hoard query <selector>`: npm's JSON array, as `npm query` prints it.
+pub async fn query(cli: &Cli, selector: &str, expect_results: bool) -> Result<u8> {
+    let project = project_dir(cli)?;
+    let mut conn = connect(cli).await?;
+    let r = conn
+        .client
+        .query(v1::QueryRequest {
+            project_dir: project.display().to_string(),
+            selector: selector.to_string(),
+            env: request_env(),
+        })
+        .await
+        .map_err(|s| anyhow!("{}", s.message()))?
+        .into_inner();
+    let items = r
+        .items
+        .iter()
+        .map(|i| serde_json::from_str(&i.npm_json))
+        .collect::<Result<Vec<serde_json::Value>, _>>()?;
+    println!("{}", serde_json::to_string_pretty(&items)?);
+    Ok(u8::from(expect_results && items.is_empty()))
+}
+
 /// `hoard outdated`: exit 1 when anything is outdated, as npm.
 pub async fn outdated(cli: &Cli, offline: bool) -> Result<u8> {
     let project = project_dir(cli)?;
