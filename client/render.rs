@@ -155,6 +155,38 @@ pub fn summary_json(s: &InstallSummary) -> serde_json::Value {
     })
 }
 
+/// OperationState as the JSON lines spell it.
+pub fn state_name(s: i32) -> &'static str {
+    match v1::OperationState::try_from(s).unwrap_or(v1::OperationState::Unspecified) {
+        v1::OperationState::Queued => "queued",
+        v1::OperationState::Running => "running",
+        v1::OperationState::Finished => "finished",
+        v1::OperationState::Unspecified => "unspecified",
+    }
+}
+
+/// Outcome as the JSON lines spell it.
+pub fn outcome_name(o: i32) -> &'static str {
+    match v1::Outcome::try_from(o).unwrap_or(v1::Outcome::Unspecified) {
+        v1::Outcome::Ok => "ok",
+        v1::Outcome::Failed => "failed",
+        v1::Outcome::Cancelled => "cancelled",
+        v1::Outcome::Unspecified => "unspecified",
+    }
+}
+
+fn finished_json(f: &v1::OperationFinished) -> serde_json::Value {
+    let mut v = json!({"type": "finished", "operation_id": f.operation_id,
+                       "outcome": outcome_name(f.outcome)});
+    if let Some(c) = &f.cancel {
+        v["cancel"] = json!(c);
+    }
+    if let Some(e) = &f.error {
+        v["error"] = json!({"code": e.code, "reason": e.reason, "message": e.message});
+    }
+    v
+}
+
 impl Renderer {
     pub fn new(mode: Mode, verbose: bool) -> Renderer {
         let bar = (mode == Mode::Tty).then(|| {
@@ -175,6 +207,11 @@ impl Renderer {
         }
     }
 
+    /// A line for the user, above the progress bar when there is one.
+    pub fn note(&self, s: &str) {
+        self.line(s);
+    }
+
     fn line(&self, s: &str) {
         match &self.bar {
             Some(b) => b.println(s),
@@ -184,9 +221,26 @@ impl Renderer {
 
     pub fn event(&mut self, e: &Event) {
         match (self.mode, e) {
-            (Mode::Json, Event::Progress(p)) => json_line(
-                json!({"type": "progress", "phase": phase_name(p.phase), "done": p.done, "total": p.total, "bytes": p.bytes, "finished": p.finished}),
-            ),
+            (Mode::Json, Event::Progress(p)) => {
+                let mut v = json!({"type": "progress", "phase": phase_name(p.phase), "done": p.done, "total": p.total, "bytes": p.bytes, "finished": p.finished});
+                if let Some(pkg) = &p.package {
+                    v["package"] = json!(pkg);
+                }
+                json_line(v)
+            }
+            (Mode::Json, Event::Operation(o)) => json_line(json!({
+                "type": "operation", "operation_id": o.operation_id,
+                "state": state_name(o.state), "waiting_for": o.waiting_for})),
+            (Mode::Json, Event::Finished(f)) => json_line(finished_json(f)),
+            (_, Event::Operation(o)) => {
+                if !o.waiting_for.is_empty() {
+                    self.line(&format!(
+                        "waiting for {} (another install of this project, or store maintenance)",
+                        o.waiting_for.join(", ")
+                    ));
+                }
+            }
+            (_, Event::Finished(_)) => {}
             (Mode::Json, Event::Warning(w)) => json_line(
                 json!({"type": "warning", "code": w.code, "package": w.package, "message": w.message}),
             ),
@@ -197,6 +251,9 @@ impl Renderer {
                 let mut msg = format!("{} {}/{}", phase_name(p.phase), p.done, p.total);
                 if p.bytes > 0 {
                     msg.push_str(&format!(" ({})", bytes(p.bytes)));
+                }
+                if let Some(pkg) = &p.package {
+                    msg.push_str(&format!(" {pkg}"));
                 }
                 match &self.bar {
                     Some(b) => b.set_message(msg),

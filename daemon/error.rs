@@ -107,6 +107,10 @@ pub enum HoardError {
     #[error("the install was cancelled ({0})")]
     Cancelled(String),
 
+    /// The daemon is stopping: what was under way ended without changing anything.
+    #[error("{0}")]
+    Stopping(String),
+
     #[error("{0}")]
     Internal(String),
 
@@ -240,6 +244,7 @@ impl HoardError {
             HoardError::Integrity { .. } | HoardError::HostileTarball { .. } => Code::DataLoss,
             HoardError::Resolve(_) | HoardError::Refused(_) => Code::FailedPrecondition,
             HoardError::Cancelled(_) => Code::Cancelled,
+            HoardError::Stopping(_) => Code::Unavailable,
             HoardError::NoSpace { .. } => Code::ResourceExhausted,
             HoardError::IndexBroken { .. } => Code::Unavailable,
             HoardError::Io { .. } | HoardError::Index { .. } | HoardError::Internal(_) => {
@@ -276,6 +281,7 @@ impl HoardError {
             HoardError::Lockfile(_) => "LOCKFILE_MISMATCH",
             HoardError::PermissionDenied(_) => "PERMISSION_DENIED",
             HoardError::Cancelled(_) => "CANCELLED",
+            HoardError::Stopping(_) => "DAEMON_STOPPING",
             HoardError::Internal(_) => "INTERNAL",
         }
     }

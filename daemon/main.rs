@@ -17,6 +17,7 @@ mod linker;
 mod lockfile;
 mod memory;
 mod npm_settings;
+mod operations;
 mod optional_set;
 mod pick;
 mod prefetch;

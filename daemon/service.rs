@@ -21,8 +21,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span, warn};
 
+mod install;
+
 use crate::error::HoardError;
 use crate::install::Installer;
+use crate::operations::{Operations, Refused};
 use crate::store::Store;
 use crate::upkeep::Upkeep;
 
@@ -64,6 +67,8 @@ pub struct Daemon {
     dashboard: tokio::sync::OnceCell<Arc<crate::ui::Dashboard>>,
     /// Installs prepared ahead of time (started by `start_ahead`).
     ahead: std::sync::OnceLock<Arc<crate::ahead::Ahead>>,
+    /// Running and recently finished operations (installs), by id.
+    operations: Operations,
 }
 
 /// Counts a request in flight and marks activity at start and end.
@@ -107,6 +112,7 @@ impl Daemon {
             live: crate::ui::live_channel(),
             dashboard: tokio::sync::OnceCell::new(),
             ahead: std::sync::OnceLock::new(),
+            operations: Operations::default(),
         })
     }
 
@@ -186,6 +192,20 @@ impl Daemon {
         self.emit_watch(dir, kind, message);
     }
 
+    /// An install's start or end, naming its operation, to Watch streams.
+    fn emit_watch_op(&self, dir: &Path, kind: watch_event::Kind, message: String, op: &str) {
+        let _ = self.events.send((
+            dir.to_path_buf(),
+            WatchEvent {
+                kind: kind as i32,
+                path: dir.display().to_string(),
+                message,
+                operation_id: Some(op.to_string()),
+                ..Default::default()
+            },
+        ));
+    }
+
     fn emit_watch(&self, dir: &Path, kind: watch_event::Kind, message: String) {
         let _ = self.events.send((
             dir.to_path_buf(),
@@ -246,33 +266,6 @@ fn stream<T>(rx: mpsc::Receiver<Result<T, Status>>, token: &CancellationToken) -
     }
 }
 
-/// The install's event sender, copying each event to the dashboard's live channel while a
-/// browser listens (the client gets every event as before, in order). The handle ends once
-/// every sender is dropped and every event is forwarded.
-fn tee(
-    client: crate::install::EventSender,
-    live: crate::ui::LiveSender,
-    project: PathBuf,
-) -> (crate::install::EventSender, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx): (crate::install::EventSender, _) = mpsc::channel(256);
-    let handle = tokio::spawn(async move {
-        while let Some(item) = rx.recv().await {
-            if let Ok(ev) = &item
-                && crate::ui::listened(&live)
-            {
-                let _ = live.send(crate::ui::LiveEvent {
-                    project: project.clone(),
-                    kind: crate::ui::LiveKind::Event(ev.clone()),
-                });
-            }
-            if client.send(item).await.is_err() {
-                break;
-            }
-        }
-    });
-    (tx, handle)
-}
-
 /// A project as the projects RPCs describe it.
 fn project_info(dir: &Path, last_install: Option<i64>, packages: u64) -> ProjectInfo {
     let (state, reason) = crate::linker::state::freshness(dir).sync_state();
@@ -302,6 +295,10 @@ const CAPABILITIES: &[&str] = &[
     "ListProjects",
     "ProjectStatus",
     "Query",
+    "CancelOperation",
+    "ListOperations",
+    "AttachOperation",
+    "operations",
     "Tree",
     "Why",
     "structured-errors",
@@ -380,103 +377,111 @@ impl Hoard for Service {
             .ok_or_else(|| Status::permission_denied("peer credentials are unavailable"))?;
         let mut r = req.into_inner();
         r.peer_uid = uid;
-        let (tx, rx) = mpsc::channel(256);
         let token = self.0.shutdown.child_token();
+        let key =
+            std::fs::canonicalize(&r.project_dir).unwrap_or_else(|_| PathBuf::from(&r.project_dir));
+        let op = (self.0.operations)
+            .start("install", &key, r.operation_id.clone(), token.clone())
+            .map_err(|e| match e {
+                Refused::BadId(id) => Status::invalid_argument(format!(
+                    "operation id `{id}`: use at most 64 letters, digits, `-`, `_` or `.`"
+                )),
+                Refused::Duplicate(id) => {
+                    Status::already_exists(format!("an operation `{id}` is already running"))
+                }
+            })?;
+        let (tx, rx) = mpsc::channel(256);
         let out = stream(rx, &token);
-        let d = self.0.clone();
-        let span = info_span!("rpc.install", project = %r.project_dir);
+        let span = info_span!("rpc.install", project = %r.project_dir, operation = %op.id);
+        let id = op.id.clone();
+        install::spawn(self.0.clone(), r, op, tx, guard, span);
+        let mut resp = Response::new(out);
+        if let Ok(v) = id.parse() {
+            resp.metadata_mut()
+                .insert(hoard_proto::OPERATION_ID_HEADER, v);
+        }
+        Ok(resp)
+    }
+
+    async fn cancel_operation(
+        &self,
+        req: Request<CancelOperationRequest>,
+    ) -> Result<Response<CancelOperationResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let id = req.into_inner().operation_id;
+        let span = info_span!("rpc.cancel_operation", operation = %id);
+        let _e = span.enter();
+        let resp = (self.0.operations.cancel(&id)).ok_or_else(|| {
+            Status::not_found(format!(
+                "no operation `{id}` is running or recently finished"
+            ))
+        })?;
+        info!(cancelled = resp.cancelled, state = %resp.state, "cancel asked");
+        Ok(Response::new(resp))
+    }
+
+    async fn list_operations(
+        &self,
+        req: Request<ListOperationsRequest>,
+    ) -> Result<Response<ListOperationsResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _e = info_span!("rpc.list_operations").entered();
+        Ok(Response::new(ListOperationsResponse {
+            operations: self.0.operations.list(),
+        }))
+    }
+
+    type AttachOperationStream = ReceiverStream<Result<InstallEvent, Status>>;
+
+    async fn attach_operation(
+        &self,
+        req: Request<AttachOperationRequest>,
+    ) -> Result<Response<Self::AttachOperationStream>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let id = req.into_inner().operation_id;
+        let op = (self.0.operations.get(&id)).ok_or_else(|| {
+            Status::not_found(format!(
+                "no operation `{id}` is running or recently finished"
+            ))
+        })?;
+        let (tx, rx) = mpsc::channel(256);
+        let span = info_span!("rpc.attach_operation", operation = %id);
         tokio::spawn(
             async move {
-                let _guard = guard;
-                let key = std::fs::canonicalize(&r.project_dir)
-                    .unwrap_or_else(|_| PathBuf::from(&r.project_dir));
-                let (tx, forwarded) = tee(tx, d.live.clone(), key.clone());
-                let lock = d.project_lock(&key);
-                let _project = tokio::select! {
-                    g = lock.lock() => g,
-                    _ = token.cancelled() => return,
-                };
-                let _shared = tokio::select! {
-                    g = d.upkeep.installs.read() => g,
-                    _ = token.cancelled() => return,
-                };
-                d.emit(&key, watch_event::Kind::InstallStarted, String::new());
-                info!(project = %key.display(), "install began (project locked)");
-                if let Some(hold) = failpoint_install_hold() {
-                    tokio::time::sleep(hold).await;
+                let (mut events, first) = op.attach();
+                let done =
+                    |e: &InstallEvent| matches!(e.event, Some(install_event::Event::Finished(_)));
+                for e in first {
+                    let end = done(&e);
+                    if tx.send(Ok(e)).await.is_err() || end {
+                        return;
+                    }
                 }
-                let asked = r.clone();
-                let result = d.installer.run(r, tx.clone(), token.clone()).await;
-                if let (Ok(_), Some(a)) = (&result, d.ahead.get())
-                    && asked.package_lock_only != Some(true)
-                {
-                    let (a, dir) = (a.clone(), key.clone());
-                    let _ = tokio::task::spawn_blocking(move || a.remember(&dir, &asked)).await;
-                }
-                // Logged before the client hears the outcome, while the project lock is held.
-                info!(project = %key.display(), "install ended (project lock released next)");
-                let worked = !matches!(&result, Ok(s) if s.up_to_date);
-                let msg = match result {
-                    Ok(summary) => {
-                        let m = if summary.up_to_date {
-                            "up to date".to_string()
-                        } else {
-                            format!("{} added, {} removed", summary.added, summary.removed)
-                        };
-                        let _ = tx
-                            .send(Ok(InstallEvent {
-                                event: Some(install_event::Event::Summary(summary)),
-                            }))
-                            .await;
-                        m
+                loop {
+                    match events.recv().await {
+                        Ok(e) => {
+                            let end = done(&e);
+                            if tx.send(Ok(e)).await.is_err() || end {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            // The operation ended while we caught up: its last word.
+                            if let Some(f) = op.finished() {
+                                let e = InstallEvent {
+                                    event: Some(install_event::Event::Finished(f)),
+                                };
+                                let _ = tx.send(Ok(e)).await;
+                            }
+                            return;
+                        }
                     }
-                    Err(HoardError::Cancelled(_)) if d.shutdown.is_cancelled() => {
-                        let e = HoardError::Cancelled(
-                            "the daemon is stopping; run the install again".into(),
-                        );
-                        warn!(error = %e, "install stopped");
-                        let m = format!("failed: {e}");
-                        let _ = tx.send(Err(Status::from(e))).await;
-                        m
-                    }
-                    Err(e) if e.broken_index().is_some() => {
-                        let m = format!("failed: {e}");
-                        d.index_broken(&e);
-                        let path = e.broken_index().map(|p| p.display().to_string());
-                        let mut status = Status::new(
-                            e.code(),
-                            format!(
-                                "the store index `{}` is damaged; it was set aside and the \
-                                 daemon restarts with a new one",
-                                path.unwrap_or_default()
-                            ),
-                        );
-                        // The client starts a new daemon and sends the install again.
-                        status
-                            .metadata_mut()
-                            .insert(hoard_proto::RETRY_METADATA_KEY, "1".parse().expect("ascii"));
-                        let _ = tx.send(Err(status)).await;
-                        m
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "install failed");
-                        let m = format!("failed: {e}");
-                        let _ = tx.send(Err(Status::from(e))).await;
-                        m
-                    }
-                };
-                d.emit_watch(&key, watch_event::Kind::InstallFinished, msg.clone());
-                // The dashboard hears "finished" after every event the client got.
-                drop(tx);
-                let _ = forwarded.await;
-                d.emit_live(&key, watch_event::Kind::InstallFinished, &msg);
-                if worked {
-                    let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
                 }
             }
             .instrument(span),
         );
-        Ok(Response::new(out))
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn status(

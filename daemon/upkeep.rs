@@ -88,6 +88,7 @@ impl Upkeep {
                         total,
                         bytes: 0,
                         finished: done == total,
+                        package: None,
                     }))
                 },
                 |path, packages, kind, detail| {

@@ -72,6 +72,8 @@ pub struct Settled {
     pub blake3: Option<String>,
     /// Some notification of it arrived while an install of the project ran.
     pub self_caused: bool,
+    /// The install that was running when it changed (the one that wrote it).
+    pub operation: Option<String>,
 }
 
 /// The BLAKE3 hex of a file's content, or None when it cannot be read (gone).
@@ -88,7 +90,7 @@ pub struct Settler {
     /// Last known content hash of each watched file (None: absent).
     known: HashMap<PathBuf, Option<String>>,
     /// Files waiting to settle: when they may be reported, and whether an install ran.
-    pending: HashMap<PathBuf, (PathBuf, Instant, bool)>,
+    pending: HashMap<PathBuf, (PathBuf, Instant, Option<String>)>,
 }
 
 impl Settler {
@@ -101,11 +103,14 @@ impl Settler {
         }
     }
 
-    pub fn touched(&mut self, t: Touched, installing: bool) {
+    /// A file changed; `installing` is the operation installing its project then, if any.
+    pub fn touched(&mut self, t: Touched, installing: Option<String>) {
         let due = Instant::now() + SETTLE;
-        let e = self.pending.entry(t.file).or_insert((t.dir, due, false));
+        let e = self.pending.entry(t.file).or_insert((t.dir, due, None));
         e.1 = due;
-        e.2 |= installing;
+        if installing.is_some() {
+            e.2 = installing;
+        }
     }
 
     /// When the next pending file settles.
@@ -121,7 +126,7 @@ impl Settler {
             .collect();
         let mut out = Vec::new();
         for file in due {
-            let Some((dir, _, self_caused)) = self.pending.remove(&file) else {
+            let Some((dir, _, operation)) = self.pending.remove(&file) else {
                 continue;
             };
             let now_hash = hash(&file);
@@ -142,7 +147,8 @@ impl Settler {
                 kind,
                 change,
                 blake3: now_hash,
-                self_caused,
+                self_caused: operation.is_some(),
+                operation,
             });
         }
         out.sort_by(|a, b| a.file.cmp(&b.file));
@@ -187,7 +193,8 @@ pub async fn stream(
             return;
         }
     }
-    let mut installing: std::collections::HashSet<PathBuf> = Default::default();
+    // The operation installing each project now.
+    let mut installing: HashMap<PathBuf, String> = Default::default();
     loop {
         let due = settler.lock().ok().and_then(|s| s.next_due());
         let sleep = async {
@@ -209,7 +216,7 @@ pub async fn stream(
             }
             t = fs_rx.recv() => match t {
                 Some(t) => {
-                    let busy = installing.contains(&t.dir);
+                    let busy = installing.get(&t.dir).cloned();
                     if let Ok(mut s) = settler.lock() {
                         s.touched(t, busy);
                     }
@@ -220,7 +227,7 @@ pub async fn stream(
             i = installs.recv() => match i {
                 Ok((p, e)) if dirs.contains(&p) => {
                     if e.kind == watch_event::Kind::InstallStarted as i32 {
-                        installing.insert(p);
+                        installing.insert(p, e.operation_id.clone().unwrap_or_default());
                     } else if e.kind == watch_event::Kind::InstallFinished as i32 {
                         installing.remove(&p);
                     }
@@ -269,6 +276,7 @@ fn settled_event(c: Settled, sync: crate::linker::state::Freshness) -> WatchEven
         self_caused: Some(c.self_caused),
         sync_state: Some(state as i32),
         sync_reason: Some(reason),
+        operation_id: c.operation,
     }
 }
 
@@ -294,8 +302,8 @@ mod tests {
             )
         };
         std::fs::write(&pj, "{\"a\":1}").unwrap();
-        touch(&mut s, false);
-        touch(&mut s, false);
+        touch(&mut s, None);
+        touch(&mut s, None);
         assert!(s.settle(Instant::now()).is_empty(), "not settled yet");
         let later = Instant::now() + SETTLE * 2;
         let got = s.settle(later);
@@ -304,7 +312,7 @@ mod tests {
         assert_eq!(got[0].kind, Kind::ManifestChanged);
         // Written again with the same bytes: nothing.
         std::fs::write(&pj, "{\"a\":1}").unwrap();
-        touch(&mut s, true);
+        touch(&mut s, Some("op-1".into()));
         assert!(s.settle(later + SETTLE * 2).is_empty());
         // The lockfile appears during an install: created, by the daemon.
         let lock = dir.join("package-lock.json");
@@ -314,18 +322,19 @@ mod tests {
                 dir: dir.clone(),
                 file: lock.clone(),
             },
-            true,
+            Some("op-2".into()),
         );
         let got = s.settle(later + SETTLE * 4);
         assert_eq!(got[0].change, Change::Created);
         assert!(got[0].self_caused);
+        assert_eq!(got[0].operation.as_deref(), Some("op-2"));
         std::fs::remove_file(&lock).unwrap();
         s.touched(
             Touched {
                 dir: dir.clone(),
                 file: lock,
             },
-            false,
+            None,
         );
         let got = s.settle(later + SETTLE * 6);
         assert_eq!(

@@ -122,6 +122,10 @@ pub fn pointer_file() -> PathBuf {
 /// aside); the client waits for it to go and sends the request again, once.
 pub const RETRY_METADATA_KEY: &str = "hoard-retry";
 
+/// Response header of a long RPC (Install) naming its operation (since protocol 1.7.0): the id
+/// to give CancelOperation and AttachOperation.
+pub const OPERATION_ID_HEADER: &str = "hoard-operation-id";
+
 /// Exit statuses of `hoardd` that the client that started it acts on.
 pub mod exit {
     /// Another daemon already serves the store (the client keeps waiting for that one).

@@ -195,17 +195,35 @@ async fn stream_install(cli: &Cli, req: &InstallRequest, mode: Mode) -> Result<O
     let mut conn = connect(cli).await?;
     let mut r = Renderer::new(mode, cli.verbose);
     r.fetch_only = req.fetch_only == Some(true);
-    let mut stream = conn
+    let resp = conn
         .client
         .install(req.clone())
         .await
-        .map_err(|s| anyhow!("{}", s.message()))?
-        .into_inner();
+        .map_err(|s| anyhow!("{}", s.message()))?;
+    // Older daemons name no operation: Ctrl-C then drops the stream, as it always did.
+    let op_id = (resp.metadata().get(hoard_proto::OPERATION_ID_HEADER))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut stream = resp.into_inner();
     let mut summary: Option<InstallSummary> = None;
+    let mut cancelling = false;
     loop {
         let msg = tokio::select! {
             m = stream.message() => m,
             _ = tokio::signal::ctrl_c() => {
+                // First Ctrl-C: ask the daemon to cancel and hear what really happened.
+                if let (Some(id), false) = (&op_id, cancelling) {
+                    cancelling = true;
+                    r.note("hoard: cancelling (Ctrl-C again to stop waiting)");
+                    let mut c = conn.client.clone();
+                    let operation_id = id.clone();
+                    tokio::spawn(async move {
+                        let _ = c
+                            .cancel_operation(v1::CancelOperationRequest { operation_id })
+                            .await;
+                    });
+                    continue;
+                }
                 drop(stream);
                 r.finish(None);
                 eprintln!("hoard: cancelled");
@@ -219,7 +237,17 @@ async fn stream_install(cli: &Cli, req: &InstallRequest, mode: Mode) -> Result<O
                     if let Event::Summary(s) = e {
                         summary = Some(s.clone());
                     }
+                    if let Event::Finished(f) = e
+                        && let Some(note) = &f.cancel
+                        && mode != Mode::Json
+                    {
+                        r.note(&format!("hoard: {note}"));
+                    }
                 }
+            }
+            Err(status) if cancelling && status.code() == tonic::Code::Cancelled => {
+                r.finish(None);
+                return Ok(Outcome::Cancelled);
             }
             Ok(None) => break,
             Err(status)

@@ -50,6 +50,7 @@ impl Emitter {
         total: u64,
         bytes: u64,
         finished: bool,
+        package: Option<String>,
     ) {
         self.send(Event::Progress(PhaseProgress {
             phase: phase as i32,
@@ -57,6 +58,7 @@ impl Emitter {
             total,
             bytes,
             finished,
+            package,
         }))
         .await;
     }
@@ -65,9 +67,9 @@ impl Emitter {
     pub(super) fn progress_hook(
         &self,
         phase: v1::Phase,
-    ) -> impl Fn(u64, u64) + Send + Sync + 'static {
+    ) -> impl Fn(u64, u64, &str) + Send + Sync + 'static {
         let tx = self.tx.clone();
-        move |done, total| {
+        move |done, total, package: &str| {
             let _ = tx.try_send(Ok(InstallEvent {
                 event: Some(Event::Progress(PhaseProgress {
                     phase: phase as i32,
@@ -75,6 +77,7 @@ impl Emitter {
                     total,
                     bytes: 0,
                     finished: false,
+                    package: (!package.is_empty()).then(|| package.to_string()),
                 })),
             }));
         }
@@ -96,6 +99,8 @@ pub(super) struct Run<'a> {
     pub(super) req: &'a InstallRequest,
     pub(super) em: Emitter,
     pub(super) cancel: CancellationToken,
+    /// Decides between a cancel and the first change to the project (operations.rs).
+    pub(super) gate: Arc<crate::operations::Gate>,
     pub(super) started: Instant,
     /// Registry metadata bytes downloaded by the daemon before this install began.
     pub(super) metadata_before: u64,
@@ -110,6 +115,7 @@ impl<'a> Run<'a> {
         req: &'a InstallRequest,
         tx: EventSender,
         cancel: CancellationToken,
+        gate: Arc<crate::operations::Gate>,
         settings: crate::npm_settings::Applied,
     ) -> Run<'a> {
         Run {
@@ -118,9 +124,21 @@ impl<'a> Run<'a> {
             req,
             em: Emitter { tx },
             cancel,
+            gate,
             started: Instant::now(),
             metadata_before: installer.registry.bytes_downloaded.load(Ordering::Relaxed),
         }
+    }
+
+    /// About to change the project (node_modules or package-lock.json): from here on a cancel
+    /// is refused and the install completes; a cancel that came first wins instead.
+    pub(super) fn point_of_no_return(&self) -> crate::error::Result<()> {
+        if self.cancel.is_cancelled() || !self.gate.pass() {
+            return Err(crate::error::HoardError::Cancelled(
+                "before anything changed".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

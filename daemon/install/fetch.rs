@@ -146,13 +146,14 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
             Err(e) => return Err(e),
         }
         if done.is_multiple_of(8) || done == total {
+            let id = Some(tree.nodes[i].pkg_id());
             (run.em)
-                .progress(v1::Phase::Fetch, done, total, out.bytes, false)
+                .progress(v1::Phase::Fetch, done, total, out.bytes, false, id)
                 .await;
         }
     }
     (run.em)
-        .progress(v1::Phase::Fetch, done, total, out.bytes, true)
+        .progress(v1::Phase::Fetch, done, total, out.bytes, true, None)
         .await;
     // Metadata fetched by concurrent installs may be counted here too.
     out.metadata_bytes = (run.installer.registry.bytes_downloaded)

@@ -80,7 +80,8 @@ pub(super) async fn link(
         let hooks = Hooks {
             progress: &progress,
             repair: &|p| repair(run, &handle, inputs, tree, fetched, p),
-            cancelled: &|| run.cancel.is_cancelled(),
+            // Past the point of no return (the gate passed before linking): never.
+            cancelled: &|| !run.gate.passed() && run.cancel.is_cancelled(),
         };
         // Slots first: the project's links never point at a slot not yet there.
         let mut slots = LinkReport::default();
@@ -112,7 +113,7 @@ pub(super) async fn link(
         run.em.warn("link-fallback", "", w.clone()).await;
     }
     (run.em)
-        .progress(v1::Phase::Link, report.added, report.added, 0, true)
+        .progress(v1::Phase::Link, report.added, report.added, 0, true, None)
         .await;
     Ok(Linked {
         plan,

@@ -78,10 +78,11 @@ impl Installer {
         req: InstallRequest,
         tx: EventSender,
         cancel: CancellationToken,
+        gate: Arc<crate::operations::Gate>,
     ) -> Result<InstallSummary> {
         let (req, settings) = blocking(|| with_settings(req))?;
         let warnings = settings.warnings.clone();
-        let run = Run::new(self, &req, tx, cancel, settings);
+        let run = Run::new(self, &req, tx, cancel, gate, settings);
         for w in warnings {
             run.em.warn("npm-setting", "", w).await;
         }
@@ -106,6 +107,7 @@ impl Installer {
         blocking(|| inputs.parse_lock())?;
         let mut record = stage("record", record::plan_of_record(&run, &inputs)).await?;
         if inputs.lock_only {
+            run.point_of_no_return()?;
             return stage("finish", async {
                 finish::lock_only(&run, &inputs, &record)
             })
@@ -115,6 +117,7 @@ impl Installer {
         record.integrity_filled = fetch::fill_integrity(&mut record.tree, &fetched.stored);
         let (tree, stored) = (&record.tree, &fetched.stored);
         let scripts = stage("scripts", scripts::policy(&run, &inputs, tree, stored)).await?;
+        run.point_of_no_return()?;
         let linked = link::link(&run, &inputs, &inputs.dir, tree, &fetched, &scripts);
         let linked = stage("link", linked).await?;
         let finished = finish::finish(&run, &inputs, &record, fetched, scripts, linked);

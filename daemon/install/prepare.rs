@@ -47,7 +47,8 @@ impl Installer {
         req.force = false;
         let (tx, _) = tokio::sync::mpsc::channel(1);
         let (req, settings) = blocking(|| super::with_settings(req))?;
-        let run = Run::new(self, &req, tx, cancel, settings);
+        let gate = Arc::new(crate::operations::Gate::default());
+        let run = Run::new(self, &req, tx, cancel, gate, settings);
         let mut inputs = inputs::read(&run).await?;
         let dir = inputs.dir.clone();
         let current = blocking(|| linker::state::read_state_head(&dir));

@@ -89,7 +89,9 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
     }
     super::advised::gate(run, inputs, &tree).await?;
     let n = tree.nodes.len() as u64;
-    run.em.progress(v1::Phase::Resolve, n, n, 0, true).await;
+    run.em
+        .progress(v1::Phase::Resolve, n, n, 0, true, None)
+        .await;
     Ok(Record {
         tree,
         from_lock,
@@ -175,7 +177,10 @@ async fn resolve(
             Some(req.update.clone())
         },
         notes: vec![],
-        on_progress: Some(Box::new(run.em.progress_hook(v1::Phase::Resolve))),
+        on_progress: Some(Box::new({
+            let hook = run.em.progress_hook(v1::Phase::Resolve);
+            move |done, total| hook(done, total, "")
+        })),
         on_picked: on_picked(
             download_early.then(|| download_on_pick(installer, inputs)),
             early.map(|e| e.hook(inputs)),

@@ -31,6 +31,7 @@ pub(super) async fn swap(run: &Run<'_>, inputs: &Inputs) -> Result<Option<Instal
     // Its slots are still in the store: prune keeps a prepared install's slots, and verify,
     // when it removes a damaged one, removes the prepared installs that link it. The project
     // was registered with these packages when it was prepared.
+    run.point_of_no_return()?;
     blocking(|| linker::swap::adopt(&inputs.dir))?;
     // Written by `prepare`, which always counts.
     let total = state.package_count.unwrap_or_default();

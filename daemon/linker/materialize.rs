@@ -39,7 +39,8 @@ pub struct LinkOptions {
 /// What materializing calls back into.
 pub struct Hooks<'a> {
     /// (packages done, packages to do).
-    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// Packages done, of how many, and the last one done (`name@version`).
+    pub progress: &'a (dyn Fn(u64, u64, &str) + Sync),
     /// A package's store files are missing: get them back (download and import it again) and
     /// return its files. Blocking.
     pub repair: &'a (dyn Fn(&PlannedPackage) -> Result<Arc<StoredPackage>> + Sync),
@@ -345,7 +346,7 @@ fn build_changed(
             swap_in(&stage, &project.join(&p.location), bench)?;
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
             if d.is_multiple_of(16) || d == total {
-                (hooks.progress)(d, total);
+                (hooks.progress)(d, total, p.key.split(' ').next().unwrap_or(""));
             }
             Ok(())
         })?;

@@ -63,7 +63,7 @@ pub fn ensure(
         }
         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
         if d.is_multiple_of(16) || d == total {
-            (hooks.progress)(d, total);
+            (hooks.progress)(d, total, "");
         }
         Ok(())
     })?;

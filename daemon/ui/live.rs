@@ -27,7 +27,7 @@ pub struct LiveEvent {
 pub enum LiveKind {
     Started,
     /// One of the events the install sent its client.
-    Event(InstallEvent),
+    Event(Box<InstallEvent>),
     /// The install ended: "up to date", "N added, M removed" or "failed: …".
     Finished(String),
 }
@@ -72,7 +72,10 @@ pub fn to_json(e: &LiveEvent) -> Value {
                 "total_packages": s.total_packages, "up_to_date": s.up_to_date,
                 "total_millis": s.total_millis,
                 "denied_scripts": s.denied_scripts.len()}),
-            None => json!({"type": "info", "message": ""}),
+            // Operation states are not shown (the tee does not send them here).
+            Some(install_event::Event::Operation(_) | install_event::Event::Finished(_)) | None => {
+                json!({"type": "info", "message": ""})
+            }
         },
     };
     v["project"] = Value::String(project);
@@ -132,15 +135,16 @@ mod tests {
     fn events_carry_the_cli_json_names_and_the_project() {
         let e = LiveEvent {
             project: PathBuf::from("/p"),
-            kind: LiveKind::Event(InstallEvent {
+            kind: LiveKind::Event(Box::new(InstallEvent {
                 event: Some(install_event::Event::Progress(PhaseProgress {
                     phase: hoard_proto::v1::Phase::Fetch as i32,
                     done: 2,
                     total: 5,
                     bytes: 10,
                     finished: false,
+                    package: None,
                 })),
-            }),
+            })),
         };
         assert_eq!(
             to_json(&e),

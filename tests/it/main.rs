@@ -14,6 +14,7 @@ mod habits;
 mod heal;
 mod install;
 mod network;
+mod operations;
 mod query;
 mod registry;
 mod scrub;
