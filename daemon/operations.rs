@@ -65,9 +65,9 @@ pub fn cancel_note(gate: &Gate, asked: bool, outcome: v1::Outcome) -> Option<Str
         return None;
     }
     Some(match (outcome, gate.passed()) {
-        (v1::Outcome::Ok, true) => "too late to cancel: linking had begun, so the install \
-                                    completed (node_modules and package-lock.json are new)"
-            .into(),
+        (v1::Outcome::Ok, true) => {
+            "too late to cancel: linking had begun, so the install completed".into()
+        }
         (v1::Outcome::Cancelled, _) => {
             "cancelled before anything changed: node_modules and package-lock.json are \
              untouched"

@@ -185,17 +185,19 @@ fn errors_carry_a_stable_reason_for_stock_clients() {
     assert_eq!(info["value"]["metadata"]["range"], "^9.0.0", "{v}");
 }
 
-/// examples/node-client, copied beside the other tools with its packages installed (once).
+/// examples/node-client, copied beside the other tools with its packages installed (once per
+/// version of its package.json).
 fn node_example(test: &str) -> Option<PathBuf> {
     let dir = tools_dir().join("node-client");
-    if dir.join("ready").exists() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node-client");
+    let wanted = std::fs::read(src.join("package.json")).unwrap();
+    if std::fs::read(dir.join("ready")).ok().as_ref() == Some(&wanted) {
         return Some(dir);
     }
     if !which("node") || !which("npm") {
         skip(test, "node and npm are not installed");
         return None;
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node-client");
     let _ = std::fs::create_dir_all(&dir);
     for f in ["package.json", "index.ts", "tsconfig.json"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
@@ -210,7 +212,7 @@ fn node_example(test: &str) -> Option<PathBuf> {
         );
         return None;
     }
-    let _ = std::fs::write(dir.join("ready"), "");
+    let _ = std::fs::write(dir.join("ready"), wanted);
     Some(dir)
 }
 
@@ -257,17 +259,40 @@ fn the_typescript_example_finds_the_socket_says_hello_and_streams_an_install_and
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     let store = format!("store {}", ctx.store.display());
+    let op = "node-example-";
     for part in [
         store.as_str(),
         "watch: KIND_WATCHING",
-        "watch: KIND_INSTALL_STARTED",
+        "watch: KIND_INSTALL_STARTED operation node-example-",
+        "header hoard-operation-id=node-example-",
+        "OPERATION_STATE_QUEUED",
+        "OPERATION_STATE_RUNNING",
         "progress: PHASE_LINK 3/3 done",
         "summary: 3 packages, 3 added",
-        "watch: KIND_INSTALL_FINISHED",
+        "finished: OUTCOME_OK",
+        "attached: finished: OUTCOME_OK",
+        "outcomes: install OUTCOME_OK, attached OUTCOME_OK",
+        "watch: KIND_INSTALL_FINISHED operation node-example-",
+        "status: SYNC_STATE_IN_SYNC",
+        "tree: 3 packages at the top",
+        "why p0: prod dependency of the project (",
+        "query :root > *: p0@1.0.0 p1@1.0.0 p2@1.0.0",
+        "error: code 3 reason INVALID_SELECTOR npm_code EQUERYNOPSEUDO",
+        "cancel: ",
+        "cancelled install: OUTCOME_",
+        "operations: ",
+        op,
     ] {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
+    // Cancelled or completed, the truth is told and the project is whole either way.
+    let cancelled = text.contains("cancelled install: OUTCOME_CANCELLED");
+    assert!(
+        cancelled == text.contains("cancel: taken"),
+        "the cancel's answer and the outcome agree:\n{text}"
+    );
     assert!(ctx.project.join("node_modules/p2/index.js").exists());
+    assert!(ctx.run(&["status"]).status.success(), "in sync");
 }
 
 #[test]
