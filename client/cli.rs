@@ -189,6 +189,9 @@ pub enum Command {
         /// Exit 1 when nothing matches (npm's --expect-results).
         #[arg(long)]
         expect_results: bool,
+        /// Read the tree from package-lock.json, not node_modules.
+        #[arg(long)]
+        package_lock_only: bool,
     },
     /// Direct dependencies with newer versions (exit 1 when there are any, like npm).
     Outdated {

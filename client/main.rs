@@ -116,7 +116,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Query {
             selector,
             expect_results,
-        } => inspect::query(&cli, selector, *expect_results).await,
+            package_lock_only,
+        } => inspect::query(&cli, selector, *expect_results, *package_lock_only).await,
         Command::Outdated { offline } => inspect::outdated(&cli, *offline).await,
         Command::InstallScripts { action } => approve::install_scripts(&cli, action).await,
         Command::ApproveScripts(a) => approve::approve(&cli, a).await,

@@ -88,7 +88,12 @@ pub async fn status(cli: &Cli) -> Result<u8> {
 }
 
 /// `hoard query <selector>`: npm's JSON array, as `npm query` prints it.
-pub async fn query(cli: &Cli, selector: &str, expect_results: bool) -> Result<u8> {
+pub async fn query(
+    cli: &Cli,
+    selector: &str,
+    expect_results: bool,
+    package_lock_only: bool,
+) -> Result<u8> {
     let project = project_dir(cli)?;
     let mut conn = connect(cli).await?;
     let r = conn
@@ -97,6 +102,7 @@ pub async fn query(cli: &Cli, selector: &str, expect_results: bool) -> Result<u8
             project_dir: project.display().to_string(),
             selector: selector.to_string(),
             env: request_env(),
+            package_lock_only: package_lock_only.then_some(true),
         })
         .await
         .map_err(|s| anyhow!("{}", s.message()))?
@@ -131,7 +137,7 @@ pub async fn outdated(cli: &Cli, offline: bool) -> Result<u8> {
     if cli.json {
         for p in &r.packages {
             json_line(
-                json!({"name": p.name, "current": p.current, "wanted": p.wanted, "latest": p.latest, "type": p.dependency_type}),
+                json!({"name": p.name, "current": p.current, "wanted": p.wanted, "latest": p.latest, "type": p.dependency_type, "dependency_type": p.dependency_type}),
             );
         }
     } else if !r.packages.is_empty() {

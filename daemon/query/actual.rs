@@ -4,8 +4,12 @@
 //! edges from its dependency sections resolved the way `require` finds folders, and npm's
 //! dev/optional/peer/extraneous flags computed as calcDepFlags computes them.
 //!
-//! Must not: write anything, or read lockfiles for the tree's shape (npm query reads disk; the
-//! lockfile only lends `resolved`).
+//! For layouts whose node_modules is not npm's shape (isolated, global) and for
+//! `--package-lock-only`, `load_virtual` builds the same graph from package-lock.json's locations
+//! instead, as arborist's `loadVirtual` does, reading each package.json from wherever the package
+//! really is (falling back to the lock entry).
+//!
+//! Must not: write anything.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -470,11 +474,180 @@ pub fn load(dir: &Path, lock_packages: Option<&Map<String, Value>>) -> Result<Gr
     let mut g = l.g;
     g.inventory = inventory_order(&g);
     set_fs_parents(&mut g);
-    let workspaces = workspace_targets(&g, &root_real);
+    finish(&mut g, &root_real, lock_packages);
+    Ok(g)
+}
+
+/// Fields of a lock entry that describe the lock, not the package.
+const LOCK_ONLY: &[&str] = &[
+    "resolved",
+    "integrity",
+    "link",
+    "dev",
+    "optional",
+    "devOptional",
+    "peer",
+    "extraneous",
+    "inBundle",
+    "hasInstallScript",
+    "hasShrinkwrap",
+];
+
+/// The folder `name` resolves to from `from` (a real folder), as `require` would find it.
+fn find_from(from: &Path, name: &str) -> Option<PathBuf> {
+    let mut dir = Some(from);
+    while let Some(d) = dir {
+        let candidate = d.join("node_modules").join(name);
+        if candidate.join("package.json").is_file() {
+            return std::fs::canonicalize(&candidate).ok();
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+/// The graph of package-lock.json's `packages` (arborist's loadVirtual): nodes at the lock's
+/// locations, each package.json taken from its lock entry, or with `from_disk`, read from
+/// where the package really is (found as its dependents' `require` finds it) when its version
+/// matches the lock.
+pub fn load_virtual(dir: &Path, lock: &Map<String, Value>, from_disk: bool) -> Result<Graph> {
+    let root_real = std::fs::canonicalize(dir).map_err(io("reading the project folder", dir))?;
+    let package = read_package(&root_real);
+    let name = package
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_default();
+    let mut g = Graph::default();
+    g.nodes.push(Node {
+        name,
+        location: String::new(),
+        path: root_real.clone(),
+        realpath: root_real.clone(),
+        package,
+        is_root: true,
+        ..Node::default()
+    });
+    // Where each node's package really is, for finding its dependencies' folders.
+    let mut physical: Vec<Option<PathBuf>> = vec![Some(root_real.clone())];
+    let mut by_loc: HashMap<String, usize> = HashMap::from([(String::new(), 0)]);
+    let mut keys: Vec<&String> = lock.keys().filter(|k| !k.is_empty()).collect();
+    keys.sort_by_key(|k| (k.matches("node_modules/").count(), k.to_string()));
+    let mut links = vec![];
+    for key in keys {
+        let entry = &lock[key.as_str()];
+        let (parent, name) = match key.rfind("node_modules/") {
+            Some(i) => {
+                let pl = key[..i].trim_end_matches('/');
+                let Some(&p) = by_loc.get(pl) else { continue };
+                (Some(p), key[i + "node_modules/".len()..].to_string())
+            }
+            None => (None, key.rsplit('/').next().unwrap_or(key).to_string()),
+        };
+        let logical = root_real.join(key.as_str());
+        let real = match parent {
+            None => std::fs::canonicalize(&logical).ok(),
+            Some(p) => physical[p]
+                .as_deref()
+                .and_then(|from| find_from(from, &name)),
+        };
+        let version = entry.get("version").and_then(Value::as_str);
+        let read = real
+            .as_deref()
+            .filter(|_| from_disk)
+            .map(read_package)
+            .filter(|p| {
+                version.is_none_or(|v| p.get("version").and_then(Value::as_str) == Some(v))
+            });
+        let real = real.filter(|_| read.is_some());
+        let package = read.unwrap_or_else(|| {
+            let mut p = entry.as_object().cloned().unwrap_or_default();
+            p.retain(|k, _| !LOCK_ONLY.contains(&k.as_str()));
+            if !p.contains_key("name") {
+                p.insert("name".into(), Value::String(name.clone()));
+            }
+            normalize_package(Value::Object(p))
+        });
+        let id = g.nodes.len();
+        g.nodes.push(Node {
+            name: name.clone(),
+            location: key.to_string(),
+            path: logical.clone(),
+            realpath: logical,
+            package,
+            parent,
+            ..Node::default()
+        });
+        physical.push(real);
+        by_loc.insert(key.to_string(), id);
+        if let Some(p) = parent {
+            g.nodes[p].children.insert(name, id);
+        }
+        if entry.get("link").and_then(Value::as_bool) == Some(true) {
+            let target = entry.get("resolved").and_then(Value::as_str).unwrap_or("");
+            links.push((id, target.to_string()));
+        }
+    }
+    if from_disk {
+        read_through_dependents(&mut g, &mut physical);
+    }
+    for (id, target) in links {
+        let Some(&t) = by_loc.get(&target) else {
+            continue;
+        };
+        g.nodes[id].target = Some(t);
+        g.nodes[id].package = g.nodes[t].package.clone();
+        g.nodes[t].links_in.push(id);
+    }
+    g.inventory = inventory_order(&g);
+    set_fs_parents(&mut g);
+    finish(&mut g, &root_real, Some(lock));
+    Ok(g)
+}
+
+/// In layouts where a package is not at its lock location (isolated, global), find it from a
+/// dependent already found, as that dependent's `require` would, until nothing more is found.
+fn read_through_dependents(g: &mut Graph, physical: &mut [Option<PathBuf>]) {
+    loop {
+        let mut found = vec![];
+        for (j, from) in physical.iter().enumerate() {
+            let Some(from) = from else { continue };
+            let pkg = &g.nodes[j].package;
+            let names = ["dependencies", "optionalDependencies", "peerDependencies"]
+                .iter()
+                .flat_map(|k| dep_map(pkg, k).into_iter().map(|(n, _)| n));
+            for name in names {
+                let Some(i) = g.resolve(j, &name).filter(|&i| physical[i].is_none()) else {
+                    continue;
+                };
+                let Some(real) = find_from(from, &name) else {
+                    continue;
+                };
+                let p = read_package(&real);
+                if p.get("version") == g.nodes[i].package.get("version") {
+                    found.push((i, real, p));
+                }
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        for (i, real, p) in found {
+            if physical[i].is_none() {
+                g.nodes[i].package = p;
+                physical[i] = Some(real);
+            }
+        }
+    }
+}
+
+/// Workspaces, edges, flags and `resolved`: what both loaders end with.
+fn finish(g: &mut Graph, root_real: &Path, lock: Option<&Map<String, Value>>) {
+    let workspaces = workspace_targets(g, root_real);
     for &w in &workspaces {
         g.nodes[w].is_workspace = true;
     }
-    add_edges(&mut g, &workspaces);
+    add_edges(g, &workspaces);
     // A member's link from the root is a workspace too (npm's isWorkspace: `to === this`).
     for &e in &g.nodes[0].edges_out.clone() {
         if g.edges[e].kind == EdgeType::Workspace
@@ -483,8 +656,8 @@ pub fn load(dir: &Path, lock_packages: Option<&Map<String, Value>>) -> Result<Gr
             g.nodes[l].is_workspace = true;
         }
     }
-    calc_dep_flags(&mut g);
-    if let Some(lock) = lock_packages {
+    calc_dep_flags(g);
+    if let Some(lock) = lock {
         for n in g.nodes.iter_mut() {
             n.resolved = lock
                 .get(&n.location)
@@ -493,7 +666,6 @@ pub fn load(dir: &Path, lock_packages: Option<&Map<String, Value>>) -> Result<Gr
                 .map(str::to_string);
         }
     }
-    Ok(g)
 }
 
 /// Breadth-first from the root, then from each link target in the order they were found.

@@ -45,18 +45,39 @@ fn selector_error(selector: &str, e: QueryError) -> HoardError {
     }
 }
 
-/// The lockfile that lends `resolved` to locations (npm's hidden lockfile gives npm the same).
-fn lock_packages(dir: &Path) -> Option<Map<String, Value>> {
-    ["node_modules/.hoard-lock.json", crate::lockfile::FILE]
-        .iter()
-        .find_map(|rel| {
-            let v: Value = serde_json::from_slice(&std::fs::read(dir.join(rel)).ok()?).ok()?;
-            v.get("packages")?.as_object().cloned()
-        })
+/// The first of these lockfiles' `packages` (npm's hidden lockfile gives npm `resolved` the
+/// same way).
+fn lock_packages(dir: &Path, files: &[&str]) -> Option<Map<String, Value>> {
+    files.iter().find_map(|rel| {
+        let v: Value = serde_json::from_slice(&std::fs::read(dir.join(rel)).ok()?).ok()?;
+        v.get("packages")?.as_object().cloned()
+    })
 }
 
-fn load(dir: &Path) -> Result<Graph> {
-    actual::load(dir, lock_packages(dir).as_ref())
+/// The tree to answer from: node_modules as npm reads it, or, for a layout npm does not read
+/// (isolated, global) and when asked (`--package-lock-only`), package-lock.json's tree.
+fn load(dir: &Path, lock_only: bool) -> Result<Graph> {
+    let hoisted = crate::linker::state::read_state(dir)
+        .is_none_or(|s| s.layout == crate::linker::Layout::Hoisted);
+    if lock_only || !hoisted {
+        let Some(lock) = lock_packages(
+            dir,
+            &[crate::lockfile::FILE, "node_modules/.hoard-lock.json"],
+        ) else {
+            return Err(HoardError::InvalidInput(format!(
+                "`{}` has no package-lock.json to read the tree from; run `hoard install` first",
+                dir.display()
+            )));
+        };
+        // Asked for the lockfile's tree: its entries, as npm reads them. Another layout: the
+        // lockfile's shape, with each package.json read from where the package is.
+        return actual::load_virtual(dir, &lock, !lock_only);
+    }
+    let lock = lock_packages(
+        dir,
+        &["node_modules/.hoard-lock.json", crate::lockfile::FILE],
+    );
+    actual::load(dir, lock.as_ref())
 }
 
 /// Which registry questions a selector asks (`:outdated`, `:vuln`), nested ones included.
@@ -186,7 +207,8 @@ impl Installer {
         let list = selector::parse(&selector).map_err(|e| selector_error(&selector, e))?;
         let (outdated, vuln) = asks(&list);
         let d = dir.clone();
-        let mut g = blocking(move || load(&d))?;
+        let lock_only = req.package_lock_only == Some(true);
+        let mut g = blocking(move || load(&d, lock_only))?;
         let mut known = Known::default();
         if outdated || vuln {
             let cfg = blocking({
@@ -301,7 +323,7 @@ impl Installer {
 /// The Tree RPC.
 pub fn tree(req: &v1::TreeRequest) -> Result<v1::TreeResponse> {
     let dir = crate::install::project_dir(&req.project_dir)?;
-    let mut g = load(&dir)?;
+    let mut g = load(&dir, false)?;
     let known = Known::default();
     let ev = Eval::new(&mut g, &known);
     let g = &*ev.g;
@@ -354,7 +376,7 @@ pub fn tree(req: &v1::TreeRequest) -> Result<v1::TreeResponse> {
 /// The Why RPC.
 pub fn why(req: &v1::WhyRequest) -> Result<v1::WhyResponse> {
     let dir = crate::install::project_dir(&req.project_dir)?;
-    let g = load(&dir)?;
+    let g = load(&dir, false)?;
     let wanted = req.package.trim();
     let (name, range) = match wanted.rfind('@').filter(|&i| i > 0) {
         Some(i) => (&wanted[..i], Some(&wanted[i + 1..])),

@@ -15,6 +15,10 @@ use crate::registry::*;
 /// A project with prod, dev, optional, peer and optional-peer edges, a nested copy, an alias,
 /// a workspace, and then (by hand) a missing, an invalid and an extraneous package.
 fn project() -> (Registry, TestContext) {
+    project_with(&[])
+}
+
+fn project_with(install_args: &[&str]) -> (Registry, TestContext) {
     let reg = Registry::start();
     let lic = |p: Pkg, l: &str| p.meta("license", json!(l));
     reg.publish(lic(Pkg::new("ms", "2.1.3"), "MIT").meta("keywords", json!(["time", "ms"])));
@@ -74,17 +78,25 @@ fn project() -> (Registry, TestContext) {
         "devDependencies": {"plugin": "^1.0.0", "jest-ish": "^1.0.0"},
         "optionalDependencies": {"opt": "^1.0.0"}
     }));
-    ctx.ok(&["install"]);
+    let mut args = vec!["install"];
+    args.extend(install_args);
+    ctx.ok(&args);
     (reg, ctx)
 }
 
 /// `npm query <selector>` in `dir`, offline: None when npm is not on PATH.
 fn npm_query(dir: &Path, selector: &str) -> Option<Vec<Value>> {
+    npm_query_with(dir, selector, &[])
+}
+
+fn npm_query_with(dir: &Path, selector: &str, flags: &[&str]) -> Option<Vec<Value>> {
     if !which("npm") {
         return None;
     }
     let out = Command::new("npm")
-        .args(["query", selector])
+        .arg("query")
+        .args(flags)
+        .arg(selector)
         .current_dir(dir)
         .env("npm_config_update_notifier", "false")
         .env("npm_config_offline", "true")
@@ -101,7 +113,14 @@ fn npm_query(dir: &Path, selector: &str) -> Option<Vec<Value>> {
 }
 
 fn hoard_query(ctx: &TestContext, selector: &str) -> Vec<Value> {
-    let out = ctx.run(&["query", selector]);
+    hoard_query_with(ctx, selector, &[])
+}
+
+fn hoard_query_with(ctx: &TestContext, selector: &str, flags: &[&str]) -> Vec<Value> {
+    let mut args = vec!["query"];
+    args.extend(flags);
+    args.push(selector);
+    let out = ctx.run(&args);
     assert!(
         out.status.success(),
         "hoard query {selector}: {}",
@@ -256,6 +275,59 @@ fn query_answers_what_npm_query_answers_on_the_same_tree() {
             assert_eq!(a, b, "{s}");
         }
     }
+}
+
+/// Layouts whose node_modules is not npm's shape are answered from package-lock.json's tree
+/// with each package.json read where it is: the same answers npm gives for the same project
+/// installed hoisted. `--package-lock-only` answers from the lock entries, as npm does.
+#[test]
+fn other_layouts_and_package_lock_only_answer_from_the_lockfile_tree() {
+    let (_reg, isolated) = project_with(&["--layout", "isolated"]);
+    let (_reg2, hoisted) = project();
+    let test = "other_layouts_and_package_lock_only_answer_from_the_lockfile_tree";
+    // Without npm: the isolated tree answers as the hoisted one does.
+    let same = [
+        ":root > *",
+        "#ms",
+        "[keywords~=time]",
+        ":attr(scripts, [test=tap])",
+        ".peer",
+    ];
+    for s in same {
+        assert_eq!(
+            ids(&hoard_query(&isolated, s)),
+            ids(&hoard_query(&hoisted, s)),
+            "{s}"
+        );
+    }
+    if npm_query(&isolated.project, "*").is_none() {
+        return skip(
+            test,
+            "npm is not on PATH, so hoard query was checked on its own only",
+        );
+    }
+    let mut differ = vec![];
+    for s in SELECTORS.iter().filter(|s| !s.contains(":path")) {
+        let npm = npm_query(&hoisted.project, s).unwrap();
+        let ours = hoard_query(&isolated, s);
+        if ids(&npm) != ids(&ours) {
+            differ.push(format!(
+                "isolated {s}:\n  npm:   {:?}\n  hoard: {:?}",
+                ids(&npm),
+                ids(&ours)
+            ));
+        }
+        let npm = npm_query_with(&hoisted.project, s, &["--package-lock-only"]).unwrap();
+        let ours = hoard_query_with(&hoisted, s, &["--package-lock-only"]);
+        if ids(&npm) != ids(&ours) {
+            differ.push(format!(
+                "lock-only {s}:\n  npm:   {:?}\n  hoard: {:?}",
+                ids(&npm),
+                ids(&ours)
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
 #[test]
