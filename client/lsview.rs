@@ -348,9 +348,12 @@ pub fn why(project: &Path, name: &str, json: bool) -> Result<()> {
                 "name": name,
                 "version": lock.packages[&real].get("version").cloned().unwrap_or(Value::Null),
                 "location": t,
+                // `from_location`/`from_name` are the Why RPC's WhyStep names for the same facts.
                 "dependents": dependents.iter().map(|(loc, spec)| serde_json::json!({
                     "location": loc,
                     "name": if loc.is_empty() { Value::Null } else { Value::String(lock.name(loc)) },
+                    "from_location": loc,
+                    "from_name": if loc.is_empty() { Value::Null } else { Value::String(lock.name(loc)) },
                     "spec": spec,
                 })).collect::<Vec<_>>(),
             }));
