@@ -19,6 +19,7 @@ mod memory;
 mod npm_settings;
 mod operations;
 mod optional_set;
+mod platform;
 mod pick;
 mod prefetch;
 mod project;

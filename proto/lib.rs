@@ -91,15 +91,38 @@ pub fn default_store_dir() -> Option<PathBuf> {
     Some(PathBuf::from(home).join(".local/share/hoard/store"))
 }
 
-/// The directory holding daemon sockets: `$XDG_RUNTIME_DIR/hoard`, else `/tmp/hoard-<uid>`.
-/// Created with mode 0700 by the daemon; a client only reads it.
+/// The longest socket path every Unix accepts: `sockaddr_un.sun_path` is 104 bytes on macOS
+/// and the BSDs (108 on Linux), NUL included.
+pub const MAX_SOCKET_PATH: usize = 103;
+
+/// Bytes a socket's own name adds to its folder: `/hoard-<16 hex>.sock`.
+const SOCKET_NAME_LEN: usize = "/hoard-0123456789abcdef.sock".len();
+
+/// The directory holding daemon sockets: `$XDG_RUNTIME_DIR/hoard`, else `$TMPDIR/hoard-<uid>`;
+/// when that would make a socket path longer than `MAX_SOCKET_PATH` (macOS's `$TMPDIR` is long,
+/// and so may be anyone's), `/tmp/hoard-<uid>`. Created with mode 0700 by the daemon; a client
+/// only reads it.
 pub fn runtime_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
-        return PathBuf::from(x).join("hoard");
-    }
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("hoard-{uid}"))
+    runtime_dir_from(
+        std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()),
+        std::env::temp_dir(),
+        uid,
+    )
+}
+
+/// `runtime_dir`'s rule, from the environment it reads.
+pub fn runtime_dir_from(xdg: Option<std::ffi::OsString>, tmp: PathBuf, uid: u32) -> PathBuf {
+    let wanted = match xdg {
+        Some(x) => PathBuf::from(x).join("hoard"),
+        None => tmp.join(format!("hoard-{uid}")),
+    };
+    if wanted.as_os_str().len() + SOCKET_NAME_LEN <= MAX_SOCKET_PATH {
+        wanted
+    } else {
+        PathBuf::from(format!("/tmp/hoard-{uid}"))
+    }
 }
 
 /// The socket of the daemon that owns `store`: `<runtime dir>/hoard-<16 hex of BLAKE3(store)>.sock`.
@@ -168,6 +191,23 @@ mod tests {
         assert!(daemon_serves("1.1.0", "1.0.0"));
         assert!(!daemon_serves("1.0.0", "1.1.0"));
         assert!(!daemon_serves("2.0.0", "1.0.0"));
+    }
+
+    #[test]
+    fn a_long_tmpdir_or_runtime_dir_still_gives_a_socket_path_every_unix_accepts() {
+        let long = PathBuf::from(format!("/{}", "t".repeat(99)));
+        assert_eq!(long.as_os_str().len(), 100);
+        for (xdg, tmp) in [(None, long.clone()), (Some(long.clone().into_os_string()), long)] {
+            let dir = runtime_dir_from(xdg, tmp, 501);
+            assert_eq!(dir, PathBuf::from("/tmp/hoard-501"));
+            let sock = dir.join("hoard-0123456789abcdef.sock");
+            assert!(sock.as_os_str().len() < 104, "{}", sock.display());
+        }
+        // Short ones are kept.
+        let d = runtime_dir_from(None, PathBuf::from("/var/folders/xy/T"), 501);
+        assert_eq!(d, PathBuf::from("/var/folders/xy/T/hoard-501"));
+        let d = runtime_dir_from(Some("/run/user/501".into()), PathBuf::from("/tmp"), 501);
+        assert_eq!(d, PathBuf::from("/run/user/501/hoard"));
     }
 
     #[test]

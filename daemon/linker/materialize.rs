@@ -472,7 +472,7 @@ fn place_bins(project: &Path, plan: &Plan, old: Option<&State>) -> Result<()> {
         mkdir_all(&bin)?;
         let dest = bin.join(name);
         let _ = std::fs::remove_file(&dest);
-        std::os::unix::fs::symlink(text, &dest)
+        crate::platform::link_bin(&bin, name, text)
             .map_err(|e| HoardError::io("creating bin link", &dest, e))?;
     }
     Ok(())

@@ -39,9 +39,11 @@ function storeDir(): string {
 /** <runtime dir>/hoard-<first 16 hex digits of BLAKE3(store path)>.sock. (For the default store,
  *  `<runtime dir>/default.json` names the socket too, and `hoard daemon ensure --json` prints it.) */
 function socketPath(store: string): string {
-  const runtime = process.env.XDG_RUNTIME_DIR
+  let runtime = process.env.XDG_RUNTIME_DIR
     ? path.join(process.env.XDG_RUNTIME_DIR, 'hoard')
     : path.join(process.env.TMPDIR || '/tmp', `hoard-${process.getuid!()}`);
+  // A socket path must fit 103 bytes on every Unix (macOS's $TMPDIR is long): else /tmp/hoard-<uid>.
+  if (Buffer.byteLength(runtime) + '/hoard-0123456789abcdef.sock'.length > 103) runtime = `/tmp/hoard-${process.getuid!()}`;
   const hex = bytesToHex(blake3(new TextEncoder().encode(store))).slice(0, 16);
   return path.join(runtime, `hoard-${hex}.sock`);
 }
