@@ -12,6 +12,8 @@ pub fn tune() {
         .ok()
         .and_then(|v| v.parse::<i32>().ok())
         .unwrap_or(2);
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas; // only glibc's allocator is tuned
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before other threads start.
     unsafe {

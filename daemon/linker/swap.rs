@@ -92,13 +92,7 @@ fn exchange_or_move(new: &Path, dest: &Path) -> Result<()> {
     );
     // SAFETY: two NUL-terminated paths, AT_FDCWD for both.
     let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
+        crate::platform::rename_exchange(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr())
     };
     if r == 0 {
         return Ok(());
@@ -108,7 +102,7 @@ fn exchange_or_move(new: &Path, dest: &Path) -> Result<()> {
         // Nothing at `dest` to trade with.
         Some(libc::ENOENT) => rename(new, dest),
         // A filesystem without exchange: the old one goes beside the new one first.
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP) => {
             let aside = new.with_file_name(format!(
                 "{}.old",
                 new.file_name()

@@ -22,3 +22,84 @@ pub fn link_bin(bin_dir: &Path, name: &str, target: &str) -> std::io::Result<()>
         std::fs::write(bin_dir.join(name), s.sh)
     }
 }
+
+/// Flags for opening a directory only to name things relative to it (Linux's `O_PATH`; other
+/// Unixes open it for reading).
+#[cfg(target_os = "linux")]
+pub const DIR_PATH_FLAGS: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+#[cfg(all(unix, not(target_os = "linux")))]
+pub const DIR_PATH_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+
+/// Atomically trade two directory entries (`renameat2(RENAME_EXCHANGE)` on Linux,
+/// `renameatx_np(RENAME_SWAP)` on macOS). Returns what the C call returns (0, or -1 with errno;
+/// EINVAL/ENOSYS/ENOTSUP where the filesystem cannot).
+///
+/// # Safety
+/// `from` and `to` must be valid NUL-terminated paths, and the fds valid or `AT_FDCWD`.
+#[cfg(unix)]
+pub unsafe fn rename_exchange(
+    from_dir: libc::c_int,
+    from: *const libc::c_char,
+    to_dir: libc::c_int,
+    to: *const libc::c_char,
+) -> libc::c_int {
+    #[cfg(target_os = "linux")]
+    // SAFETY: as the caller promises.
+    unsafe {
+        libc::renameat2(from_dir, from, to_dir, to, libc::RENAME_EXCHANGE)
+    }
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: as the caller promises.
+    unsafe {
+        libc::renameatx_np(from_dir, from, to_dir, to, libc::RENAME_SWAP)
+    }
+    #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+    {
+        let _ = (from_dir, from, to_dir, to);
+        // SAFETY: setting errno for the caller's fallback.
+        unsafe { *libc::__errno_location() = libc::ENOSYS };
+        -1
+    }
+}
+
+/// Rename, failing with EEXIST rather than replace (`RENAME_NOREPLACE` on Linux, `RENAME_EXCL`
+/// on macOS).
+///
+/// # Safety
+/// As for `rename_exchange`.
+#[cfg(unix)]
+pub unsafe fn rename_noreplace(
+    from_dir: libc::c_int,
+    from: *const libc::c_char,
+    to_dir: libc::c_int,
+    to: *const libc::c_char,
+) -> libc::c_int {
+    #[cfg(target_os = "linux")]
+    // SAFETY: as the caller promises.
+    unsafe {
+        libc::renameat2(from_dir, from, to_dir, to, libc::RENAME_NOREPLACE)
+    }
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: as the caller promises.
+    unsafe {
+        libc::renameatx_np(from_dir, from, to_dir, to, libc::RENAME_EXCL)
+    }
+}
+
+/// Make every write to the filesystem holding `fd` durable: `syncfs` on Linux; on macOS
+/// `sync` and then `F_FULLFSYNC`, which also has the drive flush its cache (plain fsync does
+/// not there).
+#[cfg(unix)]
+pub fn sync_filesystem(fd: std::os::fd::RawFd) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: a valid fd; syncfs has no other preconditions.
+    unsafe {
+        libc::syncfs(fd);
+    }
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: sync has no preconditions; fcntl on a valid fd.
+    unsafe {
+        libc::sync();
+        libc::fcntl(fd, libc::F_FULLFSYNC);
+    }
+}

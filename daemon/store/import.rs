@@ -256,12 +256,11 @@ impl StagingDir {
         let to = std::ffi::CString::new(dest.as_os_str().as_bytes()).map_err(io::Error::other)?;
         // SAFETY: valid fds and NUL-terminated paths.
         let r = unsafe {
-            libc::renameat2(
+            crate::platform::rename_noreplace(
                 self.fd.as_raw_fd(),
                 name.as_ptr(),
                 libc::AT_FDCWD,
                 to.as_ptr(),
-                libc::RENAME_NOREPLACE,
             )
         };
         if r == 0 {

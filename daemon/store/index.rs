@@ -173,10 +173,7 @@ fn now_secs() -> i64 {
 fn syncfs(dir: &Path) {
     if let Ok(f) = std::fs::File::open(dir) {
         use std::os::fd::AsRawFd;
-        // SAFETY: the fd is valid for the lifetime of `f`.
-        unsafe {
-            libc::syncfs(f.as_raw_fd());
-        }
+        crate::platform::sync_filesystem(f.as_raw_fd());
     }
 }
 

@@ -56,7 +56,7 @@ impl Shards {
         let fd = slot.get_or_init(|| {
             let dir = self.files.join(format!("{:02x}", hash[0]));
             let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            let flags = crate::platform::DIR_PATH_FLAGS;
             // SAFETY: a valid NUL-terminated path; the fd returned is owned here.
             let fd = unsafe { libc::open(c.as_ptr(), flags) };
             // SAFETY: `fd` was just opened and belongs to nothing else.
@@ -117,10 +117,10 @@ impl Shards {
             return Err(io::Error::other("shard folder not open"));
         };
         let name = Name::of(hash, executable);
-        let flags = libc::RENAME_NOREPLACE;
         // SAFETY: valid fds and NUL-terminated names.
-        let r =
-            unsafe { libc::renameat2(from_dir, from.as_ptr(), dir, name.c_str().as_ptr(), flags) };
+        let r = unsafe {
+            crate::platform::rename_noreplace(from_dir, from.as_ptr(), dir, name.c_str().as_ptr())
+        };
         if r == 0 {
             return Ok(true);
         }

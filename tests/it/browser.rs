@@ -36,7 +36,16 @@ fn chromium() -> Option<&'static str> {
 fn pipe() -> (RawFd, RawFd) {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
+    #[cfg(target_os = "linux")]
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: as above; then each end marked close-on-exec (no pipe2 on macOS).
+    #[cfg(not(target_os = "linux"))]
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        for fd in fds {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
     (fds[0], fds[1])
 }
 
