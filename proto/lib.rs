@@ -61,11 +61,30 @@ pub async fn uds_channel(
         .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let path = path.clone();
             async move {
+                #[cfg(unix)]
                 let stream = tokio::net::UnixStream::connect(path).await?;
+                #[cfg(windows)]
+                let stream = connect_pipe(&path).await?;
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
             }
         }))
         .await
+}
+
+/// Open the daemon's named pipe, waiting while every instance is busy (ERROR_PIPE_BUSY).
+#[cfg(windows)]
+async fn connect_pipe(
+    path: &Path,
+) -> std::io::Result<tokio::net::windows::named_pipe::NamedPipeClient> {
+    const ERROR_PIPE_BUSY: i32 = 231;
+    loop {
+        match tokio::net::windows::named_pipe::ClientOptions::new().open(path) {
+            Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Whether a daemon speaking `daemon` can serve a client speaking `client`: compatible, and the
@@ -103,8 +122,15 @@ const SOCKET_NAME_LEN: usize = "/hoard-0123456789abcdef.sock".len();
 /// and so may be anyone's), `/tmp/hoard-<uid>`. Created with mode 0700 by the daemon; a client
 /// only reads it.
 pub fn runtime_dir() -> PathBuf {
+    #[cfg(unix)]
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
+    #[cfg(windows)]
+    let uid = 0; // the folder is under the user's own profile there
+    #[cfg(windows)]
+    if let Some(local) = std::env::var_os("LOCALAPPDATA") {
+        return PathBuf::from(local).join("hoard").join("run");
+    }
     runtime_dir_from(
         std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()),
         std::env::temp_dir(),
@@ -131,6 +157,9 @@ pub fn runtime_dir_from(xdg: Option<std::ffi::OsString>, tmp: PathBuf, uid: u32)
 pub fn socket_path(store: &Path) -> PathBuf {
     let digest = blake3::hash(store.as_os_str().as_encoded_bytes());
     let hex = digest.to_hex();
+    #[cfg(windows)]
+    return PathBuf::from(format!(r"\\.\pipe\hoard-{}", &hex[..16]));
+    #[cfg(not(windows))]
     runtime_dir().join(format!("hoard-{}.sock", &hex[..16]))
 }
 
