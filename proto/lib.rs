@@ -226,7 +226,10 @@ mod tests {
     fn a_long_tmpdir_or_runtime_dir_still_gives_a_socket_path_every_unix_accepts() {
         let long = PathBuf::from(format!("/{}", "t".repeat(99)));
         assert_eq!(long.as_os_str().len(), 100);
-        for (xdg, tmp) in [(None, long.clone()), (Some(long.clone().into_os_string()), long)] {
+        for (xdg, tmp) in [
+            (None, long.clone()),
+            (Some(long.clone().into_os_string()), long),
+        ] {
             let dir = runtime_dir_from(xdg, tmp, 501);
             assert_eq!(dir, PathBuf::from("/tmp/hoard-501"));
             let sock = dir.join("hoard-0123456789abcdef.sock");

@@ -60,6 +60,11 @@ pub fn materialize(
 ) -> Result<LinkReport> {
     let nm = project.join("node_modules");
     mkdir_all(&nm)?;
+    let case_insensitive = crate::platform::case_insensitive(&nm);
+    if case_insensitive {
+        // Before anything changes.
+        super::case::refuse_collisions(project, plan)?;
+    }
     let old = if opts.force {
         None
     } else {
@@ -79,7 +84,8 @@ pub fn materialize(
         report.removed += 1;
     }
     let changed = changed_packages(project, plan, old.as_ref(), &mut report);
-    let link_state = probe(&bench.staging, &changed, store, opts)?;
+    let mut link_state = probe(&bench.staging, &changed, store, opts)?;
+    link_state.case_insensitive = case_insensitive;
     report.method = Some(link_state.method);
     let built = build_changed(project, &changed, store, &link_state, &bench, hooks)?;
     (report.files, report.repaired, report.repaired_bytes) = built;
@@ -524,6 +530,13 @@ fn build_package(
     links: &LinkState,
 ) -> Result<u64> {
     mkdir_all(stage)?;
+    let folded;
+    let files = if links.case_insensitive {
+        folded = super::case::fold_files(files);
+        &folded[..]
+    } else {
+        files
+    };
     // The folder held open: folders and links are made relative to it (no walk of the
     // project's path for each file).
     let dir = StageDir::open(stage).map_err(|e| HoardError::io("opening", stage, e))?;

@@ -73,6 +73,9 @@ fn why(e: &io::Error) -> &'static str {
 /// The link state of one install: the method once chosen, and warnings to show once.
 pub struct LinkState {
     pub method: Method,
+    /// The project's filesystem ignores case: a package's files that differ only in case are
+    /// folded (`case::fold_files`) before linking.
+    pub case_insensitive: bool,
     emlink_warned: Mutex<bool>,
     pub warnings: Mutex<Vec<String>>,
 }
@@ -113,6 +116,7 @@ impl LinkState {
                     }
                     return Ok(LinkState {
                         method: m,
+                        case_insensitive: false,
                         emlink_warned: Mutex::new(false),
                         warnings: Mutex::new(warnings),
                     });
@@ -141,6 +145,7 @@ impl LinkState {
     pub fn probe_free(m: Method) -> LinkState {
         LinkState {
             method: m,
+            case_insensitive: false,
             emlink_warned: Mutex::new(false),
             warnings: Mutex::new(Vec::new()),
         }

@@ -11,6 +11,7 @@
 //! Must not: download, resolve, or run package code.
 
 pub mod bins;
+pub mod case;
 pub mod global;
 pub mod hoist;
 pub mod materialize;

@@ -99,7 +99,12 @@ fn set_commands(vars: &str) -> String {
 
 /// `$NAME` and `${NAME}` as cmd's `%NAME%`.
 fn percent_vars(value: &str) -> String {
-    let stop = |c: char| matches!(c, '$' | '@' | '#' | '?' | '-' | ' ' | '\t' | '{' | '}' | ':');
+    let stop = |c: char| {
+        matches!(
+            c,
+            '$' | '@' | '#' | '?' | '-' | ' ' | '\t' | '{' | '}' | ':'
+        )
+    };
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find('$') {

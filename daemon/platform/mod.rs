@@ -103,3 +103,27 @@ pub fn sync_filesystem(fd: std::os::fd::RawFd) {
         libc::fcntl(fd, libc::F_FULLFSYNC);
     }
 }
+
+/// Whether `dir`'s filesystem ignores case (macOS's default APFS, NTFS, ext4 with casefold):
+/// a probe file made with capitals is looked up in lower case. For tests,
+/// `HOARD_TEST_ASSUME_CASE_INSENSITIVE=1` makes it say yes (Linux kernels without
+/// CONFIG_UNICODE cannot mount a case-insensitive filesystem).
+pub fn case_insensitive(dir: &Path) -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    if std::env::var_os("HOARD_TEST_ASSUME_CASE_INSENSITIVE").is_some_and(|v| v == "1") {
+        return true;
+    }
+    let name = format!(
+        ".hoard-CaseProbe-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let probe = dir.join(&name);
+    if std::fs::write(&probe, b"").is_err() {
+        return false;
+    }
+    let insensitive = std::fs::symlink_metadata(dir.join(name.to_lowercase())).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    insensitive
+}

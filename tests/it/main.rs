@@ -15,6 +15,7 @@ mod heal;
 mod install;
 mod network;
 mod operations;
+mod platform;
 mod query;
 mod registry;
 mod scrub;
