@@ -92,6 +92,21 @@ fn is_git(spec: &str) -> bool {
             }))
 }
 
+/// What follows `npm:` in an alias: `name@spec` or `name` (scoped names keep their leading
+/// `@`), as (name, spec); the spec is empty when none is given.
+pub fn split_alias(rest: &str) -> (String, &str) {
+    match rest.strip_prefix('@') {
+        Some(r) => match r.split_once('@') {
+            Some((n, sp)) => (format!("@{n}"), sp),
+            None => (rest.to_string(), ""),
+        },
+        None => match rest.split_once('@') {
+            Some((n, sp)) => (n.to_string(), sp),
+            None => (rest.to_string(), ""),
+        },
+    }
+}
+
 impl Spec {
     /// Parse the spec of dependency `dep_name` (used in messages).
     pub fn parse(dep_name: &str, raw: &str) -> Result<Spec> {
@@ -99,17 +114,7 @@ impl Spec {
         if let Some(rest) = s.strip_prefix("npm:") {
             // The alias is the folder name in node_modules: it must be a valid name itself.
             validate_name(dep_name)?;
-            // `npm:name@spec` or `npm:name` (scoped names keep their leading @).
-            let (name, spec) = match rest.strip_prefix('@') {
-                Some(r) => match r.split_once('@') {
-                    Some((n, sp)) => (format!("@{n}"), sp),
-                    None => (rest.to_string(), ""),
-                },
-                None => match rest.split_once('@') {
-                    Some((n, sp)) => (n.to_string(), sp),
-                    None => (rest.to_string(), ""),
-                },
-            };
+            let (name, spec) = split_alias(rest);
             validate_name(&name)?;
             let inner = Spec::parse(&name, if spec.is_empty() { "*" } else { spec })?;
             if matches!(inner, Spec::Alias { .. }) {

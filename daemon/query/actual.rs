@@ -434,6 +434,19 @@ impl Loader {
     }
 }
 
+/// The project's own node.
+fn root_node(name: String, root_real: &Path, package: Value) -> Node {
+    Node {
+        name,
+        location: String::new(),
+        path: root_real.to_path_buf(),
+        realpath: root_real.to_path_buf(),
+        package,
+        is_root: true,
+        ..Node::default()
+    }
+}
+
 /// Load the tree under `dir` as `npm query` sees it. `lock_packages` (package-lock.json's or
 /// the hidden lockfile's `packages`) lends each location its `resolved`.
 pub fn load(dir: &Path, lock_packages: Option<&Map<String, Value>>) -> Result<Graph> {
@@ -460,15 +473,7 @@ pub fn load(dir: &Path, lock_packages: Option<&Map<String, Value>>) -> Result<Gr
         g: Graph::default(),
         by_real: HashMap::new(),
     };
-    l.push(Node {
-        name,
-        location: String::new(),
-        path: root_real.clone(),
-        realpath: root_real.clone(),
-        package,
-        is_root: true,
-        ..Node::default()
-    });
+    l.push(root_node(name, &root_real, package));
     l.by_real.insert(root_real.clone(), 0);
     l.children(0);
     let mut g = l.g;
@@ -519,15 +524,7 @@ pub fn load_virtual(dir: &Path, lock: &Map<String, Value>, from_disk: bool) -> R
         .map(str::to_string)
         .unwrap_or_default();
     let mut g = Graph::default();
-    g.nodes.push(Node {
-        name,
-        location: String::new(),
-        path: root_real.clone(),
-        realpath: root_real.clone(),
-        package,
-        is_root: true,
-        ..Node::default()
-    });
+    g.nodes.push(root_node(name, &root_real, package));
     // Where each node's package really is, for finding its dependencies' folders.
     let mut physical: Vec<Option<PathBuf>> = vec![Some(root_real.clone())];
     let mut by_loc: HashMap<String, usize> = HashMap::from([(String::new(), 0)]);

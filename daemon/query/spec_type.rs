@@ -72,11 +72,7 @@ pub fn is_registry(spec: &str) -> bool {
     match of(spec) {
         "version" | "range" | "tag" => true,
         "alias" => {
-            let rest = spec.trim().trim_start_matches("npm:");
-            let sub = match rest.strip_prefix('@') {
-                Some(r) => r.split_once('@').map(|(_, s)| s).unwrap_or(""),
-                None => rest.split_once('@').map(|(_, s)| s).unwrap_or(""),
-            };
+            let (_, sub) = crate::spec::split_alias(spec.trim().trim_start_matches("npm:"));
             matches!(of(sub), "version" | "range" | "tag")
         }
         _ => false,
@@ -93,17 +89,7 @@ pub fn accepts(spec: &str, name: &str, version: &str) -> bool {
             semver_npm::satisfies(version, r)
         }
         "alias" => {
-            let rest = s.trim_start_matches("npm:");
-            let (real, sub) = match rest.strip_prefix('@') {
-                Some(r) => match r.split_once('@') {
-                    Some((n, sp)) => (format!("@{n}"), sp),
-                    None => (rest.to_string(), ""),
-                },
-                None => match rest.split_once('@') {
-                    Some((n, sp)) => (n.to_string(), sp),
-                    None => (rest.to_string(), ""),
-                },
-            };
+            let (real, sub) = crate::spec::split_alias(s.trim_start_matches("npm:"));
             real == name && accepts(sub, name, version)
         }
         _ => true,
