@@ -19,7 +19,6 @@ pub mod method;
 pub mod plan;
 pub mod relink;
 pub mod scc;
-pub mod shim;
 pub mod slots;
 pub mod state;
 pub mod swap;

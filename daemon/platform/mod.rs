@@ -3,6 +3,8 @@
 //!
 //! Must not: decide what to link where (the linker's planners do).
 
+pub mod shim;
+
 use std::path::Path;
 
 /// Put the bin `name` in `bin_dir` (a `.bin` folder), pointing at `target` (relative to
@@ -16,7 +18,7 @@ pub fn link_bin(bin_dir: &Path, name: &str, target: &str) -> std::io::Result<()>
     #[cfg(not(unix))]
     {
         let content = std::fs::read_to_string(bin_dir.join(target)).ok();
-        let s = crate::linker::shim::shims(target, content.as_deref());
+        let s = shim::shims(target, content.as_deref());
         std::fs::write(bin_dir.join(format!("{name}.cmd")), s.cmd)?;
         std::fs::write(bin_dir.join(format!("{name}.ps1")), s.ps1)?;
         std::fs::write(bin_dir.join(name), s.sh)

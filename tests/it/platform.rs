@@ -12,7 +12,7 @@ use crate::context::*;
 use crate::registry::*;
 
 /// tests/fixtures/cmd-shim/expected is what the cmd-shim of the npm on this machine writes (the
-/// unit test of daemon/linker/shim.rs compares hoard's shims with it).
+/// unit test of daemon/platform/shim.rs compares hoard's shims with it).
 #[test]
 fn the_recorded_shims_are_what_npms_cmd_shim_writes() {
     let test = "the_recorded_shims_are_what_npms_cmd_shim_writes";
@@ -41,7 +41,7 @@ fn the_recorded_shims_are_what_npms_cmd_shim_writes() {
         assert!(
             want == got,
             "{}: cmd-shim now writes something else; run `node tests/fixtures/cmd-shim/record.js` \
-             and make daemon/linker/shim.rs match",
+             and make daemon/platform/shim.rs match",
             name.to_string_lossy()
         );
         compared += 1;
