@@ -193,7 +193,14 @@ impl Daemon {
     }
 
     /// An install's start or end, naming its operation, to Watch streams.
-    fn emit_watch_op(&self, dir: &Path, kind: watch_event::Kind, message: String, op: &str) {
+    fn emit_watch_op(
+        &self,
+        dir: &Path,
+        kind: watch_event::Kind,
+        message: String,
+        op: &str,
+        outcome: Option<Outcome>,
+    ) {
         let _ = self.events.send((
             dir.to_path_buf(),
             WatchEvent {
@@ -201,6 +208,7 @@ impl Daemon {
                 path: dir.display().to_string(),
                 message,
                 operation_id: Some(op.to_string()),
+                outcome: outcome.map(|o| o as i32),
                 ..Default::default()
             },
         ));

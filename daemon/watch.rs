@@ -277,6 +277,7 @@ fn settled_event(c: Settled, sync: crate::linker::state::Freshness) -> WatchEven
         sync_state: Some(state as i32),
         sync_reason: Some(reason),
         operation_id: c.operation,
+        outcome: None,
     }
 }
 

@@ -38,14 +38,15 @@ pub(super) fn spawn(
             let key = op.project.clone();
             let (tx, forwarded) = tee(client, d.live.clone(), key.clone(), op.clone());
             let result = run(&d, r, &op, &tx, &key).await;
-            let finished = conclude(&d, &op, &tx, result).await;
-            d.emit_watch_op(&key, watch_event::Kind::InstallFinished, finished.0, &op.id);
+            let end = conclude(&d, &op, &tx, result).await;
+            let (kind, message) = (watch_event::Kind::InstallFinished, end.message.clone());
+            d.emit_watch_op(&key, kind, message, &op.id, Some(end.outcome));
             d.operations.done(&op);
             // The dashboard hears "finished" after every event the client got.
             drop(tx);
             let _ = forwarded.await;
-            d.emit_live(&key, watch_event::Kind::InstallFinished, &finished.1);
-            if finished.2 {
+            d.emit_live(&key, kind, &end.message);
+            if end.worked {
                 let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
             }
         }
@@ -92,6 +93,7 @@ async fn run(
         watch_event::Kind::InstallStarted,
         String::new(),
         &op.id,
+        None,
     );
     d.emit_live(key, watch_event::Kind::InstallStarted, "");
     info!(project = %key.display(), operation = %op.id, "install began (project locked)");
@@ -127,14 +129,23 @@ fn error_of(e: &HoardError) -> OperationError {
     }
 }
 
+/// How an install ended, for Watch and the dashboard.
+struct Ended {
+    /// "up to date", "N added, M removed" or "failed: …".
+    message: String,
+    outcome: Outcome,
+    /// Something was installed (memory is given back after).
+    worked: bool,
+}
+
 /// Send the outcome: the summary (as before) or the error status, preceded by the `finished`
-/// event. Returns the Watch message, the dashboard message and whether anything was done.
+/// event.
 async fn conclude(
     d: &Arc<Daemon>,
     op: &Arc<Op>,
     tx: &Tx,
     result: Result<InstallSummary, HoardError>,
-) -> (String, String, bool) {
+) -> Ended {
     let asked = op.cancel_asked();
     let finished = |outcome: Outcome, summary, error| OperationFinished {
         operation_id: op.id.clone(),
@@ -157,7 +168,11 @@ async fn conclude(
             let _ = tx.send(Ok(ev)).await;
             let f = finished(Outcome::Ok, Some(summary), None);
             let _ = tx.send(Ok(op.finish(f))).await;
-            (m.clone(), m, worked)
+            Ended {
+                message: m,
+                outcome: Outcome::Ok,
+                worked,
+            }
         }
         Err(e) => {
             let outcome = match &e {
@@ -175,7 +190,11 @@ async fn conclude(
                 Status::from(e)
             };
             let _ = tx.send(Err(status)).await;
-            (m.clone(), m, false)
+            Ended {
+                message: m,
+                outcome,
+                worked: false,
+            }
         }
     }
 }

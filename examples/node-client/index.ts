@@ -148,7 +148,7 @@ async function main(): Promise<void> {
   const watch = client.Watch({ project_dir: project });
   const watched = new Promise<void>((resolve) => {
     watch.on('data', (e: any) => {
-      const extra = [e.operation_id && `operation ${e.operation_id}`, e.file && path.basename(e.file), e.sync_state]
+      const extra = [e.operation_id && `operation ${e.operation_id}`, e.file && path.basename(e.file), e.sync_state, e.outcome]
         .filter(Boolean).join(' ');
       console.log(`watch: ${e.kind} ${extra}`.trimEnd());
       if (e.kind === 'KIND_INSTALL_FINISHED') resolve();

@@ -285,6 +285,11 @@ fn the_typescript_example_finds_the_socket_says_hello_and_streams_an_install_and
     ] {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
+    let finished_line = text
+        .lines()
+        .find(|l| l.starts_with("watch: KIND_INSTALL_FINISHED"))
+        .unwrap_or_default();
+    assert!(finished_line.ends_with("OUTCOME_OK"), "{finished_line}");
     // Cancelled or completed, the truth is told and the project is whole either way.
     let cancelled = text.contains("cancelled install: OUTCOME_CANCELLED");
     assert!(
