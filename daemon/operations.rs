@@ -96,7 +96,9 @@ pub struct Op {
     pub gate: Arc<Gate>,
     cancel_asked: AtomicBool,
     state: Mutex<State>,
-    events: broadcast::Sender<InstallEvent>,
+    /// Events for attached clients; dropped once the operation is done (a finished operation
+    /// keeps only its `finished`, not a channel's buffer).
+    events: Mutex<Option<broadcast::Sender<InstallEvent>>>,
     /// When the last progress with a package name went out (rate limit).
     last_named: Mutex<Option<Instant>>,
 }
@@ -163,7 +165,9 @@ impl Op {
             }
             self.lock().progress = Some(p.clone());
         }
-        let _ = self.events.send(ev.clone());
+        if let Some(tx) = self.events.lock().ok().and_then(|g| g.clone()) {
+            let _ = tx.send(ev.clone());
+        }
         true
     }
 
@@ -185,9 +189,10 @@ impl Op {
         self.lock().finished.clone()
     }
 
-    /// Events from now on, and what an attaching client is shown first.
-    pub fn attach(&self) -> (broadcast::Receiver<InstallEvent>, Vec<InstallEvent>) {
-        let rx = self.events.subscribe();
+    /// Events from now on (None once the operation is done), and what an attaching client is
+    /// shown first.
+    pub fn attach(&self) -> (Option<broadcast::Receiver<InstallEvent>>, Vec<InstallEvent>) {
+        let rx = (self.events.lock().ok()).and_then(|g| g.as_ref().map(|tx| tx.subscribe()));
         let s = self.lock();
         let mut first = vec![];
         if let Some(f) = &s.finished {
@@ -296,15 +301,18 @@ impl Operations {
                 finished: None,
                 finished_at: None,
             }),
-            events: broadcast::channel(256).0,
+            events: Mutex::new(Some(broadcast::channel(256).0)),
             last_named: Mutex::new(None),
         });
         inner.running.push(op.clone());
         Ok(op)
     }
 
-    /// Move a finished operation to the recent list.
+    /// Move a finished operation to the recent list (attached clients' streams then end).
     pub fn done(&self, op: &Arc<Op>) {
+        if let Ok(mut g) = op.events.lock() {
+            *g = None;
+        }
         let mut inner = self.lock();
         inner.running.retain(|o| !Arc::ptr_eq(o, op));
         inner.finished.push_front(op.clone());

@@ -456,7 +456,7 @@ impl Hoard for Service {
         let span = info_span!("rpc.attach_operation", operation = %id);
         tokio::spawn(
             async move {
-                let (mut events, first) = op.attach();
+                let (events, first) = op.attach();
                 let done =
                     |e: &InstallEvent| matches!(e.event, Some(install_event::Event::Finished(_)));
                 for e in first {
@@ -465,6 +465,8 @@ impl Hoard for Service {
                         return;
                     }
                 }
+                // Done already: its `finished` was the first (and last) event.
+                let Some(mut events) = events else { return };
                 loop {
                     match events.recv().await {
                         Ok(e) => {
