@@ -65,6 +65,11 @@ impl Raw {
     }
 }
 
+/// The bulk advisory endpoint of the registry at `registry_url` (ending in `/`).
+pub fn bulk_endpoint(registry_url: &str) -> String {
+    format!("{registry_url}-/npm/v1/security/advisories/bulk")
+}
+
 /// The request body for `installed` (name → versions).
 pub fn request_body(installed: &BTreeMap<String, BTreeSet<String>>) -> Vec<u8> {
     serde_json::to_vec(installed).unwrap_or_default()

@@ -165,7 +165,9 @@ impl Op {
             }
             self.lock().progress = Some(p.clone());
         }
-        if let Some(tx) = self.events.lock().ok().and_then(|g| g.clone()) {
+        if let Some(tx) = self.events.lock().ok().and_then(|g| g.clone())
+            && tx.receiver_count() > 0
+        {
             let _ = tx.send(ev.clone());
         }
         true

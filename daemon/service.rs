@@ -186,19 +186,20 @@ impl Daemon {
         m.entry(dir.to_path_buf()).or_default().clone()
     }
 
-    /// An install started or finished: to Watch streams and the dashboard.
+    /// Work done ahead (node_modules out of date / ready): to Watch streams and the dashboard.
     fn emit(&self, dir: &Path, kind: watch_event::Kind, message: String) {
         self.emit_live(dir, kind, &message);
-        self.emit_watch(dir, kind, message);
+        self.emit_watch(dir, kind, message, None, None);
     }
 
-    /// An install's start or end, naming its operation, to Watch streams.
-    fn emit_watch_op(
+    /// An event about a project to Watch streams; an install's names its operation (and, once
+    /// finished, its outcome).
+    fn emit_watch(
         &self,
         dir: &Path,
         kind: watch_event::Kind,
         message: String,
-        op: &str,
+        op: Option<&str>,
         outcome: Option<Outcome>,
     ) {
         let _ = self.events.send((
@@ -207,20 +208,8 @@ impl Daemon {
                 kind: kind as i32,
                 path: dir.display().to_string(),
                 message,
-                operation_id: Some(op.to_string()),
+                operation_id: op.map(str::to_string),
                 outcome: outcome.map(|o| o as i32),
-                ..Default::default()
-            },
-        ));
-    }
-
-    fn emit_watch(&self, dir: &Path, kind: watch_event::Kind, message: String) {
-        let _ = self.events.send((
-            dir.to_path_buf(),
-            WatchEvent {
-                kind: kind as i32,
-                path: dir.display().to_string(),
-                message,
                 ..Default::default()
             },
         ));
@@ -272,6 +261,13 @@ fn stream<T>(rx: mpsc::Receiver<Result<T, Status>>, token: &CancellationToken) -
         inner: ReceiverStream::new(rx),
         _guard: token.clone().drop_guard(),
     }
+}
+
+/// NOT_FOUND for an operation id the daemon does not know.
+fn unknown_operation(id: &str) -> Status {
+    Status::not_found(format!(
+        "no operation `{id}` is running or recently finished"
+    ))
 }
 
 /// A project as the projects RPCs describe it.
@@ -419,11 +415,7 @@ impl Hoard for Service {
         let id = req.into_inner().operation_id;
         let span = info_span!("rpc.cancel_operation", operation = %id);
         let _e = span.enter();
-        let resp = (self.0.operations.cancel(&id)).ok_or_else(|| {
-            Status::not_found(format!(
-                "no operation `{id}` is running or recently finished"
-            ))
-        })?;
+        let resp = (self.0.operations.cancel(&id)).ok_or_else(|| unknown_operation(&id))?;
         info!(cancelled = resp.cancelled, state = %resp.state, "cancel asked");
         Ok(Response::new(resp))
     }
@@ -447,11 +439,7 @@ impl Hoard for Service {
     ) -> Result<Response<Self::AttachOperationStream>, Status> {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let id = req.into_inner().operation_id;
-        let op = (self.0.operations.get(&id)).ok_or_else(|| {
-            Status::not_found(format!(
-                "no operation `{id}` is running or recently finished"
-            ))
-        })?;
+        let op = (self.0.operations.get(&id)).ok_or_else(|| unknown_operation(&id))?;
         let (tx, rx) = mpsc::channel(256);
         let span = info_span!("rpc.attach_operation", operation = %id);
         tokio::spawn(

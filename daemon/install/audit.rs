@@ -117,7 +117,7 @@ pub(super) async fn advisories_for(
                 .or_default()
                 .insert(p.version.clone());
         }
-        let endpoint = format!("{url}-/npm/v1/security/advisories/bulk");
+        let endpoint = advisories::bulk_endpoint(&url);
         let body = registry
             .http
             .post_json(

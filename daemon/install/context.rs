@@ -144,7 +144,7 @@ impl<'a> Run<'a> {
 
 /// Run blocking filesystem or CPU work from async code without stalling the executor: the
 /// runtime moves its other tasks off this worker while `f` runs (multi-thread runtime only).
-pub(super) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 

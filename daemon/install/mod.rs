@@ -53,7 +53,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
 
 use crate::error::Result;
-use context::{Run, blocking};
+use context::Run;
+pub(crate) use context::blocking;
 
 pub use audit::locked_tree;
 pub use context::{EventSender, Installer};

@@ -256,22 +256,26 @@ fn clean_scripts(o: &mut Map<String, Value>) {
     }
 }
 
+/// `p` split at `seps`, with empty and `.` segments dropped and `..` taking the previous one
+/// away (as path.join against `/` does), joined with `/` and without a leading one.
+pub(super) fn resolve_dots(p: &str, seps: &[char]) -> String {
+    let mut out: Vec<&str> = vec![];
+    for seg in p.split(seps) {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    out.join("/")
+}
+
 /// npm-normalize-package-bin: a string `bin` becomes `{<unscoped name>: path}`; keys are base
 /// names, paths are joined against `/` and made relative again.
 fn normalize_bin(o: &mut Map<String, Value>) {
-    let clean_path = |p: &str| {
-        let mut out: Vec<&str> = vec![];
-        for seg in p.split(['/', '\\']) {
-            match seg {
-                "" | "." => {}
-                ".." => {
-                    out.pop();
-                }
-                s => out.push(s),
-            }
-        }
-        out.join("/")
-    };
+    let clean_path = |p: &str| resolve_dots(p, &['/', '\\']);
     let map = match o.get("bin") {
         Some(Value::String(p)) => {
             let name = o.get("name").and_then(Value::as_str).unwrap_or("");

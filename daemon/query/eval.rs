@@ -818,15 +818,5 @@ fn absolute(root: &Path, pattern: &str) -> String {
     } else {
         format!("{}/{pattern}", root.to_string_lossy())
     };
-    let mut out: Vec<&str> = vec![];
-    for seg in joined.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    format!("/{}", out.join("/"))
+    format!("/{}", super::actual::resolve_dots(&joined, &['/']))
 }

@@ -18,17 +18,12 @@ use hoard_proto::v1;
 use serde_json::{Map, Value};
 
 use crate::error::{HoardError, Result};
-use crate::install::Installer;
+use crate::install::{Installer, blocking};
 use crate::registry::Network;
 use crate::registry::config::NpmConfig;
 use actual::Graph;
 use eval::{Advisory, Eval, Known};
 use selector::{Part, Pseudo, SelectorList};
-
-/// Blocking work (reading node_modules, evaluating) off the executor's other tasks.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
-}
 
 /// A selector npm refuses, with npm's error code.
 #[derive(Debug, Clone)]
@@ -271,17 +266,14 @@ impl Installer {
                 .or_default()
                 .insert(n.version().to_string());
         }
-        let endpoint = format!(
-            "{}-/npm/v1/security/advisories/bulk",
-            cfg.default_registry()
-        );
+        let endpoint = crate::advisories::bulk_endpoint(&cfg.default_registry());
         let body = self
             .registry
             .http
             .post_json(
                 &endpoint,
                 cfg.auth_for(&endpoint).as_deref(),
-                serde_json::to_vec(&asked).unwrap_or_default(),
+                crate::advisories::request_body(&asked),
                 "advisories",
             )
             .await?;

@@ -191,6 +191,11 @@ impl Parser<'_> {
     }
 
     fn word(&mut self) -> String {
+        self.escaped_until(ends_word)
+    }
+
+    /// Characters up to one `stop` accepts; a backslash takes the next character as it is.
+    fn escaped_until(&mut self, stop: fn(u8) -> bool) -> String {
         let mut out = String::new();
         while let Some(c) = self.peek() {
             if c == b'\\' {
@@ -201,7 +206,7 @@ impl Parser<'_> {
                 }
                 continue;
             }
-            if ends_word(c) {
+            if stop(c) {
                 break;
             }
             let ch = self.rest_char();
@@ -326,24 +331,7 @@ impl Parser<'_> {
     }
 
     fn attr_value(&mut self) -> String {
-        let mut out = String::new();
-        while let Some(c) = self.peek() {
-            if c == b'\\' {
-                self.i += 1;
-                if let Some(ch) = self.src[self.i..].chars().next() {
-                    out.push(ch);
-                    self.i += ch.len_utf8();
-                }
-                continue;
-            }
-            if c.is_ascii_whitespace() || c == b']' {
-                break;
-            }
-            let ch = self.rest_char();
-            out.push(ch);
-            self.i += ch.len_utf8();
-        }
-        out
+        self.escaped_until(|c| c.is_ascii_whitespace() || c == b']')
     }
 
     fn quoted(&mut self, q: u8) -> Result<String, QueryError> {

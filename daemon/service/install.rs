@@ -40,7 +40,7 @@ pub(super) fn spawn(
             let result = run(&d, r, &op, &tx, &key).await;
             let end = conclude(&d, &op, &tx, result).await;
             let (kind, message) = (watch_event::Kind::InstallFinished, end.message.clone());
-            d.emit_watch_op(&key, kind, message, &op.id, Some(end.outcome));
+            d.emit_watch(&key, kind, message, Some(&op.id), Some(end.outcome));
             d.operations.done(&op);
             // The dashboard hears "finished" after every event the client got.
             drop(tx);
@@ -88,13 +88,8 @@ async fn run(
         }
     };
     let _ = tx.send(Ok(op.running())).await;
-    d.emit_watch_op(
-        key,
-        watch_event::Kind::InstallStarted,
-        String::new(),
-        &op.id,
-        None,
-    );
+    let started = watch_event::Kind::InstallStarted;
+    d.emit_watch(key, started, String::new(), Some(&op.id), None);
     d.emit_live(key, watch_event::Kind::InstallStarted, "");
     info!(project = %key.display(), operation = %op.id, "install began (project locked)");
     if let Some(hold) = failpoint_install_hold() {

@@ -59,6 +59,38 @@ fn finished(events: &[Event]) -> v1::OperationFinished {
     }
 }
 
+/// Hold every answer for `path` until the returned gate opens.
+fn gated(reg: &Registry, path: &str) -> Arc<Gate> {
+    let gate = Gate::new();
+    reg.fault(
+        path,
+        Fault {
+            gate: Some(gate.clone()),
+            ..Default::default()
+        },
+    );
+    gate
+}
+
+/// Start an install of the project as operation `id`.
+async fn start(
+    c: &mut HoardClient<Channel>,
+    ctx: &TestContext,
+    reg: &Registry,
+    id: &str,
+) -> tonic::Streaming<v1::InstallEvent> {
+    c.install(request(ctx, reg, id)).await.unwrap().into_inner()
+}
+
+async fn cancel(c: &mut HoardClient<Channel>, id: &str) -> v1::CancelOperationResponse {
+    c.cancel_operation(v1::CancelOperationRequest {
+        operation_id: id.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 fn registry() -> Registry {
     let reg = Registry::start();
     reg.publish(Pkg::new("a", "1.0.0").dep("b", "^1.0.0"));
@@ -111,14 +143,7 @@ fn a_cancel_before_linking_leaves_the_project_untouched_and_says_so() {
         ("fetch", Registry::tarball_path("b", "1.0.0")),
     ] {
         let reg = registry();
-        let gate = Gate::new();
-        reg.fault(
-            &path,
-            Fault {
-                gate: Some(gate.clone()),
-                ..Default::default()
-            },
-        );
+        let gate = gated(&reg, &path);
         let ctx = project(&reg);
         ctx.ok(&["daemon", "start"]);
         let rt = runtime();
@@ -135,13 +160,7 @@ fn a_cancel_before_linking_leaves_the_project_untouched_and_says_so() {
             let stream = resp.into_inner();
             let reached = eventually_async(|| reg.count(&path) > 0).await;
             assert!(reached, "{phase}: the request reached the gate");
-            let r = c
-                .cancel_operation(v1::CancelOperationRequest {
-                    operation_id: id.clone(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
+            let r = cancel(&mut c, &id).await;
             assert!(r.cancelled, "{phase}: {r:?}");
             gate.open();
             let (events, status) = drain(stream).await;
@@ -187,19 +206,9 @@ fn a_cancel_after_the_point_of_no_return_is_refused_and_the_install_completes() 
     let rt = runtime();
     rt.block_on(async {
         let mut c = client(&ctx).await;
-        let stream = c
-            .install(request(&ctx, &reg, "late"))
-            .await
-            .unwrap()
-            .into_inner();
+        let stream = start(&mut c, &ctx, &reg, "late").await;
         until(&mut c, "late", |o| o.past_point_of_no_return).await;
-        let r = c
-            .cancel_operation(v1::CancelOperationRequest {
-                operation_id: "late".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let r = cancel(&mut c, "late").await;
         assert!(!r.cancelled);
         assert_eq!(r.state, "past-point-of-no-return");
         let (events, status) = drain(stream).await;
@@ -234,20 +243,12 @@ fn a_queued_install_says_what_it_waits_for_and_can_be_cancelled_there() {
     let rt = runtime();
     rt.block_on(async {
         let mut c = client(&ctx).await;
-        let first = c
-            .install(request(&ctx, &reg, "first"))
-            .await
-            .unwrap()
-            .into_inner();
+        let first = start(&mut c, &ctx, &reg, "first").await;
         until(&mut c, "first", |o| {
             o.state == v1::OperationState::Running as i32
         })
         .await;
-        let mut second = c
-            .install(request(&ctx, &reg, "second"))
-            .await
-            .unwrap()
-            .into_inner();
+        let mut second = start(&mut c, &ctx, &reg, "second").await;
         let Some(v1::InstallEvent {
             event: Some(Event::Operation(u)),
         }) = second.message().await.unwrap()
@@ -259,13 +260,7 @@ fn a_queued_install_says_what_it_waits_for_and_can_be_cancelled_there() {
         // A duplicate id is refused while it runs.
         let dup = c.install(request(&ctx, &reg, "first")).await.unwrap_err();
         assert_eq!(dup.code(), tonic::Code::AlreadyExists);
-        let r = c
-            .cancel_operation(v1::CancelOperationRequest {
-                operation_id: "second".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let r = cancel(&mut c, "second").await;
         assert!(r.cancelled);
         assert_eq!(r.state, "queued");
         let (events, _) = drain(second).await;
@@ -305,11 +300,7 @@ fn another_client_attaches_and_a_vanished_client_leaves_the_truth_behind() {
     let rt = runtime();
     rt.block_on(async {
         let mut c = client(&ctx).await;
-        let terminal = c
-            .install(request(&ctx, &reg, "from-terminal"))
-            .await
-            .unwrap()
-            .into_inner();
+        let terminal = start(&mut c, &ctx, &reg, "from-terminal").await;
         until(&mut c, "from-terminal", |o| {
             o.state == v1::OperationState::Running as i32
         })
@@ -342,25 +333,14 @@ fn another_client_attaches_and_a_vanished_client_leaves_the_truth_behind() {
     // A client that drops its stream during the fetch: cancelled, and ListOperations and
     // AttachOperation say so afterwards.
     let reg = registry();
-    let gate = Gate::new();
     let tarball = Registry::tarball_path("b", "1.0.0");
-    reg.fault(
-        &tarball,
-        Fault {
-            gate: Some(gate.clone()),
-            ..Default::default()
-        },
-    );
+    let gate = gated(&reg, &tarball);
     let ctx = project(&reg);
     ctx.ok(&["daemon", "start"]);
     let gate2 = Arc::clone(&gate);
     rt.block_on(async {
         let mut c = client(&ctx).await;
-        let stream = c
-            .install(request(&ctx, &reg, "gone"))
-            .await
-            .unwrap()
-            .into_inner();
+        let stream = start(&mut c, &ctx, &reg, "gone").await;
         assert!(eventually_async(|| reg.count(&tarball) > 0).await);
         drop(stream);
         gate2.open();
@@ -384,25 +364,14 @@ fn another_client_attaches_and_a_vanished_client_leaves_the_truth_behind() {
 #[test]
 fn a_stopping_daemon_ends_operations_unavailable_with_a_reason() {
     let reg = registry();
-    let gate = Gate::new();
     let tarball = Registry::tarball_path("b", "1.0.0");
-    reg.fault(
-        &tarball,
-        Fault {
-            gate: Some(gate.clone()),
-            ..Default::default()
-        },
-    );
+    let gate = gated(&reg, &tarball);
     let ctx = project(&reg);
     ctx.ok(&["daemon", "start"]);
     let rt = runtime();
     rt.block_on(async {
         let mut c = client(&ctx).await;
-        let stream = c
-            .install(request(&ctx, &reg, "stopped"))
-            .await
-            .unwrap()
-            .into_inner();
+        let stream = start(&mut c, &ctx, &reg, "stopped").await;
         assert!(eventually_async(|| reg.count(&tarball) > 0).await);
         c.shutdown(v1::ShutdownRequest {
             reason: "test".into(),
