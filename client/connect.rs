@@ -15,19 +15,6 @@ use hoard_proto::v1::hoard_client::HoardClient;
 use hoard_proto::v1::{HelloRequest, HelloResponse, ShutdownRequest};
 use tonic::transport::Channel;
 
-/// Whether the filesystem holding `dir` has (almost) no room left.
-fn disk_full(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid NUL-terminated path and a zeroed struct for the call to fill.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return false;
-    }
-    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) < 256 * 1024
-}
 /// How long to wait for a started daemon's socket.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -192,16 +179,9 @@ pub async fn connect(store: &Path, verbose: bool) -> Result<Connection, ConnectE
 }
 
 async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, ConnectError> {
-    let runtime = socket.parent().unwrap_or(Path::new("/tmp")).to_path_buf();
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        let _ = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&runtime);
-    }
+    let _ = crate::platform::create_private_dir(&hoard_proto::runtime_dir());
     // One starter at a time per store; the others find the socket once they get the lock.
-    let spawn_lock_path = socket.with_extension("spawn.lock");
+    let spawn_lock_path = hoard_proto::spawn_lock_path(socket);
     let spawn_lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -241,17 +221,7 @@ async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, Co
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr));
-    {
-        use std::os::unix::process::CommandExt;
-        // Detach: its own session, so the terminal's Ctrl-C does not reach it.
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
-    }
+    crate::platform::detach(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| {
         ConnectError::Unreachable(format!(
             "cannot start the daemon `{}`: {e}; is hoardd installed next to hoard (or set HOARD_DAEMON_BIN)?",
@@ -274,7 +244,7 @@ async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, Co
             let msg = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             let mut why = msg.trim().to_string();
             if status.code() == Some(hoard_proto::exit::NO_SPACE.into())
-                || why.is_empty() && disk_full(store)
+                || why.is_empty() && crate::platform::disk_full(store)
             {
                 why = format!(
                     "no space left on the filesystem of the store `{}`; free some space and \

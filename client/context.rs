@@ -25,8 +25,7 @@ pub fn store_dir(cli: &Cli) -> Result<PathBuf> {
         })?,
     };
     // Private from the start: private packages and their metadata live there.
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&s)
+    crate::platform::create_private_dir(&s)
         .with_context(|| format!("creating the store directory `{}`", s.display()))?;
     std::fs::canonicalize(&s).with_context(|| format!("resolving `{}`", s.display()))
 }

@@ -13,6 +13,7 @@ mod context;
 mod lsview;
 mod npm_defaults;
 mod npm_env;
+mod platform;
 mod render;
 mod scripts;
 

@@ -96,7 +96,7 @@ pub struct ScriptRun<'a> {
 /// The npm settings scripts run under, read as npm reads them (the project's and the user's
 /// .npmrc, `npm_config_*`).
 pub struct Settings {
-    /// `script-shell` (default `sh`).
+    /// `script-shell` (default `sh`; `%ComSpec%` on Windows).
     pub shell: String,
     /// `node-options`, given to scripts as NODE_OPTIONS.
     pub node_options: Option<String>,
@@ -118,7 +118,7 @@ impl Settings {
                 .get("script-shell")
                 .filter(|s| !s.is_empty() && *s != "null")
                 .cloned()
-                .unwrap_or_else(|| "sh".into()),
+                .unwrap_or_else(crate::platform::default_shell),
             node_options: v.get("node-options").filter(|s| !s.is_empty()).cloned(),
             if_present: on("if-present"),
             ignore_scripts: on("ignore-scripts"),
@@ -151,9 +151,8 @@ pub fn run(s: &ScriptRun<'_>) -> Result<()> {
     cmd.envs(crate::npm_env::config(&settings.values))
         .envs(crate::npm_env::package(&pkg))
         .envs(crate::npm_env::tools(s.root, &path));
+    crate::platform::shell_args(&mut cmd, &settings.shell, &line);
     let status = cmd
-        .arg("-c")
-        .arg(&line)
         .current_dir(s.dir)
         .env("PATH", &path)
         .envs(node_path(s.root))
@@ -202,12 +201,7 @@ pub struct ScriptFailed {
 
 /// The exit code a shell would report for `status`: its code, or 128 + the signal.
 pub fn exit_code(status: std::process::ExitStatus) -> u8 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => u8::try_from(c).unwrap_or(1),
-        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
-        _ => 1,
-    }
+    crate::platform::exit_code(status)
 }
 
 /// `name@version`, or the name alone when there is no version (a private root).
@@ -291,7 +285,14 @@ pub fn run_named(project: &Path, name: &str, args: &[String]) -> Result<()> {
 
 /// `hoard exec <bin> [args]`: a bin from node_modules/.bin (or PATH) with the npm environment.
 pub fn exec_bin(project: &Path, bin: &str, args: &[String]) -> Result<u8> {
-    let status = Command::new(bin)
+    // A project's bin first (on Windows its `.cmd` shim, which PATH lookup would not find).
+    let local = crate::platform::bin_file(&project.join("node_modules/.bin"), bin);
+    let program = if local.is_file() {
+        local.into_os_string()
+    } else {
+        bin.into()
+    };
+    let status = Command::new(program)
         .args(args)
         .env("PATH", path_with_bins(project, project))
         .envs(node_path(project))

@@ -166,10 +166,7 @@ impl HoardError {
     /// An I/O error on `path`, with what was being done.
     /// A full disk (or quota) becomes `NoSpace`, which says so in plain words.
     pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        if matches!(
-            source.raw_os_error(),
-            Some(libc::ENOSPC) | Some(libc::EDQUOT)
-        ) {
+        if crate::platform::is_no_space(&source) {
             return HoardError::NoSpace {
                 context,
                 path: path.into(),

@@ -34,20 +34,19 @@ mod settings;
 mod signatures;
 mod spec;
 mod store;
+mod transport;
 mod tree;
 mod ui;
 mod upkeep;
 mod watch;
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tokio_stream::StreamExt;
 use tracing::{error, info, warn};
 
 use error::HoardError;
@@ -112,14 +111,13 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
             )
         })?,
     };
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&store)
+    platform::create_private_dir(&store)
         .map_err(|e| HoardError::io("creating the store", &store, e))?;
     let store =
         std::fs::canonicalize(&store).map_err(|e| HoardError::io("resolving", &store, e))?;
     let state_dir = hoard_proto::state::dir(&store);
     std::fs::create_dir_all(&state_dir).map_err(|e| HoardError::io("creating", &state_dir, e))?;
-    let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o700));
+    let _ = platform::set_mode(&state_dir, 0o700);
 
     // One daemon per store: the lock comes before anything else touches the store.
     let lock_path = hoard_proto::state::lock_file(&store);
@@ -187,7 +185,7 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
         protocol_version,
     ));
     // Socket removed while we still hold the lock: no other daemon can own it yet.
-    let _ = std::fs::remove_file(&socket);
+    transport::unbind(&socket);
     runtime.shutdown_timeout(Duration::from_secs(5));
     match result {
         Ok(reason) => {
@@ -200,29 +198,6 @@ fn run(args: Args) -> Result<ExitCode, HoardError> {
             Err(e)
         }
     }
-}
-
-fn bind(socket: &Path) -> Result<tokio::net::UnixListener, HoardError> {
-    let dir = socket.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)
-        .map_err(|e| HoardError::io("creating the socket directory", dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| HoardError::io("securing the socket directory", dir, e))?;
-    // We hold the store lock, so a socket file here is a stale one from a killed daemon.
-    match std::fs::remove_file(socket) {
-        Ok(()) => warn!(socket = %socket.display(), "removed a stale socket"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(HoardError::io("removing the stale socket", socket, e)),
-    }
-    // The socket is created 0600 (no window with wider permissions).
-    // SAFETY: umask only changes this process's file mode creation mask.
-    let old = unsafe { libc::umask(0o177) };
-    let listener = tokio::net::UnixListener::bind(socket);
-    unsafe { libc::umask(old) };
-    let listener = listener.map_err(|e| HoardError::io("binding the socket", socket, e))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| HoardError::io("securing the socket", socket, e))?;
-    Ok(listener)
 }
 
 async fn serve(
@@ -257,10 +232,10 @@ async fn serve(
         store,
     );
 
-    let listener = bind(&socket)?;
+    let listener = transport::bind(&socket)?;
     info!(socket = %socket.display(), idle_secs = idle.as_secs(), "listening");
     let pointer = point_to(&daemon.config);
-    let incoming = only_my_user(listener);
+    let incoming = transport::incoming(listener);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<hoard_proto::v1::hoard_server::HoardServer<Service>>()
@@ -326,6 +301,10 @@ fn point_to(config: &service::DaemonConfig) -> Option<PathBuf> {
         return None;
     }
     let path = hoard_proto::pointer_file();
+    if let Some(dir) = path.parent() {
+        // The runtime dir (a pipe has no folder of its own to make it on Windows).
+        let _ = platform::create_private_dir(dir);
+    }
     let body = serde_json::json!({
         "socket": config.socket_path.display().to_string(),
         "store": config.store_path.display().to_string(),
@@ -348,31 +327,6 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// The listener's connections from this daemon's own user; others are refused and logged.
-fn only_my_user(
-    listener: tokio::net::UnixListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::UnixStream>> {
-    // SAFETY: getuid cannot fail.
-    let my_uid = unsafe { libc::getuid() };
-    tokio_stream::wrappers::UnixListenerStream::new(listener).filter_map(move |conn| match conn {
-        Ok(stream) => match stream.peer_cred() {
-            Ok(cred) if cred.uid() == my_uid => Some(Ok::<_, std::io::Error>(stream)),
-            Ok(cred) => {
-                warn!(uid = cred.uid(), "refused a connection from another user");
-                None
-            }
-            Err(e) => {
-                warn!(error = %e, "refused a connection without peer credentials");
-                None
-            }
-        },
-        Err(e) => {
-            warn!(error = %e, "accept failed");
-            None
-        }
-    })
-}
-
 /// Idle shutdown: a deadline pushed back by every request.
 async fn close_when_idle(d: Arc<Daemon>, idle: Duration) {
     loop {
@@ -391,18 +345,11 @@ async fn close_when_idle(d: Arc<Daemon>, idle: Duration) {
     }
 }
 
-/// SIGTERM and SIGINT close the daemon gracefully.
+/// SIGTERM and SIGINT (Ctrl-C, Ctrl-Break, closing the console, logoff or shutdown on
+/// Windows) close the daemon gracefully.
 async fn close_on_signal(d: Arc<Daemon>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
     tokio::select! {
-        _ = term.recv() => d.close(CloseReason::Signal("SIGTERM")),
-        _ = int.recv() => d.close(CloseReason::Signal("SIGINT")),
+        name = platform::stop_signal() => d.close(CloseReason::Signal(name)),
         _ = d.shutdown.cancelled() => {}
     }
 }

@@ -331,11 +331,10 @@ fn protocol_ok<T>(req: &Request<T>, ours: &str) -> Result<(), Status> {
     )))
 }
 
+/// The uid of the peer `req` came from (0 where the OS has no uids: Windows checks the user by
+/// SID when the pipe connects).
 fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
-    req.extensions()
-        .get::<tonic::transport::server::UdsConnectInfo>()
-        .and_then(|i| i.peer_cred)
-        .map(|c| c.uid())
+    crate::transport::peer(req).map(|p| p.uid.unwrap_or(0))
 }
 
 /// The service handle tonic holds.
@@ -377,6 +376,7 @@ impl Hoard for Service {
     ) -> Result<Response<Self::InstallStream>, Status> {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let guard = InFlight::new(&self.0);
+        let peer_pid = crate::transport::peer(&req).and_then(|p| p.pid);
         let uid = peer_uid(&req)
             .ok_or_else(|| Status::permission_denied("peer credentials are unavailable"))?;
         let mut r = req.into_inner();
@@ -396,7 +396,8 @@ impl Hoard for Service {
             })?;
         let (tx, rx) = mpsc::channel(256);
         let out = stream(rx, &token);
-        let span = info_span!("rpc.install", project = %r.project_dir, operation = %op.id);
+        let span =
+            info_span!("rpc.install", project = %r.project_dir, operation = %op.id, peer_pid);
         let id = op.id.clone();
         install::spawn(self.0.clone(), r, op, tx, guard, span);
         let mut resp = Response::new(out);
@@ -664,11 +665,11 @@ impl Hoard for Service {
     ) -> Result<Response<DashboardResponse>, Status> {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
-        let uid = peer_uid(&req)
+        let peer = crate::transport::peer(&req)
             .ok_or_else(|| Status::permission_denied("peer credentials are unavailable"))?;
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let own = unsafe { libc::getuid() };
-        if uid != own && uid != 0 {
+        let uid = peer.uid.unwrap_or(0);
+        if !peer.same_user && uid != 0 {
+            let own = crate::platform::my_uid();
             return Err(HoardError::PermissionDenied(format!(
                 "the dashboard belongs to the daemon's user (uid {own}), not to uid {uid}"
             ))

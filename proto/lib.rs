@@ -101,8 +101,13 @@ pub fn daemon_serves(daemon: &str, client: &str) -> bool {
         && matches!((minor(daemon), minor(client)), (Some(d), Some(c)) if d >= c)
 }
 
-/// The default store directory: `$XDG_DATA_HOME/hoard/store`, else `~/.local/share/hoard/store`.
+/// The default store directory: `$XDG_DATA_HOME/hoard/store`, else `~/.local/share/hoard/store`;
+/// on Windows `%LOCALAPPDATA%\hoard\store`.
 pub fn default_store_dir() -> Option<PathBuf> {
+    #[cfg(windows)]
+    if let Some(local) = std::env::var_os("LOCALAPPDATA").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(local).join("hoard").join("store"));
+    }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
         return Some(PathBuf::from(x).join("hoard").join("store"));
     }
@@ -161,6 +166,19 @@ pub fn socket_path(store: &Path) -> PathBuf {
     return PathBuf::from(format!(r"\\.\pipe\hoard-{}", &hex[..16]));
     #[cfg(not(windows))]
     runtime_dir().join(format!("hoard-{}.sock", &hex[..16]))
+}
+
+/// The file clients lock while one of them starts the daemon of `socket`: beside the socket
+/// (`<socket minus .sock>.spawn.lock`); on Windows, where the socket is a pipe name, in the
+/// runtime dir.
+pub fn spawn_lock_path(socket: &Path) -> PathBuf {
+    #[cfg(windows)]
+    if let Some(name) = socket.file_name() {
+        let mut n = name.to_os_string();
+        n.push(".spawn.lock");
+        return runtime_dir().join(n);
+    }
+    socket.with_extension("spawn.lock")
 }
 
 /// Where the daemon of the default store says where it listens, for tools that would rather

@@ -156,18 +156,17 @@ async fn stop(cli: &Cli, store: &Path) -> Result<()> {
 /// socket is in that user's runtime folder, and it refuses other users): say so, instead of
 /// "not running".
 fn not_mine(store: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let Ok(md) = std::fs::metadata(store) else {
         return Ok(());
     };
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if me != 0 && md.uid() != me {
+    if let Some((owner, me)) = crate::platform::owner(&md)
+        && me != 0
+        && owner != me
+    {
         bail!(
-            "the store `{}` belongs to uid {}, not to you (uid {me}): only that user's daemon \
-             serves it, and only that user can stop it",
+            "the store `{}` belongs to uid {owner}, not to you (uid {me}): only that user's \
+             daemon serves it, and only that user can stop it",
             store.display(),
-            md.uid()
         );
     }
     Ok(())

@@ -67,7 +67,7 @@ pub async fn dlx(cli: &Cli, package: &str, args: &[String]) -> Result<u8> {
             ),
         }
     };
-    let code = std::process::Command::new(bin_dir.join(&bin))
+    let code = std::process::Command::new(crate::platform::bin_file(&bin_dir, &bin))
         .args(args)
         .env("PATH", scripts::path_with_bins(&dir, &dir))
         .envs(scripts::node_path(&dir))

@@ -6,7 +6,6 @@
 //! Must not: resolve, download or touch node_modules.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use hoard_proto::v1::{self, InstallRequest};
@@ -142,16 +141,20 @@ fn own_project_dir(req: &InstallRequest) -> Result<(PathBuf, u64)> {
     let dir = project_dir(&req.project_dir)?;
     let md =
         blocking(|| std::fs::metadata(&dir)).map_err(|e| HoardError::io("reading", &dir, e))?;
-    if md.uid() != req.peer_uid && req.peer_uid != 0 {
+    // Windows has no owner uid: the profile's ACLs decide who may write there.
+    if let Some(owner) = crate::platform::owner(&md)
+        && owner != req.peer_uid
+        && req.peer_uid != 0
+    {
         return Err(HoardError::PermissionDenied(format!(
-            "project directory `{}` belongs to uid {}, not to you (uid {}); hoard installs \
+            "project directory `{}` belongs to uid {owner}, not to you (uid {}); hoard installs \
              only into your own projects",
             dir.display(),
-            md.uid(),
             req.peer_uid
         )));
     }
-    Ok((dir, md.dev()))
+    let device = crate::platform::device(&dir, &md);
+    Ok((dir, device))
 }
 
 /// Fingerprint of everything an install depends on.

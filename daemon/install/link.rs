@@ -4,7 +4,6 @@
 //!
 //! Must not: decide placement itself or write files itself (the linker does both).
 
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,9 +59,10 @@ pub(super) async fn link(
     linker::compute_bin_links(&mut plan);
     tracing::debug!(millis = started.elapsed().as_millis() as u64, "planned");
     let requested = requested_method(run.req);
+    let files = &installer.store.layout.files;
     let dev_key = (
-        blocking(|| std::fs::metadata(&installer.store.layout.files))
-            .map(|m| m.dev())
+        blocking(|| std::fs::metadata(files))
+            .map(|m| crate::platform::device(files, &m))
             .unwrap_or(0),
         inputs.dev,
     );

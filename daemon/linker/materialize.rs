@@ -7,7 +7,6 @@
 //! Must not: decide where packages go (the planners do), download, or run package code.
 
 use std::collections::{BTreeMap, HashSet};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +18,7 @@ use super::method::{self, LinkState, Method, Requested};
 use super::state::{State, read_state, remove_state};
 use super::{LinkReport, Plan, PlannedLink, PlannedPackage, mkdir_all, rename};
 use crate::error::{HoardError, Result};
+use crate::platform::Dir;
 use crate::store::index::FileEntry;
 use crate::store::{Store, StoredPackage};
 
@@ -459,7 +459,7 @@ fn place_symlinks(
     }
     todo.par_iter().try_for_each(|l| {
         let dest = project.join(&l.location);
-        std::os::unix::fs::symlink(&l.target, &dest)
+        crate::platform::link_dir(&l.target, &dest)
             .map_err(|e| HoardError::io("creating symlink", &dest, e))
     })
 }
@@ -484,41 +484,21 @@ fn place_bins(project: &Path, plan: &Plan, old: Option<&State>) -> Result<()> {
     Ok(())
 }
 
-/// A package folder being built, held open.
-struct StageDir(std::os::fd::OwnedFd);
-
-impl StageDir {
-    fn open(path: &Path) -> std::io::Result<StageDir> {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(path)?;
-        Ok(StageDir(f.into()))
+/// Make `rel` and its parents (those not in `made` yet) inside the open folder `dir`.
+fn make_dirs<'a>(dir: &Dir, rel: &'a str, made: &mut HashSet<&'a str>) -> std::io::Result<()> {
+    if made.contains(rel) {
+        return Ok(());
     }
-
-    fn fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    if let Some((parent, _)) = rel.rsplit_once('/') {
+        make_dirs(dir, parent, made)?;
     }
-
-    /// Make `rel` and its parents (those not in `made` yet) inside this folder.
-    fn make<'a>(&self, rel: &'a str, made: &mut HashSet<&'a str>) -> std::io::Result<()> {
-        if made.contains(rel) {
-            return Ok(());
-        }
-        if let Some((parent, _)) = rel.rsplit_once('/') {
-            self.make(parent, made)?;
-        }
-        let c = std::ffi::CString::new(rel).map_err(std::io::Error::other)?;
-        // SAFETY: a valid directory fd and a NUL-terminated relative path.
-        if unsafe { libc::mkdirat(self.fd(), c.as_ptr(), 0o755) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                return Err(e);
-            }
-        }
-        made.insert(rel);
-        Ok(())
+    if let Err(e) = dir.mkdir(rel)
+        && e.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(e);
     }
+    made.insert(rel);
+    Ok(())
 }
 
 /// Create one package's directory tree under `stage` and link (or copy) its files.
@@ -539,13 +519,13 @@ fn build_package(
     };
     // The folder held open: folders and links are made relative to it (no walk of the
     // project's path for each file).
-    let dir = StageDir::open(stage).map_err(|e| HoardError::io("opening", stage, e))?;
+    let dir = Dir::open(stage).map_err(|e| HoardError::io("opening", stage, e))?;
     let mut made: HashSet<&str> = HashSet::new();
     let bin_targets: HashSet<&str> = p.bins.values().map(String::as_str).collect();
     let mut n = 0;
     for f in files {
         if let Some((parent, _)) = f.path.rsplit_once('/') {
-            dir.make(parent, &mut made)
+            make_dirs(&dir, parent, &mut made)
                 .map_err(|e| HoardError::io("creating directory", stage.join(parent), e))?;
         }
         // Bin targets must be executable: use the store's executable variant of the file.
@@ -563,7 +543,7 @@ fn build_package(
         // The common case without building either path; anything else (and any error,
         // reported with its paths) goes the long way.
         let quick = !p.copy && links.method == Method::Hardlink;
-        if !quick || store.hard_link_at(f, exec, dir.fd(), &f.path).is_err() {
+        if !quick || store.hard_link_at(f, exec, &dir, &f.path).is_err() {
             let dst = stage.join(&f.path);
             let src = store.layout.content_path(&f.hash, exec);
             if p.copy {

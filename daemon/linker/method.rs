@@ -6,7 +6,6 @@
 //! what to link (the plan does).
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -53,21 +52,11 @@ pub fn link_with(m: Method, src: &Path, dst: &Path, executable: bool) -> io::Res
 }
 
 fn set_mode(p: &Path, executable: bool) -> io::Result<()> {
-    std::fs::set_permissions(
-        p,
-        std::fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }),
-    )
+    crate::platform::set_mode(p, if executable { 0o755 } else { 0o644 })
 }
 
 fn why(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::EXDEV) => "the store and the project are on different filesystems (EXDEV)",
-        Some(libc::EMLINK) => "a store file has too many links (EMLINK)",
-        Some(libc::EPERM) => "the filesystem refused the link (EPERM)",
-        Some(libc::EOPNOTSUPP) => "the filesystem cannot do it (ENOTSUP)",
-        Some(libc::EINVAL) => "the filesystem cannot do it (EINVAL)",
-        _ => "it failed",
-    }
+    crate::platform::link_failure(e)
 }
 
 /// The link state of one install: the method once chosen, and warnings to show once.

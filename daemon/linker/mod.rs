@@ -207,7 +207,7 @@ fn mkdir_all(p: &Path) -> Result<()> {
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| {
+    crate::platform::rename(from, to).map_err(|e| {
         HoardError::io(
             "renaming",
             from,

@@ -5,7 +5,6 @@
 //! Must not: follow symlinks (a global-layout project's packages are repaired in their slots),
 //! or change anything but those files.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{HoardError, Result};
@@ -24,7 +23,11 @@ pub fn replace_inode(root: &Path, dev: u64, ino: u64, with: &Path) -> Result<Vec
             let p = e.path();
             if md.is_dir() {
                 todo.push(p);
-            } else if md.is_file() && md.ino() == ino && md.dev() == dev {
+            } else if md.is_file()
+                && let Ok(id) = crate::platform::identity(&p, &md)
+                && id.inode == ino
+                && id.device == dev
+            {
                 let tmp = p.with_file_name(format!("{}.hoard-relink", e.file_name().display()));
                 let _ = std::fs::remove_file(&tmp);
                 std::fs::hard_link(with, &tmp)

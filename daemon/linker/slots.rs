@@ -94,7 +94,7 @@ fn build(
         if let Some(parent) = dest.parent() {
             mkdir_all(parent)?;
         }
-        std::os::unix::fs::symlink(&l.target, &dest)
+        crate::platform::link_dir(&l.target, &dest)
             .map_err(|e| HoardError::io("creating symlink", &dest, e))?;
     }
     Ok(built)

@@ -174,9 +174,8 @@ pub fn slots_linked(project: &Path, store: &crate::store::Store) -> Vec<String> 
 }
 
 pub fn dir_mtime(p: &Path) -> i128 {
-    use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p)
-        .map(|m| m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128)
+        .map(|m| crate::platform::mtime_ns(&m))
         .unwrap_or(-1)
 }
 

@@ -75,34 +75,20 @@ pub fn adopt(project: &Path) -> Result<()> {
     // Deleted a moment later, so as not to compete with the install's own last steps.
     std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(1));
-        let _ = std::fs::remove_dir_all(trash);
+        let _ = crate::platform::remove_dir_all(&trash);
     });
     Ok(())
 }
 
-/// Put `new` at `dest`: when `dest` exists the two trade places (`renameat2` with
-/// `RENAME_EXCHANGE`, atomic: `dest` is never missing), else `new` is moved there.
+/// Put `new` at `dest`: when `dest` exists the two trade places (atomic where the OS can:
+/// `dest` is never missing), else `new` is moved there.
 fn exchange_or_move(new: &Path, dest: &Path) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c =
-        |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
-    let (a, b) = (
-        c(new).map_err(|e| HoardError::io("swapping", new, e))?,
-        c(dest).map_err(|e| HoardError::io("swapping", dest, e))?,
-    );
-    // SAFETY: two NUL-terminated paths, AT_FDCWD for both.
-    let r = unsafe {
-        crate::platform::rename_exchange(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr())
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
+    match crate::platform::exchange(new, dest) {
+        Ok(()) => Ok(()),
         // Nothing at `dest` to trade with.
-        Some(libc::ENOENT) => rename(new, dest),
-        // A filesystem without exchange: the old one goes beside the new one first.
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP) => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => rename(new, dest),
+        // A filesystem (or an OS) without exchange: the old one goes beside the new one first.
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
             let aside = new.with_file_name(format!(
                 "{}.old",
                 new.file_name()
@@ -112,7 +98,7 @@ fn exchange_or_move(new: &Path, dest: &Path) -> Result<()> {
             rename(dest, &aside)?;
             rename(new, dest)
         }
-        _ => Err(HoardError::io("swapping in", dest, e)),
+        Err(e) => Err(HoardError::io("swapping in", dest, e)),
     }
 }
 

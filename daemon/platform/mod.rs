@@ -1,9 +1,28 @@
-//! What differs between the operating systems hoard runs on, behind one interface: links
-//! (symlinks on Unix; junctions and bin shims on Windows). Callers never `cfg` themselves.
+//! What differs between the operating systems hoard runs on, behind one interface: folders
+//! held open for per-file calls (`Dir`), renames that refuse to replace or trade places, file
+//! modes, times and identity, durability, links (symlinks on Unix; junctions and bin shims on
+//! Windows) and retries on Windows' sharing violations. `unix.rs` and `windows.rs` give the same
+//! items; callers never `cfg` themselves.
 //!
 //! Must not: decide what to link where (the linker's planners do).
 
 pub mod shim;
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod imp;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod imp;
+
+/// Unix only (the socket's transport): run a closure under another umask.
+#[cfg(unix)]
+pub use imp::with_umask;
+pub use imp::{
+    Dir, create_private_dir, ctime_ns, device, durable, exchange, identity, is_no_space,
+    is_transient, link_dir, link_failure, mode, mtime, mtime_ns, my_uid, owner, set_mode,
+    stop_signal, sync_filesystem,
+};
 
 use std::path::Path;
 
@@ -25,84 +44,93 @@ pub fn link_bin(bin_dir: &Path, name: &str, target: &str) -> std::io::Result<()>
     }
 }
 
-/// Flags for opening a directory only to name things relative to it (Linux's `O_PATH`; other
-/// Unixes open it for reading).
-#[cfg(target_os = "linux")]
-pub const DIR_PATH_FLAGS: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-#[cfg(all(unix, not(target_os = "linux")))]
-pub const DIR_PATH_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-
-/// Atomically trade two directory entries (`renameat2(RENAME_EXCHANGE)` on Linux,
-/// `renameatx_np(RENAME_SWAP)` on macOS). Returns what the C call returns (0, or -1 with errno;
-/// EINVAL/ENOSYS/ENOTSUP where the filesystem cannot).
-///
-/// # Safety
-/// `from` and `to` must be valid NUL-terminated paths, and the fds valid or `AT_FDCWD`.
-#[cfg(unix)]
-pub unsafe fn rename_exchange(
-    from_dir: libc::c_int,
-    from: *const libc::c_char,
-    to_dir: libc::c_int,
-    to: *const libc::c_char,
-) -> libc::c_int {
-    #[cfg(target_os = "linux")]
-    // SAFETY: as the caller promises.
-    unsafe {
-        libc::renameat2(from_dir, from, to_dir, to, libc::RENAME_EXCHANGE)
+/// The absolute path a Windows junction must hold for a link in folder `base` (absolute,
+/// `\\` or `/` separated, e.g. `C:\\p\\node_modules`) whose text is `target` (relative and
+/// `/`-separated as hoard plans links, or absolute): junctions cannot be relative. `.` and `..`
+/// are resolved by name, never above the drive (or `\\?\X:`, or `\\server\share`).
+#[cfg(any(windows, test))]
+pub fn junction_target(base: &str, target: &str) -> String {
+    let absolute = |t: &str| t.starts_with(['/', '\\']) || t.as_bytes().get(1) == Some(&b':');
+    let (root, rest) = if absolute(target) {
+        split_root(target)
+    } else {
+        let (root, path) = split_root(base);
+        (root, format!("{path}\\{target}"))
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in rest.split(['/', '\\']) {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
     }
-    #[cfg(target_vendor = "apple")]
-    // SAFETY: as the caller promises.
-    unsafe {
-        libc::renameatx_np(from_dir, from, to_dir, to, libc::RENAME_SWAP)
-    }
-    #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
-    {
-        let _ = (from_dir, from, to_dir, to);
-        // SAFETY: setting errno for the caller's fallback.
-        unsafe { *libc::__errno_location() = libc::ENOSYS };
-        -1
-    }
+    format!("{root}\\{}", parts.join("\\"))
 }
 
-/// Rename, failing with EEXIST rather than replace (`RENAME_NOREPLACE` on Linux, `RENAME_EXCL`
-/// on macOS).
-///
-/// # Safety
-/// As for `rename_exchange`.
-#[cfg(unix)]
-pub unsafe fn rename_noreplace(
-    from_dir: libc::c_int,
-    from: *const libc::c_char,
-    to_dir: libc::c_int,
-    to: *const libc::c_char,
-) -> libc::c_int {
-    #[cfg(target_os = "linux")]
-    // SAFETY: as the caller promises.
-    unsafe {
-        libc::renameat2(from_dir, from, to_dir, to, libc::RENAME_NOREPLACE)
-    }
-    #[cfg(target_vendor = "apple")]
-    // SAFETY: as the caller promises.
-    unsafe {
-        libc::renameatx_np(from_dir, from, to_dir, to, libc::RENAME_EXCL)
-    }
+/// (`C:` / `\\?\C:` / `\\server\share`, the rest) of an absolute Windows path.
+#[cfg(any(windows, test))]
+fn split_root(p: &str) -> (&str, String) {
+    let cut = if let Some(v) = p.strip_prefix(r"\\?\") {
+        4 + v.find(['\\', '/']).unwrap_or(v.len())
+    } else if p.as_bytes().get(1) == Some(&b':') {
+        2
+    } else if let Some(unc) = p.strip_prefix(r"\\") {
+        // \\server\share: the root is the first two names.
+        let mut seps = unc.match_indices(['\\', '/']).map(|(i, _)| i + 2);
+        seps.nth(1).unwrap_or(p.len())
+    } else {
+        0
+    };
+    (&p[..cut], p[cut..].to_string())
 }
 
-/// Make every write to the filesystem holding `fd` durable: `syncfs` on Linux; on macOS
-/// `sync` and then `F_FULLFSYNC`, which also has the drive flush its cache (plain fsync does
-/// not there).
-#[cfg(unix)]
-pub fn sync_filesystem(fd: std::os::fd::RawFd) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: a valid fd; syncfs has no other preconditions.
-    unsafe {
-        libc::syncfs(fd);
-    }
-    #[cfg(target_vendor = "apple")]
-    // SAFETY: sync has no preconditions; fcntl on a valid fd.
-    unsafe {
-        libc::sync();
-        libc::fcntl(fd, libc::F_FULLFSYNC);
+/// A file's identity: the filesystem it is on, its number there, and how many names it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub device: u64,
+    pub inode: u64,
+    pub links: u64,
+}
+
+/// `rename`, retried while the OS says another process holds the file for a moment (Windows'
+/// sharing violations; never on Unix).
+pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    retrying(|| std::fs::rename(from, to))
+}
+
+/// `remove_dir_all`, retried as `rename` is.
+pub fn remove_dir_all(path: &Path) -> std::io::Result<()> {
+    retrying(|| std::fs::remove_dir_all(path))
+}
+
+/// Run `op` again while it fails with a transient error (`is_transient`), for up to 10 s.
+pub fn retrying<T>(op: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    retry_with(op, is_transient, std::thread::sleep)
+}
+
+/// `retrying`'s rule: back off from 10 ms, doubling up to 640 ms a wait, until 10 s of waiting
+/// have passed (npm's graceful-fs keeps trying renames on Windows for 60 s).
+fn retry_with<T>(
+    mut op: impl FnMut() -> std::io::Result<T>,
+    transient: impl Fn(&std::io::Error) -> bool,
+    mut sleep: impl FnMut(std::time::Duration),
+) -> std::io::Result<T> {
+    let (mut wait, mut waited) = (
+        std::time::Duration::from_millis(10),
+        std::time::Duration::ZERO,
+    );
+    loop {
+        match op() {
+            Err(e) if transient(&e) && waited < std::time::Duration::from_secs(10) => {
+                sleep(wait);
+                waited += wait;
+                wait = (wait * 2).min(std::time::Duration::from_millis(640));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -128,4 +156,84 @@ pub fn case_insensitive(dir: &Path) -> bool {
     let insensitive = std::fs::symlink_metadata(dir.join(name.to_lowercase())).is_ok();
     let _ = std::fs::remove_file(&probe);
     insensitive
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn junction_targets_are_absolute_windows_paths() {
+        let nm = r"C:\Users\me\app\node_modules";
+        assert_eq!(
+            junction_target(nm, "../packages/ui"),
+            r"C:\Users\me\app\packages\ui"
+        );
+        assert_eq!(
+            junction_target(
+                r"C:\app\node_modules\.hoard\a@1\node_modules",
+                "../../b@2/node_modules/b"
+            ),
+            r"C:\app\node_modules\.hoard\b@2\node_modules\b"
+        );
+        assert_eq!(
+            junction_target(nm, "./x/./y"),
+            r"C:\Users\me\app\node_modules\x\y"
+        );
+        assert_eq!(junction_target(nm, "D:/work/lib"), r"D:\work\lib");
+        assert_eq!(junction_target(r"C:\a", "../../../../x"), r"C:\x");
+        assert_eq!(
+            junction_target(r"\\?\C:\deep\node_modules", "../y"),
+            r"\\?\C:\deep\y"
+        );
+        assert_eq!(
+            junction_target(r"\\srv\share\p\node_modules", "../../../q"),
+            r"\\srv\share\q"
+        );
+    }
+
+    #[test]
+    fn a_transient_error_is_retried_until_it_passes_and_others_are_not() {
+        let (mut calls, mut slept) = (0, Vec::new());
+        let r = retry_with(
+            || {
+                calls += 1;
+                if calls < 4 {
+                    Err(Error::from(ErrorKind::ResourceBusy))
+                } else {
+                    Ok(calls)
+                }
+            },
+            |e| e.kind() == ErrorKind::ResourceBusy,
+            |d| slept.push(d.as_millis()),
+        );
+        assert_eq!(r.unwrap(), 4);
+        assert_eq!(slept, vec![10, 20, 40]);
+
+        let mut calls = 0;
+        let r: std::io::Result<()> = retry_with(
+            || {
+                calls += 1;
+                Err(Error::from(ErrorKind::NotFound))
+            },
+            |e| e.kind() == ErrorKind::ResourceBusy,
+            |_| panic!("a lasting error is not waited for"),
+        );
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_transient_error_that_lasts_gives_up_after_ten_seconds() {
+        let mut slept = std::time::Duration::ZERO;
+        let r: std::io::Result<()> = retry_with(
+            || Err(Error::from(ErrorKind::ResourceBusy)),
+            |_| true,
+            |d| slept += d,
+        );
+        assert!(r.is_err());
+        assert!(slept >= std::time::Duration::from_secs(10), "{slept:?}");
+        assert!(slept < std::time::Duration::from_secs(11), "{slept:?}");
+    }
 }

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::HoardError;
@@ -215,86 +214,36 @@ struct Pending {
 /// it (no walk of the store's path per file); removed whatever happens.
 struct StagingDir {
     path: PathBuf,
-    fd: std::os::fd::OwnedFd,
+    dir: crate::platform::Dir,
 }
 
 impl StagingDir {
     fn open(path: PathBuf) -> Result<StagingDir, HoardError> {
-        let fd = std::fs::File::open(&path)
+        let dir = crate::platform::Dir::open(&path)
             .map_err(|e| HoardError::io("opening staging directory", &path, e))?;
-        Ok(StagingDir {
-            path,
-            fd: fd.into(),
-        })
+        Ok(StagingDir { path, dir })
     }
 
     /// Create staged file number `n`, already with its final mode (the fd stays writable).
     fn create(&self, n: usize, mode: u32) -> io::Result<std::fs::File> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let name = std::ffi::CString::new(n.to_string()).map_err(io::Error::other)?;
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
-        // SAFETY: a valid directory fd and NUL-terminated name; the fd returned is owned here.
-        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), name.as_ptr(), flags, mode) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just opened and is not owned by anything else.
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
-        // The umask may have taken bits away: the store's modes are exact.
-        if umask() & mode != 0 {
-            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        Ok(file)
+        self.dir.create(&n.to_string(), mode)
     }
 
     /// Move staged file `n` to `dest` unless `dest` exists. Ok(false): it existed (same name,
     /// same bytes), and the staged file is left to be removed with the directory.
     fn move_to(&self, n: usize, dest: &Path) -> io::Result<bool> {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        let name = std::ffi::CString::new(n.to_string()).map_err(io::Error::other)?;
-        let to = std::ffi::CString::new(dest.as_os_str().as_bytes()).map_err(io::Error::other)?;
-        // SAFETY: valid fds and NUL-terminated paths.
-        let r = unsafe {
-            crate::platform::rename_noreplace(
-                self.fd.as_raw_fd(),
-                name.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-            )
-        };
-        if r == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EEXIST) => Ok(false),
-            // A filesystem without RENAME_NOREPLACE: look, then rename.
-            Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+        match self.dir.rename_noreplace_to(&n.to_string(), dest) {
+            // A filesystem without an atomic no-replace rename: look, then rename.
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
                 if dest.exists() {
                     return Ok(false);
                 }
-                std::fs::rename(self.path.join(n.to_string()), dest)?;
+                crate::platform::rename(&self.path.join(n.to_string()), dest)?;
                 Ok(true)
             }
-            _ => Err(e),
+            other => other,
         }
     }
-}
-
-/// The process's umask, read once from /proc (reading it with umask(2) would change it for a
-/// moment under other threads). Unknown: assume it takes every bit, so modes are always set.
-fn umask() -> u32 {
-    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *UMASK.get_or_init(|| {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find(|l| l.starts_with("Umask:"))?;
-                u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
-            })
-            .unwrap_or(0o777)
-    })
 }
 
 impl Drop for StagingDir {
@@ -469,6 +418,7 @@ fn stage_file(
     // Every content file has the same mtime: another one means it was written to since.
     out.set_times(super::layout::content_times())
         .map_err(|e| local("setting the time of", e))?;
+    crate::platform::durable(&out).map_err(|e| local("flushing", e))?;
     Ok((*hasher.finalize().as_bytes(), size))
 }
 
@@ -479,18 +429,12 @@ fn commit(
     layout: &Layout,
     shards: &Shards,
 ) -> std::result::Result<Vec<FileEntry>, ImportError> {
-    use std::os::fd::AsRawFd;
     let mut files = Vec::with_capacity(pending.len());
     for p in pending {
         // The common case relative to the open folders; anything else the long way.
-        let staged = std::ffi::CString::new(p.staged.to_string()).map_err(|e| {
-            ImportError::Local(HoardError::Internal(format!("staged file name: {e}")))
-        })?;
+        let staged = p.staged.to_string();
         let (hash, exec) = (&p.entry.hash, p.entry.executable);
-        if shards
-            .move_in(staging.fd.as_raw_fd(), &staged, hash, exec)
-            .is_ok()
-        {
+        if shards.move_in(&staging.dir, &staged, hash, exec).is_ok() {
             files.push(p.entry);
             continue;
         }

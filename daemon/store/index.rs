@@ -171,10 +171,7 @@ fn now_secs() -> i64 {
 /// Flush every dirty page of the filesystem holding `dir` (one call makes a whole batch of
 /// content files durable).
 fn syncfs(dir: &Path) {
-    if let Ok(f) = std::fs::File::open(dir) {
-        use std::os::fd::AsRawFd;
-        crate::platform::sync_filesystem(f.as_raw_fd());
-    }
+    crate::platform::sync_filesystem(dir);
 }
 
 /// Why SQLite cannot use the index at `path`, if it cannot: an empty file, a file that is not a

@@ -56,13 +56,14 @@ pub fn root_mode() -> u32 {
 /// Make the store root private (see `root_mode`). Only the owner can change the mode; a store
 /// owned by someone else is left as it is (opening it fails later on its own terms).
 fn secure_root(root: &Path) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use crate::platform;
     let md = std::fs::metadata(root).map_err(|e| HoardError::io("reading", root, e))?;
-    // SAFETY: geteuid cannot fail.
-    if md.uid() != unsafe { libc::geteuid() } || md.mode() & 0o777 == root_mode() {
+    if platform::owner(&md) != Some(platform::my_uid())
+        || platform::mode(&md) & 0o777 == root_mode()
+    {
         return Ok(());
     }
-    std::fs::set_permissions(root, std::fs::Permissions::from_mode(root_mode()))
+    platform::set_mode(root, root_mode())
         .map_err(|e| HoardError::io("making the store private:", root, e))
 }
 

@@ -26,6 +26,7 @@ use futures_util::future::{BoxFuture, Shared};
 use tracing::{debug, info, instrument, warn};
 
 use crate::error::{HoardError, Result};
+use crate::platform;
 use crate::registry::http::Http;
 use import::{ImportError, Imported, Limits};
 use index::{FileEntry, Index, PackageRecord};
@@ -619,7 +620,6 @@ impl Store {
     /// downloads the package again.
     /// Blocking.
     pub fn looks_whole(&self, f: &FileEntry, executable: bool) -> bool {
-        use std::os::unix::fs::MetadataExt;
         if let Ok((size, mtime)) = self.shards.stat(&f.hash, executable)
             && size == f.size
             && mtime == layout::CONTENT_MTIME
@@ -630,7 +630,9 @@ impl Store {
         let path = &self.layout.content_path(&f.hash, executable);
         match std::fs::symlink_metadata(path) {
             Err(_) => return false,
-            Ok(md) if md.len() == f.size && md.mtime() == layout::CONTENT_MTIME => return true,
+            Ok(md) if md.len() == f.size && platform::mtime(&md) == layout::CONTENT_MTIME => {
+                return true;
+            }
             Ok(_) => {}
         }
         matches!(self.judge(&f.hash, executable), scrub::Judged::Whole)
@@ -642,7 +644,7 @@ impl Store {
         &self,
         f: &FileEntry,
         executable: bool,
-        dir: std::os::fd::RawFd,
+        dir: &platform::Dir,
         rel: &str,
     ) -> std::io::Result<()> {
         self.shards.hard_link_at(&f.hash, executable, dir, rel)
@@ -662,10 +664,8 @@ impl Store {
         let copy = std::fs::File::options().write(true).open(&tmp);
         copy.and_then(|c| c.set_times(layout::content_times()))
             .map_err(|e| HoardError::io("setting the time of", &tmp, e))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o555))
-            .map_err(|e| HoardError::io("setting mode of", &tmp, e))?;
-        let r = std::fs::rename(&tmp, &exec).map_err(|e| HoardError::io("moving", &exec, e));
+        platform::set_mode(&tmp, 0o555).map_err(|e| HoardError::io("setting mode of", &tmp, e))?;
+        let r = platform::rename(&tmp, &exec).map_err(|e| HoardError::io("moving", &exec, e));
         let _ = std::fs::remove_dir_all(&staging);
         r?;
         Ok(exec)

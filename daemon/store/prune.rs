@@ -6,8 +6,8 @@
 //!
 //! Must not: wait for installs, or touch node_modules.
 
+use crate::platform;
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -151,11 +151,14 @@ impl Store {
                 let Ok(md) = std::fs::symlink_metadata(&f) else {
                     continue;
                 };
-                if md.nlink() > 1 {
+                let Ok(id) = platform::identity(&f, &md) else {
+                    continue;
+                };
+                if id.links > 1 {
                     report.files_kept_linked += 1;
                     continue;
                 }
-                if md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128 >= newest_kept {
+                if platform::ctime_ns(&md) >= newest_kept {
                     continue;
                 }
                 report.bytes_freed += md.len();

@@ -6,7 +6,7 @@
 //!
 //! Must not: download, or touch a project (the scrub task in `crate::scrub` does both).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use crate::platform;
 
 use tracing::{debug, warn};
 
@@ -50,7 +50,7 @@ impl Store {
                 let Ok(md) = std::fs::symlink_metadata(&path) else {
                     continue;
                 };
-                if md.mode() & 0o222 != 0 || md.mtime() != CONTENT_MTIME {
+                if platform::mode(&md) & 0o222 != 0 || platform::mtime(&md) != CONTENT_MTIME {
                     out.push(Suspect { hash, executable });
                 }
             }
@@ -67,7 +67,7 @@ impl Store {
         };
         if matches!(import::hash_file(&path), Ok(h) if h == *hash) {
             let mode = if executable { 0o555 } else { 0o444 };
-            let settled = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            let settled = platform::set_mode(&path, mode)
                 .and_then(|()| std::fs::File::open(&path)?.set_times(content_times()));
             if let Err(e) = settled {
                 debug!(path = %path.display(), error = %e, "could not put back the mode and time of a whole file");
@@ -78,9 +78,10 @@ impl Store {
         if self.quarantine(std::slice::from_ref(&path)).is_err() {
             let _ = std::fs::remove_file(&path);
         }
+        let id = platform::identity(&path, &md).ok();
         Judged::Damaged {
-            inode: md.ino(),
-            dev: md.dev(),
+            inode: id.map_or(0, |i| i.inode),
+            dev: id.map_or(0, |i| i.device),
         }
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! Must not: build slots (the linker does) or read a project's files (callers name the roots).
 
+use crate::platform;
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::layout::CONTENT_MTIME;
@@ -145,9 +145,11 @@ fn changed_file(dir: &Path, bad_inodes: &HashSet<u64>) -> Option<String> {
             if md.is_dir() {
                 todo.push(p);
             } else if md.is_file()
-                && (md.mode() & 0o222 != 0
-                    || md.mtime() != CONTENT_MTIME
-                    || bad_inodes.contains(&md.ino()))
+                && (platform::mode(&md) & 0o222 != 0
+                    || platform::mtime(&md) != CONTENT_MTIME
+                    || (!bad_inodes.is_empty()
+                        && platform::identity(&p, &md)
+                            .is_ok_and(|id| bad_inodes.contains(&id.inode))))
             {
                 return Some(format!("`{}` was changed after it was linked", p.display()));
             }

@@ -94,8 +94,11 @@ impl Store {
             dropped: self.index.package_sources(&remove_ids)?,
             quarantine: None,
             bad_inodes: (scan.bad_paths.iter())
-                .filter_map(|p| std::fs::symlink_metadata(p).ok())
-                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .filter_map(|p| {
+                    let md = std::fs::symlink_metadata(p).ok()?;
+                    crate::platform::identity(p, &md).ok()
+                })
+                .map(|id| id.inode)
                 .collect(),
             slots_checked: 0,
             slots_damaged: 0,

@@ -1,0 +1,341 @@
+//! The Unix side of `platform` (Linux and macOS): folders held open by fd with every per-file
+//! call made relative to them (`openat`, `linkat`, `fstatat`, `mkdirat`, `renameat2` /
+//! `renameatx_np`), Unix modes and owners, and durability (`syncfs`, `F_FULLFSYNC`).
+//!
+//! Must not: be named outside `platform` (callers use `platform::…`, which is the same
+//! interface on Windows).
+
+use std::ffi::CStr;
+use std::fs::{File, Metadata, Permissions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+/// A short name made NUL-terminated on the stack (file names in the store are short);
+/// longer ones are allocated.
+fn with_c<T>(name: &str, f: impl FnOnce(&CStr) -> io::Result<T>) -> io::Result<T> {
+    let mut buf = [0u8; 256];
+    if name.len() < buf.len() && !name.as_bytes().contains(&0) {
+        buf[..name.len()].copy_from_slice(name.as_bytes());
+        let c = CStr::from_bytes_until_nul(&buf).map_err(io::Error::other)?;
+        return f(c);
+    }
+    let c = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    f(&c)
+}
+
+fn path_c(p: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)
+}
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Flags for opening a directory only to name things relative to it (Linux's `O_PATH`; other
+/// Unixes open it for reading).
+#[cfg(target_os = "linux")]
+const DIR_PATH_FLAGS: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+#[cfg(not(target_os = "linux"))]
+const DIR_PATH_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+
+/// A folder held open; names given to its methods are relative to it (`/`-separated).
+pub struct Dir(OwnedFd);
+
+impl Dir {
+    /// Open `path` to make, link and move things inside it.
+    pub fn open(path: &Path) -> io::Result<Dir> {
+        let c = path_c(path)?;
+        // SAFETY: a valid NUL-terminated path; the fd returned is owned here.
+        let fd = unsafe { libc::open(c.as_ptr(), DIR_PATH_FLAGS) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and belongs to nothing else.
+        Ok(Dir(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// (size, mtime in seconds) of `name`, not following a symlink.
+    pub fn stat(&self, name: &str) -> io::Result<(u64, i64)> {
+        with_c(name, |c| {
+            // SAFETY: a zeroed stat for the call to fill; valid fd and NUL-terminated name.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            let flags = libc::AT_SYMLINK_NOFOLLOW;
+            check(unsafe { libc::fstatat(self.fd(), c.as_ptr(), &mut st, flags) })?;
+            Ok((st.st_size as u64, st.st_mtime))
+        })
+    }
+
+    /// Hard-link `name` to `rel` inside `to`.
+    pub fn hard_link(&self, name: &str, to: &Dir, rel: &str) -> io::Result<()> {
+        with_c(name, |from| {
+            with_c(rel, |dest| {
+                // SAFETY: valid fds and NUL-terminated paths.
+                check(unsafe { libc::linkat(self.fd(), from.as_ptr(), to.fd(), dest.as_ptr(), 0) })
+            })
+        })
+    }
+
+    /// Make folder `rel` (its parent must exist); an existing one is an `AlreadyExists` error.
+    pub fn mkdir(&self, rel: &str) -> io::Result<()> {
+        // SAFETY: a valid directory fd and a NUL-terminated relative path.
+        with_c(rel, |c| {
+            check(unsafe { libc::mkdirat(self.fd(), c.as_ptr(), 0o755) })
+        })
+    }
+
+    /// Create file `name` (it must not exist) with `mode` exactly (whatever the umask), open
+    /// for writing.
+    pub fn create(&self, name: &str, mode: u32) -> io::Result<File> {
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+        let fd = with_c(name, |c| {
+            // SAFETY: a valid directory fd and NUL-terminated name.
+            let fd = unsafe { libc::openat(self.fd(), c.as_ptr(), flags, mode) };
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(fd)
+            }
+        })?;
+        // SAFETY: `fd` was just opened and is not owned by anything else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        if umask() & mode != 0 {
+            file.set_permissions(Permissions::from_mode(mode))?;
+        }
+        Ok(file)
+    }
+
+    /// Move `name` to `to_name` inside `to` unless that exists: Ok(false) when it does.
+    /// A filesystem that cannot refuse atomically gives an `Unsupported` error.
+    pub fn rename_noreplace(&self, name: &str, to: &Dir, to_name: &str) -> io::Result<bool> {
+        with_c(name, |a| {
+            with_c(to_name, |b| {
+                // SAFETY: valid fds and NUL-terminated names.
+                noreplace_result(unsafe { rename_noreplace(self.fd(), a, to.fd(), b) })
+            })
+        })
+    }
+
+    /// As `rename_noreplace`, to a full path.
+    pub fn rename_noreplace_to(&self, name: &str, dest: &Path) -> io::Result<bool> {
+        let b = path_c(dest)?;
+        with_c(name, |a| {
+            // SAFETY: a valid fd, AT_FDCWD and NUL-terminated names.
+            noreplace_result(unsafe { rename_noreplace(self.fd(), a, libc::AT_FDCWD, &b) })
+        })
+    }
+}
+
+fn noreplace_result(r: libc::c_int) -> io::Result<bool> {
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => Ok(false),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP) => {
+            Err(io::Error::new(io::ErrorKind::Unsupported, e))
+        }
+        _ => Err(e),
+    }
+}
+
+/// Rename, failing with EEXIST rather than replace (`RENAME_NOREPLACE` on Linux, `RENAME_EXCL`
+/// on macOS).
+///
+/// # Safety
+/// The fds must be valid or `AT_FDCWD`.
+unsafe fn rename_noreplace(a_dir: RawFd, a: &CStr, b_dir: RawFd, b: &CStr) -> libc::c_int {
+    #[cfg(target_os = "linux")]
+    // SAFETY: as the caller promises; the names are NUL-terminated.
+    unsafe {
+        libc::renameat2(a_dir, a.as_ptr(), b_dir, b.as_ptr(), libc::RENAME_NOREPLACE)
+    }
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: as the caller promises; the names are NUL-terminated.
+    unsafe {
+        libc::renameatx_np(a_dir, a.as_ptr(), b_dir, b.as_ptr(), libc::RENAME_EXCL)
+    }
+}
+
+/// Atomically trade two paths (`renameat2(RENAME_EXCHANGE)` on Linux, `renameatx_np(RENAME_SWAP)`
+/// on macOS). `NotFound` when either is missing; `Unsupported` where the filesystem cannot.
+pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let (a, b) = (path_c(a)?, path_c(b)?);
+    let (at, a, b) = (libc::AT_FDCWD, a.as_ptr(), b.as_ptr());
+    #[cfg(target_os = "linux")]
+    // SAFETY: AT_FDCWD and two NUL-terminated paths.
+    let r = unsafe { libc::renameat2(at, a, at, b, libc::RENAME_EXCHANGE) };
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: AT_FDCWD and two NUL-terminated paths.
+    let r = unsafe { libc::renameatx_np(at, a, at, b, libc::RENAME_SWAP) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP) => {
+            Err(io::Error::new(io::ErrorKind::Unsupported, e))
+        }
+        _ => Err(e),
+    }
+}
+
+/// The process's umask, read once from /proc (reading it with umask(2) would change it for a
+/// moment under other threads). Unknown: assume it takes every bit, so modes are always set.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
+            })
+            .unwrap_or(0o777)
+    })
+}
+
+/// Run `f` with the umask set to `mask` (for a socket created with no wider permissions).
+pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
+    // SAFETY: umask only changes this process's file mode creation mask.
+    let old = unsafe { libc::umask(mask as libc::mode_t) };
+    let r = f();
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    r
+}
+
+/// Make every write to the filesystem holding `dir` durable: `syncfs` on Linux; on macOS `sync`
+/// and then `F_FULLFSYNC`, which also has the drive flush its cache (plain fsync does not).
+pub fn sync_filesystem(dir: &Path) {
+    let Ok(f) = File::open(dir) else { return };
+    let fd = f.as_raw_fd();
+    #[cfg(target_os = "linux")]
+    // SAFETY: a valid fd; syncfs has no other preconditions.
+    unsafe {
+        libc::syncfs(fd);
+    }
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: sync has no preconditions; fcntl on a valid fd.
+    unsafe {
+        libc::sync();
+        libc::fcntl(fd, libc::F_FULLFSYNC);
+    }
+}
+
+/// A content file just written: nothing more to do on Unix (`sync_filesystem` covers a batch).
+pub fn durable(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// The permission bits of `md`.
+pub fn mode(md: &Metadata) -> u32 {
+    md.mode() & 0o7777
+}
+
+/// Give `path` exactly `mode`.
+pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    std::fs::set_permissions(path, Permissions::from_mode(mode))
+}
+
+/// mtime in seconds.
+pub fn mtime(md: &Metadata) -> i64 {
+    md.mtime()
+}
+
+/// mtime in nanoseconds.
+pub fn mtime_ns(md: &Metadata) -> i128 {
+    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
+}
+
+/// When the file's inode last changed (a link made to it counts), in nanoseconds.
+pub fn ctime_ns(md: &Metadata) -> i128 {
+    md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128
+}
+
+/// The filesystem `path` (whose metadata is `md`) is on.
+pub fn device(_path: &Path, md: &Metadata) -> u64 {
+    md.dev()
+}
+
+/// (device, inode, link count) of the file at `path`, whose metadata is `md`.
+pub fn identity(_path: &Path, md: &Metadata) -> io::Result<super::Identity> {
+    Ok(super::Identity {
+        device: md.dev(),
+        inode: md.ino(),
+        links: md.nlink(),
+    })
+}
+
+/// The uid owning `md`.
+pub fn owner(md: &Metadata) -> Option<u32> {
+    Some(md.uid())
+}
+
+/// This process's user.
+pub fn my_uid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether `e` says the disk (or the user's quota) is full.
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// A short reason for a failed link, from its errno.
+pub fn link_failure(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EXDEV) => "the store and the project are on different filesystems (EXDEV)",
+        Some(libc::EMLINK) => "a store file has too many links (EMLINK)",
+        Some(libc::EPERM) => "the filesystem refused the link (EPERM)",
+        Some(libc::EOPNOTSUPP) => "the filesystem cannot do it (ENOTSUP)",
+        Some(libc::EINVAL) => "the filesystem cannot do it (EINVAL)",
+        _ => "it failed",
+    }
+}
+
+/// A link to folder `target` (its text: relative to the link's folder, or absolute) at `link`.
+pub fn link_dir(target: &str, link: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+/// Sharing violations do not happen on Unix: nothing to retry.
+pub fn is_transient(_e: &io::Error) -> bool {
+    false
+}
+
+/// Make `path` (and its parents) with mode 0700.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Wait for SIGTERM or SIGINT; gives its name. Never returns if neither can be listened for.
+pub async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
