@@ -11,6 +11,7 @@ mod allow_scripts;
 mod atomic;
 mod cooldown;
 mod error;
+mod foreign_lock;
 mod ideal;
 mod install;
 mod linker;

@@ -66,6 +66,7 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
                 inputs.dir.display()
             )));
         }
+        None if inputs.lock_raw.is_none() => preferred = foreign_versions(run, inputs).await?,
         _ => {}
     }
     let from_lock = tree.is_some();
@@ -99,6 +100,24 @@ pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Rec
         pruned,
         millis: started.elapsed().as_millis() as u64,
     })
+}
+
+/// With no package-lock.json: the versions pnpm-lock.yaml, yarn.lock or bun.lock locks (see
+/// `foreign_lock`), said in an info line. Empty when there is none.
+async fn foreign_versions(run: &Run<'_>, inputs: &Inputs) -> Result<HashMap<String, Vec<String>>> {
+    let dir = inputs.dir.clone();
+    let Some(locked) = blocking(move || crate::foreign_lock::read(&dir))? else {
+        return Ok(HashMap::new());
+    };
+    run.em
+        .info(format!(
+            "no package-lock.json: keeping the {} versions {} locks (`{}`)",
+            locked.count(),
+            locked.kind.file(),
+            locked.path.display()
+        ))
+        .await;
+    Ok(locked.versions)
 }
 
 /// The lockfile's tree when it fits package.json and no update was asked for; `None` (and a

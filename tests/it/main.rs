@@ -15,6 +15,7 @@ mod corpus;
 mod daemon;
 mod dashboard;
 mod events;
+mod foreign_lock;
 mod global;
 mod habits;
 mod heal;
