@@ -29,3 +29,4 @@ mod scrub;
 mod store;
 mod supply;
 mod team;
+mod verdaccio;
