@@ -193,6 +193,16 @@ pub enum Command {
         #[arg(long)]
         package_lock_only: bool,
     },
+    /// Pack this package into the tarball npm would publish (`<name>-<version>.tgz`), listing
+    /// its files; `--json` prints `npm pack --json`'s array.
+    Pack {
+        /// List the files only; write nothing and run no scripts.
+        #[arg(long)]
+        dry_run: bool,
+        /// Folder to write the tarball into (default: the current folder, as npm).
+        #[arg(long, value_name = "DIR")]
+        pack_destination: Option<std::path::PathBuf>,
+    },
     /// Direct dependencies with newer versions (exit 1 when there are any, like npm).
     Outdated {
         #[arg(long)]

@@ -120,6 +120,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             package_lock_only,
         } => inspect::query(&cli, selector, *expect_results, *package_lock_only).await,
         Command::Outdated { offline } => inspect::outdated(&cli, *offline).await,
+        Command::Pack {
+            dry_run,
+            pack_destination,
+        } => commands::pack::pack(&cli, *dry_run, pack_destination.as_deref()).await,
         Command::InstallScripts { action } => approve::install_scripts(&cli, action).await,
         Command::ApproveScripts(a) => approve::approve(&cli, a).await,
         Command::DenyScripts(d) => approve::deny(&cli, d).await,

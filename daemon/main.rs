@@ -20,6 +20,7 @@ mod memory;
 mod npm_settings;
 mod operations;
 mod optional_set;
+mod pack;
 mod pick;
 mod platform;
 mod prefetch;

@@ -626,6 +626,20 @@ impl Hoard for Service {
         Ok(Response::new(out))
     }
 
+    async fn pack(&self, req: Request<PackRequest>) -> Result<Response<PackResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let span = info_span!("rpc.pack", package = %r.package_dir);
+        let resp = tokio::task::spawn_blocking(move || {
+            let _e = span.entered();
+            crate::pack::serve(&r)
+        })
+        .await
+        .map_err(|e| HoardError::Internal(format!("packing: {e}")))??;
+        Ok(Response::new(resp))
+    }
+
     async fn outdated(
         &self,
         req: Request<OutdatedRequest>,

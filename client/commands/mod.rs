@@ -10,6 +10,7 @@ pub mod audit;
 pub mod daemon;
 pub mod inspect;
 pub mod install;
+pub mod pack;
 pub mod run;
 pub mod store;
 pub mod ui;

@@ -22,6 +22,7 @@ mod heal;
 mod install;
 mod network;
 mod operations;
+mod pack;
 mod platform;
 mod query;
 mod registry;
