@@ -182,9 +182,12 @@ fn glob(p: &[char], f: &[char]) -> bool {
     }
 }
 
+/// A `[...]` class's ranges (inclusive).
+type Ranges = Vec<(char, char)>;
+
 /// A `[...]` class at the start of `p`: its ranges, whether it is negated (`!` or `^`), and
 /// how many chars it spans.
-fn class(p: &[char]) -> Option<(Vec<(char, char)>, bool, usize)> {
+fn class(p: &[char]) -> Option<(Ranges, bool, usize)> {
     let mut i = 1;
     let negated = matches!(p.get(1), Some('!') | Some('^'));
     if negated {
