@@ -203,6 +203,42 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         pack_destination: Option<std::path::PathBuf>,
     },
+    /// Publish this package to its registry (`publishConfig.registry`, the scope's registry, or
+    /// `registry`), as npm publishes it.
+    Publish {
+        /// The dist-tag to publish under (default `latest`).
+        #[arg(long)]
+        tag: Option<String>,
+        /// `public` or `restricted` (scoped packages).
+        #[arg(long)]
+        access: Option<String>,
+        /// Do everything but send it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Log in to a registry (npm's legacy login) and save the token in the user's .npmrc.
+    #[command(alias = "adduser")]
+    Login {
+        #[arg(long)]
+        registry: Option<String>,
+        /// Log in for `@scope` (also sets `@scope:registry`).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// The user the registry says your credentials belong to.
+    Whoami {
+        #[arg(long)]
+        registry: Option<String>,
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Revoke your token at the registry and remove it from the user's .npmrc.
+    Logout {
+        #[arg(long)]
+        registry: Option<String>,
+        #[arg(long)]
+        scope: Option<String>,
+    },
     /// Direct dependencies with newer versions (exit 1 when there are any, like npm).
     Outdated {
         #[arg(long)]

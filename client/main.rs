@@ -120,6 +120,27 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             package_lock_only,
         } => inspect::query(&cli, selector, *expect_results, *package_lock_only).await,
         Command::Outdated { offline } => inspect::outdated(&cli, *offline).await,
+        Command::Publish {
+            tag,
+            access,
+            dry_run,
+        } => {
+            let args = commands::share::PublishArgs {
+                tag: tag.as_deref(),
+                access: access.as_deref(),
+                dry_run: *dry_run,
+            };
+            commands::share::publish(&cli, args).await
+        }
+        Command::Login { registry, scope } => {
+            commands::share::login(&cli, registry.as_deref(), scope.as_deref()).await
+        }
+        Command::Whoami { registry, scope } => {
+            commands::share::whoami(&cli, registry.as_deref(), scope.as_deref()).await
+        }
+        Command::Logout { registry, scope } => {
+            commands::share::logout(&cli, registry.as_deref(), scope.as_deref()).await
+        }
         Command::Pack {
             dry_run,
             pack_destination,

@@ -33,6 +33,7 @@ mod scrub;
 mod semver_npm;
 mod service;
 mod settings;
+mod share;
 mod signatures;
 mod spec;
 mod store;

@@ -26,6 +26,7 @@ mod install;
 use crate::error::HoardError;
 use crate::install::Installer;
 use crate::operations::{Operations, Refused};
+use crate::registry::config::NpmConfig;
 use crate::store::Store;
 use crate::upkeep::Upkeep;
 
@@ -337,6 +338,28 @@ fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
     crate::transport::peer(req).map(|p| p.uid.unwrap_or(0))
 }
 
+/// The npm configuration of `project_dir` and the registry an account command talks to: the
+/// one given, else the scope's, else the default (with a trailing slash).
+async fn account_registry(
+    project_dir: &str,
+    env: &std::collections::HashMap<String, String>,
+    registry: &Option<String>,
+    scope: &Option<String>,
+) -> Result<(NpmConfig, String), HoardError> {
+    let dir = crate::install::project_dir(project_dir)?;
+    let env = env.clone();
+    let cfg = tokio::task::spawn_blocking(move || NpmConfig::load(&dir, &env))
+        .await
+        .map_err(|e| HoardError::Internal(format!("reading .npmrc: {e}")))?;
+    let registry = match (registry, scope) {
+        (Some(r), _) if r.ends_with('/') => r.clone(),
+        (Some(r), _) => format!("{r}/"),
+        (None, Some(s)) => cfg.registry_for(&format!("@{}/x", s.trim_start_matches('@'))),
+        (None, None) => cfg.default_registry(),
+    };
+    Ok((cfg, registry))
+}
+
 /// The service handle tonic holds.
 #[derive(Clone)]
 pub struct Service(pub Arc<Daemon>);
@@ -638,6 +661,81 @@ impl Hoard for Service {
         .await
         .map_err(|e| HoardError::Internal(format!("packing: {e}")))??;
         Ok(Response::new(resp))
+    }
+
+    async fn publish(
+        &self,
+        req: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let dir = crate::install::project_dir(&r.package_dir)?;
+        let span = info_span!("rpc.publish", package = %dir.display(), dry_run = r.dry_run);
+        let (d, env) = (dir.clone(), r.env.clone());
+        let cfg = tokio::task::spawn_blocking(move || NpmConfig::load(&d, &env))
+            .await
+            .map_err(|e| HoardError::Internal(format!("reading .npmrc: {e}")))?;
+        let opts = crate::share::publish::Options {
+            tag: r.tag.as_deref(),
+            access: r.access.as_deref(),
+            dry_run: r.dry_run,
+        };
+        let http = &self.0.installer.registry.http;
+        let p = crate::share::publish::publish(http, &cfg, &dir, opts)
+            .instrument(span)
+            .await?;
+        Ok(Response::new(PublishResponse {
+            pack: Some(crate::pack::response(&p.pack, None)),
+            registry: p.registry,
+            tag: p.tag,
+            access: p.access,
+        }))
+    }
+
+    async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let span = info_span!("rpc.login", registry = %r.registry, user = %r.username);
+        let http = &self.0.installer.registry.http;
+        let token =
+            crate::share::account::login(http, &r.registry, &r.username, &r.password, &r.email)
+                .instrument(span)
+                .await?;
+        Ok(Response::new(LoginResponse { token }))
+    }
+
+    async fn whoami(
+        &self,
+        req: Request<WhoamiRequest>,
+    ) -> Result<Response<WhoamiResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let (cfg, registry) =
+            account_registry(&r.project_dir, &r.env, &r.registry, &r.scope).await?;
+        let http = &self.0.installer.registry.http;
+        let username = crate::share::account::whoami(http, &cfg, &registry)
+            .instrument(info_span!("rpc.whoami", %registry))
+            .await?;
+        Ok(Response::new(WhoamiResponse { username, registry }))
+    }
+
+    async fn logout(
+        &self,
+        req: Request<LogoutRequest>,
+    ) -> Result<Response<LogoutResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let (cfg, registry) =
+            account_registry(&r.project_dir, &r.env, &r.registry, &r.scope).await?;
+        let http = &self.0.installer.registry.http;
+        let revoked = crate::share::account::logout(http, &cfg, &registry)
+            .instrument(info_span!("rpc.logout", %registry))
+            .await?;
+        Ok(Response::new(LogoutResponse { revoked, registry }))
     }
 
     async fn outdated(

@@ -12,5 +12,6 @@ pub mod inspect;
 pub mod install;
 pub mod pack;
 pub mod run;
+pub mod share;
 pub mod store;
 pub mod ui;

@@ -14,8 +14,9 @@ use crate::cli::Cli;
 use crate::context::{connect, project_dir};
 use crate::scripts::{self, ScriptRun};
 
-/// Run the package's `event` script, if it has one and scripts are not ignored.
-fn lifecycle(dir: &Path, event: &str, quiet_stdout: bool) -> Result<()> {
+/// Run the package's `event` script (for `npm_command`), if it has one and scripts are not
+/// ignored.
+pub fn lifecycle(dir: &Path, event: &str, quiet_stdout: bool, npm_command: &str) -> Result<()> {
     let pj = dir.join("package.json");
     let pkg: serde_json::Value = std::fs::read(&pj)
         .ok()
@@ -38,7 +39,7 @@ fn lifecycle(dir: &Path, event: &str, quiet_stdout: bool) -> Result<()> {
         version: field("version"),
         event,
         command: cmd,
-        npm_command: "pack",
+        npm_command,
         args: &[],
         quiet_stdout,
     })
@@ -47,8 +48,8 @@ fn lifecycle(dir: &Path, event: &str, quiet_stdout: bool) -> Result<()> {
 pub async fn pack(cli: &Cli, dry_run: bool, destination: Option<&Path>) -> Result<u8> {
     let dir = project_dir(cli)?;
     if !dry_run {
-        lifecycle(&dir, "prepack", cli.json)?;
-        lifecycle(&dir, "prepare", cli.json)?;
+        lifecycle(&dir, "prepack", cli.json, "pack")?;
+        lifecycle(&dir, "prepare", cli.json, "pack")?;
     }
     let dest = match destination {
         Some(d) => std::path::absolute(d)?,
@@ -66,7 +67,7 @@ pub async fn pack(cli: &Cli, dry_run: bool, destination: Option<&Path>) -> Resul
         .map_err(|s| anyhow!("{}", s.message()))?
         .into_inner();
     if !dry_run {
-        lifecycle(&dir, "postpack", cli.json)?;
+        lifecycle(&dir, "postpack", cli.json, "pack")?;
     }
     let mut files: Vec<&v1::PackedFile> = r.files.iter().collect();
     files.sort_by(|a, b| (a.path.to_lowercase(), &a.path).cmp(&(b.path.to_lowercase(), &b.path)));

@@ -38,7 +38,6 @@ pub struct Packed {
     pub shasum: String,
     pub integrity: String,
     /// The package.json as read (for publishing).
-    #[allow(dead_code)]
     pub manifest: Value,
 }
 
@@ -201,7 +200,12 @@ pub fn serve(req: &hoard_proto::v1::PackRequest) -> Result<hoard_proto::v1::Pack
         let dest = req.destination.as_deref().map(PathBuf::from).unwrap_or(dir);
         Some(write(&p, &dest)?.display().to_string())
     };
-    Ok(hoard_proto::v1::PackResponse {
+    Ok(response(&p, tarball_path))
+}
+
+/// The Pack RPC's answer for `p`.
+pub fn response(p: &Packed, tarball_path: Option<String>) -> hoard_proto::v1::PackResponse {
+    hoard_proto::v1::PackResponse {
         files: (p.files.iter())
             .map(|f| hoard_proto::v1::PackedFile {
                 path: f.path.clone(),
@@ -212,12 +216,12 @@ pub fn serve(req: &hoard_proto::v1::PackRequest) -> Result<hoard_proto::v1::Pack
         size: p.tarball.len() as u64,
         unpacked_size: p.unpacked_size,
         tarball_path,
-        name: p.name,
-        version: p.version,
-        filename: p.filename,
-        shasum: p.shasum,
-        integrity: p.integrity,
-    })
+        name: p.name.clone(),
+        version: p.version.clone(),
+        filename: p.filename.clone(),
+        shasum: p.shasum.clone(),
+        integrity: p.integrity.clone(),
+    }
 }
 
 #[cfg(test)]

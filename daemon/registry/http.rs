@@ -216,6 +216,48 @@ impl Http {
     }
 }
 
+impl Http {
+    /// One request whose answer the caller judges (publishing, logging in): its status and
+    /// body. Only a failure to reach `url` is an error here.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        auth: Option<&str>,
+        json_body: Option<Vec<u8>>,
+    ) -> Result<(u16, bytes::Bytes)> {
+        let _permit = self
+            .metadata_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HoardError::Internal("HTTP client closed".into()))?;
+        let mut req = self
+            .client
+            .request(method.clone(), url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(b) = json_body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        if let Some(a) = auth {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        debug!(url, %method, "request");
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| HoardError::Registry(format!("{method} {url}: {}", error_chain(&e))))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| HoardError::Registry(format!("reading the answer of {url}: {e}")))?;
+        Ok((status, body))
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -228,7 +270,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `host[:port]/path` of a URL's registry root, for .npmrc hints.
-fn host_path(url: &str) -> String {
+pub fn host_path(url: &str) -> String {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     rest.split('/').next().unwrap_or(rest).to_string()
 }

@@ -1,8 +1,9 @@
-//! A registry people run (issue #14, point 4): Verdaccio, installed from the npm registry into
-//! the target folder once and started on 127.0.0.1 with a temporary config and htpasswd. A user
-//! is created and publishes a scoped private package (with npm); hoard installs it with that
-//! user's token, is refused without one (naming the registry and the .npmrc line that is
-//! missing), and installs a public package through Verdaccio proxying the test registry.
+//! A registry people run (issue #14, points 3 and 4): Verdaccio, installed from the npm registry
+//! into the target folder once and started on 127.0.0.1 with a temporary config and htpasswd.
+//! A user publishes a scoped private package (with npm, and with `hoard login` + `hoard
+//! publish`); hoard installs it with that user's token, is refused without one (naming the
+//! registry and the .npmrc line that is missing), installs a public package through Verdaccio
+//! proxying the test registry, and logs out.
 //! Skipped, with the reason printed, when node or npm is missing or Verdaccio cannot be
 //! installed.
 
@@ -325,4 +326,136 @@ fn verdaccio_as_a_proxy_of_the_test_registry_serves_hoard() {
         lock["packages"]["node_modules/upstream-dep"]["version"],
         "2.1.0"
     );
+}
+
+fn hoard_with_input(ctx: &TestContext, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = ctx
+        .hoard()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn hoard_logs_in_publishes_and_logs_out_against_verdaccio() {
+    let test = "verdaccio::hoard_logs_in_publishes_and_logs_out_against_verdaccio";
+    let Some(bin) = verdaccio_bin(test) else {
+        return;
+    };
+    let upstream = Registry::start();
+    let v = Verdaccio::start(&bin, &upstream.url);
+    let ctx = TestContext::new().with_registry(&upstream.url);
+    let project = ctx.project.to_str().unwrap().to_string();
+    std::fs::write(ctx.project.join("package.json"), "{}").unwrap();
+
+    // Login (npm's legacy login; the user is created): the token and the scope's registry
+    // land in ~/.npmrc.
+    let out = hoard_with_input(
+        &ctx,
+        &[
+            "-C",
+            &project,
+            "login",
+            "--registry",
+            &v.url,
+            "--scope",
+            "@private",
+        ],
+        "alice\nsecret-pass-1\nalice@example.com\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rc = std::fs::read_to_string(ctx.home.join(".npmrc")).unwrap();
+    assert!(
+        rc.contains(&format!("{}:_authToken=", v.host_path())),
+        "{rc}"
+    );
+    assert!(rc.contains(&format!("@private:registry={}", v.url)), "{rc}");
+    let whoami = ctx.run(&["-C", &project, "whoami", "--registry", &v.url]);
+    assert!(whoami.status.success(), "{}", stderr(&whoami));
+    assert_eq!(String::from_utf8_lossy(&whoami.stdout).trim(), "alice");
+
+    // Publish as alice: the scope's registry comes from ~/.npmrc.
+    let pkg = ctx.home.join("secret-src");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let manifest = |version: &str| {
+        json!({"name": "@private/secret", "version": version, "main": "index.js",
+            "description": "a private package"})
+    };
+    write_json(&pkg.join("package.json"), &manifest("1.0.0"));
+    std::fs::write(pkg.join("index.js"), "module.exports = 'the secret';\n").unwrap();
+    std::fs::write(pkg.join("notes.orig"), "not published").unwrap();
+    let publish = |extra: &[&str]| {
+        let mut args = vec!["-C", pkg.to_str().unwrap(), "publish"];
+        args.extend_from_slice(extra);
+        ctx.run(&args)
+    };
+    let out = publish(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "+ @private/secret@1.0.0"
+    );
+
+    // The same version again is refused by the registry, and said so.
+    let out = publish(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&v.url), "{}", stderr(&out));
+
+    // A newer version under `next` leaves `latest` alone.
+    write_json(&pkg.join("package.json"), &manifest("1.1.0"));
+    let out = publish(&["--tag", "next"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = rc
+        .lines()
+        .find_map(|l| l.split_once(":_authToken=").map(|(_, t)| t.to_string()))
+        .unwrap();
+    let (status, doc) = http(
+        "GET",
+        &format!("{}@private%2fsecret", v.url),
+        None,
+        Some(&token),
+    );
+    assert_eq!(status, 200, "{doc}");
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
+    assert_eq!(doc["dist-tags"]["next"], "1.1.0");
+
+    // A project installs it with the saved credentials, and gets the published files only.
+    let dir = consumer(&ctx, "consumer", json!({"@private/secret": "^1.0.0"}), "");
+    let out = ctx.run(&["-C", dir.to_str().unwrap(), "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let installed = dir.join("node_modules/@private/secret");
+    assert!(installed.join("index.js").exists());
+    assert!(!installed.join("notes.orig").exists());
+
+    // A private package.json is refused before anything is sent.
+    let private = ctx.home.join("private-pkg");
+    std::fs::create_dir_all(&private).unwrap();
+    write_json(
+        &private.join("package.json"),
+        &json!({"name": "@private/never", "version": "1.0.0", "private": true}),
+    );
+    let out = ctx.run(&["-C", private.to_str().unwrap(), "publish"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("private"), "{}", stderr(&out));
+
+    // Logout: the token line goes, and whoami says you are not logged in.
+    let out = ctx.run(&["-C", &project, "logout", "--registry", &v.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rc = std::fs::read_to_string(ctx.home.join(".npmrc")).unwrap();
+    assert!(!rc.contains(":_authToken="), "{rc}");
+    let out = ctx.run(&["-C", &project, "whoami", "--registry", &v.url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not logged in"), "{}", stderr(&out));
 }
