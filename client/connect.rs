@@ -231,7 +231,7 @@ async fn start_and_connect(store: &Path, socket: &Path) -> Result<Connection, Co
     let deadline = Instant::now() + START_TIMEOUT;
     let mut delay = Duration::from_millis(2);
     loop {
-        if socket.exists()
+        if crate::platform::may_be_listening(socket)
             && let Some(Greeting::Ok(c)) = greet(socket).await
         {
             // Reap the daemon's parent-side handle without waiting for it.

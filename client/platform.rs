@@ -41,6 +41,13 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     (ok != 0).then_some(free)
 }
 
+/// Whether a daemon may be listening at `socket` yet: its socket file exists (Unix). A named
+/// pipe cannot be looked at without taking one of its instances, so on Windows the answer is
+/// always yes and connecting tells.
+pub fn may_be_listening(socket: &Path) -> bool {
+    cfg!(windows) || socket.exists()
+}
+
 /// Make `path` and its parents, private to the user (0700 on Unix; on Windows the profile's
 /// ACL, inherited, admits only the user).
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
