@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README; .ci/run calls exactly this). Installs what the tests need when it
-# can (xfsprogs, for the reflink test on a loop-mounted XFS; redis-server, for the team cache;
+# can (xfsprogs, for the reflink test on a loop-mounted XFS; exfat-fuse, for a case-insensitive
+# filesystem where the kernel has no ext4 casefold; redis-server, for the team cache;
 # chromium, for the dashboard's browser test),
 # runs `cargo test --locked`, then
 # prints which tests could not run here and why: a skip is never counted as a pass.
@@ -11,6 +12,12 @@ if ! command -v mkfs.xfs >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get install -y -qq xfsprogs >/dev/null 2>&1 ||
     { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq xfsprogs >/dev/null 2>&1; }) ||
     echo "tests/run.sh: could not install xfsprogs; the reflink test will be reported as skipped"
+fi
+if ! command -v mount.exfat-fuse >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "tests/run.sh: installing exfat-fuse and exfatprogs (a case-insensitive filesystem for the case test)"
+  (apt-get install -y -qq exfat-fuse exfatprogs >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq exfat-fuse exfatprogs >/dev/null 2>&1; }) ||
+    echo "tests/run.sh: could not install exfat-fuse; the case test tries ext4 casefold alone"
 fi
 if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "tests/run.sh: installing redis-server (the team cache tests start one on 127.0.0.1)"
