@@ -239,6 +239,25 @@ pub enum Command {
         #[arg(long)]
         scope: Option<String>,
     },
+    /// Write package.json with npm's defaults (`npm init -y`; an existing one keeps its fields).
+    Init {
+        /// Accepted for npm's sake: hoard never asks.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Bump the version (major, minor, patch, premajor, preminor, prepatch, prerelease, or a
+    /// version), in package.json and package-lock.json; in a git tree, commit and tag it.
+    Version {
+        what: Option<String>,
+        /// The prerelease identifier (`--preid beta`: 1.2.3 → 1.2.4-beta.0).
+        #[arg(long)]
+        preid: Option<String>,
+        /// Do not commit or tag.
+        #[arg(long)]
+        no_git_tag_version: bool,
+        #[arg(long)]
+        allow_same_version: bool,
+    },
     /// Direct dependencies with newer versions (exit 1 when there are any, like npm).
     Outdated {
         #[arg(long)]

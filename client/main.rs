@@ -141,6 +141,21 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Logout { registry, scope } => {
             commands::share::logout(&cli, registry.as_deref(), scope.as_deref()).await
         }
+        Command::Init { yes: _ } => commands::project::init(&project_dir(&cli)?),
+        Command::Version {
+            what,
+            preid,
+            no_git_tag_version,
+            allow_same_version,
+        } => {
+            let args = commands::project::VersionArgs {
+                what: what.as_deref(),
+                preid: preid.as_deref(),
+                no_git_tag_version: *no_git_tag_version,
+                allow_same_version: *allow_same_version,
+            };
+            commands::project::version(&cli, &project_dir(&cli)?, args)
+        }
         Command::Pack {
             dry_run,
             pack_destination,

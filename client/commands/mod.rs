@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod inspect;
 pub mod install;
 pub mod pack;
+pub mod project;
 pub mod run;
 pub mod share;
 pub mod store;

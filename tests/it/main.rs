@@ -24,6 +24,7 @@ mod network;
 mod operations;
 mod pack;
 mod platform;
+mod project;
 mod query;
 mod registry;
 mod scrub;
