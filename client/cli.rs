@@ -258,6 +258,18 @@ pub enum Command {
         #[arg(long)]
         allow_same_version: bool,
     },
+    /// A package's registry data (`hoard view ms`, `hoard view ms@^2 version`, `hoard view ms
+    /// dist.tarball`), asked of the registry.
+    #[command(visible_aliases = ["info", "show"])]
+    View { spec: String, fields: Vec<String> },
+    /// Search the registry (`/-/v1/search`).
+    Search {
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// At most this many results (default 20).
+        #[arg(long)]
+        searchlimit: Option<u32>,
+    },
     /// Direct dependencies with newer versions (exit 1 when there are any, like npm).
     Outdated {
         #[arg(long)]

@@ -156,6 +156,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             };
             commands::project::version(&cli, &project_dir(&cli)?, args)
         }
+        Command::View { spec, fields } => commands::lookup::view(&cli, spec, fields).await,
+        Command::Search { words, searchlimit } => {
+            commands::lookup::search(&cli, words, *searchlimit).await
+        }
         Command::Pack {
             dry_run,
             pack_destination,

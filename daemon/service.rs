@@ -738,6 +738,39 @@ impl Hoard for Service {
         Ok(Response::new(LogoutResponse { revoked, registry }))
     }
 
+    async fn view(&self, req: Request<ViewRequest>) -> Result<Response<ViewResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let (cfg, _) = account_registry(&r.project_dir, &r.env, &None, &None).await?;
+        let http = &self.0.installer.registry.http;
+        let found = crate::share::lookup::view(http, &cfg, &r.spec)
+            .instrument(info_span!("rpc.view", spec = %r.spec))
+            .await?;
+        Ok(Response::new(ViewResponse {
+            versions_json: found.iter().map(|v| v.to_string()).collect(),
+        }))
+    }
+
+    async fn search(
+        &self,
+        req: Request<SearchRequest>,
+    ) -> Result<Response<SearchResponse>, Status> {
+        protocol_ok(&req, &self.0.config.protocol_version)?;
+        let _g = InFlight::new(&self.0);
+        let r = req.into_inner();
+        let (cfg, _) = account_registry(&r.project_dir, &r.env, &None, &None).await?;
+        let http = &self.0.installer.registry.http;
+        let size = r.size.unwrap_or(20).clamp(1, 250);
+        let (registry, found) = crate::share::lookup::search(http, &cfg, &r.text, size)
+            .instrument(info_span!("rpc.search", text = %r.text))
+            .await?;
+        Ok(Response::new(SearchResponse {
+            packages_json: found.iter().map(|v| v.to_string()).collect(),
+            registry,
+        }))
+    }
+
     async fn outdated(
         &self,
         req: Request<OutdatedRequest>,

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod daemon;
 pub mod inspect;
 pub mod install;
+pub mod lookup;
 pub mod pack;
 pub mod project;
 pub mod run;

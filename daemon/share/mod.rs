@@ -6,6 +6,7 @@
 //! Must not: write files, or keep credentials beyond one request.
 
 pub mod account;
+pub mod lookup;
 pub mod publish;
 
 use serde_json::Value;

@@ -154,3 +154,70 @@ fn version_bumps_commits_and_tags_as_npm_version_does() {
     assert_eq!(read(&ours.join("package.json"))["version"], "3.0.1");
     assert!(!git(&ours, &["tag", "--list"]).contains("v3.0.1"));
 }
+
+#[test]
+fn view_answers_as_npm_view_does() {
+    use crate::registry::{Pkg, Registry};
+    if !which("npm") {
+        return skip(
+            "project::view_answers_as_npm_view_does",
+            "npm is not installed",
+        );
+    }
+    let reg = Registry::start();
+    for v in ["1.0.0", "1.1.0", "2.0.0"] {
+        reg.publish(
+            Pkg::new("viewed", v)
+                .dep("left", "^1.0.0")
+                .meta("description", json!("a package to look at"))
+                .file("index.js", b"1", 0o644),
+        );
+    }
+    reg.tag("viewed", "next", "2.0.0");
+    reg.tag("viewed", "latest", "1.1.0");
+    let ctx = TestContext::new().with_registry(&reg.url);
+    std::fs::write(ctx.project.join("package.json"), "{}").unwrap();
+    let cache = ctx.home.join("npm-cache");
+    for args in [
+        &["viewed", "version"][..],
+        &["viewed@next", "version"],
+        &["viewed", "dist-tags"],
+        &["viewed", "versions"],
+        &["viewed", "dependencies"],
+        &["viewed", "description", "version"],
+        &["viewed@^1", "version"],
+        &["viewed@2.0.0", "dist.tarball"],
+    ] {
+        let ours = ctx
+            .hoard()
+            .arg("--json")
+            .arg("view")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(ours.status.success(), "{args:?}: {}", stderr(&ours));
+        let theirs = Command::new("npm")
+            .arg("view")
+            .args(args)
+            .args(["--json", "--registry", &reg.url])
+            .env("npm_config_cache", &cache)
+            .env("npm_config_update_notifier", "false")
+            .current_dir(&ctx.project)
+            .output()
+            .unwrap();
+        assert!(
+            theirs.status.success(),
+            "npm view {args:?}: {}",
+            stderr(&theirs)
+        );
+        let parse = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+        assert_eq!(parse(&ours.stdout), parse(&theirs.stdout), "view {args:?}");
+    }
+    let out = ctx.run(&["view", "not-there"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not-there") && stderr(&out).contains("404"),
+        "{}",
+        stderr(&out)
+    );
+}

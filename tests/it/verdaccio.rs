@@ -439,6 +439,24 @@ fn hoard_logs_in_publishes_and_logs_out_against_verdaccio() {
     assert!(installed.join("index.js").exists());
     assert!(!installed.join("notes.orig").exists());
 
+    // Search finds it (Verdaccio's /-/v1/search, with the saved credentials).
+    let out = ctx
+        .hoard()
+        .env("npm_config_registry", &v.url)
+        .args(["-C", &project, "--json", "search", "secret"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "@private/secret"),
+        "{found}"
+    );
+
     // A private package.json is refused before anything is sent.
     let private = ctx.home.join("private-pkg");
     std::fs::create_dir_all(&private).unwrap();
