@@ -178,41 +178,17 @@ impl Http {
         body: Vec<u8>,
         what: &str,
     ) -> Result<Option<bytes::Bytes>> {
-        let _permit = self
-            .metadata_permits
-            .clone()
-            .acquire_owned()
+        let (status, b) = self
+            .send(reqwest::Method::POST, url, auth, Some(body))
             .await
-            .map_err(|_| HoardError::Internal("HTTP client closed".into()))?;
-        let mut req = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(a) = auth {
-            req = req.header(reqwest::header::AUTHORIZATION, a);
-        }
-        debug!(url, "POST");
-        let resp = req.send().await.map_err(|e| {
-            HoardError::Registry(format!("asking {url} for {what}: {}", error_chain(&e)))
-        })?;
-        let status = resp.status();
-        if matches!(
-            status,
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
-        ) {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(HoardError::Registry(format!(
+            .map_err(|e| HoardError::Registry(format!("asking for {what}: {e}")))?;
+        match status {
+            404 | 405 | 501 => Ok(None),
+            200..300 => Ok(Some(b)),
+            _ => Err(HoardError::Registry(format!(
                 "{url} answered {status} when asked for {what}"
-            )));
+            ))),
         }
-        let b = resp
-            .bytes()
-            .await
-            .map_err(|e| HoardError::Registry(format!("reading {what} from {url}: {e}")))?;
-        Ok(Some(b))
     }
 }
 
