@@ -33,7 +33,12 @@ fn verdaccio_bin(test: &str) -> Option<PathBuf> {
         return None;
     }
     let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("package.json"), "{\"private\": true}\n");
+    // verdaccio-audit asks for node-fetch by its `cjs` dist-tag, which a mirror serving only
+    // `latest` lacks; every node-fetch in Verdaccio's tree is the CommonJS 2.x anyway.
+    let _ = std::fs::write(
+        dir.join("package.json"),
+        "{\"private\": true, \"overrides\": {\"node-fetch\": \"^2.7.0\"}}\n",
+    );
     let made = Command::new("npm")
         .args([
             "install",
