@@ -338,26 +338,26 @@ fn peer_uid<T>(req: &Request<T>) -> Option<u32> {
     crate::transport::peer(req).map(|p| p.uid.unwrap_or(0))
 }
 
-/// The npm configuration of `project_dir` and the registry an account command talks to: the
-/// one given, else the scope's, else the default (with a trailing slash).
-async fn account_registry(
+/// A request's project folder (checked as every RPC checks it) and its npm configuration: the
+/// project's and the user's .npmrc with the client's `npm_config_*`.
+fn npm_config(
     project_dir: &str,
     env: &std::collections::HashMap<String, String>,
-    registry: &Option<String>,
-    scope: &Option<String>,
-) -> Result<(NpmConfig, String), HoardError> {
+) -> Result<(PathBuf, NpmConfig), HoardError> {
     let dir = crate::install::project_dir(project_dir)?;
-    let env = env.clone();
-    let cfg = tokio::task::spawn_blocking(move || NpmConfig::load(&dir, &env))
-        .await
-        .map_err(|e| HoardError::Internal(format!("reading .npmrc: {e}")))?;
-    let registry = match (registry, scope) {
+    let cfg = crate::install::blocking(|| NpmConfig::load(&dir, env));
+    Ok((dir, cfg))
+}
+
+/// The registry an account command talks to: the one given, else the scope's, else the
+/// default (with a trailing slash).
+fn account_registry(cfg: &NpmConfig, registry: &Option<String>, scope: &Option<String>) -> String {
+    match (registry, scope) {
         (Some(r), _) if r.ends_with('/') => r.clone(),
         (Some(r), _) => format!("{r}/"),
-        (None, Some(s)) => cfg.registry_for(&format!("@{}/x", s.trim_start_matches('@'))),
+        (None, Some(s)) => cfg.registry_for_scope(s),
         (None, None) => cfg.default_registry(),
-    };
-    Ok((cfg, registry))
+    }
 }
 
 /// The service handle tonic holds.
@@ -653,10 +653,11 @@ impl Hoard for Service {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
-        let span = info_span!("rpc.pack", package = %r.package_dir);
+        let dir = crate::install::project_dir(&r.package_dir)?;
+        let span = info_span!("rpc.pack", package = %dir.display());
         let resp = tokio::task::spawn_blocking(move || {
             let _e = span.entered();
-            crate::pack::serve(&r)
+            crate::pack::serve(dir, &r)
         })
         .await
         .map_err(|e| HoardError::Internal(format!("packing: {e}")))??;
@@ -670,12 +671,8 @@ impl Hoard for Service {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
-        let dir = crate::install::project_dir(&r.package_dir)?;
+        let (dir, cfg) = npm_config(&r.package_dir, &r.env)?;
         let span = info_span!("rpc.publish", package = %dir.display(), dry_run = r.dry_run);
-        let (d, env) = (dir.clone(), r.env.clone());
-        let cfg = tokio::task::spawn_blocking(move || NpmConfig::load(&d, &env))
-            .await
-            .map_err(|e| HoardError::Internal(format!("reading .npmrc: {e}")))?;
         let opts = crate::share::publish::Options {
             tag: r.tag.as_deref(),
             access: r.access.as_deref(),
@@ -713,8 +710,8 @@ impl Hoard for Service {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
-        let (cfg, registry) =
-            account_registry(&r.project_dir, &r.env, &r.registry, &r.scope).await?;
+        let (_, cfg) = npm_config(&r.project_dir, &r.env)?;
+        let registry = account_registry(&cfg, &r.registry, &r.scope);
         let http = &self.0.installer.registry.http;
         let username = crate::share::account::whoami(http, &cfg, &registry)
             .instrument(info_span!("rpc.whoami", %registry))
@@ -729,8 +726,8 @@ impl Hoard for Service {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
-        let (cfg, registry) =
-            account_registry(&r.project_dir, &r.env, &r.registry, &r.scope).await?;
+        let (_, cfg) = npm_config(&r.project_dir, &r.env)?;
+        let registry = account_registry(&cfg, &r.registry, &r.scope);
         let http = &self.0.installer.registry.http;
         let revoked = crate::share::account::logout(http, &cfg, &registry)
             .instrument(info_span!("rpc.logout", %registry))
@@ -742,7 +739,7 @@ impl Hoard for Service {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
-        let (cfg, _) = account_registry(&r.project_dir, &r.env, &None, &None).await?;
+        let (_, cfg) = npm_config(&r.project_dir, &r.env)?;
         let http = &self.0.installer.registry.http;
         let found = crate::share::lookup::view(http, &cfg, &r.spec)
             .instrument(info_span!("rpc.view", spec = %r.spec))
@@ -759,7 +756,7 @@ impl Hoard for Service {
         protocol_ok(&req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let r = req.into_inner();
-        let (cfg, _) = account_registry(&r.project_dir, &r.env, &None, &None).await?;
+        let (_, cfg) = npm_config(&r.project_dir, &r.env)?;
         let http = &self.0.installer.registry.http;
         let size = r.size.unwrap_or(20).clamp(1, 250);
         let (registry, found) = crate::share::lookup::search(http, &cfg, &r.text, size)

@@ -9,6 +9,19 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+/// npm's "nerf dart": `https://host:port/path/x` → `//host:port/path/` (query and file
+/// stripped to the directory): the key prefix credentials are kept under in .npmrc (the
+/// daemon reads them, `hoard login` writes them).
+pub fn nerf_dart(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let dir = match rest.rfind('/') {
+        Some(i) => &rest[..=i],
+        None => return Some(format!("//{rest}/")),
+    };
+    Some(format!("//{dir}"))
+}
+
 /// Expand `${VAR}` (and `${VAR?}`) from `env`; unknown variables expand to "" as npm does.
 pub fn expand(value: &str, env: &HashMap<String, String>) -> String {
     let mut out = String::new();

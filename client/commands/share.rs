@@ -92,14 +92,11 @@ fn registry_of(dir: &Path, registry: Option<&str>, scope: Option<&str>) -> Strin
     )
 }
 
-/// `//host/path/` of a registry URL: the key prefix npm keeps its credentials under.
-fn nerf_dart(registry: &str) -> String {
-    let rest = registry.split_once("://").map_or(registry, |(_, r)| r);
-    let dir = match rest.rfind('/') {
-        Some(i) => &rest[..=i],
-        None => rest,
-    };
-    format!("//{}", dir.trim_end_matches('/')) + "/"
+/// The `.npmrc` key of `registry`'s token: `//host/path/:_authToken`.
+fn token_key(registry: &str) -> Result<String> {
+    let nerf = hoard_proto::npmrc::nerf_dart(registry)
+        .ok_or_else(|| anyhow!("`{registry}` is not a registry URL (http:// or https://)"))?;
+    Ok(format!("{nerf}:_authToken"))
 }
 
 /// The user's .npmrc: `$npm_config_userconfig`, else `~/.npmrc`.
@@ -174,10 +171,7 @@ pub async fn login(cli: &Cli, registry: Option<&str>, scope: Option<&str>) -> Re
         .await
         .map_err(|s| anyhow!("{}", s.message()))?
         .into_inner();
-    let path = set_user_setting(
-        &format!("{}:_authToken", nerf_dart(&registry)),
-        Some(&r.token),
-    )?;
+    let path = set_user_setting(&token_key(&registry)?, Some(&r.token))?;
     if let Some(s) = scope {
         let s = s.trim_start_matches('@');
         set_user_setting(&format!("@{s}:registry"), Some(&registry))?;
@@ -221,7 +215,7 @@ pub async fn logout(cli: &Cli, registry: Option<&str>, scope: Option<&str>) -> R
         .await
         .map_err(|s| anyhow!("{}", s.message()))?
         .into_inner();
-    let path = set_user_setting(&format!("{}:_authToken", nerf_dart(&r.registry)), None)?;
+    let path = set_user_setting(&token_key(&r.registry)?, None)?;
     eprintln!(
         "Logged out of {}{} (removed from `{}`).",
         r.registry,
@@ -239,14 +233,13 @@ pub async fn logout(cli: &Cli, registry: Option<&str>, scope: Option<&str>) -> R
 mod tests {
     #[test]
     fn credentials_are_keyed_as_npm_keys_them() {
+        let key = |r| super::token_key(r).unwrap();
         assert_eq!(
-            super::nerf_dart("http://127.0.0.1:4873/"),
-            "//127.0.0.1:4873/"
+            key("http://127.0.0.1:4873/"),
+            "//127.0.0.1:4873/:_authToken"
         );
-        assert_eq!(
-            super::nerf_dart("https://r.example/npm/"),
-            "//r.example/npm/"
-        );
-        assert_eq!(super::nerf_dart("https://r.example"), "//r.example/");
+        assert_eq!(key("https://r.example/npm/"), "//r.example/npm/:_authToken");
+        assert_eq!(key("https://r.example"), "//r.example/:_authToken");
+        assert!(super::token_key("r.example").is_err());
     }
 }

@@ -184,15 +184,12 @@ pub fn write(p: &Packed, dest: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The Pack RPC: pack `req.package_dir`, write the tarball unless it is a dry run. Blocking.
-pub fn serve(req: &hoard_proto::v1::PackRequest) -> Result<hoard_proto::v1::PackResponse> {
-    let dir = PathBuf::from(&req.package_dir);
-    if !dir.is_absolute() || !dir.is_dir() {
-        return Err(HoardError::InvalidInput(format!(
-            "`{}` is not an absolute path to a folder",
-            dir.display()
-        )));
-    }
+/// The Pack RPC: pack `dir` (the request's package folder, checked by the caller), write the
+/// tarball unless it is a dry run. Blocking.
+pub fn serve(
+    dir: PathBuf,
+    req: &hoard_proto::v1::PackRequest,
+) -> Result<hoard_proto::v1::PackResponse> {
     let p = pack(&dir)?;
     let tarball_path = if req.dry_run {
         None

@@ -96,19 +96,25 @@ impl NpmConfig {
 
     /// The registry serving `name` (`@scope:registry` for scoped names).
     pub fn registry_for(&self, name: &str) -> String {
-        if name.starts_with('@')
-            && let Some((scope, _)) = name.split_once('/')
-            && let Some(r) = self.get(&format!("{scope}:registry"))
-        {
-            return with_slash(r);
+        match name.split_once('/') {
+            Some((scope, _)) if name.starts_with('@') => self.registry_for_scope(scope),
+            _ => self.default_registry(),
         }
-        self.default_registry()
+    }
+
+    /// The registry of `scope` (`@s` or `s`): `@s:registry`, else the default one.
+    pub fn registry_for_scope(&self, scope: &str) -> String {
+        let scope = scope.trim_start_matches('@');
+        match self.get(&format!("@{scope}:registry")) {
+            Some(r) => with_slash(r),
+            None => self.default_registry(),
+        }
     }
 
     /// The `Authorization` header for `url`: the credentials of the longest matching
     /// `//host/path/:` key; top-level `_authToken`/`_auth` apply to the default registry.
     pub fn auth_for(&self, url: &str) -> Option<String> {
-        let nerf = nerf_dart(url)?;
+        let nerf = hoard_proto::npmrc::nerf_dart(url)?;
         // Try "//host/a/b/", then "//host/a/", then "//host/".
         let mut prefix = nerf.as_str();
         loop {
@@ -121,7 +127,7 @@ impl NpmConfig {
                 _ => break,
             }
         }
-        let default_nerf = nerf_dart(&self.default_registry())?;
+        let default_nerf = hoard_proto::npmrc::nerf_dart(&self.default_registry())?;
         if nerf.starts_with(&default_nerf) {
             if let Some(t) = self.get("_authToken") {
                 return Some(format!("Bearer {t}"));
@@ -163,18 +169,6 @@ fn with_slash(s: &str) -> String {
     } else {
         format!("{s}/")
     }
-}
-
-/// npm's "nerf dart": `https://host:port/path/x` → `//host:port/path/` (query and file
-/// stripped to the directory).
-fn nerf_dart(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("://")?;
-    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
-    let dir = match rest.rfind('/') {
-        Some(i) => &rest[..=i],
-        None => return Some(format!("//{rest}/")),
-    };
-    Some(format!("//{dir}"))
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl Shards {
         }
     }
 
-    /// The open shard folder of `hash` (None if it cannot be opened: callers use paths).
+    /// The open shard folder of `hash` (an error if it cannot be opened: callers then use paths).
     fn dir(&self, hash: &[u8; 32]) -> io::Result<&Dir> {
         let slot = &self.dirs[hash[0] as usize];
         let dir = slot.get_or_init(|| Dir::open(&self.files.join(format!("{:02x}", hash[0]))).ok());
