@@ -90,6 +90,10 @@ pub enum HoardError {
     #[error("{0}")]
     Resolve(String),
 
+    /// A git dependency that could not be had: the repository (as the spec names it) and why.
+    #[error("git dependency `{repo}`: {message}")]
+    Git { repo: String, message: String },
+
     /// Dependencies that could not be resolved: all of them, not only the first.
     #[error("{}", unresolved_message(.0))]
     Unresolvable(Vec<Unresolved>),
@@ -239,7 +243,9 @@ impl HoardError {
                 _ => Code::FailedPrecondition,
             },
             HoardError::Integrity { .. } | HoardError::HostileTarball { .. } => Code::DataLoss,
-            HoardError::Resolve(_) | HoardError::Refused(_) => Code::FailedPrecondition,
+            HoardError::Resolve(_) | HoardError::Refused(_) | HoardError::Git { .. } => {
+                Code::FailedPrecondition
+            }
             HoardError::Cancelled(_) => Code::Cancelled,
             HoardError::Stopping(_) => Code::Unavailable,
             HoardError::NoSpace { .. } => Code::ResourceExhausted,
@@ -270,6 +276,7 @@ impl HoardError {
             HoardError::HostileTarball { .. } => "HOSTILE_TARBALL",
             HoardError::Resolve(m) if m.starts_with("ERESOLVE") => "ERESOLVE",
             HoardError::Resolve(_) => "RESOLUTION_FAILED",
+            HoardError::Git { .. } => "GIT_FAILED",
             HoardError::Unresolvable(list) => match list.as_slice() {
                 [first, rest @ ..] if rest.iter().all(|u| u.reason == first.reason) => first.reason,
                 _ => "RESOLUTION_FAILED",
@@ -297,6 +304,9 @@ impl HoardError {
             HoardError::InvalidSelector { selector, code, .. } => {
                 m.insert("selector".into(), selector.clone());
                 m.insert("npm_code".into(), code.to_string());
+            }
+            HoardError::Git { repo, .. } => {
+                m.insert("url".into(), repo.clone());
             }
             HoardError::Auth { url, status, .. } => {
                 m.insert("url".into(), url.clone());

@@ -12,6 +12,7 @@ mod atomic;
 mod cooldown;
 mod error;
 mod foreign_lock;
+mod git;
 mod ideal;
 mod install;
 mod linker;

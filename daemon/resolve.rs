@@ -144,6 +144,52 @@ impl RegistrySource<'_> {
             .store
             .ensure(&t, &self.registry.http, self.network == Network::Offline)
             .await?;
+        let m = self.stored_manifest(dep, &resolved, &stored)?;
+        let mut m = Arc::unwrap_or_clone(m);
+        m.dist = crate::registry::packument::Dist {
+            tarball: resolved,
+            integrity: Some(stored.integrity.clone()),
+            ..Default::default()
+        };
+        Ok(Arc::new(m))
+    }
+
+    /// A git dependency: resolved to a commit and packed by the store's git cache, imported,
+    /// and read. Its `dist.tarball` is what npm locks (`git+ssh://…#<sha>`), with no integrity
+    /// (npm locks none for git); installs find the packed tarball by that URL.
+    async fn git_manifest(&self, dep: &str, spec: &crate::git::GitSpec) -> Result<Arc<Manifest>> {
+        let git = self.store.git.clone();
+        let (s, offline) = (spec.clone(), self.network == Network::Offline);
+        let prepared = tokio::task::spawn_blocking(move || git.prepare(&s, offline)).await??;
+        let t = crate::store::TarballRef {
+            name: dep.to_string(),
+            version: prepared.resolved.clone(),
+            url: format!("file:{}", prepared.tarball.display()),
+            integrity: crate::store::integrity::Sri::parse(Some(&prepared.integrity), None),
+            auth: None,
+            remote: None,
+        };
+        let stored = self
+            .store
+            .ensure(&t, &self.registry.http, self.network == Network::Offline)
+            .await?;
+        let m = self.stored_manifest(dep, &prepared.resolved, &stored)?;
+        let mut m = Arc::unwrap_or_clone(m);
+        m.dist = crate::registry::packument::Dist {
+            tarball: prepared.resolved,
+            ..Default::default()
+        };
+        Ok(Arc::new(m))
+    }
+
+    /// The package.json of a package imported from `resolved`, checked to have a valid name
+    /// and a version.
+    fn stored_manifest(
+        &self,
+        dep: &str,
+        resolved: &str,
+        stored: &crate::store::StoredPackage,
+    ) -> Result<Arc<Manifest>> {
         let pj = stored
             .files
             .iter()
@@ -161,18 +207,13 @@ impl RegistrySource<'_> {
                 "package.json in the tarball `{resolved}` of `{dep}`: {e}"
             ))
         })?;
-        let mut m = Manifest::from_json(dep, &v);
+        let m = Manifest::from_json(dep, &v);
         if m.version.is_empty() {
             return Err(HoardError::Resolve(format!(
                 "package.json in the tarball `{resolved}` of `{dep}` has no version"
             )));
         }
         validate_name(&m.name)?;
-        m.dist = crate::registry::packument::Dist {
-            tarball: resolved,
-            integrity: Some(stored.integrity.clone()),
-            ..Default::default()
-        };
         Ok(Arc::new(m))
     }
 }
@@ -188,6 +229,10 @@ impl Source for RegistrySource<'_> {
             Spec::Range(_) | Spec::Tag(_) => self.pick_from_registry(name, spec).await,
             Spec::Tarball(_) | Spec::LocalTarball(_) => self
                 .tarball_manifest(name, spec)
+                .await
+                .map_err(|e| LoadError::new(e.reason(), e.to_string())),
+            Spec::Git(g) => self
+                .git_manifest(name, g)
                 .await
                 .map_err(|e| LoadError::new(e.reason(), e.to_string())),
             Spec::Workspace(_) => Err(LoadError::new(

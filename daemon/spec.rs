@@ -1,11 +1,12 @@
 //! Dependency specs as npm (npm-package-arg) reads them: ranges, exact versions, dist-tags,
-//! `npm:` aliases, tarball URLs, `file:` directories and tarballs, `link:`, `workspace:`; git
-//! specs are recognised and refused with a clear message. Also validates package names before
-//! any path is built from them.
+//! `npm:` aliases, tarball URLs, `file:` directories and tarballs, `link:`, `workspace:`, and git
+//! repositories (`crate::git::spec`). Also validates package names before any path is built
+//! from them.
 //!
 //! Must not: fetch anything.
 
 use crate::error::{HoardError, Result};
+use crate::git::GitSpec;
 use crate::semver_npm::Range;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,8 @@ pub enum Spec {
     Link(String),
     /// `workspace:` (pnpm/yarn protocol): a workspace member.
     Workspace(String),
+    /// A git repository (`github:u/r#v1`, `git+https://…`, `u/r`).
+    Git(Box<GitSpec>),
 }
 
 /// Validate an npm package name (the rules of validate-npm-package-name for new packages,
@@ -73,23 +76,6 @@ pub fn validate_name(name: &str) -> Result<()> {
         return bad("npm does not allow this name");
     }
     Ok(())
-}
-
-fn is_git(spec: &str) -> bool {
-    let lower = spec.to_ascii_lowercase();
-    ["git+", "git://", "github:", "gitlab:", "bitbucket:", "gist:"]
-        .iter()
-        .any(|p| lower.starts_with(p))
-        || (lower.starts_with("http") && lower.contains(".git") && !lower.ends_with(".tgz"))
-        // `user/repo` or `user/repo#ref` shorthand (not a path, not scoped).
-        || (!spec.starts_with('@')
-            && !spec.starts_with('.')
-            && !spec.starts_with('/')
-            && !spec.contains(':')
-            && spec.split('#').next().is_some_and(|s| {
-                let parts: Vec<&str> = s.split('/').collect();
-                parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && !p.contains(' '))
-            }))
 }
 
 /// What follows `npm:` in an alias: `name@spec` or `name` (scoped names keep their leading
@@ -140,11 +126,10 @@ impl Spec {
                 Spec::Directory(p.to_string())
             });
         }
-        if is_git(s) {
-            return Err(HoardError::InvalidInput(format!(
-                "dependency `{dep_name}`: git dependencies (`{raw}`) are not supported yet; \
-                 use a registry version or a tarball URL"
-            )));
+        if let Some(git) = GitSpec::parse(s) {
+            return git
+                .map(|g| Spec::Git(Box::new(g)))
+                .map_err(|e| HoardError::InvalidInput(format!("dependency `{dep_name}`: {e}")));
         }
         if s.starts_with("http://") || s.starts_with("https://") {
             return Ok(Spec::Tarball(s.to_string()));
@@ -245,10 +230,15 @@ mod tests {
             "git+https://github.com/u/r.git",
             "u/r",
             "u/r#v1",
+            "git+file:///tmp/r.git#main",
         ] {
-            let e = Spec::parse("dep", git).unwrap_err().to_string();
-            assert!(e.contains("git dependencies") && e.contains("dep"), "{e}");
+            assert!(
+                matches!(Spec::parse("dep", git).unwrap(), Spec::Git(_)),
+                "{git}"
+            );
         }
+        let e = Spec::parse("dep", "u/r#a::b").unwrap_err().to_string();
+        assert!(e.contains("dep") && e.contains("u/r#a::b"), "{e}");
     }
 
     #[test]

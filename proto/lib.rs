@@ -19,7 +19,7 @@ pub mod v1 {
 
 /// The protocol semver, separate from the binary version. Bump the minor for additions (new
 /// optional fields, new RPCs), the major for anything an older peer would misread.
-pub const PROTOCOL_VERSION: &str = "1.8.0";
+pub const PROTOCOL_VERSION: &str = "1.9.0";
 
 /// The metadata key a client names its protocol version in; the daemon refuses a call whose
 /// version is incompatible (FAILED_PRECONDITION), except Hello and Shutdown (how a client

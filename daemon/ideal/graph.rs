@@ -476,7 +476,17 @@ impl Graph {
                     _ => false,
                 }
             }
-            Spec::Tag(_) => node.resolved().is_some_and(|r| !r.starts_with("file:")),
+            Spec::Tag(_) => node
+                .resolved()
+                .is_some_and(|r| !r.starts_with("file:") && !crate::git::is_git_resolved(r)),
+            Spec::Git(g) => {
+                node.resolved().is_some_and(|r| g.accepts_resolved(r))
+                    && g.range.as_deref().is_none_or(|r| {
+                        node.version
+                            .as_ref()
+                            .is_some_and(|v| crate::semver_npm::satisfies(&v.to_string(), r))
+                    })
+            }
             Spec::Tarball(url) => node.resolved() == Some(url.as_str()),
             Spec::LocalTarball(p) => {
                 node.resolved().and_then(|r| r.strip_prefix("file:"))

@@ -1,6 +1,8 @@
 //! package.json edits of `hoard add` / `hoard remove`: added registry specs are resolved to the
 //! version they pick and saved as `^version` (exact with `--save-exact` or an exact spec), as npm
-//! saves them; other specs (git, file, URLs) are saved as given. The file keeps its indentation
+//! saves them; git specs as npm saves them (hosted repositories as `github:u/r#ref`, under the
+//! name their package.json gives when the argument names none); other specs (file, URLs) as
+//! given. The file keeps its indentation
 //! and key order.
 //!
 //! Must not: install anything (the stages after `inputs` do).
@@ -25,13 +27,22 @@ pub(super) async fn apply(
     let mut pkg = project.pkg_json.clone();
     let section = section_of(req);
     for arg in &req.add {
-        let (name, raw) = split_arg(arg)?;
-        let raw = if raw.is_empty() {
-            "latest".to_string()
-        } else {
-            raw
+        let (name, save) = match crate::git::GitSpec::parse(arg) {
+            Some(git) => {
+                let git = git.map_err(HoardError::InvalidInput)?;
+                (git_name(run, &git, network).await?, git.saved())
+            }
+            None => {
+                let (name, raw) = split_arg(arg)?;
+                let raw = if raw.is_empty() {
+                    "latest".to_string()
+                } else {
+                    raw
+                };
+                let save = saved_spec(run, &name, &raw, cfg, network).await?;
+                (name, save)
+            }
         };
-        let save = saved_spec(run, &name, &raw, cfg, network).await?;
         project::set_dependency(&mut pkg, section, &name, &save);
         run.em
             .info(format!("{name}@{save} added to {section}"))
@@ -50,6 +61,21 @@ pub(super) async fn apply(
     }
     let bytes = project::render_like(&pkg, &project.pkg_bytes)?;
     blocking(|| crate::atomic::write_atomic(&project.dir.join("package.json"), &bytes))
+}
+
+/// The name a git dependency added without one (`hoard add github:u/r`) is saved under: its
+/// package.json's, as npm does.
+async fn git_name(run: &Run<'_>, git: &crate::git::GitSpec, network: Network) -> Result<String> {
+    let cache = run.installer.store.git.clone();
+    let (g, offline) = (git.clone(), network == Network::Offline);
+    let prepared = tokio::task::spawn_blocking(move || cache.prepare(&g, offline)).await??;
+    let name = prepared.manifest.get("name").and_then(|n| n.as_str());
+    let name = name.unwrap_or_default().to_string();
+    crate::spec::validate_name(&name).map_err(|e| HoardError::Git {
+        repo: git.repo(),
+        message: format!("its package.json: {e}"),
+    })?;
+    Ok(name)
 }
 
 fn section_of(req: &InstallRequest) -> &'static str {
@@ -73,6 +99,7 @@ async fn saved_spec(
     let (real, inner) = match &spec {
         Spec::Alias { name, spec } => (name.clone(), (**spec).clone()),
         s @ (Spec::Range(_) | Spec::Tag(_)) => (name.to_string(), s.clone()),
+        Spec::Git(g) => return Ok(g.saved()),
         _ => return Ok(raw.to_string()),
     };
     let p = run

@@ -230,12 +230,18 @@ impl Fetched {
     }
 }
 
-/// Fill in integrity the lock lacked, from the store. Returns whether any was filled.
+/// Fill in integrity the lock lacked, from the store (not for git dependencies, which npm
+/// locks by commit alone). Returns whether any was filled.
 pub(super) fn fill_integrity(tree: &mut Tree, stored: &HashMap<usize, Arc<StoredPackage>>) -> bool {
     let mut filled = false;
     for (&i, p) in stored {
-        if let NodeKind::Package { integrity, .. } = &mut tree.nodes[i].kind
+        if let NodeKind::Package {
+            integrity,
+            resolved,
+            ..
+        } = &mut tree.nodes[i].kind
             && integrity.is_none()
+            && !crate::git::is_git_resolved(resolved)
         {
             *integrity = Some(p.integrity.clone());
             filled = true;

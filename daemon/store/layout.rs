@@ -1,5 +1,5 @@
 //! Paths inside a store directory (see store-format.md): `<store>/v1/{files,tmp,metadata,
-//! quarantine}`, `<store>/v1/index.sqlite` and `<store>/v1/projects.txt`; and the store root's
+//! quarantine,git}`, `<store>/v1/index.sqlite` and `<store>/v1/projects.txt`; and the store root's
 //! mode (private: 0700, or 0750 with `HOARD_STORE_SHARED=group`).
 //!
 //! Must not: read or write file contents; it only names and creates directories.
@@ -41,6 +41,8 @@ pub struct Layout {
     pub virtual_root: PathBuf,
     /// The last install request of each project the daemon watches (`ahead/<16 hex>.req`).
     pub ahead: PathBuf,
+    /// Git dependencies: bare repositories and the tarballs packed from them (`crate::git`).
+    pub git: PathBuf,
     counter: AtomicU64,
 }
 
@@ -84,6 +86,7 @@ impl Layout {
             projects: base.join("projects.txt"),
             virtual_root: base.join("virtual").join("node_modules").join(".store"),
             ahead: base.join("ahead"),
+            git: base.join("git"),
             counter: AtomicU64::new(0),
         };
         mkdir(root)?;

@@ -119,6 +119,8 @@ pub struct Store {
     notice: Mutex<Option<String>>,
     /// The shard folders, open for per-file calls.
     shards: Arc<shards::Shards>,
+    /// Git dependencies' repositories and packed tarballs.
+    pub git: Arc<crate::git::GitCache>,
 }
 
 /// Package rows pinned for one install; unpinned when dropped.
@@ -183,6 +185,7 @@ impl Store {
         index.add_projects(projects.all())?;
         projects.add(index.projects()?)?;
         let shards = Arc::new(shards::Shards::new(&layout.files));
+        let git = Arc::new(crate::git::GitCache::open(layout.git.clone()));
         Ok(Store {
             layout: Arc::new(layout),
             index: Arc::new(index),
@@ -195,6 +198,7 @@ impl Store {
             projects,
             notice: Mutex::new(notice),
             shards,
+            git,
         })
     }
 
@@ -243,6 +247,14 @@ impl Store {
         http: &Arc<Http>,
         offline: bool,
     ) -> Result<Arc<StoredPackage>> {
+        let packed;
+        let pkg = match self.packed_git(pkg, offline).await? {
+            Some(t) => {
+                packed = t;
+                &packed
+            }
+            None => pkg,
+        };
         let key = pkg.integrity.strongest().unwrap_or_else(|| pkg.url.clone());
         // An import under way is joined before the index is asked: its row may already be
         // committed while its result (marked as downloaded now) is not in memory yet.
@@ -265,6 +277,31 @@ impl Store {
         self.import_coalesced(pkg, http, key).await
     }
 
+    /// A git dependency (`pkg.url` is the lockfile's `git+…#<sha>`) as the local tarball the
+    /// git cache packs from it, with that tarball's integrity; `None` for any other package.
+    async fn packed_git(&self, pkg: &TarballRef, offline: bool) -> Result<Option<TarballRef>> {
+        if !crate::git::is_git_resolved(&pkg.url) {
+            return Ok(None);
+        }
+        let spec = match crate::git::GitSpec::parse(&pkg.url) {
+            Some(Ok(s)) => s,
+            _ => {
+                return Err(HoardError::Lockfile(format!(
+                    "{} is locked to `{}`, which is not a git URL hoard can read",
+                    pkg.pkg_id(),
+                    pkg.url
+                )));
+            }
+        };
+        let git = self.git.clone();
+        let p = tokio::task::spawn_blocking(move || git.prepare(&spec, offline)).await??;
+        Ok(Some(TarballRef {
+            url: format!("file:{}", p.tarball.display()),
+            integrity: Sri::parse(Some(&p.integrity), None),
+            ..pkg.clone()
+        }))
+    }
+
     /// Download and import `pkg` again although the index has it: one of its files is missing
     /// from the store (deleted by hand, a cleaner, a bad disk). Files still present stay; the
     /// missing ones come back. Coalesced like `ensure`.
@@ -274,6 +311,14 @@ impl Store {
         http: &Arc<Http>,
     ) -> Result<Arc<StoredPackage>> {
         warn!(pkg = %pkg.pkg_id(), "a store file of this package is missing; downloading it again");
+        let packed;
+        let pkg = match self.packed_git(pkg, false).await? {
+            Some(t) => {
+                packed = t;
+                &packed
+            }
+            None => pkg,
+        };
         let key = pkg.integrity.strongest().unwrap_or_else(|| pkg.url.clone());
         let joining = self.inflight.lock().ok().and_then(|m| m.get(&key).cloned());
         if let Some(f) = joining {
