@@ -56,6 +56,8 @@ pub fn request_env() -> HashMap<String, String> {
                 || k.contains("NPM")
                 // The remote cache's credentials (`hoard-remote-cache=s3://…`).
                 || k.starts_with("AWS_")
+                // The git dependencies being prepared further up (a nested install).
+                || k == "_HOARD_NO_PREPARE_"
         })
         .collect()
 }

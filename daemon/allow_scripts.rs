@@ -63,21 +63,30 @@ enum Key {
     Versions(String, Vec<String>),
     /// A tarball URL or `file:` path, matched against `resolved` as written.
     Source(String),
+    /// A git repository (`github:u/r`, a git URL), with a commit prefix the locked commit
+    /// must start with.
+    Git {
+        repo: String,
+        commit: Option<String>,
+    },
     /// Parses, but npm matches nothing with it (an alias).
     Nothing,
 }
 
 /// Why npm drops a key (with a warning).
 fn parse_key(key: &str) -> Result<Key, String> {
+    if let Some(git) = crate::git::GitSpec::parse(key) {
+        let g = git.map_err(|e| format!("ignoring unparseable entry \"{key}\": {e}"))?;
+        return Ok(Key::Git {
+            repo: g.repo(),
+            commit: g.committish.clone(),
+        });
+    }
     if ["file:", "/", "./", "../", "http://", "https://"]
         .iter()
         .any(|p| key.starts_with(p))
     {
         return Ok(Key::Source(key.to_string()));
-    }
-    if key.starts_with("git") || key.contains("github:") {
-        // hoard installs no git dependencies yet, so such a key matches nothing.
-        return Ok(Key::Nothing);
     }
     let at = if let Some(rest) = key.strip_prefix('@') {
         rest.find('@').map(|i| i + 1)
@@ -136,6 +145,7 @@ impl Key {
                     }
             }
             Key::Source(s) => !id.registry && *s == id.resolved,
+            Key::Git { repo, commit } => git_matches(repo, commit.as_deref(), &id.resolved),
             Key::Nothing => false,
         }
     }
@@ -145,9 +155,29 @@ impl Key {
         match self {
             Key::Name(n) | Key::Versions(n, _) => id.registry && *n == id.name,
             Key::Source(s) => !id.registry && *s == id.resolved,
+            Key::Git { repo, .. } => git_matches(repo, None, &id.resolved),
             Key::Nothing => false,
         }
     }
+}
+
+/// arborist's matchGit: the same repository, and a locked commit that starts with the key's
+/// committish when it names one (a longer key never matches a shorter commit).
+fn git_matches(repo: &str, commit: Option<&str>, resolved: &str) -> bool {
+    if !crate::git::is_git_resolved(resolved) {
+        return false;
+    }
+    let Some(Ok(locked)) = crate::git::GitSpec::parse(resolved) else {
+        return false;
+    };
+    locked.repo() == repo
+        && match commit {
+            None => true,
+            Some(c) => locked
+                .committish
+                .as_deref()
+                .is_some_and(|l| l.starts_with(c)),
+        }
 }
 
 /// Where the policy came from.
@@ -301,13 +331,30 @@ fn targets(key: &str, id: &Identity) -> bool {
     parse_key(key).is_ok_and(|k| k.targets(id))
 }
 
-/// The name-only key of a package (its name, or its `resolved` for a tarball or file).
+/// The name-only key of a package: its name; for a hosted git repository its shortcut
+/// (`github:u/r`, as npm writes it); else its `resolved` (a tarball, file or other git URL).
 fn name_key(id: &Identity) -> String {
     if id.registry {
         id.name.clone()
+    } else if let Some((name, _)) = hosted_git_keys(&id.resolved) {
+        name
     } else {
         id.resolved.clone()
     }
+}
+
+/// A hosted git dependency's keys, as npm writes them: `github:u/r`, and `github:u/r#<sha>`.
+fn hosted_git_keys(resolved: &str) -> Option<(String, String)> {
+    if !crate::git::is_git_resolved(resolved) {
+        return None;
+    }
+    let g = crate::git::GitSpec::parse(resolved)?.ok()?;
+    let name = g.hosted.as_ref()?.shortcut();
+    let pin = match &g.committish {
+        Some(c) => format!("{name}#{c}"),
+        None => name.clone(),
+    };
+    Some((name, pin))
 }
 
 /// `npm install-scripts approve <name>`: `installed` are the installed copies of one package
@@ -365,7 +412,9 @@ pub fn approve(
         .iter()
         .map(|id| match (&id.version, id.registry) {
             (Some(v), true) => Some(format!("{}@{v}", id.name)),
-            (_, false) => Some(id.resolved.clone()),
+            (_, false) => Some(
+                hosted_git_keys(&id.resolved).map_or_else(|| id.resolved.clone(), |(_, pin)| pin),
+            ),
             (None, true) => None,
         })
         .collect();
@@ -525,6 +574,32 @@ mod tests {
             "https://evil.example/-/esbuild-0.25.0.tgz",
         );
         assert_eq!(p.verdict(&forged, false), Verdict::Unreviewed);
+    }
+
+    #[test]
+    fn git_keys_match_like_arborist() {
+        let sha = "abcdef0123456789abcdef0123456789abcdef01";
+        let hosted = Identity::of(
+            "x",
+            "1.0.0",
+            &format!("git+ssh://git@github.com/u/r.git#{sha}"),
+        );
+        let plain = Identity::of("x", "1.0.0", &format!("git+file:///srv/r.git#{sha}"));
+        assert!(!hosted.registry && !plain.registry);
+        let p = policy(json!({"github:u/r": true}));
+        assert_eq!(p.verdict(&hosted, false), Verdict::Allowed);
+        // The package's own name is not trusted for a git dependency.
+        assert_eq!(
+            policy(json!({"x": true})).verdict(&hosted, false),
+            Verdict::Unreviewed
+        );
+        let p = policy(json!({"u/r#abcdef01": true, "git+file:///srv/r.git": true}));
+        assert_eq!(p.verdict(&hosted, false), Verdict::Allowed);
+        assert_eq!(p.verdict(&plain, false), Verdict::Allowed);
+        let p = policy(json!({"github:u/r#abcdef02": true, "github:u/other": true}));
+        assert_eq!(p.verdict(&hosted, false), Verdict::Unreviewed);
+        let p = policy(json!({"https://github.com/u/r.git": true, "github:u/r#abc": false}));
+        assert_eq!(p.verdict(&hosted, false), Verdict::Denied);
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct Resolver<'a> {
     pub on_progress: Option<Box<dyn FnMut(u64, u64) + Send + Sync + 'a>>,
     /// Called as soon as a package's version is picked (to start its download early).
     pub on_picked: Option<PickedHook<'a>>,
+    /// Readies git dependencies with build scripts before they are packed (when the project's
+    /// policy allows).
+    pub git_prepare: Option<Arc<dyn crate::git::Prepare>>,
 }
 
 /// Manifests for the ideal-tree builder: npm-pick-manifest's choice from the registry (with the
@@ -68,6 +71,7 @@ struct RegistrySource<'r> {
     fresh: &'r Option<Vec<String>>,
     prefetch: crate::prefetch::Prefetch,
     cooldown: Option<crate::cooldown::Cooldown>,
+    git_prepare: Option<Arc<dyn crate::git::Prepare>>,
 }
 
 impl RegistrySource<'_> {
@@ -160,7 +164,10 @@ impl RegistrySource<'_> {
     async fn git_manifest(&self, dep: &str, spec: &crate::git::GitSpec) -> Result<Arc<Manifest>> {
         let git = self.store.git.clone();
         let (s, offline) = (spec.clone(), self.network == Network::Offline);
-        let prepared = tokio::task::spawn_blocking(move || git.prepare(&s, offline)).await??;
+        let prepare = self.git_prepare.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || git.prepare(&s, offline, prepare.as_deref()))
+                .await??;
         let t = crate::store::TarballRef {
             name: dep.to_string(),
             version: prepared.resolved.clone(),
@@ -321,6 +328,7 @@ impl<'a> Resolver<'a> {
                     cooldown.clone(),
                 ),
                 cooldown,
+                git_prepare: self.git_prepare.clone(),
             };
             src.prefetch.start_all(&root);
             for (_, m) in &workspaces {

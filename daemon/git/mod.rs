@@ -9,7 +9,11 @@
 //!
 //! The caller imports the tarball into the store like a local tarball.
 //!
-//! Must not: import into the store, or run the package's scripts.
+//! A package with build scripts is prepared before it is packed only through a `Prepare` the
+//! caller gives (it decides by the project's script policy and runs the scripts); its tarball
+//! is kept apart from the plain one (`packed/<32 hex of "<resolved>\nprepared">`).
+//!
+//! Must not: import into the store, or run the package's scripts itself.
 
 mod repo;
 pub mod spec;
@@ -40,6 +44,29 @@ pub struct Prepared {
     /// `sha512-…` of the tarball.
     pub integrity: String,
     pub manifest: Value,
+}
+
+impl Prepared {
+    fn relabel(mut self, resolved: &str) -> Prepared {
+        self.resolved = resolved.to_string();
+        self
+    }
+}
+
+/// The cache key of a prepared tarball (the plain one's is `resolved` itself).
+fn prepared_key(resolved: &str) -> String {
+    format!("{resolved}\nprepared")
+}
+
+/// What readies a checkout before it is packed, as npm does for a git dependency with build
+/// scripts: its dependencies installed (dev ones too) and its `prepare` run. The project's
+/// script policy decides whether it happens at all.
+pub trait Prepare: Send + Sync {
+    /// Whether the package (its package.json, and the `resolved` it is locked as) is to be
+    /// prepared.
+    fn wanted(&self, manifest: &Value, resolved: &str) -> bool;
+    /// Prepare the checkout in `dir`; an error says what failed.
+    fn run(&self, dir: &Path, resolved: &str) -> std::result::Result<(), String>;
 }
 
 /// The store's git cache.
@@ -94,12 +121,34 @@ impl GitCache {
         })
     }
 
-    /// Resolve `spec` to a commit and pack it (from the cache when it was packed before).
-    /// Offline, only a spec that names a full commit packed before can be had. Blocking.
-    pub fn prepare(&self, spec: &GitSpec, offline: bool) -> Result<Prepared> {
+    /// The packed tarball of `resolved`, if the cache has it: prepared when `prepare` wants
+    /// this package prepared, plain when it does not; with no `prepare`, the prepared one if
+    /// there is one (what an install that could prepare made), else the plain one.
+    fn cached(&self, resolved: &str, prepare: Option<&dyn Prepare>) -> Option<Prepared> {
+        let plain = self.packed(resolved)?;
+        let prepared = || {
+            self.packed(&prepared_key(resolved))
+                .map(|p| p.relabel(resolved))
+        };
+        match prepare {
+            Some(p) if p.wanted(&plain.manifest, resolved) => prepared(),
+            Some(_) => Some(plain),
+            None => prepared().or(Some(plain)),
+        }
+    }
+
+    /// Resolve `spec` to a commit and pack it (from the cache when it was packed before),
+    /// prepared first when `prepare` wants it. Offline, only a spec that names a full commit
+    /// packed before can be had. Blocking.
+    pub fn prepare(
+        &self,
+        spec: &GitSpec,
+        offline: bool,
+        prepare: Option<&dyn Prepare>,
+    ) -> Result<Prepared> {
         let repo = spec.repo();
         if let Some(sha) = spec.commit()
-            && let Some(p) = self.packed(&spec.resolved(&sha.to_ascii_lowercase()))
+            && let Some(p) = self.cached(&spec.resolved(&sha.to_ascii_lowercase()), prepare)
         {
             return Ok(p);
         }
@@ -121,10 +170,19 @@ impl GitCache {
         bare.init()?;
         let sha = self.commit_of(spec, &bare)?;
         let resolved = spec.resolved(&sha);
-        if let Some(p) = self.packed(&resolved) {
+        if let Some(p) = self.cached(&resolved, prepare) {
             return Ok(p);
         }
-        self.pack(spec, &bare, &sha, &resolved)
+        let plain = match self.packed(&resolved) {
+            Some(p) => p,
+            None => self.pack(spec, &bare, &sha, &resolved, None)?,
+        };
+        match prepare {
+            Some(p) if p.wanted(&plain.manifest, &resolved) => {
+                self.pack(spec, &bare, &sha, &resolved, Some(p))
+            }
+            _ => Ok(plain),
+        }
     }
 
     /// The commit `spec` names, fetched into `bare`.
@@ -168,8 +226,16 @@ impl GitCache {
         })
     }
 
-    /// Check `sha` out, pack it as npm would, and keep the tarball.
-    fn pack(&self, spec: &GitSpec, bare: &Bare, sha: &str, resolved: &str) -> Result<Prepared> {
+    /// Check `sha` out, prepare it if `prepare` is given, pack it as npm would, and keep the
+    /// tarball (a prepared one under its own key).
+    fn pack(
+        &self,
+        spec: &GitSpec,
+        bare: &Bare,
+        sha: &str,
+        resolved: &str,
+        prepare: Option<&dyn Prepare>,
+    ) -> Result<Prepared> {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -180,7 +246,7 @@ impl GitCache {
         if let Some(parent) = staging.parent() {
             std::fs::create_dir_all(parent).map_err(|e| HoardError::io("creating", parent, e))?;
         }
-        let r = self.pack_in(spec, bare, sha, resolved, &staging);
+        let r = self.pack_in(spec, bare, sha, resolved, &staging, prepare);
         let _ = std::fs::remove_dir_all(&staging);
         r
     }
@@ -192,28 +258,41 @@ impl GitCache {
         sha: &str,
         resolved: &str,
         staging: &Path,
+        prepare: Option<&dyn Prepare>,
     ) -> Result<Prepared> {
         bare.checkout(sha, staging)?;
         let dir = match &spec.subdir {
             Some(p) => staging.join(p),
             None => staging.to_path_buf(),
         };
+        if let Some(p) = prepare {
+            info!(repo = %bare.repo, sha, "preparing a git dependency");
+            p.run(&dir, resolved).map_err(|e| HoardError::Git {
+                repo: bare.repo.clone(),
+                message: format!("preparing commit {sha}: {e}"),
+            })?;
+        }
         let packed = crate::pack::pack(&dir).map_err(|e| HoardError::Git {
             repo: bare.repo.clone(),
             message: format!("packing commit {sha}: {e}"),
         })?;
-        let (tgz, meta) = self.packed_paths(resolved);
+        let key = match prepare {
+            Some(_) => prepared_key(resolved),
+            None => resolved.to_string(),
+        };
+        let (tgz, meta) = self.packed_paths(&key);
         if let Some(parent) = tgz.parent() {
             std::fs::create_dir_all(parent).map_err(|e| HoardError::io("creating", parent, e))?;
         }
         crate::atomic::write_atomic(&tgz, &packed.tarball)?;
         let record = json!({
-            "resolved": resolved,
+            "resolved": key,
             "integrity": packed.integrity,
             "manifest": packed.manifest,
         });
         crate::atomic::write_atomic(&meta, record.to_string().as_bytes())?;
-        info!(repo = %bare.repo, sha, files = packed.files.len(), "packed a git dependency");
+        info!(repo = %bare.repo, sha, files = packed.files.len(), prepared = prepare.is_some(),
+            "packed a git dependency");
         Ok(Prepared {
             resolved: resolved.to_string(),
             tarball: tgz,

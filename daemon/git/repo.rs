@@ -43,10 +43,7 @@ fn failure(repo: &str, what: &str, out: std::io::Result<Output>) -> HoardError {
                 .lines()
                 .find(|l| l.starts_with("fatal:") || l.starts_with("error:"));
             let line = first_fatal.or_else(|| err.lines().rev().find(|l| !l.trim().is_empty()));
-            format!(
-                "{what} failed ({}); check the URL, and that git can reach it from this machine",
-                line.unwrap_or("no message").trim()
-            )
+            format!("{what} failed ({})", line.unwrap_or("no message").trim())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
             "{what} needs `git`, which is not on the daemon's PATH; install git and restart the \
@@ -68,24 +65,34 @@ fn run(repo: &str, what: &str, args: &[&str], cwd: Option<&Path>) -> Result<Outp
     }
 }
 
-/// The refs of the first of `urls` that answers, and that URL.
+/// The refs of the first of the spec's URLs that answers, and that URL; when none does, each
+/// URL's failure.
 pub fn ls_remote(spec: &GitSpec) -> Result<(Refs, String)> {
-    let mut last = None;
+    let mut failures = Vec::new();
     for url in spec.clone_urls() {
         match git(&["ls-remote", url.as_str()], None) {
             Ok(o) if o.status.success() => {
                 return Ok((parse_refs(&String::from_utf8_lossy(&o.stdout)), url));
             }
-            other => {
-                last = Some(failure(
-                    &spec.repo(),
-                    &format!("`git ls-remote {url}`"),
-                    other,
-                ))
-            }
+            other => failures.push(failure(
+                &spec.repo(),
+                &format!("`git ls-remote {url}`"),
+                other,
+            )),
         }
     }
-    Err(last.unwrap_or_else(|| HoardError::Internal("no URL to clone from".into())))
+    let mut messages = failures.into_iter().map(|e| match e {
+        HoardError::Git { message, .. } => message,
+        e => e.to_string(),
+    });
+    let first = messages
+        .next()
+        .unwrap_or_else(|| "no URL to clone from".into());
+    let all = messages.fold(first, |all, m| format!("{all}; then {m}"));
+    Err(HoardError::Git {
+        repo: spec.repo(),
+        message: format!("{all}; check the URL, and that git can reach it from this machine"),
+    })
 }
 
 fn parse_refs(out: &str) -> Refs {

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::audit::locked_tree;
 use super::context::{Installer, blocking};
 use super::inputs::project_dir;
-use super::scripts::package_install_scripts;
+use super::scripts::{git_prepare_script, package_install_scripts};
 use crate::allow_scripts::{self, Change, Identity, Policy, Verdict};
 use crate::error::{HoardError, Result};
 use crate::project::{self, Project};
@@ -144,7 +144,12 @@ impl Installer {
                 Ok(p) => {
                     let store = self.store.clone();
                     let m = n.manifest.clone();
-                    blocking(move || package_install_scripts(&store, &p, &m))
+                    let resolved = resolved.to_string();
+                    blocking(move || {
+                        let mut s = package_install_scripts(&store, &p, &m);
+                        s.extend(git_prepare_script(&store, &p, &resolved));
+                        s
+                    })
                 }
                 Err(_) => {
                     if n.manifest.install_scripts() {

@@ -68,7 +68,7 @@ pub(super) async fn apply(
 async fn git_name(run: &Run<'_>, git: &crate::git::GitSpec, network: Network) -> Result<String> {
     let cache = run.installer.store.git.clone();
     let (g, offline) = (git.clone(), network == Network::Offline);
-    let prepared = tokio::task::spawn_blocking(move || cache.prepare(&g, offline)).await??;
+    let prepared = tokio::task::spawn_blocking(move || cache.prepare(&g, offline, None)).await??;
     let name = prepared.manifest.get("name").and_then(|n| n.as_str());
     let name = name.unwrap_or_default().to_string();
     crate::spec::validate_name(&name).map_err(|e| HoardError::Git {

@@ -95,13 +95,18 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
     let mut waiting = Waiting::new(&install);
     let offline = inputs.network == Network::Offline;
     let span = info_span!("fetch", packages = total);
+    let git_prepare = super::git_prepare::for_install(&run.installer.store.layout.root, inputs);
     let jobs = install.into_iter().map(|i| {
         let t = tree.nodes[i].tarball_ref(&inputs.cfg, &inputs.dir);
         let store = run.installer.store.clone();
         let http = run.installer.registry.http.clone();
+        let prepare = t
+            .as_ref()
+            .filter(|t| crate::git::is_git_resolved(&t.url))
+            .map(|_| git_prepare.clone());
         async move {
             let r = match t {
-                Some(t) => store.ensure(&t, &http, offline).await,
+                Some(t) => store.ensure_prepared(&t, &http, offline, prepare).await,
                 None => Err(HoardError::Internal("not a registry package".into())),
             };
             (i, r)

@@ -35,6 +35,7 @@ mod context;
 mod edit;
 mod fetch;
 mod finish;
+mod git_prepare;
 mod inputs;
 mod link;
 mod noop;

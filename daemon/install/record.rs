@@ -204,6 +204,10 @@ async fn resolve(
             download_early.then(|| download_on_pick(installer, inputs)),
             early.map(|e| e.hook(inputs)),
         ),
+        git_prepare: Some(super::git_prepare::for_install(
+            &installer.store.layout.root,
+            inputs,
+        )),
     };
     let workspaces = inputs
         .project

@@ -79,10 +79,20 @@ pub(super) async fn policy(
     for (&i, p) in stored {
         let n = &tree.nodes[i];
         let scripts = blocking(|| package_install_scripts(&run.installer.store, p, &n.manifest));
-        if scripts.is_empty() || n.in_bundle {
+        // A git dependency's `prepare` ran (or not) when it was packed; listed when it did not.
+        let prepare = match &n.kind {
+            NodeKind::Package { resolved, .. } => {
+                blocking(|| git_prepare_script(&run.installer.store, p, resolved))
+            }
+            _ => None,
+        };
+        if scripts.is_empty() && prepare.is_none() || n.in_bundle {
             continue;
         }
         let id = identity(n);
+        if policy.runs(&id, n.in_bundle) && scripts.is_empty() {
+            continue;
+        }
         if policy.runs(&id, n.in_bundle) {
             out.copies.insert(i);
             let path = inputs.dir.join(match inputs.layout {
@@ -96,13 +106,18 @@ pub(super) async fn policy(
         } else {
             let explicit = policy.verdict(&id, n.in_bundle) == Verdict::Denied;
             out.denied
-                .extend(scripts.into_iter().map(|(event, command)| DeniedScript {
-                    package: n.real_name().to_string(),
-                    version: n.version().to_string(),
-                    event,
-                    command,
-                    explicit: Some(explicit),
-                }));
+                .extend(
+                    scripts
+                        .into_iter()
+                        .chain(prepare)
+                        .map(|(event, command)| DeniedScript {
+                            package: n.real_name().to_string(),
+                            version: n.version().to_string(),
+                            event,
+                            command,
+                            explicit: Some(explicit),
+                        }),
+                );
         }
     }
     out.denied
@@ -128,6 +143,19 @@ pub(super) async fn policy(
     });
     out.allowed = allowed.into_iter().map(|(_, s)| s).collect();
     Ok(out)
+}
+
+/// A git dependency's `prepare` script, if it has one (run, when allowed, as it is packed).
+pub fn git_prepare_script(
+    store: &Store,
+    p: &StoredPackage,
+    resolved: &str,
+) -> Option<(String, String)> {
+    if !crate::git::is_git_resolved(resolved) {
+        return None;
+    }
+    let cmd = stored_scripts(store, p).remove("prepare")?;
+    Some(("prepare".to_string(), cmd))
 }
 
 fn script(n: &Node, path: &str, event: String, command: String) -> Script {
@@ -222,15 +250,7 @@ pub fn package_install_scripts(
     if !m.install_scripts() && !has_gyp {
         return vec![];
     }
-    let scripts: HashMap<String, String> = p
-        .files
-        .iter()
-        .find(|f| f.path == "package.json")
-        .and_then(|f| std::fs::read(store.content_path(f)).ok())
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("scripts").cloned())
-        .and_then(|s| serde_json::from_value(s).ok())
-        .unwrap_or_default();
+    let scripts = stored_scripts(store, p);
     let mut out = Vec::new();
     for event in ["preinstall", "install", "postinstall"] {
         if let Some(c) = scripts.get(event) {
@@ -240,4 +260,16 @@ pub fn package_install_scripts(
         }
     }
     out
+}
+
+/// The `scripts` of a stored package's package.json (empty when it has none or cannot be read).
+fn stored_scripts(store: &Store, p: &StoredPackage) -> HashMap<String, String> {
+    p.files
+        .iter()
+        .find(|f| f.path == "package.json")
+        .and_then(|f| std::fs::read(store.content_path(f)).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("scripts").cloned())
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default()
 }

@@ -5,27 +5,6 @@
 
 use crate::semver_npm::{self, Range};
 
-fn is_git(spec: &str) -> bool {
-    let s = spec;
-    if s.starts_with("git+")
-        || s.starts_with("git://")
-        || ["github:", "gitlab:", "bitbucket:", "gist:"]
-            .iter()
-            .any(|p| s.starts_with(p))
-    {
-        return true;
-    }
-    // Hosted shorthand `user/repo[#ref]`.
-    let head = s.split('#').next().unwrap_or("");
-    let parts: Vec<&str> = head.split('/').collect();
-    parts.len() == 2
-        && !head.starts_with(['@', '.', '/', '-', '~'])
-        && !head.contains(':')
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && !p.contains([' ', '@', '%']))
-}
-
 /// npa's `type`: version, range, tag, alias, git, remote, file or directory.
 pub fn of(spec: &str) -> &'static str {
     let s = spec.trim();
@@ -45,7 +24,7 @@ pub fn of(spec: &str) -> &'static str {
             "directory"
         };
     }
-    if is_git(s) {
+    if crate::git::spec::looks_like_git(s) {
         return "git";
     }
     if s.starts_with("http://") || s.starts_with("https://") {

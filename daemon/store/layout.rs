@@ -25,6 +25,8 @@ pub fn content_times() -> std::fs::FileTimes {
 
 #[derive(Debug)]
 pub struct Layout {
+    /// The store directory itself (what `--store-dir` names).
+    pub root: PathBuf,
     pub files: PathBuf,
     pub tmp: PathBuf,
     pub metadata: PathBuf,
@@ -78,6 +80,7 @@ impl Layout {
     pub fn create(root: &Path) -> Result<Layout> {
         let base = root.join(format!("v{FORMAT_VERSION}"));
         let layout = Layout {
+            root: root.to_path_buf(),
             files: base.join("files"),
             tmp: base.join("tmp"),
             metadata: base.join("metadata"),

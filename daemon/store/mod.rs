@@ -247,8 +247,20 @@ impl Store {
         http: &Arc<Http>,
         offline: bool,
     ) -> Result<Arc<StoredPackage>> {
+        self.ensure_prepared(pkg, http, offline, None).await
+    }
+
+    /// `ensure`, with git dependencies readied by `prepare` before they are packed (see
+    /// `crate::git::Prepare`).
+    pub async fn ensure_prepared(
+        self: &Arc<Self>,
+        pkg: &TarballRef,
+        http: &Arc<Http>,
+        offline: bool,
+        prepare: Option<Arc<dyn crate::git::Prepare>>,
+    ) -> Result<Arc<StoredPackage>> {
         let packed;
-        let pkg = match self.packed_git(pkg, offline).await? {
+        let pkg = match self.packed_git(pkg, offline, prepare).await? {
             Some(t) => {
                 packed = t;
                 &packed
@@ -278,8 +290,14 @@ impl Store {
     }
 
     /// A git dependency (`pkg.url` is the lockfile's `git+…#<sha>`) as the local tarball the
-    /// git cache packs from it, with that tarball's integrity; `None` for any other package.
-    async fn packed_git(&self, pkg: &TarballRef, offline: bool) -> Result<Option<TarballRef>> {
+    /// git cache packs from it (prepared when `prepare` wants it; with none, the prepared one
+    /// if the cache has it), with that tarball's integrity; `None` for any other package.
+    async fn packed_git(
+        &self,
+        pkg: &TarballRef,
+        offline: bool,
+        prepare: Option<Arc<dyn crate::git::Prepare>>,
+    ) -> Result<Option<TarballRef>> {
         if !crate::git::is_git_resolved(&pkg.url) {
             return Ok(None);
         }
@@ -294,7 +312,9 @@ impl Store {
             }
         };
         let git = self.git.clone();
-        let p = tokio::task::spawn_blocking(move || git.prepare(&spec, offline)).await??;
+        let p =
+            tokio::task::spawn_blocking(move || git.prepare(&spec, offline, prepare.as_deref()))
+                .await??;
         Ok(Some(TarballRef {
             url: format!("file:{}", p.tarball.display()),
             integrity: Sri::parse(Some(&p.integrity), None),
@@ -312,7 +332,7 @@ impl Store {
     ) -> Result<Arc<StoredPackage>> {
         warn!(pkg = %pkg.pkg_id(), "a store file of this package is missing; downloading it again");
         let packed;
-        let pkg = match self.packed_git(pkg, false).await? {
+        let pkg = match self.packed_git(pkg, false, None).await? {
             Some(t) => {
                 packed = t;
                 &packed

@@ -395,7 +395,10 @@ fn errors_name_the_package_and_what_to_do() {
             "no version of `a` satisfies `^9.0.0`",
         ),
         (json!({"private": "1"}), "_authToken"),
-        (json!({"gitdep": "github:user/repo"}), "git dependencies"),
+        (
+            json!({"gitdep": "git+file:///nonexistent/repo.git"}),
+            "git dependency `git+file:///nonexistent/repo.git`",
+        ),
     ];
     for (deps, needle) in cases {
         ctx.write_project(&json!({"name": "app", "dependencies": deps}));

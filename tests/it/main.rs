@@ -16,6 +16,7 @@ mod daemon;
 mod dashboard;
 mod events;
 mod foreign_lock;
+mod git;
 mod global;
 mod habits;
 mod heal;
