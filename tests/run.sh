@@ -2,36 +2,35 @@
 # The test command (README; .ci/run calls exactly this). Installs what the tests need when it
 # can (xfsprogs, for the reflink test on a loop-mounted XFS; exfat-fuse, for a case-insensitive
 # filesystem where the kernel has no ext4 casefold; redis-server, for the team cache;
-# chromium, for the dashboard's browser test),
+# chromium, for the dashboard's browser test; git, for the git dependency tests),
 # runs `cargo test --locked`, then
 # prints which tests could not run here and why: a skip is never counted as a pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v mkfs.xfs >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "tests/run.sh: installing xfsprogs (the reflink test needs mkfs.xfs)"
-  (apt-get install -y -qq xfsprogs >/dev/null 2>&1 ||
-    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq xfsprogs >/dev/null 2>&1; }) ||
-    echo "tests/run.sh: could not install xfsprogs; the reflink test will be reported as skipped"
-fi
-if ! command -v mount.exfat-fuse >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "tests/run.sh: installing exfat-fuse and exfatprogs (a case-insensitive filesystem for the case test)"
-  (apt-get install -y -qq exfat-fuse exfatprogs >/dev/null 2>&1 ||
-    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq exfat-fuse exfatprogs >/dev/null 2>&1; }) ||
-    echo "tests/run.sh: could not install exfat-fuse; the case test tries ext4 casefold alone"
-fi
-if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "tests/run.sh: installing redis-server (the team cache tests start one on 127.0.0.1)"
-  (apt-get install -y -qq redis-server >/dev/null 2>&1 ||
-    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-server >/dev/null 2>&1; }) ||
-    echo "tests/run.sh: could not install redis-server; the team cache tests will be reported as skipped"
-fi
-if ! { command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1 &&
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "tests/run.sh: installing chromium (the dashboard test drives it headless)"
-  (apt-get install -y -qq chromium >/dev/null 2>&1 ||
-    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }) ||
-    echo "tests/run.sh: could not install chromium; the dashboard's browser test will be reported as skipped"
-fi
+# install <packages> <why> <what happens without them>: apt-get install, as root, where apt is.
+install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || { echo "tests/run.sh: $3"; return; }
+  echo "tests/run.sh: installing $1 ($2)"
+  # shellcheck disable=SC2086
+  (apt-get install -y -qq $1 >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $1 >/dev/null 2>&1; }) ||
+    echo "tests/run.sh: could not install $1; $3"
+}
+command -v mkfs.xfs >/dev/null 2>&1 ||
+  install xfsprogs "the reflink test needs mkfs.xfs" \
+    "the reflink test will be reported as skipped"
+command -v mount.exfat-fuse >/dev/null 2>&1 ||
+  install "exfat-fuse exfatprogs" "a case-insensitive filesystem for the case test" \
+    "the case test tries ext4 casefold alone"
+command -v redis-server >/dev/null 2>&1 ||
+  install redis-server "the team cache tests start one on 127.0.0.1" \
+    "the team cache tests will be reported as skipped"
+{ command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1 ||
+  install chromium "the dashboard test drives it headless" \
+    "the dashboard's browser test will be reported as skipped"
+command -v git >/dev/null 2>&1 ||
+  install git "git dependencies are tested against a git daemon on 127.0.0.1" \
+    "the git dependency tests will be reported as skipped"
 skips="${CARGO_TARGET_DIR:-target}/tmp/skipped"
 rm -rf "$skips"
 status=0

@@ -159,23 +159,28 @@ impl GitCache {
                 spec.raw
             )));
         }
-        let lock = self.lock(&repo);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let dir = self.root.join("repos").join(short_hash(&repo, 16));
         let bare = Bare {
             dir: &dir,
             repo: repo.clone(),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| HoardError::io("creating", &dir, e))?;
-        bare.init()?;
-        let sha = self.commit_of(spec, &bare)?;
-        let resolved = spec.resolved(&sha);
-        if let Some(p) = self.cached(&resolved, prepare) {
-            return Ok(p);
-        }
-        let plain = match self.packed(&resolved) {
-            Some(p) => p,
-            None => self.pack(spec, &bare, &sha, &resolved, None)?,
+        let (sha, resolved, plain) = {
+            // Fetches into one bare repository one at a time; not held while preparing (the
+            // nested install may need this repository again).
+            let lock = self.lock(&repo);
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            std::fs::create_dir_all(&dir).map_err(|e| HoardError::io("creating", &dir, e))?;
+            bare.init()?;
+            let sha = self.commit_of(spec, &bare)?;
+            let resolved = spec.resolved(&sha);
+            if let Some(p) = self.cached(&resolved, prepare) {
+                return Ok(p);
+            }
+            let plain = match self.packed(&resolved) {
+                Some(p) => p,
+                None => self.pack(spec, &bare, &sha, &resolved, None)?,
+            };
+            (sha, resolved, plain)
         };
         match prepare {
             Some(p) if p.wanted(&plain.manifest, &resolved) => {
