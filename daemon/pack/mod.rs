@@ -77,16 +77,6 @@ pub fn pack(dir: &Path) -> Result<Packed> {
             pj.display()
         )));
     }
-    if manifest
-        .get("bundleDependencies")
-        .or_else(|| manifest.get("bundledDependencies"))
-        .is_some_and(|b| b.as_array().is_some_and(|a| !a.is_empty()) || b == &Value::Bool(true))
-    {
-        return Err(HoardError::InvalidInput(format!(
-            "`{}` has bundleDependencies, which hoard does not pack yet; use `npm pack`",
-            pj.display()
-        )));
-    }
     let mut paths: Vec<String> = walk::files(dir, &manifest)?.into_iter().collect();
     paths.sort_by(|a, b| packlist_order(a, b));
     let mut files = Vec::with_capacity(paths.len());

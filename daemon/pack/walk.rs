@@ -4,11 +4,12 @@
 //! there), `.npmignore` (else `.gitignore`), and the strict rules (package.json, README,
 //! LICENSE, `main`, `browser` and `bin` always in; `/node_modules`, lockfiles and `/.git`
 //! always out). A parent's rules judge every path below it. Symlinks and names with `*` are
-//! left out, as npm leaves them.
+//! left out, as npm leaves them. Bundled dependencies found in node_modules are added, each by
+//! its own rules.
 //!
 //! Must not: read file contents other than ignore files and package.json.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -75,28 +76,151 @@ fn read_rules(path: &Path) -> Result<Vec<Rule>> {
     Ok(rules(&text.lines().map(String::from).collect::<Vec<_>>()))
 }
 
-/// The files of the package in `root` (its package.json `manifest`), `/`-separated, relative.
+/// The files of the package in `root` (its package.json `manifest`), `/`-separated, relative;
+/// with its bundled dependencies' files under `node_modules/` (npm-packlist's gatherBundles).
 pub fn files(root: &Path, manifest: &Value) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
+    let all = vec![
+        Source::Defaults,
+        Source::PackageJson,
+        Source::Npmignore,
+        Source::Gitignore,
+        Source::Strict,
+    ];
+    walk_package(root, manifest, all, "", &mut out)?;
+    let mut seen = HashSet::new();
+    seen.insert(root.canonicalize().unwrap_or_else(|_| root.to_path_buf()));
+    bundle(root, root, &bundled_names(manifest), &mut seen, &mut out)?;
+    Ok(out)
+}
+
+/// One package's walk, its files put under `prefix`.
+fn walk_package(
+    dir: &Path,
+    manifest: &Value,
+    sources: Vec<Source>,
+    prefix: &str,
+    out: &mut BTreeSet<String>,
+) -> Result<()> {
     let mut w = Walker {
-        dir: root.to_path_buf(),
+        dir: dir.to_path_buf(),
         basename: String::new(),
-        sources: vec![
-            Source::Defaults,
-            Source::PackageJson,
-            Source::Npmignore,
-            Source::Gitignore,
-            Source::Strict,
-        ],
+        sources,
         rules: HashMap::new(),
         parent: None,
         exact: false,
         required: Vec::new(),
     };
     w.rules.insert(Source::Defaults, rules(&owned(DEFAULTS)));
-    package_rules(&mut w, root, manifest);
-    w.walk("", &mut out)?;
-    Ok(out)
+    package_rules(&mut w, dir, manifest);
+    w.walk(prefix, out)
+}
+
+/// The root's `bundleDependencies` (or `bundledDependencies`; `true`: every dependency), less
+/// those that are only dev or peer dependencies (npm does not bundle those).
+fn bundled_names(manifest: &Value) -> Vec<String> {
+    let deps = |k: &str| {
+        manifest
+            .get(k)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let listed = match manifest
+        .get("bundleDependencies")
+        .or_else(|| manifest.get("bundledDependencies"))
+    {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        Some(Value::Bool(true)) => deps("dependencies"),
+        _ => return Vec::new(),
+    };
+    let regular: HashSet<String> = deps("dependencies")
+        .into_iter()
+        .chain(deps("optionalDependencies"))
+        .collect();
+    let dev_or_peer: HashSet<String> = deps("devDependencies")
+        .into_iter()
+        .chain(deps("peerDependencies"))
+        .collect();
+    listed
+        .into_iter()
+        .filter(|n| regular.contains(n) || !dev_or_peer.contains(n))
+        .collect()
+}
+
+/// Where `require(name)` from the package in `from` finds it: `node_modules/<name>` in `from`
+/// or a package folder above it, up to `root`.
+fn locate(root: &Path, from: &Path, name: &str) -> Option<PathBuf> {
+    let mut dir = Some(from);
+    while let Some(d) = dir {
+        if d.file_name().is_none_or(|n| n != "node_modules") {
+            let candidate = d.join("node_modules").join(name);
+            if candidate.join("package.json").is_file() {
+                return Some(candidate);
+            }
+        }
+        if d == root {
+            break;
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+/// Add each of `names` found from `from`, and (recursively) its dependencies and optional
+/// dependencies: a bundled package is walked by its package.json's `files` and the strict rules
+/// (its ignore files count only in its subfolders; a linked one gets all the rules), as
+/// npm-packlist walks it. Missing ones are left out, as npm leaves them.
+fn bundle(
+    root: &Path,
+    from: &Path,
+    names: &[String],
+    seen: &mut HashSet<PathBuf>,
+    out: &mut BTreeSet<String>,
+) -> Result<()> {
+    for name in names {
+        let Some(dir) = locate(root, from, name) else {
+            continue;
+        };
+        if !seen.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())) {
+            continue;
+        }
+        let pj = dir.join("package.json");
+        let Ok(manifest) = std::fs::read(&pj)
+            .map_err(|_| ())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|_| ()))
+        else {
+            continue;
+        };
+        let is_link = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink());
+        let sources = if is_link {
+            vec![
+                Source::Defaults,
+                Source::PackageJson,
+                Source::Npmignore,
+                Source::Gitignore,
+                Source::Strict,
+            ]
+        } else {
+            vec![Source::PackageJson, Source::Strict]
+        };
+        let rel = dir
+            .strip_prefix(root)
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        walk_package(&dir, &manifest, sources, &rel, out)?;
+        let deps: Vec<String> = ["dependencies", "optionalDependencies"]
+            .iter()
+            .filter_map(|k| manifest.get(*k).and_then(Value::as_object))
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        bundle(root, &dir, &deps, seen, out)?;
+    }
+    Ok(())
 }
 
 fn owned(lines: &[&str]) -> Vec<String> {

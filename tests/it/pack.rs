@@ -72,6 +72,56 @@ fn clutter(dir: &Path) {
     }
 }
 
+/// A package that bundles `a` (whose `files`, subfolder .npmignore and dependencies `b`,
+/// hoisted, and `c`, nested, count; `b`'s optional `e` too), a linked `linked` (all its ignore
+/// files count), and `d`, a dev dependency npm will not bundle; `f` is installed but not a
+/// dependency.
+fn bundled(dir: &Path) {
+    let pkg = serde_json::json!({"name": "bundler", "version": "1.0.0",
+        "dependencies": {"a": "1", "linked": "1"}, "devDependencies": {"d": "1"},
+        "bundleDependencies": ["a", "linked", "d"]});
+    put(dir, "package.json", &pkg.to_string());
+    put(dir, "index.js", "x");
+    let m = |n: &str, extra: &str| format!("{{\"name\":\"{n}\",\"version\":\"1.0.0\"{extra}}}");
+    let nm = "node_modules";
+    put(
+        dir,
+        &format!("{nm}/a/package.json"),
+        &m(
+            "a",
+            ",\"files\":[\"lib\"],\"dependencies\":{\"b\":\"1\",\"c\":\"1\"}",
+        ),
+    );
+    put(dir, &format!("{nm}/a/lib/x.js"), "x");
+    put(dir, &format!("{nm}/a/lib/sub/secret.js"), "s");
+    put(dir, &format!("{nm}/a/lib/sub/.npmignore"), "secret.js\n");
+    put(dir, &format!("{nm}/a/test/t.js"), "t");
+    put(dir, &format!("{nm}/a/README.md"), "r");
+    put(dir, &format!("{nm}/a/.npmignore"), "lib\n");
+    put(dir, &format!("{nm}/a/{nm}/c/package.json"), &m("c", ""));
+    put(dir, &format!("{nm}/a/{nm}/c/index.js"), "c");
+    put(dir, &format!("{nm}/a/{nm}/c/.DS_Store"), "c");
+    put(
+        dir,
+        &format!("{nm}/b/package.json"),
+        &m("b", ",\"optionalDependencies\":{\"e\":\"1\"}"),
+    );
+    put(dir, &format!("{nm}/b/index.js"), "b");
+    put(dir, &format!("{nm}/b/.npmignore"), "b\n");
+    put(dir, &format!("{nm}/b/package-lock.json"), "{}");
+    for n in ["d", "e", "f"] {
+        put(dir, &format!("{nm}/{n}/package.json"), &m(n, ""));
+    }
+    let src = dir.with_file_name("linked-src");
+    put(&src, "package.json", &m("linked", ""));
+    put(&src, ".npmignore", "lib/no.js\n");
+    put(&src, "lib/no.js", "y");
+    put(&src, "lib/yes.js", "y");
+    put(&src, ".DS_Store", "z");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&src, dir.join(nm).join("linked")).unwrap();
+}
+
 fn without_files_field(dir: &Path) {
     let pj = dir.join("package.json");
     let mut v: Value = serde_json::from_slice(&std::fs::read(&pj).unwrap()).unwrap();
@@ -155,6 +205,9 @@ fn hoard_pack_lists_what_npm_pack_lists() {
     clutter(&dir);
     without_files_field(&dir);
     cases.push(("ms with defaults only".into(), dir));
+    let dir = ctx.home.join("bundler");
+    bundled(&dir);
+    cases.push(("bundleDependencies".into(), dir));
 
     for (what, dir) in &cases {
         let want = npm_files(dir, &cache);
