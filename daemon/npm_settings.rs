@@ -225,9 +225,9 @@ pub const KEYS: &[(&str, Treatment)] = &[
     ),
     (
         "allow-git",
-        fails(
-            "all",
-            "hoard cannot limit git dependencies (it installs none)",
+        Honoured(
+            "`none`: no git dependency is fetched; `root`: only the project's and its \
+             workspaces' own",
         ),
     ),
     (
@@ -476,8 +476,8 @@ mod tests {
             e.contains("`dry-run=true`") && e.contains("nothing was changed"),
             "{e}"
         );
-        assert!(apply(&mut req, &cfg(&[("allow-git", "all")])).is_ok());
-        assert!(apply(&mut req, &cfg(&[("allow-git", "none")])).is_err());
+        assert!(apply(&mut req, &cfg(&[("allow-remote", "all")])).is_ok());
+        assert!(apply(&mut req, &cfg(&[("allow-remote", "none")])).is_err());
     }
 
     #[test]

@@ -72,6 +72,68 @@ struct RegistrySource<'r> {
     prefetch: crate::prefetch::Prefetch,
     cooldown: Option<crate::cooldown::Cooldown>,
     git_prepare: Option<Arc<dyn crate::git::Prepare>>,
+    allow_git: AllowGit,
+}
+
+/// npm's `allow-git`: which git dependencies may be fetched.
+enum AllowGit {
+    All,
+    None,
+    /// Only these (name, spec) pairs: the project's and its workspaces' own dependencies.
+    Root(std::collections::HashSet<(String, String)>),
+}
+
+impl AllowGit {
+    fn of(
+        cfg: &NpmConfig,
+        root: &Manifest,
+        workspaces: &[(String, Arc<Manifest>)],
+    ) -> Result<AllowGit> {
+        Ok(match cfg.get("allow-git").unwrap_or("all") {
+            "all" => AllowGit::All,
+            "none" => AllowGit::None,
+            "root" => AllowGit::Root(
+                std::iter::once(root)
+                    .chain(workspaces.iter().map(|(_, m)| &**m))
+                    .flat_map(|m| {
+                        [
+                            &m.dependencies,
+                            &m.dev_dependencies,
+                            &m.optional_dependencies,
+                            &m.peer_dependencies,
+                        ]
+                    })
+                    .flat_map(|deps| deps.iter().map(|(n, s)| (n.clone(), s.clone())))
+                    .collect(),
+            ),
+            other => {
+                return Err(HoardError::InvalidInput(format!(
+                    "allow-git=`{other}` in .npmrc or the environment: npm takes `all`, `none` or \
+                     `root`"
+                )));
+            }
+        })
+    }
+
+    /// Why the git dependency `name` (`spec`) may not be fetched, if it may not.
+    fn refusal(&self, name: &str, spec: &crate::git::GitSpec) -> Option<String> {
+        let what = format!("`{name}` is a git dependency (`{}`)", spec.raw);
+        match self {
+            AllowGit::All => None,
+            AllowGit::None => Some(format!(
+                "{what} and allow-git=none forbids fetching any; set allow-git=all (or root) to \
+                 install it"
+            )),
+            AllowGit::Root(own) => {
+                (!own.contains(&(name.to_string(), spec.raw.clone()))).then(|| {
+                    format!(
+                        "{what} of a dependency, and allow-git=root allows only the project's own; \
+                         set allow-git=all to install it"
+                    )
+                })
+            }
+        }
+    }
 }
 
 impl RegistrySource<'_> {
@@ -238,10 +300,13 @@ impl Source for RegistrySource<'_> {
                 .tarball_manifest(name, spec)
                 .await
                 .map_err(|e| LoadError::new(e.reason(), e.to_string())),
-            Spec::Git(g) => self
-                .git_manifest(name, g)
-                .await
-                .map_err(|e| LoadError::new(e.reason(), e.to_string())),
+            Spec::Git(g) => match self.allow_git.refusal(name, g) {
+                Some(why) => Err(LoadError::new("GIT_NOT_ALLOWED", why)),
+                None => self
+                    .git_manifest(name, g)
+                    .await
+                    .map_err(|e| LoadError::new(e.reason(), e.to_string())),
+            },
             Spec::Workspace(_) => Err(LoadError::new(
                 "NO_MATCHING_WORKSPACE",
                 format!(
@@ -329,6 +394,7 @@ impl<'a> Resolver<'a> {
                 ),
                 cooldown,
                 git_prepare: self.git_prepare.clone(),
+                allow_git: AllowGit::of(self.cfg, &root, &workspaces)?,
             };
             src.prefetch.start_all(&root);
             for (_, m) in &workspaces {

@@ -96,18 +96,27 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
     let offline = inputs.network == Network::Offline;
     let span = info_span!("fetch", packages = total);
     let git_prepare = super::git_prepare::for_install(&run.installer.store.layout.root, inputs);
+    let no_git = inputs.cfg.get("allow-git") == Some("none");
     let jobs = install.into_iter().map(|i| {
         let t = tree.nodes[i].tarball_ref(&inputs.cfg, &inputs.dir);
         let store = run.installer.store.clone();
         let http = run.installer.registry.http.clone();
-        let prepare = t
+        let git = t
             .as_ref()
-            .filter(|t| crate::git::is_git_resolved(&t.url))
-            .map(|_| git_prepare.clone());
+            .is_some_and(|t| crate::git::is_git_resolved(&t.url));
+        let prepare = git.then(|| git_prepare.clone());
+        let refused = (git && no_git).then(|| {
+            HoardError::InvalidInput(format!(
+                "{} is a git dependency in package-lock.json and allow-git=none forbids fetching \
+                 it; set allow-git=all (or root) to install it",
+                tree.nodes[i].pkg_id()
+            ))
+        });
         async move {
-            let r = match t {
-                Some(t) => store.ensure_prepared(&t, &http, offline, prepare).await,
-                None => Err(HoardError::Internal("not a registry package".into())),
+            let r = match (t, refused) {
+                (_, Some(e)) => Err(e),
+                (Some(t), None) => store.ensure_prepared(&t, &http, offline, prepare).await,
+                (None, None) => Err(HoardError::Internal("not a registry package".into())),
             };
             (i, r)
         }

@@ -566,3 +566,55 @@ fn a_git_dependency_is_prepared_only_when_its_scripts_are_allowed() {
     );
     ctx.assert_store_whole();
 }
+
+#[test]
+fn allow_git_limits_which_git_dependencies_are_fetched() {
+    if !which("git") {
+        return skip(
+            "allow_git_limits_which_git_dependencies_are_fetched",
+            "git is not installed",
+        );
+    }
+    let f = Fixture::new();
+    f.reg
+        .publish(Pkg::new("wrapper", "1.0.0").dep("inner", "github:u/r#v1.0.0"));
+    let ctx = TestContext::new().with_registry(&f.reg.url);
+    point_hosts_at(&ctx, &format!("file://{}/", f.srv().display()));
+    let npmrc = ctx.project.join(".npmrc");
+    let own = json!({"name": "app", "dependencies": {"a": "github:u/r#next"}});
+    let deep = json!({"name": "app", "dependencies": {"a": "github:u/r#next", "wrapper": "1"}});
+    for (setting, pkg, refused) in [
+        ("none", &own, Some("allow-git=none")),
+        ("root", &deep, Some("allow-git=root")),
+        ("root", &own, None),
+        ("all", &deep, None),
+    ] {
+        std::fs::write(&npmrc, format!("allow-git={setting}\n")).unwrap();
+        ctx.write_project(pkg);
+        let _ = std::fs::remove_file(ctx.project.join("package-lock.json"));
+        let out = ctx.run(&["install"]);
+        let err = stderr(&out);
+        match refused {
+            Some(needle) => {
+                assert_ne!(out.status.code(), Some(0), "{setting}: {err}");
+                assert!(err.contains(needle), "{setting}: {err}");
+            }
+            None => {
+                assert_eq!(out.status.code(), Some(0), "{setting}: {err}");
+                assert_eq!(says(&ctx, "a"), "next");
+            }
+        }
+    }
+    assert_eq!(says(&ctx, "inner"), "v1.0.0");
+    // A lockfile's git dependency is not fetched under allow-git=none either.
+    std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    let fresh = TestContext::new().with_registry(&f.reg.url);
+    point_hosts_at(&fresh, &format!("file://{}/", f.srv().display()));
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(ctx.project.join(file), fresh.project.join(file)).unwrap();
+    }
+    std::fs::write(fresh.project.join(".npmrc"), "allow-git=none\n").unwrap();
+    let out = fresh.run(&["ci"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("allow-git=none"), "{}", stderr(&out));
+}
