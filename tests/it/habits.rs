@@ -538,7 +538,7 @@ fn npm_settings_are_honoured_or_refused_aloud() {
         "npm's default is not warned about"
     );
     // Refused: nothing is changed.
-    for rc in ["dry-run=true\n", "allow-git=none\n", "global\n"] {
+    for rc in ["dry-run=true\n", "allow-remote=none\n", "global\n"] {
         let ctx = fresh(rc, app(json!({"lib": "^1.0.0"})));
         let out = ctx.run(&["install"]);
         assert_eq!(out.status.code(), Some(1), "{rc}");
