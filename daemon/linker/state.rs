@@ -239,6 +239,16 @@ pub fn adopt_state(project: &Path, from: &Path) -> Result<()> {
     record_mtime(project)
 }
 
+/// The state is already in place (a whole prepared node_modules was swapped in with its state):
+/// record node_modules' mtime for it.
+pub fn adopt_state_in_place(project: &Path) -> Result<()> {
+    let stamp = project.join("node_modules").join(MTIME_FILE);
+    if !stamp.exists() {
+        std::fs::write(&stamp, b"").map_err(|e| HoardError::io("writing", &stamp, e))?;
+    }
+    record_mtime(project)
+}
+
 /// Overwrite `MTIME_FILE` in place with node_modules' mtime.
 fn record_mtime(project: &Path) -> Result<()> {
     let nm = project.join("node_modules");

@@ -43,6 +43,10 @@ fn a_checkout_is_installed_ahead_and_the_install_only_swaps_it_in() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     ctx.write_project(&json!({"name": "app", "dependencies": {"p0": "1", "p1": "1", "p2": "1"}, "hoard": {"layout": "global"}}));
+    // A tool's cache in node_modules, which every install keeps.
+    let cache = ctx.project.join("node_modules/.cache/tool/data");
+    std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    std::fs::write(&cache, "cached").unwrap();
     ctx.ok(&["install"]);
     let sock = ctx.socket();
     let project = ctx.project.clone();
@@ -117,6 +121,14 @@ fn a_checkout_is_installed_ahead_and_the_install_only_swaps_it_in() {
         !nm.join(".hoard-next").exists(),
         "the prepared folder is used up"
     );
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), "cached");
+    let leftovers: Vec<_> = std::fs::read_dir(&ctx.project)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".hoard"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let s = summary(&ctx.ok(&["--json", "install"]));
     assert_eq!(s["up_to_date"], true, "the swapped-in state holds: {s}");
 }
