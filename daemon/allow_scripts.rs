@@ -164,10 +164,7 @@ impl Key {
 /// arborist's matchGit: the same repository, and a locked commit that starts with the key's
 /// committish when it names one (a longer key never matches a shorter commit).
 fn git_matches(repo: &str, commit: Option<&str>, resolved: &str) -> bool {
-    if !crate::git::is_git_resolved(resolved) {
-        return false;
-    }
-    let Some(Ok(locked)) = crate::git::GitSpec::parse(resolved) else {
+    let Some(locked) = crate::git::locked(resolved) else {
         return false;
     };
     locked.repo() == repo
@@ -345,10 +342,7 @@ fn name_key(id: &Identity) -> String {
 
 /// A hosted git dependency's keys, as npm writes them: `github:u/r`, and `github:u/r#<sha>`.
 fn hosted_git_keys(resolved: &str) -> Option<(String, String)> {
-    if !crate::git::is_git_resolved(resolved) {
-        return None;
-    }
-    let g = crate::git::GitSpec::parse(resolved)?.ok()?;
+    let g = crate::git::locked(resolved)?;
     let name = g.hosted.as_ref()?.shortcut();
     let pin = match &g.committish {
         Some(c) => format!("{name}#{c}"),

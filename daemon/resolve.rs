@@ -210,8 +210,8 @@ impl RegistrySource<'_> {
             .store
             .ensure(&t, &self.registry.http, self.network == Network::Offline)
             .await?;
-        let m = self.stored_manifest(dep, &resolved, &stored)?;
-        let mut m = Arc::unwrap_or_clone(m);
+        let json = self.stored_package_json(dep, &resolved, &stored)?;
+        let mut m = checked_manifest(dep, &resolved, &json)?;
         m.dist = crate::registry::packument::Dist {
             tarball: resolved,
             integrity: Some(stored.integrity.clone()),
@@ -220,30 +220,16 @@ impl RegistrySource<'_> {
         Ok(Arc::new(m))
     }
 
-    /// A git dependency: resolved to a commit and packed by the store's git cache, imported,
-    /// and read. Its `dist.tarball` is what npm locks (`git+ssh://…#<sha>`), with no integrity
-    /// (npm locks none for git); installs find the packed tarball by that URL.
+    /// A git dependency: resolved to a commit and packed by the store's git cache, which also
+    /// keeps its package.json (the fetch stage imports the tarball). Its `dist.tarball` is what
+    /// npm locks (`git+ssh://…#<sha>`), with no integrity (npm locks none for git); installs
+    /// find the packed tarball by that URL.
     async fn git_manifest(&self, dep: &str, spec: &crate::git::GitSpec) -> Result<Arc<Manifest>> {
-        let git = self.store.git.clone();
-        let (s, offline) = (spec.clone(), self.network == Network::Offline);
-        let prepare = self.git_prepare.clone();
-        let prepared =
-            tokio::task::spawn_blocking(move || git.prepare(&s, offline, prepare.as_deref()))
-                .await??;
-        let t = crate::store::TarballRef {
-            name: dep.to_string(),
-            version: prepared.resolved.clone(),
-            url: format!("file:{}", prepared.tarball.display()),
-            integrity: crate::store::integrity::Sri::parse(Some(&prepared.integrity), None),
-            auth: None,
-            remote: None,
-        };
-        let stored = self
-            .store
-            .ensure(&t, &self.registry.http, self.network == Network::Offline)
+        let offline = self.network == Network::Offline;
+        let prepared = (self.store.git)
+            .prepare_blocking(spec, offline, self.git_prepare.clone())
             .await?;
-        let m = self.stored_manifest(dep, &prepared.resolved, &stored)?;
-        let mut m = Arc::unwrap_or_clone(m);
+        let mut m = checked_manifest(dep, &prepared.resolved, &prepared.manifest)?;
         m.dist = crate::registry::packument::Dist {
             tarball: prepared.resolved,
             ..Default::default()
@@ -251,14 +237,13 @@ impl RegistrySource<'_> {
         Ok(Arc::new(m))
     }
 
-    /// The package.json of a package imported from `resolved`, checked to have a valid name
-    /// and a version.
-    fn stored_manifest(
+    /// The package.json of a package imported from `resolved`.
+    fn stored_package_json(
         &self,
         dep: &str,
         resolved: &str,
         stored: &crate::store::StoredPackage,
-    ) -> Result<Arc<Manifest>> {
+    ) -> Result<serde_json::Value> {
         let pj = stored
             .files
             .iter()
@@ -271,20 +256,25 @@ impl RegistrySource<'_> {
         let path = self.store.content_path(pj);
         let bytes = tokio::task::block_in_place(|| std::fs::read(&path))
             .map_err(|e| HoardError::io("reading", &path, e))?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        serde_json::from_slice(&bytes).map_err(|e| {
             HoardError::Resolve(format!(
                 "package.json in the tarball `{resolved}` of `{dep}`: {e}"
             ))
-        })?;
-        let m = Manifest::from_json(dep, &v);
-        if m.version.is_empty() {
-            return Err(HoardError::Resolve(format!(
-                "package.json in the tarball `{resolved}` of `{dep}` has no version"
-            )));
-        }
-        validate_name(&m.name)?;
-        Ok(Arc::new(m))
+        })
     }
+}
+
+/// The manifest of a package from `resolved` (a tarball or a git commit), checked to have a
+/// valid name and a version.
+fn checked_manifest(dep: &str, resolved: &str, json: &serde_json::Value) -> Result<Manifest> {
+    let m = Manifest::from_json(dep, json);
+    if m.version.is_empty() {
+        return Err(HoardError::Resolve(format!(
+            "package.json in the tarball `{resolved}` of `{dep}` has no version"
+        )));
+    }
+    validate_name(&m.name)?;
+    Ok(m)
 }
 
 impl Source for RegistrySource<'_> {

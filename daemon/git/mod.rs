@@ -35,6 +35,14 @@ pub fn is_git_resolved(url: &str) -> bool {
     url.starts_with("git+") || url.starts_with("git://") || spec::is_scp_like(url)
 }
 
+/// The git spec a lockfile's `resolved` locks, when it is a git URL hoard can read.
+pub fn locked(resolved: &str) -> Option<GitSpec> {
+    if !is_git_resolved(resolved) {
+        return None;
+    }
+    GitSpec::parse(resolved)?.ok()
+}
+
 /// A git dependency packed: what the lockfile says, the tarball, and its package.json.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -188,6 +196,18 @@ impl GitCache {
             }
             _ => Ok(plain),
         }
+    }
+
+    /// `prepare` off the async threads.
+    pub async fn prepare_blocking(
+        self: &Arc<Self>,
+        spec: &GitSpec,
+        offline: bool,
+        prepare: Option<Arc<dyn Prepare>>,
+    ) -> Result<Prepared> {
+        let (cache, spec) = (self.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || cache.prepare(&spec, offline, prepare.as_deref()))
+            .await?
     }
 
     /// The commit `spec` names, fetched into `bare`.

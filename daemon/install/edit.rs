@@ -66,9 +66,10 @@ pub(super) async fn apply(
 /// The name a git dependency added without one (`hoard add github:u/r`) is saved under: its
 /// package.json's, as npm does.
 async fn git_name(run: &Run<'_>, git: &crate::git::GitSpec, network: Network) -> Result<String> {
-    let cache = run.installer.store.git.clone();
-    let (g, offline) = (git.clone(), network == Network::Offline);
-    let prepared = tokio::task::spawn_blocking(move || cache.prepare(&g, offline, None)).await??;
+    let offline = network == Network::Offline;
+    let prepared = (run.installer.store.git)
+        .prepare_blocking(git, offline, None)
+        .await?;
     let name = prepared.manifest.get("name").and_then(|n| n.as_str());
     let name = name.unwrap_or_default().to_string();
     crate::spec::validate_name(&name).map_err(|e| HoardError::Git {

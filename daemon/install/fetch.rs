@@ -95,16 +95,22 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
     let mut waiting = Waiting::new(&install);
     let offline = inputs.network == Network::Offline;
     let span = info_span!("fetch", packages = total);
-    let git_prepare = super::git_prepare::for_install(&run.installer.store.layout.root, inputs);
+    let is_git = |i: usize| match &tree.nodes[i].kind {
+        NodeKind::Package { resolved, .. } => crate::git::is_git_resolved(resolved),
+        _ => false,
+    };
+    // Built only for a tree with git packages (the policy and the client's environment).
+    let git_prepare = install
+        .iter()
+        .any(|&i| is_git(i))
+        .then(|| super::git_prepare::for_install(&run.installer.store.layout.root, inputs));
     let no_git = inputs.cfg.get("allow-git") == Some("none");
     let jobs = install.into_iter().map(|i| {
         let t = tree.nodes[i].tarball_ref(&inputs.cfg, &inputs.dir);
         let store = run.installer.store.clone();
         let http = run.installer.registry.http.clone();
-        let git = t
-            .as_ref()
-            .is_some_and(|t| crate::git::is_git_resolved(&t.url));
-        let prepare = git.then(|| git_prepare.clone());
+        let git = is_git(i);
+        let prepare = git.then(|| git_prepare.clone()).flatten();
         let refused = (git && no_git).then(|| {
             HoardError::InvalidInput(format!(
                 "{} is a git dependency in package-lock.json and allow-git=none forbids fetching \

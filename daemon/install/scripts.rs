@@ -90,10 +90,11 @@ pub(super) async fn policy(
             continue;
         }
         let id = identity(n);
-        if policy.runs(&id, n.in_bundle) && scripts.is_empty() {
+        let runs = policy.runs(&id, n.in_bundle);
+        if runs && scripts.is_empty() {
             continue;
         }
-        if policy.runs(&id, n.in_bundle) {
+        if runs {
             out.copies.insert(i);
             let path = inputs.dir.join(match inputs.layout {
                 Layout::Isolated => linker::plan::isolated_dir(n),

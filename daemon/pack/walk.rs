@@ -42,6 +42,15 @@ const DEFAULTS: &[&str] = &[
     "/archived-packages/**",
 ];
 
+/// A package root's rule sources, in the order they are applied.
+const EVERY_RULE: [Source; 5] = [
+    Source::Defaults,
+    Source::PackageJson,
+    Source::Npmignore,
+    Source::Gitignore,
+    Source::Strict,
+];
+
 /// Where a walker's rules came from, in the order they are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Source {
@@ -80,14 +89,7 @@ fn read_rules(path: &Path) -> Result<Vec<Rule>> {
 /// with its bundled dependencies' files under `node_modules/` (npm-packlist's gatherBundles).
 pub fn files(root: &Path, manifest: &Value) -> Result<BTreeSet<String>> {
     let mut out = BTreeSet::new();
-    let all = vec![
-        Source::Defaults,
-        Source::PackageJson,
-        Source::Npmignore,
-        Source::Gitignore,
-        Source::Strict,
-    ];
-    walk_package(root, manifest, all, "", &mut out)?;
+    walk_package(root, manifest, EVERY_RULE.to_vec(), "", &mut out)?;
     let mut seen = HashSet::new();
     seen.insert(root.canonicalize().unwrap_or_else(|_| root.to_path_buf()));
     bundle(root, root, &bundled_names(manifest), &mut seen, &mut out)?;
@@ -198,13 +200,7 @@ fn bundle(
         };
         let is_link = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink());
         let sources = if is_link {
-            vec![
-                Source::Defaults,
-                Source::PackageJson,
-                Source::Npmignore,
-                Source::Gitignore,
-                Source::Strict,
-            ]
+            EVERY_RULE.to_vec()
         } else {
             vec![Source::PackageJson, Source::Strict]
         };

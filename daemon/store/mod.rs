@@ -16,6 +16,7 @@ pub(crate) mod shards;
 pub mod slots;
 pub mod verify;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -259,14 +260,8 @@ impl Store {
         offline: bool,
         prepare: Option<Arc<dyn crate::git::Prepare>>,
     ) -> Result<Arc<StoredPackage>> {
-        let packed;
-        let pkg = match self.packed_git(pkg, offline, prepare).await? {
-            Some(t) => {
-                packed = t;
-                &packed
-            }
-            None => pkg,
-        };
+        let pkg = self.packed_git(pkg, offline, prepare).await?;
+        let pkg = &*pkg;
         let key = pkg.integrity.strongest().unwrap_or_else(|| pkg.url.clone());
         // An import under way is joined before the index is asked: its row may already be
         // committed while its result (marked as downloaded now) is not in memory yet.
@@ -291,31 +286,25 @@ impl Store {
 
     /// A git dependency (`pkg.url` is the lockfile's `git+…#<sha>`) as the local tarball the
     /// git cache packs from it (prepared when `prepare` wants it; with none, the prepared one
-    /// if the cache has it), with that tarball's integrity; `None` for any other package.
-    async fn packed_git(
+    /// if the cache has it), with that tarball's integrity; any other package as it is.
+    async fn packed_git<'a>(
         &self,
-        pkg: &TarballRef,
+        pkg: &'a TarballRef,
         offline: bool,
         prepare: Option<Arc<dyn crate::git::Prepare>>,
-    ) -> Result<Option<TarballRef>> {
+    ) -> Result<Cow<'a, TarballRef>> {
         if !crate::git::is_git_resolved(&pkg.url) {
-            return Ok(None);
+            return Ok(Cow::Borrowed(pkg));
         }
-        let spec = match crate::git::GitSpec::parse(&pkg.url) {
-            Some(Ok(s)) => s,
-            _ => {
-                return Err(HoardError::Lockfile(format!(
-                    "{} is locked to `{}`, which is not a git URL hoard can read",
-                    pkg.pkg_id(),
-                    pkg.url
-                )));
-            }
-        };
-        let git = self.git.clone();
-        let p =
-            tokio::task::spawn_blocking(move || git.prepare(&spec, offline, prepare.as_deref()))
-                .await??;
-        Ok(Some(TarballRef {
+        let spec = crate::git::locked(&pkg.url).ok_or_else(|| {
+            HoardError::Lockfile(format!(
+                "{} is locked to `{}`, which is not a git URL hoard can read",
+                pkg.pkg_id(),
+                pkg.url
+            ))
+        })?;
+        let p = self.git.prepare_blocking(&spec, offline, prepare).await?;
+        Ok(Cow::Owned(TarballRef {
             url: format!("file:{}", p.tarball.display()),
             integrity: Sri::parse(Some(&p.integrity), None),
             ..pkg.clone()
@@ -331,14 +320,8 @@ impl Store {
         http: &Arc<Http>,
     ) -> Result<Arc<StoredPackage>> {
         warn!(pkg = %pkg.pkg_id(), "a store file of this package is missing; downloading it again");
-        let packed;
-        let pkg = match self.packed_git(pkg, false, None).await? {
-            Some(t) => {
-                packed = t;
-                &packed
-            }
-            None => pkg,
-        };
+        let pkg = self.packed_git(pkg, false, None).await?;
+        let pkg = &*pkg;
         let key = pkg.integrity.strongest().unwrap_or_else(|| pkg.url.clone());
         let joining = self.inflight.lock().ok().and_then(|m| m.get(&key).cloned());
         if let Some(f) = joining {
