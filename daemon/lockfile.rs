@@ -607,7 +607,9 @@ fn put_manifest_tail(o: &mut Map<String, Value>, n: &Node) {
 /// npm's order (json-stringify-nice with arborist's key list), so a lockfile hoard writes is
 /// byte for byte the one npm writes.
 pub fn render(v: &Value) -> Vec<u8> {
-    let mut s = serde_json::to_vec_pretty(&npm_order(v)).unwrap_or_default();
+    let mut s = Vec::with_capacity(256 * 1024);
+    let _ =
+        serde::Serialize::serialize(&NpmOrdered(v), &mut serde_json::Serializer::pretty(&mut s));
     s.push(b'\n');
     s
 }
@@ -624,34 +626,47 @@ const KEY_ORDER: [&str; 8] = [
     "dependencies",
 ];
 
-/// `v` with each object's keys as json-stringify-nice orders them: values that are not objects
-/// before objects; within each, the keys of `KEY_ORDER` first, then the rest as
-/// `localeCompare(…, 'en')` sorts them.
-fn npm_order(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            entries.sort_by(|(ak, av), (bk, bv)| {
-                av.is_object().cmp(&bv.is_object()).then_with(|| {
-                    let pos = |k: &str| KEY_ORDER.iter().position(|p| *p == k);
-                    match (pos(ak), pos(bk)) {
-                        (Some(a), Some(b)) => a.cmp(&b),
-                        (Some(_), None) => std::cmp::Ordering::Less,
-                        (None, Some(_)) => std::cmp::Ordering::Greater,
-                        (None, None) => collate(ak, bk),
-                    }
-                })
-            });
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), npm_order(v)))
-                    .collect(),
-            )
+/// `v` serialized with each object's keys as json-stringify-nice orders them: values that are
+/// not objects before objects; within each, the keys of `KEY_ORDER` first, then the rest as
+/// `localeCompare(…, 'en')` sorts them. Written as it is walked (no reordered copy is built).
+struct NpmOrdered<'a>(&'a Value);
+
+impl serde::Serialize for NpmOrdered<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(m) => {
+                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+                entries.sort_by(|(ak, av), (bk, bv)| npm_key_order(ak, av, bk, bv));
+                let mut map = ser.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, &NpmOrdered(v))?;
+                }
+                map.end()
+            }
+            Value::Array(a) => {
+                let mut seq = ser.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&NpmOrdered(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(ser),
         }
-        Value::Array(a) => Value::Array(a.iter().map(npm_order).collect()),
-        other => other.clone(),
     }
+}
+
+/// json-stringify-nice's order of two entries of one object.
+fn npm_key_order(ak: &str, av: &Value, bk: &str, bv: &Value) -> std::cmp::Ordering {
+    av.is_object().cmp(&bv.is_object()).then_with(|| {
+        let pos = |k: &str| KEY_ORDER.iter().position(|p| *p == k);
+        match (pos(ak), pos(bk)) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => collate(ak, bk),
+        }
+    })
 }
 
 /// `a.localeCompare(b, 'en')` (ICU's root collation) for the characters package names and

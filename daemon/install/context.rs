@@ -32,9 +32,47 @@ pub type EventSender = mpsc::Sender<std::result::Result<InstallEvent, tonic::Sta
 /// Sends install events to the client.
 pub(super) struct Emitter {
     pub(super) tx: EventSender,
+    /// At most one progress update per `PROGRESS_EVERY` (a phase's last always goes): a
+    /// resolution places thousands of packages, and an event per package cost the daemon and
+    /// the client more than the progress bar gains.
+    progress_gate: Arc<ProgressGate>,
+}
+
+/// Shortest time between two progress updates of one install.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The clock of the progress throttle, shared with the blocking code's callbacks.
+struct ProgressGate {
+    started: Instant,
+    /// Microseconds after `started` when the last update went (`u64::MAX`: none yet).
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl ProgressGate {
+    /// Whether an update may go now; `last` (a phase's final update) always may.
+    fn admit(&self, last: bool) -> bool {
+        let now = self.started.elapsed().as_micros() as u64;
+        let prev = self.last.load(Ordering::Relaxed);
+        let due = prev == u64::MAX || now >= prev + PROGRESS_EVERY.as_micros() as u64;
+        if !(due || last) {
+            return false;
+        }
+        self.last.store(now, Ordering::Relaxed);
+        true
+    }
 }
 
 impl Emitter {
+    pub(super) fn new(tx: EventSender) -> Emitter {
+        Emitter {
+            tx,
+            progress_gate: Arc::new(ProgressGate {
+                started: Instant::now(),
+                last: std::sync::atomic::AtomicU64::new(u64::MAX),
+            }),
+        }
+    }
+
     pub(super) async fn send(&self, e: Event) {
         let _ = self.tx.send(Ok(InstallEvent { event: Some(e) })).await;
     }
@@ -52,6 +90,9 @@ impl Emitter {
         finished: bool,
         package: Option<String>,
     ) {
+        if !self.progress_gate.admit(finished || done >= total) {
+            return;
+        }
         self.send(Event::Progress(PhaseProgress {
             phase: phase as i32,
             done,
@@ -69,7 +110,11 @@ impl Emitter {
         phase: v1::Phase,
     ) -> impl Fn(u64, u64, &str) + Send + Sync + 'static {
         let tx = self.tx.clone();
+        let gate = self.progress_gate.clone();
         move |done, total, package: &str| {
+            if !gate.admit(done >= total) {
+                return;
+            }
             let _ = tx.try_send(Ok(InstallEvent {
                 event: Some(Event::Progress(PhaseProgress {
                     phase: phase as i32,
@@ -122,7 +167,7 @@ impl<'a> Run<'a> {
             settings,
             installer,
             req,
-            em: Emitter { tx },
+            em: Emitter::new(tx),
             cancel,
             gate,
             started: Instant::now(),

@@ -340,16 +340,29 @@ fn build_changed(
             if (hooks.cancelled)() {
                 return Err(HoardError::Cancelled("while linking".into()));
             }
-            let stage = bench
-                .staging
-                .join(counter.fetch_add(1, Ordering::Relaxed).to_string());
+            let dest = project.join(&p.location);
+            // Nothing there yet (a new node_modules): built where it goes, without a staging
+            // folder and a rename. Safe because the state file is gone until the install ends:
+            // a half-built folder is rebuilt by the next install.
+            let in_place = std::fs::create_dir(&dest).is_ok();
+            let stage = if in_place {
+                dest.clone()
+            } else {
+                let stage = bench
+                    .staging
+                    .join(counter.fetch_add(1, Ordering::Relaxed).to_string());
+                mkdir_all(&stage)?;
+                stage
+            };
             let built = build_or_repair(&stage, p, store, links, hooks)?;
             files.fetch_add(built.files, Ordering::Relaxed);
             if let Some(bytes) = built.repaired_bytes {
                 repaired.fetch_add(1, Ordering::Relaxed);
                 repaired_bytes.fetch_add(bytes, Ordering::Relaxed);
             }
-            swap_in(&stage, &project.join(&p.location), bench)?;
+            if !in_place {
+                swap_in(&stage, &dest, bench)?;
+            }
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
             if d.is_multiple_of(16) || d == total {
                 (hooks.progress)(d, total, p.key.split(' ').next().unwrap_or(""));
@@ -383,8 +396,8 @@ pub(super) struct Built {
     pub repaired_bytes: Option<u64>,
 }
 
-/// Build package `p` at `stage`; when its store files are gone, get the package back through
-/// the repair hook and build it again.
+/// Build package `p` in the existing empty folder `stage`; when its store files are gone, get
+/// the package back through the repair hook and build it again.
 pub(super) fn build_or_repair(
     stage: &Path,
     p: &PlannedPackage,
@@ -400,6 +413,7 @@ pub(super) fn build_or_repair(
         Err(e) if !sources_present(&p.stored.files, store) => {
             tracing::warn!(package = %p.key, error = %e, "store file missing; repairing");
             let _ = std::fs::remove_dir_all(stage);
+            mkdir_all(stage)?;
             let fresh = (hooks.repair)(p)?;
             let files = build_package(stage, &fresh.files, p, store, links)?;
             Ok(Built {
@@ -501,7 +515,8 @@ fn make_dirs<'a>(dir: &Dir, rel: &'a str, made: &mut HashSet<&'a str>) -> std::i
     Ok(())
 }
 
-/// Create one package's directory tree under `stage` and link (or copy) its files.
+/// Create one package's directory tree in the existing folder `stage` and link (or copy) its
+/// files.
 fn build_package(
     stage: &Path,
     files: &[FileEntry],
@@ -509,7 +524,6 @@ fn build_package(
     store: &Store,
     links: &LinkState,
 ) -> Result<u64> {
-    mkdir_all(stage)?;
     let folded;
     let files = if links.case_insensitive {
         folded = super::case::fold_files(files);

@@ -82,13 +82,9 @@ fn build(
     links: &LinkState,
     hooks: &Hooks<'_>,
 ) -> Result<super::materialize::Built> {
-    let built = build_or_repair(
-        &stage.join(&s.package.location),
-        &s.package,
-        store,
-        links,
-        hooks,
-    )?;
+    let folder = stage.join(&s.package.location);
+    mkdir_all(&folder)?;
+    let built = build_or_repair(&folder, &s.package, store, links, hooks)?;
     for l in &s.links {
         let dest = stage.join(&l.location);
         if let Some(parent) = dest.parent() {
