@@ -115,7 +115,7 @@ pub fn tree_from_lock(
     let mut by_loc: HashMap<String, usize> = HashMap::from([(String::new(), 0)]);
     let mut keys: Vec<&String> = packages.keys().filter(|k| !k.is_empty()).collect();
     // Parents before children.
-    keys.sort_by_key(|k| (k.matches("node_modules/").count(), k.to_string()));
+    keys.sort_by_cached_key(|k| (k.matches("node_modules/").count(), *k));
     for key in keys {
         let entry = &packages[key.as_str()];
         let is_nm = key.contains("node_modules/");

@@ -160,16 +160,32 @@ pub struct NewNode {
 /// (manifest address, override rule, devDependencies included, is a link).
 type EdgeKey = (usize, Option<RuleId>, bool, bool);
 
+/// The graph's maps: keys are package names and node ids, never outside input that could be
+/// chosen to collide (names come from the project's and the registry's manifests, and a
+/// collision only costs time), so a fast hash instead of SipHash.
+type FxHashMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+type FxHashSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
+
+/// Append `id` to `map[name]`, allocating the key only the first time.
+fn push_named(map: &mut FxHashMap<String, Vec<Id>>, name: &str, id: Id) {
+    match map.get_mut(name) {
+        Some(v) => v.push(id),
+        None => {
+            map.insert(name.to_string(), vec![id]);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     /// Dependency name → nodes that have an edge of that name (for edges in).
-    dependents: HashMap<String, Vec<Id>>,
+    dependents: FxHashMap<String, Vec<Id>>,
     /// Node name → nodes of that name, in creation order (arborist's inventory by name).
-    by_name: HashMap<String, Vec<Id>>,
-    pub peer_conflicted: HashSet<ERef>,
+    by_name: FxHashMap<String, Vec<Id>>,
+    pub peer_conflicted: FxHashSet<ERef>,
     /// Edges already built, by (manifest, rule, dev, link).
-    edge_cache: HashMap<EdgeKey, (Arc<Manifest>, Arc<Vec<Edge>>)>,
+    edge_cache: FxHashMap<EdgeKey, (Arc<Manifest>, Arc<Vec<Edge>>)>,
     pub overrides: Option<Overrides>,
     pub legacy_peer_deps: bool,
 }
@@ -199,9 +215,9 @@ impl Graph {
         };
         let id = self.nodes.len();
         for e in edges.iter() {
-            self.dependents.entry(e.name.clone()).or_default().push(id);
+            push_named(&mut self.dependents, &e.name, id);
         }
-        self.by_name.entry(n.name.clone()).or_default().push(id);
+        push_named(&mut self.by_name, &n.name, id);
         let version = match &n.kind {
             Kind::Package { version, .. } => semver_npm::parse_version(version),
             _ => semver_npm::parse_version(&n.manifest.version),
