@@ -506,6 +506,11 @@ def write(results, tools, scenarios):
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
     name = f"{stamp}-{results['host']}"
+    # Two runs ending in the same minute: the second gets a suffix instead of overwriting.
+    n = 1
+    while os.path.exists(os.path.join(HERE, "results", name + ".md")):
+        n += 1
+        name = f"{stamp}-{results['host']}-{n}"
     lines = [f"# Benchmark {results['date']} on {results['host']}", "",
              f"Machine: {results['machine']}.  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".  ",
