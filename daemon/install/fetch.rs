@@ -92,6 +92,28 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
     };
     let install = to_install(tree, omit)?;
     let total = install.len() as u64;
+    let mut out = Fetched {
+        stored: HashMap::new(),
+        downloaded: 0,
+        reused: 0,
+        bytes: 0,
+        metadata_bytes: 0,
+        millis: 0,
+        pins: run.installer.store.pins(),
+        from_remote: 0,
+        counted: HashSet::new(),
+    };
+    // Packages the store holds in memory are counted at once; the rest go through `ensure`.
+    let install: Vec<usize> = install
+        .into_iter()
+        .filter(|&i| match hot(run, tree, i) {
+            Some(p) => {
+                out.count(run, i, p);
+                false
+            }
+            None => true,
+        })
+        .collect();
     let mut waiting = Waiting::new(&install);
     let offline = inputs.network == Network::Offline;
     let span = info_span!("fetch", packages = total);
@@ -129,18 +151,7 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
         .instrument(span.clone())
     });
     let mut stream = futures_util::stream::iter(jobs).buffer_unordered(128);
-    let mut out = Fetched {
-        stored: HashMap::new(),
-        downloaded: 0,
-        reused: 0,
-        bytes: 0,
-        metadata_bytes: 0,
-        millis: 0,
-        pins: run.installer.store.pins(),
-        from_remote: 0,
-        counted: HashSet::new(),
-    };
-    let mut done = 0u64;
+    let mut done = out.stored.len() as u64;
     loop {
         let next = tokio::select! {
             n = stream.next() => n,
@@ -248,6 +259,23 @@ impl Fetched {
         self.pins.add(p.id);
         self.stored.insert(i, p);
     }
+}
+
+/// Node `i`'s package when the store holds it in memory (a registry or tarball package with
+/// integrity; never a git dependency, which is packed by commit).
+fn hot(run: &Run<'_>, tree: &Tree, i: usize) -> Option<Arc<StoredPackage>> {
+    let NodeKind::Package {
+        resolved,
+        integrity: Some(integrity),
+        ..
+    } = &tree.nodes[i].kind
+    else {
+        return None;
+    };
+    if crate::git::is_git_resolved(resolved) {
+        return None;
+    }
+    run.installer.store.hot_package(integrity)
 }
 
 /// Fill in integrity the lock lacked, from the store (not for git dependencies, which npm

@@ -381,6 +381,13 @@ impl Store {
         fut.await.map_err(HoardError::Shared)
     }
 
+    /// A package the daemon holds in memory, found by a lockfile's `integrity` alone: no index,
+    /// disk or configuration lookup (the warm install's common case). `None`: ask `ensure`.
+    pub fn hot_package(&self, integrity: &str) -> Option<Arc<StoredPackage>> {
+        let key = Sri::parse(Some(integrity), None).strongest()?;
+        self.hot.lock().ok()?.by_key(&key)
+    }
+
     async fn lookup(&self, pkg: &TarballRef) -> Result<Option<Arc<StoredPackage>>> {
         if pkg.integrity.is_empty() {
             return Ok(None);
