@@ -296,6 +296,10 @@ pub fn mismatches(lock: &Value, tree: &Tree) -> Vec<String> {
             }
         }
     }
+    // Edges share specs and nodes are reached by many edges: each spec and each version is
+    // parsed once.
+    let mut wants: HashMap<(&str, &str), Want> = HashMap::new();
+    let mut versions: Vec<Option<Option<semver::Version>>> = vec![None; tree.nodes.len()];
     for n in &tree.nodes {
         for e in &n.edges {
             let optional = matches!(e.kind, EdgeKind::Optional | EdgeKind::PeerOptional);
@@ -312,20 +316,12 @@ pub fn mismatches(lock: &Value, tree: &Tree) -> Vec<String> {
                 )),
                 Some(to) => {
                     let t = &tree.nodes[to];
-                    let ok = match Spec::parse(&e.name, &e.spec) {
-                        Ok(Spec::Range(r)) => {
-                            t.real_name() == e.name && crate::semver_npm::satisfies(t.version(), &r)
-                        }
-                        Ok(Spec::Alias { name, spec }) => {
-                            t.real_name() == name
-                                && match *spec {
-                                    Spec::Range(r) => crate::semver_npm::satisfies(t.version(), &r),
-                                    _ => true,
-                                }
-                        }
-                        Ok(_) => true,
-                        Err(_) => false,
-                    };
+                    let want = wants
+                        .entry((e.name.as_str(), e.spec.as_str()))
+                        .or_insert_with(|| Want::of(&e.name, &e.spec));
+                    let version = versions[to]
+                        .get_or_insert_with(|| crate::semver_npm::parse_version(t.version()));
+                    let ok = want.met_by(t.real_name(), version.as_ref());
                     if !ok && !matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional) {
                         out.push(format!(
                             "{} needs {}@{} but package-lock.json gives it {}",
@@ -345,6 +341,48 @@ pub fn mismatches(lock: &Value, tree: &Tree) -> Vec<String> {
         }
     }
     out
+}
+
+/// What an edge's spec asks of the package it reaches, for `mismatches`.
+enum Want {
+    /// This package name, in this range (`None`: a range that does not parse, met by nothing).
+    Range(String, Option<crate::semver_npm::Range>),
+    /// This package name, any version (an alias to a tag, a URL…).
+    Named(String),
+    /// Anything (a tag, a URL, a folder, git).
+    Any,
+    /// A spec that does not parse.
+    Invalid,
+}
+
+impl Want {
+    fn of(name: &str, spec: &str) -> Want {
+        use crate::semver_npm::Range;
+        match Spec::parse(name, spec) {
+            Ok(Spec::Range(r)) => Want::Range(name.to_string(), Range::parse(&r)),
+            Ok(Spec::Alias { name, spec }) => match *spec {
+                Spec::Range(r) => Want::Range(name, Range::parse(&r)),
+                _ => Want::Named(name),
+            },
+            Ok(_) => Want::Any,
+            Err(_) => Want::Invalid,
+        }
+    }
+
+    fn met_by(&self, real_name: &str, version: Option<&semver::Version>) -> bool {
+        match self {
+            Want::Range(name, range) => {
+                real_name == name
+                    && match (range, version) {
+                        (Some(r), Some(v)) => r.satisfies(v),
+                        _ => false,
+                    }
+            }
+            Want::Named(name) => real_name == name,
+            Want::Any => true,
+            Want::Invalid => false,
+        }
+    }
 }
 
 /// name → versions the lock has, to prefer them when re-resolving.
