@@ -117,21 +117,17 @@ pub(super) async fn fetch(run: &Run<'_>, inputs: &Inputs, tree: &Tree) -> Result
     let mut waiting = Waiting::new(&install);
     let offline = inputs.network == Network::Offline;
     let span = info_span!("fetch", packages = total);
-    let is_git = |i: usize| match &tree.nodes[i].kind {
-        NodeKind::Package { resolved, .. } => crate::git::is_git_resolved(resolved),
-        _ => false,
-    };
     // Built only for a tree with git packages (the policy and the client's environment).
     let git_prepare = install
         .iter()
-        .any(|&i| is_git(i))
+        .any(|&i| is_git(tree, i))
         .then(|| super::git_prepare::for_install(&run.installer.store.layout.root, inputs));
     let no_git = inputs.cfg.get("allow-git") == Some("none");
     let jobs = install.into_iter().map(|i| {
         let t = tree.nodes[i].tarball_ref(&inputs.cfg, &inputs.dir);
         let store = run.installer.store.clone();
         let http = run.installer.registry.http.clone();
-        let git = is_git(i);
+        let git = is_git(tree, i);
         let prepare = git.then(|| git_prepare.clone()).flatten();
         let refused = (git && no_git).then(|| {
             HoardError::InvalidInput(format!(
@@ -265,17 +261,24 @@ impl Fetched {
 /// integrity; never a git dependency, which is packed by commit).
 fn hot(run: &Run<'_>, tree: &Tree, i: usize) -> Option<Arc<StoredPackage>> {
     let NodeKind::Package {
-        resolved,
         integrity: Some(integrity),
         ..
     } = &tree.nodes[i].kind
     else {
         return None;
     };
-    if crate::git::is_git_resolved(resolved) {
+    if is_git(tree, i) {
         return None;
     }
     run.installer.store.hot_package(integrity)
+}
+
+/// Whether node `i` is a git dependency (locked by commit, packed by the git cache).
+fn is_git(tree: &Tree, i: usize) -> bool {
+    match &tree.nodes[i].kind {
+        NodeKind::Package { resolved, .. } => crate::git::is_git_resolved(resolved),
+        _ => false,
+    }
 }
 
 /// Fill in integrity the lock lacked, from the store (not for git dependencies, which npm
