@@ -224,6 +224,36 @@ mod tests {
         assert_eq!(calls, 1);
     }
 
+    /// On Linux a file is written unnamed and named whole, with its bytes, mode and mtime, and
+    /// an existing name is left alone; elsewhere the caller is told to stage instead.
+    #[test]
+    fn a_file_written_whole_appears_complete_and_never_replaces_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(499162500);
+        let times = std::fs::FileTimes::new().set_modified(t).set_accessed(t);
+        let r = dir.create_whole("a", 0o444, b"first", times);
+        if cfg!(not(target_os = "linux")) {
+            assert_eq!(r.unwrap_err().kind(), ErrorKind::Unsupported);
+            return;
+        }
+        assert!(r.unwrap(), "a new name is made");
+        let path = tmp.path().join("a");
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        let md = std::fs::metadata(&path).unwrap();
+        assert_eq!(mode(&md), 0o444);
+        assert_eq!(mtime(&md), 499162500);
+        assert!(!dir.create_whole("a", 0o444, b"other", times).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"first", "never replaced");
+        assert!(dir.create_whole("x", 0o555, b"#!/bin/sh\n", times).unwrap());
+        assert_eq!(
+            mode(&std::fs::metadata(tmp.path().join("x")).unwrap()),
+            0o555
+        );
+        // Only the two named files: nothing staged beside them.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+
     #[test]
     fn a_transient_error_that_lasts_gives_up_after_ten_seconds() {
         let mut slept = std::time::Duration::ZERO;

@@ -1,6 +1,7 @@
 //! The Unix side of `platform` (Linux and macOS): folders held open by fd with every per-file
 //! call made relative to them (`openat`, `linkat`, `fstatat`, `mkdirat`, `renameat2` /
-//! `renameatx_np`), Unix modes and owners, and durability (`syncfs`, `F_FULLFSYNC`).
+//! `renameatx_np`), files written unnamed and named once whole (Linux's `O_TMPFILE`), Unix modes
+//! and owners, and durability (`syncfs`, `F_FULLFSYNC`).
 //!
 //! Must not: be named outside `platform` (callers use `platform::…`, which is the same
 //! interface on Windows).
@@ -132,6 +133,103 @@ impl Dir {
         with_c(name, |a| {
             // SAFETY: a valid fd, AT_FDCWD and NUL-terminated names.
             noreplace_result(unsafe { rename_noreplace(self.fd(), a, libc::AT_FDCWD, &b) })
+        })
+    }
+
+    /// Write a new file `name` here holding `bytes`, with `mode` exactly and `times`, and give
+    /// it its name only once it is whole (Linux: an unnamed `O_TMPFILE` file, then `linkat`
+    /// through `/proc/self/fd`), so nothing is staged elsewhere, renamed or deleted. Ok(false):
+    /// `name` exists and is left as it is. An `Unsupported` error: no unnamed files here (not
+    /// Linux, a filesystem without `O_TMPFILE`, no `/proc`); the caller stages and renames.
+    pub fn create_whole(
+        &self,
+        name: &str,
+        mode: u32,
+        bytes: &[u8],
+        times: std::fs::FileTimes,
+    ) -> io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        {
+            unnamed::create_whole(self.fd(), name, mode, bytes, times)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (name, mode, bytes, times);
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+}
+
+/// Linux's unnamed files (`O_TMPFILE`), named with `linkat` once written.
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use std::io::{self, Write};
+    use std::os::fd::{FromRawFd, RawFd};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Set once this filesystem or system has refused an unnamed file: later calls do not try.
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+
+    fn refused(e: io::Error) -> io::Error {
+        REFUSED.store(true, Ordering::Relaxed);
+        io::Error::new(io::ErrorKind::Unsupported, e)
+    }
+
+    pub fn create_whole(
+        dir: RawFd,
+        name: &str,
+        mode: u32,
+        bytes: &[u8],
+        times: std::fs::FileTimes,
+    ) -> io::Result<bool> {
+        if REFUSED.load(Ordering::Relaxed) {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
+        let flags = libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC;
+        // SAFETY: a valid directory fd and a NUL-terminated name.
+        let fd = unsafe { libc::openat(dir, c".".as_ptr(), flags, mode) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL) => Err(refused(e)),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: `fd` was just opened and is not owned by anything else.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        if super::umask() & mode != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        file.write_all(bytes)?;
+        file.set_times(times)?;
+        let from = format!("/proc/self/fd/{fd}");
+        super::with_c(&from, |from| {
+            super::with_c(name, |to| {
+                // SAFETY: AT_FDCWD, a valid directory fd and NUL-terminated names.
+                let r = unsafe {
+                    libc::linkat(
+                        libc::AT_FDCWD,
+                        from.as_ptr(),
+                        dir,
+                        to.as_ptr(),
+                        libc::AT_SYMLINK_FOLLOW,
+                    )
+                };
+                if r == 0 {
+                    return Ok(true);
+                }
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EEXIST) => Ok(false),
+                    // No `/proc` (the folder itself may have been removed: the caller's
+                    // long way says so with its path).
+                    Some(libc::ENOENT) if !std::path::Path::new("/proc/self/fd").exists() => {
+                        Err(refused(e))
+                    }
+                    _ => Err(e),
+                }
+            })
         })
     }
 }

@@ -79,6 +79,17 @@ impl Dir {
     pub fn rename_noreplace_to(&self, name: &str, dest: &Path) -> io::Result<bool> {
         move_noreplace(&self.0.join(name), dest)
     }
+
+    /// Windows has no unnamed files: always `Unsupported` (the caller stages and renames).
+    pub fn create_whole(
+        &self,
+        _name: &str,
+        _mode: u32,
+        _bytes: &[u8],
+        _times: std::fs::FileTimes,
+    ) -> io::Result<bool> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 fn move_noreplace(from: &Path, to: &Path) -> io::Result<bool> {

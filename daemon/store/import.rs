@@ -1,10 +1,11 @@
 //! One streaming pass over a package tarball: bytes → integrity hashes ∥ gunzip ∥ tar entries →
-//! each regular file hashed with BLAKE3 and written under `tmp/`; after the whole tarball has
-//! verified, the files are made read-only and renamed into `files/`.
+//! each regular file hashed with BLAKE3 and held in memory (small files, up to a budget per
+//! tarball) or written under `tmp/`; after the whole tarball has verified, held files are written
+//! into `files/` whole (unnamed, then named) and staged ones renamed there, read-only.
 //!
 //! Owns the hardening rules for hostile tarballs (see `Limits`). Must not: touch the index (the
-//! caller commits rows after this returns), buffer a whole tarball or file in memory, or follow
-//! any path that comes from the archive outside the package root.
+//! caller commits rows after this returns), hold more than `HELD_PER_IMPORT` bytes of a tarball
+//! in memory, or follow any path that comes from the archive outside the package root.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -204,9 +205,24 @@ pub fn entry_path(raw: &[u8], limits: &Limits) -> std::result::Result<Option<Str
     Ok(Some(joined))
 }
 
+/// Bytes of one tarball's files held in memory until it has verified; past this, files are
+/// staged under `tmp/`. A held file needs no staging folder, rename or delete: it is written
+/// unnamed into its shard and named once whole (`Shards::create_whole`). Deletes matter: a file
+/// system without a journal scans past every recently freed inode when it allocates one.
+const HELD_PER_IMPORT: u64 = 4 << 20;
+/// A file larger than this is always staged.
+const HELD_FILE_MAX: u64 = 1 << 20;
+
+/// Where a file's bytes wait for the tarball to verify.
+enum Body {
+    /// In memory.
+    Held(Vec<u8>),
+    /// Staged file number n in the staging directory.
+    Staged(usize),
+}
+
 struct Pending {
-    /// Number of the staged file in the staging directory.
-    staged: usize,
+    body: Body,
     entry: FileEntry,
 }
 
@@ -252,6 +268,33 @@ impl Drop for StagingDir {
     }
 }
 
+/// The staging directory of one import, made when the first file needs it; and the number
+/// of the next staged file (names are never reused: a duplicate entry must not overwrite a
+/// later file).
+struct Staging<'a> {
+    layout: &'a Layout,
+    dir: Option<StagingDir>,
+    next: usize,
+}
+
+impl Staging<'_> {
+    /// The staging directory and a new file number in it.
+    fn slot(&mut self) -> std::result::Result<(&StagingDir, usize), ImportError> {
+        if self.dir.is_none() {
+            let path = self.layout.new_staging_dir().map_err(ImportError::Local)?;
+            self.dir = Some(StagingDir::open(path).map_err(ImportError::Local)?);
+        }
+        let n = self.next;
+        self.next += 1;
+        match &self.dir {
+            Some(dir) => Ok((dir, n)),
+            None => Err(ImportError::Local(HoardError::Internal(
+                "staging directory vanished".into(),
+            ))),
+        }
+    }
+}
+
 /// Import one tarball read from `source`. Blocks: call from a blocking thread.
 pub fn import(
     source: impl Read,
@@ -259,8 +302,11 @@ pub fn import(
     (layout, shards): (&Layout, &Shards),
     limits: &Limits,
 ) -> std::result::Result<Imported, ImportError> {
-    let staging = layout.new_staging_dir().map_err(ImportError::Local)?;
-    let staging = StagingDir::open(staging).map_err(ImportError::Local)?;
+    let mut staging = Staging {
+        layout,
+        dir: None,
+        next: 0,
+    };
 
     let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let mut raw = SharedCount {
@@ -278,7 +324,7 @@ pub fn import(
         limits: limits.clone(),
         compressed: count,
     };
-    let pending = stage_entries(&mut capped, &staging, limits)?;
+    let pending = stage_entries(&mut capped, &mut staging, limits)?;
     // Read what follows the tar end marker so the gzip trailer (CRC) is checked and every
     // compressed byte is hashed.
     io::copy(&mut capped, &mut io::sink()).map_err(classify)?;
@@ -290,7 +336,7 @@ pub fn import(
     if let Err((expected, actual)) = digests.verify(expected) {
         return Err(ImportError::Integrity { expected, actual });
     }
-    let files = commit(pending.files, &staging, layout, shards)?;
+    let files = commit(pending.files, &mut staging, shards)?;
     Ok(Imported {
         files,
         digests,
@@ -327,16 +373,15 @@ impl PendingFiles {
     }
 }
 
-/// Read every tar entry, staging each regular file (hashed as it is written).
+/// Read every tar entry, holding or staging each regular file (hashed as it is read).
 fn stage_entries(
     tar_stream: impl Read,
-    staging: &StagingDir,
+    staging: &mut Staging<'_>,
     limits: &Limits,
 ) -> std::result::Result<PendingFiles, ImportError> {
     let mut pending = PendingFiles::default();
     let mut buf = vec![0u8; 64 * 1024];
-    // Staging names are never reused (a duplicate entry must not overwrite a later file).
-    let mut staged = 0usize;
+    let mut held = 0u64;
     let mut archive = tar::Archive::new(tar_stream);
     for entry in archive.entries().map_err(classify)? {
         let mut entry = entry.map_err(classify)?;
@@ -347,9 +392,20 @@ fn stage_entries(
         }
         let Some(path) = path else { continue };
         let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
-        let (hash, size) = stage_file(&mut entry, staging, staged, executable, &mut buf)?;
+        let announced = entry.size();
+        let (body, hash, size) =
+            if announced <= HELD_FILE_MAX && held + announced <= HELD_PER_IMPORT {
+                let bytes = hold_file(&mut entry, announced)?;
+                held += bytes.len() as u64;
+                let (hash, size) = (*blake3::hash(&bytes).as_bytes(), bytes.len() as u64);
+                (Body::Held(bytes), hash, size)
+            } else {
+                let (dir, n) = staging.slot()?;
+                let (hash, size) = stage_file(&mut entry, dir, n, executable, &mut buf)?;
+                (Body::Staged(n), hash, size)
+            };
         let item = Pending {
-            staged,
+            body,
             entry: FileEntry {
                 path,
                 hash,
@@ -357,7 +413,6 @@ fn stage_entries(
                 executable,
             },
         };
-        staged += 1;
         pending.add(item, limits)?;
     }
     Ok(pending)
@@ -386,6 +441,16 @@ fn is_file(kind: tar::EntryType, path_bytes: &[u8]) -> std::result::Result<bool,
             other
         ))),
     }
+}
+
+/// Read one entry's bytes (the tar header announced `announced`) into memory.
+fn hold_file(entry: &mut impl Read, announced: u64) -> std::result::Result<Vec<u8>, ImportError> {
+    let mut bytes = Vec::with_capacity(announced as usize);
+    entry
+        .take(HELD_FILE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(classify)?;
+    Ok(bytes)
 }
 
 /// Copy one entry's bytes into staged file `n`, hashing them; (BLAKE3, size).
@@ -422,38 +487,74 @@ fn stage_file(
     Ok((*hasher.finalize().as_bytes(), size))
 }
 
-/// Verified: move every staged file into the content-addressed tree, read-only.
+/// Verified: write every held file and move every staged file into the content-addressed
+/// tree, read-only.
 fn commit(
     pending: Vec<Pending>,
-    staging: &StagingDir,
-    layout: &Layout,
+    staging: &mut Staging<'_>,
     shards: &Shards,
 ) -> std::result::Result<Vec<FileEntry>, ImportError> {
     let mut files = Vec::with_capacity(pending.len());
+    let mut buf = Vec::new();
     for p in pending {
-        // The common case relative to the open folders; anything else the long way.
-        let staged = p.staged.to_string();
         let (hash, exec) = (&p.entry.hash, p.entry.executable);
-        if shards.move_in(&staging.dir, &staged, hash, exec).is_ok() {
-            files.push(p.entry);
-            continue;
-        }
-        let dest = layout.content_path(&p.entry.hash, p.entry.executable);
-        let mut moved = staging.move_to(p.staged, &dest);
-        if matches!(&moved, Err(e) if e.kind() == io::ErrorKind::NotFound)
-            && let Some(parent) = dest.parent()
-        {
-            // A shard folder removed by hand: make it again.
-            layout.ensure_shard(parent).map_err(ImportError::Local)?;
-            moved = staging.move_to(p.staged, &dest);
-        }
-        moved.map_err(|e| {
-            ImportError::Local(HoardError::io("moving a file into the store at", &dest, e))
-        })?;
+        let n = match p.body {
+            Body::Staged(n) => n,
+            Body::Held(bytes) => {
+                if shards.create_whole(hash, exec, &bytes).is_ok() {
+                    files.push(p.entry);
+                    continue;
+                }
+                // Not here (no unnamed files, a shard folder removed by hand, a full disk):
+                // staged and moved the long way, which says what failed and where.
+                if buf.is_empty() {
+                    buf = vec![0u8; 64 * 1024];
+                }
+                let (dir, n) = staging.slot()?;
+                stage_file(&mut bytes.as_slice(), dir, n, exec, &mut buf)?;
+                n
+            }
+        };
+        move_in(n, &p.entry, staging, shards)?;
         files.push(p.entry);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+/// Move staged file `n` (holding `entry`) into the content-addressed tree, unless it is there.
+fn move_in(
+    n: usize,
+    entry: &FileEntry,
+    staging: &Staging<'_>,
+    shards: &Shards,
+) -> std::result::Result<(), ImportError> {
+    let Some(dir) = &staging.dir else {
+        return Err(ImportError::Local(HoardError::Internal(
+            "a staged file without a staging directory".into(),
+        )));
+    };
+    // The common case relative to the open folders; anything else the long way.
+    if shards
+        .move_in(&dir.dir, &n.to_string(), &entry.hash, entry.executable)
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let layout = staging.layout;
+    let dest = layout.content_path(&entry.hash, entry.executable);
+    let mut moved = dir.move_to(n, &dest);
+    if matches!(&moved, Err(e) if e.kind() == io::ErrorKind::NotFound)
+        && let Some(parent) = dest.parent()
+    {
+        // A shard folder removed by hand: make it again.
+        layout.ensure_shard(parent).map_err(ImportError::Local)?;
+        moved = dir.move_to(n, &dest);
+    }
+    moved.map_err(|e| {
+        ImportError::Local(HoardError::io("moving a file into the store at", &dest, e))
+    })?;
+    Ok(())
 }
 
 /// Hash an existing content file (for `store verify`).

@@ -2,7 +2,8 @@
 //! check a content file, a hard link to it) name the file relative to its shard instead of
 //! walking the store's whole path for each of tens of thousands of files.
 //!
-//! Must not: create, move or delete content files.
+//! Must not: delete content files, or make one that is not whole (it moves in a staged file, or
+//! writes a new one unnamed and names it once written).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,31 @@ impl Shards {
     ) -> io::Result<bool> {
         let name = Name::of(hash, executable);
         from_dir.rename_noreplace(from, self.dir(hash)?, name.as_str())
+    }
+
+    /// Make content file `hash` hold `bytes` unless it exists, without a staging folder:
+    /// Ok(false) when it exists (same name, same bytes). An `Unsupported` error: this platform or
+    /// filesystem cannot write a file unnamed (the caller stages and moves it in); any other
+    /// error: the caller goes the long way, which reports it with its path.
+    pub fn create_whole(
+        &self,
+        hash: &[u8; 32],
+        executable: bool,
+        bytes: &[u8],
+    ) -> io::Result<bool> {
+        let name = Name::of(hash, executable);
+        let dir = self.dir(hash)?;
+        // Looking first costs a lookup; creating a file only to drop it would free an inode.
+        if dir.stat(name.as_str()).is_ok() {
+            return Ok(false);
+        }
+        let mode = if executable { 0o555 } else { 0o444 };
+        dir.create_whole(
+            name.as_str(),
+            mode,
+            bytes,
+            crate::store::layout::content_times(),
+        )
     }
 }
 
