@@ -232,7 +232,7 @@ mod tests {
         let dir = Dir::open(tmp.path()).unwrap();
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(499162500);
         let times = std::fs::FileTimes::new().set_modified(t).set_accessed(t);
-        let r = dir.create_whole("a", 0o444, b"first", times);
+        let r = dir.create_whole(&dir, "a", 0o444, b"first", times);
         if cfg!(not(target_os = "linux")) {
             assert_eq!(r.unwrap_err().kind(), ErrorKind::Unsupported);
             return;
@@ -243,9 +243,12 @@ mod tests {
         let md = std::fs::metadata(&path).unwrap();
         assert_eq!(mode(&md), 0o444);
         assert_eq!(mtime(&md), 499162500);
-        assert!(!dir.create_whole("a", 0o444, b"other", times).unwrap());
+        assert!(!dir.create_whole(&dir, "a", 0o444, b"other", times).unwrap());
         assert_eq!(std::fs::read(&path).unwrap(), b"first", "never replaced");
-        assert!(dir.create_whole("x", 0o555, b"#!/bin/sh\n", times).unwrap());
+        assert!(
+            dir.create_whole(&dir, "x", 0o555, b"#!/bin/sh\n", times)
+                .unwrap()
+        );
         assert_eq!(
             mode(&std::fs::metadata(tmp.path().join("x")).unwrap()),
             0o555

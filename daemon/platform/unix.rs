@@ -138,11 +138,14 @@ impl Dir {
 
     /// Write a new file `name` here holding `bytes`, with `mode` exactly and `times`, and give
     /// it its name only once it is whole (Linux: an unnamed `O_TMPFILE` file, then `linkat`
-    /// through `/proc/self/fd`), so nothing is staged elsewhere, renamed or deleted. Ok(false):
-    /// `name` exists and is left as it is. An `Unsupported` error: no unnamed files here (not
-    /// Linux, a filesystem without `O_TMPFILE`, no `/proc`); the caller stages and renames.
+    /// through `/proc/self/fd`), so nothing is staged elsewhere, renamed or deleted. The
+    /// unnamed file is opened in `near` (the filesystem places its inode near that folder's:
+    /// files written one after the other stay together). Ok(false): `name` exists and is left
+    /// as it is. An `Unsupported` error: no unnamed files here (not Linux, a filesystem without
+    /// `O_TMPFILE`, no `/proc`); the caller stages and renames.
     pub fn create_whole(
         &self,
+        near: &Dir,
         name: &str,
         mode: u32,
         bytes: &[u8],
@@ -150,11 +153,11 @@ impl Dir {
     ) -> io::Result<bool> {
         #[cfg(target_os = "linux")]
         {
-            unnamed::create_whole(self.fd(), name, mode, bytes, times)
+            unnamed::create_whole((near.fd(), self.fd()), name, mode, bytes, times)
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = (name, mode, bytes, times);
+            let _ = (near, name, mode, bytes, times);
             Err(io::Error::from(io::ErrorKind::Unsupported))
         }
     }
@@ -176,7 +179,7 @@ mod unnamed {
     }
 
     pub fn create_whole(
-        dir: RawFd,
+        (near, dir): (RawFd, RawFd),
         name: &str,
         mode: u32,
         bytes: &[u8],
@@ -187,7 +190,7 @@ mod unnamed {
         }
         let flags = libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC;
         // SAFETY: a valid directory fd and a NUL-terminated name.
-        let fd = unsafe { libc::openat(dir, c".".as_ptr(), flags, mode) };
+        let fd = unsafe { libc::openat(near, c".".as_ptr(), flags, mode) };
         if fd < 0 {
             let e = io::Error::last_os_error();
             return match e.raw_os_error() {

@@ -83,6 +83,7 @@ impl Dir {
     /// Windows has no unnamed files: always `Unsupported` (the caller stages and renames).
     pub fn create_whole(
         &self,
+        _near: &Dir,
         _name: &str,
         _mode: u32,
         _bytes: &[u8],

@@ -44,6 +44,8 @@ impl Name {
 pub struct Shards {
     files: PathBuf,
     dirs: Vec<OnceLock<Option<Dir>>>,
+    /// `files/` itself, where new content files are opened unnamed (`create_whole`).
+    root: OnceLock<Option<Dir>>,
 }
 
 impl Shards {
@@ -51,6 +53,7 @@ impl Shards {
         Shards {
             files: files.to_path_buf(),
             dirs: (0..256).map(|_| OnceLock::new()).collect(),
+            root: OnceLock::new(),
         }
     }
 
@@ -112,7 +115,17 @@ impl Shards {
             return Ok(false);
         }
         let mode = if executable { 0o555 } else { 0o444 };
+        // Opened in `files/`, not in the shard: the filesystem then keeps the inodes of files
+        // written one after the other (one package's) together, as a staging folder did,
+        // instead of spreading them over 256 shards' places; linking a package later touches
+        // fewer inode blocks (a warm install was 5-13% slower with them spread).
+        let near = self
+            .root
+            .get_or_init(|| Dir::open(&self.files).ok())
+            .as_ref()
+            .unwrap_or(dir);
         dir.create_whole(
+            near,
             name.as_str(),
             mode,
             bytes,
