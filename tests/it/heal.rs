@@ -396,6 +396,72 @@ fn a_full_disk_is_an_error_that_names_it_and_the_daemon_carries_on() {
     );
 }
 
+/// The same with many small files, which an import holds in memory and writes whole once the
+/// tarball has verified (not staged): a full disk there is the same clear error.
+#[test]
+fn a_full_disk_while_writing_small_files_is_an_error_that_names_it() {
+    let ctx = TestContext::new();
+    if let Err(why) = mount_tmpfs(&ctx.store, "3m") {
+        skip(
+            "a_full_disk_while_writing_small_files_is_an_error_that_names_it",
+            &why,
+        );
+        return;
+    }
+    let _unmount = Unmount(ctx.store.clone());
+    // 2 x 3.6 MB that does not compress, in files of 90 kB (each package fits what an import
+    // holds in memory: 4 MiB).
+    let pkg = |name: &str, seed: u32| {
+        let mut x = seed;
+        let mut p = Pkg::new(name, "1.0.0");
+        for i in 0..40 {
+            let bytes: Vec<u8> = (0..90_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            p = p.file(&format!("part{i}.bin"), &bytes, 0o644);
+        }
+        p
+    };
+    let reg = Registry::start();
+    reg.publish(pkg("small1", 7));
+    reg.publish(pkg("small2", 11));
+    let ctx = ctx.with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "p", "version": "1.0.0",
+                              "dependencies": {"small1": "1", "small2": "1"}}));
+    let out = ctx.run(&["install"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no space left"), "{}", stderr(&out));
+    let tmp = ctx.store.join("v1/tmp");
+    assert!(
+        eventually(Duration::from_secs(20), || std::fs::read_dir(&tmp)
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0),
+        "tmp/ is emptied"
+    );
+    no_staging_in(&ctx.project);
+    ctx.ok(&["daemon", "stop"]);
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&ctx.store)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    ctx.ok(&["install"]);
+    assert_eq!(
+        std::fs::metadata(ctx.project.join("node_modules/small2/part39.bin"))
+            .unwrap()
+            .len(),
+        90_000
+    );
+    ctx.ok(&["store", "verify"]);
+}
+
 #[test]
 fn a_daemon_started_on_a_full_disk_says_why_it_cannot_run() {
     let ctx = TestContext::new();
