@@ -207,7 +207,7 @@ pub fn entry_path(raw: &[u8], limits: &Limits) -> std::result::Result<Option<Str
 
 /// Bytes of one tarball's files held in memory until it has verified; past this, files are
 /// staged under `tmp/`. A held file needs no staging folder, rename or delete: it is written
-/// unnamed into its shard and named once whole (`Shards::create_whole`). Deletes matter: a file
+/// unnamed and named in its shard once whole (`Shards::create_whole`). Deletes matter: a file
 /// system without a journal scans past every recently freed inode when it allocates one.
 const HELD_PER_IMPORT: u64 = 4 << 20;
 /// A file larger than this is always staged.
@@ -280,18 +280,16 @@ struct Staging<'a> {
 impl Staging<'_> {
     /// The staging directory and a new file number in it.
     fn slot(&mut self) -> std::result::Result<(&StagingDir, usize), ImportError> {
-        if self.dir.is_none() {
-            let path = self.layout.new_staging_dir().map_err(ImportError::Local)?;
-            self.dir = Some(StagingDir::open(path).map_err(ImportError::Local)?);
-        }
         let n = self.next;
         self.next += 1;
-        match &self.dir {
-            Some(dir) => Ok((dir, n)),
-            None => Err(ImportError::Local(HoardError::Internal(
-                "staging directory vanished".into(),
-            ))),
-        }
+        let dir = match self.dir.take() {
+            Some(dir) => dir,
+            None => {
+                let path = self.layout.new_staging_dir().map_err(ImportError::Local)?;
+                StagingDir::open(path).map_err(ImportError::Local)?
+            }
+        };
+        Ok((self.dir.insert(dir), n))
     }
 }
 

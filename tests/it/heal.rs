@@ -326,6 +326,40 @@ impl Drop for Unmount {
     }
 }
 
+/// `len` bytes that do not compress (xorshift), carrying on from `seed`.
+fn noise(seed: &mut u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            *seed as u8
+        })
+        .collect()
+}
+
+/// The store's `tmp/` empties (an import still ending removes its staging when it does).
+fn assert_tmp_empties(ctx: &TestContext) {
+    let tmp = ctx.store.join("v1/tmp");
+    assert!(
+        eventually(Duration::from_secs(20), || std::fs::read_dir(&tmp)
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0),
+        "tmp/ is emptied"
+    );
+}
+
+/// Give the tmpfs mounted on the store room again.
+fn grow_store(ctx: &TestContext) {
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&ctx.store)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+}
+
 #[test]
 fn a_full_disk_is_an_error_that_names_it_and_the_daemon_carries_on() {
     let ctx = TestContext::new();
@@ -338,20 +372,9 @@ fn a_full_disk_is_an_error_that_names_it_and_the_daemon_carries_on() {
     }
     let _unmount = Unmount(ctx.store.clone());
     // 12 MB that does not compress, in two packages.
-    let noise = |seed: u32| -> Vec<u8> {
-        let mut x = seed;
-        (0..6_000_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    };
     let reg = Registry::start();
-    reg.publish(Pkg::new("big1", "1.0.0").file("blob.bin", &noise(7), 0o644));
-    reg.publish(Pkg::new("big2", "1.0.0").file("blob.bin", &noise(11), 0o644));
+    reg.publish(Pkg::new("big1", "1.0.0").file("blob.bin", &noise(&mut 7, 6_000_000), 0o644));
+    reg.publish(Pkg::new("big2", "1.0.0").file("blob.bin", &noise(&mut 11, 6_000_000), 0o644));
     let ctx = ctx.with_registry(&reg.url);
     ctx.write_project(&json!({"name": "p", "version": "1.0.0",
                               "dependencies": {"big1": "1", "big2": "1"}}));
@@ -362,14 +385,8 @@ fn a_full_disk_is_an_error_that_names_it_and_the_daemon_carries_on() {
     assert!(stderr(&out).contains("no space left"), "{}", stderr(&out));
     eprintln!("install on a full disk: {}", stderr(&out));
     // An import of the other package may still be ending: its staging goes when it does.
+    assert_tmp_empties(&ctx);
     let tmp = ctx.store.join("v1/tmp");
-    assert!(
-        eventually(Duration::from_secs(20), || std::fs::read_dir(&tmp)
-            .map(|d| d.count())
-            .unwrap_or(0)
-            == 0),
-        "tmp/ is emptied"
-    );
     assert_eq!(
         std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0),
         0,
@@ -381,12 +398,7 @@ fn a_full_disk_is_an_error_that_names_it_and_the_daemon_carries_on() {
     ctx.ok(&["daemon", "stop"]);
 
     // Room again: the install works, with a daemon started on the once-full filesystem.
-    let grown = std::process::Command::new("mount")
-        .args(["-o", "remount,size=64m"])
-        .arg(&ctx.store)
-        .status()
-        .unwrap();
-    assert!(grown.success());
+    grow_store(&ctx);
     ctx.ok(&["install"]);
     assert_eq!(
         std::fs::metadata(ctx.project.join("node_modules/big2/blob.bin"))
@@ -411,19 +423,10 @@ fn a_full_disk_while_writing_small_files_is_an_error_that_names_it() {
     let _unmount = Unmount(ctx.store.clone());
     // 2 x 3.6 MB that does not compress, in files of 90 kB (each package fits what an import
     // holds in memory: 4 MiB).
-    let pkg = |name: &str, seed: u32| {
-        let mut x = seed;
+    let pkg = |name: &str, mut seed: u32| {
         let mut p = Pkg::new(name, "1.0.0");
         for i in 0..40 {
-            let bytes: Vec<u8> = (0..90_000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
-            p = p.file(&format!("part{i}.bin"), &bytes, 0o644);
+            p = p.file(&format!("part{i}.bin"), &noise(&mut seed, 90_000), 0o644);
         }
         p
     };
@@ -436,22 +439,10 @@ fn a_full_disk_while_writing_small_files_is_an_error_that_names_it() {
     let out = ctx.run(&["install"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("no space left"), "{}", stderr(&out));
-    let tmp = ctx.store.join("v1/tmp");
-    assert!(
-        eventually(Duration::from_secs(20), || std::fs::read_dir(&tmp)
-            .map(|d| d.count())
-            .unwrap_or(0)
-            == 0),
-        "tmp/ is emptied"
-    );
+    assert_tmp_empties(&ctx);
     no_staging_in(&ctx.project);
     ctx.ok(&["daemon", "stop"]);
-    let grown = std::process::Command::new("mount")
-        .args(["-o", "remount,size=64m"])
-        .arg(&ctx.store)
-        .status()
-        .unwrap();
-    assert!(grown.success());
+    grow_store(&ctx);
     ctx.ok(&["install"]);
     assert_eq!(
         std::fs::metadata(ctx.project.join("node_modules/small2/part39.bin"))
