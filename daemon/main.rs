@@ -212,7 +212,14 @@ async fn serve(
     protocol_version: String,
 ) -> Result<CloseReason, HoardError> {
     let sp = store_path.clone();
-    let store = Arc::new(tokio::task::spawn_blocking(move || store::Store::open(&sp)).await??);
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            let store = store::Store::open(&sp)?;
+            upkeep::check_after_restart(&store)?;
+            Ok::<_, HoardError>(store)
+        })
+        .await??,
+    );
     let http = Arc::new(registry::http::Http::new(128, 128)?);
     let hot_budget = std::env::var("HOARD_METADATA_CACHE_MB")
         .ok()

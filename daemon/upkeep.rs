@@ -239,6 +239,64 @@ fn check_slots(
     })
 }
 
+/// At start-up, before any install: `Store::check_unsynced` for this boot, then the global-layout
+/// slots that hard-link a damaged file; the projects that link what was dropped are marked
+/// stale, and the next client hears which packages come again. Blocking.
+pub fn check_after_restart(store: &Store) -> crate::error::Result<()> {
+    let boot = crate::platform::boot_id();
+    let check = store.check_unsynced(boot.as_deref())?;
+    if check.packages_checked == 0 {
+        return Ok(());
+    }
+    info!(
+        packages = check.packages_checked,
+        files = check.files_checked,
+        dropped = check.dropped.len(),
+        "checked the files of packages not yet synced to disk when the machine stopped"
+    );
+    if check.dropped.is_empty() {
+        return Ok(());
+    }
+    let mut stale = check.stale_projects;
+    if !check.bad_inodes.is_empty() {
+        for p in check_slots(store, &check.bad_inodes, false, |_| {})?.stale {
+            if !stale.contains(&p) {
+                stale.push(p);
+            }
+        }
+    }
+    let marked = mark_stale(&stale);
+    let shown: Vec<&str> = check.dropped.iter().take(5).map(String::as_str).collect();
+    let more = check.dropped.len().saturating_sub(shown.len());
+    let mut text = format!(
+        "the machine stopped before {} package(s) written just before were safely on disk; \
+         {} of them had damaged files and are downloaded again as installs need them: {}{}",
+        check.packages_checked,
+        check.dropped.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    if let Some(q) = &check.quarantine {
+        text.push_str(&format!(
+            "; the damaged files were kept in `{}`",
+            q.display()
+        ));
+    }
+    if !marked.is_empty() {
+        text.push_str(&format!(
+            "; these projects are installed again in full by their next install: {}",
+            marked.join(", ")
+        ));
+    }
+    warn!("{text}");
+    store.add_notice("store-unsynced-damaged", text);
+    Ok(())
+}
+
 /// Mark projects stale (their next install relinks everything); returns those marked.
 fn mark_stale(projects: &[String]) -> Vec<String> {
     let mut marked = Vec::new();

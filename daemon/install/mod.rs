@@ -90,8 +90,8 @@ impl Installer {
         }
         let index = self.store.index.clone();
         tokio::task::spawn_blocking(move || index.check_file()).await??;
-        if let Some(notice) = self.store.take_notice() {
-            run.em.warn("store-index-rebuilt", "", notice).await;
+        for (code, notice) in self.store.take_notices() {
+            run.em.warn(code, "", notice).await;
         }
         let mut inputs = stage("inputs", inputs::read(&run)).await?;
         if inputs.fetch_only {

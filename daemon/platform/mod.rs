@@ -19,7 +19,7 @@ mod imp;
 #[cfg(unix)]
 pub use imp::with_umask;
 pub use imp::{
-    Dir, create_private_dir, ctime_ns, device, durable, exchange, identity, is_no_space,
+    Dir, boot_id, create_private_dir, ctime_ns, device, durable, exchange, identity, is_no_space,
     is_transient, link_dir, link_failure, mode, mtime, mtime_ns, my_uid, owner, set_mode,
     stop_signal, sync_filesystem,
 };

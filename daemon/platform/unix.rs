@@ -335,6 +335,19 @@ pub fn sync_filesystem(dir: &Path) {
     }
 }
 
+/// This boot of the machine, as the kernel names it (Linux's `boot_id`): the store tells a
+/// daemon restart (the page cache still holds every write) from a machine restart (writes not
+/// yet synced may be lost). `None` where the kernel gives no such name (macOS, BSDs): then
+/// the store syncs before it commits, as if every restart were a machine restart.
+pub fn boot_id() -> Option<String> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
 /// A content file just written: nothing more to do on Unix (`sync_filesystem` covers a batch).
 pub fn durable(_file: &File) -> io::Result<()> {
     Ok(())

@@ -117,6 +117,12 @@ pub fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
     ))
 }
 
+/// No boot name is read on Windows: the store keeps making each file durable as it is
+/// written (`durable`), as if every restart were a machine restart.
+pub fn boot_id() -> Option<String> {
+    None
+}
+
 /// Windows lets only administrators flush a whole volume: each content file is flushed by
 /// `durable` as it is written instead.
 pub fn sync_filesystem(_dir: &Path) {}

@@ -1,21 +1,32 @@
 //! The store's SQLite index: schema and migrations, one writer thread that batches rows, and a
 //! reader connection for lookups.
 //!
-//! Owns: `<store>/v1/index.sqlite`. The writer makes content files durable (one `syncfs` per
-//! batch) before it commits the rows that reference them, so a committed row never names a file
-//! that is not on disk. Must not: touch content files itself (beyond the syncfs), or be called
-//! from async executor threads (every method blocks; callers use `spawn_blocking`).
+//! Owns: `<store>/v1/index.sqlite`. A committed row never names a file that is not on disk:
+//! where the machine names its boot (`platform::boot_id`), the writer commits package rows at
+//! once and lists them in `unsynced` with that boot; it makes their content files durable (one
+//! `syncfs`) when no write has come for a while, at shutdown, or when the oldest has waited
+//! too long, and then empties the list. Rows still listed from an earlier boot are checked at
+//! start-up (`Store::check_unsynced`). Elsewhere it syncs before each batch of package rows.
+//! Must not: touch content files itself (beyond the syncfs), or be called from async executor
+//! threads (every method blocks; callers use `spawn_blocking`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{HoardError, Result};
 
-/// Schema version kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Schema version kept in `PRAGMA user_version` (2 added `unsynced`).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// How long the writer waits with no new write before it syncs the rows listed in `unsynced`.
+const SYNC_WHEN_IDLE: Duration = Duration::from_millis(500);
+
+/// Rows wait in `unsynced` at most this long while writes keep coming.
+const SYNC_AT_MOST_AFTER: Duration = Duration::from_secs(10);
 
 /// One file of a package, as the index records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +92,8 @@ type Job = Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> Result<()> + Send>;
 enum Command {
     Insert(PackageRecord, tokio::sync::oneshot::Sender<Result<i64>>),
     Exec(Job, tokio::sync::oneshot::Sender<Result<()>>),
+    /// Sync what `unsynced` lists now, and empty it.
+    Sync(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Handle to the index: cheap lookups on a reader connection, writes through the writer thread.
@@ -153,6 +166,17 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
                 package_id INTEGER NOT NULL REFERENCES packages(id) ON DELETE CASCADE,
                 PRIMARY KEY (project, package_id)
             ) WITHOUT ROWID;",
+        )
+        .map_err(e)?;
+    }
+    if version < 2 {
+        // Package rows committed before their content files were synced, with the boot they
+        // were committed in (see the module comment).
+        tx.execute_batch(
+            "CREATE TABLE unsynced (
+                package_id INTEGER PRIMARY KEY REFERENCES packages(id) ON DELETE CASCADE,
+                boot TEXT NOT NULL
+            );",
         )
         .map_err(e)?;
     }
@@ -244,7 +268,11 @@ fn set_aside(path: &Path) -> Result<PathBuf> {
 impl Index {
     /// Open the index at `path` like `open`, but first set aside an index SQLite cannot use
     /// (see `broken`) and start a new one. Returns a notice saying so when that happened.
-    pub fn open_healing(path: &Path, files_dir: PathBuf) -> Result<(Index, Option<String>)> {
+    pub fn open_healing(
+        path: &Path,
+        files_dir: PathBuf,
+        boot: Option<String>,
+    ) -> Result<(Index, Option<String>)> {
         let notice = match broken(path) {
             Some(why) => {
                 let aside = set_aside(path)?;
@@ -258,20 +286,27 @@ impl Index {
             }
             None => None,
         };
-        Ok((Index::open(path, files_dir)?, notice))
+        Ok((Index::open(path, files_dir, boot)?, notice))
     }
 
-    /// Open (creating and migrating) the index at `path`. `files_dir` is synced before each
-    /// batch of package rows is committed.
-    pub fn open(path: &Path, files_dir: PathBuf) -> Result<Index> {
-        let mut writer_conn = open(path)?;
-        migrate(&mut writer_conn, path)?;
+    /// Open (creating and migrating) the index at `path`. `files_dir` holds the content files
+    /// the package rows name, synced as the module comment says; `boot` is this machine boot's
+    /// name (`platform::boot_id`), `None` to sync before each batch.
+    pub fn open(path: &Path, files_dir: PathBuf, boot: Option<String>) -> Result<Index> {
+        let mut conn = open(path)?;
+        migrate(&mut conn, path)?;
         let reader = open(path)?;
         let (tx, rx) = mpsc::channel::<Command>();
-        let wpath = path.to_path_buf();
+        let writer = Writer {
+            conn,
+            path: path.to_path_buf(),
+            files_dir,
+            boot,
+            unsynced_since: None,
+        };
         std::thread::Builder::new()
             .name("hoard-index-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, &wpath, &files_dir))
+            .spawn(move || writer.run(rx))
             .map_err(|e| HoardError::io("starting the index writer for", path, e))?;
         Ok(Index {
             broken: std::sync::atomic::AtomicBool::new(false),
@@ -289,8 +324,8 @@ impl Index {
         f(&conn).map_err(|e| HoardError::index(&self.path, e))
     }
 
-    /// Insert a package and its files; resolves once the row is committed (after the batch's
-    /// syncfs). Inserting an existing (integrity, pkg_id) returns the existing row id.
+    /// Insert a package and its files; returns once the row is committed (listed in
+    /// `unsynced`, or after the batch's syncfs: see the module comment). Inserting an existing (integrity, pkg_id) returns the existing row id.
     pub fn insert_package(&self, record: PackageRecord) -> Result<i64> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.writer
@@ -311,6 +346,38 @@ impl Index {
             .map_err(|_| HoardError::Internal("index writer stopped".into()))?;
         rx.blocking_recv()
             .map_err(|_| HoardError::Internal("index writer stopped".into()))?
+    }
+
+    /// Make the content files of every row listed in `unsynced` durable now, and empty the
+    /// list (at shutdown; the writer does it by itself when idle).
+    pub fn sync_now(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.writer.send(Command::Sync(tx)).is_ok() {
+            let _ = rx.blocking_recv();
+        }
+    }
+
+    /// The package rows listed in `unsynced`, with the boot each was committed in.
+    pub fn unsynced(&self) -> Result<Vec<(i64, String)>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT package_id, boot FROM unsynced ORDER BY package_id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Take `ids` off the `unsynced` list (their files were checked).
+    pub fn forget_unsynced(&self, ids: Vec<i64>) -> Result<()> {
+        self.write(move |tx| {
+            let mut stmt = (tx.prepare_cached("DELETE FROM unsynced WHERE package_id = ?1"))
+                .map_err(|e| HoardError::Internal(format!("`unsynced`: {e}")))?;
+            for id in ids {
+                (stmt.execute([id]))
+                    .map_err(|e| HoardError::Internal(format!("`unsynced`: {e}")))?;
+            }
+            Ok(())
+        })
     }
 
     /// Find a package by tarball integrity. `sri` may hold several hashes; the strongest one
@@ -445,6 +512,7 @@ impl Index {
         }
         // Damage the log would paper over is kept for a look, not overwritten.
         self.check_file()?;
+        self.sync_now();
         self.read(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
     }
 
@@ -611,7 +679,13 @@ impl Index {
     }
 }
 
-fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &PackageRecord) -> rusqlite::Result<i64> {
+/// Insert a package row and its files, listed in `unsynced` under `boot` when given. Returns
+/// the row id, and whether the row is new (an existing (integrity, pkg_id) is returned as is).
+fn insert_record(
+    tx: &rusqlite::Transaction<'_>,
+    rec: &PackageRecord,
+    boot: Option<&str>,
+) -> rusqlite::Result<(i64, bool)> {
     if let Some(id) = tx
         .query_row(
             "SELECT id FROM packages WHERE integrity = ?1 AND pkg_id = ?2",
@@ -620,7 +694,7 @@ fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &PackageRecord) -> rusqlit
         )
         .optional()?
     {
-        return Ok(id);
+        return Ok((id, false));
     }
     tx.execute(
         "INSERT INTO packages(pkg_id, integrity, sha1, tarball_url, unpacked_size, file_count, imported_at)
@@ -643,7 +717,11 @@ fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &PackageRecord) -> rusqlit
         let mode: i64 = if f.executable { 0o755 } else { 0o644 };
         stmt.execute(params![id, f.path, &f.hash[..], f.size as i64, mode])?;
     }
-    Ok(id)
+    if let Some(boot) = boot {
+        tx.prepare_cached("INSERT INTO unsynced(package_id, boot) VALUES (?1, ?2)")?
+            .execute(params![id, boot])?;
+    }
+    Ok((id, boot.is_some()))
 }
 
 /// The error every request of a failed batch gets (a full disk says so).
@@ -662,61 +740,218 @@ fn batch_failure(path: &Path, e: &rusqlite::Error) -> HoardError {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>, path: &Path, files_dir: &Path) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
+/// The writer thread's state: its connection, and since when rows have waited in `unsynced`.
+struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    files_dir: PathBuf,
+    /// This boot's name; `None`: sync before each batch of package rows instead.
+    boot: Option<String>,
+    unsynced_since: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        // Rows a daemon killed in this boot left listed: their files are in the page cache.
+        let left: rusqlite::Result<i64> =
+            (self.conn).query_row("SELECT count(*) FROM unsynced", [], |r| r.get(0));
+        if matches!(left, Ok(n) if n > 0) {
+            self.unsynced_since = Some(Instant::now());
+        }
+        loop {
+            let first = if self.unsynced_since.is_some() {
+                match rx.recv_timeout(SYNC_WHEN_IDLE) {
+                    Ok(c) => c,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.sync();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(c) => c,
+                    Err(_) => break,
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < 512 {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.batch(batch);
+            if (self.unsynced_since).is_some_and(|t| t.elapsed() >= SYNC_AT_MOST_AFTER) {
+                self.sync();
             }
         }
-        if batch.iter().any(|c| matches!(c, Command::Insert(..))) {
-            // Content files must be durable before rows that name them are committed.
-            syncfs(files_dir);
+        self.sync();
+    }
+
+    /// Make the content files of the rows listed in `unsynced` durable, then empty the list.
+    fn sync(&mut self) {
+        if self.unsynced_since.take().is_none() {
+            return;
         }
-        let tx = match conn.transaction() {
+        syncfs(&self.files_dir);
+        if let Err(e) = self.conn.execute("DELETE FROM unsynced", []) {
+            // The rows stay listed: a start-up after a machine restart checks their files.
+            tracing::warn!(error = %e, path = %self.path.display(), "could not empty `unsynced`");
+        }
+    }
+
+    /// Commit one batch of commands in one transaction, and answer each.
+    fn batch(&mut self, batch: Vec<Command>) {
+        let inserts = batch.iter().any(|c| matches!(c, Command::Insert(..)));
+        if inserts && self.boot.is_none() {
+            // Content files must be durable before rows that name them are committed.
+            syncfs(&self.files_dir);
+        }
+        let path = self.path.clone();
+        let boot = self.boot.clone();
+        let tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(err) => {
                 for c in batch {
-                    match c {
-                        Command::Insert(_, reply) => {
-                            let _ = reply.send(Err(batch_failure(path, &err)));
-                        }
-                        Command::Exec(_, reply) => {
-                            let _ = reply.send(Err(batch_failure(path, &err)));
-                        }
-                    }
+                    fail(c, &path, &err);
                 }
-                continue;
+                return;
             }
         };
         let mut replies_insert = Vec::new();
         let mut replies_exec = Vec::new();
+        let mut syncs = Vec::new();
+        let mut listed = false;
         for c in batch {
             match c {
                 Command::Insert(rec, reply) => {
-                    let r = insert_record(&tx, &rec).map_err(|e| HoardError::index(path, e));
+                    let r = insert_record(&tx, &rec, boot.as_deref());
+                    listed |= matches!(r, Ok((_, true)));
+                    let r = r.map(|(id, _)| id).map_err(|e| HoardError::index(&path, e));
                     replies_insert.push((reply, r));
                 }
-                Command::Exec(job, reply) => {
-                    let r = job(&tx);
-                    replies_exec.push((reply, r));
-                }
+                Command::Exec(job, reply) => replies_exec.push((reply, job(&tx))),
+                Command::Sync(reply) => syncs.push(reply),
             }
         }
         let committed = tx.commit();
+        if committed.is_ok() && listed && self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
         for (reply, r) in replies_insert {
             let _ = reply.send(match &committed {
                 Ok(()) => r,
-                Err(e) => Err(batch_failure(path, e)),
+                Err(e) => Err(batch_failure(&path, e)),
             });
         }
         for (reply, r) in replies_exec {
             let _ = reply.send(match &committed {
                 Ok(()) => r,
-                Err(e) => Err(batch_failure(path, e)),
+                Err(e) => Err(batch_failure(&path, e)),
             });
         }
+        if !syncs.is_empty() {
+            self.sync();
+            for reply in syncs {
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+/// Answer a command whose batch could not start.
+fn fail(c: Command, path: &Path, err: &rusqlite::Error) {
+    match c {
+        Command::Insert(_, reply) => {
+            let _ = reply.send(Err(batch_failure(path, err)));
+        }
+        Command::Exec(_, reply) => {
+            let _ = reply.send(Err(batch_failure(path, err)));
+        }
+        Command::Sync(reply) => {
+            let _ = reply.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> PackageRecord {
+        PackageRecord {
+            pkg_id: format!("{name}@1.0.0"),
+            integrity: format!("sha512-{name}"),
+            sha1_hex: "00".into(),
+            tarball_url: format!("http://127.0.0.1/{name}.tgz"),
+            unpacked_size: 1,
+            files: vec![FileEntry {
+                path: "index.js".into(),
+                hash: [7; 32],
+                size: 1,
+                executable: false,
+            }],
+        }
+    }
+
+    fn index(dir: &Path, boot: Option<&str>) -> Index {
+        Index::open(
+            &dir.join("index.sqlite"),
+            dir.to_path_buf(),
+            boot.map(String::from),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_are_listed_unsynced_with_their_boot_until_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = index(dir.path(), Some("boot-1"));
+        let a = idx.insert_package(record("a")).unwrap();
+        assert_eq!(idx.unsynced().unwrap(), vec![(a, "boot-1".to_string())]);
+        idx.sync_now();
+        assert_eq!(idx.unsynced().unwrap(), vec![]);
+        // A row that exists is returned as is, and not listed again.
+        assert_eq!(idx.insert_package(record("a")).unwrap(), a);
+        assert_eq!(idx.unsynced().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn without_a_boot_name_nothing_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = index(dir.path(), None);
+        idx.insert_package(record("a")).unwrap();
+        assert_eq!(idx.unsynced().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_writer_syncs_by_itself_when_no_write_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = index(dir.path(), Some("boot-1"));
+        idx.insert_package(record("a")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !idx.unsynced().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "still listed after 20 s of idle");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_version_1_index_gains_the_list_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        {
+            let idx = index(dir.path(), None);
+            idx.insert_package(record("a")).unwrap();
+        }
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE unsynced; PRAGMA user_version = 1;")
+            .unwrap();
+        drop(conn);
+        let idx = index(dir.path(), Some("boot-1"));
+        assert_eq!(idx.counts().unwrap().0, 1, "the row is kept");
+        idx.insert_package(record("b")).unwrap();
+        assert_eq!(idx.unsynced().unwrap().len(), 1);
     }
 }

@@ -14,6 +14,7 @@ pub mod prune;
 pub mod scrub;
 pub(crate) mod shards;
 pub mod slots;
+pub mod unsynced;
 pub mod verify;
 
 use std::borrow::Cow;
@@ -117,7 +118,7 @@ pub struct Store {
     /// The projects this store serves, also kept outside the index.
     pub projects: ProjectList,
     /// Something the next client should hear once (an index that was rebuilt).
-    notice: Mutex<Option<String>>,
+    notices: Mutex<Vec<(&'static str, String)>>,
     /// The shard folders, open for per-file calls.
     shards: Arc<shards::Shards>,
     /// Git dependencies' repositories and packed tarballs.
@@ -176,7 +177,8 @@ impl Store {
                 "removed leftovers of an interrupted import from tmp/"
             );
         }
-        let (index, notice) = Index::open_healing(&layout.index, layout.files.clone())?;
+        let boot = platform::boot_id();
+        let (index, notice) = Index::open_healing(&layout.index, layout.files.clone(), boot)?;
         if let Some(n) = &notice {
             warn!("{n}");
         }
@@ -197,15 +199,28 @@ impl Store {
             import_starts: Mutex::new(HashMap::new()),
             pins: Mutex::new(HashMap::new()),
             projects,
-            notice: Mutex::new(notice),
+            notices: Mutex::new(
+                notice
+                    .map(|n| ("store-index-rebuilt", n))
+                    .into_iter()
+                    .collect(),
+            ),
             shards,
             git,
         })
     }
 
-    /// What the next client should hear once, if anything (an index that was rebuilt).
-    pub fn take_notice(&self) -> Option<String> {
-        self.notice.lock().ok().and_then(|mut n| n.take())
+    /// What the next client should hear once, if anything (an index that was rebuilt, packages
+    /// dropped after a machine restart), each with its warning code.
+    pub fn take_notices(&self) -> Vec<(&'static str, String)> {
+        (self.notices.lock()).map_or_else(|_| Vec::new(), |mut n| std::mem::take(&mut *n))
+    }
+
+    /// Have the next client hear `text` (warning `code`) once.
+    pub fn add_notice(&self, code: &'static str, text: String) {
+        if let Ok(mut n) = self.notices.lock() {
+            n.push((code, text));
+        }
     }
 
     /// An empty set of pins for one install.

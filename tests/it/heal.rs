@@ -502,6 +502,129 @@ fn a_store_file_written_to_is_caught_before_it_is_linked_again() {
     no_staging_in(&second);
 }
 
+/// The store index's `unsynced` list: (package, boot) rows whose content files were not yet
+/// synced to disk. Read with the daemon stopped or idle.
+fn unsynced(ctx: &TestContext) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(ctx.store.join("v1/index.sqlite")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT p.pkg_id, u.boot FROM unsynced u JOIN packages p ON p.id = u.package_id")
+        .unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// List `pkg_id`'s row in `unsynced` as committed in `boot` (the daemon stopped).
+fn mark_unsynced(ctx: &TestContext, pkg_id: &str, boot: &str) {
+    let db = rusqlite::Connection::open(ctx.store.join("v1/index.sqlite")).unwrap();
+    let n = db
+        .execute(
+            "INSERT INTO unsynced(package_id, boot) SELECT id, ?2 FROM packages WHERE pkg_id = ?1",
+            [pkg_id, boot],
+        )
+        .unwrap();
+    assert_eq!(n, 1, "{pkg_id} has a row");
+}
+
+/// Bytes lost to a power cut: same size, same mtime, other content (so only a re-hash can
+/// tell; the check before linking compares size and time).
+fn lose_bytes(file: &Path) {
+    let md = std::fs::metadata(file).unwrap();
+    overwrite(file, &vec![0u8; md.len() as usize]);
+    let f = std::fs::File::options().write(true).open(file).unwrap();
+    f.set_modified(md.modified().unwrap()).unwrap();
+    std::fs::set_permissions(file, md.permissions()).unwrap();
+}
+
+/// Rows are committed before their files are synced (the sync waits for the daemon to be idle,
+/// off the install's path). After a machine restart, the daemon re-hashes the files of the
+/// rows still listed from the earlier boot before it serves anyone: a damaged file is
+/// quarantined, its package downloaded again, and a project that links it installed again.
+#[cfg(target_os = "linux")]
+#[test]
+fn files_not_yet_synced_when_the_machine_stopped_are_checked_at_start_up() {
+    let body: &[u8] = b"bytes that were still in the page cache";
+    let (_reg, ctx) = installed_a(body, &[("b", b"b's bytes, safely on disk")]);
+    let second = other_project(&ctx, "second", json!({"b": "1.0.0"}));
+    ctx.ok(&["-C", second.to_str().unwrap(), "install"]);
+    ctx.ok(&["daemon", "stop"]);
+    assert_eq!(
+        unsynced(&ctx),
+        vec![],
+        "a clean stop syncs and empties the list"
+    );
+
+    // The machine lost power before the sync: a's file lost its bytes, b's did not.
+    mark_unsynced(&ctx, "a@1.0.0", "an-earlier-boot");
+    mark_unsynced(&ctx, "b@1.0.0", "an-earlier-boot");
+    let file = content_path(&ctx, body);
+    lose_bytes(&file);
+
+    let third = other_project(&ctx, "third", json!({"a": "1.0.0", "b": "1.0.0"}));
+    let out = ctx.run(&["-C", third.to_str().unwrap(), "install"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let told = stderr(&out);
+    assert!(
+        told.contains("a@1.0.0") && told.contains("machine stopped") && !told.contains("b@1.0.0"),
+        "the client is told which package comes again: {told}"
+    );
+    assert_eq!(
+        std::fs::read(third.join("node_modules/a/index.js")).unwrap(),
+        body
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        body,
+        "the store has the bytes again"
+    );
+    let quarantined: Vec<_> = std::fs::read_dir(ctx.store.join("v1/quarantine"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .collect();
+    assert_eq!(quarantined.len(), 1, "only a's file is kept aside");
+    let log = ctx.log();
+    assert!(log.contains("not yet synced to disk"), "{log}");
+
+    // The first project linked the damaged file: its next install relinks it.
+    let out = ctx.ok(&["--json", "install"]);
+    assert_eq!(summary(&out)["up_to_date"], false, "{out}");
+    assert_eq!(
+        std::fs::read(ctx.project.join("node_modules/a/index.js")).unwrap(),
+        body
+    );
+    ctx.assert_store_whole();
+}
+
+/// Rows listed by this boot (a daemon killed before it synced) are not re-hashed: the page
+/// cache still holds their files. The daemon syncs them once idle and empties the list.
+#[cfg(target_os = "linux")]
+#[test]
+fn rows_left_unsynced_by_a_daemon_of_this_boot_are_synced_once_it_is_idle() {
+    let (_reg, ctx) = installed_a(b"a-body", &[]);
+    ctx.ok(&["daemon", "stop"]);
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    mark_unsynced(&ctx, "a@1.0.0", boot.trim());
+    ctx.ok(&["store", "status"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !unsynced(&ctx).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still listed: {:?}",
+            unsynced(&ctx)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !ctx.store.join("v1/quarantine").exists(),
+        "nothing was set aside"
+    );
+    let log = ctx.log();
+    assert!(
+        !log.contains("not yet synced"),
+        "no re-hash at start-up: {log}"
+    );
+}
+
 /// Ctrl-C while linking comes after the point of no return (issue #22): the daemon refuses
 /// the cancel and completes the install, and the client says so (the project is never left
 /// half old, half new). A second Ctrl-C stops the client from waiting; the daemon still
