@@ -7,12 +7,14 @@
 //! Must not: do I/O (the registry module reads and writes the bytes) or pick versions
 //! (resolve.rs does).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::packument::{Manifest, lenient_map};
 
@@ -80,6 +82,8 @@ struct Compacted {
     published: Option<i64>,
 }
 
+/// A `Manifest` as compact bytes (tests build packuments from manifests).
+#[cfg(test)]
 fn compact(raw: String, mut m: Manifest) -> Option<Compacted> {
     let version = crate::semver_npm::parse_version(&raw)?;
     // Only the scripts that make a package an install-script package matter here.
@@ -96,6 +100,232 @@ fn compact(raw: String, mut m: Manifest) -> Option<Compacted> {
     })
 }
 
+/// The keys of a version object `Manifest` reads; the compact form keeps their values as the
+/// registry wrote them and leaves the rest out. `bundledDependencies` is `Manifest`'s alias of
+/// `bundleDependencies` (the first of the two is kept). A test keeps this list in step with
+/// `Manifest`'s fields.
+const KEPT: [&str; 21] = [
+    "name",
+    "version",
+    "dependencies",
+    "optionalDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "devDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "bin",
+    "directories",
+    "dist",
+    "os",
+    "cpu",
+    "libc",
+    "engines",
+    "deprecated",
+    "hasInstallScript",
+    "license",
+    "funding",
+    "scripts",
+];
+
+/// The scripts that make a package an install-script package: the only ones kept.
+const INSTALL_SCRIPTS: [&str; 3] = ["preinstall", "install", "postinstall"];
+
+/// An object key, borrowed from the document unless it had escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Append `"key":value` to the object being built in `out` (which holds at least `{`).
+fn push_member(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    // A kept key is plain ASCII: no escaping needed.
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(value);
+}
+
+/// `scripts`, reduced to the install scripts (None when it has none, or is not an object).
+fn install_scripts(raw: &RawValue) -> Option<Vec<u8>> {
+    let all: Vec<(Key<'_>, &RawValue)> = match serde_json::from_str::<RawMap<'_>>(raw.get()) {
+        Ok(m) => m.0,
+        Err(_) => return None,
+    };
+    let mut out = vec![b'{'];
+    for name in INSTALL_SCRIPTS {
+        if let Some((_, v)) = all.iter().find(|(k, _)| k.0 == name) {
+            push_member(&mut out, name, v.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    (out.len() > 2).then_some(out)
+}
+
+/// An object's members as raw values, in document order (a non-object fails).
+struct RawMap<'de>(Vec<(Key<'de>, &'de RawValue)>);
+
+impl<'de> Deserialize<'de> for RawMap<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawMap<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawMap<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<RawMap<'de>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = a.next_key::<Key<'de>>()? {
+                    out.push((k, a.next_value::<&'de RawValue>()?));
+                }
+                Ok(RawMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One entry of the registry's `versions` object, reduced to its compact bytes without being
+/// parsed into a `Manifest`: the kept members are copied as written. `None` for a value that
+/// is not an object.
+struct RawVersion {
+    json: Option<Vec<u8>>,
+    deprecated: bool,
+    node_engine: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawVersion, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a version object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<RawVersion, A::Error> {
+                let mut v = RawVersion {
+                    json: None,
+                    deprecated: false,
+                    node_engine: None,
+                };
+                let mut out = Vec::with_capacity(512);
+                out.push(b'{');
+                let mut seen = 0u32;
+                while let Some(key) = a.next_key::<Key<'de>>()? {
+                    let Some(i) = KEPT.iter().position(|k| *k == key.0) else {
+                        a.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    let value = a.next_value::<&'de RawValue>()?;
+                    // `bundledDependencies` and `bundleDependencies` are one field.
+                    let bit = 1u32
+                        << if KEPT[i] == "bundledDependencies" {
+                            i - 1
+                        } else {
+                            i
+                        };
+                    if seen & bit != 0 {
+                        continue;
+                    }
+                    seen |= bit;
+                    v.note(KEPT[i], value);
+                    if KEPT[i] == "scripts" {
+                        if let Some(scripts) = install_scripts(value) {
+                            push_member(&mut out, "scripts", &scripts);
+                        }
+                        continue;
+                    }
+                    push_member(&mut out, KEPT[i], value.get().as_bytes());
+                }
+                out.push(b'}');
+                v.json = Some(out);
+                Ok(v)
+            }
+            fn visit_unit<E>(self) -> Result<RawVersion, E> {
+                Ok(RawVersion::none())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawVersion, E> {
+                Ok(RawVersion::none())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RawVersion, E> {
+                Ok(RawVersion::none())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RawVersion, E> {
+                Ok(RawVersion::none())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RawVersion, E> {
+                Ok(RawVersion::none())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RawVersion, E> {
+                Ok(RawVersion::none())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<RawVersion, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(RawVersion::none())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl RawVersion {
+    fn none() -> RawVersion {
+        RawVersion {
+            json: None,
+            deprecated: false,
+            node_engine: None,
+        }
+    }
+
+    /// Keep the two facts the index holds for every version, read as `Manifest` reads them.
+    fn note(&mut self, key: &str, value: &RawValue) {
+        let mut d = serde_json::Deserializer::from_str(value.get());
+        match key {
+            "deprecated" => {
+                self.deprecated = matches!(super::packument::loose_opt_string(&mut d), Ok(Some(_)));
+            }
+            "engines" => {
+                self.node_engine = (lenient_map(&mut d).ok()).and_then(|mut m| m.remove("node"));
+            }
+            _ => {}
+        }
+    }
+
+    fn compacted(self, raw: String) -> Option<Compacted> {
+        let version = crate::semver_npm::parse_version(&raw)?;
+        Some(Compacted {
+            version,
+            raw,
+            json: self.json?,
+            deprecated: self.deprecated,
+            node_engine: self.node_engine,
+            published: None,
+        })
+    }
+}
+
 /// The registry's `versions` object, compacted one version at a time as it is parsed (the
 /// whole document is never held as structs).
 struct Versions(Vec<Compacted>);
@@ -110,8 +340,8 @@ impl<'de> Deserialize<'de> for Versions {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Versions, A::Error> {
                 let mut out = Vec::new();
-                while let Some((raw, m)) = a.next_entry::<String, Manifest>()? {
-                    out.extend(compact(raw, m));
+                while let Some((raw, v)) = a.next_entry::<String, RawVersion>()? {
+                    out.extend(v.compacted(raw));
                 }
                 Ok(Versions(out))
             }
@@ -355,5 +585,155 @@ mod tests {
         let mut cut = bytes;
         cut.truncate(cut.len() - 10);
         assert!(Packument::decode(cut).is_none());
+    }
+
+    /// The version as the old path read it: the whole object into a `Manifest`, scripts cut to
+    /// the install scripts.
+    fn as_manifest(v: &serde_json::Value) -> Manifest {
+        let mut m: Manifest = serde_json::from_value(v.clone()).unwrap();
+        m.scripts
+            .retain(|k, _| INSTALL_SCRIPTS.contains(&k.as_str()));
+        m
+    }
+
+    /// Parse a document holding `version` and check its compact form reads back as the whole
+    /// object does, index facts included.
+    fn reads_back_as_whole(version: serde_json::Value) -> Arc<Manifest> {
+        let doc = serde_json::json!({"name": "pkg", "versions": {"1.0.0": version}});
+        let p = Packument::parse(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        let m = p.manifest("1.0.0").unwrap();
+        assert_eq!(*m, as_manifest(&version));
+        assert_eq!(p.sorted[0].deprecated, m.deprecated.is_some());
+        assert_eq!(
+            p.sorted[0].node_engine.as_deref(),
+            m.engines.get("node").map(|s| &**s)
+        );
+        m
+    }
+
+    #[test]
+    fn every_manifest_field_survives_compaction() {
+        use super::super::packument::{
+            Directories, Dist, DistAttestations, DistSignature, PeerMeta, Provenance,
+        };
+        let map = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        // A struct literal without `..Default::default()`: a new field of `Manifest` does not
+        // compile here until it is filled in, and then fails until `KEPT` keeps it.
+        let full = Manifest {
+            name: "pkg".into(),
+            version: "1.0.0".into(),
+            dependencies: map("a", "^1"),
+            optional_dependencies: map("b", "^2"),
+            peer_dependencies: map("c", "^3"),
+            peer_dependencies_meta: BTreeMap::from([("c".into(), PeerMeta { optional: true })]),
+            dev_dependencies: map("d", "^4"),
+            bundle_dependencies: serde_json::json!(["a"]),
+            bin: serde_json::json!({"pkg": "cli.js"}),
+            directories: Some(Directories {
+                bin: Some("bin".into()),
+            }),
+            dist: Dist {
+                tarball: "https://r/pkg-1.0.0.tgz".into(),
+                integrity: Some("sha512-x".into()),
+                shasum: Some("ab".into()),
+                signatures: vec![DistSignature {
+                    keyid: "k".into(),
+                    sig: "s".into(),
+                }],
+                attestations: Some(DistAttestations {
+                    url: "https://r/att".into(),
+                    provenance: Some(Provenance::default()),
+                }),
+            },
+            os: vec!["linux".into()],
+            cpu: vec!["x64".into()],
+            libc: vec!["glibc".into()],
+            engines: map("node", ">=18"),
+            deprecated: Some("use 2".into()),
+            has_install_script: true,
+            license: Some("MIT".into()),
+            funding: serde_json::json!("https://fund"),
+            scripts: map("install", "node-gyp rebuild"),
+        };
+        let mut v = serde_json::to_value(&full).unwrap();
+        v["readme"] = serde_json::json!("dropped");
+        v["scripts"]["test"] = serde_json::json!("dropped too");
+        assert_eq!(*reads_back_as_whole(v), full);
+    }
+
+    #[test]
+    fn odd_shapes_read_back_as_the_whole_object_reads_them() {
+        for v in [
+            serde_json::json!({"name": 7, "version": "1.0.0", "dependencies": ["a"],
+                "engines": ["node >= 4"], "deprecated": false, "bin": "cli.js",
+                "scripts": "not an object", "dist": "nope", "os": "linux",
+                "bundledDependencies": true, "peerDependenciesMeta": {"x": "yes"}}),
+            serde_json::json!({"version": "1.0.0", "engines": {"node": 18, "npm": ">=7"},
+                "deprecated": "", "scripts": {"postinstall": "x", "preinstall": 1},
+                "dependencies": {"a": "^1", "b": null}, "directories": []}),
+            serde_json::json!({"version": "1.0.0", "hé": {"k": "v"}, "scripts": {}}),
+        ] {
+            reads_back_as_whole(v);
+        }
+    }
+
+    #[test]
+    fn a_version_that_is_not_an_object_is_left_out() {
+        let doc = br#"{"name": "pkg", "versions": {"1.0.0": "gone", "1.1.0": [1],
+                       "1.2.0": {"version": "1.2.0", "name": "pkg", "name": "dup",
+                                 "dep\u0065ndencies": {"a": "^1"}}}}"#;
+        let p = Packument::parse(doc).unwrap();
+        let order: Vec<&str> = p.sorted.iter().map(|e| &*e.raw).collect();
+        assert_eq!(order, ["1.2.0"]);
+        let m = p.manifest("1.2.0").unwrap();
+        assert_eq!(m.name, "pkg", "the first of a repeated key");
+        assert_eq!(m.dependencies["a"], "^1", "a key spelled with escapes");
+    }
+
+    /// Real packuments (the bench mirror's cache, `bench/.work/mirror`, or the folder in
+    /// `HOARD_PACKUMENT_DIR`): every version's compact form reads back as the whole object.
+    /// Opt-in: `cargo test --bin hoardd -- --ignored real_packuments`.
+    #[test]
+    #[ignore]
+    fn real_packuments_read_back_as_whole() {
+        let dir = std::env::var("HOARD_PACKUMENT_DIR").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/bench/.work/mirror").to_string()
+        });
+        let mut files = vec![std::path::PathBuf::from(&dir)];
+        let (mut docs, mut versions) = (0, 0);
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            // The mirror's files: a content-type line, then the body.
+            let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
+                continue;
+            };
+            if !bytes.starts_with(b"application/json") && !bytes.starts_with(b"application/vnd") {
+                continue;
+            }
+            let body = &bytes[nl + 1..];
+            let whole: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let p = Packument::parse(body).unwrap();
+            for (i, e) in p.sorted.iter().enumerate() {
+                let m = p.manifest_at(i).unwrap();
+                let v = &whole["versions"][&*e.raw];
+                assert_eq!(*m, as_manifest(v), "{}@{}", p.name, e.raw);
+                assert_eq!(e.deprecated, m.deprecated.is_some());
+                assert_eq!(
+                    e.node_engine.as_deref(),
+                    m.engines.get("node").map(|s| &**s)
+                );
+                versions += 1;
+            }
+            docs += 1;
+        }
+        eprintln!("{docs} packuments, {versions} versions read back as whole from {dir}");
+        assert!(
+            docs > 0,
+            "no packuments in {dir}: run bench/run.sh once, or set HOARD_PACKUMENT_DIR"
+        );
     }
 }

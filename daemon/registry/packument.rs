@@ -88,7 +88,9 @@ pub(super) fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D:
 }
 
 /// Some string, or None for any other shape.
-fn loose_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(super) fn loose_opt_string<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
     Ok(match Loose::deserialize(d)? {
         Loose::Str(s) => Some(s),
         _ => None,
