@@ -70,6 +70,10 @@ pub struct StoredPackage {
 /// Imports running at once; see `Store::import_permits`.
 const IMPORTS_AT_ONCE: usize = 16;
 
+/// A tarball of at most this many bytes (by its `Content-Length`) is read whole before its
+/// import starts; with `IMPORTS_AT_ONCE`, at most 4 MiB of bodies are held at once.
+const COLLECT_MAX: u64 = 256 * 1024;
+
 /// File lists of packages kept in memory: at most this many files in all (~100 bytes each).
 const HOT_FILES: usize = 250_000;
 
@@ -593,8 +597,10 @@ impl Store {
         }
     }
 
-    /// Download a tarball and import it as its bytes arrive; (the import, bytes downloaded,
-    /// the tarball's bytes when a writable remote cache is to get them).
+    /// Download a tarball and import it; (the import, bytes downloaded, the tarball's bytes
+    /// when a writable remote cache is to get them). A small tarball (its length known and at
+    /// most `COLLECT_MAX`) is read whole first and imported in one step; a larger one is
+    /// imported as its bytes arrive.
     async fn import_download(
         &self,
         pkg: &TarballRef,
@@ -607,15 +613,7 @@ impl Store {
         ),
         ImportFailure,
     > {
-        let mut kept: Option<Vec<u8>> = pkg
-            .remote
-            .as_ref()
-            .filter(|r| r.writable)
-            .map(|_| Vec::new());
-        use futures_util::StreamExt;
-        let (layout, limits) = (self.layout.clone(), self.limits.clone());
-        let shards = self.shards.clone();
-        let expected = pkg.integrity.clone();
+        let keep = pkg.remote.as_ref().is_some_and(|r| r.writable);
         let lane = crate::registry::http::Lane::Tarball;
         let (resp, _permit) = http
             .get(lane, &pkg.url, pkg.auth.as_deref(), None, &pkg.pkg_id())
@@ -626,34 +624,18 @@ impl Store {
             .acquire()
             .await
             .map_err(|_| ImportFailure::Fatal(HoardError::Internal("store closed".into())))?;
-        // Bounded: the download waits for the import, never the other way round.
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(32);
-        let worker = tokio::task::spawn_blocking(move || {
-            let reader = ChannelReader {
-                rx,
-                current: bytes::Bytes::new(),
-            };
+        let (layout, limits) = (self.layout.clone(), self.limits.clone());
+        let shards = self.shards.clone();
+        let expected = pkg.integrity.clone();
+        let import = move |reader: &mut dyn std::io::Read| {
             import::import(reader, &expected, (&layout, &*shards), &limits)
-        });
-        let mut stream = resp.bytes_stream();
-        let mut bytes = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let item = chunk.map_err(|e| std::io::Error::other(format!("{e}")));
-            let failed = item.is_err();
-            if let Ok(c) = &item {
-                bytes += c.len() as u64;
-                if let Some(k) = kept.as_mut() {
-                    k.extend_from_slice(c);
-                }
-            }
-            // A send error means the worker stopped early (hostile archive); its error wins.
-            if tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-        drop(tx);
-        let r = worker.await.map_err(|e| ImportFailure::Fatal(e.into()))?;
-        Ok((r, bytes, kept))
+        };
+        let r = match resp.content_length() {
+            Some(n) if n <= COLLECT_MAX => collect_then_import(resp, n, keep, import).await,
+            _ => stream_into_import(resp, keep, import).await,
+        };
+        let (imported, bytes, kept) = r.map_err(|e| ImportFailure::Fatal(e.into()))?;
+        Ok((imported, bytes, kept))
     }
 
     /// Remember a package's file list for the next install. The lists are bounded: past
@@ -772,6 +754,106 @@ enum ImportFailure {
 pub(crate) fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).map_err(|e| HoardError::io("reading directory", dir, e))?;
     Ok(rd.flatten().map(|e| e.path()).collect())
+}
+
+/// What a download and its import give: the import, bytes downloaded, the bytes kept.
+type Downloaded = (
+    std::result::Result<Imported, ImportError>,
+    u64,
+    Option<Vec<u8>>,
+);
+
+/// Read a small body whole, then import it on a blocking thread in one step (one hand-off
+/// instead of one per chunk). A download error is read after the bytes that came before it.
+async fn collect_then_import(
+    resp: reqwest::Response,
+    length: u64,
+    keep: bool,
+    import: impl FnOnce(&mut dyn std::io::Read) -> std::result::Result<Imported, ImportError>
+    + Send
+    + 'static,
+) -> std::result::Result<Downloaded, tokio::task::JoinError> {
+    use futures_util::StreamExt;
+    let mut body = Vec::with_capacity(length as usize);
+    let mut error = None;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => body.extend_from_slice(&c),
+            Err(e) => {
+                error = Some(std::io::Error::other(format!("{e}")));
+                break;
+            }
+        }
+    }
+    let bytes = body.len() as u64;
+    tokio::task::spawn_blocking(move || {
+        let mut reader = Collected {
+            body: std::io::Cursor::new(&body[..]),
+            error,
+        };
+        let imported = import(&mut reader);
+        (imported, bytes, keep.then_some(body))
+    })
+    .await
+}
+
+/// Import a body on a blocking thread as its chunks arrive (bounded: the download waits for
+/// the import, never the other way round).
+async fn stream_into_import(
+    resp: reqwest::Response,
+    keep: bool,
+    import: impl FnOnce(&mut dyn std::io::Read) -> std::result::Result<Imported, ImportError>
+    + Send
+    + 'static,
+) -> std::result::Result<Downloaded, tokio::task::JoinError> {
+    use futures_util::StreamExt;
+    let mut kept = keep.then(Vec::new);
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(32);
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader {
+            rx,
+            current: bytes::Bytes::new(),
+        };
+        import(&mut reader)
+    });
+    let mut stream = resp.bytes_stream();
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let item = chunk.map_err(|e| std::io::Error::other(format!("{e}")));
+        let failed = item.is_err();
+        if let Ok(c) = &item {
+            bytes += c.len() as u64;
+            if let Some(k) = kept.as_mut() {
+                k.extend_from_slice(c);
+            }
+        }
+        // A send error means the worker stopped early (hostile archive); its error wins.
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    Ok((worker.await?, bytes, kept))
+}
+
+/// A body read whole, then its download error (if the download broke), for the import.
+struct Collected<'a> {
+    body: std::io::Cursor<&'a [u8]>,
+    error: Option<std::io::Error>,
+}
+
+impl std::io::Read for Collected<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.body.read(buf)?;
+        if n == 0
+            && !buf.is_empty()
+            && let Some(e) = self.error.take()
+        {
+            return Err(e);
+        }
+        Ok(n)
+    }
 }
 
 /// Adapts the download channel to `Read` for the blocking import.
