@@ -385,22 +385,16 @@ impl Index {
     pub fn find_package(&self, sri: &crate::store::integrity::Sri) -> Result<Option<i64>> {
         if let Some(sha512) = sri.sha512_sri() {
             return self.read(|c| {
-                c.query_row(
-                    "SELECT id FROM packages WHERE integrity = ?1 LIMIT 1",
-                    params![sha512],
-                    |r| r.get(0),
-                )
-                .optional()
+                (c.prepare_cached("SELECT id FROM packages WHERE integrity = ?1 LIMIT 1")?)
+                    .query_row(params![sha512], |r| r.get(0))
+                    .optional()
             });
         }
         if let Some(sha1) = sri.sha1_hex() {
             return self.read(|c| {
-                c.query_row(
-                    "SELECT id FROM packages WHERE sha1 = ?1 LIMIT 1",
-                    params![sha1],
-                    |r| r.get(0),
-                )
-                .optional()
+                (c.prepare_cached("SELECT id FROM packages WHERE sha1 = ?1 LIMIT 1")?)
+                    .query_row(params![sha1], |r| r.get(0))
+                    .optional()
             });
         }
         Ok(None)
@@ -409,10 +403,9 @@ impl Index {
     /// The (integrity, file list) of package row `id`.
     pub fn package_files(&self, id: i64) -> Result<(String, Vec<FileEntry>)> {
         self.read(|c| {
-            let integrity: String =
-                c.query_row("SELECT integrity FROM packages WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
+            let integrity: String = (c
+                .prepare_cached("SELECT integrity FROM packages WHERE id = ?1")?)
+            .query_row([id], |r| r.get(0))?;
             let mut stmt = c.prepare_cached(
                 "SELECT path, blake3, size, mode FROM files WHERE package_id = ?1",
             )?;
@@ -686,20 +679,18 @@ fn insert_record(
     rec: &PackageRecord,
     boot: Option<&str>,
 ) -> rusqlite::Result<(i64, bool)> {
-    if let Some(id) = tx
-        .query_row(
-            "SELECT id FROM packages WHERE integrity = ?1 AND pkg_id = ?2",
-            params![rec.integrity, rec.pkg_id],
-            |r| r.get(0),
-        )
-        .optional()?
+    if let Some(id) = (tx
+        .prepare_cached("SELECT id FROM packages WHERE integrity = ?1 AND pkg_id = ?2")?)
+    .query_row(params![rec.integrity, rec.pkg_id], |r| r.get(0))
+    .optional()?
     {
         return Ok((id, false));
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO packages(pkg_id, integrity, sha1, tarball_url, unpacked_size, file_count, imported_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    )?
+    .execute(params![
             rec.pkg_id,
             rec.integrity,
             rec.sha1_hex,
