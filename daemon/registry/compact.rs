@@ -165,15 +165,25 @@ fn push_member(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(value);
 }
 
-/// `scripts`, reduced to the install scripts (None when it has none, or is not an object).
-fn install_scripts(raw: &RawValue) -> Option<Vec<u8>> {
+/// The members of `dist` that `Dist` reads.
+const DIST_KEPT: [&str; 5] = [
+    "tarball",
+    "integrity",
+    "shasum",
+    "signatures",
+    "attestations",
+];
+
+/// An object reduced to the members named in `keep` (the first of a repeated one). None when
+/// none is left, or it is not an object.
+fn only(raw: &RawValue, keep: &[&str]) -> Option<Vec<u8>> {
     let all: Vec<(Key<'_>, &RawValue)> = match serde_json::from_str::<RawMap<'_>>(raw.get()) {
         Ok(m) => m.0,
         Err(_) => return None,
     };
     let mut out = vec![b'{'];
-    for name in INSTALL_SCRIPTS {
-        if let Some((_, v)) = all.iter().find(|(k, _)| k.0 == name) {
+    for name in keep {
+        if let Some((_, v)) = all.iter().find(|(k, _)| k.0 == *name) {
             push_member(&mut out, name, v.get().as_bytes());
         }
     }
@@ -248,13 +258,19 @@ impl<'de> Deserialize<'de> for RawVersion {
                     }
                     seen |= bit;
                     v.note(KEPT[i], value);
-                    if KEPT[i] == "scripts" {
-                        if let Some(scripts) = install_scripts(value) {
-                            push_member(&mut out, "scripts", &scripts);
+                    // Of `scripts` only the install scripts matter here; of `dist`, what
+                    // `Dist` reads (not `fileCount`, `unpackedSize`, `npm-signature`).
+                    let keep: &[&str] = match KEPT[i] {
+                        "scripts" => &INSTALL_SCRIPTS,
+                        "dist" => &DIST_KEPT,
+                        _ => {
+                            push_member(&mut out, KEPT[i], value.get().as_bytes());
+                            continue;
                         }
-                        continue;
+                    };
+                    if let Some(kept) = only(value, keep) {
+                        push_member(&mut out, KEPT[i], &kept);
                     }
-                    push_member(&mut out, KEPT[i], value.get().as_bytes());
                 }
                 out.push(b'}');
                 v.json = Some(out);
