@@ -51,6 +51,16 @@ fn overwrite(file: &Path, bytes: &[u8]) {
     std::fs::write(file, bytes).unwrap();
 }
 
+/// The files in the store's quarantine folders.
+fn quarantined(ctx: &TestContext) -> Vec<PathBuf> {
+    std::fs::read_dir(ctx.store.join("v1/quarantine"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .collect()
+}
+
 fn no_staging_in(project: &Path) {
     let nm = project.join("node_modules");
     assert!(
@@ -105,13 +115,9 @@ fn a_rewritten_store_file_is_quarantined_and_every_project_gets_the_right_bytes(
     );
     assert!(text.contains("a@1.0.0"), "names the package: {text}");
     assert!(text.contains("marked stale"), "{text}");
-    let quarantined: Vec<_> = std::fs::read_dir(ctx.store.join("v1/quarantine"))
-        .unwrap()
-        .flatten()
-        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
-        .collect();
+    let quarantined = quarantined(&ctx);
     assert_eq!(quarantined.len(), 1, "the bad file is kept aside");
-    assert_eq!(std::fs::read(quarantined[0].path()).unwrap(), b"bad");
+    assert_eq!(std::fs::read(&quarantined[0]).unwrap(), b"bad");
 
     let out = ctx.ok(&["--json", "install"]);
     assert_eq!(summary(&out)["up_to_date"], false, "{out}");
@@ -576,11 +582,7 @@ fn files_not_yet_synced_when_the_machine_stopped_are_checked_at_start_up() {
         body,
         "the store has the bytes again"
     );
-    let quarantined: Vec<_> = std::fs::read_dir(ctx.store.join("v1/quarantine"))
-        .unwrap()
-        .flatten()
-        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
-        .collect();
+    let quarantined = quarantined(&ctx);
     assert_eq!(quarantined.len(), 1, "only a's file is kept aside");
     let log = ctx.log();
     assert!(log.contains("not yet synced to disk"), "{log}");
