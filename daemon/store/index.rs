@@ -5,7 +5,7 @@
 //! where the machine names its boot (`platform::boot_id`), the writer commits package rows at
 //! once and lists them in `unsynced` with that boot; it makes their content files durable (one
 //! `syncfs`) when no write has come for a while, at shutdown, or when the oldest has waited
-//! too long, and then empties the list. Rows still listed from an earlier boot are checked at
+//! too long, and then takes this boot's rows off the list. Rows still listed from an earlier boot are checked at
 //! start-up (`Store::check_unsynced`). Elsewhere it syncs before each batch of package rows.
 //! Must not: touch content files itself (beyond the syncfs), or be called from async executor
 //! threads (every method blocks; callers use `spawn_blocking`).
@@ -744,10 +744,13 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Command>) {
         // Rows a daemon killed in this boot left listed: their files are in the page cache.
-        let left: rusqlite::Result<i64> =
-            (self.conn).query_row("SELECT count(*) FROM unsynced", [], |r| r.get(0));
-        if matches!(left, Ok(n) if n > 0) {
-            self.unsynced_since = Some(Instant::now());
+        // (Rows of an earlier boot stay listed until `Store::check_unsynced` has checked them.)
+        if let Some(boot) = &self.boot {
+            let sql = "SELECT count(*) FROM unsynced WHERE boot = ?1";
+            let left: rusqlite::Result<i64> = self.conn.query_row(sql, [boot], |r| r.get(0));
+            if matches!(left, Ok(n) if n > 0) {
+                self.unsynced_since = Some(Instant::now());
+            }
         }
         loop {
             let first = if self.unsynced_since.is_some() {
@@ -780,13 +783,18 @@ impl Writer {
         self.sync();
     }
 
-    /// Make the content files of the rows listed in `unsynced` durable, then empty the list.
+    /// Make the content files of the rows this boot listed in `unsynced` durable, then take
+    /// them off the list (never rows of an earlier boot: their files are checked first).
     fn sync(&mut self) {
         if self.unsynced_since.take().is_none() {
             return;
         }
         syncfs(&self.files_dir);
-        if let Err(e) = self.conn.execute("DELETE FROM unsynced", []) {
+        let sql = "DELETE FROM unsynced WHERE boot = ?1";
+        if let Err(e) = self
+            .conn
+            .execute(sql, [self.boot.as_deref().unwrap_or_default()])
+        {
             // The rows stay listed: a start-up after a machine restart checks their files.
             tracing::warn!(error = %e, path = %self.path.display(), "could not empty `unsynced`");
         }
@@ -926,6 +934,35 @@ mod tests {
             assert!(Instant::now() < deadline, "still listed after 20 s of idle");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn rows_of_an_earlier_boot_are_left_for_the_check_and_this_boots_are_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = {
+            let idx = index(dir.path(), Some("boot-1"));
+            let a = idx.insert_package(record("a")).unwrap();
+            let b = idx.insert_package(record("b")).unwrap();
+            idx.sync_now();
+            (a, b)
+        };
+        // a as the machine's last boot left it; b as a daemon of this boot killed before it
+        // synced would leave it.
+        let conn = Connection::open(dir.path().join("index.sqlite")).unwrap();
+        conn.execute("INSERT INTO unsynced VALUES (?1, 'boot-1')", [a])
+            .unwrap();
+        conn.execute("INSERT INTO unsynced VALUES (?1, 'boot-2')", [b])
+            .unwrap();
+        drop(conn);
+        let idx = index(dir.path(), Some("boot-2"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while idx.unsynced().unwrap().len() > 1 {
+            assert!(Instant::now() < deadline, "{:?}", idx.unsynced().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(SYNC_WHEN_IDLE * 3);
+        idx.sync_now();
+        assert_eq!(idx.unsynced().unwrap(), vec![(a, "boot-1".to_string())]);
     }
 
     #[test]
