@@ -672,8 +672,10 @@ impl Index {
     }
 }
 
-/// Insert a package row and its files, listed in `unsynced` under `boot` when given. Returns
-/// the row id, and whether the row is new (an existing (integrity, pkg_id) is returned as is).
+/// Insert a package row and its files (an existing (integrity, pkg_id) is kept as it is), and
+/// list it in `unsynced` under `boot` when given: new or not, its files were just written (a
+/// package downloaded again after a store file went missing rewrites them). Returns the row id
+/// and whether it was listed.
 fn insert_record(
     tx: &rusqlite::Transaction<'_>,
     rec: &PackageRecord,
@@ -684,7 +686,7 @@ fn insert_record(
     .query_row(params![rec.integrity, rec.pkg_id], |r| r.get(0))
     .optional()?
     {
-        return Ok((id, false));
+        return Ok((id, list_unsynced(tx, id, boot)?));
     }
     tx.prepare_cached(
         "INSERT INTO packages(pkg_id, integrity, sha1, tarball_url, unpacked_size, file_count, imported_at)
@@ -708,11 +710,19 @@ fn insert_record(
         let mode: i64 = if f.executable { 0o755 } else { 0o644 };
         stmt.execute(params![id, f.path, &f.hash[..], f.size as i64, mode])?;
     }
-    if let Some(boot) = boot {
-        tx.prepare_cached("INSERT INTO unsynced(package_id, boot) VALUES (?1, ?2)")?
-            .execute(params![id, boot])?;
-    }
-    Ok((id, boot.is_some()))
+    Ok((id, list_unsynced(tx, id, boot)?))
+}
+
+/// List package row `id` in `unsynced` under `boot` (when given); whether it was listed.
+fn list_unsynced(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    boot: Option<&str>,
+) -> rusqlite::Result<bool> {
+    let Some(boot) = boot else { return Ok(false) };
+    tx.prepare_cached("INSERT OR REPLACE INTO unsynced(package_id, boot) VALUES (?1, ?2)")?
+        .execute(params![id, boot])?;
+    Ok(true)
 }
 
 /// The error every request of a failed batch gets (a full disk says so).
@@ -911,9 +921,9 @@ mod tests {
         assert_eq!(idx.unsynced().unwrap(), vec![(a, "boot-1".to_string())]);
         idx.sync_now();
         assert_eq!(idx.unsynced().unwrap(), vec![]);
-        // A row that exists is returned as is, and not listed again.
+        // A row that exists is returned as is, and listed again: its files were just written.
         assert_eq!(idx.insert_package(record("a")).unwrap(), a);
-        assert_eq!(idx.unsynced().unwrap(), vec![]);
+        assert_eq!(idx.unsynced().unwrap(), vec![(a, "boot-1".to_string())]);
     }
 
     #[test]
