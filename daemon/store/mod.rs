@@ -605,14 +605,7 @@ impl Store {
         &self,
         pkg: &TarballRef,
         http: &Arc<Http>,
-    ) -> Result<
-        (
-            std::result::Result<Imported, ImportError>,
-            u64,
-            Option<Vec<u8>>,
-        ),
-        ImportFailure,
-    > {
+    ) -> Result<Downloaded, ImportFailure> {
         let keep = pkg.remote.as_ref().is_some_and(|r| r.writable);
         let lane = crate::registry::http::Lane::Tarball;
         let (resp, _permit) = http
@@ -634,8 +627,7 @@ impl Store {
             Some(n) if n <= COLLECT_MAX => collect_then_import(resp, n, keep, import).await,
             _ => stream_into_import(resp, keep, import).await,
         };
-        let (imported, bytes, kept) = r.map_err(|e| ImportFailure::Fatal(e.into()))?;
-        Ok((imported, bytes, kept))
+        r.map_err(|e| ImportFailure::Fatal(e.into()))
     }
 
     /// Remember a package's file list for the next install. The lists are bounded: past

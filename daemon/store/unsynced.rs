@@ -67,13 +67,7 @@ impl Store {
                 drop_ids.push(id);
             }
         }
-        check.bad_inodes = (bad_paths.iter())
-            .filter_map(|p| {
-                let md = std::fs::symlink_metadata(p).ok()?;
-                crate::platform::identity(p, &md).ok()
-            })
-            .map(|id| id.inode)
-            .collect();
+        check.bad_inodes = super::verify::inodes_of(&bad_paths);
         check.stale_projects = self.index.projects_using(&drop_ids)?;
         check.dropped = (self.index.package_sources(&drop_ids)?.into_iter())
             .map(|d| d.pkg_id)

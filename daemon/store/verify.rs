@@ -93,13 +93,7 @@ impl Store {
             stale_projects: self.index.projects_using(&remove_ids)?,
             dropped: self.index.package_sources(&remove_ids)?,
             quarantine: None,
-            bad_inodes: (scan.bad_paths.iter())
-                .filter_map(|p| {
-                    let md = std::fs::symlink_metadata(p).ok()?;
-                    crate::platform::identity(p, &md).ok()
-                })
-                .map(|id| id.inode)
-                .collect(),
+            bad_inodes: inodes_of(&scan.bad_paths),
             slots_checked: 0,
             slots_damaged: 0,
         };
@@ -180,6 +174,18 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The inode numbers of `paths` (a global-layout slot that hard-links one of them shares it);
+/// a path that cannot be read is left out.
+pub(super) fn inodes_of(paths: &[PathBuf]) -> HashSet<u64> {
+    (paths.iter())
+        .filter_map(|p| {
+            let md = std::fs::symlink_metadata(p).ok()?;
+            crate::platform::identity(p, &md).ok()
+        })
+        .map(|id| id.inode)
+        .collect()
 }
 
 /// Re-hash `files`; names that are not content file names are reported as foreign.
