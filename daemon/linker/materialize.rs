@@ -334,9 +334,7 @@ fn build_changed(
     let (repaired, repaired_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
     for (_, level) in by_depth {
         level.par_iter().try_for_each(|p| -> Result<()> {
-            if let Some(hold) = failpoint_link_hold() {
-                std::thread::sleep(hold);
-            }
+            failpoint_link_hold();
             if (hooks.cancelled)() {
                 return Err(HoardError::Cancelled("while linking".into()));
             }
@@ -377,16 +375,38 @@ fn build_changed(
     ))
 }
 
-/// Tests only: `HOARD_FAILPOINT_LINK_HOLD_MS` makes each package take that long to link, so
-/// that a cancellation can be sent while linking.
-pub(super) fn failpoint_link_hold() -> Option<std::time::Duration> {
-    static HOLD: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
-    *HOLD.get_or_init(|| {
+/// Tests only: what the link failpoint holds each package for.
+enum Hold {
+    /// `HOARD_FAILPOINT_LINK_HOLD_MS`: a fixed time.
+    For(std::time::Duration),
+    /// `HOARD_FAILPOINT_LINK_HOLD_UNTIL`: until this file exists (at most two minutes), so a
+    /// test decides when linking goes on instead of racing a timer.
+    Until(std::path::PathBuf),
+}
+
+/// Tests only: `HOARD_FAILPOINT_LINK_HOLD_MS` or `HOARD_FAILPOINT_LINK_HOLD_UNTIL` hold each
+/// package before it is linked, so that a cancellation (or a kill) can be sent while linking.
+pub(super) fn failpoint_link_hold() {
+    static HOLD: std::sync::OnceLock<Option<Hold>> = std::sync::OnceLock::new();
+    let hold = HOLD.get_or_init(|| {
+        if let Some(path) = std::env::var_os("HOARD_FAILPOINT_LINK_HOLD_UNTIL") {
+            return Some(Hold::Until(path.into()));
+        }
         std::env::var("HOARD_FAILPOINT_LINK_HOLD_MS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .map(std::time::Duration::from_millis)
-    })
+            .map(|ms| Hold::For(std::time::Duration::from_millis(ms)))
+    });
+    match hold {
+        None => {}
+        Some(Hold::For(d)) => std::thread::sleep(*d),
+        Some(Hold::Until(path)) => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !path.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
 }
 
 /// What building one package folder did.

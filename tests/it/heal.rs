@@ -635,9 +635,13 @@ fn rows_left_unsynced_by_a_daemon_of_this_boot_are_synced_once_it_is_idle() {
 fn ctrl_c_while_linking_is_too_late_and_the_install_completes() {
     for presses in [1, 2] {
         let (reg, names, deps) = numbered_packages(8);
-        let ctx = TestContext::new()
-            .with_registry(&reg.url)
-            .env("HOARD_FAILPOINT_LINK_HOLD_MS", "400");
+        // Linking waits for this file: the test, not a timer, says when it goes on.
+        let ctx = TestContext::new();
+        let release_path = ctx.root.path().join("release-linking");
+        let ctx = ctx.with_registry(&reg.url).env(
+            "HOARD_FAILPOINT_LINK_HOLD_UNTIL",
+            release_path.to_str().unwrap(),
+        );
         ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": deps}));
         let child = ctx.spawn(&["install"]);
         let staging = ctx.project.join("node_modules/.hoard-staging");
@@ -645,17 +649,27 @@ fn ctrl_c_while_linking_is_too_late_and_the_install_completes() {
             eventually(Duration::from_secs(30), || staging.exists()),
             "linking began"
         );
-        for _ in 0..presses {
+        // The first press: the client asks the daemon to cancel, and the daemon refuses.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        assert!(
+            eventually(Duration::from_secs(30), || ctx
+                .log()
+                .contains("state=past-point-of-no-return")),
+            "the daemon heard the cancel while linking:\n{}",
+            ctx.log()
+        );
+        if presses == 2 {
+            // The second press stops waiting: the client leaves while linking is still held.
             unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let out = wait_output(child, Duration::from_secs(30));
-        let err = stderr(&out);
-        if presses == 1 {
+            let out = wait_output(child, Duration::from_secs(30));
+            assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+            std::fs::write(&release_path, b"").unwrap();
+        } else {
+            std::fs::write(&release_path, b"").unwrap();
+            let out = wait_output(child, Duration::from_secs(30));
+            let err = stderr(&out);
             assert_eq!(out.status.code(), Some(0), "{err}");
             assert!(err.contains("too late to cancel"), "{err}");
-        } else {
-            assert_eq!(out.status.code(), Some(130), "{err}");
         }
         // Whole either way: every package, and the state that says the install finished.
         assert!(

@@ -201,7 +201,10 @@ async fn eventually_async(f: impl Fn() -> bool) -> bool {
 #[test]
 fn a_cancel_after_the_point_of_no_return_is_refused_and_the_install_completes() {
     let reg = registry();
-    let ctx = project(&reg).env("HOARD_FAILPOINT_LINK_HOLD_MS", "300");
+    let ctx = project(&reg);
+    // Linking waits for this file, so the cancel surely lands while it is held.
+    let release = ctx.root.path().join("release-linking");
+    let ctx = ctx.env("HOARD_FAILPOINT_LINK_HOLD_UNTIL", release.to_str().unwrap());
     ctx.ok(&["daemon", "start"]);
     let rt = runtime();
     rt.block_on(async {
@@ -211,6 +214,7 @@ fn a_cancel_after_the_point_of_no_return_is_refused_and_the_install_completes() 
         let r = cancel(&mut c, "late").await;
         assert!(!r.cancelled);
         assert_eq!(r.state, "past-point-of-no-return");
+        std::fs::write(&release, b"").unwrap();
         let (events, status) = drain(stream).await;
         assert!(status.is_none(), "{status:?}");
         let f = finished(&events);
