@@ -129,7 +129,7 @@ struct Ended {
     /// "up to date", "N added, M removed" or "failed: …".
     message: String,
     outcome: Outcome,
-    /// Something was installed (memory is given back after).
+    /// Something was built by this request (memory is given back after).
     worked: bool,
 }
 
@@ -156,7 +156,9 @@ async fn conclude(
             } else {
                 format!("{} added, {} removed", summary.added, summary.removed)
             };
-            let worked = !summary.up_to_date;
+            // A swapped-in install was built ahead of time: this request allocated nothing
+            // worth trimming, and the trim would compete with the client for the CPU.
+            let worked = !summary.up_to_date && summary.prepared != Some(true);
             let ev = InstallEvent {
                 event: Some(install_event::Event::Summary(summary.clone())),
             };
