@@ -100,6 +100,10 @@ impl Walk {
         if me.stopped.load(Ordering::Relaxed) || validate_name(real).is_err() {
             return;
         }
+        // Checked before a task is made for it: a warm resolve asks this for every edge.
+        if me.already_hot(real) {
+            return;
+        }
         let key = (real.to_string(), raw.clone());
         let fresh = me
             .seen
@@ -113,15 +117,16 @@ impl Walk {
         tokio::spawn(async move { me.step(&key.0, &spec).await });
     }
 
+    /// Metadata in memory since before this install came with its dependencies' (an earlier
+    /// install fetched them): walking on would only repeat the resolver's picks. (Metadata
+    /// that arrived during this install is walked: another range of the same package may pick
+    /// another version, with other dependencies.)
+    fn already_hot(&self, name: &str) -> bool {
+        (self.registry).hot_before(name, &self.cfg, self.network, self.started)
+    }
+
     async fn step(self: &Arc<Self>, name: &str, spec: &Spec) {
-        // Metadata in memory since before this install came with its dependencies' (an
-        // earlier install fetched them): walking on would only repeat the resolver's picks.
-        // (Metadata that arrived during this install is walked: another range of the same
-        // package may pick another version, with other dependencies.)
-        if self
-            .registry
-            .hot_before(name, &self.cfg, self.network, self.started)
-        {
+        if self.already_hot(name) {
             return;
         }
         let Ok(p) = self.registry.packument(name, &self.cfg, self.network).await else {
