@@ -125,10 +125,9 @@ impl Walk {
         (self.registry).hot_before(name, &self.cfg, self.network, self.started)
     }
 
+    /// Walk on from `name@spec` (`spawn` has checked it was not in memory already; it cannot
+    /// have become so since, as an entry loaded later is not loaded before the walk began).
     async fn step(self: &Arc<Self>, name: &str, spec: &Spec) {
-        if self.already_hot(name) {
-            return;
-        }
         let Ok(p) = self.registry.packument(name, &self.cfg, self.network).await else {
             return;
         };

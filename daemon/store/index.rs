@@ -5,8 +5,9 @@
 //! where the machine names its boot (`platform::boot_id`), the writer commits package rows at
 //! once and lists them in `unsynced` with that boot; it makes their content files durable (one
 //! `syncfs`) when no write has come for a while, at shutdown, or when the oldest has waited
-//! too long, and then takes this boot's rows off the list. Rows still listed from an earlier boot are checked at
-//! start-up (`Store::check_unsynced`). Elsewhere it syncs before each batch of package rows.
+//! too long, and then takes this boot's rows off the list. Rows still listed from an earlier
+//! boot are checked at start-up (`Store::check_unsynced`). Elsewhere it syncs before each batch
+//! of package rows.
 //! Must not: touch content files itself (beyond the syncfs), or be called from async executor
 //! threads (every method blocks; callers use `spawn_blocking`).
 
@@ -800,11 +801,11 @@ impl Writer {
             return;
         }
         syncfs(&self.files_dir);
-        let sql = "DELETE FROM unsynced WHERE boot = ?1";
-        if let Err(e) = self
-            .conn
-            .execute(sql, [self.boot.as_deref().unwrap_or_default()])
-        {
+        // Only rows listed under this boot set `unsynced_since`, so a boot is known here.
+        let Some(boot) = self.boot.as_deref() else {
+            return;
+        };
+        if let Err(e) = (self.conn).execute("DELETE FROM unsynced WHERE boot = ?1", [boot]) {
             // The rows stay listed: a start-up after a machine restart checks their files.
             tracing::warn!(error = %e, path = %self.path.display(), "could not empty `unsynced`");
         }

@@ -52,6 +52,14 @@ impl TestContext {
         self
     }
 
+    /// The daemon holds each package before linking it until the returned file exists: the
+    /// test, not a timer, says when linking goes on (`HOARD_FAILPOINT_LINK_HOLD_UNTIL`).
+    pub fn hold_linking(self) -> (TestContext, PathBuf) {
+        let release = self.root.path().join("release-linking");
+        let path = release.to_str().expect("a UTF-8 temp path").to_string();
+        (self.env("HOARD_FAILPOINT_LINK_HOLD_UNTIL", &path), release)
+    }
+
     /// `hoard` with this context's environment (nothing inherited but PATH).
     pub fn hoard(&self) -> Command {
         let mut c = Command::new(HOARD);

@@ -635,13 +635,7 @@ fn rows_left_unsynced_by_a_daemon_of_this_boot_are_synced_once_it_is_idle() {
 fn ctrl_c_while_linking_is_too_late_and_the_install_completes() {
     for presses in [1, 2] {
         let (reg, names, deps) = numbered_packages(8);
-        // Linking waits for this file: the test, not a timer, says when it goes on.
-        let ctx = TestContext::new();
-        let release_path = ctx.root.path().join("release-linking");
-        let ctx = ctx.with_registry(&reg.url).env(
-            "HOARD_FAILPOINT_LINK_HOLD_UNTIL",
-            release_path.to_str().unwrap(),
-        );
+        let (ctx, release_path) = TestContext::new().with_registry(&reg.url).hold_linking();
         ctx.write_project(&json!({"name": "app", "version": "1.0.0", "dependencies": deps}));
         let child = ctx.spawn(&["install"]);
         let staging = ctx.project.join("node_modules/.hoard-staging");

@@ -201,10 +201,8 @@ async fn eventually_async(f: impl Fn() -> bool) -> bool {
 #[test]
 fn a_cancel_after_the_point_of_no_return_is_refused_and_the_install_completes() {
     let reg = registry();
-    let ctx = project(&reg);
-    // Linking waits for this file, so the cancel surely lands while it is held.
-    let release = ctx.root.path().join("release-linking");
-    let ctx = ctx.env("HOARD_FAILPOINT_LINK_HOLD_UNTIL", release.to_str().unwrap());
+    // Linking is held until the test releases it, so the cancel surely lands while it is.
+    let (ctx, release) = project(&reg).hold_linking();
     ctx.ok(&["daemon", "start"]);
     let rt = runtime();
     rt.block_on(async {
