@@ -300,7 +300,7 @@ impl Store {
                 pkg.url
             )));
         }
-        self.import_coalesced(pkg, http, key).await
+        self.import_coalesced(pkg, http, key, false).await
     }
 
     /// A git dependency (`pkg.url` is the lockfile's `git+…#<sha>`) as the local tarball the
@@ -346,15 +346,17 @@ impl Store {
         if let Some(f) = joining {
             return f.await.map_err(HoardError::Shared);
         }
-        self.import_coalesced(pkg, http, key).await
+        self.import_coalesced(pkg, http, key, true).await
     }
 
-    /// One download and import of `pkg` shared by every request for the same `key`.
+    /// One download and import of `pkg` shared by every request for the same `key`; `again`
+    /// imports it even when it is in memory (a refetch of missing files).
     async fn import_coalesced(
         self: &Arc<Self>,
         pkg: &TarballRef,
         http: &Arc<Http>,
         key: String,
+        again: bool,
     ) -> Result<Arc<StoredPackage>> {
         let fut = {
             let mut inflight = self
@@ -364,6 +366,16 @@ impl Store {
             if let Some(f) = inflight.get(&key) {
                 debug!(pkg = %pkg.pkg_id(), "joining an import already under way");
                 f.clone()
+            } else if let Some(done) = self
+                .hot
+                .lock()
+                .ok()
+                .and_then(|m| m.by_key(&key))
+                .filter(|_| !again)
+            {
+                // An import that finished between the caller's lookup and this lock: it was
+                // kept hot before it left `inflight`, so it is found here and not done twice.
+                return Ok(done);
             } else {
                 let store = self.clone();
                 let http = http.clone();
@@ -376,6 +388,9 @@ impl Store {
                 }
                 let handle = tokio::spawn(async move {
                     let r = store.download_and_import(&pkg, &http).await;
+                    if let (Ok(p), Ok(mut m)) = (&r, store.hot.lock()) {
+                        m.by_key.insert(key2.clone(), p.id);
+                    }
                     if let Ok(mut m) = store.inflight.lock() {
                         m.remove(&key2);
                     }
@@ -894,5 +909,64 @@ fn import_failure(e: ImportError, pkg: &TarballRef) -> ImportFailure {
             })
         }
         ImportError::Local(e) => ImportFailure::Fatal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-file tarball at `path`, as a `file:` reference with no integrity (keyed by URL).
+    fn local_tarball(path: &Path) -> TarballRef {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            std::fs::File::create(path).unwrap(),
+            flate2::Compression::fast(),
+        ));
+        let body = b"module.exports = 1;\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "package/index.js", &body[..])
+            .unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+        TarballRef {
+            name: "one".into(),
+            version: "1.0.0".into(),
+            url: format!("file:{}", path.display()),
+            integrity: Sri::parse(None, None),
+            auth: None,
+            remote: None,
+        }
+    }
+
+    #[test]
+    fn an_import_that_finished_after_the_lookup_is_not_done_again() {
+        let dir = tempfile::tempdir().unwrap();
+        // Opened outside the runtime, as the daemon does.
+        let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(imports_once(store, dir.path()));
+    }
+
+    async fn imports_once(store: Arc<Store>, dir: &Path) {
+        let http = Arc::new(Http::new(4, 4).unwrap());
+        let pkg = local_tarball(&dir.join("one.tgz"));
+        let first = store.ensure(&pkg, &http, false).await.unwrap();
+        assert!(first.imported_at.is_some());
+        // What a second request does when its lookup missed while the first import ran: it
+        // gets the first import, not a second one.
+        let key = pkg.url.clone();
+        let second = (store
+            .import_coalesced(&pkg, &http, key.clone(), false)
+            .await)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "imported twice");
+        // A refetch of missing files does import again.
+        let again = store
+            .import_coalesced(&pkg, &http, key, true)
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &again));
     }
 }
