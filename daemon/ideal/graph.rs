@@ -20,6 +20,9 @@ use super::overrides::{Overrides, RuleId};
 
 pub type Id = usize;
 
+/// A package name interned in one graph.
+type NameId = u32;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// The project.
@@ -75,6 +78,8 @@ impl std::fmt::Display for LoadError {
 #[derive(Debug, Clone)]
 pub struct Edge {
     pub name: String,
+    /// `name` interned in its graph (compared and looked up instead of the string).
+    name_id: NameId,
     /// The spec after `overrides`.
     pub spec: String,
     pub kind: EdgeKind,
@@ -107,6 +112,7 @@ pub struct ERef {
 #[derive(Debug, Clone)]
 pub struct Node {
     pub name: String,
+    name_id: NameId,
     pub kind: Kind,
     pub manifest: Arc<Manifest>,
     pub version: Option<semver::Version>,
@@ -179,8 +185,13 @@ fn push_named(map: &mut FxHashMap<String, Vec<Id>>, name: &str, id: Id) {
 #[derive(Debug, Default)]
 pub struct Graph {
     pub nodes: Vec<Node>,
+    /// Every name a node or an edge has, interned.
+    names: FxHashMap<String, NameId>,
+    /// (node, name) → the child of that name in the node's node_modules: `children` for
+    /// lookups by id (the hot path of `resolve`); kept in step by `set_parent` and `unlink`.
+    child_at: FxHashMap<(Id, NameId), Id>,
     /// Dependency name → nodes that have an edge of that name (for edges in).
-    dependents: FxHashMap<String, Vec<Id>>,
+    dependents: FxHashMap<NameId, Vec<Id>>,
     /// Node name → nodes of that name, in creation order (arborist's inventory by name).
     by_name: FxHashMap<String, Vec<Id>>,
     pub peer_conflicted: FxHashSet<ERef>,
@@ -208,16 +219,21 @@ impl Graph {
         let edges = match self.edge_cache.get(&key) {
             Some((_, e)) => e.clone(),
             None => {
-                let e = Arc::new(self.make_edges(&n, is_link));
+                let mut e = self.make_edges(&n, is_link);
+                for edge in &mut e {
+                    edge.name_id = self.intern(&edge.name);
+                }
+                let e = Arc::new(e);
                 self.edge_cache.insert(key, (n.manifest.clone(), e.clone()));
                 e
             }
         };
         let id = self.nodes.len();
         for e in edges.iter() {
-            push_named(&mut self.dependents, &e.name, id);
+            self.dependents.entry(e.name_id).or_default().push(id);
         }
         push_named(&mut self.by_name, &n.name, id);
+        let name_id = self.intern(&n.name);
         let version = match &n.kind {
             Kind::Package { version, .. } => semver_npm::parse_version(version),
             _ => semver_npm::parse_version(&n.manifest.version),
@@ -225,6 +241,7 @@ impl Graph {
         let virtual_ = matches!(n.kind, Kind::Virtual { .. });
         self.nodes.push(Node {
             name: n.name,
+            name_id,
             kind: n.kind,
             manifest: n.manifest,
             version,
@@ -268,6 +285,7 @@ impl Graph {
             };
             edges.push(Edge {
                 name: name.to_string(),
+                name_id: 0,
                 spec,
                 kind,
                 rule,
@@ -305,15 +323,14 @@ impl Graph {
     /// Add a workspace edge (the root's `file:` edge to a member's link).
     pub fn add_workspace_edge(&mut self, from: Id, name: &str, dir: &str) {
         let spec = format!("file:{dir}");
-        self.dependents
-            .entry(name.to_string())
-            .or_default()
-            .push(from);
+        let name_id = self.intern(name);
+        self.dependents.entry(name_id).or_default().push(from);
         let parsed = Spec::parse(name, &spec).ok();
         let edges = Arc::make_mut(&mut self.nodes[from].edges);
         edges.retain(|e| e.name != name);
         edges.push(Edge {
             name: name.to_string(),
+            name_id,
             spec,
             kind: EdgeKind::Prod,
             rule: None,
@@ -327,11 +344,25 @@ impl Graph {
     }
 
     pub fn edge_named(&self, from: Id, name: &str) -> Option<ERef> {
+        self.edge_named_id(from, *self.names.get(name)?)
+    }
+
+    fn edge_named_id(&self, from: Id, name: NameId) -> Option<ERef> {
         self.nodes[from]
             .edges
             .iter()
-            .position(|e| e.name == name)
+            .position(|e| e.name_id == name)
             .map(|idx| ERef { from, idx })
+    }
+
+    /// `name`'s id, made on first sight.
+    fn intern(&mut self, name: &str) -> NameId {
+        if let Some(&id) = self.names.get(name) {
+            return id;
+        }
+        let id = self.names.len() as NameId;
+        self.names.insert(name.to_string(), id);
+        id
     }
 
     pub fn edge_refs(&self, from: Id) -> impl Iterator<Item = ERef> + use<> {
@@ -342,6 +373,7 @@ impl Graph {
     pub fn set_parent(&mut self, id: Id, parent: Id) {
         self.unlink(id);
         let name = self.nodes[id].name.clone();
+        self.child_at.insert((parent, self.nodes[id].name_id), id);
         if let Some(old) = self.nodes[parent].children.insert(name, id)
             && old != id
         {
@@ -361,9 +393,10 @@ impl Graph {
 
     fn unlink(&mut self, id: Id) {
         if let Some(p) = self.nodes[id].parent.take() {
-            let name = &self.nodes[id].name;
-            if self.nodes[p].children.get(name) == Some(&id) {
-                let name = name.clone();
+            let key = (p, self.nodes[id].name_id);
+            if self.child_at.get(&key) == Some(&id) {
+                self.child_at.remove(&key);
+                let name = self.nodes[id].name.clone();
                 self.nodes[p].children.remove(&name);
             }
         }
@@ -437,9 +470,14 @@ impl Graph {
 
     /// What `require(name)` from `from` finds.
     pub fn resolve(&self, from: Id, name: &str) -> Option<Id> {
+        // A name never seen is no node's.
+        self.resolve_id(from, *self.names.get(name)?)
+    }
+
+    fn resolve_id(&self, from: Id, name: NameId) -> Option<Id> {
         let mut cur = Some(from);
         while let Some(c) = cur {
-            if let Some(&k) = self.nodes[c].children.get(name) {
+            if let Some(&k) = self.child_at.get(&(c, name)) {
                 return Some(k);
             }
             cur = self.resolve_parent(c);
@@ -447,8 +485,14 @@ impl Graph {
         None
     }
 
+    /// A child of `id` by name (its node_modules only, no walk up).
+    pub fn child(&self, id: Id, name: &str) -> Option<Id> {
+        let name = *self.names.get(name)?;
+        self.child_at.get(&(id, name)).copied()
+    }
+
     pub fn to(&self, e: ERef) -> Option<Id> {
-        self.resolve(e.from, &self.edge(e).name)
+        self.resolve_id(e.from, self.edge(e).name_id)
     }
 
     /// arborist's `edge.valid`: missing optional edges are fine; a peer met from the dependent's
@@ -531,9 +575,9 @@ impl Graph {
 
     /// Edges that resolve to `id` (from nodes in the same tree).
     pub fn edges_in(&self, id: Id) -> Vec<ERef> {
-        let name = &self.nodes[id].name;
+        let name = self.nodes[id].name_id;
         let mut out = Vec::new();
-        if let Some(froms) = self.dependents.get(name) {
+        if let Some(froms) = self.dependents.get(&name) {
             let mut last = usize::MAX;
             let virtual_ = self.nodes[id].virtual_;
             for &f in froms {
@@ -542,8 +586,8 @@ impl Graph {
                     continue;
                 }
                 last = f;
-                if self.resolve(f, name) == Some(id)
-                    && let Some(e) = self.edge_named(f, name)
+                if self.resolve_id(f, name) == Some(id)
+                    && let Some(e) = self.edge_named_id(f, name)
                 {
                     out.push(e);
                 }

@@ -102,7 +102,7 @@ impl Checks {
             dep, target, edge, ..
         } = self.all[c];
         let name = g.edge(edge).name.clone();
-        let current = g.nodes[target].children.get(&name).copied();
+        let current = g.child(target, &name);
         if g.nodes[dep].errors() {
             return if current.is_some() {
                 Can::Replace
@@ -182,8 +182,7 @@ impl Checks {
                 continue;
             }
             let Some(entry_node) = g.to(ee) else { continue };
-            let entry_rep =
-                vr.and_then(|v| g.nodes[v].children.get(&g.nodes[entry_node].name).copied());
+            let entry_rep = vr.and_then(|v| g.child(v, &g.nodes[entry_node].name));
             if let Some(rep) = entry_rep
                 && g.can_replace_with(entry_node, rep, &vr_names)
             {
@@ -200,8 +199,7 @@ impl Checks {
                         if !g.edge(pe).peer() || !g.valid(pe) {
                             continue;
                         }
-                        let rep =
-                            vr.and_then(|v| g.nodes[v].children.get(&g.edge(pe).name).copied());
+                        let rep = vr.and_then(|v| g.child(v, &g.edge(pe).name));
                         match rep {
                             None => {
                                 if let Some(to) = g.to(pe)
@@ -498,7 +496,7 @@ impl Ctx<'_> {
             self.g.pkg_id(edge.from),
             self.g.edge(edge).spec
         );
-        match self.g.nodes[target].children.get(name).copied() {
+        match self.g.child(target, name) {
             Some(old) => self.replace_old_dep(placed, old, dep, out),
             None => self.g.set_parent(placed, target),
         }
@@ -538,7 +536,7 @@ impl Ctx<'_> {
             if self.g.valid(pe) || !self.g.edge(pe).peer() || self.g.peer_conflicted.contains(&pe) {
                 continue;
             }
-            let Some(&peer) = self.g.nodes[vr].children.get(&self.g.edge(pe).name) else {
+            let Some(peer) = self.g.child(vr, &self.g.edge(pe).name) else {
                 continue;
             };
             if !self.g.satisfies(peer, pe) {
