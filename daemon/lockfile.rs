@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::error::{HoardError, Result};
+use crate::ideal::collate::locale_cmp;
 use crate::pick::platform_ok;
 use crate::registry::config::NpmConfig;
 use crate::registry::packument::{Manifest, str_map};
@@ -702,38 +703,43 @@ fn npm_key_order(ak: &str, av: &Value, bk: &str, bv: &Value) -> std::cmp::Orderi
             (Some(a), Some(b)) => a.cmp(&b),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => collate(ak, bk),
+            (None, None) => locale_cmp(ak, bk),
         }
-    })
-}
-
-/// `a.localeCompare(b, 'en')` (ICU's root collation) for the characters package names and
-/// lockfile keys use: punctuation before digits before letters, letters compared without case
-/// first, then lower case before upper case.
-fn collate(a: &str, b: &str) -> std::cmp::Ordering {
-    const PUNCT: &str = "_-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$";
-    let primary = |c: char| -> u32 {
-        if let Some(i) = PUNCT.find(c) {
-            i as u32
-        } else if c.is_ascii_digit() {
-            100 + c as u32
-        } else if c.is_ascii_alphabetic() {
-            200 + c.to_ascii_lowercase() as u32
-        } else {
-            1000 + c as u32
-        }
-    };
-    let pa = a.chars().map(primary);
-    let pb = b.chars().map(primary);
-    pa.cmp(pb).then_with(|| {
-        let tertiary = |c: char| c.is_ascii_uppercase();
-        a.chars().map(tertiary).cmp(b.chars().map(tertiary))
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_written_in_npm_order() {
+        let want = [
+            "",
+            "node_modules/_x",
+            "node_modules/@babel/core",
+            "node_modules/a",
+            "node_modules/a-b",
+            "node_modules/a/node_modules/b",
+            "node_modules/a0",
+            "node_modules/ab",
+            "node_modules/b",
+            "node_modules/B",
+        ];
+        let mut packages = Map::new();
+        for k in want.iter().rev() {
+            packages.insert(k.to_string(), json!({"license": "MIT", "version": "1.0.0"}));
+        }
+        let v = json!({"packages": packages, "lockfileVersion": 3, "name": "p"});
+        let text = String::from_utf8(render(&v)).unwrap();
+        let at = |k: &str| text.find(&format!("\"{k}\": {{")).unwrap();
+        let got: Vec<usize> = want.iter().map(|k| at(k)).collect();
+        assert!(got.is_sorted(), "{text}");
+        // KEY_ORDER first, then the rest by name; objects after the other values.
+        assert!(text.find("\"name\"").unwrap() < text.find("\"lockfileVersion\"").unwrap());
+        assert!(text.find("\"version\"").unwrap() < text.find("\"license\"").unwrap());
+        assert!(text.find("\"lockfileVersion\"").unwrap() < text.find("\"packages\"").unwrap());
+    }
 
     #[test]
     fn untouched_entries_keep_license_and_funding() {
@@ -766,7 +772,7 @@ mod tests {
             "a-b", "a_b", "a.b", "ab", "a/b", "@a/b", "A", "a", "aB", "ab1", "a1", "a-", "abc",
             "ab-c", "ab.c", "abC", "Abc",
         ];
-        names.sort_by(|a, b| collate(a, b));
+        names.sort_by(|a, b| locale_cmp(a, b));
         assert_eq!(
             names,
             [
