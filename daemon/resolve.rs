@@ -428,7 +428,10 @@ impl<'a> Resolver<'a> {
         }
         let (mut tree, origin) = to_tree(&g);
         self.add_bundles(&mut tree).await?;
-        self.finish(&g, tree, &origin, &failures)
+        let done = self.finish(&g, tree, &origin, &failures);
+        // Freeing a big graph takes milliseconds: not on the way to the answer.
+        tokio::task::spawn_blocking(move || drop(g));
+        done
     }
 
     /// Packages with `bundleDependencies` ship them in their own tarball: read that tarball's
@@ -653,10 +656,10 @@ fn tree_node(g: &Graph, id: Id) -> Option<Node> {
 fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
     let mut tree = Tree::default();
     let mut origin: Vec<Id> = Vec::new();
-    let mut index: HashMap<Id, usize> = HashMap::new();
+    let mut index: rustc_hash::FxHashMap<Id, usize> = Default::default();
     // Reachable by edges from the root and the workspace folders.
     let mut keep: Vec<Id> = vec![0];
-    let mut seen: std::collections::HashSet<Id> = [0].into();
+    let mut seen: rustc_hash::FxHashSet<Id> = [0].into_iter().collect();
     let mut i = 0;
     while i < keep.len() {
         let n = keep[i];

@@ -7,7 +7,7 @@
 //! Must not: pick versions itself (the `Source` does, with npm-pick-manifest's rules) or touch
 //! the project's files.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,14 +53,14 @@ pub struct Builder<'s, S: Source> {
     src: &'s S,
     opts: Options,
     queue: std::collections::BTreeSet<(usize, Vec<u8>, Id)>,
-    queued: HashSet<Id>,
-    seen: HashSet<Id>,
-    peer_set_source: HashMap<Id, Id>,
-    virtual_roots: HashMap<Id, Id>,
+    queued: FxHashSet<Id>,
+    seen: FxHashSet<Id>,
+    peer_set_source: FxHashMap<Id, Id>,
+    virtual_roots: FxHashMap<Id, Id>,
     pub load_failures: Vec<Id>,
     link_nodes: Vec<Id>,
-    link_targets: HashMap<String, Id>,
-    manifests: HashMap<String, Result<Arc<Manifest>, LoadError>>,
+    link_targets: FxHashMap<String, Id>,
+    manifests: FxHashMap<String, Result<Arc<Manifest>, LoadError>>,
     /// npm's "overriding peer dependency" warnings.
     pub warnings: Vec<String>,
     /// Called with each node placed into the project's tree (to start its download).
@@ -92,14 +92,14 @@ impl<'s, S: Source> Builder<'s, S> {
             src,
             opts,
             queue: Default::default(),
-            queued: HashSet::new(),
-            seen: HashSet::new(),
-            peer_set_source: HashMap::new(),
-            virtual_roots: HashMap::new(),
+            queued: FxHashSet::default(),
+            seen: FxHashSet::default(),
+            peer_set_source: FxHashMap::default(),
+            virtual_roots: FxHashMap::default(),
             load_failures: vec![],
             link_nodes: vec![],
-            link_targets: HashMap::new(),
-            manifests: HashMap::new(),
+            link_targets: FxHashMap::default(),
+            manifests: FxHashMap::default(),
             warnings: vec![],
             on_placed: None,
         };
@@ -249,7 +249,7 @@ impl<'s, S: Source> Builder<'s, S> {
             {
                 Some(d) => d,
                 None => {
-                    let mut required = HashSet::from([e.from]);
+                    let mut required = FxHashSet::from_iter([e.from]);
                     self.node_from_edge(e, peer.then_some(vr), None, &mut required)
                         .await?
                 }
@@ -352,7 +352,7 @@ impl<'s, S: Source> Builder<'s, S> {
         edge: ERef,
         parent: Option<Id>,
         second: Option<ERef>,
-        required: &'f mut HashSet<Id>,
+        required: &'f mut FxHashSet<Id>,
     ) -> Step<'f> {
         Box::pin(async move {
             let parent = match parent {
@@ -372,7 +372,7 @@ impl<'s, S: Source> Builder<'s, S> {
                 _ => first,
             };
             self.g.set_parent(node, parent);
-            let req = |b: &Self, e: ERef, required: &HashSet<Id>| {
+            let req = |b: &Self, e: ERef, required: &FxHashSet<Id>| {
                 required.contains(&e.from) && b.g.edge(e).kind != EdgeKind::PeerOptional
             };
             if req(self, edge, required) || second.is_some_and(|se| req(self, se, required)) {
@@ -489,7 +489,7 @@ impl<'s, S: Source> Builder<'s, S> {
 
     /// Load `node`'s peers (and theirs) beside it in its virtual root, preferring versions the
     /// virtual root's own dependencies accept (arborist's #loadPeerSet).
-    fn load_peer_set<'f>(&'f mut self, node: Id, required: &'f mut HashSet<Id>) -> Step<'f> {
+    fn load_peer_set<'f>(&'f mut self, node: Id, required: &'f mut FxHashSet<Id>) -> Step<'f> {
         Box::pin(async move {
             let mut peer_edges: Vec<ERef> = self
                 .g

@@ -706,7 +706,7 @@ impl Graph {
     /// passing `filter`), less those that something outside the set also depends on.
     pub fn gather_dep_set(&self, start: &[Id], filter: impl Fn(&Graph, ERef) -> bool) -> Vec<Id> {
         let mut deps: Vec<Id> = Vec::new();
-        let mut seen: HashSet<Id> = HashSet::new();
+        let mut seen: FxHashSet<Id> = FxHashSet::default();
         for &s in start {
             if seen.insert(s) {
                 deps.push(s);
