@@ -350,7 +350,8 @@ impl Store {
     }
 
     /// One download and import of `pkg` shared by every request for the same `key`; `again`
-    /// imports it even when it is in memory (a refetch of missing files).
+    /// imports it even when it is in memory (a refetch of missing files). Only a tarball with an
+    /// integrity is found in memory: one without (keyed by its URL) may change, and is read again.
     async fn import_coalesced(
         self: &Arc<Self>,
         pkg: &TarballRef,
@@ -366,12 +367,9 @@ impl Store {
             if let Some(f) = inflight.get(&key) {
                 debug!(pkg = %pkg.pkg_id(), "joining an import already under way");
                 f.clone()
-            } else if let Some(done) = self
-                .hot
-                .lock()
-                .ok()
-                .and_then(|m| m.by_key(&key))
-                .filter(|_| !again)
+            } else if !again
+                && !pkg.integrity.is_empty()
+                && let Some(done) = self.hot.lock().ok().and_then(|m| m.by_key(&key))
             {
                 // An import that finished between the caller's lookup and this lock: it was
                 // kept hot before it left `inflight`, so it is found here and not done twice.
@@ -388,7 +386,9 @@ impl Store {
                 }
                 let handle = tokio::spawn(async move {
                     let r = store.download_and_import(&pkg, &http).await;
-                    if let (Ok(p), Ok(mut m)) = (&r, store.hot.lock()) {
+                    if !pkg.integrity.is_empty()
+                        && let (Ok(p), Ok(mut m)) = (&r, store.hot.lock())
+                    {
                         m.by_key.insert(key2.clone(), p.id);
                     }
                     if let Ok(mut m) = store.inflight.lock() {
@@ -916,8 +916,9 @@ fn import_failure(e: ImportError, pkg: &TarballRef) -> ImportFailure {
 mod tests {
     use super::*;
 
-    /// A one-file tarball at `path`, as a `file:` reference with no integrity (keyed by URL).
-    fn local_tarball(path: &Path) -> TarballRef {
+    /// A one-file tarball at `path`, as a `file:` reference, with its sha512 integrity when
+    /// `with_integrity`.
+    fn local_tarball(path: &Path, with_integrity: bool) -> TarballRef {
         let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
             std::fs::File::create(path).unwrap(),
             flate2::Compression::fast(),
@@ -930,11 +931,20 @@ mod tests {
         b.append_data(&mut h, "package/index.js", &body[..])
             .unwrap();
         b.into_inner().unwrap().finish().unwrap();
+        let integrity = with_integrity.then(|| {
+            use base64::Engine as _;
+            use sha2::Digest as _;
+            let digest = sha2::Sha512::digest(std::fs::read(path).unwrap());
+            format!(
+                "sha512-{}",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
+        });
         TarballRef {
             name: "one".into(),
             version: "1.0.0".into(),
             url: format!("file:{}", path.display()),
-            integrity: Sri::parse(None, None),
+            integrity: Sri::parse(integrity.as_deref(), None),
             auth: None,
             remote: None,
         }
@@ -951,12 +961,12 @@ mod tests {
 
     async fn imports_once(store: Arc<Store>, dir: &Path) {
         let http = Arc::new(Http::new(4, 4).unwrap());
-        let pkg = local_tarball(&dir.join("one.tgz"));
+        let pkg = local_tarball(&dir.join("one.tgz"), true);
         let first = store.ensure(&pkg, &http, false).await.unwrap();
         assert!(first.imported_at.is_some());
         // What a second request does when its lookup missed while the first import ran: it
         // gets the first import, not a second one.
-        let key = pkg.url.clone();
+        let key = pkg.integrity.strongest().unwrap();
         let second = (store
             .import_coalesced(&pkg, &http, key.clone(), false)
             .await)
@@ -968,5 +978,16 @@ mod tests {
             .await
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &again));
+        // A tarball without an integrity (a local file that may have changed) is read again.
+        let loose = local_tarball(&dir.join("loose.tgz"), false);
+        let once = store.ensure(&loose, &http, false).await.unwrap();
+        let twice = (store
+            .import_coalesced(&loose, &http, loose.url.clone(), false)
+            .await)
+            .unwrap();
+        assert!(
+            !Arc::ptr_eq(&once, &twice),
+            "a tarball without integrity was not read again"
+        );
     }
 }
