@@ -1,6 +1,7 @@
 //! The daemon's memory hygiene with glibc's allocator: few arenas (the blocking pool runs many
 //! threads, and an arena per thread keeps freed memory scattered and resident), and freed memory
-//! handed back to the OS once an install is over, so an idle daemon stays small.
+//! handed back to the OS once the daemon has been idle for `IDLE` after an install, so an idle
+//! daemon stays small while installs that follow each other closely keep their pages.
 //!
 //! Must not: allocate on behalf of anyone, or run on the async executor (trimming walks the
 //! whole heap).
@@ -27,6 +28,9 @@ pub fn tune() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
     }
 }
+
+/// How long the daemon must have been idle after an install before `give_back` runs.
+pub const IDLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Return free heap memory to the OS (blocking: call from a blocking thread).
 pub fn give_back() {
