@@ -2,14 +2,20 @@
 //! and write in npm's format (so that `npm ci` accepts it) with `resolved` and `integrity` for
 //! every package.
 //!
+//! Writing is `write::render_tree`, which prints straight from the tree in npm's format.
+//!
 //! Must not: resolve anything from the registry; a lock that does not fit is reported, and the
 //! caller decides whether to re-resolve or (for `hoard ci`) fail.
 
-use std::collections::{BTreeMap, HashMap};
+mod write;
+
+pub use write::render_tree;
+
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::error::{HoardError, Result};
 use crate::ideal::collate::locale_cmp;
@@ -223,8 +229,11 @@ fn resolve_edges(tree: &mut Tree) {
         if matches!(n.kind, NodeKind::Link { .. }) {
             continue;
         }
-        // The same edges the resolver derives from a manifest.
-        let mut edges = crate::tree::edges_of(&n.manifest, is_rootlike, true);
+        // The same edges the resolver derives from a manifest; a bundle's packages and the
+        // package that bundles them have every dependency as an edge, bundled ones included
+        // (they resolve inside the bundle), as `Resolver::add_bundles` gives them.
+        let bundles = !is_rootlike && (n.in_bundle || !n.manifest.bundled().is_empty());
+        let mut edges = crate::tree::edges_of(&n.manifest, is_rootlike || bundles, is_rootlike);
         for e in &mut edges {
             let start = if matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional) && i != 0 {
                 tree.nodes[i].parent.unwrap_or(0)
@@ -408,251 +417,6 @@ pub fn preferred_versions(lock: &Value) -> HashMap<String, Vec<String>> {
     out
 }
 
-fn put_map(o: &mut Map<String, Value>, key: &str, m: &BTreeMap<String, String>) {
-    if !m.is_empty() {
-        o.insert(
-            key.into(),
-            Value::Object(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect(),
-            ),
-        );
-    }
-}
-
-/// The lockfile JSON for `tree`. `pkg_json` is the project's package.json (for the root entry).
-/// `omit_registry_resolved`: npm's `omit-lockfile-registry-resolved` (no `resolved` for
-/// registry packages; they are fetched from whatever registry is configured then).
-pub fn to_json(tree: &Tree, pkg_json: &Value, omit_registry_resolved: bool) -> Value {
-    let unreachable = tree.unreachable();
-    let mut packages = Map::new();
-    packages.insert(String::new(), root_entry(tree, pkg_json));
-    let mut order: Vec<usize> = (1..tree.nodes.len())
-        .filter(|i| !unreachable.contains(i))
-        .collect();
-    order.sort_by(|&a, &b| tree.nodes[a].location.cmp(&tree.nodes[b].location));
-    for i in order {
-        if let Some(mut o) = entry(&tree.nodes[i]) {
-            let registry = o
-                .get("resolved")
-                .and_then(Value::as_str)
-                .is_some_and(crate::tree::is_registry_resolved);
-            if omit_registry_resolved
-                && registry
-                && matches!(tree.nodes[i].kind, NodeKind::Package { .. })
-            {
-                o.shift_remove("resolved");
-            }
-            packages.insert(tree.nodes[i].location.clone(), Value::Object(o));
-        }
-    }
-    let mut top = Map::new();
-    top.insert(
-        "name".into(),
-        pkg_json.get("name").cloned().unwrap_or(json!("")),
-    );
-    if let Some(v) = pkg_json.get("version") {
-        top.insert("version".into(), v.clone());
-    }
-    top.insert("lockfileVersion".into(), json!(3));
-    top.insert("requires".into(), json!(true));
-    top.insert("packages".into(), Value::Object(packages));
-    Value::Object(top)
-}
-
-/// Fields of the old lockfile that the metadata an entry is rewritten from may lack (a
-/// registry's abbreviated documents have no `license` or `funding`; a mirror may drop
-/// `deprecated`; an old-style `engines` array is not a map): an entry still at the same place,
-/// with the same version and integrity, keeps them, so an add, remove or update leaves
-/// untouched entries as they were.
-pub fn keep_untouched_fields(new: &mut Value, old: &Value) {
-    let (Some(new_pkgs), Some(old_pkgs)) = (
-        new.get_mut("packages").and_then(Value::as_object_mut),
-        old.get("packages").and_then(Value::as_object),
-    ) else {
-        return;
-    };
-    for (loc, entry) in new_pkgs.iter_mut() {
-        let (Some(e), Some(o)) = (entry.as_object_mut(), old_pkgs.get(loc)) else {
-            continue;
-        };
-        let same = ["version", "integrity"]
-            .iter()
-            .all(|k| e.get(*k).is_some() && e.get(*k) == o.get(*k));
-        if !same || loc.is_empty() {
-            continue;
-        }
-        for key in [
-            "license",
-            "funding",
-            "deprecated",
-            "engines",
-            "bin",
-            "hasInstallScript",
-            "os",
-            "cpu",
-            "libc",
-        ] {
-            if !e.contains_key(key)
-                && let Some(v) = o.get(key)
-            {
-                e.insert(key.to_string(), v.clone());
-            }
-        }
-    }
-}
-
-/// The `""` entry: the root package's own declarations.
-fn root_entry(tree: &Tree, pkg_json: &Value) -> Value {
-    let mut root = Map::new();
-    for key in ["name", "version", "license", "workspaces"] {
-        if let Some(v) = pkg_json.get(key) {
-            root.insert(key.into(), v.clone());
-        }
-    }
-    let rm = &tree.root().manifest;
-    put_map(&mut root, "dependencies", &rm.dependencies);
-    put_map(&mut root, "devDependencies", &rm.dev_dependencies);
-    put_map(&mut root, "optionalDependencies", &rm.optional_dependencies);
-    put_map(&mut root, "peerDependencies", &rm.peer_dependencies);
-    for key in ["bin", "engines"] {
-        if let Some(v) = pkg_json.get(key) {
-            root.insert(key.into(), v.clone());
-        }
-    }
-    Value::Object(root)
-}
-
-/// One node's entry, with npm's keys in npm's order (`None` for the root).
-fn entry(n: &Node) -> Option<Map<String, Value>> {
-    let m = &n.manifest;
-    let mut o = Map::new();
-    match &n.kind {
-        NodeKind::Link { target } => {
-            o.insert("resolved".into(), json!(target));
-            o.insert("link".into(), json!(true));
-            return Some(o);
-        }
-        NodeKind::Workspace => {
-            o.insert("name".into(), json!(m.name));
-            if !m.version.is_empty() {
-                o.insert("version".into(), json!(m.version));
-            }
-        }
-        NodeKind::Package {
-            real_name,
-            version,
-            resolved,
-            integrity,
-        } => {
-            if *real_name != n.name {
-                o.insert("name".into(), json!(real_name));
-            }
-            o.insert("version".into(), json!(version));
-            if n.in_bundle {
-                o.insert("inBundle".into(), json!(true));
-            } else {
-                o.insert("resolved".into(), json!(resolved));
-                if let Some(i) = integrity {
-                    o.insert("integrity".into(), json!(i));
-                }
-            }
-        }
-        NodeKind::Root => return None,
-    }
-    put_flags(&mut o, n);
-    if m.has_install_script || m.install_scripts() {
-        o.insert("hasInstallScript".into(), json!(true));
-    }
-    if let Some(l) = &m.license {
-        o.insert("license".into(), json!(l));
-    }
-    put_map(&mut o, "dependencies", &m.dependencies);
-    if n.kind == NodeKind::Workspace {
-        put_map(&mut o, "devDependencies", &m.dev_dependencies);
-    }
-    put_map(&mut o, "optionalDependencies", &m.optional_dependencies);
-    put_manifest_tail(&mut o, n);
-    Some(o)
-}
-
-/// `extraneous`, or `dev`, `optional`, `devOptional`, `peer`.
-fn put_flags(o: &mut Map<String, Value>, n: &Node) {
-    if n.extraneous {
-        o.insert("extraneous".into(), json!(true));
-        return;
-    }
-    if n.dev {
-        o.insert("dev".into(), json!(true));
-    }
-    if n.optional {
-        o.insert("optional".into(), json!(true));
-    }
-    if n.dev_optional && !n.dev && !n.optional {
-        o.insert("devOptional".into(), json!(true));
-    }
-    if n.peer {
-        o.insert("peer".into(), json!(true));
-    }
-}
-
-/// `bin`, `engines`, `funding`, `os`, `cpu`, `libc`, `deprecated`, `peerDependencies`,
-/// `peerDependenciesMeta`.
-fn put_manifest_tail(o: &mut Map<String, Value>, n: &Node) {
-    let m = &n.manifest;
-    if !m.bin.is_null() {
-        let bins = crate::linker::bins::normalized(&n.name, m);
-        if !bins.is_empty() {
-            let bins = bins.into_iter().map(|(k, v)| (k, Value::String(v)));
-            o.insert("bin".into(), Value::Object(bins.collect()));
-        }
-    }
-    put_map(o, "engines", &m.engines);
-    let empty = match &m.funding {
-        Value::Null | Value::Bool(false) => true,
-        Value::String(s) => s.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    };
-    if !empty {
-        // npm normalizes a string to `{"url": …}` (@npmcli/package-json's `funding` step).
-        let funding = match &m.funding {
-            Value::String(url) => json!({ "url": url }),
-            other => other.clone(),
-        };
-        o.insert("funding".into(), funding);
-    }
-    for (key, list) in [("os", &m.os), ("cpu", &m.cpu), ("libc", &m.libc)] {
-        if !list.is_empty() {
-            o.insert(key.into(), json!(list));
-        }
-    }
-    if let Some(d) = &m.deprecated {
-        o.insert("deprecated".into(), json!(d));
-    }
-    put_map(o, "peerDependencies", &m.peer_dependencies);
-    if !m.peer_dependencies_meta.is_empty() {
-        let meta = m
-            .peer_dependencies_meta
-            .iter()
-            .map(|(k, v)| (k.clone(), json!({"optional": v.optional})));
-        o.insert("peerDependenciesMeta".into(), Value::Object(meta.collect()));
-    }
-}
-
-/// Serialize with two-space indentation and a trailing newline, with every object's keys in
-/// npm's order (json-stringify-nice with arborist's key list), so a lockfile hoard writes is
-/// byte for byte the one npm writes.
-pub fn render(v: &Value) -> Vec<u8> {
-    let mut s = Vec::with_capacity(256 * 1024);
-    let _ =
-        serde::Serialize::serialize(&NpmOrdered(v), &mut serde_json::Serializer::pretty(&mut s));
-    s.push(b'\n');
-    s
-}
-
 /// Keys npm puts first, in this order (arborist's `swKeyOrder`).
 const KEY_ORDER: [&str; 8] = [
     "name",
@@ -665,39 +429,9 @@ const KEY_ORDER: [&str; 8] = [
     "dependencies",
 ];
 
-/// `v` serialized with each object's keys as json-stringify-nice orders them: values that are
-/// not objects before objects; within each, the keys of `KEY_ORDER` first, then the rest as
-/// `localeCompare(…, 'en')` sorts them. Written as it is walked (no reordered copy is built).
-struct NpmOrdered<'a>(&'a Value);
-
-impl serde::Serialize for NpmOrdered<'_> {
-    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
-        match self.0 {
-            Value::Object(m) => {
-                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-                entries.sort_by(|(ak, av), (bk, bv)| npm_key_order(ak, av, bk, bv));
-                let mut map = ser.serialize_map(Some(entries.len()))?;
-                for (k, v) in entries {
-                    map.serialize_entry(k, &NpmOrdered(v))?;
-                }
-                map.end()
-            }
-            Value::Array(a) => {
-                let mut seq = ser.serialize_seq(Some(a.len()))?;
-                for v in a {
-                    seq.serialize_element(&NpmOrdered(v))?;
-                }
-                seq.end()
-            }
-            other => other.serialize(ser),
-        }
-    }
-}
-
-/// json-stringify-nice's order of two entries of one object.
-fn npm_key_order(ak: &str, av: &Value, bk: &str, bv: &Value) -> std::cmp::Ordering {
-    av.is_object().cmp(&bv.is_object()).then_with(|| {
+/// json-stringify-nice's order of two keys, given whether each one's value is an object.
+fn key_order(ak: &str, a_object: bool, bk: &str, b_object: bool) -> std::cmp::Ordering {
+    a_object.cmp(&b_object).then_with(|| {
         let pos = |k: &str| KEY_ORDER.iter().position(|p| *p == k);
         match (pos(ak), pos(bk)) {
             (Some(a), Some(b)) => a.cmp(&b),
@@ -711,59 +445,6 @@ fn npm_key_order(ak: &str, av: &Value, bk: &str, bv: &Value) -> std::cmp::Orderi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entries_are_written_in_npm_order() {
-        let want = [
-            "",
-            "node_modules/_x",
-            "node_modules/@babel/core",
-            "node_modules/a",
-            "node_modules/a-b",
-            "node_modules/a/node_modules/b",
-            "node_modules/a0",
-            "node_modules/ab",
-            "node_modules/b",
-            "node_modules/B",
-        ];
-        let mut packages = Map::new();
-        for k in want.iter().rev() {
-            packages.insert(k.to_string(), json!({"license": "MIT", "version": "1.0.0"}));
-        }
-        let v = json!({"packages": packages, "lockfileVersion": 3, "name": "p"});
-        let text = String::from_utf8(render(&v)).unwrap();
-        let at = |k: &str| text.find(&format!("\"{k}\": {{")).unwrap();
-        let got: Vec<usize> = want.iter().map(|k| at(k)).collect();
-        assert!(got.is_sorted(), "{text}");
-        // KEY_ORDER first, then the rest by name; objects after the other values.
-        assert!(text.find("\"name\"").unwrap() < text.find("\"lockfileVersion\"").unwrap());
-        assert!(text.find("\"version\"").unwrap() < text.find("\"license\"").unwrap());
-        assert!(text.find("\"lockfileVersion\"").unwrap() < text.find("\"packages\"").unwrap());
-    }
-
-    #[test]
-    fn untouched_entries_keep_license_and_funding() {
-        let old = serde_json::json!({"packages": {
-            "node_modules/a": {"version": "1.0.0", "integrity": "i1", "license": "MIT",
-                               "funding": {"url": "u"}, "deprecated": "old",
-                               "engines": ["node >= 6.0"]},
-            "node_modules/b": {"version": "1.0.0", "integrity": "i2", "license": "ISC"}}});
-        let mut new = serde_json::json!({"packages": {
-            "node_modules/a": {"version": "1.0.0", "integrity": "i1"},
-            "node_modules/b": {"version": "2.0.0", "integrity": "i3"}}});
-        keep_untouched_fields(&mut new, &old);
-        assert_eq!(new["packages"]["node_modules/a"]["license"], "MIT");
-        assert_eq!(new["packages"]["node_modules/a"]["funding"]["url"], "u");
-        assert_eq!(new["packages"]["node_modules/a"]["deprecated"], "old");
-        assert_eq!(
-            new["packages"]["node_modules/a"]["engines"][0],
-            "node >= 6.0"
-        );
-        assert!(
-            new["packages"]["node_modules/b"].get("license").is_none(),
-            "b was updated"
-        );
-    }
 
     #[test]
     fn keys_sort_as_npm_sorts_them() {
@@ -783,7 +464,7 @@ mod tests {
         let entry = serde_json::json!({"license": "MIT", "dependencies": {"b": "1", "a": "1"},
             "deprecated": "x", "integrity": "i", "bin": {"x": "y"}, "version": "1.0.0",
             "resolved": "r", "os": ["linux"], "engines": {"node": ">=8"}, "dev": true});
-        let text = String::from_utf8(render(&entry)).unwrap();
+        let text = String::from_utf8(write::render_value(&entry)).unwrap();
         let keys: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("  \"") && !l.starts_with("    "))

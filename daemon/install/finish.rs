@@ -125,11 +125,7 @@ pub(super) fn lock_only(run: &Run<'_>, inputs: &Inputs, record: &Record) -> Resu
 /// Write package-lock.json from `tree` when its bytes differ. Returns whether it changed.
 fn write_lock(tree: &Tree, inputs: &Inputs) -> Result<bool> {
     let omit = inputs.cfg.get("omit-lockfile-registry-resolved") == Some("true");
-    let mut json = lockfile::to_json(tree, &inputs.project.pkg_json, omit);
-    if let Some(old) = &inputs.lock {
-        lockfile::keep_untouched_fields(&mut json, old);
-    }
-    let bytes = lockfile::render(&json);
+    let bytes = lockfile::render_tree(tree, &inputs.project.pkg_json, omit, inputs.lock.as_ref());
     if inputs.lock_bytes() == Some(bytes.as_slice()) {
         return Ok(false);
     }

@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use super::packument::{Manifest, lenient_map};
 
 /// First line of a cache file; a file without it (an older format) is ignored and refetched.
-const MAGIC: &[u8] = b"hoard-packument 4\n";
+const MAGIC: &[u8] = b"hoard-packument 5\n";
 
 /// One version in the index.
 #[derive(Debug)]
@@ -104,7 +104,7 @@ fn compact(raw: String, mut m: Manifest) -> Option<Compacted> {
 /// registry wrote them and leaves the rest out. `bundledDependencies` is `Manifest`'s alias of
 /// `bundleDependencies` (the first of the two is kept). A test keeps this list in step with
 /// `Manifest`'s fields.
-const KEPT: [&str; 21] = [
+const KEPT: [&str; 22] = [
     "name",
     "version",
     "dependencies",
@@ -126,6 +126,7 @@ const KEPT: [&str; 21] = [
     "license",
     "funding",
     "scripts",
+    "workspaces",
 ];
 
 /// The scripts that make a package an install-script package: the only ones kept.
@@ -670,6 +671,7 @@ mod tests {
             license: Some("MIT".into()),
             funding: serde_json::json!("https://fund"),
             scripts: map("install", "node-gyp rebuild"),
+            workspaces: serde_json::json!(["packages/*"]),
         };
         let mut v = serde_json::to_value(&full).unwrap();
         v["readme"] = serde_json::json!("dropped");

@@ -419,6 +419,14 @@ pub struct Manifest {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub scripts: BTreeMap<String, String>,
+    /// The package's own `workspaces`, as it declares them: npm copies them into its lockfile
+    /// entry (nothing else reads them).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "serde_json::Value::is_null"
+    )]
+    pub workspaces: serde_json::Value,
 }
 
 impl Manifest {
@@ -539,6 +547,7 @@ impl Manifest {
                 .unwrap_or(false),
             license: v.get("license").and_then(Value::as_str).map(String::from),
             scripts: str_map(v.get("scripts")),
+            workspaces: v.get("workspaces").cloned().unwrap_or(Value::Null),
         }
     }
 }
