@@ -36,6 +36,7 @@ const KEPT: [&str; 9] = [
 enum V<'a> {
     Str(&'a str),
     True,
+    False,
     Json(&'a Value),
     Map(&'a BTreeMap<String, String>),
     Pairs(BTreeMap<String, String>),
@@ -53,7 +54,7 @@ impl V<'_> {
         match self {
             V::Json(v) => v.is_object(),
             V::Map(_) | V::Pairs(_) | V::FundingUrl(_) | V::PeerMeta(_) | V::Packages(_) => true,
-            V::Str(_) | V::True | V::List(_) | V::Int(_) => false,
+            V::Str(_) | V::True | V::False | V::List(_) | V::Int(_) => false,
         }
     }
 }
@@ -300,16 +301,26 @@ pub fn render_value(v: &Value) -> Vec<u8> {
 /// Write `fields` as an object at nesting `depth`, its keys in npm's order.
 fn write_fields(out: &mut Vec<u8>, fields: &mut [(&str, V<'_>)], depth: usize) {
     fields.sort_by(|(ak, av), (bk, bv)| key_order(ak, av.is_object(), bk, bv.is_object()));
-    if fields.is_empty() {
+    write_object(out, fields, depth, write_v);
+}
+
+/// An object whose members are already in order: `{}` when empty, else one member per line.
+fn write_object<K: AsRef<str>, T>(
+    out: &mut Vec<u8>,
+    members: &mut [(K, T)],
+    depth: usize,
+    mut value: impl FnMut(&mut Vec<u8>, &mut T, usize),
+) {
+    if members.is_empty() {
         out.extend_from_slice(b"{}");
         return;
     }
     out.push(b'{');
-    for (i, (k, v)) in fields.iter_mut().enumerate() {
+    for (i, (k, v)) in members.iter_mut().enumerate() {
         open_entry(out, i, depth + 1);
-        write_str(out, k);
+        write_str(out, k.as_ref());
         out.extend_from_slice(b": ");
-        write_v(out, v, depth + 1);
+        value(out, v, depth + 1);
     }
     close(out, depth, b'}');
 }
@@ -334,40 +345,26 @@ fn write_v(out: &mut Vec<u8>, v: &mut V<'_>, depth: usize) {
             }
             close(out, depth, b']');
         }
-        V::FundingUrl(url) => {
-            let mut f: Fields<'_> = vec![("url", V::Str(url))];
-            write_fields(out, &mut f, depth);
-        }
+        V::FundingUrl(url) => write_fields(out, &mut [("url", V::Str(url))], depth),
         V::PeerMeta(m) => {
             let mut keys: Vec<(&String, bool)> = m.iter().map(|(k, p)| (k, p.optional)).collect();
             keys.sort_by(|(a, _), (b, _)| key_order(a, true, b, true));
-            out.push(b'{');
-            for (i, (k, optional)) in keys.into_iter().enumerate() {
-                open_entry(out, i, depth + 1);
-                write_str(out, k);
-                out.extend_from_slice(b": {");
-                open_entry(out, 0, depth + 2);
-                out.extend_from_slice(b"\"optional\": ");
-                out.extend_from_slice(if optional { b"true" } else { b"false" });
-                close(out, depth + 1, b'}');
-            }
-            close(out, depth, b'}');
+            write_object(out, &mut keys, depth, |out, optional, depth| {
+                let mut f = [("optional", if *optional { V::True } else { V::False })];
+                write_object(out, &mut f, depth, write_v);
+            });
         }
         V::Packages(entries) => {
             entries.sort_by(|(a, _), (b, _)| key_order(a, true, b, true));
-            out.push(b'{');
-            for (i, (loc, f)) in entries.iter_mut().enumerate() {
-                open_entry(out, i, depth + 1);
-                write_str(out, loc);
-                out.extend_from_slice(b": ");
-                write_fields(out, f, depth + 1);
-            }
-            close(out, depth, b'}');
+            write_object(out, entries, depth, |out, f, depth| {
+                write_fields(out, f, depth)
+            });
         }
+        V::False => out.extend_from_slice(b"false"),
     }
 }
 
-/// An object of strings (non-empty: callers leave empty maps out, as `put_map` does).
+/// An object of strings, its keys in npm's order.
 fn write_string_map<'a>(
     out: &mut Vec<u8>,
     m: impl Iterator<Item = (&'a String, &'a String)>,
@@ -377,35 +374,19 @@ fn write_string_map<'a>(
     if !pairs.is_sorted_by(|(a, _), (b, _)| key_order(a, false, b, false) != Ordering::Greater) {
         pairs.sort_by(|(a, _), (b, _)| key_order(a, false, b, false));
     }
-    if pairs.is_empty() {
-        out.extend_from_slice(b"{}");
-        return;
-    }
-    out.push(b'{');
-    for (i, (k, v)) in pairs.into_iter().enumerate() {
-        open_entry(out, i, depth + 1);
-        write_str(out, k);
-        out.extend_from_slice(b": ");
-        write_str(out, v);
-    }
-    close(out, depth, b'}');
+    write_object(out, &mut pairs, depth, |out, v, _| write_str(out, v));
 }
 
 /// Any JSON value, objects' keys in npm's order, spaced as serde_json's pretty printer spaces
 /// it.
 fn write_json(out: &mut Vec<u8>, v: &Value, depth: usize) {
     match v {
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m) => {
             let mut entries: Vec<(&String, &Value)> = m.iter().collect();
             entries.sort_by(|(ak, av), (bk, bv)| key_order(ak, av.is_object(), bk, bv.is_object()));
-            out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                open_entry(out, i, depth + 1);
-                write_str(out, k);
-                out.extend_from_slice(b": ");
-                write_json(out, v, depth + 1);
-            }
-            close(out, depth, b'}');
+            write_object(out, &mut entries, depth, |out, v, depth| {
+                write_json(out, v, depth)
+            });
         }
         Value::Array(a) if !a.is_empty() => {
             out.push(b'[');
@@ -416,7 +397,7 @@ fn write_json(out: &mut Vec<u8>, v: &Value, depth: usize) {
             close(out, depth, b']');
         }
         Value::String(s) => write_str(out, s),
-        // Empty objects and arrays, numbers, booleans, null: serde_json's own spelling.
+        // Empty arrays, numbers, booleans, null: serde_json's own spelling.
         other => {
             let _ = serde_json::to_writer(&mut *out, other);
         }
