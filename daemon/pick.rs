@@ -106,11 +106,10 @@ pub fn pick(
                     return p.manifest_at(i);
                 }
             }
-            if let Some(latest) = p.dist_tags.get("latest")
-                && let Some(i) = p.sorted.iter().position(|e| &*e.raw == latest)
+            if let Some(i) = p.latest()
                 && (range.is_any() || range.satisfies(&p.sorted[i].version))
                 && !p.sorted[i].deprecated
-                && engine_ok(p.sorted[i].node_engine.as_deref(), node)
+                && p.sorted[i].engine_ok(node)
                 && in_time(p, i, before)
             {
                 return p.manifest_at(i);
@@ -122,7 +121,7 @@ pub fn pick(
                 if !range.satisfies(&e.version) || !in_time(p, i, before) {
                     continue;
                 }
-                let eng = engine_ok(e.node_engine.as_deref(), node);
+                let eng = e.engine_ok(node);
                 let nodep = !e.deprecated;
                 let rank = match (nodep && eng, eng, nodep) {
                     (true, _, _) => 3,

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::packument::{Manifest, lenient_map};
+use crate::semver_npm::Range;
 
 /// First line of a cache file; a file without it (an older format) is ignored and refetched.
 const MAGIC: &[u8] = b"hoard-packument 5\n";
@@ -34,6 +35,22 @@ pub struct VersionEntry {
     pub published: Option<i64>,
     start: u32,
     len: u32,
+    /// `node_engine` parsed, the first time picking asks (`None`: no usable range).
+    engine: OnceLock<Option<Range>>,
+}
+
+impl VersionEntry {
+    /// Whether `node` fits this version's `engines.node` (npm-pick-manifest's engine check:
+    /// prereleases included; no node, no range or a range that does not parse: it fits).
+    pub fn engine_ok(&self, node: Option<&semver::Version>) -> bool {
+        let (Some(node), Some(raw)) = (node, self.node_engine.as_deref()) else {
+            return true;
+        };
+        let range = self.engine.get_or_init(|| Range::parse(raw));
+        range
+            .as_ref()
+            .is_none_or(|r| r.satisfies_including_prerelease(node))
+    }
 }
 
 /// A package's metadata, compact. Versions that are not valid semver are left out, as npm
@@ -46,6 +63,8 @@ pub struct Packument {
     pub sorted: Vec<VersionEntry>,
     /// Whether the document carried publication times (the abbreviated form does not).
     pub has_time: bool,
+    /// Where the `latest` tag's version is in `sorted`.
+    latest: Option<usize>,
     blob: Bytes,
     parsed: Mutex<HashMap<usize, Arc<Manifest>>>,
 }
@@ -386,7 +405,18 @@ pub fn parse_time(s: &str) -> Option<i64> {
         .map(|t| t.as_millisecond())
 }
 
+/// Where the version `latest` names is in `sorted`.
+fn latest_index(dist_tags: &BTreeMap<String, String>, sorted: &[VersionEntry]) -> Option<usize> {
+    let latest = dist_tags.get("latest")?;
+    sorted.iter().position(|e| &*e.raw == latest)
+}
+
 impl Packument {
+    /// Where the `latest` tag's version is in `sorted` (found once, when the packument is made).
+    pub fn latest(&self) -> Option<usize> {
+        self.latest
+    }
+
     /// Parse a registry document (full or abbreviated).
     pub fn parse(body: &[u8]) -> serde_json::Result<Packument> {
         let d: Document = serde_json::from_slice(body)?;
@@ -433,9 +463,11 @@ impl Packument {
                 published: c.published,
                 start,
                 len: c.json.len() as u32,
+                engine: OnceLock::new(),
             });
         }
         Packument {
+            latest: latest_index(&dist_tags, &sorted),
             name,
             dist_tags,
             sorted,
@@ -529,9 +561,11 @@ impl Packument {
                 published,
                 start,
                 len,
+                engine: OnceLock::new(),
             });
         }
         let p = Packument {
+            latest: latest_index(&header.dist_tags, &sorted),
             name: header.name,
             dist_tags: header.dist_tags,
             sorted,
