@@ -6,9 +6,9 @@
 //! of a warm resolve in its own bookkeeping and arena locks. jemalloc returns freed pages to the
 //! OS on its own, on a decay clock run by its background thread (`JEMALLOC_CONF`), so an idle
 //! daemon shrinks without being asked; `give_back` also purges at once when the daemon has been
-//! idle for `IDLE` after an install. C code (SQLite) keeps glibc's malloc, with few arenas (the blocking
-//! pool runs many threads, and an arena per thread keeps freed memory scattered and resident),
-//! trimmed by `give_back` too. Elsewhere the system allocator is used as it is.
+//! idle for `IDLE` after an install. C code (SQLite) keeps glibc's malloc, with few arenas (the
+//! blocking pool runs many threads, and an arena per thread keeps freed memory scattered and
+//! resident), trimmed by `give_back` too. Elsewhere the system allocator is used as it is.
 //!
 //! Must not: allocate on behalf of anyone, or run on the async executor (purging and trimming
 //! walk the heaps).
