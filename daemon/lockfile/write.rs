@@ -325,6 +325,25 @@ fn write_object<K: AsRef<str>, T>(
     close(out, depth, b'}');
 }
 
+/// An array: `[]` when empty, else one element per line.
+fn write_array<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    depth: usize,
+    mut item: impl FnMut(&mut Vec<u8>, &T, usize),
+) {
+    if items.is_empty() {
+        out.extend_from_slice(b"[]");
+        return;
+    }
+    out.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        open_entry(out, i, depth + 1);
+        item(out, x, depth + 1);
+    }
+    close(out, depth, b']');
+}
+
 fn write_v(out: &mut Vec<u8>, v: &mut V<'_>, depth: usize) {
     match v {
         V::Str(s) => write_str(out, s),
@@ -333,18 +352,7 @@ fn write_v(out: &mut Vec<u8>, v: &mut V<'_>, depth: usize) {
         V::Json(v) => write_json(out, v, depth),
         V::Map(m) => write_string_map(out, m.iter(), depth),
         V::Pairs(m) => write_string_map(out, m.iter(), depth),
-        V::List(l) => {
-            if l.is_empty() {
-                out.extend_from_slice(b"[]");
-                return;
-            }
-            out.push(b'[');
-            for (i, s) in l.iter().enumerate() {
-                open_entry(out, i, depth + 1);
-                write_str(out, s);
-            }
-            close(out, depth, b']');
-        }
+        V::List(l) => write_array(out, l, depth, |out, s, _| write_str(out, s)),
         V::FundingUrl(url) => write_fields(out, &mut [("url", V::Str(url))], depth),
         V::PeerMeta(m) => {
             let mut keys: Vec<(&String, bool)> = m.iter().map(|(k, p)| (k, p.optional)).collect();
@@ -388,16 +396,9 @@ fn write_json(out: &mut Vec<u8>, v: &Value, depth: usize) {
                 write_json(out, v, depth)
             });
         }
-        Value::Array(a) if !a.is_empty() => {
-            out.push(b'[');
-            for (i, v) in a.iter().enumerate() {
-                open_entry(out, i, depth + 1);
-                write_json(out, v, depth + 1);
-            }
-            close(out, depth, b']');
-        }
+        Value::Array(a) => write_array(out, a, depth, write_json),
         Value::String(s) => write_str(out, s),
-        // Empty arrays, numbers, booleans, null: serde_json's own spelling.
+        // Numbers, booleans, null: serde_json's own spelling.
         other => {
             let _ = serde_json::to_writer(&mut *out, other);
         }
