@@ -73,7 +73,32 @@ fn in_time(p: &Packument, i: usize, before: Option<i64>) -> bool {
 
 /// npm-pick-manifest: the version of `p` that npm would pick for `spec`, among the versions
 /// published by `before` (ms since the epoch; the release-age cooldown) when it is given.
+/// Without preferences or a cutoff the answer is remembered in the packument (a warm resolve
+/// asks the same questions again).
 pub fn pick(
+    p: &Packument,
+    spec: &Spec,
+    node: Option<&semver::Version>,
+    preferred: Option<&[String]>,
+    before: Option<i64>,
+) -> Option<Arc<Manifest>> {
+    let key = match spec {
+        Spec::Range(r) if preferred.is_none() && before.is_none() => Some((false, r)),
+        Spec::Tag(t) if before.is_none() => Some((true, t)),
+        _ => None,
+    };
+    let Some((tag, raw)) = key else {
+        return pick_anew(p, spec, node, preferred, before);
+    };
+    if let Some(answer) = p.remembered_pick(tag, raw, node) {
+        return answer;
+    }
+    let answer = pick_anew(p, spec, node, preferred, before);
+    p.remember_pick(tag, raw, node, answer.clone());
+    answer
+}
+
+fn pick_anew(
     p: &Packument,
     spec: &Spec,
     node: Option<&semver::Version>,
@@ -241,6 +266,36 @@ fn named_version(range: &str) -> Option<semver::Version> {
 #[cfg(test)]
 mod message_tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_pick_is_for_one_node_version_and_never_for_preferences() {
+        let mut versions = serde_json::Map::new();
+        versions.insert(
+            "1.0.0".into(),
+            serde_json::json!({"name": "p", "version": "1.0.0"}),
+        );
+        versions.insert(
+            "1.1.0".into(),
+            serde_json::json!({"name": "p", "version": "1.1.0", "engines": {"node": ">=20"}}),
+        );
+        let doc = serde_json::json!({"name": "p", "dist-tags": {"latest": "1.1.0"}, "versions": versions});
+        let p = Packument::parse(doc.to_string().as_bytes()).unwrap();
+        let range = Spec::Range("^1".into());
+        let (v18, v20) = (
+            semver::Version::new(18, 0, 0),
+            semver::Version::new(20, 0, 0),
+        );
+        let picked = |node: &semver::Version, pref: Option<&[String]>| {
+            pick(&p, &range, Some(node), pref, None).map(|m| m.version.clone())
+        };
+        for _ in 0..2 {
+            assert_eq!(picked(&v18, None).as_deref(), Some("1.0.0"));
+            assert_eq!(picked(&v20, None).as_deref(), Some("1.1.0"));
+        }
+        let old = ["1.0.0".to_string()];
+        assert_eq!(picked(&v20, Some(&old)).as_deref(), Some("1.0.0"));
+        assert_eq!(picked(&v20, None).as_deref(), Some("1.1.0"));
+    }
 
     #[test]
     fn a_missed_range_lists_the_stable_versions_near_it() {

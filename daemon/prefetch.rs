@@ -29,6 +29,8 @@ struct Walk {
     cooldown: Option<crate::cooldown::Cooldown>,
     /// (name, range) pairs already walked.
     seen: Mutex<HashSet<(String, String)>>,
+    /// Names found in memory since before the walk began (asked once each, not per edge).
+    hot: Mutex<rustc_hash::FxHashSet<Box<str>>>,
     stopped: AtomicBool,
     started: std::time::Instant,
 }
@@ -57,6 +59,7 @@ impl Prefetch {
             node,
             cooldown,
             seen: Mutex::new(HashSet::new()),
+            hot: Mutex::default(),
             stopped: AtomicBool::new(false),
             started: std::time::Instant::now(),
         }))
@@ -122,7 +125,14 @@ impl Walk {
     /// that arrived during this install is walked: another range of the same package may pick
     /// another version, with other dependencies.)
     fn already_hot(&self, name: &str) -> bool {
-        (self.registry).hot_before(name, &self.cfg, self.network, self.started)
+        if self.hot.lock().is_ok_and(|hot| hot.contains(name)) {
+            return true;
+        }
+        let hot = (self.registry).hot_before(name, &self.cfg, self.network, self.started);
+        if hot && let Ok(mut known) = self.hot.lock() {
+            known.insert(name.into());
+        }
+        hot
     }
 
     /// Walk on from `name@spec` (`spawn` has checked it was not in memory already; it cannot

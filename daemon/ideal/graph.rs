@@ -78,8 +78,6 @@ impl std::fmt::Display for LoadError {
 #[derive(Debug, Clone)]
 pub struct Edge {
     pub name: String,
-    /// `name` interned in its graph (compared and looked up instead of the string).
-    name_id: NameId,
     /// The spec after `overrides`.
     pub spec: String,
     pub kind: EdgeKind,
@@ -119,8 +117,11 @@ pub struct Node {
     pub parent: Option<Id>,
     pub fs_parent: Option<Id>,
     pub children: BTreeMap<String, Id>,
-    /// Shared between nodes made from the same manifest under the same rule.
+    /// Shared between nodes made from the same manifest under the same rule (and, without
+    /// overrides, between resolves: kept in the manifest).
     pub edges: Arc<Vec<Edge>>,
+    /// The names of `edges` interned in this graph, in the same order.
+    edge_names: Arc<Vec<NameId>>,
     pub rule: Option<RuleId>,
     /// Lives in a virtual root (a placement never moves a node between trees, it copies it).
     pub virtual_: bool,
@@ -166,6 +167,9 @@ pub struct NewNode {
 /// (manifest address, override rule, devDependencies included, is a link).
 type EdgeKey = (usize, Option<RuleId>, bool, bool);
 
+/// The manifest (held so its address stays its own), its edges, and their names interned.
+type CachedEdges = (Arc<Manifest>, Arc<Vec<Edge>>, Arc<Vec<NameId>>);
+
 /// The graph's maps: keys are package names and node ids, never outside input that could be
 /// chosen to collide (names come from the project's and the registry's manifests, and a
 /// collision only costs time), so a fast hash instead of SipHash.
@@ -196,7 +200,7 @@ pub struct Graph {
     by_name: FxHashMap<String, Vec<Id>>,
     pub peer_conflicted: FxHashSet<ERef>,
     /// Edges already built, by (manifest, rule, dev, link).
-    edge_cache: FxHashMap<EdgeKey, (Arc<Manifest>, Arc<Vec<Edge>>)>,
+    edge_cache: FxHashMap<EdgeKey, CachedEdges>,
     pub overrides: Option<Overrides>,
     pub legacy_peer_deps: bool,
 }
@@ -216,21 +220,20 @@ impl Graph {
     pub fn add(&mut self, n: NewNode) -> Id {
         let is_link = matches!(n.kind, Kind::Link { .. });
         let key = (Arc::as_ptr(&n.manifest) as usize, n.rule, n.dev, is_link);
-        let edges = match self.edge_cache.get(&key) {
-            Some((_, e)) => e.clone(),
+        let (edges, edge_names) = match self.edge_cache.get(&key) {
+            Some((_, e, names)) => (e.clone(), names.clone()),
             None => {
-                let mut e = self.make_edges(&n, is_link);
-                for edge in &mut e {
-                    edge.name_id = self.intern(&edge.name);
-                }
-                let e = Arc::new(e);
-                self.edge_cache.insert(key, (n.manifest.clone(), e.clone()));
-                e
+                let e = self.edges_of(&n, is_link);
+                let names: Vec<NameId> = e.iter().map(|edge| self.intern(&edge.name)).collect();
+                let names = Arc::new(names);
+                let cached = (n.manifest.clone(), e.clone(), names.clone());
+                self.edge_cache.insert(key, cached);
+                (e, names)
             }
         };
         let id = self.nodes.len();
-        for e in edges.iter() {
-            self.dependents.entry(e.name_id).or_default().push(id);
+        for &name in edge_names.iter() {
+            self.dependents.entry(name).or_default().push(id);
         }
         push_named(&mut self.by_name, &n.name, id);
         let name_id = self.intern(&n.name);
@@ -249,11 +252,24 @@ impl Graph {
             fs_parent: None,
             children: BTreeMap::new(),
             edges,
+            edge_names,
             rule: n.rule,
             virtual_,
             attached: true,
         });
         id
+    }
+
+    /// A new node's edges. Without overrides, `--legacy-peer-deps`, devDependencies or a link,
+    /// they depend on the manifest alone and are kept in it for the next resolve.
+    fn edges_of(&self, n: &NewNode, is_link: bool) -> Arc<Vec<Edge>> {
+        if self.overrides.is_none() && !self.legacy_peer_deps && !n.dev && !is_link {
+            let kept = (n.manifest.derived).get_or_init(|| self.make_edges(n, false));
+            if let Some(edges) = kept {
+                return edges;
+            }
+        }
+        Arc::new(self.make_edges(n, is_link))
     }
 
     fn make_edges(&self, n: &NewNode, is_link: bool) -> Vec<Edge> {
@@ -274,18 +290,12 @@ impl Graph {
                 (Some(o), Some(r)) => o.spec_for(r, name, raw).to_string(),
                 _ => raw.to_string(),
             };
-            let parsed = Spec::parse(name, &spec).ok();
-            let range = match &parsed {
-                Some(Spec::Range(r)) => Range::parse(r),
-                Some(Spec::Alias { spec, .. }) => match &**spec {
-                    Spec::Range(r) => Range::parse(r),
-                    _ => None,
-                },
-                _ => None,
+            let (parsed, range) = match Spec::parse_with_range(name, &spec) {
+                Ok((parsed, range)) => (Some(parsed), range),
+                Err(_) => (None, None),
             };
             edges.push(Edge {
                 name: name.to_string(),
-                name_id: 0,
                 spec,
                 kind,
                 rule,
@@ -326,11 +336,16 @@ impl Graph {
         let name_id = self.intern(name);
         self.dependents.entry(name_id).or_default().push(from);
         let parsed = Spec::parse(name, &spec).ok();
-        let edges = Arc::make_mut(&mut self.nodes[from].edges);
-        edges.retain(|e| e.name != name);
+        let node = &mut self.nodes[from];
+        let edges = Arc::make_mut(&mut node.edges);
+        let names = Arc::make_mut(&mut node.edge_names);
+        if let Some(i) = edges.iter().position(|e| e.name == name) {
+            edges.remove(i);
+            names.remove(i);
+        }
+        names.push(name_id);
         edges.push(Edge {
             name: name.to_string(),
-            name_id,
             spec,
             kind: EdgeKind::Prod,
             rule: None,
@@ -349,9 +364,9 @@ impl Graph {
 
     fn edge_named_id(&self, from: Id, name: NameId) -> Option<ERef> {
         self.nodes[from]
-            .edges
+            .edge_names
             .iter()
-            .position(|e| e.name_id == name)
+            .position(|&e| e == name)
             .map(|idx| ERef { from, idx })
     }
 
@@ -492,7 +507,7 @@ impl Graph {
     }
 
     pub fn to(&self, e: ERef) -> Option<Id> {
-        self.resolve_id(e.from, self.edge(e).name_id)
+        self.resolve_id(e.from, self.nodes[e.from].edge_names[e.idx])
     }
 
     /// arborist's `edge.valid`: missing optional edges are fine; a peer met from the dependent's
@@ -825,21 +840,35 @@ impl Graph {
 
     /// `node_modules/a/node_modules/b`, a workspace's folder, or "" for the root.
     pub fn location(&self, id: Id) -> String {
-        match &self.nodes[id].kind {
-            Kind::Root | Kind::Virtual { .. } => String::new(),
-            Kind::Workspace { dir } => dir.clone(),
-            _ => match self.nodes[id].parent {
-                Some(p) => {
-                    let pl = self.location(p);
-                    if pl.is_empty() {
-                        format!("node_modules/{}", self.nodes[id].name)
-                    } else {
-                        format!("{pl}/node_modules/{}", self.nodes[id].name)
+        // The names from `id` up to the first node that has no parent folder of its own (the
+        // root, a virtual root, a workspace's folder, or a package not in any tree yet).
+        let mut names: Vec<&str> = Vec::new();
+        let mut cur = id;
+        let prefix: &str = loop {
+            let n = &self.nodes[cur];
+            match &n.kind {
+                Kind::Root | Kind::Virtual { .. } => break "",
+                Kind::Workspace { dir } => break dir,
+                _ => match n.parent {
+                    Some(p) => {
+                        names.push(&n.name);
+                        cur = p;
                     }
-                }
-                None => String::new(),
-            },
+                    None => break "",
+                },
+            }
+        };
+        let len = prefix.len() + names.iter().map(|n| n.len() + 14).sum::<usize>();
+        let mut loc = String::with_capacity(len);
+        loc.push_str(prefix);
+        for name in names.iter().rev() {
+            if !loc.is_empty() {
+                loc.push('/');
+            }
+            loc.push_str("node_modules/");
+            loc.push_str(name);
         }
+        loc
     }
 
     /// arborist's depth: 0 for tops, else one more than the parent's.

@@ -227,6 +227,29 @@ async fn nested_overrides_apply_only_below_their_package() {
 }
 
 #[tokio::test]
+async fn edges_kept_from_a_resolve_without_overrides_do_not_hide_a_later_override() {
+    // The manifests (and the edges kept in them) are shared by both resolves, as the
+    // daemon's packument cache shares them between installs.
+    let mem = reg(&[
+        ("a", "1.0.0", json!({"dependencies": {"b": "^1.0.0"}})),
+        ("b", "1.2.0", json!({})),
+        ("b", "2.0.0", json!({})),
+    ]);
+    let plain = json!({"name": "app", "dependencies": {"a": "1"}});
+    let overridden = json!({"name": "app", "dependencies": {"a": "1"},
+                            "overrides": {"b": "2.0.0"}});
+    let want_plain = ["node_modules/a a@1.0.0", "node_modules/b b@1.2.0"];
+    let want_overridden = ["node_modules/a a@1.0.0", "node_modules/b b@2.0.0"];
+    assert_eq!(tree(&mem, plain.clone()).await.unwrap(), want_plain);
+    assert_eq!(
+        tree(&mem, overridden.clone()).await.unwrap(),
+        want_overridden
+    );
+    assert_eq!(tree(&mem, plain).await.unwrap(), want_plain);
+    assert_eq!(tree(&mem, overridden).await.unwrap(), want_overridden);
+}
+
+#[tokio::test]
 async fn a_dependency_cycle_that_would_nest_forever_becomes_a_link() {
     // a@1 → b@1 → a@2 → b@2 → a@1: npm links the inner a@1 to the outer one.
     let mem = reg(&[

@@ -67,6 +67,17 @@ pub struct Packument {
     latest: Option<usize>,
     blob: Bytes,
     parsed: Mutex<HashMap<usize, Arc<Manifest>>>,
+    /// npm-pick-manifest's answers so far (`pick::pick` without a lockfile's preferences or a
+    /// cooldown): a pure function of this document, the spec and the Node version.
+    picks: Mutex<Picks>,
+}
+
+/// Remembered picks, for one Node version at a time (another clears them).
+#[derive(Debug, Default)]
+struct Picks {
+    node: Option<semver::Version>,
+    ranges: HashMap<Box<str>, Option<Arc<Manifest>>, rustc_hash::FxBuildHasher>,
+    tags: HashMap<Box<str>, Option<Arc<Manifest>>, rustc_hash::FxBuildHasher>,
 }
 
 /// What the registry module keeps beside a cached packument to revalidate it.
@@ -474,6 +485,7 @@ impl Packument {
             has_time,
             blob: Bytes::from(blob),
             parsed: Mutex::new(HashMap::new()),
+            picks: Mutex::default(),
         }
     }
 
@@ -495,6 +507,47 @@ impl Packument {
         Some(m)
     }
 
+    /// The remembered pick for a range (`tag` false) or dist-tag `spec` under Node `node`:
+    /// `Some(answer)` when it was picked before.
+    pub fn remembered_pick(
+        &self,
+        tag: bool,
+        spec: &str,
+        node: Option<&semver::Version>,
+    ) -> Option<Option<Arc<Manifest>>> {
+        let picks = self.picks.lock().ok()?;
+        if picks.node.as_ref() != node {
+            return None;
+        }
+        let map = if tag { &picks.tags } else { &picks.ranges };
+        map.get(spec).cloned()
+    }
+
+    /// Remember what `pick` answered for a range or dist-tag under Node `node`.
+    pub fn remember_pick(
+        &self,
+        tag: bool,
+        spec: &str,
+        node: Option<&semver::Version>,
+        answer: Option<Arc<Manifest>>,
+    ) {
+        let Ok(mut picks) = self.picks.lock() else {
+            return;
+        };
+        if picks.node.as_ref() != node {
+            *picks = Picks {
+                node: node.cloned(),
+                ..Picks::default()
+            };
+        }
+        let map = if tag {
+            &mut picks.tags
+        } else {
+            &mut picks.ranges
+        };
+        map.insert(spec.into(), answer);
+    }
+
     /// The manifest of `version` (spelled as the registry does).
     #[cfg(test)]
     pub fn manifest(&self, version: &str) -> Option<Arc<Manifest>> {
@@ -505,9 +558,13 @@ impl Packument {
     /// Approximate bytes held in memory (for the hot cache's budget).
     pub fn mem_size(&self) -> usize {
         let parsed = self.parsed.lock().map(|p| p.len()).unwrap_or(0);
+        let picks = (self.picks.lock())
+            .map(|p| p.ranges.len() + p.tags.len())
+            .unwrap_or(0);
         self.blob.len()
             + self.sorted.len() * (std::mem::size_of::<VersionEntry>() + 24)
             + parsed * 1024
+            + picks * 64
             + 256
     }
 
@@ -572,6 +629,7 @@ impl Packument {
             has_time: header.has_time,
             blob,
             parsed: Mutex::new(HashMap::new()),
+            picks: Mutex::default(),
         };
         Some((header.meta, p))
     }
@@ -706,6 +764,8 @@ mod tests {
             funding: serde_json::json!("https://fund"),
             scripts: map("install", "node-gyp rebuild"),
             workspaces: serde_json::json!(["packages/*"]),
+            // Not part of the value (never serialized), so not in `KEPT`.
+            derived: Default::default(),
         };
         let mut v = serde_json::to_value(&full).unwrap();
         v["readme"] = serde_json::json!("dropped");

@@ -427,6 +427,50 @@ pub struct Manifest {
         skip_serializing_if = "serde_json::Value::is_null"
     )]
     pub workspaces: serde_json::Value,
+    /// What the resolver derived from this manifest (its dependency edges, specs parsed), kept
+    /// so the next resolve does not derive it again. Not part of the manifest's value.
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// A slot for what another module derives from a manifest, filled once. It is not part of the
+/// manifest's value: never serialized, always equal, and empty in a clone. (Typed as `Any` so
+/// this module need not know the resolver's types.)
+#[derive(Default)]
+pub struct Derived(std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>);
+
+impl Derived {
+    /// The value in the slot, made by `make` the first time; `None` if the slot holds another
+    /// type.
+    pub fn get_or_init<T: Send + Sync + 'static>(
+        &self,
+        make: impl FnOnce() -> T,
+    ) -> Option<std::sync::Arc<T>> {
+        let any = self.0.get_or_init(|| std::sync::Arc::new(make()));
+        any.clone().downcast::<T>().ok()
+    }
+}
+
+impl Clone for Derived {
+    fn clone(&self) -> Derived {
+        Derived::default()
+    }
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Derived) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Derived(..)"
+        } else {
+            "Derived"
+        })
+    }
 }
 
 impl Manifest {
@@ -548,6 +592,7 @@ impl Manifest {
             license: v.get("license").and_then(Value::as_str).map(String::from),
             scripts: str_map(v.get("scripts")),
             workspaces: v.get("workspaces").cloned().unwrap_or(Value::Null),
+            derived: Derived::default(),
         }
     }
 }
