@@ -417,29 +417,32 @@ pub fn preferred_versions(lock: &Value) -> HashMap<String, Vec<String>> {
     out
 }
 
-/// Keys npm puts first, in this order (arborist's `swKeyOrder`).
-const KEY_ORDER: [&str; 8] = [
-    "name",
-    "version",
-    "lockfileVersion",
-    "resolved",
-    "integrity",
-    "requires",
-    "packages",
-    "dependencies",
-];
+/// Where `k` is among the keys npm puts first, in this order (arborist's `swKeyOrder`): a
+/// `match`, as the lockfile's writer asks this for every comparison while sorting.
+fn key_rank(k: &str) -> Option<usize> {
+    Some(match k {
+        "name" => 0,
+        "version" => 1,
+        "lockfileVersion" => 2,
+        "resolved" => 3,
+        "integrity" => 4,
+        "requires" => 5,
+        "packages" => 6,
+        "dependencies" => 7,
+        _ => return None,
+    })
+}
 
 /// json-stringify-nice's order of two keys, given whether each one's value is an object.
 fn key_order(ak: &str, a_object: bool, bk: &str, b_object: bool) -> std::cmp::Ordering {
-    a_object.cmp(&b_object).then_with(|| {
-        let pos = |k: &str| KEY_ORDER.iter().position(|p| *p == k);
-        match (pos(ak), pos(bk)) {
+    a_object
+        .cmp(&b_object)
+        .then_with(|| match (key_rank(ak), key_rank(bk)) {
             (Some(a), Some(b)) => a.cmp(&b),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => locale_cmp(ak, bk),
-        }
-    })
+        })
 }
 
 #[cfg(test)]
