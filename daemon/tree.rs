@@ -206,15 +206,16 @@ impl Tree {
     /// Compute npm's dev/optional/devOptional/peer flags from the edges.
     pub fn compute_flags(&mut self) {
         // A node is *not* dev if reachable from the root without passing a root dev edge, etc.
-        let reach = |tree: &Tree, allow: &dyn Fn(usize, &Edge) -> bool| -> HashSet<usize> {
-            let mut seen = HashSet::new();
+        // Which nodes are reached, by index.
+        let reach = |tree: &Tree, allow: &dyn Fn(usize, &Edge) -> bool| -> Vec<bool> {
+            let mut seen = vec![false; tree.nodes.len()];
             let mut queue = VecDeque::from([0usize]);
-            seen.insert(0);
+            seen[0] = true;
             while let Some(i) = queue.pop_front() {
                 for e in &tree.nodes[i].edges {
                     if let Some(to) = e.to
                         && allow(i, e)
-                        && seen.insert(to)
+                        && !std::mem::replace(&mut seen[to], true)
                     {
                         queue.push_back(to);
                     }
@@ -224,7 +225,7 @@ impl Tree {
                     for (j, n) in tree.nodes.iter().enumerate() {
                         if n.kind == NodeKind::Workspace
                             && link_target_matches(&tree.nodes[i], n)
-                            && seen.insert(j)
+                            && !std::mem::replace(&mut seen[j], true)
                         {
                             queue.push_back(j);
                         }
@@ -252,11 +253,11 @@ impl Tree {
             if i == 0 {
                 continue;
             }
-            n.extraneous = !not_extraneous.contains(&i);
-            n.dev = !not_dev.contains(&i);
-            n.optional = !not_opt.contains(&i);
-            n.dev_optional = !not_dev_opt.contains(&i);
-            n.peer = !not_peer.contains(&i);
+            n.extraneous = !not_extraneous[i];
+            n.dev = !not_dev[i];
+            n.optional = !not_opt[i];
+            n.dev_optional = !not_dev_opt[i];
+            n.peer = !not_peer[i];
         }
     }
 
@@ -296,10 +297,13 @@ impl Tree {
 
     /// Nodes that are not reachable from the root at all (left over after re-resolution).
     pub fn unreachable(&self) -> HashSet<usize> {
-        let mut seen = HashSet::from([0usize]);
+        let mut seen = vec![false; self.nodes.len()];
+        seen[0] = true;
         let mut queue = VecDeque::from([0usize]);
+        let mut next: Vec<usize> = Vec::new();
         while let Some(i) = queue.pop_front() {
-            let mut next: Vec<usize> = self.nodes[i].edges.iter().filter_map(|e| e.to).collect();
+            next.clear();
+            next.extend(self.nodes[i].edges.iter().filter_map(|e| e.to));
             if let NodeKind::Link { .. } = self.nodes[i].kind {
                 for (j, n) in self.nodes.iter().enumerate() {
                     if n.kind == NodeKind::Workspace && link_target_matches(&self.nodes[i], n) {
@@ -307,15 +311,13 @@ impl Tree {
                     }
                 }
             }
-            for to in next {
-                if seen.insert(to) {
+            for &to in &next {
+                if !std::mem::replace(&mut seen[to], true) {
                     queue.push_back(to);
                 }
             }
         }
-        (0..self.nodes.len())
-            .filter(|i| !seen.contains(i))
-            .collect()
+        (0..self.nodes.len()).filter(|&i| !seen[i]).collect()
     }
 }
 

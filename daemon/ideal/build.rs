@@ -298,7 +298,7 @@ impl<'s, S: Source> Builder<'s, S> {
             if self.g.nodes[placed].errors() {
                 self.load_failures.push(placed);
             }
-            for ei in self.g.edges_in(placed) {
+            for ei in self.g.edges_in(placed).collect::<Vec<_>>() {
                 if ei == p.edge || self.g.peer_conflicted.contains(&ei) || self.g.valid(ei) {
                     continue;
                 }

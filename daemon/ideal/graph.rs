@@ -176,6 +176,10 @@ type CachedEdges = (Arc<Manifest>, Arc<Vec<Edge>>, Arc<Vec<NameId>>);
 type FxHashMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 type FxHashSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
 
+fn sized<K, V>(n: usize) -> FxHashMap<K, V> {
+    FxHashMap::with_capacity_and_hasher(n, Default::default())
+}
+
 /// Append `id` to `map[name]`, allocating the key only the first time.
 fn push_named(map: &mut FxHashMap<String, Vec<Id>>, name: &str, id: Id) {
     match map.get_mut(name) {
@@ -207,7 +211,17 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(overrides: Option<Overrides>, legacy_peer_deps: bool) -> Graph {
+        // Sized for a project of a thousand packages or so, which would otherwise rehash each
+        // map ten times over (a few percent of a warm resolve); a small project pays a few
+        // hundred kilobytes for a moment.
+        const NODES: usize = 1024;
         Graph {
+            nodes: Vec::with_capacity(NODES),
+            names: sized(2 * NODES),
+            child_at: sized(NODES),
+            dependents: sized(NODES),
+            by_name: sized(NODES),
+            edge_cache: sized(NODES),
             overrides,
             legacy_peer_deps,
             ..Default::default()
@@ -589,26 +603,22 @@ impl Graph {
     }
 
     /// Edges that resolve to `id` (from nodes in the same tree).
-    pub fn edges_in(&self, id: Id) -> Vec<ERef> {
+    pub fn edges_in(&self, id: Id) -> impl Iterator<Item = ERef> + '_ {
         let name = self.nodes[id].name_id;
-        let mut out = Vec::new();
-        if let Some(froms) = self.dependents.get(&name) {
-            let mut last = usize::MAX;
-            let virtual_ = self.nodes[id].virtual_;
-            for &f in froms {
-                // Edges never cross between a virtual root and the project's tree.
-                if f == last || self.nodes[f].virtual_ != virtual_ {
-                    continue;
-                }
-                last = f;
-                if self.resolve_id(f, name) == Some(id)
-                    && let Some(e) = self.edge_named_id(f, name)
-                {
-                    out.push(e);
-                }
+        let virtual_ = self.nodes[id].virtual_;
+        let froms = self.dependents.get(&name).map_or(&[][..], Vec::as_slice);
+        let mut last = usize::MAX;
+        froms.iter().filter_map(move |&f| {
+            // Edges never cross between a virtual root and the project's tree.
+            if f == last || self.nodes[f].virtual_ != virtual_ {
+                return None;
             }
-        }
-        out
+            last = f;
+            if self.resolve_id(f, name) != Some(id) {
+                return None;
+            }
+            self.edge_named_id(f, name)
+        })
     }
 
     /// Nodes named `name`, in creation order.
@@ -678,7 +688,7 @@ impl Graph {
         let Some(rpp) = self.resolve_parent(rp) else {
             return false;
         };
-        if self.edges_in(id).is_empty() {
+        if self.edges_in(id).next().is_none() {
             return true;
         }
         let Some(other) = self.resolve(rpp, &self.nodes[id].name) else {
@@ -748,7 +758,6 @@ impl Graph {
                 let d = deps[j];
                 let outside = self
                     .edges_in(d)
-                    .into_iter()
                     .any(|e| !seen.contains(&e.from) && filter(self, e));
                 if outside {
                     seen.remove(&d);
