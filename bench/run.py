@@ -504,15 +504,16 @@ def machine_info():
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, {fs}, {platform.system()} {platform.release()}"
 
 
-def write(results, tools, scenarios):
+def write(results, tools, scenarios, name=None):
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
-    name = f"{stamp}-{results['host']}"
-    # Two runs ending in the same minute: the second gets a suffix instead of overwriting.
-    n = 1
-    while os.path.exists(os.path.join(HERE, "results", name + ".md")):
-        n += 1
-        name = f"{stamp}-{results['host']}-{n}"
+    if name is None:
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
+        name = f"{stamp}-{results['host']}"
+        # Two runs ending in the same minute: the second gets a suffix instead of overwriting.
+        n = 1
+        while os.path.exists(os.path.join(HERE, "results", name + ".md")):
+            n += 1
+            name = f"{stamp}-{results['host']}-{n}"
     lines = [f"# Benchmark {results['date']} on {results['host']}", "",
              f"Machine: {results['machine']}.  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".  ",
@@ -535,6 +536,12 @@ def write(results, tools, scenarios):
                 cell = f"{fmt_s(m)} ({fmt_s(min(v))}–{fmt_s(max(v))})"
                 if h and t != "hoard":
                     cell += f" ×{m / h:.2f}"
+                    # Round by round (each round runs every tool once, back to back), the
+                    # median of the ratios: steadier than the ratio of medians when the
+                    # machine's speed drifts during the run.
+                    pairs = [x / y for x, y in zip(v, row["hoard"]) if y > 0]
+                    if pairs:
+                        cell += f" (paired ×{statistics.median(pairs):.2f})"
                 cells.append(cell)
             lines.append(f"| {sc} | " + " | ".join(cells) + " |")
         if res.get("cp_al_seconds"):
@@ -570,5 +577,18 @@ def write(results, tools, scenarios):
     print(text)
 
 
+def render(path):
+    """Write the .md of a results .json again (after the report's format changed)."""
+    results = json.load(open(path))
+    first = next(iter(results["fixtures"].values()))
+    scenarios = list(first["scenarios"])
+    tools = list(next(iter(first["scenarios"].values())))
+    name = os.path.basename(path)[: -len(".json")]
+    write(results, tools, scenarios, name)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--render":
+        render(sys.argv[2])
+    else:
+        main()

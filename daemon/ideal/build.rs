@@ -393,7 +393,8 @@ impl<'s, S: Source> Builder<'s, S> {
         edge: ERef,
         parent: Id,
     ) -> Result<Id, BuildError> {
-        let e = self.g.edge(edge).clone();
+        // The edge is read in place, not cloned (its parsed range with it) for every node.
+        let e = self.g.edge(edge);
         let rule = e.rule.or(self.g.nodes[parent].rule);
         let spec = match e.parsed() {
             Some(s) => s.clone(),
@@ -429,11 +430,11 @@ impl<'s, S: Source> Builder<'s, S> {
                 .link_targets
                 .get(target)
                 .is_some_and(|&t| self.g.is_workspace(t))
-            && self.g.satisfied_by(&e, ws_link)
+            && self.g.satisfied_by(self.g.edge(edge), ws_link)
         {
             return Ok(ws_link);
         }
-        let key = format!("{name}@{}", e.spec);
+        let key = format!("{name}@{}", self.g.edge(edge).spec);
         let got = match self.manifests.get(&key) {
             Some(r) => r.clone(),
             None => {
