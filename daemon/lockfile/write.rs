@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::key_order;
-use crate::registry::packument::PeerMeta;
+use crate::registry::packument::{Engines, PeerMeta};
 use crate::tree::{Node, NodeKind, Tree};
 
 /// Fields of the old lockfile that the metadata an entry is rewritten from may lack (a
 /// registry's abbreviated documents have no `license` or `funding`; a mirror may drop
-/// `deprecated`; an old-style `engines` array is not a map): an entry still at the same place,
+/// `deprecated`): an entry still at the same place,
 /// with the same version and integrity, keeps them, so an add, remove or update leaves
 /// untouched entries as they were.
 const KEPT: [&str; 9] = [
@@ -234,7 +234,10 @@ fn put_manifest_tail<'a>(f: &mut Fields<'a>, n: &'a Node) {
             f.push(("bin", V::Pairs(bins)));
         }
     }
-    put_map(f, "engines", &m.engines);
+    match &m.engines {
+        Engines::Map(engines) => put_map(f, "engines", engines),
+        Engines::List(engines) => f.push(("engines", V::List(engines))),
+    }
     let empty = match &m.funding {
         Value::Null | Value::Bool(false) => true,
         Value::String(s) => s.is_empty(),
@@ -522,9 +525,8 @@ mod tests {
     }
 
     /// Every lockfile npm wrote for the corpus's projects, read into a tree and written again
-    /// with npm's as the old lockfile: the same bytes as npm's. (Without the old lockfile the
-    /// only difference allowed is an old-style `engines` array, which `Manifest` does not hold:
-    /// checked below.)
+    /// with npm's as the old lockfile: the same bytes as npm's; and without it, the same JSON
+    /// (old-style `engines` arrays included).
     #[test]
     fn npm_lockfiles_of_the_corpus_are_written_back_byte_for_byte() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/projects");
@@ -556,12 +558,7 @@ mod tests {
             );
             let fresh: Value =
                 serde_json::from_slice(&render_tree(&tree, &pkg, false, None)).unwrap();
-            let mut npm = lock.clone();
-            for e in npm["packages"].as_object_mut().unwrap().values_mut() {
-                if e.get("engines").is_some_and(Value::is_array) {
-                    e.as_object_mut().unwrap().shift_remove("engines");
-                }
-            }
+            let npm = lock.clone();
             assert!(
                 fresh == npm,
                 "{}: differs without the old lockfile",

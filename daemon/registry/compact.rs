@@ -723,7 +723,7 @@ mod tests {
     #[test]
     fn every_manifest_field_survives_compaction() {
         use super::super::packument::{
-            Directories, Dist, DistAttestations, DistSignature, PeerMeta, Provenance,
+            Directories, Dist, DistAttestations, DistSignature, Engines, PeerMeta, Provenance,
         };
         let map = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
         // A struct literal without `..Default::default()`: a new field of `Manifest` does not
@@ -757,7 +757,7 @@ mod tests {
             os: vec!["linux".into()],
             cpu: vec!["x64".into()],
             libc: vec!["glibc".into()],
-            engines: map("node", ">=18"),
+            engines: Engines::Map(map("node", ">=18")),
             deprecated: Some("use 2".into()),
             has_install_script: true,
             license: Some("MIT".into()),

@@ -21,6 +21,53 @@ where
     Ok(serde_json::from_value(v).unwrap_or_default())
 }
 
+/// `engines`: ranges by engine (`{"node": ">=18"}`), or npm's old array form (`["node >= 0.8"]`),
+/// which npm copies into the lockfile as it is and checks nothing against.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Engines {
+    Map(BTreeMap<String, String>),
+    List(Vec<String>),
+}
+
+impl Default for Engines {
+    fn default() -> Engines {
+        Engines::Map(BTreeMap::new())
+    }
+}
+
+impl Engines {
+    /// The range for `engine` (none in the array form).
+    pub fn get(&self, engine: &str) -> Option<&String> {
+        match self {
+            Engines::Map(m) => m.get(engine),
+            Engines::List(_) => None,
+        }
+    }
+
+    /// Nothing to write: an empty map (an array is written even when empty, as npm does).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Engines::Map(m) if m.is_empty())
+    }
+
+    /// Read from a JSON value: a map's string values, an array's strings, else nothing.
+    pub fn from_json(v: Option<&Value>) -> Engines {
+        match v {
+            Some(Value::Array(a)) => Engines::List(
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+            ),
+            other => Engines::Map(str_map(other)),
+        }
+    }
+}
+
+/// `engines` in either form; any other shape reads as none (as `lenient_map` does).
+fn engines<'de, D: Deserializer<'de>>(d: D) -> Result<Engines, D::Error> {
+    Ok(Engines::from_json(Some(&Value::deserialize(d)?)))
+}
+
 /// A JSON value reduced to what the hot fields need, without building a tree: strings and
 /// booleans are kept, anything else is skipped in place.
 enum Loose {
@@ -384,10 +431,10 @@ pub struct Manifest {
     pub libc: Vec<String>,
     #[serde(
         default,
-        deserialize_with = "lenient_map",
-        skip_serializing_if = "BTreeMap::is_empty"
+        deserialize_with = "engines",
+        skip_serializing_if = "Engines::is_empty"
     )]
-    pub engines: BTreeMap<String, String>,
+    pub engines: Engines,
     #[serde(
         default,
         deserialize_with = "loose_opt_string",
@@ -580,7 +627,7 @@ impl Manifest {
             os: str_list(v.get("os")),
             cpu: str_list(v.get("cpu")),
             libc: str_list(v.get("libc")),
-            engines: str_map(v.get("engines")),
+            engines: Engines::from_json(v.get("engines")),
             deprecated: v
                 .get("deprecated")
                 .and_then(Value::as_str)
@@ -617,7 +664,10 @@ mod tests {
         }"#;
         let p = super::super::compact::Packument::parse(doc).unwrap();
         let old = p.manifest("0.0.1").unwrap();
-        assert!(old.dependencies.is_empty() && old.engines.is_empty());
+        assert!(old.dependencies.is_empty());
+        // npm's old array form is kept as written (the lockfile has it), and checks nothing.
+        assert_eq!(old.engines, Engines::List(vec!["node >= 0.4".into()]));
+        assert_eq!(old.engines.get("node"), None);
         assert_eq!(old.license, None);
         assert_eq!(old.deprecated, None);
         assert_eq!(old.os, vec!["linux".to_string()]);
