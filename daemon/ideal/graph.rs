@@ -662,7 +662,9 @@ impl Graph {
         if !t.edges.is_empty() && t.rule != o.rule {
             return false;
         }
-        let dep_set = self.gather_dep_set(&[this], |g, e| g.to(e) != Some(this) && g.valid(e));
+        // The dependents that would go with `this` (its dependency set), gathered only when an
+        // edge is not met by `other` anyway: the common case needs none.
+        let mut dep_set: Option<Vec<Id>> = None;
         for e in self.edges_in(this) {
             let edge = self.edge(e);
             if !self.is_top(this)
@@ -672,7 +674,13 @@ impl Graph {
             {
                 continue;
             }
-            if !dep_set.contains(&e.from) && !self.satisfied_by(edge, other) {
+            if self.satisfied_by(edge, other) {
+                continue;
+            }
+            let dep_set = dep_set.get_or_insert_with(|| {
+                self.gather_dep_set(&[this], |g, e| g.to(e) != Some(this) && g.valid(e))
+            });
+            if !dep_set.contains(&e.from) {
                 return false;
             }
         }
