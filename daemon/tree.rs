@@ -206,49 +206,17 @@ impl Tree {
     /// Compute npm's dev/optional/devOptional/peer flags from the edges.
     pub fn compute_flags(&mut self) {
         // A node is *not* dev if reachable from the root without passing a root dev edge, etc.
-        // Which nodes are reached, by index.
-        let reach = |tree: &Tree, allow: &dyn Fn(usize, &Edge) -> bool| -> Vec<bool> {
-            let mut seen = vec![false; tree.nodes.len()];
-            let mut queue = VecDeque::from([0usize]);
-            seen[0] = true;
-            while let Some(i) = queue.pop_front() {
-                for e in &tree.nodes[i].edges {
-                    if let Some(to) = e.to
-                        && allow(i, e)
-                        && !std::mem::replace(&mut seen[to], true)
-                    {
-                        queue.push_back(to);
-                    }
-                }
-                // Workspace members are reached through their link.
-                if let NodeKind::Link { .. } = tree.nodes[i].kind {
-                    for (j, n) in tree.nodes.iter().enumerate() {
-                        if n.kind == NodeKind::Workspace
-                            && link_target_matches(&tree.nodes[i], n)
-                            && !std::mem::replace(&mut seen[j], true)
-                        {
-                            queue.push_back(j);
-                        }
-                    }
-                }
-            }
-            seen
-        };
         let is_opt = |e: &Edge| matches!(e.kind, EdgeKind::Optional | EdgeKind::PeerOptional);
         // Dev edges count from the root and from workspace members' folders.
         let top =
             |tree: &Tree, from: usize| from == 0 || tree.nodes[from].kind == NodeKind::Workspace;
-        let not_dev = reach(self, &|from, e| {
-            !(top(self, from) && e.kind == EdgeKind::Dev)
-        });
-        let not_opt = reach(self, &|_, e| !is_opt(e));
-        let not_dev_opt = reach(self, &|from, e| {
-            !(is_opt(e) || top(self, from) && e.kind == EdgeKind::Dev)
-        });
-        let not_peer = reach(self, &|_, e| {
-            !matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional)
-        });
-        let not_extraneous = reach(self, &|_, e| e.kind != EdgeKind::PeerOptional);
+        let not_dev = self.reached(&|from, e| !(top(self, from) && e.kind == EdgeKind::Dev));
+        let not_opt = self.reached(&|_, e| !is_opt(e));
+        let not_dev_opt =
+            self.reached(&|from, e| !(is_opt(e) || top(self, from) && e.kind == EdgeKind::Dev));
+        let not_peer =
+            self.reached(&|_, e| !matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional));
+        let not_extraneous = self.reached(&|_, e| e.kind != EdgeKind::PeerOptional);
         for (i, n) in self.nodes.iter_mut().enumerate() {
             if i == 0 {
                 continue;
@@ -297,27 +265,38 @@ impl Tree {
 
     /// Nodes that are not reachable from the root at all (left over after re-resolution).
     pub fn unreachable(&self) -> HashSet<usize> {
+        let seen = self.reached(&|_, _| true);
+        (0..self.nodes.len()).filter(|&i| !seen[i]).collect()
+    }
+
+    /// Which nodes the root reaches, by index, through the edges `allow` accepts (a link
+    /// reaches the workspace member it points at).
+    fn reached(&self, allow: &dyn Fn(usize, &Edge) -> bool) -> Vec<bool> {
         let mut seen = vec![false; self.nodes.len()];
-        seen[0] = true;
         let mut queue = VecDeque::from([0usize]);
-        let mut next: Vec<usize> = Vec::new();
+        seen[0] = true;
         while let Some(i) = queue.pop_front() {
-            next.clear();
-            next.extend(self.nodes[i].edges.iter().filter_map(|e| e.to));
-            if let NodeKind::Link { .. } = self.nodes[i].kind {
-                for (j, n) in self.nodes.iter().enumerate() {
-                    if n.kind == NodeKind::Workspace && link_target_matches(&self.nodes[i], n) {
-                        next.push(j);
-                    }
-                }
-            }
-            for &to in &next {
-                if !std::mem::replace(&mut seen[to], true) {
+            for e in &self.nodes[i].edges {
+                if let Some(to) = e.to
+                    && allow(i, e)
+                    && !std::mem::replace(&mut seen[to], true)
+                {
                     queue.push_back(to);
                 }
             }
+            // Workspace members are reached through their link.
+            if let NodeKind::Link { .. } = self.nodes[i].kind {
+                for (j, n) in self.nodes.iter().enumerate() {
+                    if n.kind == NodeKind::Workspace
+                        && link_target_matches(&self.nodes[i], n)
+                        && !std::mem::replace(&mut seen[j], true)
+                    {
+                        queue.push_back(j);
+                    }
+                }
+            }
         }
-        (0..self.nodes.len()).filter(|&i| !seen[i]).collect()
+        seen
     }
 }
 
