@@ -158,9 +158,8 @@ impl Spec {
         if let Some(range) = Range::parse(s) {
             return Ok((Spec::Range(s.into()), Some(range)));
         }
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        if s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
             return Ok((Spec::Tag(s.to_string()), None));
         }

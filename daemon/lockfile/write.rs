@@ -312,20 +312,32 @@ fn write_object<K: AsRef<str>, T>(
     out: &mut Vec<u8>,
     members: &mut [(K, T)],
     depth: usize,
-    mut value: impl FnMut(&mut Vec<u8>, &mut T, usize),
+    value: impl FnMut(&mut Vec<u8>, &mut T, usize),
 ) {
     if members.is_empty() {
         out.extend_from_slice(b"{}");
         return;
     }
     out.push(b'{');
+    write_members(out, members, 0, depth, value);
+    close(out, depth, b'}');
+}
+
+/// An object's members, one per line, the first of them member number `from` (a comma before
+/// all but member 0).
+fn write_members<K: AsRef<str>, T>(
+    out: &mut Vec<u8>,
+    members: &mut [(K, T)],
+    from: usize,
+    depth: usize,
+    mut value: impl FnMut(&mut Vec<u8>, &mut T, usize),
+) {
     for (i, (k, v)) in members.iter_mut().enumerate() {
-        open_entry(out, i, depth + 1);
+        open_entry(out, from + i, depth + 1);
         write_str(out, k.as_ref());
         out.extend_from_slice(b": ");
         value(out, v, depth + 1);
     }
-    close(out, depth, b'}');
 }
 
 /// An array: `[]` when empty, else one element per line.
@@ -377,32 +389,27 @@ fn write_v(out: &mut Vec<u8>, v: &mut V<'_>, depth: usize) {
 /// warm resolve, and the daemon has nothing else to do while the client waits).
 const PACKAGES_PER_THREAD: usize = 256;
 
+/// One entry of `packages`: its fields, in npm's order.
+fn entry(out: &mut Vec<u8>, fields: &mut Fields<'_>, depth: usize) {
+    write_fields(out, fields, depth)
+}
+
 /// The `packages` object, its entries already in order.
 fn write_packages(out: &mut Vec<u8>, entries: &mut [(&str, Fields<'_>)], depth: usize) {
     if entries.len() < 2 * PACKAGES_PER_THREAD {
-        write_object(out, entries, depth, |out, f, depth| {
-            write_fields(out, f, depth)
-        });
+        write_object(out, entries, depth, entry);
         return;
     }
     let mid = entries.len() / 2;
     let (first, second) = entries.split_at_mut(mid);
-    let members = |out: &mut Vec<u8>, part: &mut [(&str, Fields<'_>)], from: usize| {
-        for (i, (k, f)) in part.iter_mut().enumerate() {
-            open_entry(out, from + i, depth + 1);
-            write_str(out, k);
-            out.extend_from_slice(b": ");
-            write_fields(out, f, depth + 1);
-        }
-    };
     out.push(b'{');
     std::thread::scope(|s| {
         let other = s.spawn(|| {
             let mut tail = Vec::with_capacity(second.len() * 480);
-            members(&mut tail, second, mid);
+            write_members(&mut tail, second, mid, depth, entry);
             tail
         });
-        members(out, first, 0);
+        write_members(out, first, 0, depth, entry);
         match other.join() {
             Ok(tail) => out.extend_from_slice(&tail),
             Err(panic) => std::panic::resume_unwind(panic),
