@@ -568,11 +568,14 @@ fn build_package(
             store.ensure_executable_variant(f)?;
         }
         let exec = f.executable || needs_exec;
-        if !store.looks_whole(f, exec) {
-            return Err(HoardError::NotFound(format!(
-                "a store file of {} ({}) is missing or damaged",
-                p.key, f.path
-            )));
+        if !links.checked.known(&f.hash, exec) {
+            if !store.looks_whole(f, exec) {
+                return Err(HoardError::NotFound(format!(
+                    "a store file of {} ({}) is missing or damaged",
+                    p.key, f.path
+                )));
+            }
+            links.checked.remember(&f.hash, exec);
         }
         // The common case without building either path; anything else (and any error,
         // reported with its paths) goes the long way.

@@ -9,6 +9,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 
+use super::checked::Checked;
 use crate::error::{HoardError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +68,8 @@ pub struct LinkState {
     pub case_insensitive: bool,
     emlink_warned: Mutex<bool>,
     pub warnings: Mutex<Vec<String>>,
+    /// Store files this run already found whole (each is checked once per install).
+    pub checked: Checked,
 }
 
 impl LinkState {
@@ -108,6 +111,7 @@ impl LinkState {
                         case_insensitive: false,
                         emlink_warned: Mutex::new(false),
                         warnings: Mutex::new(warnings),
+                        checked: Checked::default(),
                     });
                 }
                 Err(e) => {
@@ -137,6 +141,7 @@ impl LinkState {
             case_insensitive: false,
             emlink_warned: Mutex::new(false),
             warnings: Mutex::new(Vec::new()),
+            checked: Checked::default(),
         }
     }
 

@@ -4,7 +4,8 @@
 //! layout's planner: shared slots in the store, symlinks in the project), `scc` (dependency
 //! cycles, for the global planner), `materialize` (writes the project's part of a plan into
 //! node_modules, incrementally), `slots` (builds the global layout's slots in the store), `state` (what an install leaves behind to prove
-//! what node_modules holds), `method` (reflink, hardlink or copy, probed once), `bins` (bin
+//! what node_modules holds), `method` (reflink, hardlink or copy, probed once), `checked` (store files already found whole in
+//! this run), `bins` (bin
 //! names and targets as npm normalizes them).
 //!
 //! The plan is separate from how it is materialized, so layouts differ only in planning.
@@ -12,6 +13,7 @@
 
 pub mod bins;
 pub mod case;
+pub mod checked;
 pub mod global;
 pub mod hoist;
 pub mod materialize;
