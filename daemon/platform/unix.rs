@@ -206,6 +206,19 @@ mod unnamed {
         }
         file.write_all(bytes)?;
         file.set_times(times)?;
+        if let Some(named) = name_by_fd(fd, dir, name) {
+            return named;
+        }
+        let by_proc = name_by_proc(fd, dir, name);
+        if by_proc.is_ok() {
+            // The descriptor's own way was refused where `/proc`'s works: do not ask again.
+            NO_EMPTY_PATH.store(true, Ordering::Relaxed);
+        }
+        by_proc
+    }
+
+    /// Name the unnamed file `fd` as `name` in `dir` through `/proc/self/fd/N`.
+    fn name_by_proc(fd: RawFd, dir: RawFd, name: &str) -> io::Result<bool> {
         let from = format!("/proc/self/fd/{fd}");
         super::with_c(&from, |from| {
             super::with_c(name, |to| {
@@ -234,6 +247,80 @@ mod unnamed {
                 }
             })
         })
+    }
+
+    /// Set once `linkat(fd, "", AT_EMPTY_PATH)` was refused where naming through `/proc` worked:
+    /// later files are named through `/proc/self/fd` at once.
+    static NO_EMPTY_PATH: AtomicBool = AtomicBool::new(false);
+
+    /// Name the unnamed file `fd` as `name` in `dir` straight from its descriptor (Linux 6.10+
+    /// allows this to the process that opened it; before, only with CAP_DAC_READ_SEARCH). It
+    /// saves the walk of `/proc/self/fd/N` each file would otherwise cost. None: refused here,
+    /// the caller names it through `/proc`.
+    fn name_by_fd(fd: RawFd, dir: RawFd, name: &str) -> Option<io::Result<bool>> {
+        if NO_EMPTY_PATH.load(Ordering::Relaxed) {
+            return None;
+        }
+        let r = super::with_c(name, |to| {
+            // SAFETY: a valid open file, a valid directory fd and NUL-terminated names.
+            let r =
+                unsafe { libc::linkat(fd, c"".as_ptr(), dir, to.as_ptr(), libc::AT_EMPTY_PATH) };
+            if r == 0 {
+                return Ok(true);
+            }
+            Err(io::Error::last_os_error())
+        });
+        match r {
+            Ok(named) => Some(Ok(named)),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Some(Ok(false)),
+            // Refused (ENOENT is what an older kernel answers without the capability), or the
+            // folder is gone: the `/proc` way decides, and reports a real error.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EPERM)) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::os::fd::{AsRawFd, OwnedFd};
+
+        fn unnamed_in(dir: &std::fs::File, bytes: &[u8]) -> OwnedFd {
+            use std::os::fd::FromRawFd;
+            let flags = libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC;
+            // SAFETY: a valid directory fd and a NUL-terminated name.
+            let fd = unsafe { libc::openat(dir.as_raw_fd(), c".".as_ptr(), flags, 0o444) };
+            assert!(fd >= 0, "O_TMPFILE: {}", std::io::Error::last_os_error());
+            // SAFETY: just opened, owned here.
+            let f = unsafe { OwnedFd::from_raw_fd(fd) };
+            let mut file = std::fs::File::from(f.try_clone().unwrap());
+            std::io::Write::write_all(&mut file, bytes).unwrap();
+            f
+        }
+
+        /// Both ways of naming an unnamed file (its descriptor, where the kernel allows it, and
+        /// `/proc/self/fd`, the fallback) make the name once and never replace one.
+        #[test]
+        fn both_ways_of_naming_an_unnamed_file_name_it_once() {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = std::fs::File::open(tmp.path()).unwrap();
+            let d = dir.as_raw_fd();
+            let a = unnamed_in(&dir, b"a");
+            assert!(super::name_by_proc(a.as_raw_fd(), d, "a").unwrap());
+            let again = unnamed_in(&dir, b"other");
+            assert!(!super::name_by_proc(again.as_raw_fd(), d, "a").unwrap());
+            let b = unnamed_in(&dir, b"b");
+            match super::name_by_fd(b.as_raw_fd(), d, "b") {
+                // Refused on this kernel: the fallback is what runs.
+                None => assert!(super::name_by_proc(b.as_raw_fd(), d, "b").unwrap()),
+                Some(r) => assert!(r.unwrap()),
+            }
+            if let Some(r) = super::name_by_fd(again.as_raw_fd(), d, "b") {
+                assert!(!r.unwrap(), "an existing name stays");
+            }
+            assert_eq!(std::fs::read(tmp.path().join("a")).unwrap(), b"a");
+            assert_eq!(std::fs::read(tmp.path().join("b")).unwrap(), b"b");
+            assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+        }
     }
 }
 
