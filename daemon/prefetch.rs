@@ -100,11 +100,12 @@ impl Walk {
         let (Spec::Range(raw) | Spec::Tag(raw)) = spec else {
             return;
         };
-        if me.stopped.load(Ordering::Relaxed) || validate_name(real).is_err() {
+        // Checked before a task is made for it (and before the name is validated): a warm
+        // resolve asks this for every edge.
+        if me.stopped.load(Ordering::Relaxed) || me.already_hot(real) {
             return;
         }
-        // Checked before a task is made for it: a warm resolve asks this for every edge.
-        if me.already_hot(real) {
+        if validate_name(real).is_err() {
             return;
         }
         let key = (real.to_string(), raw.clone());

@@ -22,6 +22,7 @@ use crate::ideal::graph::LoadError;
 use crate::ideal::graph::{Graph, Id, Kind};
 use crate::ideal::place::Options;
 use crate::pick::{engine_ok, no_version_message, pick, platform_ok, too_young_message};
+use crate::registry::compact::Packument;
 use crate::registry::config::NpmConfig;
 use crate::registry::packument::Manifest;
 use crate::registry::{Network, Registry};
@@ -73,6 +74,9 @@ struct RegistrySource<'r> {
     cooldown: Option<crate::cooldown::Cooldown>,
     git_prepare: Option<Arc<dyn crate::git::Prepare>>,
     allow_git: AllowGit,
+    /// The packument each name had the first time this resolve asked (a resolve sees one
+    /// document per name, and later picks skip the registry's lookup by URL).
+    seen: std::sync::Mutex<rustc_hash::FxHashMap<String, Arc<Packument>>>,
 }
 
 /// npm's `allow-git`: which git dependencies may be fetched.
@@ -137,11 +141,16 @@ impl AllowGit {
 }
 
 impl RegistrySource<'_> {
-    async fn pick_from_registry(
-        &self,
-        real_name: &str,
-        inner: &Spec,
-    ) -> std::result::Result<Arc<Manifest>, LoadError> {
+    /// `real_name`'s packument: the one this resolve already has, else the registry's.
+    async fn packument(&self, real_name: &str) -> std::result::Result<Arc<Packument>, LoadError> {
+        let known = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|m| m.get(real_name).cloned());
+        if let Some(p) = known {
+            return Ok(p);
+        }
         validate_name(real_name)
             .map_err(|e| LoadError::new("INVALID_PACKAGE_NAME", e.to_string()))?;
         if tracing::enabled!(tracing::Level::DEBUG)
@@ -149,11 +158,23 @@ impl RegistrySource<'_> {
         {
             tracing::debug!(name = real_name, "placement waits for metadata");
         }
-        let packument = self
+        let p = self
             .registry
             .packument(real_name, self.cfg, self.network)
             .await
             .map_err(|e| LoadError::new(e.reason(), e.to_string()))?;
+        if let Ok(mut m) = self.seen.lock() {
+            m.insert(real_name.to_string(), p.clone());
+        }
+        Ok(p)
+    }
+
+    async fn pick_from_registry(
+        &self,
+        real_name: &str,
+        inner: &Spec,
+    ) -> std::result::Result<Arc<Manifest>, LoadError> {
+        let packument = self.packument(real_name).await?;
         let fresh = match self.fresh {
             None => false,
             Some(list) => list.is_empty() || list.iter().any(|n| n == real_name),
@@ -383,6 +404,7 @@ impl<'a> Resolver<'a> {
                     cooldown.clone(),
                 ),
                 cooldown,
+                seen: Default::default(),
                 git_prepare: self.git_prepare.clone(),
                 allow_git: AllowGit::of(self.cfg, &root, &workspaces)?,
             };

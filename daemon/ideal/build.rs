@@ -194,15 +194,11 @@ impl<'s, S: Source> Builder<'s, S> {
 
     fn problem_edges(&self, node: Id) -> Vec<ERef> {
         let g = &self.g;
-        let bundled = if g.is_root_or_workspace(node) {
-            vec![]
-        } else {
-            g.nodes[node].manifest.bundled()
-        };
+        let manifest = (!g.is_root_or_workspace(node)).then(|| &g.nodes[node].manifest);
         let mut out = Vec::new();
         for e in g.edge_refs(node) {
             let edge = g.edge(e);
-            if bundled.contains(&edge.name) {
+            if manifest.is_some_and(|m| m.bundles(&edge.name)) {
                 continue;
             }
             match g.to(e) {

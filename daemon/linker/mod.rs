@@ -3,10 +3,10 @@
 //! `plan` (the planners: where each package goes, hoisted or isolated), `global` (the global
 //! layout's planner: shared slots in the store, symlinks in the project), `scc` (dependency
 //! cycles, for the global planner), `materialize` (writes the project's part of a plan into
-//! node_modules, incrementally), `slots` (builds the global layout's slots in the store), `state` (what an install leaves behind to prove
-//! what node_modules holds), `method` (reflink, hardlink or copy, probed once), `checked` (store files already found whole in
-//! this run), `bins` (bin
-//! names and targets as npm normalizes them).
+//! node_modules, incrementally), `slots` (builds the global layout's slots in the store),
+//! `state` (what an install leaves behind to prove what node_modules holds), `method` (reflink,
+//! hardlink or copy, probed once), `checked` (the store files one run already found whole),
+//! `bins` (bin names and targets as npm normalizes them).
 //!
 //! The plan is separate from how it is materialized, so layouts differ only in planning.
 //! Must not: download, resolve, or run package code.

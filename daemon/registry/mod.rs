@@ -56,7 +56,7 @@ struct HotEntry {
 /// Packuments in memory, evicted least recently used first above `budget` bytes.
 #[derive(Default)]
 struct Hot {
-    map: HashMap<String, HotEntry>,
+    map: rustc_hash::FxHashMap<String, HotEntry>,
     bytes: usize,
     tick: u64,
     budget: usize,

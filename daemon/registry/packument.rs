@@ -533,6 +533,15 @@ impl Manifest {
         }
     }
 
+    /// Whether `name` is in `bundleDependencies` (without building the list).
+    pub fn bundles(&self, name: &str) -> bool {
+        match &self.bundle_dependencies {
+            serde_json::Value::Bool(true) => self.dependencies.contains_key(name),
+            serde_json::Value::Array(a) => a.iter().any(|x| x.as_str() == Some(name)),
+            _ => false,
+        }
+    }
+
     /// Whether it has preinstall/install/postinstall scripts (per the registry's flag or the
     /// scripts themselves).
     pub fn install_scripts(&self) -> bool {
