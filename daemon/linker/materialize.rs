@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
+use rustc_hash::FxHashSet;
 use tracing::{debug, instrument};
 
 use super::method::{self, LinkState, Method, Requested};
@@ -519,7 +520,7 @@ fn place_bins(project: &Path, plan: &Plan, old: Option<&State>) -> Result<()> {
 }
 
 /// Make `rel` and its parents (those not in `made` yet) inside the open folder `dir`.
-fn make_dirs<'a>(dir: &Dir, rel: &'a str, made: &mut HashSet<&'a str>) -> std::io::Result<()> {
+fn make_dirs<'a>(dir: &Dir, rel: &'a str, made: &mut FxHashSet<&'a str>) -> std::io::Result<()> {
     if made.contains(rel) {
         return Ok(());
     }
@@ -554,8 +555,8 @@ fn build_package(
     // The folder held open: folders and links are made relative to it (no walk of the
     // project's path for each file).
     let dir = Dir::open(stage).map_err(|e| HoardError::io("opening", stage, e))?;
-    let mut made: HashSet<&str> = HashSet::new();
-    let bin_targets: HashSet<&str> = p.bins.values().map(String::as_str).collect();
+    let mut made: FxHashSet<&str> = FxHashSet::default();
+    let bin_targets: FxHashSet<&str> = p.bins.values().map(String::as_str).collect();
     let mut n = 0;
     for f in files {
         if let Some((parent, _)) = f.path.rsplit_once('/') {
