@@ -149,7 +149,6 @@ impl Walk {
         let Some(m) = pick(&p, spec, self.node.as_ref(), None, before) else {
             return;
         };
-        let bundled = m.bundled();
         let optional_peer = |n: &str| m.peer_dependencies_meta.get(n).is_some_and(|x| x.optional);
         let required_peers = m
             .peer_dependencies
@@ -161,7 +160,7 @@ impl Walk {
             .chain(&m.optional_dependencies)
             .chain(required_peers)
         {
-            if !bundled.contains(dep)
+            if !m.bundles(dep)
                 && let Ok(s) = Spec::parse(dep, r)
             {
                 Walk::spawn(self, dep, &s);
