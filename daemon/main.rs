@@ -9,6 +9,7 @@ mod advisories;
 mod ahead;
 mod allow_scripts;
 mod atomic;
+mod bundled;
 mod cooldown;
 mod error;
 mod foreign_lock;

@@ -56,6 +56,8 @@ pub struct Resolver<'a> {
     /// Readies git dependencies with build scripts before they are packed (when the project's
     /// policy allows).
     pub git_prepare: Option<Arc<dyn crate::git::Prepare>>,
+    /// Bundled dependencies' manifests, kept per bundler's tarball across resolves.
+    pub bundles: &'a crate::bundled::BundleCache,
 }
 
 /// Manifests for the ideal-tree builder: npm-pick-manifest's choice from the registry (with the
@@ -468,6 +470,14 @@ impl<'a> Resolver<'a> {
                     && !n.manifest.bundled().is_empty()
             })
             .collect();
+        // Each node by location, for the bundled packages' parents (built only when needed).
+        let mut at: rustc_hash::FxHashMap<String, usize> = if bundlers.is_empty() {
+            Default::default()
+        } else {
+            (tree.nodes.iter().enumerate())
+                .map(|(i, n)| (n.location.clone(), i))
+                .collect()
+        };
         for b in bundlers {
             let Some(t) = bundle_tarball(&tree.nodes[b], self.cfg, self.project) else {
                 continue;
@@ -476,40 +486,25 @@ impl<'a> Resolver<'a> {
                 .store
                 .ensure(&t, &self.registry.http, self.network == Network::Offline)
                 .await?;
-            let mut manifests: Vec<(String, std::path::PathBuf)> = stored
-                .files
-                .iter()
-                .filter(|f| is_bundled_manifest(&f.path))
-                .map(|f| {
-                    let dir = f.path.trim_end_matches("/package.json").to_string();
-                    (dir, self.store.content_path(f))
-                })
-                .collect();
-            manifests.sort_by_key(|(dir, _)| (dir.matches("node_modules/").count(), dir.clone()));
+            let bundled = tokio::task::block_in_place(|| self.bundles.of(self.store, &stored))?;
             let base = tree.nodes[b].location.clone();
-            for (dir, path) in manifests {
-                let bytes = tokio::task::block_in_place(|| std::fs::read(&path))
-                    .map_err(|e| HoardError::io("reading", &path, e))?;
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                    continue;
-                };
-                let location = format!("{base}/{dir}");
+            for one in bundled.iter() {
+                let location = format!("{base}/{}", one.dir);
                 let (parent_loc, name) = split_location(&location);
-                let (parent_loc, name) = (parent_loc.to_string(), name.to_string());
-                let name = name.as_str();
-                let Some(parent) = tree.nodes.iter().position(|n| n.location == parent_loc) else {
+                let Some(&parent) = at.get(parent_loc) else {
                     continue;
                 };
-                let m = Manifest::from_json(name, &v);
+                let name = name.to_string();
+                let m = &one.manifest;
                 let idx = tree.nodes.len();
                 let real_name = if m.name.is_empty() {
-                    name.to_string()
+                    name.clone()
                 } else {
                     m.name.clone()
                 };
                 let mut node = Node::new(
-                    name.to_string(),
-                    location,
+                    name.clone(),
+                    location.clone(),
                     Some(parent),
                     NodeKind::Package {
                         real_name,
@@ -517,14 +512,15 @@ impl<'a> Resolver<'a> {
                         resolved: String::new(),
                         integrity: None,
                     },
-                    Arc::new(m.clone()),
-                    platform_ok(&m),
+                    m.clone(),
+                    platform_ok(m),
                 );
                 // Every dependency, bundled ones included (they resolve inside the bundle).
-                node.edges = edges_of(&m, true, false);
+                node.edges = edges_of(m, true, false);
                 node.in_bundle = true;
                 tree.nodes.push(node);
-                tree.nodes[parent].children.insert(name.to_string(), idx);
+                tree.nodes[parent].children.insert(name, idx);
+                at.insert(location, idx);
             }
             // The bundler's bundled edges and the bundle's own edges now find the copies inside.
             let all_edges = edges_of(&tree.nodes[b].manifest, true, false);
@@ -804,29 +800,6 @@ fn bundle_tarball(n: &Node, cfg: &NpmConfig, project: &Path) -> Option<crate::st
         }
         _ => None,
     }
-}
-
-/// `node_modules/a/package.json`, `node_modules/@s/b/node_modules/c/package.json`: a bundled
-/// package's manifest (not a file deeper inside one).
-fn is_bundled_manifest(path: &str) -> bool {
-    let Some(dir) = path.strip_suffix("/package.json") else {
-        return false;
-    };
-    let mut parts = dir.split('/').peekable();
-    let mut any = false;
-    while let Some(nm) = parts.next() {
-        if nm != "node_modules" {
-            return false;
-        }
-        let Some(first) = parts.next() else {
-            return false;
-        };
-        if first.starts_with('@') && parts.next().is_none() {
-            return false;
-        }
-        any = true;
-    }
-    any
 }
 
 /// `a/node_modules/b` → (`a`, `b`); scoped names stay whole.

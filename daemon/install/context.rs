@@ -25,6 +25,8 @@ pub struct Installer {
     pub(super) link_memory: Mutex<HashMap<(u64, u64), Method>>,
     /// `node --version` per PATH.
     pub(super) node_versions: Mutex<HashMap<String, Option<semver::Version>>>,
+    /// Bundled dependencies' manifests per bundler tarball, kept across resolves.
+    pub(super) bundles: crate::bundled::BundleCache,
 }
 
 pub type EventSender = mpsc::Sender<std::result::Result<InstallEvent, tonic::Status>>;
@@ -200,6 +202,7 @@ impl Installer {
             registry,
             link_memory: Mutex::new(HashMap::new()),
             node_versions: Mutex::new(HashMap::new()),
+            bundles: Default::default(),
         }
     }
 }

@@ -183,6 +183,7 @@ async fn resolve(
     let mut resolver = Resolver {
         registry: &installer.registry,
         store: &installer.store,
+        bundles: &installer.bundles,
         project: &inputs.dir,
         cfg: &inputs.cfg,
         network: inputs.network,
