@@ -246,8 +246,13 @@ impl Graph {
             }
         };
         let id = self.nodes.len();
-        for &name in edge_names.iter() {
-            self.dependents.entry(name).or_default().push(id);
+        let virtual_ = matches!(n.kind, Kind::Virtual { .. });
+        // A virtual root copies all its source's edges but only its children can meet them:
+        // `edges_in` asks it directly instead of listing it under every name it depends on.
+        if !virtual_ {
+            for &name in edge_names.iter() {
+                self.dependents.entry(name).or_default().push(id);
+            }
         }
         push_named(&mut self.by_name, &n.name, id);
         let name_id = self.intern(&n.name);
@@ -255,7 +260,6 @@ impl Graph {
             Kind::Package { version, .. } => semver_npm::parse_version(version),
             _ => semver_npm::parse_version(&n.manifest.version),
         };
-        let virtual_ = matches!(n.kind, Kind::Virtual { .. });
         self.nodes.push(Node {
             name: n.name,
             name_id,
@@ -400,6 +404,8 @@ impl Graph {
 
     /// Put `id` under `parent` (its node_modules), clobbering what was there.
     pub fn set_parent(&mut self, id: Id, parent: Id) {
+        // `edges_in` counts on a virtual root never having a parent.
+        debug_assert!(!matches!(self.nodes[id].kind, Kind::Virtual { .. }));
         self.unlink(id);
         let name = self.nodes[id].name.clone();
         self.child_at.insert((parent, self.nodes[id].name_id), id);
@@ -417,6 +423,7 @@ impl Graph {
     }
 
     pub fn set_fs_parent(&mut self, id: Id, fs_parent: Id) {
+        debug_assert!(!matches!(self.nodes[id].kind, Kind::Virtual { .. }));
         self.nodes[id].fs_parent = Some(fs_parent);
     }
 
@@ -602,11 +609,37 @@ impl Graph {
         self.satisfied_by(self.edge(e), n)
     }
 
-    /// Edges that resolve to `id` (from nodes in the same tree).
+    /// Edges that resolve to `id` (from nodes in the same tree), in the order of their nodes'
+    /// creation.
     pub fn edges_in(&self, id: Id) -> impl Iterator<Item = ERef> + '_ {
         let name = self.nodes[id].name_id;
         let virtual_ = self.nodes[id].virtual_;
         let froms = self.dependents.get(&name).map_or(&[][..], Vec::as_slice);
+        // Virtual roots are not in `dependents` (see `add`). One resolves only to its own
+        // children (it has no parent), so the one that can reach `id` is `id`'s parent.
+        let vr = (self.nodes[id].parent)
+            .filter(|&p| matches!(self.nodes[p].kind, Kind::Virtual { .. }));
+        let from_vr = vr
+            .filter(|&r| self.resolve_id(r, name) == Some(id))
+            .and_then(|r| self.edge_named_id(r, name));
+        let split = vr.map_or(froms.len(), |r| {
+            froms.iter().position(|&f| f > r).unwrap_or(froms.len())
+        });
+        let (before, after) = froms.split_at(split);
+        self.edges_in_from(before, id, name, virtual_)
+            .chain(from_vr)
+            .chain(self.edges_in_from(after, id, name, virtual_))
+    }
+
+    /// The edges named `name` of nodes `froms` (listed once or more each, in a row) that
+    /// resolve to `id`, from nodes in `id`'s kind of tree.
+    fn edges_in_from<'g>(
+        &'g self,
+        froms: &'g [Id],
+        id: Id,
+        name: NameId,
+        virtual_: bool,
+    ) -> impl Iterator<Item = ERef> + 'g {
         let mut last = usize::MAX;
         froms.iter().filter_map(move |&f| {
             // Edges never cross between a virtual root and the project's tree.
