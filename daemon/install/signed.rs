@@ -116,7 +116,7 @@ impl Early {
             };
             if n.in_bundle
                 || !crate::tree::is_registry_resolved(resolved)
-                || cfg.registry_for(n.real_name()) != url
+                || cfg.registry_base(n.real_name()) != url.as_str()
             {
                 return;
             }

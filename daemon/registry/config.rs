@@ -19,6 +19,10 @@ pub struct NpmConfig {
     values: HashMap<String, String>,
     /// The team's remote tarball cache (`hoard-remote-cache`), or why it cannot be used.
     remote: Option<Result<std::sync::Arc<crate::remote::RemoteCache>, String>>,
+    /// `registry` with a trailing slash (asked once per package a resolve looks at).
+    registry: String,
+    /// Whether a release-age setting needs publication times (see `wants_publish_times`).
+    publish_times: bool,
 }
 
 impl NpmConfig {
@@ -32,7 +36,24 @@ impl NpmConfig {
                 let mode = values.get("hoard-remote-cache-mode").map(String::as_str);
                 crate::remote::RemoteCache::open(url, mode, env).map(std::sync::Arc::new)
             });
-        NpmConfig { values, remote }
+        NpmConfig::assemble(values, remote)
+    }
+
+    fn assemble(
+        values: HashMap<String, String>,
+        remote: Option<Result<std::sync::Arc<crate::remote::RemoteCache>, String>>,
+    ) -> NpmConfig {
+        let get = |k: &str| values.get(k).map(String::as_str);
+        let registry = with_slash(get("registry").unwrap_or(DEFAULT_REGISTRY));
+        let publish_times = ["before", "min-release-age", "minimum-release-age"]
+            .iter()
+            .any(|k| get(k).is_some_and(|v| !v.is_empty() && v != "0" && v != "null"));
+        NpmConfig {
+            values,
+            remote,
+            registry,
+            publish_times,
+        }
     }
 
     /// The remote tarball cache this request uses; an error when `hoard-remote-cache` is set
@@ -49,10 +70,7 @@ impl NpmConfig {
 
     #[cfg(test)]
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> NpmConfig {
-        NpmConfig {
-            values: pairs.into_iter().collect(),
-            remote: None,
-        }
+        NpmConfig::assemble(pairs.into_iter().collect(), None)
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -81,24 +99,24 @@ impl NpmConfig {
     /// Whether resolution needs each version's publication time (a release-age cooldown is
     /// set), so the full packument must be fetched: the abbreviated one has no `time`.
     pub fn wants_publish_times(&self) -> bool {
-        ["before", "min-release-age", "minimum-release-age"]
-            .iter()
-            .any(|k| {
-                self.get(k)
-                    .is_some_and(|v| !v.is_empty() && v != "0" && v != "null")
-            })
+        self.publish_times
     }
 
     /// The default registry, with a trailing slash.
     pub fn default_registry(&self) -> String {
-        with_slash(self.get("registry").unwrap_or(DEFAULT_REGISTRY))
+        self.registry.clone()
     }
 
     /// The registry serving `name` (`@scope:registry` for scoped names).
     pub fn registry_for(&self, name: &str) -> String {
+        self.registry_base(name).into_owned()
+    }
+
+    /// `registry_for`, borrowed when it is the default registry (no allocation per name).
+    pub fn registry_base(&self, name: &str) -> std::borrow::Cow<'_, str> {
         match name.split_once('/') {
-            Some((scope, _)) if name.starts_with('@') => self.registry_for_scope(scope),
-            _ => self.default_registry(),
+            Some((scope, _)) if name.starts_with('@') => self.registry_for_scope(scope).into(),
+            _ => self.registry.as_str().into(),
         }
     }
 

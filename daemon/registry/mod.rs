@@ -131,7 +131,20 @@ fn now_secs() -> u64 {
 
 /// The packument URL of `name` on `registry` (scoped names as `@scope%2fname`).
 pub fn packument_url(registry: &str, name: &str) -> String {
-    format!("{registry}{}", name.replace('/', "%2f"))
+    let mut url = String::with_capacity(registry.len() + name.len() + 2);
+    url.push_str(registry);
+    for (i, part) in name.split('/').enumerate() {
+        if i > 0 {
+            url.push_str("%2f");
+        }
+        url.push_str(part);
+    }
+    url
+}
+
+/// The URL of `name`'s packument under `cfg`.
+fn packument_url_of(cfg: &NpmConfig, name: &str) -> String {
+    packument_url(&cfg.registry_base(name), name)
 }
 
 impl Registry {
@@ -161,8 +174,7 @@ impl Registry {
         cfg: &NpmConfig,
         network: Network,
     ) -> Result<Arc<Packument>> {
-        let registry = cfg.registry_for(name);
-        let url = packument_url(&registry, name);
+        let url = packument_url_of(cfg, name);
         let need_time = cfg.wants_publish_times();
         if let Some(p) = self.hot_hit(&url, network)
             && (p.has_time || !need_time)
@@ -218,7 +230,7 @@ impl Registry {
         cfg: &NpmConfig,
         network: Network,
     ) -> Result<Arc<Packument>> {
-        let url = packument_url(&cfg.registry_for(name), name);
+        let url = packument_url_of(cfg, name);
         if let Some(p) = self.hot_hit(&url, network)
             && p.has_time
         {
@@ -230,7 +242,7 @@ impl Registry {
 
     /// Whether `name`'s packument is in memory and fresh (a request would not wait).
     pub fn is_hot(&self, name: &str, cfg: &NpmConfig, network: Network) -> bool {
-        let url = packument_url(&cfg.registry_for(name), name);
+        let url = packument_url_of(cfg, name);
         self.hot_hit(&url, network).is_some()
     }
 
@@ -242,7 +254,7 @@ impl Registry {
         network: Network,
         t: std::time::Instant,
     ) -> bool {
-        let url = packument_url(&cfg.registry_for(name), name);
+        let url = packument_url_of(cfg, name);
         let Ok(hot) = self.hot.lock() else {
             return false;
         };
