@@ -617,8 +617,8 @@ impl Graph {
         let froms = self.dependents.get(&name).map_or(&[][..], Vec::as_slice);
         // Virtual roots are not in `dependents` (see `add`). One resolves only to its own
         // children (it has no parent), so the one that can reach `id` is `id`'s parent.
-        let vr = (self.nodes[id].parent)
-            .filter(|&p| matches!(self.nodes[p].kind, Kind::Virtual { .. }));
+        let vr =
+            (self.nodes[id].parent).filter(|&p| matches!(self.nodes[p].kind, Kind::Virtual { .. }));
         let from_vr = vr
             .filter(|&r| self.resolve_id(r, name) == Some(id))
             .and_then(|r| self.edge_named_id(r, name));
