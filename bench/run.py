@@ -6,7 +6,9 @@ of the registry (bench/mirror.py, built once and kept in bench/.work/mirror), wi
 and HOME, in the nine scenarios of pnpm's public benchmark. Runs are interleaved tool by tool
 (the order reversed every other round), one warm-up run per scenario is discarded, node_modules is renamed into a trash folder between
 runs (deleting right before a run slows the next one on this ext4), and `sync` precedes every
-timed run. Also measured: peak RSS of each tool's process (and of hoardd), disk used, hoard's
+timed run. Before each fixture is timed, the run waits until creating a file costs at most
+--settle-us (a big delete, even minutes before, can make each create 10-30x dearer here), and it
+refuses to start with less than --min-free-gb free. Also measured: peak RSS of each tool's process (and of hoardd), disk used, hoard's
 five-checkouts and three-projects-at-once scenarios, and hoard's per-phase timings.
 
     bench/run.sh [--runs 3] [--fixtures alotta-files,small-app] [--tools hoard,bun,pnpm,npm]
@@ -252,6 +254,45 @@ class Tool:
         shutil.copy(self.lock(), self.golden_lock)
 
 
+def creation_probe(trash):
+    """Microseconds per file created (2,000 small files in 20 folders, moved to the trash after).
+    On ext4 without a journal, the allocator skips every inode freed in the last one to six
+    minutes, so right after a big delete each create can cost 100-500 us instead of ~15, for
+    every tool alike but not equally (bun's cold install took 8.8 s instead of 1.4 s)."""
+    d = os.path.join(WORK, f"probe-{time.time_ns()}")
+    os.makedirs(d)
+    t0 = time.perf_counter()
+    for i in range(20):
+        sd = os.path.join(d, str(i))
+        os.mkdir(sd)
+        for j in range(100):
+            fd = os.open(os.path.join(sd, str(j)), os.O_CREAT | os.O_WRONLY, 0o644)
+            os.write(fd, b"x" * 100)
+            os.close(fd)
+    us = (time.perf_counter() - t0) / 2000 * 1e6
+    trash.put(d)
+    return us
+
+
+def settle(trash, limit_us, max_wait_s):
+    """Wait (up to max_wait_s) until creating a file costs at most limit_us; the last figure."""
+    waited = 0
+    while True:
+        us = creation_probe(trash)
+        if us <= limit_us or waited >= max_wait_s:
+            if us > limit_us:
+                log(f"file creation still costs {us:.0f} us after {waited} s: timing anyway, the figures are skewed")
+            return us
+        log(f"file creation costs {us:.0f} us (> {limit_us} us: freed inodes are being skipped); waiting 30 s")
+        time.sleep(30)
+        waited += 30
+
+
+def free_gb(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize / (1 << 30)
+
+
 def du_kb(paths):
     paths = [p for p in paths if os.path.exists(p)]
     if not paths:
@@ -324,6 +365,11 @@ def main():
     ap.add_argument("--live", action="store_true",
                     help="no mirror: every tool talks to the public registry (cold figures vary run to run)")
     ap.add_argument("--skip-extras", action="store_true", help="skip hoard's checkouts/concurrent scenarios")
+    ap.add_argument("--settle-us", type=int, default=60,
+                    help="before each fixture, wait until creating a file costs at most this (see creation_probe)")
+    ap.add_argument("--settle-max-s", type=int, default=480, help="longest wait for --settle-us")
+    ap.add_argument("--min-free-gb", type=float, default=15,
+                    help="refuse to start with less free disk than this (the trash is deleted only at the end)")
     args = ap.parse_args()
     if args.live:
         global REGISTRY
@@ -332,6 +378,11 @@ def main():
     scenarios = args.scenarios.split(",")
     fixtures = args.fixtures.split(",")
     started = time.time()
+    os.makedirs(WORK, exist_ok=True)
+    if free_gb(WORK) < args.min_free_gb:
+        sys.exit(f"only {free_gb(WORK):.1f} GB free under {WORK}: a run keeps every node_modules and "
+                 f"cache it made until it ends (several GB per fixture and tool); free some space or "
+                 f"pass --min-free-gb")
 
     log("building hoard (release)")
     sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
@@ -353,6 +404,9 @@ def main():
                 t.baseline()
             warm = mirror_stats()
             res = {"scenarios": {}, "rss_kb": {}, "disk_kb": {}, "packages": count_packages(ts)}
+            res["create_us"] = settle(trash, args.settle_us, args.settle_max_s)
+            if free_gb(WORK) < 2:
+                log(f"warning: {free_gb(WORK):.1f} GB free: the next runs may fail with ENOSPC")
             for sc in scenarios:
                 times = {t: [] for t in tools}
                 rss = {t: [] for t in tools}
@@ -547,6 +601,8 @@ def write(results, tools, scenarios, name=None):
         if res.get("cp_al_seconds"):
             f = res["cp_al_seconds"]
             lines += ["", f"Floor: `cp -al` of the same node_modules: {fmt_s(statistics.median(f))} ({fmt_s(min(f))}–{fmt_s(max(f))})."]
+        if res.get("create_us") is not None:
+            lines += ["", f"Creating a file cost {res['create_us']:.0f} us before timing began (`creation_probe`)."]
         lines += ["", "| | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|",
                   "| peak RSS of the tool's process | " + " | ".join(f"{res['rss_kb'][t] / 1024:.0f} MB" for t in tools) + " |",
                   "| disk: cache/store | " + " | ".join(f"{res['disk_kb'][t]['cache'] / 1024:.0f} MB" for t in tools) + " |",
