@@ -69,7 +69,7 @@ fn read_bundled(store: &Store, stored: &StoredPackage) -> Result<Vec<Bundled>> {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
             continue;
         };
-        let name = dir.rsplit_once("node_modules/").map_or(dir, |(_, n)| n);
+        let (_, name) = crate::tree::split_location(dir);
         out.push(Bundled {
             dir: dir.to_string(),
             manifest: Arc::new(Manifest::from_json(name, &v)),

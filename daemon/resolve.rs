@@ -27,7 +27,7 @@ use crate::registry::config::NpmConfig;
 use crate::registry::packument::Manifest;
 use crate::registry::{Network, Registry};
 use crate::spec::{Spec, validate_name};
-use crate::tree::{Edge, Node, NodeKind, Tree, edges_of};
+use crate::tree::{Edge, Node, NodeKind, Tree, edges_of, split_location};
 
 /// A warning collected during resolution: (code, package, message).
 pub type Note = (String, String, String);
@@ -799,16 +799,5 @@ fn bundle_tarball(n: &Node, cfg: &NpmConfig, project: &Path) -> Option<crate::st
             n.tarball_ref(cfg, project)
         }
         _ => None,
-    }
-}
-
-/// `a/node_modules/b` → (`a`, `b`); scoped names stay whole.
-fn split_location(loc: &str) -> (&str, &str) {
-    match loc.rfind("node_modules/") {
-        Some(i) => (
-            loc[..i].trim_end_matches('/'),
-            &loc[i + "node_modules/".len()..],
-        ),
-        None => ("", loc),
     }
 }

@@ -75,6 +75,17 @@ pub struct Node {
     pub platform_ok: bool,
 }
 
+/// `a/node_modules/b` → (`a`, `b`); scoped names stay whole.
+pub fn split_location(loc: &str) -> (&str, &str) {
+    match loc.rfind("node_modules/") {
+        Some(i) => (
+            loc[..i].trim_end_matches('/'),
+            &loc[i + "node_modules/".len()..],
+        ),
+        None => ("", loc),
+    }
+}
+
 /// Whether a `resolved` URL is a registry tarball (`<host>/<name>/-/<file>-<digit>…`), the shape
 /// npm trusts a registry identity from (a bare `https://host/-/x-1.0.0.tgz` is not one).
 pub fn is_registry_resolved(resolved: &str) -> bool {

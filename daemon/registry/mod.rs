@@ -131,15 +131,7 @@ fn now_secs() -> u64 {
 
 /// The packument URL of `name` on `registry` (scoped names as `@scope%2fname`).
 pub fn packument_url(registry: &str, name: &str) -> String {
-    let mut url = String::with_capacity(registry.len() + name.len() + 2);
-    url.push_str(registry);
-    for (i, part) in name.split('/').enumerate() {
-        if i > 0 {
-            url.push_str("%2f");
-        }
-        url.push_str(part);
-    }
-    url
+    format!("{registry}{}", name.replace('/', "%2f"))
 }
 
 /// The URL of `name`'s packument under `cfg`.
