@@ -6,7 +6,7 @@
 //!
 //! Must not: decide where packages go (the planners do), download, or run package code.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +16,7 @@ use rustc_hash::FxHashSet;
 use tracing::{debug, instrument};
 
 use super::method::{self, LinkState, Method, Requested};
+use super::schedule;
 use super::state::{State, read_state, remove_state};
 use super::{LinkReport, Plan, PlannedLink, PlannedPackage, mkdir_all, rename};
 use crate::error::{HoardError, Result};
@@ -312,9 +313,9 @@ fn probe(
     Ok(state)
 }
 
-/// Build every changed package in staging and rename it into place, by depth (parents before
-/// nested packages), in parallel within a depth. Returns (files linked, packages repaired,
-/// bytes downloaded to repair them).
+/// Build every changed package (in staging and renamed into place, or in place when nothing
+/// was there), each after the package folder it is nested in, the biggest ready ones first
+/// (`schedule`). Returns (files linked, packages repaired, bytes downloaded to repair them).
 fn build_changed(
     project: &Path,
     changed: &[&PlannedPackage],
@@ -323,57 +324,70 @@ fn build_changed(
     bench: &Workbench,
     hooks: &Hooks<'_>,
 ) -> Result<(u64, u64, u64)> {
-    let mut by_depth: BTreeMap<usize, Vec<&PlannedPackage>> = BTreeMap::new();
-    for p in changed {
-        by_depth
-            .entry(p.location.matches("node_modules/").count())
-            .or_default()
-            .push(p);
-    }
     let total = changed.len() as u64;
     let (counter, done, files) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let (repaired, repaired_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
-    for (_, level) in by_depth {
-        level.par_iter().try_for_each(|p| -> Result<()> {
-            failpoint_link_hold();
-            if (hooks.cancelled)() {
-                return Err(HoardError::Cancelled("while linking".into()));
-            }
-            let dest = project.join(&p.location);
-            // Nothing there yet (a new node_modules): built where it goes, without a staging
-            // folder and a rename. Safe because the state file is gone until the install ends:
-            // a half-built folder is rebuilt by the next install.
-            let in_place = std::fs::create_dir(&dest).is_ok();
-            let stage = if in_place {
-                dest.clone()
-            } else {
-                let stage = bench
-                    .staging
-                    .join(counter.fetch_add(1, Ordering::Relaxed).to_string());
-                mkdir_all(&stage)?;
-                stage
-            };
-            let built = build_or_repair(&stage, p, store, links, hooks)?;
-            files.fetch_add(built.files, Ordering::Relaxed);
-            if let Some(bytes) = built.repaired_bytes {
-                repaired.fetch_add(1, Ordering::Relaxed);
-                repaired_bytes.fetch_add(bytes, Ordering::Relaxed);
-            }
-            if !in_place {
-                swap_in(&stage, &dest, bench)?;
-            }
-            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if d.is_multiple_of(16) || d == total {
-                (hooks.progress)(d, total, p.key.split(' ').next().unwrap_or(""));
-            }
-            Ok(())
-        })?;
-    }
+    schedule::run(changed, rayon::current_num_threads(), |p| -> Result<()> {
+        failpoint_link_hold();
+        if (hooks.cancelled)() {
+            return Err(HoardError::Cancelled("while linking".into()));
+        }
+        let dest = project.join(&p.location);
+        // Nothing there yet (a new node_modules): built where it goes, without a staging
+        // folder and a rename. Safe because the state file is gone until the install ends:
+        // a half-built folder is rebuilt by the next install.
+        let in_place = make_new_dir(&dest);
+        let stage = if in_place {
+            dest.clone()
+        } else {
+            let stage = bench
+                .staging
+                .join(counter.fetch_add(1, Ordering::Relaxed).to_string());
+            mkdir_all(&stage)?;
+            stage
+        };
+        let built = build_or_repair(&stage, p, store, links, hooks)?;
+        files.fetch_add(built.files, Ordering::Relaxed);
+        if let Some(bytes) = built.repaired_bytes {
+            repaired.fetch_add(1, Ordering::Relaxed);
+            repaired_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        if !in_place {
+            swap_in(&stage, &dest, bench)?;
+        }
+        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if d.is_multiple_of(16) || d == total {
+            (hooks.progress)(d, total, p.key.split(' ').next().unwrap_or(""));
+        }
+        Ok(())
+    })?;
     Ok((
         files.load(Ordering::Relaxed),
         repaired.load(Ordering::Relaxed),
         repaired_bytes.load(Ordering::Relaxed),
     ))
+}
+
+/// Create `dest`, and its parent when that is missing (the `node_modules` folder of a package
+/// built just before: `schedule` builds a package after the one it is nested in). Whether
+/// `dest` is new and empty.
+fn make_new_dir(dest: &Path) -> bool {
+    match std::fs::create_dir(dest) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => dest.parent().is_some_and(|p| {
+            std::fs::create_dir_all(p).is_ok() && std::fs::create_dir(dest).is_ok()
+        }),
+        Err(_) => false,
+    }
+}
+
+impl schedule::Job for &PlannedPackage {
+    fn location(&self) -> &str {
+        &self.location
+    }
+    fn weight(&self) -> usize {
+        self.stored.files.len()
+    }
 }
 
 /// Tests only: what the link failpoint holds each package for.

@@ -21,6 +21,7 @@ pub mod method;
 pub mod plan;
 pub mod relink;
 pub mod scc;
+pub mod schedule;
 pub mod slots;
 pub mod state;
 pub mod swap;
