@@ -160,9 +160,9 @@ impl RegistrySource<'_> {
         {
             tracing::debug!(name = real_name, "placement waits for metadata");
         }
-        let p = self
-            .registry
-            .packument(real_name, self.cfg, self.network)
+        // Boxed: the fetch's future is big, and unboxed it would be part of (and moved with)
+        // every node the resolver makes, though most names are already in memory.
+        let p = Box::pin(self.registry.packument(real_name, self.cfg, self.network))
             .await
             .map_err(|e| LoadError::new(e.reason(), e.to_string()))?;
         if let Ok(mut m) = self.seen.lock() {
@@ -309,14 +309,13 @@ impl Source for RegistrySource<'_> {
         match spec {
             Spec::Alias { name: real, spec } => self.pick_from_registry(real, spec).await,
             Spec::Range(_) | Spec::Tag(_) => self.pick_from_registry(name, spec).await,
-            Spec::Tarball(_) | Spec::LocalTarball(_) => self
-                .tarball_manifest(name, spec)
+            // The rare kinds are boxed, so that their big futures are not part of every pick's.
+            Spec::Tarball(_) | Spec::LocalTarball(_) => Box::pin(self.tarball_manifest(name, spec))
                 .await
                 .map_err(|e| LoadError::new(e.reason(), e.to_string())),
             Spec::Git(g) => match self.allow_git.refusal(name, g) {
                 Some(why) => Err(LoadError::new("GIT_NOT_ALLOWED", why)),
-                None => self
-                    .git_manifest(name, g)
+                None => Box::pin(self.git_manifest(name, g))
                     .await
                     .map_err(|e| LoadError::new(e.reason(), e.to_string())),
             },
