@@ -10,6 +10,9 @@
 //! blocking pool runs many threads, and an arena per thread keeps freed memory scattered and
 //! resident), trimmed by `give_back` too. Elsewhere the system allocator is used as it is.
 //!
+//! Values whose freeing can wait are kept (`free_later`) until an install's client has its
+//! answer (`free_deferred`).
+//!
 //! Must not: allocate on behalf of anyone, or run on the async executor (purging and trimming
 //! walk the heaps).
 
@@ -61,6 +64,28 @@ pub fn give_back() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Values kept by `free_later` until `free_deferred`.
+static DEFERRED: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Keep `value` (a resolver's graph, an install's tree) to be freed by `free_deferred` once the
+/// client has its answer: freeing one takes a millisecond or more, and on two cores even a
+/// thread of its own would take that from the answer's last steps.
+pub fn free_later<T: Send + 'static>(value: T) {
+    if let Ok(mut d) = DEFERRED.lock() {
+        d.push(Box::new(value));
+    }
+}
+
+/// Free what `free_later` kept. Blocking: call it from the blocking pool, after the answer.
+pub fn free_deferred() {
+    let kept = DEFERRED
+        .lock()
+        .map(|mut d| std::mem::take(&mut *d))
+        .unwrap_or_default();
+    drop(kept);
 }
 
 #[cfg(target_os = "linux")]

@@ -453,7 +453,7 @@ impl<'a> Resolver<'a> {
         self.add_bundles(&mut tree).await?;
         let done = self.finish(&g, tree, &origin, &failures);
         // Freeing a big graph takes milliseconds: not on the way to the answer.
-        tokio::task::spawn_blocking(move || drop(g));
+        crate::memory::free_later(g);
         done
     }
 

@@ -110,10 +110,12 @@ impl Installer {
         let mut record = stage("record", record::plan_of_record(&run, &inputs)).await?;
         if inputs.lock_only {
             run.point_of_no_return()?;
-            return stage("finish", async {
+            let summary = stage("finish", async {
                 finish::lock_only(&run, &inputs, &record)
             })
             .await;
+            crate::memory::free_later((record, inputs));
+            return summary;
         }
         let fetched = stage("fetch", fetch::fetch(&run, &inputs, &record.tree)).await?;
         record.integrity_filled = fetch::fill_integrity(&mut record.tree, &fetched.stored);
@@ -132,6 +134,7 @@ impl Installer {
             millis = summary.total_millis,
             "install finished"
         );
+        crate::memory::free_later((record, inputs));
         Ok(summary)
     }
 }

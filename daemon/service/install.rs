@@ -45,6 +45,8 @@ pub(super) fn spawn(
             // The dashboard hears "finished" after every event the client got.
             drop(tx);
             let _ = forwarded.await;
+            // The client has its answer: free what the install kept for now.
+            tokio::task::spawn_blocking(crate::memory::free_deferred);
             d.emit_live(&key, kind, &end.message);
             if end.worked {
                 give_back_when_idle(d.clone());
