@@ -256,13 +256,15 @@ impl Ahead {
             }
         };
         let cancel = self.stop.child_token();
-        match self
+        let prepared = self
             .installer
             .prepare(req, cancel, || {
                 host.emit(&dir, Kind::NodeModulesOutOfDate, String::new())
             })
-            .await
-        {
+            .await;
+        // No client waits for this one: what its resolution kept goes at once.
+        tokio::task::spawn_blocking(crate::memory::free_deferred);
+        match prepared {
             Ok(p) if p.up_to_date => debug!("node_modules is up to date"),
             Ok(p) => {
                 let msg = if p.ready {
