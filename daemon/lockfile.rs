@@ -83,16 +83,16 @@ pub fn default_tarball_url(cfg: &NpmConfig, name: &str, version: &str) -> String
     format!("{}{name}/-/{base}-{version}.tgz", cfg.registry_for(name))
 }
 
+/// The package name a location gives it (a workspace folder's last component).
 fn name_from_location(loc: &str) -> &str {
-    match loc.rfind("node_modules/") {
-        Some(i) => &loc[i + "node_modules/".len()..],
+    match crate::tree::location_parts(loc) {
+        Some((_, name)) => name,
         None => loc.rsplit('/').next().unwrap_or(loc),
     }
 }
 
 fn parent_location(loc: &str) -> Option<&str> {
-    let i = loc.rfind("node_modules/")?;
-    Some(loc[..i].trim_end_matches('/'))
+    crate::tree::location_parts(loc).map(|(parent, _)| parent)
 }
 
 /// Build a tree from a lockfile. `root` is the project's package.json; `workspace_manifests`

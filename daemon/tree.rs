@@ -75,15 +75,20 @@ pub struct Node {
     pub platform_ok: bool,
 }
 
-/// `a/node_modules/b` → (`a`, `b`); scoped names stay whole.
+/// `a/node_modules/b` → (`a`, `b`); scoped names stay whole. A location with no
+/// `node_modules/` (a workspace folder) → (``, the location).
 pub fn split_location(loc: &str) -> (&str, &str) {
-    match loc.rfind("node_modules/") {
-        Some(i) => (
-            loc[..i].trim_end_matches('/'),
-            &loc[i + "node_modules/".len()..],
-        ),
-        None => ("", loc),
-    }
+    location_parts(loc).unwrap_or(("", loc))
+}
+
+/// `a/node_modules/b` → Some((`a`, `b`)), `node_modules/@s/b` → Some((``, `@s/b`)); None when the
+/// location is not inside a `node_modules` folder (the root, a workspace folder).
+pub fn location_parts(loc: &str) -> Option<(&str, &str)> {
+    let i = loc.rfind("node_modules/")?;
+    Some((
+        loc[..i].trim_end_matches('/'),
+        &loc[i + "node_modules/".len()..],
+    ))
 }
 
 /// Whether a `resolved` URL is a registry tarball (`<host>/<name>/-/<file>-<digit>…`), the shape

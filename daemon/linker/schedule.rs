@@ -35,14 +35,14 @@ fn nesting<J: Job>(jobs: &[J]) -> (Vec<usize>, Vec<Vec<usize>>) {
     for (i, j) in jobs.iter().enumerate() {
         let mut loc = j.location();
         let parent = loop {
-            match loc.rfind("/node_modules/") {
-                Some(cut) => {
-                    loc = &loc[..cut];
+            match crate::tree::location_parts(loc) {
+                Some((up, _)) if !up.is_empty() => {
+                    loc = up;
                     if let Some(&p) = at.get(loc) {
                         break Some(p);
                     }
                 }
-                None => break None,
+                _ => break None,
             }
         };
         match parent {

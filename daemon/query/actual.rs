@@ -537,11 +537,10 @@ pub fn load_virtual(dir: &Path, lock: &Map<String, Value>, from_disk: bool) -> R
     let mut links = vec![];
     for key in keys {
         let entry = &lock[key.as_str()];
-        let (parent, name) = match key.rfind("node_modules/") {
-            Some(i) => {
-                let pl = key[..i].trim_end_matches('/');
+        let (parent, name) = match crate::tree::location_parts(key) {
+            Some((pl, name)) => {
                 let Some(&p) = by_loc.get(pl) else { continue };
-                (Some(p), key[i + "node_modules/".len()..].to_string())
+                (Some(p), name.to_string())
             }
             None => (None, key.rsplit('/').next().unwrap_or(key).to_string()),
         };
