@@ -23,7 +23,7 @@ use crate::pick::platform_ok;
 use crate::registry::config::NpmConfig;
 use crate::registry::packument::{Manifest, str_map};
 use crate::spec::{Spec, validate_name};
-use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree};
+use crate::tree::{Edge, EdgeKind, Node, NodeKind, Tree, name_from_location};
 
 pub const FILE: &str = "package-lock.json";
 
@@ -81,14 +81,6 @@ fn offset_of(bytes: &[u8], line: usize, column: usize) -> Option<usize> {
 pub fn default_tarball_url(cfg: &NpmConfig, name: &str, version: &str) -> String {
     let base = name.rsplit('/').next().unwrap_or(name);
     format!("{}{name}/-/{base}-{version}.tgz", cfg.registry_for(name))
-}
-
-/// The package name a location gives it (a workspace folder's last component).
-fn name_from_location(loc: &str) -> &str {
-    match crate::tree::location_parts(loc) {
-        Some((_, name)) => name,
-        None => loc.rsplit('/').next().unwrap_or(loc),
-    }
 }
 
 fn parent_location(loc: &str) -> Option<&str> {

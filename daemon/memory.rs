@@ -13,8 +13,8 @@
 //! Values whose freeing can wait are kept (`free_later`) until an install's client has its
 //! answer (`free_deferred`).
 //!
-//! Must not: allocate on behalf of anyone, or run on the async executor (purging and trimming
-//! walk the heaps).
+//! Must not: allocate on behalf of anyone (beyond the box `free_later` keeps a value in), or
+//! run on the async executor (purging and trimming walk the heaps).
 
 #[cfg(target_os = "linux")]
 #[global_allocator]

@@ -81,6 +81,14 @@ pub fn split_location(loc: &str) -> (&str, &str) {
     location_parts(loc).unwrap_or(("", loc))
 }
 
+/// The package name a location gives it (a workspace folder's: its last component).
+pub fn name_from_location(loc: &str) -> &str {
+    match location_parts(loc) {
+        Some((_, name)) => name,
+        None => loc.rsplit('/').next().unwrap_or(loc),
+    }
+}
+
 /// `a/node_modules/b` → Some((`a`, `b`)), `node_modules/@s/b` → Some((``, `@s/b`)); None when the
 /// location is not inside a `node_modules` folder (the root, a workspace folder).
 pub fn location_parts(loc: &str) -> Option<(&str, &str)> {

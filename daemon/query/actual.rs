@@ -542,7 +542,7 @@ pub fn load_virtual(dir: &Path, lock: &Map<String, Value>, from_disk: bool) -> R
                 let Some(&p) = by_loc.get(pl) else { continue };
                 (Some(p), name.to_string())
             }
-            None => (None, key.rsplit('/').next().unwrap_or(key).to_string()),
+            None => (None, crate::tree::name_from_location(key).to_string()),
         };
         let logical = root_real.join(key.as_str());
         let real = match parent {
