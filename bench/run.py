@@ -53,17 +53,41 @@ SCENARIOS = {
 }
 LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "bun": "bun.lock", "hoard": "package-lock.json",
              "hoard-base": "package-lock.json", "hoard-global": "package-lock.json",
-             "hoard-nosig": "package-lock.json"}
+             "hoard-nosig": "package-lock.json", "link-floor": "package-lock.json",
+             "link-floor-check": "package-lock.json"}
 # `--tools hoard-base` is a second hoard build, from the checkout in $HOARD_BASE_DIR (A/B runs).
 # `--tools hoard-global` is this checkout's hoard with `layout=global` in the project's .npmrc.
 # `--tools hoard-nosig` is this checkout's hoard with `verify-signatures=off` (with `--sign`, the
 # cost of checking registry signatures is hoard against hoard-nosig).
+# `--tools link-floor` is not an installer: bench/link_floor.rs rebuilds a finished node_modules
+# (hoard's, made once in its baseline) with only mkdir, linkat and symlink on both cores, the
+# least any hard-linking installer can do; it is timed in the warm install (cache+lockfile) only.
+# `--tools link-floor-check` is the same with each file stat'ed before it is linked (hoard's check
+# that a store file is whole, store-format.md).
+FLOORS = {"link-floor": [], "link-floor-check": ["--check"]}
+FLOOR_SCENARIOS = {"cache+lockfile"}
 HOARD_ROOTS = {"hoard": ROOT, "hoard-base": os.environ.get("HOARD_BASE_DIR", ""), "hoard-global": ROOT,
                "hoard-nosig": ROOT}
 
 
 def hoard_bin(tool, name="hoard"):
     return os.path.join(HOARD_ROOTS[tool], "target", "release", name)
+
+
+def floor_bin():
+    """bench/link_floor.rs, built with the release profile; its path from cargo."""
+    out = subprocess.run(["cargo", "build", "--release", "--quiet", "--bench", "link_floor",
+                          "--message-format=json"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        m = json.loads(line)
+        if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "link_floor" \
+                and m.get("executable"):
+            return m["executable"]
+    raise RuntimeError("cargo did not say where the link_floor bench is")
+
+
+def applies(tool, scenario):
+    return tool not in FLOORS or scenario in FLOOR_SCENARIOS
 
 
 def log(*a):
@@ -142,6 +166,8 @@ class Tool:
 
     def command(self, update=False, lock_only=False):
         n = self.name
+        if n in FLOORS:
+            return [self.floor, self.reference(), self.nm()] + FLOORS[n]
         verb = "update" if update else "install"
         if n == "npm":
             return ["npm", verb, "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"] + \
@@ -201,6 +227,10 @@ class Tool:
         if p.returncode != 0:
             tail = open(err_path, "rb").read().decode(errors="replace")[-3000:]
             raise RuntimeError(f"{self.name}: {' '.join(cmd)} failed ({p.returncode}) in {self.project}:\n{tail}")
+        if self.name in FLOORS and cmd and cmd[0] == getattr(self, "floor", None):
+            # Only the part it times itself: its walk of the reference stands for the lockfile
+            # an installer reads, which the floor leaves out.
+            dt = float(self.last_stdout.split()[0]) / 1000
         return dt, ru.ru_maxrss
 
     # --- state preparation -------------------------------------------------------------
@@ -242,6 +272,10 @@ class Tool:
                 self.trash.put(self.home)
                 os.makedirs(self.home, exist_ok=True)
 
+    def reference(self):
+        """link-floor's finished node_modules to rebuild from (made by hoard in baseline)."""
+        return os.path.join(self.base, "reference-node_modules")
+
     def baseline(self):
         """One full install (fills the cache, records the golden lockfile). A lockfile left by
         an earlier run (possibly against another registry) is not reused."""
@@ -250,7 +284,16 @@ class Tool:
             p = os.path.join(self.project, f)
             if os.path.exists(p):
                 os.remove(p)
-        self.run(self.command())
+        if self.name in FLOORS:
+            # The reference is hoard's own install of the fixture, from this tool's cache.
+            self.run([hoard_bin("hoard"), "--quiet", "install", "--ignore-scripts"])
+            subprocess.run([hoard_bin("hoard"), "--quiet", "daemon", "stop"], env=self.env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.trash.put(self.reference())
+            os.rename(self.nm(), self.reference())
+            self.floor = floor_bin()
+        else:
+            self.run(self.command())
         shutil.copy(self.lock(), self.golden_lock)
 
 
@@ -318,6 +361,9 @@ def ensure_tools(tools):
 def versions(tools, env_bin):
     v = {}
     for t in tools:
+        if t in FLOORS:
+            v[t] = "(bench/link_floor.rs)"
+            continue
         cmd = {"npm": ["npm", "--version"], "pnpm": [os.path.join(env_bin, "pnpm"), "--version"],
                "bun": [os.path.join(env_bin, "bun"), "--version"],
                "hoard": [hoard_bin("hoard"), "--version"], "hoard-base": [hoard_bin("hoard-base"), "--version"],
@@ -414,6 +460,8 @@ def main():
                     # The order alternates round by round: in an A/A run (one build under two
                     # names) the tool that always ran first was 3% slower.
                     for name in (tools if i % 2 == 0 else tools[::-1]):
+                        if not applies(name, sc):
+                            continue
                         t = ts[name]
                         t.prepare(sc)
                         subprocess.run(["sync"])
@@ -423,10 +471,10 @@ def main():
                         if i > 0:  # the first round is the warm-up
                             times[name].append(dt)
                             rss[name].append(peak)
-                log(f"{fx} {sc}: " + ", ".join(f"{n} {fmt_s(statistics.median(v))}" for n, v in times.items()))
-                res["scenarios"][sc] = {n: v for n, v in times.items()}
+                log(f"{fx} {sc}: " + ", ".join(f"{n} {fmt_s(statistics.median(v))}" for n, v in times.items() if v))
+                res["scenarios"][sc] = {n: v for n, v in times.items() if v}
                 for n in tools:
-                    res["rss_kb"][n] = max(res["rss_kb"].get(n, 0), max(rss[n]))
+                    res["rss_kb"][n] = max(res["rss_kb"].get(n, 0), max(rss[n], default=0))
             # The floor: `cp -al` of hoard's finished node_modules (same files, same folders).
             if "hoard" in ts:
                 t = ts["hoard"]
@@ -585,7 +633,10 @@ def write(results, tools, scenarios, name=None):
             h = statistics.median(row["hoard"]) if "hoard" in row else None
             cells = []
             for t in tools:
-                v = row[t]
+                v = row.get(t)
+                if not v:
+                    cells.append("—")
+                    continue
                 m = statistics.median(v)
                 cell = f"{fmt_s(m)} ({fmt_s(min(v))}–{fmt_s(max(v))})"
                 if h and t != "hoard":
