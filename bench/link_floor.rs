@@ -11,9 +11,9 @@
 //! lockfile), and each of its folders is opened then, so a file is linked from its folder by its
 //! short name (as hoard links from a store shard it holds open). With `--check`, each file is
 //! also stat'ed before it is linked, once per file, as hoard's linker checks that a store file
-//! is whole (store-format.md). Each package folder directly under node_modules (or under a scope folder) is one
-//! unit of work, with everything nested in it; the units go to the threads biggest first, as
-//! hoard's linker orders its work. Prints the timed part in milliseconds.
+//! is whole (store-format.md). Each package folder directly under node_modules (or under a
+//! scope folder) is one unit of work, with everything nested in it; the units go to the threads
+//! biggest first, as hoard's linker orders its work. Prints the timed part in milliseconds.
 //! Must not: be used to install anything (it trusts the reference completely).
 
 use std::ffi::CString;
@@ -55,7 +55,8 @@ fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).expect("a path without NUL")
 }
 
-/// Everything under `src` (relative to `root`), folders before their contents.
+/// Everything in `root/rel` (named relative to `root`), folders before their contents; each
+/// folder of the reference is opened on the way.
 fn walk(root: &Path, rel: &Path, refs: &mut Reference, out: &mut Vec<Entry>) {
     let dir = root.join(rel);
     let here = refs.open(&dir);
