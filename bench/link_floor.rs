@@ -90,7 +90,7 @@ fn units(src: &Path, refs: &mut Reference) -> (Vec<Entry>, Vec<Vec<Entry>>) {
         let e = e.expect("an entry");
         let name = PathBuf::from(e.file_name());
         let is_scope =
-            e.file_name().as_bytes().starts_with(b"@") && e.file_type().unwrap().is_dir();
+            e.file_name().as_bytes().starts_with(b"@") && e.file_type().is_ok_and(|t| t.is_dir());
         if is_scope {
             first.push(Entry::Dir(cstr(&name)));
             for s in std::fs::read_dir(e.path()).expect("a scope folder") {

@@ -18,6 +18,7 @@ Writes bench/results/<date>-<host>.md (and .json) and prints the tables.
 """
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -74,8 +75,9 @@ def hoard_bin(tool, name="hoard"):
     return os.path.join(HOARD_ROOTS[tool], "target", "release", name)
 
 
+@functools.cache
 def floor_bin():
-    """bench/link_floor.rs, built with the release profile; its path from cargo."""
+    """bench/link_floor.rs, built with the release profile; its path from cargo (asked once)."""
     out = subprocess.run(["cargo", "build", "--release", "--quiet", "--bench", "link_floor",
                           "--message-format=json"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
