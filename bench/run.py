@@ -129,6 +129,7 @@ class Tool:
         self.trash = trash
         self.bin_dir = bin_dir
         self.fixture = os.path.join(fixture_dir, "package.json")
+        self.start_empty()
         for d in (self.project, self.home, self.cache):
             os.makedirs(d, exist_ok=True)
         shutil.copy(self.fixture, os.path.join(self.project, "package.json"))
@@ -139,6 +140,19 @@ class Tool:
             with open(os.path.join(self.project, ".npmrc"), "w") as f:
                 f.write("verify-signatures=off\n")
         self.daemon_hwm_kb = 0
+
+    def start_empty(self):
+        """Every run starts each tool from nothing: what an earlier run left in its folder (a
+        cache filled from another registry, say) would change this run's disk rows and
+        timings. A daemon still serving that folder's store is stopped first."""
+        if not os.path.lexists(self.base):
+            return
+        if self.name in HOARD_ROOTS or self.name in FLOORS:
+            hoard = hoard_bin(self.name if self.name in HOARD_ROOTS else "hoard")
+            if os.path.exists(hoard):
+                subprocess.run([hoard, "--quiet", "daemon", "stop"], env=self.env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.trash.put(self.base)
 
     def env(self):
         e = {
