@@ -147,12 +147,19 @@ class Tool:
         timings. A daemon still serving that folder's store is stopped first."""
         if not os.path.lexists(self.base):
             return
-        if self.name in HOARD_ROOTS or self.name in FLOORS:
-            hoard = hoard_bin(self.name if self.name in HOARD_ROOTS else "hoard")
-            if os.path.exists(hoard):
-                subprocess.run([hoard, "--quiet", "daemon", "stop"], env=self.env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.quit_daemon()
         self.trash.put(self.base)
+
+    def quit_daemon(self):
+        """Stop the daemon serving this tool's store, if one runs (a floor tool's store is
+        filled by this checkout's hoard; the other tools have no daemon)."""
+        if self.name not in HOARD_ROOTS and self.name not in FLOORS:
+            return
+        hoard = hoard_bin(self.name if self.name in HOARD_ROOTS else "hoard")
+        if not os.path.exists(hoard):
+            return
+        subprocess.run([hoard, "--quiet", "daemon", "stop"], env=self.env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def env(self):
         e = {
@@ -225,8 +232,7 @@ class Tool:
         if self.name not in HOARD_ROOTS:
             return
         self.note_daemon_rss()
-        subprocess.run([hoard_bin(self.name), "--quiet", "daemon", "stop"], env=self.env(),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.quit_daemon()
 
     def run(self, cmd):
         """Run, return (seconds, peak RSS in KiB of the process tree it waited for)."""
@@ -303,8 +309,7 @@ class Tool:
         if self.name in FLOORS:
             # The reference is hoard's own install of the fixture, from this tool's cache.
             self.run([hoard_bin("hoard"), "--quiet", "install", "--ignore-scripts"])
-            subprocess.run([hoard_bin("hoard"), "--quiet", "daemon", "stop"], env=self.env(),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.quit_daemon()
             self.trash.put(self.reference())
             os.rename(self.nm(), self.reference())
             self.floor = floor_bin()
