@@ -77,7 +77,9 @@ pub struct InstallFlags {
     pub before: Option<String>,
 }
 
-/// Where added packages are saved in package.json (npm's flags).
+// Where added packages are saved in package.json (npm's flags). A plain comment: a doc
+// comment would become the `about` of every command that flattens it (their args are built
+// late, `defer`).
 #[derive(Args, Debug, Clone, Copy, Default)]
 pub struct SaveFlags {
     /// Save to devDependencies.
@@ -110,6 +112,7 @@ pub enum LayoutArg {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Install the project's dependencies; with packages, add them first (as `npm install
     /// <pkg>` does).
