@@ -27,6 +27,8 @@ pub struct Installer {
     pub(super) node_versions: Mutex<HashMap<String, Option<semver::Version>>>,
     /// Bundled dependencies' manifests per bundler tarball, kept across resolves.
     pub(super) bundles: crate::bundled::BundleCache,
+    /// The last lockfile's tree, kept by the bytes it came from.
+    pub(super) lock_memo: super::lock_memo::LockMemo,
 }
 
 pub type EventSender = mpsc::Sender<std::result::Result<InstallEvent, tonic::Status>>;
@@ -203,6 +205,7 @@ impl Installer {
             link_memory: Mutex::new(HashMap::new()),
             node_versions: Mutex::new(HashMap::new()),
             bundles: Default::default(),
+            lock_memo: Default::default(),
         }
     }
 }

@@ -125,7 +125,7 @@ pub(super) fn lock_only(run: &Run<'_>, inputs: &Inputs, record: &Record) -> Resu
 /// Write package-lock.json from `tree` when its bytes differ. Returns whether it changed.
 fn write_lock(tree: &Tree, inputs: &Inputs) -> Result<bool> {
     let omit = inputs.cfg.get("omit-lockfile-registry-resolved") == Some("true");
-    let bytes = lockfile::render_tree(tree, &inputs.project.pkg_json, omit, inputs.lock.as_ref());
+    let bytes = lockfile::render_tree(tree, &inputs.project.pkg_json, omit, inputs.lock.as_deref());
     if inputs.lock_bytes() == Some(bytes.as_slice()) {
         return Ok(false);
     }

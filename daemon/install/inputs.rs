@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hoard_proto::v1::{self, InstallRequest};
 use serde_json::Value;
 
 use super::context::{Run, blocking};
 use super::edit;
+use super::lock_memo::{Key, LockMemo, Lookup};
 use crate::error::{HoardError, Result};
 use crate::linker::Layout;
 use crate::linker::method::{Method, Requested};
@@ -40,8 +42,8 @@ pub(super) struct Inputs {
     /// package-lock.json's bytes, if there is one.
     pub lock_raw: Option<Vec<u8>>,
     /// package-lock.json as JSON: parsed by `parse_lock`, only once the install needs it (the
-    /// no-op check needs only the bytes).
-    pub lock: Option<Value>,
+    /// no-op check needs only the bytes); shared with the lock memo.
+    pub lock: Option<Arc<Value>>,
     /// The node_modules layout: the request's `--layout`, else the project's setting.
     pub layout: Layout,
     /// Fingerprint of everything above that decides the result.
@@ -60,8 +62,39 @@ impl Inputs {
         };
         let v: Value = serde_json::from_slice(bytes)
             .map_err(|e| lockfile::json_error(&self.lock_path, bytes, &e))?;
-        self.lock = Some(v);
+        self.lock = Some(Arc::new(v));
         Ok(())
+    }
+
+    /// `parse_lock`, unless `memo` keeps the tree of these very inputs: then the lockfile it
+    /// parsed is taken, with a copy of that tree. None when there is no lockfile to read or the
+    /// request does not take the lockfile as it is (`update`).
+    pub fn parse_lock_remembered(
+        &mut self,
+        memo: &LockMemo,
+        req: &InstallRequest,
+    ) -> Result<Option<Lookup>> {
+        let Some(bytes) = self.lock_raw.as_deref() else {
+            return Ok(None);
+        };
+        if req.update_all || !req.update.is_empty() {
+            self.parse_lock()?;
+            return Ok(None);
+        }
+        let key = Key::of(&self.dir, &self.project, bytes, &self.cfg);
+        if let Some((lock, tree)) = memo.get(key) {
+            tracing::info!(
+                lockfile = %self.lock_path.display(),
+                "package-lock.json is unchanged since its tree was read: using that tree"
+            );
+            self.lock = Some(lock);
+            return Ok(Some(Lookup {
+                key,
+                tree: Some(tree),
+            }));
+        }
+        self.parse_lock()?;
+        Ok(Some(Lookup { key, tree: None }))
     }
 }
 

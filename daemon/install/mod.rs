@@ -38,6 +38,7 @@ mod finish;
 mod git_prepare;
 mod inputs;
 mod link;
+mod lock_memo;
 mod noop;
 mod outdated;
 mod prepare;
@@ -106,8 +107,10 @@ impl Installer {
         if let Some(summary) = stage("swap", swap::swap(&run, &inputs)).await? {
             return Ok(summary);
         }
-        blocking(|| inputs.parse_lock())?;
-        let mut record = stage("record", record::plan_of_record(&run, &inputs)).await?;
+        let memo = &self.lock_memo;
+        let remembered = blocking(|| inputs.parse_lock_remembered(memo, &req))?;
+        let planned = record::plan_of_record(&run, &inputs, remembered);
+        let mut record = stage("record", planned).await?;
         if inputs.lock_only {
             run.point_of_no_return()?;
             let summary = stage("finish", async {

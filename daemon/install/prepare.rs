@@ -61,11 +61,12 @@ impl Installer {
             });
         }
         out_of_date();
-        blocking(|| inputs.parse_lock())?;
+        let memo = &self.lock_memo;
+        let remembered = blocking(|| inputs.parse_lock_remembered(memo, &req))?;
         if inputs.lock_only {
             return Ok(Prepared::default());
         }
-        let record = record::plan_of_record(&run, &inputs).await?;
+        let record = record::plan_of_record(&run, &inputs, remembered).await?;
         let mut tree = record.tree;
         let fetched = fetch::fetch(&run, &inputs, &tree).await?;
         let filled = fetch::fill_integrity(&mut tree, &fetched.stored);

@@ -16,6 +16,7 @@ use tracing::{Instrument, info_span};
 
 use super::context::{Installer, Run, blocking};
 use super::inputs::Inputs;
+use super::lock_memo::Lookup;
 use super::signed::Early;
 use crate::error::{HoardError, Result};
 use crate::lockfile;
@@ -50,14 +51,33 @@ pub(super) fn locked(inputs: &Inputs) -> Result<Tree> {
 }
 
 /// The plan of record for `inputs`.
-pub(super) async fn plan_of_record(run: &Run<'_>, inputs: &Inputs) -> Result<Record> {
+/// `remembered`: the lock memo's answer for these inputs (`Inputs::parse_lock_remembered`).
+pub(super) async fn plan_of_record(
+    run: &Run<'_>,
+    inputs: &Inputs,
+    remembered: Option<Lookup>,
+) -> Result<Record> {
     let started = Instant::now();
     let mut preferred = HashMap::new();
     let mut tree = None;
     match &inputs.lock {
         Some(lock_json) if !run.req.update_all => {
-            tree = from_lock(run, inputs, lock_json).await?;
-            preferred = lockfile::preferred_versions(lock_json);
+            tree = match remembered {
+                Some(Lookup { tree: Some(t), .. }) => Some(t),
+                Some(Lookup { key, tree: None }) => {
+                    let t = from_lock(run, inputs, lock_json).await?;
+                    if let Some(t) = &t {
+                        let memo = &run.installer.lock_memo;
+                        blocking(|| memo.put(key, lock_json.clone(), t));
+                    }
+                    t
+                }
+                None => from_lock(run, inputs, lock_json).await?,
+            };
+            // Versions to keep when resolving: not needed for a tree taken as it is.
+            if tree.is_none() {
+                preferred = lockfile::preferred_versions(lock_json);
+            }
         }
         None if run.req.frozen && inputs.lock_raw.is_none() => {
             return Err(HoardError::Lockfile(format!(

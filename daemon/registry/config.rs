@@ -77,6 +77,20 @@ impl NpmConfig {
         self.values.get(key).map(String::as_str)
     }
 
+    /// Feed every setting (in key order) into `h`: two configurations that hash alike say the
+    /// same.
+    pub fn hash_into(&self, h: &mut blake3::Hasher) {
+        let mut keys: Vec<&String> = self.values.keys().collect();
+        keys.sort();
+        for k in keys {
+            // Each length first: no setting's bytes can pass for another's.
+            for part in [k.as_bytes(), self.values[k].as_bytes()] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+        }
+    }
+
     /// A boolean setting: `key=true` or a bare `key`; None when unset.
     pub fn flag(&self, key: &str) -> Option<bool> {
         self.get(key).map(|v| v == "true" || v.is_empty())

@@ -21,6 +21,16 @@ fn version_at(dir: &Path, loc: &str) -> Option<String> {
     v["version"].as_str().map(String::from)
 }
 
+/// Pin the top-level d to 1.1.0 in the project's lockfile by hand (as if locked earlier).
+fn pin_d_to_1_1_0(ctx: &TestContext, reg: &Registry) {
+    let mut l = lock(ctx);
+    let entry = &mut l["packages"]["node_modules/d"];
+    entry["version"] = json!("1.1.0");
+    entry["resolved"] = json!(format!("{}d/-/d-1.1.0.tgz", reg.url));
+    entry["integrity"] = json!(sri(&Pkg::new("d", "1.1.0").pack()));
+    write_json(&ctx.project.join("package-lock.json"), &l);
+}
+
 /// A small ecosystem: conflicting versions, tags, peers, optional and platform packages.
 fn ecosystem() -> Registry {
     let reg = Registry::start();
@@ -147,12 +157,7 @@ fn lockfile_is_followed_and_ci_is_strict() {
         Some("1.2.0")
     );
     // Pin d to 1.1.0 in the lock by hand (as if locked earlier); install keeps it.
-    let mut l = lock(&ctx);
-    let entry = &mut l["packages"]["node_modules/d"];
-    entry["version"] = json!("1.1.0");
-    entry["resolved"] = json!(format!("{}d/-/d-1.1.0.tgz", reg.url));
-    entry["integrity"] = json!(sri(&Pkg::new("d", "1.1.0").pack()));
-    write_json(&ctx.project.join("package-lock.json"), &l);
+    pin_d_to_1_1_0(&ctx, &reg);
     std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
     let meta_before = reg.count("/d");
     ctx.ok(&["ci"]);
@@ -186,6 +191,81 @@ fn lockfile_is_followed_and_ci_is_strict() {
         version_at(&ctx.project, "node_modules/d").as_deref(),
         Some("1.2.0")
     );
+}
+
+/// Every package folder under node_modules with its version, in order.
+fn versions_under(nm: &Path) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let mut stack = vec![nm.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.join("package.json").is_file() {
+                let rel = p.strip_prefix(nm).unwrap().display().to_string();
+                out.push((rel.clone(), version_at(nm, &rel).unwrap_or_default()));
+            }
+            if p.join("node_modules").is_dir() {
+                stack.push(p.join("node_modules"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_lockfile_read_again_gives_its_tree_and_any_change_is_seen() {
+    let reg = ecosystem();
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"d": "^1.1.0", "c": "1.0.0"}}));
+    let nm = ctx.project.join("node_modules");
+    let again = || {
+        std::fs::remove_dir_all(&nm).unwrap();
+        ctx.ok(&["install"]);
+    };
+    let taken = || {
+        let line = "package-lock.json is unchanged since its tree was read";
+        ctx.log().matches(line).count()
+    };
+    ctx.ok(&["install"]);
+    let resolved = versions_under(&nm);
+    assert!(
+        resolved.contains(&("c/node_modules/d".into(), "1.1.6".into())),
+        "{resolved:?}"
+    );
+    // The first install from the lockfile reads it; the next finds it unchanged.
+    again();
+    assert_eq!(taken(), 0);
+    again();
+    assert_eq!(taken(), 1);
+    assert_eq!(versions_under(&nm), resolved);
+    // The lockfile changes (d pinned to 1.1.0 by hand): the new lock is read and followed.
+    pin_d_to_1_1_0(&ctx, &reg);
+    again();
+    assert_eq!(taken(), 1);
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/d").as_deref(),
+        Some("1.1.0")
+    );
+    again();
+    assert_eq!(taken(), 2);
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/d").as_deref(),
+        Some("1.1.0")
+    );
+    // A setting changes (the project's .npmrc): read again, then taken again.
+    std::fs::write(ctx.project.join(".npmrc"), "fund=false\n").unwrap();
+    again();
+    assert_eq!(taken(), 2);
+    again();
+    assert_eq!(taken(), 3);
+    // package.json changes: c is gone, and the lockfile with it.
+    ctx.write_project(&json!({"name": "app", "dependencies": {"d": "^1.1.0"}}));
+    again();
+    assert_eq!(taken(), 3);
+    assert!(!nm.join("c").exists());
+    assert!(lock(&ctx)["packages"].get("node_modules/c").is_none());
+    assert!(lock(&ctx)["packages"].get("node_modules/d").is_some());
 }
 
 #[test]
