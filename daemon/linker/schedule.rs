@@ -54,10 +54,12 @@ fn nesting<J: Job>(jobs: &[J]) -> (Vec<usize>, Vec<Vec<usize>>) {
 }
 
 /// The shared state of one run: jobs ready (heaviest first, then in the order given), how
-/// many are being built, and the first error (or a panic, which the scope then re-raises).
+/// many are being built, how many threads wait for work, and the first error (or a panic,
+/// which the scope then re-raises).
 struct Board<E> {
     ready: BinaryHeap<(usize, Reverse<usize>)>,
     busy: usize,
+    waiting: usize,
     failed: Option<E>,
     panicked: bool,
 }
@@ -77,6 +79,7 @@ pub fn run<J: Job, E: Send>(
             .map(|i| (jobs[i].weight(), Reverse(i)))
             .collect(),
         busy: 0,
+        waiting: 0,
         failed: None,
         panicked: false,
     });
@@ -103,8 +106,13 @@ pub fn run<J: Job, E: Send>(
                     }
                 }
             }
+            // Waiters count under the lock, so none can be about to sleep unseen; with none,
+            // the wake-up (a futex call per job) is skipped.
+            let anyone = b.waiting > 0;
             drop(b);
-            wake.notify_all();
+            if anyone {
+                wake.notify_all();
+            }
         }
     };
     std::thread::scope(|s| {
@@ -133,7 +141,9 @@ fn next<E>(board: &Mutex<Board<E>>, wake: &Condvar) -> Option<usize> {
         if b.busy == 0 {
             return None;
         }
+        b.waiting += 1;
         b = wake.wait(b).ok()?;
+        b.waiting -= 1;
     }
 }
 
