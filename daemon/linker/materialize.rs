@@ -513,7 +513,8 @@ fn place_symlinks(
     })
 }
 
-/// Rebuild every `.bin` folder the plan or the last install names.
+/// Rebuild every `.bin` folder the plan or the last install names: each removed, made once,
+/// and filled.
 fn place_bins(project: &Path, plan: &Plan, old: Option<&State>) -> Result<()> {
     let mut dirs: HashSet<&str> = plan.bin_links.iter().map(|(d, _, _)| d.as_str()).collect();
     if let Some(s) = old {
@@ -522,13 +523,22 @@ fn place_bins(project: &Path, plan: &Plan, old: Option<&State>) -> Result<()> {
     for d in &dirs {
         let _ = std::fs::remove_dir_all(project.join(d).join(".bin"));
     }
+    let mut made: HashSet<&str> = HashSet::new();
     for (dir, name, text) in &plan.bin_links {
         let bin = project.join(dir).join(".bin");
-        mkdir_all(&bin)?;
-        let dest = bin.join(name);
-        let _ = std::fs::remove_file(&dest);
-        crate::platform::link_bin(&bin, name, text)
-            .map_err(|e| HoardError::io("creating bin link", &dest, e))?;
+        if made.insert(dir.as_str()) {
+            mkdir_all(&bin)?;
+        }
+        let link = || crate::platform::link_bin(&bin, name, text);
+        // Something left in a `.bin` that could not be removed as a whole: replace it.
+        let made_link = link().or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(bin.join(name));
+                link()
+            }
+            _ => Err(e),
+        });
+        made_link.map_err(|e| HoardError::io("creating bin link", bin.join(name), e))?;
     }
     Ok(())
 }

@@ -1021,7 +1021,11 @@ mod tests {
         // What project p is registered with (it is the only project).
         let of = || {
             let none = std::collections::HashSet::new();
-            let mut v: Vec<i64> = idx.referenced_excluding(&none).unwrap().into_iter().collect();
+            let mut v: Vec<i64> = idx
+                .referenced_excluding(&none)
+                .unwrap()
+                .into_iter()
+                .collect();
             v.sort();
             v
         };
@@ -1034,6 +1038,10 @@ mod tests {
         idx.add_project_packages("p".into(), vec![d]).unwrap();
         assert_eq!(of(), vec![b, c, d], "adding keeps what was there");
         idx.register_project("p".into(), vec![]).unwrap();
-        assert_eq!(of(), Vec::<i64>::new(), "an empty install registers nothing");
+        assert_eq!(
+            of(),
+            Vec::<i64>::new(),
+            "an empty install registers nothing"
+        );
     }
 }
