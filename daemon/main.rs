@@ -213,6 +213,9 @@ async fn serve(
     protocol_version: String,
 ) -> Result<CloseReason, HoardError> {
     let sp = store_path.clone();
+    // The HTTP client reads the system's root certificates (milliseconds, more with a
+    // certificate folder): on the other core while the store opens, not after it.
+    let http = tokio::task::spawn_blocking(|| registry::http::Http::new(128, 128));
     let store = Arc::new(
         tokio::task::spawn_blocking(move || {
             let store = store::Store::open(&sp)?;
@@ -221,7 +224,7 @@ async fn serve(
         })
         .await??,
     );
-    let http = Arc::new(registry::http::Http::new(128, 128)?);
+    let http = Arc::new(http.await??);
     let hot_budget = std::env::var("HOARD_METADATA_CACHE_MB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())

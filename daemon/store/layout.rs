@@ -97,12 +97,9 @@ impl Layout {
         for d in [&layout.files, &layout.tmp, &layout.metadata] {
             mkdir(d)?;
         }
-        for i in 0..=255u8 {
-            let shard = layout.files.join(format!("{i:02x}"));
-            if !shard.is_dir() {
-                mkdir(&shard)?;
-            }
-        }
+        // The 256 shard folders are made as files first go into them (`Shards`): making them
+        // all here cost a new daemon a few milliseconds before it listened (tens of them
+        // after large deletes on ext4).
         Ok(layout)
     }
 

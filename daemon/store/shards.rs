@@ -1,6 +1,7 @@
-//! The 256 shard folders of `files/`, held open, so that the linker's per-file calls (a stat to
-//! check a content file, a hard link to it) name the file relative to its shard instead of
-//! walking the store's whole path for each of tens of thousands of files.
+//! The 256 shard folders of `files/`, made when a file first goes into one and then held open,
+//! so that the linker's per-file calls (a stat to check a content file, a hard link to it) name
+//! the file relative to its shard instead of walking the store's whole path for each of tens of
+//! thousands of files.
 //!
 //! Must not: delete content files, or make one that is not whole (it moves in a staged file, or
 //! writes a new one unnamed and names it once written).
@@ -57,10 +58,25 @@ impl Shards {
         }
     }
 
-    /// The open shard folder of `hash` (an error if it cannot be opened: callers then use paths).
+    /// The open shard folder of `hash`, made if it is not there yet (a new store makes its
+    /// shards as files first go into them); an error if it cannot be had: callers then use
+    /// paths.
     fn dir(&self, hash: &[u8; 32]) -> io::Result<&Dir> {
         let slot = &self.dirs[hash[0] as usize];
-        let dir = slot.get_or_init(|| Dir::open(&self.files.join(format!("{:02x}", hash[0]))).ok());
+        let dir = slot.get_or_init(|| {
+            let path = self.files.join(format!("{:02x}", hash[0]));
+            match Dir::open(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match std::fs::create_dir(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(_) => return None,
+                    }
+                    Dir::open(&path).ok()
+                }
+                opened => opened.ok(),
+            }
+        });
         dir.as_ref()
             .ok_or_else(|| io::Error::other("shard folder not open"))
     }
@@ -149,5 +165,33 @@ mod tests {
             name.as_str(),
             layout_path.file_name().unwrap().to_str().unwrap()
         );
+    }
+
+    #[test]
+    fn a_new_store_makes_a_shard_folder_when_a_file_first_goes_into_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = crate::store::layout::Layout::create(tmp.path()).unwrap();
+        assert_eq!(std::fs::read_dir(&layout.files).unwrap().count(), 0);
+        let shards = Shards::new(&layout.files);
+        let hash = *blake3::hash(b"body").as_bytes();
+        // Looking a file up in a shard that is not there yet is "not found", not a failure.
+        let missing = shards.stat(&hash, false).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        match shards.create_whole(&hash, false, b"body") {
+            Ok(made) => {
+                assert!(made);
+                let path = layout.content_path(&hash, false);
+                assert_eq!(std::fs::read(&path).unwrap(), b"body");
+            }
+            // No unnamed files on this platform (the importer stages and moves in instead):
+            // the shard folder was made all the same.
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+            Err(e) => panic!("{e}"),
+        }
+        let made: Vec<String> = std::fs::read_dir(&layout.files)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(made, [format!("{:02x}", hash[0])]);
     }
 }
