@@ -385,7 +385,6 @@ impl<'a> Resolver<'a> {
             shallow: strategy == "shallow",
         };
         let legacy = cfg_flag(self.cfg, "legacy-peer-deps");
-        let started = std::time::Instant::now();
         let cooldown = crate::cooldown::Cooldown::from_config(self.cfg, now_ms())
             .map_err(HoardError::InvalidInput)?;
         let (g, warnings, failures) = {
@@ -430,11 +429,6 @@ impl<'a> Resolver<'a> {
                 }
             }));
             let built = b.build().await;
-            tracing::debug!(
-                micros = started.elapsed().as_micros() as u64,
-                nodes = b.g.nodes.len(),
-                "ideal tree built"
-            );
             b.on_placed = None;
             match built {
                 Ok(()) => {}
@@ -456,13 +450,8 @@ impl<'a> Resolver<'a> {
             );
         }
         let (mut tree, origin) = to_tree(&g);
-        tracing::debug!(micros = started.elapsed().as_micros() as u64, "tree made");
         self.add_bundles(&mut tree).await?;
         let done = self.finish(&g, tree, &origin, &failures);
-        tracing::debug!(
-            micros = started.elapsed().as_micros() as u64,
-            "tree checked"
-        );
         // Freeing a big graph takes milliseconds: not on the way to the answer.
         crate::memory::free_later(g);
         done
@@ -688,15 +677,11 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
     // Reachable by edges from the root and the workspace folders.
     let mut keep: Vec<Id> = vec![0];
     let mut seen: rustc_hash::FxHashSet<Id> = [0].into_iter().collect();
-    // Each kept node's edge targets, found once (the second pass below maps them).
-    let mut targets: rustc_hash::FxHashMap<Id, Vec<Option<Id>>> = Default::default();
     let mut i = 0;
     while i < keep.len() {
         let n = keep[i];
         i += 1;
-        let to: Vec<Option<Id>> = g.edge_refs(n).map(|e| g.to(e)).collect();
-        let mut next: Vec<Id> = to.iter().flatten().copied().collect();
-        targets.insert(n, to);
+        let mut next: Vec<Id> = g.edge_refs(n).filter_map(|e| g.to(e)).collect();
         if let Kind::Link { target } = &g.nodes[n].kind {
             next.extend((0..g.nodes.len()).filter(|&w| {
                 matches!(&g.nodes[w].kind, Kind::Workspace { dir } if dir == target) && g.in_tree(w)
@@ -767,20 +752,15 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
         }
     }
     for (tid, &gid) in origin.iter().enumerate() {
-        let to = targets.get(&gid);
         let edges = g
             .edge_refs(gid)
             .map(|e| {
                 let edge = g.edge(e);
-                let target = match to {
-                    Some(to) => to[e.idx],
-                    None => g.to(e),
-                };
                 Edge {
                     name: edge.name.clone(),
                     spec: edge.spec.clone(),
                     kind: edge.kind,
-                    to: target.and_then(|t| index.get(&t).copied()),
+                    to: g.to(e).and_then(|t| index.get(&t).copied()),
                 }
             })
             .collect();

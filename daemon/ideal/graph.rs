@@ -232,30 +232,6 @@ impl Graph {
     /// peerOptional, prod, optional, dev; a later kind replaces an earlier one of the same name
     /// and moves it to the end.
     pub fn add(&mut self, n: NewNode) -> Id {
-        let version = match &n.kind {
-            Kind::Package { version, .. } => semver_npm::parse_version(version),
-            _ => semver_npm::parse_version(&n.manifest.version),
-        };
-        self.add_versioned(n, version)
-    }
-
-    /// A new node (not yet in any tree) made as a copy of `of`: its name, kind, manifest and
-    /// rule (a placement puts copies, never moves nodes between trees).
-    pub fn add_copy(&mut self, of: Id) -> Id {
-        let d = &self.nodes[of];
-        let n = NewNode {
-            name: d.name.clone(),
-            kind: d.kind.clone(),
-            manifest: d.manifest.clone(),
-            rule: d.rule,
-            dev: false,
-        };
-        let version = d.version.clone();
-        self.add_versioned(n, version)
-    }
-
-    /// `add` with the version already parsed from `n`'s kind (or manifest).
-    fn add_versioned(&mut self, n: NewNode, version: Option<semver::Version>) -> Id {
         let is_link = matches!(n.kind, Kind::Link { .. });
         let key = (Arc::as_ptr(&n.manifest) as usize, n.rule, n.dev, is_link);
         let (edges, edge_names) = match self.edge_cache.get(&key) {
@@ -280,6 +256,10 @@ impl Graph {
         }
         push_named(&mut self.by_name, &n.name, id);
         let name_id = self.intern(&n.name);
+        let version = match &n.kind {
+            Kind::Package { version, .. } => semver_npm::parse_version(version),
+            _ => semver_npm::parse_version(&n.manifest.version),
+        };
         self.nodes.push(Node {
             name: n.name,
             name_id,
@@ -545,18 +525,6 @@ impl Graph {
     pub fn child(&self, id: Id, name: &str) -> Option<Id> {
         let name = *self.names.get(name)?;
         self.child_at.get(&(id, name)).copied()
-    }
-
-    /// The child of `id` named as edge `e` is (its node_modules only): `child` without
-    /// looking the name up.
-    pub fn child_for_edge(&self, id: Id, e: ERef) -> Option<Id> {
-        let name = self.nodes[e.from].edge_names[e.idx];
-        self.child_at.get(&(id, name)).copied()
-    }
-
-    /// The edge of `from` named as edge `e` is, if it has one.
-    pub fn edge_named_as(&self, from: Id, e: ERef) -> Option<ERef> {
-        self.edge_named_id(from, self.nodes[e.from].edge_names[e.idx])
     }
 
     pub fn to(&self, e: ERef) -> Option<Id> {

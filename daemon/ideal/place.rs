@@ -101,7 +101,8 @@ impl Checks {
         let Check {
             dep, target, edge, ..
         } = self.all[c];
-        let current = g.child_for_edge(target, edge);
+        let name = g.edge(edge).name.clone();
+        let current = g.child(target, &name);
         if g.nodes[dep].errors() {
             return if current.is_some() {
                 Can::Replace
@@ -109,7 +110,7 @@ impl Checks {
                 Can::Ok
             };
         }
-        let target_edge = g.edge_named_as(target, edge);
+        let target_edge = g.edge_named(target, &name);
         if let Some(te) = target_edge
             && g.edge(te).peer()
             && !g.is_top(target)
@@ -477,7 +478,14 @@ impl Ctx<'_> {
     /// Put a copy of `dep` under `target` (replacing what is there by that name).
     fn put(&mut self, at: (ERef, Id, Id, Can), name: &str, out: &mut Placement) -> Id {
         let (edge, dep, target, how) = at;
-        let placed = self.g.add_copy(dep);
+        let d = &self.g.nodes[dep];
+        let placed = self.g.add(NewNode {
+            name: d.name.clone(),
+            kind: d.kind.clone(),
+            manifest: d.manifest.clone(),
+            rule: d.rule,
+            dev: false,
+        });
         out.placed = Some(placed);
         tracing::debug!(
             target: "placeDep",
