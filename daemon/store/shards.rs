@@ -67,11 +67,9 @@ impl Shards {
             let path = self.files.join(format!("{:02x}", hash[0]));
             match Dir::open(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    match std::fs::create_dir(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                        Err(_) => return None,
-                    }
+                    // Whether this made it or another thread did first, opening it says
+                    // whether it is there now.
+                    let _ = std::fs::create_dir(&path);
                     Dir::open(&path).ok()
                 }
                 opened => opened.ok(),
