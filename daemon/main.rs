@@ -295,6 +295,13 @@ async fn serve(
     if let Some(p) = pointer {
         let _ = std::fs::remove_file(p);
     }
+    // The metadata fetched so far goes to the disk cache before the daemon exits.
+    let registry = daemon.installer.registry.clone();
+    let flushed =
+        tokio::task::spawn_blocking(move || registry.flush_disk_writes(Duration::from_secs(10)));
+    if !matches!(flushed.await, Ok(true)) {
+        warn!("the metadata disk cache's writes did not finish within 10 s; exiting anyway");
+    }
     let index = daemon.store.index.clone();
     let checkpoint = tokio::task::spawn_blocking(move || match index.checkpoint() {
         Err(e) if e.broken_index().is_some() => index.set_aside_now().map(|_| ()).map_err(|_| e),

@@ -1,12 +1,13 @@
 //! Registry metadata: packuments fetched over HTTP, kept hot in memory across installs and
 //! projects under a byte budget (least recently used first out), and cached on disk
-//! (`<store>/v1/metadata`, compact form) with ETag/Last-Modified revalidation and time-based
-//! freshness. Concurrent requests for one packument share one fetch.
+//! (`<store>/v1/metadata`, compact form, written behind the install by `disk_writes`) with
+//! ETag/Last-Modified revalidation and time-based freshness. Concurrent requests for one packument share one fetch.
 //!
 //! Must not: pick versions (resolve.rs does) or download tarballs (the store does).
 
 pub mod compact;
 pub mod config;
+mod disk_writes;
 pub mod http;
 pub mod keys;
 pub mod packument;
@@ -120,6 +121,7 @@ pub struct Registry {
     pub bytes_downloaded: std::sync::atomic::AtomicU64,
     /// Registries' signing keys.
     pub keys: keys::Keys,
+    disk_writes: disk_writes::DiskWrites,
 }
 
 fn now_secs() -> u64 {
@@ -151,7 +153,14 @@ impl Registry {
             }),
             inflight: Mutex::new(HashMap::new()),
             bytes_downloaded: Default::default(),
+            disk_writes: disk_writes::DiskWrites::new(),
         }
+    }
+
+    /// Wait (blocking) until the metadata fetched so far is in the disk cache, or `limit` has
+    /// passed; whether it all is.
+    pub fn flush_disk_writes(&self, limit: Duration) -> bool {
+        self.disk_writes.flush(limit)
     }
 
     fn disk_path(&self, url: &str) -> PathBuf {
@@ -342,9 +351,7 @@ impl Registry {
                 debug!("metadata not modified");
                 meta.fetched_at = now;
                 let p = Arc::new(p);
-                let p2 = p.clone();
-                tokio::task::spawn_blocking(move || write_disk(&disk_path, &p2.encode(&meta)))
-                    .await?;
+                self.disk_writes.write(disk_path, p.clone(), meta);
                 p
             }
             Fetched::Fresh(resp, _permit) => {
@@ -382,24 +389,18 @@ impl Registry {
             .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let name = name.to_string();
         let url = url.to_string();
-        tokio::task::spawn_blocking(move || -> Result<Arc<Packument>> {
+        let p = tokio::task::spawn_blocking(move || -> Result<Arc<Packument>> {
             let p = Packument::parse(&body).map_err(|e| {
                 HoardError::Registry(format!(
                     "metadata of `{name}` from {url} is not valid JSON: {e}"
                 ))
             })?;
             drop(body);
-            write_disk(&disk_path, &p.encode(&meta));
             Ok(Arc::new(p))
         })
-        .await?
-    }
-}
-
-fn write_disk(path: &std::path::Path, bytes: &[u8]) {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        .await??;
+        self.disk_writes.write(disk_path, p.clone(), meta);
+        Ok(p)
     }
 }
 

@@ -535,6 +535,26 @@ fn offline_installs_from_the_store_only() {
     assert!(ctx.project.join("node_modules/c").exists());
 }
 
+/// The metadata fetched online is in the disk cache once the daemon has stopped (the cache is
+/// written behind the install, and the daemon waits for those writes before it exits), so a
+/// new daemon installs offline from it.
+#[test]
+fn offline_after_a_daemon_restart_resolves_from_the_metadata_fetched_before() {
+    let reg = ecosystem();
+    // Each write waits 300 ms: they are still queued when the daemon is asked to stop.
+    let ctx = TestContext::new()
+        .with_registry(&reg.url)
+        .env("HOARD_FAILPOINT_METADATA_WRITE_DELAY_MS", "300");
+    ctx.write_project(&json!({"name": "app", "dependencies": {"c": "1"}}));
+    ctx.ok(&["install"]);
+    ctx.ok(&["daemon", "stop"]);
+    std::fs::remove_dir_all(ctx.project.join("node_modules")).unwrap();
+    std::fs::remove_file(ctx.project.join("package-lock.json")).unwrap();
+    drop(reg);
+    ctx.ok(&["install", "--offline"]);
+    assert!(ctx.project.join("node_modules/c").exists());
+}
+
 #[test]
 fn cross_device_falls_back_to_copy_with_a_warning() {
     let shm = Path::new("/dev/shm");

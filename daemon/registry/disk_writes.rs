@@ -1,0 +1,185 @@
+//! The metadata disk cache's writer: packuments fetched from the network are encoded and
+//! written to `<store>/v1/metadata` by one thread of the lowest priority (nice 19 on Linux),
+//! not by the install that fetched them. A cold install keeps both cores busy; the cache's
+//! writes then wait until the install's own work is done instead of taking their share of it.
+//! A packument waiting here is in the hot cache meanwhile (or is fetched again: the disk cache
+//! is only a cache). `flush` waits for every queued write (the daemon calls it before it exits,
+//! so `hoard install --offline` after a restart finds what was fetched).
+//!
+//! Must not: decide what is cached, read the cache, or make a caller wait for a write.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::compact::{CacheMeta, Packument};
+
+/// Writes queued beyond this many are done by the caller itself: the queue holds packuments
+/// the hot cache may have let go, and must not grow without bound when the disk is slow.
+const QUEUED_MAX: usize = 4096;
+
+struct Job {
+    path: PathBuf,
+    packument: Arc<Packument>,
+    meta: CacheMeta,
+}
+
+/// Writes queued and not yet done, with a condition to wait for none.
+#[derive(Default)]
+struct Pending {
+    count: Mutex<usize>,
+    none: Condvar,
+}
+
+impl Pending {
+    fn add(&self) -> usize {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n += 1;
+        *n
+    }
+
+    fn done(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.none.notify_all();
+        }
+    }
+}
+
+pub struct DiskWrites {
+    /// `None` once the writer thread could not be started (writes are then done inline).
+    queue: Mutex<Option<Sender<Job>>>,
+    pending: Arc<Pending>,
+}
+
+impl DiskWrites {
+    pub fn new() -> DiskWrites {
+        let pending = Arc::new(Pending::default());
+        let (tx, rx) = channel();
+        let p = pending.clone();
+        let started = std::thread::Builder::new()
+            .name("hoard-metadata-writer".into())
+            .spawn(move || writer(rx, &p));
+        DiskWrites {
+            queue: Mutex::new(started.ok().map(|_| tx)),
+            pending,
+        }
+    }
+
+    /// Write `packument` (with `meta`) to `path` soon. Never blocks on the disk unless the
+    /// queue is full or there is no writer thread (then it writes at once).
+    pub fn write(&self, path: PathBuf, packument: Arc<Packument>, meta: CacheMeta) {
+        let job = Job {
+            path,
+            packument,
+            meta,
+        };
+        let job = match self.queue.lock().ok().as_deref().and_then(Option::as_ref) {
+            Some(tx) if self.pending.add() <= QUEUED_MAX => match tx.send(job) {
+                Ok(()) => return,
+                Err(back) => {
+                    self.pending.done();
+                    back.0
+                }
+            },
+            Some(_) => {
+                self.pending.done();
+                job
+            }
+            None => job,
+        };
+        job.run();
+    }
+
+    /// Wait until every queued write is done, or `limit` has passed; whether none is left.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut n = self.pending.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = match self.pending.none.wait_timeout(n, left) {
+                Ok((n, _)) => n,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
+impl Job {
+    fn run(self) {
+        write_disk(&self.path, &self.packument.encode(&self.meta));
+    }
+}
+
+/// The writer thread: lowest priority, then each job in turn until the sender is gone.
+fn writer(rx: Receiver<Job>, pending: &Pending) {
+    lower_priority();
+    let delay = failpoint_write_delay();
+    for job in rx {
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        job.run();
+        pending.done();
+    }
+}
+
+/// For tests only: `HOARD_FAILPOINT_METADATA_WRITE_DELAY_MS` makes every write wait that long,
+/// so that a daemon that did not wait for its writes before exiting would lose them.
+fn failpoint_write_delay() -> Option<Duration> {
+    std::env::var("HOARD_FAILPOINT_METADATA_WRITE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+}
+
+/// This thread at nice 19: it runs when the install's threads leave a core free.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on this thread's own id; a failure only leaves its priority.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename (a reader never sees half a
+/// file). A failure leaves no cache entry, which only costs a fetch later.
+fn write_disk(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_write_is_on_disk_after_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let writes = DiskWrites::new();
+        let doc = r#"{"name":"a","versions":{"1.0.0":{"name":"a","version":"1.0.0"}}}"#;
+        let p = Arc::new(Packument::parse(doc.as_bytes()).unwrap());
+        let paths: Vec<PathBuf> = (0..50)
+            .map(|i| dir.path().join(format!("{i}.pk2")))
+            .collect();
+        for path in &paths {
+            writes.write(path.clone(), p.clone(), CacheMeta::default());
+        }
+        assert!(writes.flush(Duration::from_secs(30)));
+        for path in &paths {
+            let bytes = std::fs::read(path).unwrap();
+            assert_eq!(bytes, p.encode(&CacheMeta::default()), "{}", path.display());
+        }
+        // Nothing left behind but the files themselves.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), paths.len());
+    }
+}
