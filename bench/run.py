@@ -234,16 +234,50 @@ class Tool:
         self.note_daemon_rss()
         self.quit_daemon()
 
-    def run(self, cmd):
-        """Run, return (seconds, peak RSS in KiB of the process tree it waited for)."""
+    def daemon_ticks(self):
+        """(pid, user+system clock ticks so far) of this tool's hoardd, or (None, 0)."""
+        pid = self.daemon_pid() if self.name in HOARD_ROOTS else None
+        if not pid:
+            return None, 0
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+            fields = stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on
+            return pid, int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            return pid, 0
+
+    def daemon_cpu_since(self, before):
+        """Seconds of CPU hoardd spent since `before` (from `daemon_ticks`), counted once it
+        has gone quiet (up to 3 s): work it leaves for after its answer (the metadata disk
+        cache's writes) belongs to the install that caused it."""
+        pid, ticks = self.daemon_ticks()
+        if not pid:
+            return 0.0
+        deadline = time.time() + 3
+        while time.time() < deadline:
+            time.sleep(0.1)
+            _, now = self.daemon_ticks()
+            if now == ticks:
+                break
+            ticks = now
+        base = before[1] if before[0] == pid else 0
+        return max(ticks - base, 0) / os.sysconf("SC_CLK_TCK")
+
+    def run(self, cmd, cpu=False):
+        """Run, return (seconds, peak RSS in KiB of the process tree it waited for). With `cpu`,
+        `self.last_cpu` is the CPU seconds (user + system) it took: its own and its waited-for
+        descendants' (rusage), and for hoard the daemon's too (`daemon_cpu_since`)."""
         out_path = os.path.join(self.base, "last.out")
         err_path = os.path.join(self.base, "last.err")
+        before = self.daemon_ticks() if cpu else (None, 0)
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             t0 = time.perf_counter()
             p = subprocess.Popen(cmd, cwd=self.project, env=self.env(), stdout=out, stderr=err, start_new_session=True)
             # wait4 gives the child's own rusage (its peak RSS covers descendants it waited for).
             _, status, ru = os.wait4(p.pid, 0)
             dt = time.perf_counter() - t0
+        if cpu:
+            self.last_cpu = ru.ru_utime + ru.ru_stime + self.daemon_cpu_since(before)
         p.returncode = os.waitstatus_to_exitcode(status)
         self.last_stdout = open(out_path, "rb").read()
         if p.returncode != 0:
@@ -477,6 +511,7 @@ def main():
             for sc in scenarios:
                 times = {t: [] for t in tools}
                 rss = {t: [] for t in tools}
+                cpu = {t: [] for t in tools}
                 for i in range(args.runs + 1):
                     # The order alternates round by round: in an A/A run (one build under two
                     # names) the tool that always ran first was 3% slower.
@@ -486,14 +521,16 @@ def main():
                         t = ts[name]
                         t.prepare(sc)
                         subprocess.run(["sync"])
-                        dt, peak = t.run(t.scenario_command(sc))
+                        dt, peak = t.run(t.scenario_command(sc), cpu=True)
                         if name in HOARD_ROOTS:
                             t.note_daemon_rss()
                         if i > 0:  # the first round is the warm-up
                             times[name].append(dt)
                             rss[name].append(peak)
+                            cpu[name].append(t.last_cpu)
                 log(f"{fx} {sc}: " + ", ".join(f"{n} {fmt_s(statistics.median(v))}" for n, v in times.items() if v))
                 res["scenarios"][sc] = {n: v for n, v in times.items() if v}
+                res.setdefault("cpu_seconds", {})[sc] = {n: v for n, v in cpu.items() if v}
                 for n in tools:
                     res["rss_kb"][n] = max(res["rss_kb"].get(n, 0), max(rss[n], default=0))
             # The floor: `cp -al` of hoard's finished node_modules (same files, same folders).
@@ -627,6 +664,32 @@ def machine_info():
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, {fs}, {platform.system()} {platform.release()}"
 
 
+def cpu_table(res, tools, scenarios):
+    """The CPU each run took (user + system: the tool's processes, and hoardd's until it went
+    quiet), medians; a 2-core machine's installs are mostly CPU-bound, so this is steadier
+    than wall time when the machine's speed drifts."""
+    rows = res.get("cpu_seconds") or {}
+    if not any(rows.get(sc) for sc in scenarios):
+        return []
+    lines = ["", "CPU per run (user + system seconds, median; clock ticks of 10 ms):", "",
+             "| scenario | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
+    for sc in scenarios:
+        row = rows.get(sc)
+        if not row:
+            continue
+        h = statistics.median(row["hoard"]) if row.get("hoard") else None
+        cells = []
+        for t in tools:
+            v = row.get(t)
+            if not v:
+                cells.append("—")
+                continue
+            m = statistics.median(v)
+            cells.append(f"{m:.2f} s" + (f" ×{m / h:.2f}" if h and t != "hoard" else ""))
+        lines.append(f"| {sc} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write(results, tools, scenarios, name=None):
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     if name is None:
@@ -670,6 +733,7 @@ def write(results, tools, scenarios, name=None):
                         cell += f" (paired ×{statistics.median(pairs):.2f})"
                 cells.append(cell)
             lines.append(f"| {sc} | " + " | ".join(cells) + " |")
+        lines += cpu_table(res, tools, scenarios)
         if res.get("cp_al_seconds"):
             f = res["cp_al_seconds"]
             lines += ["", f"Floor: `cp -al` of the same node_modules: {fmt_s(statistics.median(f))} ({fmt_s(min(f))}–{fmt_s(max(f))})."]
