@@ -49,8 +49,8 @@ impl Pending {
 }
 
 pub struct DiskWrites {
-    /// `None` once the writer thread could not be started (writes are then done inline).
-    queue: Mutex<Option<Sender<Job>>>,
+    /// `None` when the writer thread could not be started (writes are then done inline).
+    queue: Option<Sender<Job>>,
     pending: Arc<Pending>,
 }
 
@@ -63,7 +63,7 @@ impl DiskWrites {
             .name("hoard-metadata-writer".into())
             .spawn(move || writer(rx, &p));
         DiskWrites {
-            queue: Mutex::new(started.ok().map(|_| tx)),
+            queue: started.ok().map(|_| tx),
             pending,
         }
     }
@@ -71,25 +71,21 @@ impl DiskWrites {
     /// Write `packument` (with `meta`) to `path` soon. Never blocks on the disk unless the
     /// queue is full or there is no writer thread (then it writes at once).
     pub fn write(&self, path: PathBuf, packument: Arc<Packument>, meta: CacheMeta) {
-        let job = Job {
+        let mut job = Job {
             path,
             packument,
             meta,
         };
-        let job = match self.queue.lock().ok().as_deref().and_then(Option::as_ref) {
-            Some(tx) if self.pending.add() <= QUEUED_MAX => match tx.send(job) {
-                Ok(()) => return,
-                Err(back) => {
-                    self.pending.done();
-                    back.0
+        if let Some(tx) = &self.queue {
+            if self.pending.add() <= QUEUED_MAX {
+                match tx.send(job) {
+                    Ok(()) => return,
+                    Err(back) => job = back.0,
                 }
-            },
-            Some(_) => {
-                self.pending.done();
-                job
             }
-            None => job,
-        };
+            // Not queued after all: it is done here, below.
+            self.pending.done();
+        }
         job.run();
     }
 

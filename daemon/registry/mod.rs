@@ -1,7 +1,8 @@
 //! Registry metadata: packuments fetched over HTTP, kept hot in memory across installs and
 //! projects under a byte budget (least recently used first out), and cached on disk
 //! (`<store>/v1/metadata`, compact form, written behind the install by `disk_writes`) with
-//! ETag/Last-Modified revalidation and time-based freshness. Concurrent requests for one packument share one fetch.
+//! ETag/Last-Modified revalidation and time-based freshness. Concurrent requests for one
+//! packument share one fetch.
 //!
 //! Must not: pick versions (resolve.rs does) or download tarballs (the store does).
 
