@@ -664,6 +664,42 @@ def machine_info():
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, {fs}, {platform.system()} {platform.release()}"
 
 
+def scenario_table(rows, tools, scenarios, cell):
+    """A table of scenarios by tools: `cell(values, hoard's values)` for each tool that ran the
+    scenario (hoard's are None in hoard's own cell and when hoard did not run it), "—" for one
+    that did not."""
+    lines = ["| scenario | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
+    for sc in scenarios:
+        row = rows.get(sc)
+        if not row:
+            continue
+        cells = [cell(row[t], row.get("hoard") if t != "hoard" else None) if row.get(t) else "—"
+                 for t in tools]
+        lines.append(f"| {sc} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def time_cell(v, hoard):
+    """Median (min–max), and against hoard: the ratio of medians and the paired ratio."""
+    m = statistics.median(v)
+    cell = f"{fmt_s(m)} ({fmt_s(min(v))}–{fmt_s(max(v))})"
+    if hoard:
+        cell += f" ×{m / statistics.median(hoard):.2f}"
+        # Round by round (each round runs every tool once, back to back), the median of the
+        # ratios: steadier than the ratio of medians when the machine's speed drifts during
+        # the run.
+        pairs = [x / y for x, y in zip(v, hoard) if y > 0]
+        if pairs:
+            cell += f" (paired ×{statistics.median(pairs):.2f})"
+    return cell
+
+
+def cpu_cell(v, hoard):
+    """Median CPU seconds, and against hoard the ratio of medians."""
+    m = statistics.median(v)
+    return f"{m:.2f} s" + (f" ×{m / statistics.median(hoard):.2f}" if hoard else "")
+
+
 def cpu_table(res, tools, scenarios):
     """The CPU each run took (user + system: the tool's processes, and hoardd's until it went
     quiet), medians; a 2-core machine's installs are mostly CPU-bound, so this is steadier
@@ -671,23 +707,8 @@ def cpu_table(res, tools, scenarios):
     rows = res.get("cpu_seconds") or {}
     if not any(rows.get(sc) for sc in scenarios):
         return []
-    lines = ["", "CPU per run (user + system seconds, median; clock ticks of 10 ms):", "",
-             "| scenario | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
-    for sc in scenarios:
-        row = rows.get(sc)
-        if not row:
-            continue
-        h = statistics.median(row["hoard"]) if row.get("hoard") else None
-        cells = []
-        for t in tools:
-            v = row.get(t)
-            if not v:
-                cells.append("—")
-                continue
-            m = statistics.median(v)
-            cells.append(f"{m:.2f} s" + (f" ×{m / h:.2f}" if h and t != "hoard" else ""))
-        lines.append(f"| {sc} | " + " | ".join(cells) + " |")
-    return lines
+    return (["", "CPU per run (user + system seconds, median; clock ticks of 10 ms):", ""]
+            + scenario_table(rows, tools, scenarios, cpu_cell))
 
 
 def write(results, tools, scenarios, name=None):
@@ -708,31 +729,8 @@ def write(results, tools, scenarios, name=None):
               f"Local mirror on 127.0.0.1, added latency {results['latency_ms']} ms. ")
              + f"Whole run: {results.get('minutes')} min.", ""]
     for fx, res in results["fixtures"].items():
-        lines += [f"## {fx} ({res['packages']} packages)", "",
-                  "| scenario | " + " | ".join(tools) + " |", "|---" * (len(tools) + 1) + "|"]
-        for sc in scenarios:
-            row = res["scenarios"].get(sc)
-            if not row:
-                continue
-            h = statistics.median(row["hoard"]) if "hoard" in row else None
-            cells = []
-            for t in tools:
-                v = row.get(t)
-                if not v:
-                    cells.append("—")
-                    continue
-                m = statistics.median(v)
-                cell = f"{fmt_s(m)} ({fmt_s(min(v))}–{fmt_s(max(v))})"
-                if h and t != "hoard":
-                    cell += f" ×{m / h:.2f}"
-                    # Round by round (each round runs every tool once, back to back), the
-                    # median of the ratios: steadier than the ratio of medians when the
-                    # machine's speed drifts during the run.
-                    pairs = [x / y for x, y in zip(v, row["hoard"]) if y > 0]
-                    if pairs:
-                        cell += f" (paired ×{statistics.median(pairs):.2f})"
-                cells.append(cell)
-            lines.append(f"| {sc} | " + " | ".join(cells) + " |")
+        lines += [f"## {fx} ({res['packages']} packages)", ""]
+        lines += scenario_table(res["scenarios"], tools, scenarios, time_cell)
         lines += cpu_table(res, tools, scenarios)
         if res.get("cp_al_seconds"):
             f = res["cp_al_seconds"]
