@@ -374,6 +374,7 @@ mod tests {
                 id: 1,
                 integrity: "sha512-fromstore".into(),
                 files: vec![],
+                created: Vec::new(),
                 imported_at: None,
                 bytes_downloaded: 0,
             };

@@ -72,6 +72,7 @@ pub(super) async fn link(
         requested,
         remembered,
         force: run.req.force,
+        fresh_since: Some(run.started),
     };
     // The repair hook runs on the linker's threads, outside the runtime: it spawns onto it.
     let handle = tokio::runtime::Handle::current();

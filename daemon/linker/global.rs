@@ -379,6 +379,7 @@ mod tests {
                     id: i as i64,
                     integrity,
                     files,
+                    created: Vec::new(),
                     imported_at: None,
                     bytes_downloaded: 0,
                 };

@@ -36,6 +36,9 @@ pub struct LinkOptions {
     pub remembered: Option<Method>,
     /// Rebuild every package folder, trusting nothing already there.
     pub force: bool,
+    /// When the install began: store files its own imports wrote are linked without the
+    /// check that a store file is whole (`StoredPackage::created_since`). None: check all.
+    pub fresh_since: Option<std::time::Instant>,
 }
 
 /// What materializing calls back into.
@@ -87,6 +90,7 @@ pub fn materialize(
     }
     let changed = changed_packages(project, plan, old.as_ref(), &mut report);
     let mut link_state = probe(&bench.staging, &changed, store, opts)?;
+    link_state.fresh_since = opts.fresh_since;
     link_state.case_insensitive = case_insensitive;
     report.method = Some(link_state.method);
     let built = build_changed(project, &changed, store, &link_state, &bench, hooks)?;
@@ -440,7 +444,7 @@ pub(super) fn build_or_repair(
     links: &LinkState,
     hooks: &Hooks<'_>,
 ) -> Result<Built> {
-    match build_package(stage, &p.stored.files, p, store, links) {
+    match build_package(stage, &p.stored, p, store, links) {
         Ok(files) => Ok(Built {
             files,
             repaired_bytes: None,
@@ -450,7 +454,7 @@ pub(super) fn build_or_repair(
             let _ = std::fs::remove_dir_all(stage);
             mkdir_all(stage)?;
             let fresh = (hooks.repair)(p)?;
-            let files = build_package(stage, &fresh.files, p, store, links)?;
+            let files = build_package(stage, &fresh, p, store, links)?;
             Ok(Built {
                 files,
                 repaired_bytes: Some(fresh.bytes_downloaded),
@@ -560,21 +564,23 @@ fn make_dirs<'a>(dir: &Dir, rel: &'a str, made: &mut FxHashSet<&'a str>) -> std:
     Ok(())
 }
 
-/// Create one package's directory tree in the existing folder `stage` and link (or copy) its
-/// files.
+/// Create one package's directory tree in the existing folder `stage` and link (or copy) the
+/// files of `stored` (the package as planned, or as repaired).
 fn build_package(
     stage: &Path,
-    files: &[FileEntry],
+    stored: &StoredPackage,
     p: &PlannedPackage,
     store: &Store,
     links: &LinkState,
 ) -> Result<u64> {
     let folded;
-    let files = if links.case_insensitive {
-        folded = super::case::fold_files(files);
-        &folded[..]
+    // Which files this install's own import wrote (whole: not checked again).
+    let (files, created) = if links.case_insensitive {
+        folded = super::case::fold_files(&stored.files);
+        (&folded[..], &[][..])
     } else {
-        files
+        let created = (links.fresh_since).map_or(&[][..], |t| stored.created_since(t));
+        (&stored.files[..], created)
     };
     // The folder held open: folders and links are made relative to it (no walk of the
     // project's path for each file).
@@ -582,7 +588,7 @@ fn build_package(
     let mut made: FxHashSet<&str> = FxHashSet::default();
     let bin_targets: FxHashSet<&str> = p.bins.values().map(String::as_str).collect();
     let mut n = 0;
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
         if let Some((parent, _)) = f.path.rsplit_once('/') {
             make_dirs(&dir, parent, &mut made)
                 .map_err(|e| HoardError::io("creating directory", stage.join(parent), e))?;
@@ -593,7 +599,9 @@ fn build_package(
             store.ensure_executable_variant(f)?;
         }
         let exec = f.executable || needs_exec;
-        if !links.checked.known(&f.hash, exec) {
+        if !needs_exec && created.get(i) == Some(&true) {
+            links.checked.remember(&f.hash, exec);
+        } else if !links.checked.known(&f.hash, exec) {
             if !store.looks_whole(f, exec) {
                 return Err(HoardError::NotFound(format!(
                     "a store file of {} ({}) is missing or damaged",

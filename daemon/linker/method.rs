@@ -70,6 +70,8 @@ pub struct LinkState {
     pub warnings: Mutex<Vec<String>>,
     /// Store files this run already found whole (each is checked once per install).
     pub checked: Checked,
+    /// See `LinkOptions::fresh_since`.
+    pub fresh_since: Option<std::time::Instant>,
 }
 
 impl LinkState {
@@ -112,6 +114,7 @@ impl LinkState {
                         emlink_warned: Mutex::new(false),
                         warnings: Mutex::new(warnings),
                         checked: Checked::default(),
+                        fresh_since: None,
                     });
                 }
                 Err(e) => {
@@ -142,6 +145,7 @@ impl LinkState {
             emlink_warned: Mutex::new(false),
             warnings: Mutex::new(Vec::new()),
             checked: Checked::default(),
+            fresh_since: None,
         }
     }
 

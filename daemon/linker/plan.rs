@@ -221,6 +221,7 @@ mod tests {
                         size: 1,
                         executable: false,
                     }],
+                    created: Vec::new(),
                     imported_at: None,
                     bytes_downloaded: 0,
                 };

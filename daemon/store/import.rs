@@ -63,6 +63,9 @@ pub enum ImportError {
 #[derive(Debug)]
 pub struct Imported {
     pub files: Vec<FileEntry>,
+    /// Which of `files` this import wrote into `files/` (aligned with `files`); false for a
+    /// file that was there already (another package's, or an earlier import's).
+    pub created: Vec<bool>,
     pub digests: TarballDigests,
     pub unpacked_size: u64,
     pub compressed_size: u64,
@@ -334,9 +337,10 @@ pub fn import(
     if let Err((expected, actual)) = digests.verify(expected) {
         return Err(ImportError::Integrity { expected, actual });
     }
-    let files = commit(pending.files, &mut staging, shards)?;
+    let (files, created) = commit(pending.files, &mut staging, shards)?;
     Ok(Imported {
         files,
+        created,
         digests,
         unpacked_size,
         compressed_size,
@@ -491,7 +495,7 @@ fn commit(
     pending: Vec<Pending>,
     staging: &mut Staging<'_>,
     shards: &Shards,
-) -> std::result::Result<Vec<FileEntry>, ImportError> {
+) -> std::result::Result<(Vec<FileEntry>, Vec<bool>), ImportError> {
     let mut files = Vec::with_capacity(pending.len());
     let mut buf = Vec::new();
     for p in pending {
@@ -499,8 +503,8 @@ fn commit(
         let n = match p.body {
             Body::Staged(n) => n,
             Body::Held(bytes) => {
-                if shards.create_whole(hash, exec, &bytes).is_ok() {
-                    files.push(p.entry);
+                if let Ok(made) = shards.create_whole(hash, exec, &bytes) {
+                    files.push((p.entry, made));
                     continue;
                 }
                 // Not here (no unnamed files, a shard folder removed by hand, a full disk):
@@ -513,31 +517,29 @@ fn commit(
                 n
             }
         };
-        move_in(n, &p.entry, staging, shards)?;
-        files.push(p.entry);
+        let made = move_in(n, &p.entry, staging, shards)?;
+        files.push((p.entry, made));
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
+    files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    Ok(files.into_iter().unzip())
 }
 
-/// Move staged file `n` (holding `entry`) into the content-addressed tree, unless it is there.
+/// Move staged file `n` (holding `entry`) into the content-addressed tree, unless it is there;
+/// whether it was moved (false: it was there).
 fn move_in(
     n: usize,
     entry: &FileEntry,
     staging: &Staging<'_>,
     shards: &Shards,
-) -> std::result::Result<(), ImportError> {
+) -> std::result::Result<bool, ImportError> {
     let Some(dir) = &staging.dir else {
         return Err(ImportError::Local(HoardError::Internal(
             "a staged file without a staging directory".into(),
         )));
     };
     // The common case relative to the open folders; anything else the long way.
-    if shards
-        .move_in(&dir.dir, &n.to_string(), &entry.hash, entry.executable)
-        .is_ok()
-    {
-        return Ok(());
+    if let Ok(moved) = shards.move_in(&dir.dir, &n.to_string(), &entry.hash, entry.executable) {
+        return Ok(moved);
     }
     let layout = staging.layout;
     let dest = layout.content_path(&entry.hash, entry.executable);
@@ -551,8 +553,7 @@ fn move_in(
     }
     moved.map_err(|e| {
         ImportError::Local(HoardError::io("moving a file into the store at", &dest, e))
-    })?;
-    Ok(())
+    })
 }
 
 /// Hash an existing content file (for `store verify`).

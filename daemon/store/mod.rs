@@ -62,9 +62,28 @@ pub struct StoredPackage {
     /// `sha512-…` of the tarball.
     pub integrity: String,
     pub files: Vec<FileEntry>,
+    /// Which of `files` this daemon's import wrote (aligned with `files`; empty when the
+    /// package came from the index). See `created_since`.
+    pub created: Vec<bool>,
     /// When this daemon downloaded it (None: it was in the store already).
     pub imported_at: Option<std::time::Instant>,
     pub bytes_downloaded: u64,
+}
+
+impl StoredPackage {
+    /// Which of `files` were written by an import that finished at or after `since` (the
+    /// start of the install asking), or an empty slice. Those files are whole by construction:
+    /// their bytes were hashed as they were written, and no project linked them before that
+    /// install began, so no edit made through a project's link can have reached them; the
+    /// linker need not check them again (`Store::looks_whole`).
+    pub fn created_since(&self, since: std::time::Instant) -> &[bool] {
+        let fresh = self.imported_at.is_some_and(|t| t >= since);
+        if fresh && self.created.len() == self.files.len() {
+            &self.created
+        } else {
+            &[]
+        }
+    }
 }
 
 /// Imports running at once; see `Store::import_permits`.
@@ -447,6 +466,7 @@ impl Store {
             id,
             integrity,
             files,
+            created: Vec::new(),
             imported_at: None,
             bytes_downloaded: 0,
         });
@@ -528,6 +548,7 @@ impl Store {
             id,
             integrity,
             files,
+            created: imported.created,
             imported_at: Some(std::time::Instant::now()),
             bytes_downloaded: bytes,
         });
@@ -989,5 +1010,42 @@ mod tests {
             !Arc::ptr_eq(&once, &twice),
             "a tarball without integrity was not read again"
         );
+    }
+    #[test]
+    fn only_files_an_import_wrote_during_an_install_are_trusted_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let http = Arc::new(Http::new(4, 4).unwrap());
+            let pkg = local_tarball(&dir.path().join("one.tgz"), true);
+            let install_began = std::time::Instant::now();
+            let first = store.ensure(&pkg, &http, false).await.unwrap();
+            assert_eq!(first.created, [true], "the import wrote its one file");
+            assert_eq!(first.created_since(install_began), [true]);
+            // An install that began after the import does not trust it: the file may have
+            // been linked into a project and edited through that link since.
+            let later = std::time::Instant::now();
+            assert!(first.created_since(later).is_empty());
+            // Imported again (its files asked for again): the file was there, not written.
+            let key = pkg.integrity.strongest().unwrap();
+            let again = store
+                .import_coalesced(&pkg, &http, key, true)
+                .await
+                .unwrap();
+            assert_eq!(again.created, [false]);
+            assert_eq!(again.created_since(install_began), [false]);
+        });
+        drop(rt);
+        drop(store);
+        // Read back from the index by a new daemon: nothing is known to be new.
+        let reopened = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let http = Arc::new(Http::new(4, 4).unwrap());
+            let pkg = local_tarball(&dir.path().join("one.tgz"), true);
+            let found = reopened.ensure(&pkg, &http, false).await.unwrap();
+            assert!(found.imported_at.is_none() && found.created.is_empty());
+        });
     }
 }
