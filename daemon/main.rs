@@ -231,7 +231,7 @@ async fn serve(
         .map_or(registry::HOT_BUDGET_BYTES, |mb| mb << 20);
     let registry = Arc::new(registry::Registry::new(
         http,
-        store.layout.metadata.clone(),
+        (store.layout.metadata.clone(), store.layout.tmp.clone()),
         hot_budget,
     ));
     let installer = Arc::new(install::Installer::new(store.clone(), registry));

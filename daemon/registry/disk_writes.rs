@@ -4,11 +4,14 @@
 //! writes then wait until the install's own work is done instead of taking their share of it.
 //! A packument waiting here is in the hot cache meanwhile (or is fetched again: the disk cache
 //! is only a cache). `flush` waits for every queued write (the daemon calls it before it exits,
-//! so `hoard install --offline` after a restart finds what was fetched).
+//! so `hoard install --offline` after a restart finds what was fetched). Each file is written
+//! under the store's `tmp/` and renamed into place, so what a kill leaves half-written is
+//! removed with the rest of `tmp/` when the next daemon starts.
 //!
 //! Must not: decide what is cached, read the cache, or make a caller wait for a write.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +26,21 @@ struct Job {
     path: PathBuf,
     packument: Arc<Packument>,
     meta: CacheMeta,
+    temps: Arc<Temps>,
+}
+
+/// Temp names in the store's `tmp/`: `metadata-<pid>-<n>`, never the same twice in one daemon
+/// (a write done by its caller can run beside the thread's).
+struct Temps {
+    dir: PathBuf,
+    next: AtomicU64,
+}
+
+impl Temps {
+    fn next(&self) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        (self.dir).join(format!("metadata-{}-{n}", std::process::id()))
+    }
 }
 
 /// Writes queued and not yet done, with a condition to wait for none.
@@ -52,10 +70,13 @@ pub struct DiskWrites {
     /// `None` when the writer thread could not be started (writes are then done inline).
     queue: Option<Sender<Job>>,
     pending: Arc<Pending>,
+    temps: Arc<Temps>,
 }
 
 impl DiskWrites {
-    pub fn new() -> DiskWrites {
+    /// A writer whose temp files go in `tmp_dir` (the store's `tmp/`: same filesystem as the
+    /// cache, emptied at start-up).
+    pub fn new(tmp_dir: PathBuf) -> DiskWrites {
         let pending = Arc::new(Pending::default());
         let (tx, rx) = channel();
         let p = pending.clone();
@@ -65,6 +86,10 @@ impl DiskWrites {
         DiskWrites {
             queue: started.ok().map(|_| tx),
             pending,
+            temps: Arc::new(Temps {
+                dir: tmp_dir,
+                next: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -75,6 +100,7 @@ impl DiskWrites {
             path,
             packument,
             meta,
+            temps: self.temps.clone(),
         };
         if let Some(tx) = &self.queue {
             if self.pending.add() <= QUEUED_MAX {
@@ -86,7 +112,7 @@ impl DiskWrites {
             // Not queued after all: it is done here, below.
             self.pending.done();
         }
-        job.run();
+        job.run(None);
     }
 
     /// Wait until every queued write is done, or `limit` has passed; whether none is left.
@@ -108,8 +134,11 @@ impl DiskWrites {
 }
 
 impl Job {
-    fn run(self) {
-        write_disk(&self.path, &self.packument.encode(&self.meta));
+    /// Write it; `pause` (tests only) between the temp file's write and its rename.
+    fn run(self, pause: Option<Duration>) {
+        let tmp = self.temps.next();
+        let bytes = self.packument.encode(&self.meta);
+        write_disk(&tmp, &self.path, &bytes, pause);
     }
 }
 
@@ -118,16 +147,14 @@ fn writer(rx: Receiver<Job>, pending: &Pending) {
     lower_priority();
     let delay = failpoint_write_delay();
     for job in rx {
-        if let Some(d) = delay {
-            std::thread::sleep(d);
-        }
-        job.run();
+        job.run(delay);
         pending.done();
     }
 }
 
-/// For tests only: `HOARD_FAILPOINT_METADATA_WRITE_DELAY_MS` makes every write wait that long,
-/// so that a daemon that did not wait for its writes before exiting would lose them.
+/// For tests only: `HOARD_FAILPOINT_METADATA_WRITE_DELAY_MS` makes every write wait that long
+/// between its temp file and the rename, so that a daemon that did not wait for its writes
+/// before exiting would lose them, and a kill leaves a temp file.
 fn failpoint_write_delay() -> Option<Duration> {
     std::env::var("HOARD_FAILPOINT_METADATA_WRITE_DELAY_MS")
         .ok()
@@ -145,12 +172,16 @@ fn lower_priority() {
     }
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename (a reader never sees half a
-/// file). A failure leaves no cache entry, which only costs a fetch later.
-fn write_disk(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Write `bytes` to `path` through the temporary file `tmp` and a rename (a reader never sees
+/// half a file). A failure leaves no cache entry, which only costs a fetch later, and no temp
+/// file.
+fn write_disk(tmp: &Path, path: &Path, bytes: &[u8], pause: Option<Duration>) {
+    let written = std::fs::write(tmp, bytes);
+    if let Some(d) = pause {
+        std::thread::sleep(d);
+    }
+    if written.is_err() || std::fs::rename(tmp, path).is_err() {
+        let _ = std::fs::remove_file(tmp);
     }
 }
 
@@ -161,7 +192,8 @@ mod tests {
     #[test]
     fn a_queued_write_is_on_disk_after_a_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let writes = DiskWrites::new();
+        let tmp = tempfile::tempdir().unwrap();
+        let writes = DiskWrites::new(tmp.path().to_path_buf());
         let doc = r#"{"name":"a","versions":{"1.0.0":{"name":"a","version":"1.0.0"}}}"#;
         let p = Arc::new(Packument::parse(doc.as_bytes()).unwrap());
         let paths: Vec<PathBuf> = (0..50)
@@ -177,5 +209,19 @@ mod tests {
         }
         // Nothing left behind but the files themselves.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), paths.len());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_write_that_cannot_be_renamed_into_place_leaves_no_temp_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let writes = DiskWrites::new(tmp.path().to_path_buf());
+        let doc = r#"{"name":"a","versions":{"1.0.0":{"name":"a","version":"1.0.0"}}}"#;
+        let p = Arc::new(Packument::parse(doc.as_bytes()).unwrap());
+        let nowhere = tmp.path().join("no such folder").join("a.pk2");
+        writes.write(nowhere.clone(), p, CacheMeta::default());
+        assert!(writes.flush(Duration::from_secs(30)));
+        assert!(!nowhere.exists());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 }

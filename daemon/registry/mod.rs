@@ -143,7 +143,13 @@ fn packument_url_of(cfg: &NpmConfig, name: &str) -> String {
 }
 
 impl Registry {
-    pub fn new(http: Arc<Http>, metadata_dir: PathBuf, hot_budget: usize) -> Registry {
+    /// A registry client caching metadata in `metadata_dir`, writing it through temp files in
+    /// `tmp_dir` (see `disk_writes`), with `hot_budget` bytes of packuments in memory.
+    pub fn new(
+        http: Arc<Http>,
+        (metadata_dir, tmp_dir): (PathBuf, PathBuf),
+        hot_budget: usize,
+    ) -> Registry {
         Registry {
             keys: keys::Keys::new(http.clone(), metadata_dir.clone()),
             http,
@@ -154,7 +160,7 @@ impl Registry {
             }),
             inflight: Mutex::new(HashMap::new()),
             bytes_downloaded: Default::default(),
-            disk_writes: disk_writes::DiskWrites::new(),
+            disk_writes: disk_writes::DiskWrites::new(tmp_dir),
         }
     }
 

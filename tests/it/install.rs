@@ -555,6 +555,46 @@ fn offline_after_a_daemon_restart_resolves_from_the_metadata_fetched_before() {
     assert!(ctx.project.join("node_modules/c").exists());
 }
 
+/// The metadata writer's temp files in the store's `tmp/`.
+fn metadata_temps(ctx: &TestContext) -> Vec<String> {
+    let tmp = ctx.store.join("v1/tmp");
+    let names = std::fs::read_dir(&tmp).into_iter().flatten().flatten();
+    let names = names.map(|e| e.file_name().to_string_lossy().into_owned());
+    names.filter(|n| n.starts_with("metadata-")).collect()
+}
+
+#[test]
+fn a_metadata_write_cut_short_by_a_kill_leaves_nothing_once_the_next_daemon_starts() {
+    let reg = ecosystem();
+    // Each write waits 2 s between its temp file and the rename: one is half done for a while.
+    let ctx = TestContext::new()
+        .with_registry(&reg.url)
+        .env("HOARD_FAILPOINT_METADATA_WRITE_DELAY_MS", "2000");
+    ctx.write_project(&json!({"name": "app", "dependencies": {"c": "1"}}));
+    ctx.ok(&["install"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metadata_temps(&ctx).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = ctx.daemon_pid().expect("the daemon runs");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(ctx.wait_daemon_gone(Duration::from_secs(10)));
+    assert!(
+        !metadata_temps(&ctx).is_empty(),
+        "the kill left a temp file"
+    );
+    let metadata = std::fs::read_dir(ctx.store.join("v1/metadata")).unwrap();
+    for e in metadata.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            name.ends_with(".pk2") || name.starts_with("keys-"),
+            "only whole cache files in metadata/: {name}"
+        );
+    }
+    ctx.ok(&["daemon", "start"]);
+    assert_eq!(metadata_temps(&ctx), Vec::<String>::new());
+}
+
 #[test]
 fn cross_device_falls_back_to_copy_with_a_warning() {
     let shm = Path::new("/dev/shm");
