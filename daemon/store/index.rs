@@ -327,14 +327,32 @@ impl Index {
     }
 
     /// Insert a package and its files; returns once the row is committed (listed in
-    /// `unsynced`, or after the batch's syncfs: see the module comment). Inserting an existing (integrity, pkg_id) returns the existing row id.
-    pub fn insert_package(&self, record: PackageRecord) -> Result<i64> {
+    /// `unsynced`, or after the batch's syncfs: see the module comment). Inserting an existing
+    /// (integrity, pkg_id) returns the existing row id. Awaited on the executor: the caller
+    /// waits for the writer thread without holding a blocking thread (the queue never blocks).
+    pub async fn insert_package(&self, record: PackageRecord) -> Result<i64> {
+        let rx = self.queue_insert(record)?;
+        rx.await
+            .map_err(|_| HoardError::Internal("index writer stopped".into()))?
+    }
+
+    /// `insert_package`, waited for on this thread.
+    #[cfg(test)]
+    pub fn insert_package_blocking(&self, record: PackageRecord) -> Result<i64> {
+        let rx = self.queue_insert(record)?;
+        rx.blocking_recv()
+            .map_err(|_| HoardError::Internal("index writer stopped".into()))?
+    }
+
+    fn queue_insert(
+        &self,
+        record: PackageRecord,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<i64>>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.writer
             .send(Command::Insert(record, tx))
             .map_err(|_| HoardError::Internal("index writer stopped".into()))?;
-        rx.blocking_recv()
-            .map_err(|_| HoardError::Internal("index writer stopped".into()))?
+        Ok(rx)
     }
 
     /// Run `job` in a write transaction on the writer thread.
@@ -937,12 +955,12 @@ mod tests {
     fn rows_are_listed_unsynced_with_their_boot_until_synced() {
         let dir = tempfile::tempdir().unwrap();
         let idx = index(dir.path(), Some("boot-1"));
-        let a = idx.insert_package(record("a")).unwrap();
+        let a = idx.insert_package_blocking(record("a")).unwrap();
         assert_eq!(idx.unsynced().unwrap(), vec![(a, "boot-1".to_string())]);
         idx.sync_now();
         assert_eq!(idx.unsynced().unwrap(), vec![]);
         // A row that exists is returned as is, and listed again: its files were just written.
-        assert_eq!(idx.insert_package(record("a")).unwrap(), a);
+        assert_eq!(idx.insert_package_blocking(record("a")).unwrap(), a);
         assert_eq!(idx.unsynced().unwrap(), vec![(a, "boot-1".to_string())]);
     }
 
@@ -950,7 +968,7 @@ mod tests {
     fn without_a_boot_name_nothing_is_listed() {
         let dir = tempfile::tempdir().unwrap();
         let idx = index(dir.path(), None);
-        idx.insert_package(record("a")).unwrap();
+        idx.insert_package_blocking(record("a")).unwrap();
         assert_eq!(idx.unsynced().unwrap(), vec![]);
     }
 
@@ -958,7 +976,7 @@ mod tests {
     fn the_writer_syncs_by_itself_when_no_write_comes() {
         let dir = tempfile::tempdir().unwrap();
         let idx = index(dir.path(), Some("boot-1"));
-        idx.insert_package(record("a")).unwrap();
+        idx.insert_package_blocking(record("a")).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while !idx.unsynced().unwrap().is_empty() {
             assert!(Instant::now() < deadline, "still listed after 20 s of idle");
@@ -971,8 +989,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = {
             let idx = index(dir.path(), Some("boot-1"));
-            let a = idx.insert_package(record("a")).unwrap();
-            let b = idx.insert_package(record("b")).unwrap();
+            let a = idx.insert_package_blocking(record("a")).unwrap();
+            let b = idx.insert_package_blocking(record("b")).unwrap();
             idx.sync_now();
             (a, b)
         };
@@ -1001,7 +1019,7 @@ mod tests {
         let path = dir.path().join("index.sqlite");
         {
             let idx = index(dir.path(), None);
-            idx.insert_package(record("a")).unwrap();
+            idx.insert_package_blocking(record("a")).unwrap();
         }
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("DROP TABLE unsynced; PRAGMA user_version = 1;")
@@ -1009,7 +1027,7 @@ mod tests {
         drop(conn);
         let idx = index(dir.path(), Some("boot-1"));
         assert_eq!(idx.counts().unwrap().0, 1, "the row is kept");
-        idx.insert_package(record("b")).unwrap();
+        idx.insert_package_blocking(record("b")).unwrap();
         assert_eq!(idx.unsynced().unwrap().len(), 1);
     }
 
@@ -1017,7 +1035,8 @@ mod tests {
     fn registering_again_leaves_exactly_the_packages_given() {
         let dir = tempfile::tempdir().unwrap();
         let idx = index(dir.path(), None);
-        let [a, b, c, d] = ["a", "b", "c", "d"].map(|n| idx.insert_package(record(n)).unwrap());
+        let [a, b, c, d] =
+            ["a", "b", "c", "d"].map(|n| idx.insert_package_blocking(record(n)).unwrap());
         // What project p is registered with (it is the only project).
         let of = || {
             let none = std::collections::HashSet::new();

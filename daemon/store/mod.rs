@@ -531,13 +531,9 @@ impl Store {
             unpacked_size: imported.unpacked_size,
             files: imported.files,
         };
-        let index = self.index.clone();
         let files = record.files.clone();
         let integrity = record.integrity.clone();
-        let id = tokio::task::spawn_blocking(move || index.insert_package(record))
-            .await
-            .map_err(|e| ImportFailure::Fatal(e.into()))?
-            .map_err(ImportFailure::Fatal)?;
+        let id = (self.index.insert_package(record).await).map_err(ImportFailure::Fatal)?;
         debug!(
             files = files.len(),
             compressed = imported.compressed_size,
