@@ -2,8 +2,9 @@
 //! content file linked into many package folders (licenses, a version's unchanged files) is
 //! stat'ed once per install instead of once per link.
 //!
-//! A file is remembered only after its check passed, so nothing is linked unchecked; two
-//! threads may both check the same file the first time. Must not: outlive the run it belongs
+//! A file is remembered only after its check passed, or when this install's own import wrote
+//! it (`StoredPackage::created_since`: nothing else can have touched it), so nothing older is
+//! linked unchecked; two threads may both check the same file the first time. Must not: outlive the run it belongs
 //! to (an edit made after this install must be seen by the next one), or judge files itself.
 
 use std::sync::Mutex;
@@ -41,7 +42,8 @@ impl Checked {
             .unwrap_or(false)
     }
 
-    /// Remember that content file `hash` (this variant) was just found whole.
+    /// Remember that content file `hash` (this variant) was just found whole, or written by
+    /// this install.
     pub fn remember(&self, hash: &[u8; 32], executable: bool) {
         if let Ok(mut s) = self.shard(hash).lock() {
             s.insert((*hash, executable));
