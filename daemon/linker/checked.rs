@@ -4,8 +4,9 @@
 //!
 //! A file is remembered only after its check passed, or when this install's own import wrote
 //! it (`StoredPackage::created_since`: nothing else can have touched it), so nothing older is
-//! linked unchecked; two threads may both check the same file the first time. Must not: outlive the run it belongs
-//! to (an edit made after this install must be seen by the next one), or judge files itself.
+//! linked unchecked; two threads may both check the same file the first time. Must not:
+//! outlive the run it belongs to (an edit made after this install must be seen by the next
+//! one), or judge files itself.
 
 use std::sync::Mutex;
 

@@ -26,7 +26,6 @@ struct Job {
     path: PathBuf,
     packument: Arc<Packument>,
     meta: CacheMeta,
-    temps: Arc<Temps>,
 }
 
 /// Temp names in the store's `tmp/`: `metadata-<pid>-<n>`, never the same twice in one daemon
@@ -78,18 +77,19 @@ impl DiskWrites {
     /// cache, emptied at start-up).
     pub fn new(tmp_dir: PathBuf) -> DiskWrites {
         let pending = Arc::new(Pending::default());
+        let temps = Arc::new(Temps {
+            dir: tmp_dir,
+            next: AtomicU64::new(0),
+        });
         let (tx, rx) = channel();
-        let p = pending.clone();
+        let (p, t) = (pending.clone(), temps.clone());
         let started = std::thread::Builder::new()
             .name("hoard-metadata-writer".into())
-            .spawn(move || writer(rx, &p));
+            .spawn(move || writer(rx, &p, &t));
         DiskWrites {
             queue: started.ok().map(|_| tx),
             pending,
-            temps: Arc::new(Temps {
-                dir: tmp_dir,
-                next: AtomicU64::new(0),
-            }),
+            temps,
         }
     }
 
@@ -100,7 +100,6 @@ impl DiskWrites {
             path,
             packument,
             meta,
-            temps: self.temps.clone(),
         };
         if let Some(tx) = &self.queue {
             if self.pending.add() <= QUEUED_MAX {
@@ -112,7 +111,7 @@ impl DiskWrites {
             // Not queued after all: it is done here, below.
             self.pending.done();
         }
-        job.run(None);
+        job.run(&self.temps, None);
     }
 
     /// Wait until every queued write is done, or `limit` has passed; whether none is left.
@@ -134,20 +133,21 @@ impl DiskWrites {
 }
 
 impl Job {
-    /// Write it; `pause` (tests only) between the temp file's write and its rename.
-    fn run(self, pause: Option<Duration>) {
-        let tmp = self.temps.next();
+    /// Write it through a temp file named by `temps`; `pause` (tests only) between the temp
+    /// file's write and its rename.
+    fn run(self, temps: &Temps, pause: Option<Duration>) {
+        let tmp = temps.next();
         let bytes = self.packument.encode(&self.meta);
         write_disk(&tmp, &self.path, &bytes, pause);
     }
 }
 
 /// The writer thread: lowest priority, then each job in turn until the sender is gone.
-fn writer(rx: Receiver<Job>, pending: &Pending) {
+fn writer(rx: Receiver<Job>, pending: &Pending, temps: &Temps) {
     lower_priority();
     let delay = failpoint_write_delay();
     for job in rx {
-        job.run(delay);
+        job.run(temps, delay);
         pending.done();
     }
 }
