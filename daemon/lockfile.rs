@@ -224,7 +224,7 @@ fn resolve_edges(tree: &mut Tree) {
         // The same edges the resolver derives from a manifest; a bundle's packages and the
         // package that bundles them have every dependency as an edge, bundled ones included
         // (they resolve inside the bundle), as `Resolver::add_bundles` gives them.
-        let bundles = !is_rootlike && (n.in_bundle || !n.manifest.bundled().is_empty());
+        let bundles = !is_rootlike && (n.in_bundle || n.manifest.bundles_any());
         let mut edges = crate::tree::edges_of(&n.manifest, is_rootlike || bundles, is_rootlike);
         for e in &mut edges {
             let start = if matches!(e.kind, EdgeKind::Peer | EdgeKind::PeerOptional) && i != 0 {

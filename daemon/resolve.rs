@@ -466,7 +466,7 @@ impl<'a> Resolver<'a> {
                 let n = &tree.nodes[i];
                 !n.in_bundle
                     && matches!(n.kind, NodeKind::Package { .. })
-                    && !n.manifest.bundled().is_empty()
+                    && n.manifest.bundles_any()
             })
             .collect();
         // Each node by location, for the bundled packages' parents (built only when needed).
@@ -526,7 +526,7 @@ impl<'a> Resolver<'a> {
             tree.nodes[b].edges = all_edges;
         }
         for i in 0..tree.nodes.len() {
-            let inside = tree.nodes[i].in_bundle || !tree.nodes[i].manifest.bundled().is_empty();
+            let inside = tree.nodes[i].in_bundle || tree.nodes[i].manifest.bundles_any();
             if !inside || i == 0 {
                 continue;
             }
@@ -591,6 +591,9 @@ impl<'a> Resolver<'a> {
             tree.compute_flags();
         }
         let strict_engines = cfg_flag(self.cfg, "engine-strict");
+        // Most packages share a handful of `engines.node` ranges: each is parsed and checked
+        // once per resolve.
+        let mut engine_answers: rustc_hash::FxHashMap<&str, bool> = Default::default();
         for n in tree.nodes.iter().skip(1) {
             let NodeKind::Package {
                 real_name, version, ..
@@ -598,8 +601,9 @@ impl<'a> Resolver<'a> {
             else {
                 continue;
             };
-            let id = format!("{real_name}@{version}");
+            let id = || format!("{real_name}@{version}");
             if !n.platform_ok && !n.optional {
+                let id = id();
                 self.note(
                     "platform",
                     id.clone(),
@@ -611,19 +615,21 @@ impl<'a> Resolver<'a> {
                 );
             }
             if let Some(d) = &n.manifest.deprecated {
+                let id = id();
                 self.note("deprecated", id.clone(), format!("{id}: {d}"));
             }
-            if !engine_ok(
-                n.manifest.engines.get("node").map(String::as_str),
-                self.node_version.as_ref(),
-            ) {
+            let wanted = n.manifest.engines.get("node").map(String::as_str);
+            let fits = match wanted {
+                None => true,
+                Some(w) => *engine_answers
+                    .entry(w)
+                    .or_insert_with(|| engine_ok(Some(w), self.node_version.as_ref())),
+            };
+            if !fits {
+                let id = id();
                 let wants = format!(
                     "{id} wants node {} (current: {})",
-                    n.manifest
-                        .engines
-                        .get("node")
-                        .map(String::as_str)
-                        .unwrap_or("?"),
+                    wanted.unwrap_or("?"),
                     (self.node_version.as_ref())
                         .map(|v| v.to_string())
                         .unwrap_or_default()
@@ -634,7 +640,7 @@ impl<'a> Resolver<'a> {
                          Node.js it supports or unset engine-strict"
                     )));
                 }
-                self.note("engine", id.clone(), wants);
+                self.note("engine", id, wants);
             }
         }
         Ok(tree)
@@ -671,38 +677,62 @@ fn tree_node(g: &Graph, id: Id) -> Option<Node> {
 /// The project's tree in the graph (root, workspace folders, everything reachable from them
 /// by edges) as a `Tree`, in breadth-first order of locations, with the graph node of each.
 fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
-    let mut tree = Tree::default();
-    let mut origin: Vec<Id> = Vec::new();
-    let mut index: rustc_hash::FxHashMap<Id, usize> = Default::default();
-    // Reachable by edges from the root and the workspace folders.
+    const NONE: usize = usize::MAX;
+    // Reachable by edges from the root and the workspace folders. Each kept node's edge
+    // targets are found once (finding one walks up the tree) and used again for its edges;
+    // `at[id]` is the node's place in `keep`, then its index in the tree.
     let mut keep: Vec<Id> = vec![0];
-    let mut seen: rustc_hash::FxHashSet<Id> = [0].into_iter().collect();
+    let mut at: Vec<usize> = vec![NONE; g.nodes.len()];
+    at[0] = 0;
+    let mut targets: Vec<Option<Id>> = Vec::with_capacity(g.nodes.len() * 4);
+    let mut first_target: Vec<usize> = Vec::with_capacity(g.nodes.len());
     let mut i = 0;
     while i < keep.len() {
         let n = keep[i];
         i += 1;
-        let mut next: Vec<Id> = g.edge_refs(n).filter_map(|e| g.to(e)).collect();
-        if let Kind::Link { target } = &g.nodes[n].kind {
-            next.extend((0..g.nodes.len()).filter(|&w| {
-                matches!(&g.nodes[w].kind, Kind::Workspace { dir } if dir == target) && g.in_tree(w)
-            }));
-        }
-        for t in next {
-            if g.in_tree(t) && seen.insert(t) {
+        first_target.push(targets.len());
+        for e in g.edge_refs(n) {
+            let t = g.to(e);
+            targets.push(t);
+            if let Some(t) = t
+                && at[t] == NONE
+                && g.in_tree(t)
+            {
+                at[t] = keep.len();
                 keep.push(t);
             }
         }
+        if let Kind::Link { target } = &g.nodes[n].kind {
+            let members: Vec<Id> = (0..g.nodes.len())
+                .filter(|&w| {
+                    matches!(&g.nodes[w].kind, Kind::Workspace { dir } if dir == target)
+                        && g.in_tree(w)
+                })
+                .collect();
+            for w in members {
+                if at[w] == NONE {
+                    at[w] = keep.len();
+                    keep.push(w);
+                }
+            }
+        }
     }
+    first_target.push(targets.len());
     // Parents first: order by location depth then location.
-    let mut order: Vec<(usize, String, Id)> = keep
+    let mut order: Vec<(usize, String, Id, usize)> = keep
         .iter()
-        .map(|&id| {
+        .enumerate()
+        .map(|(k, &id)| {
             let loc = g.location(id);
-            (loc.matches("node_modules/").count(), loc, id)
+            (loc.matches("node_modules/").count(), loc, id, k)
         })
         .collect();
-    order.sort();
-    for (_, location, id) in order {
+    order.sort_unstable();
+    let mut tree = Tree::default();
+    tree.nodes.reserve(order.len());
+    let mut origin: Vec<Id> = Vec::with_capacity(order.len());
+    let mut kept_at: Vec<usize> = Vec::with_capacity(order.len());
+    for (_, location, id, k) in order {
         let n = &g.nodes[id];
         let kind = match &n.kind {
             Kind::Root => NodeKind::Root,
@@ -727,16 +757,21 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
                 resolved: String::new(),
                 integrity: None,
             },
-            Kind::Virtual { .. } => continue,
+            Kind::Virtual { .. } => {
+                at[id] = NONE;
+                continue;
+            }
         };
         let parent = match &n.kind {
             Kind::Root => None,
             Kind::Workspace { .. } => Some(0),
-            _ => n.parent.and_then(|p| index.get(&p).copied()),
+            _ => n.parent.map(|p| at[p]).filter(|&p| p != NONE),
         };
+        // Parents come first, so a parent's `at` is its tree index by now.
         let idx = tree.nodes.len();
-        index.insert(id, idx);
+        at[id] = idx;
         origin.push(id);
+        kept_at.push(k);
         tree.nodes.push(Node::new(
             n.name.clone(),
             location,
@@ -751,17 +786,15 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
             tree.nodes[p].children.insert(n.name.clone(), idx);
         }
     }
-    for (tid, &gid) in origin.iter().enumerate() {
-        let edges = g
-            .edge_refs(gid)
-            .map(|e| {
-                let edge = g.edge(e);
-                Edge {
-                    name: edge.name.clone(),
-                    spec: edge.spec.clone(),
-                    kind: edge.kind,
-                    to: g.to(e).and_then(|t| index.get(&t).copied()),
-                }
+    for (tid, (&gid, &k)) in origin.iter().zip(&kept_at).enumerate() {
+        let found = &targets[first_target[k]..first_target[k + 1]];
+        let node = &g.nodes[gid];
+        let edges = (node.edges.iter().zip(found))
+            .map(|(edge, t)| Edge {
+                name: edge.name.clone(),
+                spec: edge.spec.clone(),
+                kind: edge.kind,
+                to: t.map(|t| at[t]).filter(|&t| t != NONE),
             })
             .collect();
         tree.nodes[tid].edges = edges;

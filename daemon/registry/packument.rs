@@ -533,6 +533,15 @@ impl Manifest {
         }
     }
 
+    /// Whether `bundled()` would name anything (without building the list).
+    pub fn bundles_any(&self) -> bool {
+        match &self.bundle_dependencies {
+            serde_json::Value::Bool(true) => !self.dependencies.is_empty(),
+            serde_json::Value::Array(a) => a.iter().any(serde_json::Value::is_string),
+            _ => false,
+        }
+    }
+
     /// Whether `name` is in `bundleDependencies` (without building the list).
     pub fn bundles(&self, name: &str) -> bool {
         match &self.bundle_dependencies {
