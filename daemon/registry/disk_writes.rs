@@ -6,7 +6,8 @@
 //! is only a cache). `flush` waits for every queued write (the daemon calls it before it exits,
 //! so `hoard install --offline` after a restart finds what was fetched). Each file is written
 //! under the store's `tmp/` and renamed into place, so what a kill leaves half-written is
-//! removed with the rest of `tmp/` when the next daemon starts.
+//! removed with the rest of `tmp/` when the next daemon starts. (Older builds wrote the temp
+//! file beside the entry; the thread removes any such leftover before its first write.)
 //!
 //! Must not: decide what is cached, read the cache, or make a caller wait for a write.
 
@@ -74,8 +75,9 @@ pub struct DiskWrites {
 
 impl DiskWrites {
     /// A writer whose temp files go in `tmp_dir` (the store's `tmp/`: same filesystem as the
-    /// cache, emptied at start-up).
-    pub fn new(tmp_dir: PathBuf) -> DiskWrites {
+    /// cache, emptied at start-up). Its thread first removes from `cache_dir` the temp files
+    /// that builds which wrote them there left behind (see `sweep_old_temps`).
+    pub fn new(tmp_dir: PathBuf, cache_dir: PathBuf) -> DiskWrites {
         let pending = Arc::new(Pending::default());
         let temps = Arc::new(Temps {
             dir: tmp_dir,
@@ -83,9 +85,19 @@ impl DiskWrites {
         });
         let (tx, rx) = channel();
         let (p, t) = (pending.clone(), temps.clone());
+        // The sweep counts as a pending write: `flush` waits for it too.
+        pending.add();
         let started = std::thread::Builder::new()
             .name("hoard-metadata-writer".into())
-            .spawn(move || writer(rx, &p, &t));
+            .spawn(move || {
+                lower_priority();
+                sweep_old_temps(&cache_dir);
+                p.done();
+                writer(rx, &p, &t)
+            });
+        if started.is_err() {
+            pending.done();
+        }
         DiskWrites {
             queue: started.ok().map(|_| tx),
             pending,
@@ -142,14 +154,41 @@ impl Job {
     }
 }
 
-/// The writer thread: lowest priority, then each job in turn until the sender is gone.
+/// The writer thread's loop: each job in turn until the sender is gone.
 fn writer(rx: Receiver<Job>, pending: &Pending, temps: &Temps) {
-    lower_priority();
     let delay = failpoint_write_delay();
     for job in rx {
         job.run(temps, delay);
         pending.done();
     }
+}
+
+/// Builds before the temp files moved to `tmp/` wrote each cache file through a temp file
+/// beside it, `<32 hex>.tmp<pid>`; one a kill left there was never removed. Remove those
+/// (nothing else in `dir` is named so). Returns how many were removed.
+fn sweep_old_temps(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old_temp = (path.extension().and_then(|x| x.to_str()))
+            .and_then(|x| x.strip_prefix("tmp"))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if old_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "removing an old metadata temp file")
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %dir.display(), "removed metadata temp files older builds left");
+    }
+    removed
 }
 
 /// For tests only: `HOARD_FAILPOINT_METADATA_WRITE_DELAY_MS` makes every write wait that long
@@ -193,7 +232,7 @@ mod tests {
     fn a_queued_write_is_on_disk_after_a_flush() {
         let dir = tempfile::tempdir().unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let writes = DiskWrites::new(tmp.path().to_path_buf());
+        let writes = DiskWrites::new(tmp.path().to_path_buf(), dir.path().to_path_buf());
         let doc = r#"{"name":"a","versions":{"1.0.0":{"name":"a","version":"1.0.0"}}}"#;
         let p = Arc::new(Packument::parse(doc.as_bytes()).unwrap());
         let paths: Vec<PathBuf> = (0..50)
@@ -215,7 +254,7 @@ mod tests {
     #[test]
     fn a_write_that_cannot_be_renamed_into_place_leaves_no_temp_file() {
         let tmp = tempfile::tempdir().unwrap();
-        let writes = DiskWrites::new(tmp.path().to_path_buf());
+        let writes = DiskWrites::new(tmp.path().to_path_buf(), tmp.path().to_path_buf());
         let doc = r#"{"name":"a","versions":{"1.0.0":{"name":"a","version":"1.0.0"}}}"#;
         let p = Arc::new(Packument::parse(doc.as_bytes()).unwrap());
         let nowhere = tmp.path().join("no such folder").join("a.pk2");
@@ -223,5 +262,34 @@ mod tests {
         assert!(writes.flush(Duration::from_secs(30)));
         assert!(!nowhere.exists());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn temp_files_older_builds_left_in_the_cache_folder_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let hex = "0123456789abcdef0123456789abcdef";
+        let kept = [
+            format!("{hex}.pk2"),
+            "keys-0123456789abcdef.json".to_string(),
+            "x.tmp".to_string(),
+            "y.tmp12a".to_string(),
+        ];
+        for name in &kept {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("z.tmp99")).unwrap();
+        std::fs::write(dir.path().join(format!("{hex}.tmp4242")), b"half").unwrap();
+        let writes = DiskWrites::new(tmp.path().to_path_buf(), dir.path().to_path_buf());
+        assert!(writes.flush(Duration::from_secs(30)));
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = kept.to_vec();
+        want.push("z.tmp99".into());
+        want.sort();
+        assert_eq!(left, want);
     }
 }

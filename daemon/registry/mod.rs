@@ -150,6 +150,7 @@ impl Registry {
         (metadata_dir, tmp_dir): (PathBuf, PathBuf),
         hot_budget: usize,
     ) -> Registry {
+        let disk_writes = disk_writes::DiskWrites::new(tmp_dir, metadata_dir.clone());
         Registry {
             keys: keys::Keys::new(http.clone(), metadata_dir.clone()),
             http,
@@ -160,7 +161,7 @@ impl Registry {
             }),
             inflight: Mutex::new(HashMap::new()),
             bytes_downloaded: Default::default(),
-            disk_writes: disk_writes::DiskWrites::new(tmp_dir),
+            disk_writes,
         }
     }
 
