@@ -426,7 +426,7 @@ impl<'s, S: Source> Builder<'s, S> {
                 .link_targets
                 .get(target)
                 .is_some_and(|&t| self.g.is_workspace(t))
-            && self.g.satisfied_by(self.g.edge(edge), ws_link)
+            && self.g.satisfied_by(edge, ws_link)
         {
             return Ok(ws_link);
         }
@@ -560,7 +560,7 @@ impl<'s, S: Source> Builder<'s, S> {
             }
             let name = &g.edge(pe).name;
             if let Some(cur) = g.resolve(edge.from, name)
-                && !g.satisfied_by(g.edge(pe), cur)
+                && !g.satisfied_by(pe, cur)
             {
                 conflict = Some((pe, cur));
                 break;

@@ -21,7 +21,7 @@ use super::overrides::{Overrides, RuleId};
 pub type Id = usize;
 
 /// A package name interned in one graph.
-type NameId = u32;
+pub type NameId = u32;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -167,8 +167,14 @@ pub struct NewNode {
 /// (manifest address, override rule, devDependencies included, is a link).
 type EdgeKey = (usize, Option<RuleId>, bool, bool);
 
-/// The manifest (held so its address stays its own), its edges, and their names interned.
-type CachedEdges = (Arc<Manifest>, Arc<Vec<Edge>>, Arc<Vec<NameId>>);
+/// The manifest (held so its address stays its own), its edges, their names interned, and its
+/// version parsed (a package is loaded, given a virtual root and placed: three nodes).
+type CachedEdges = (
+    Arc<Manifest>,
+    Arc<Vec<Edge>>,
+    Arc<Vec<NameId>>,
+    Option<semver::Version>,
+);
 
 /// The graph's maps: keys are package names and node ids, never outside input that could be
 /// chosen to collide (names come from the project's and the registry's manifests, and a
@@ -178,16 +184,6 @@ type FxHashSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
 
 fn sized<K, V>(n: usize) -> FxHashMap<K, V> {
     FxHashMap::with_capacity_and_hasher(n, Default::default())
-}
-
-/// Append `id` to `map[name]`, allocating the key only the first time.
-fn push_named(map: &mut FxHashMap<String, Vec<Id>>, name: &str, id: Id) {
-    match map.get_mut(name) {
-        Some(v) => v.push(id),
-        None => {
-            map.insert(name.to_string(), vec![id]);
-        }
-    }
 }
 
 /// Nodes in chunks of a fixed size: a growing graph never moves its nodes (a warm resolve of
@@ -246,7 +242,7 @@ pub struct Graph {
     /// Dependency name → nodes that have an edge of that name (for edges in).
     dependents: FxHashMap<NameId, Vec<Id>>,
     /// Node name → nodes of that name, in creation order (arborist's inventory by name).
-    by_name: FxHashMap<String, Vec<Id>>,
+    by_name: FxHashMap<NameId, Vec<Id>>,
     pub peer_conflicted: FxHashSet<ERef>,
     /// Edges already built, by (manifest, rule, dev, link).
     edge_cache: FxHashMap<EdgeKey, CachedEdges>,
@@ -278,15 +274,16 @@ impl Graph {
     pub fn add(&mut self, n: NewNode) -> Id {
         let is_link = matches!(n.kind, Kind::Link { .. });
         let key = (Arc::as_ptr(&n.manifest) as usize, n.rule, n.dev, is_link);
-        let (edges, edge_names) = match self.edge_cache.get(&key) {
-            Some((_, e, names)) => (e.clone(), names.clone()),
+        let (edges, edge_names, manifest_version) = match self.edge_cache.get(&key) {
+            Some((_, e, names, v)) => (e.clone(), names.clone(), v.clone()),
             None => {
                 let e = self.edges_of(&n, is_link);
                 let names: Vec<NameId> = e.iter().map(|edge| self.intern(&edge.name)).collect();
                 let names = Arc::new(names);
-                let cached = (n.manifest.clone(), e.clone(), names.clone());
+                let v = semver_npm::parse_version(&n.manifest.version);
+                let cached = (n.manifest.clone(), e.clone(), names.clone(), v.clone());
                 self.edge_cache.insert(key, cached);
-                (e, names)
+                (e, names, v)
             }
         };
         let id = self.nodes.len();
@@ -298,11 +295,13 @@ impl Graph {
                 self.dependents.entry(name).or_default().push(id);
             }
         }
-        push_named(&mut self.by_name, &n.name, id);
         let name_id = self.intern(&n.name);
+        self.by_name.entry(name_id).or_default().push(id);
         let version = match &n.kind {
-            Kind::Package { version, .. } => semver_npm::parse_version(version),
-            _ => semver_npm::parse_version(&n.manifest.version),
+            Kind::Package { version, .. } if *version != n.manifest.version => {
+                semver_npm::parse_version(version)
+            }
+            _ => manifest_version,
         };
         self.nodes.push(Node {
             name: n.name,
@@ -424,7 +423,7 @@ impl Graph {
         self.edge_named_id(from, *self.names.get(name)?)
     }
 
-    fn edge_named_id(&self, from: Id, name: NameId) -> Option<ERef> {
+    pub fn edge_named_id(&self, from: Id, name: NameId) -> Option<ERef> {
         self.nodes[from]
             .edge_names
             .iter()
@@ -567,8 +566,17 @@ impl Graph {
 
     /// A child of `id` by name (its node_modules only, no walk up).
     pub fn child(&self, id: Id, name: &str) -> Option<Id> {
-        let name = *self.names.get(name)?;
+        self.child_by_id(id, *self.names.get(name)?)
+    }
+
+    /// `child` by interned name.
+    pub fn child_by_id(&self, id: Id, name: NameId) -> Option<Id> {
         self.child_at.get(&(id, name)).copied()
+    }
+
+    /// The interned name of edge `e`.
+    pub fn edge_name(&self, e: ERef) -> NameId {
+        self.nodes[e.from].edge_names[e.idx]
     }
 
     pub fn to(&self, e: ERef) -> Option<Id> {
@@ -583,17 +591,18 @@ impl Graph {
             None => edge.optional(),
             Some(to) => {
                 !(edge.peer() && self.nodes[to].parent == Some(e.from) && !self.is_top(e.from))
-                    && self.satisfied_by(edge, to)
+                    && self.satisfied_by(e, to)
             }
         }
     }
 
-    /// arborist's dep-valid: does node `n` meet `edge`'s spec (names aside)?
-    pub fn satisfied_by(&self, edge: &Edge, n: Id) -> bool {
+    /// arborist's dep-valid: does node `n` meet the spec of edge `e` (names aside)?
+    pub fn satisfied_by(&self, e: ERef, n: Id) -> bool {
         let node = &self.nodes[n];
-        if node.name != edge.name {
+        if node.name_id != self.edge_name(e) {
             return false;
         }
+        let edge = self.edge(e);
         let Some(parsed) = &edge.parsed else {
             return false;
         };
@@ -650,7 +659,7 @@ impl Graph {
 
     /// `node.satisfies(edge)`.
     pub fn satisfies(&self, n: Id, e: ERef) -> bool {
-        self.satisfied_by(self.edge(e), n)
+        self.satisfied_by(e, n)
     }
 
     /// Edges that resolve to `id` (from nodes in the same tree), in the order of their nodes'
@@ -700,7 +709,10 @@ impl Graph {
 
     /// Nodes named `name`, in creation order.
     pub fn named(&self, name: &str) -> Vec<Id> {
-        self.by_name.get(name).cloned().unwrap_or_default()
+        (self.names.get(name))
+            .and_then(|id| self.by_name.get(id))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// arborist's `Node.matches`: the same package (links by target, else integrity, resolved,
@@ -732,7 +744,7 @@ impl Graph {
     /// set would be happy with `other`.
     pub fn can_replace_with(&self, this: Id, other: Id, ignore_peers: &[String]) -> bool {
         let (t, o) = (&self.nodes[this], &self.nodes[other]);
-        if t.name != o.name || t.package_name() != o.package_name() {
+        if t.name_id != o.name_id || t.package_name() != o.package_name() {
             return false;
         }
         // Override sets matter only for a node with dependencies of its own.
@@ -751,7 +763,7 @@ impl Graph {
             {
                 continue;
             }
-            if self.satisfied_by(edge, other) {
+            if self.satisfied_by(e, other) {
                 continue;
             }
             let dep_set = dep_set.get_or_insert_with(|| {

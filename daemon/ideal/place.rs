@@ -101,8 +101,8 @@ impl Checks {
         let Check {
             dep, target, edge, ..
         } = self.all[c];
-        let name = g.edge(edge).name.clone();
-        let current = g.child(target, &name);
+        let name = g.edge_name(edge);
+        let current = g.child_by_id(target, name);
         if g.nodes[dep].errors() {
             return if current.is_some() {
                 Can::Replace
@@ -110,7 +110,7 @@ impl Checks {
                 Can::Ok
             };
         }
-        let target_edge = g.edge_named(target, &name);
+        let target_edge = g.edge_named_id(target, name);
         if let Some(te) = target_edge
             && g.edge(te).peer()
             && !g.is_top(target)
