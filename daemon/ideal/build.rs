@@ -274,13 +274,12 @@ impl<'s, S: Source> Builder<'s, S> {
         let g = &self.g;
         let root = g.resolve_parent(e.from).unwrap_or(e.from);
         let name = &g.edge(e).name;
-        let mut queue: std::collections::VecDeque<Id> =
-            g.nodes[root].children.values().copied().collect();
+        let mut queue: std::collections::VecDeque<Id> = g.children_by_name(root).into();
         while let Some(n) = queue.pop_front() {
             if g.nodes[n].name == *name && g.satisfies(n, e) {
                 return Some(n);
             }
-            queue.extend(g.nodes[n].children.values().copied());
+            queue.extend(g.children_by_name(n));
         }
         None
     }

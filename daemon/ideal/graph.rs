@@ -8,7 +8,7 @@
 //! `can_dedupe`, `peer_entry_sets`, `gather_dep_set`, `deepest_nesting_target`.
 //! Must not: fetch metadata or decide where anything goes (that is place.rs).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::registry::packument::Manifest;
@@ -116,7 +116,9 @@ pub struct Node {
     pub version: Option<semver::Version>,
     pub parent: Option<Id>,
     pub fs_parent: Option<Id>,
-    pub children: BTreeMap<String, Id>,
+    /// What is in its node_modules, in no particular order (`children_by_name` where the
+    /// order matters); `child_at` finds one by name.
+    pub children: Vec<Id>,
     /// Shared between nodes made from the same manifest under the same rule (and, without
     /// overrides, between resolves: kept in the manifest).
     pub edges: Arc<Vec<Edge>>,
@@ -311,7 +313,7 @@ impl Graph {
             version,
             parent: None,
             fs_parent: None,
-            children: BTreeMap::new(),
+            children: Vec::new(),
             edges,
             edge_names,
             rule: n.rule,
@@ -450,13 +452,16 @@ impl Graph {
         // `edges_in` counts on a virtual root never having a parent.
         debug_assert!(!matches!(self.nodes[id].kind, Kind::Virtual { .. }));
         self.unlink(id);
-        let name = self.nodes[id].name.clone();
-        self.child_at.insert((parent, self.nodes[id].name_id), id);
-        if let Some(old) = self.nodes[parent].children.insert(name, id)
+        let old = self.child_at.insert((parent, self.nodes[id].name_id), id);
+        if let Some(old) = old
             && old != id
         {
+            self.nodes[parent].children.retain(|&c| c != old);
             self.nodes[old].parent = None;
             self.nodes[old].attached = false;
+        }
+        if old != Some(id) {
+            self.nodes[parent].children.push(id);
         }
         self.nodes[id].parent = Some(parent);
         self.nodes[id].attached = true;
@@ -475,8 +480,7 @@ impl Graph {
             let key = (p, self.nodes[id].name_id);
             if self.child_at.get(&key) == Some(&id) {
                 self.child_at.remove(&key);
-                let name = self.nodes[id].name.clone();
-                self.nodes[p].children.remove(&name);
+                self.nodes[p].children.retain(|&c| c != id);
             }
         }
     }
@@ -490,7 +494,7 @@ impl Graph {
 
     /// `new` takes `old`'s place and its children (arborist's `Node.replace`).
     pub fn replace(&mut self, new: Id, old: Id) {
-        let kids: Vec<Id> = self.nodes[old].children.values().copied().collect();
+        let kids: Vec<Id> = self.nodes[old].children.clone();
         let parent = self.nodes[old].parent;
         if !matches!(self.nodes[new].kind, Kind::Link { .. }) {
             for k in kids {
@@ -562,6 +566,14 @@ impl Graph {
             cur = self.resolve_parent(c);
         }
         None
+    }
+
+    /// What is in `id`'s node_modules, by name (bytewise, as a sorted map of names would
+    /// give them).
+    pub fn children_by_name(&self, id: Id) -> Vec<Id> {
+        let mut kids = self.nodes[id].children.clone();
+        kids.sort_unstable_by(|&a, &b| self.nodes[a].name.cmp(&self.nodes[b].name));
+        kids
     }
 
     /// A child of `id` by name (its node_modules only, no walk up).

@@ -174,7 +174,11 @@ impl Checks {
         let entry_edge = self.all[self.top(c)].edge;
         let vr = g.nodes[dep].parent;
         let vr_names: Vec<String> = vr
-            .map(|v| g.nodes[v].children.keys().cloned().collect())
+            .map(|v| {
+                (g.nodes[v].children.iter())
+                    .map(|&c| g.nodes[c].name.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         let mut can_replace = true;
         for (ee, current_peers) in g.peer_entry_sets(current) {
@@ -520,7 +524,7 @@ impl Ctx<'_> {
             if self.g.in_tree(n) && self.g.is_descendant_of(n, target) && !self.g.is_top(n) {
                 self.prune_dedupable(n, false);
                 if self.g.in_tree(n) {
-                    let kids: Vec<Id> = self.g.nodes[n].children.values().copied().collect();
+                    let kids = self.g.children_by_name(n);
                     for k in kids {
                         self.prune_dedupable(k, false);
                     }
@@ -632,7 +636,7 @@ impl Ctx<'_> {
             return;
         }
         if descend {
-            let mut kids: Vec<Id> = self.g.nodes[node].children.values().copied().collect();
+            let mut kids = self.g.children_by_name(node);
             let locs: Vec<String> = kids.iter().map(|&k| self.g.location(k)).collect();
             let mut order: Vec<usize> = (0..kids.len()).collect();
             order.sort_by(|&a, &b| locale_cmp(&locs[a], &locs[b]));
@@ -648,7 +652,7 @@ impl Ctx<'_> {
                     .filter(|&i| self.g.is_workspace(i) && self.g.nodes[i].fs_parent == Some(0))
                     .collect();
                 for w in ws {
-                    let mut kids: Vec<Id> = self.g.nodes[w].children.values().copied().collect();
+                    let mut kids = self.g.children_by_name(w);
                     kids.sort_by(|&a, &b| {
                         locale_cmp(&self.g.location(a), &self.g.location(b)).then(Ordering::Equal)
                     });
