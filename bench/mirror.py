@@ -83,6 +83,10 @@ class State:
         self.offline = offline
         self.hits = 0
         self.misses = 0
+        self.not_modified = 0
+        # path (signed or not) -> the ETag of the packument served for it (bodies never change
+        # once mirrored).
+        self.etags = {}
         self.lock = threading.Lock()
         self.inflight = {}
 
@@ -163,7 +167,8 @@ def make_handler(state):
         def do_GET(self):
             path = self.path.split("?")[0]
             if path == "/-/hoard-mirror-stats":
-                body = json.dumps({"hits": state.hits, "misses": state.misses}).encode()
+                stats = {"hits": state.hits, "misses": state.misses, "not_modified": state.not_modified}
+                body = json.dumps(stats).encode()
                 return self.reply(200, "application/json", body)
             if path == "/-/npm/v1/keys":
                 if state.signer is None:
@@ -178,13 +183,31 @@ def make_handler(state):
             status, ctype, body = get(state, norm)
             if status == 200 and state.signer is not None and "/-/" not in norm:
                 body = state.signer.packument(norm, body)
-            self.reply(status, ctype, body)
+            etag = None
+            if status == 200 and "/-/" not in norm:
+                # A validator, as the registry gives one: a client whose copy has aged out asks
+                # again with If-None-Match and gets 304 instead of the whole document.
+                key = (norm, state.signer is not None)
+                etag = state.etags.get(key)
+                if etag is None:
+                    etag = '"%s"' % hashlib.sha256(body).hexdigest()[:32]
+                    state.etags[key] = etag
+                if self.headers.get("If-None-Match") == etag:
+                    with state.lock:
+                        state.not_modified += 1
+                    return self.reply(304, ctype, b"", etag)
+            self.reply(status, ctype, body, etag)
 
-        def reply(self, status, ctype, body):
+        def reply(self, status, ctype, body, etag=None):
             self.send_response(status)
             self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
+            if etag is not None:
+                self.send_header("ETag", etag)
+            if status != 304:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if status == 304:
+                return
             if state.kbps:
                 step = max(1024, state.kbps * 1024 // 20)
                 for i in range(0, len(body), step):
