@@ -680,10 +680,10 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
     const NONE: usize = usize::MAX;
     // Reachable by edges from the root and the workspace folders. Each kept node's edge
     // targets are found once (finding one walks up the tree) and used again for its edges;
-    // `at[id]` is the node's place in `keep`, then its index in the tree.
+    // `pos[id]` is the node's place in `keep`.
     let mut keep: Vec<Id> = vec![0];
-    let mut at: Vec<usize> = vec![NONE; g.nodes.len()];
-    at[0] = 0;
+    let mut pos: Vec<usize> = vec![NONE; g.nodes.len()];
+    pos[0] = 0;
     let mut targets: Vec<Option<Id>> = Vec::with_capacity(g.nodes.len() * 4);
     let mut first_target: Vec<usize> = Vec::with_capacity(g.nodes.len());
     let mut i = 0;
@@ -695,10 +695,10 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
             let t = g.to(e);
             targets.push(t);
             if let Some(t) = t
-                && at[t] == NONE
+                && pos[t] == NONE
                 && g.in_tree(t)
             {
-                at[t] = keep.len();
+                pos[t] = keep.len();
                 keep.push(t);
             }
         }
@@ -710,8 +710,8 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
                 })
                 .collect();
             for w in members {
-                if at[w] == NONE {
-                    at[w] = keep.len();
+                if pos[w] == NONE {
+                    pos[w] = keep.len();
                     keep.push(w);
                 }
             }
@@ -719,20 +719,20 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
     }
     first_target.push(targets.len());
     // Parents first: order by location depth then location.
-    let mut order: Vec<(usize, String, Id, usize)> = keep
+    let mut order: Vec<(usize, String, Id)> = keep
         .iter()
-        .enumerate()
-        .map(|(k, &id)| {
+        .map(|&id| {
             let loc = g.location(id);
-            (loc.matches("node_modules/").count(), loc, id, k)
+            (loc.matches("node_modules/").count(), loc, id)
         })
         .collect();
     order.sort_unstable();
     let mut tree = Tree::default();
     tree.nodes.reserve(order.len());
     let mut origin: Vec<Id> = Vec::with_capacity(order.len());
-    let mut kept_at: Vec<usize> = Vec::with_capacity(order.len());
-    for (_, location, id, k) in order {
+    // `index[id]`: the node's index in the tree.
+    let mut index: Vec<usize> = vec![NONE; g.nodes.len()];
+    for (_, location, id) in order {
         let n = &g.nodes[id];
         let kind = match &n.kind {
             Kind::Root => NodeKind::Root,
@@ -757,21 +757,17 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
                 resolved: String::new(),
                 integrity: None,
             },
-            Kind::Virtual { .. } => {
-                at[id] = NONE;
-                continue;
-            }
+            Kind::Virtual { .. } => continue,
         };
         let parent = match &n.kind {
             Kind::Root => None,
             Kind::Workspace { .. } => Some(0),
-            _ => n.parent.map(|p| at[p]).filter(|&p| p != NONE),
+            // Parents come first, so a parent in the tree has its index by now.
+            _ => n.parent.map(|p| index[p]).filter(|&p| p != NONE),
         };
-        // Parents come first, so a parent's `at` is its tree index by now.
         let idx = tree.nodes.len();
-        at[id] = idx;
+        index[id] = idx;
         origin.push(id);
-        kept_at.push(k);
         tree.nodes.push(Node::new(
             n.name.clone(),
             location,
@@ -786,7 +782,8 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
             tree.nodes[p].children.insert(n.name.clone(), idx);
         }
     }
-    for (tid, (&gid, &k)) in origin.iter().zip(&kept_at).enumerate() {
+    for (tid, &gid) in origin.iter().enumerate() {
+        let k = pos[gid];
         let found = &targets[first_target[k]..first_target[k + 1]];
         let node = &g.nodes[gid];
         let edges = (node.edges.iter().zip(found))
@@ -794,7 +791,7 @@ fn to_tree(g: &Graph) -> (Tree, Vec<Id>) {
                 name: edge.name.clone(),
                 spec: edge.spec.clone(),
                 kind: edge.kind,
-                to: t.map(|t| at[t]).filter(|&t| t != NONE),
+                to: t.map(|t| index[t]).filter(|&t| t != NONE),
             })
             .collect();
         tree.nodes[tid].edges = edges;

@@ -592,7 +592,7 @@ impl Graph {
     }
 
     pub fn to(&self, e: ERef) -> Option<Id> {
-        self.resolve_id(e.from, self.nodes[e.from].edge_names[e.idx])
+        self.resolve_id(e.from, self.edge_name(e))
     }
 
     /// arborist's `edge.valid`: missing optional edges are fine; a peer met from the dependent's
