@@ -57,15 +57,29 @@ pub(super) fn spawn(
 }
 
 /// Once the daemon has been idle for `memory::IDLE` after an install (no request in flight,
-/// none seen meanwhile), hand its free memory back to the OS. Installs that follow each other
-/// closely keep their pages (faulting ~100 MB back in costs a warm resolve a third of its time).
+/// none seen meanwhile), hand its free memory back to the OS, or keep it as a warm reserve
+/// (`memory::reserve_bytes`) until it has been idle for `memory::LONG_IDLE`. Installs that
+/// follow each other closely keep their pages: faulting them back in costs a warm resolve a
+/// sixth of its time.
 fn give_back_when_idle(d: Arc<Daemon>) {
     tokio::spawn(async move {
+        let idle = |for_: std::time::Duration| {
+            d.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 && d.idle_for() >= for_
+        };
         tokio::time::sleep(crate::memory::IDLE).await;
         // This install's own guard is dropped by now; any other request counts as activity.
-        let idle = d.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0
-            && d.idle_for() >= crate::memory::IDLE;
-        if idle {
+        if !idle(crate::memory::IDLE) {
+            return;
+        }
+        let reserve = crate::memory::reserve_bytes();
+        let purged = tokio::task::spawn_blocking(move || crate::memory::give_back_beyond(reserve))
+            .await
+            .unwrap_or(true);
+        if purged {
+            return;
+        }
+        tokio::time::sleep(crate::memory::LONG_IDLE - crate::memory::IDLE).await;
+        if idle(crate::memory::LONG_IDLE) {
             let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
         }
     });
