@@ -5,6 +5,15 @@ Serves packuments and tarballs on 127.0.0.1 from a cache folder. A miss is fetch
 upstream registry and kept, with tarball URLs in packuments rewritten to point here. Once warm,
 runs compare tools, not the internet. Optional added latency (per request) and bandwidth limit.
 
+A packument kept longer than --max-age-hours (default 1) is fetched again the next time it is
+asked for (the cached copy is served if upstream fails); tarballs are kept for good. Without
+that, packuments mirrored hours apart disagree: a @babel/core mirrored later asked for a
+@babel/code-frame release the copy mirrored earlier did not list, and small-app failed to
+resolve. `GET /-/hoard-mirror-aging?on=0` stops packuments aging (nothing is fetched again while
+tools are timed), `?on=1` lets them age again: bench/run.py turns aging on for each fixture's
+untimed warm-up, which asks for all of its packuments, so they are refreshed together, and off
+for the timing.
+
     python3 bench/mirror.py --cache bench/.work/mirror --port 4873 [--latency-ms 20] [--kbps 0]
 
 GET /-/hoard-mirror-stats answers {"hits": n, "misses": n} (misses are upstream fetches).
@@ -74,8 +83,11 @@ class Signer:
 
 
 class State:
-    def __init__(self, cache, base, latency, kbps, offline, sign=False):
+    def __init__(self, cache, base, latency, kbps, offline, sign=False, max_age_s=0):
         self.signer = Signer() if sign else None
+        self.max_age_s = max_age_s
+        self.aging = True
+        self.refreshed = 0
         self.cache = cache
         self.base = base
         self.latency = latency
@@ -84,8 +96,8 @@ class State:
         self.hits = 0
         self.misses = 0
         self.not_modified = 0
-        # path (signed or not) -> the ETag of the packument served for it (bodies never change
-        # once mirrored).
+        # (path, signed) -> the ETag of the packument served for it (dropped when the packument
+        # is fetched again).
         self.etags = {}
         self.lock = threading.Lock()
         self.inflight = {}
@@ -115,16 +127,32 @@ def fetch_upstream(state, path):
     return 502, "application/json", b'{"error":"upstream unreachable"}'
 
 
+def read_cached(state, cp):
+    with state.lock:
+        state.hits += 1
+    with open(cp, "rb") as f:
+        data = f.read()
+    ctype, _, body = data.partition(b"\n")
+    return 200, ctype.decode(), body
+
+
+def aged_out(state, path, cp):
+    """A packument kept longer than --max-age-hours (tarballs never age)."""
+    if not state.max_age_s or not state.aging or "/-/" in path:
+        return False
+    try:
+        return time.time() - os.path.getmtime(cp) > state.max_age_s
+    except OSError:
+        return False
+
+
 def get(state, path):
-    """(status, content type, body) for path, from cache or upstream (one fetch per path)."""
+    """(status, content type, body) for path, from cache or upstream (one fetch per path, and
+    again once a packument has aged out)."""
     cp = cache_path(state, path)
-    if os.path.exists(cp):
-        with state.lock:
-            state.hits += 1
-        with open(cp, "rb") as f:
-            data = f.read()
-        ctype, _, body = data.partition(b"\n")
-        return 200, ctype.decode(), body
+    cached = os.path.exists(cp)
+    if cached and (state.offline or not aged_out(state, path, cp)):
+        return read_cached(state, cp)
     if state.offline:
         return 404, "application/json", b'{"error":"not in the mirror"}'
     with state.lock:
@@ -136,10 +164,20 @@ def get(state, path):
             state.misses += 1
     if not leader:
         ev.wait(120)
-        return get(state, path)
+        return read_cached(state, cp) if os.path.exists(cp) else get(state, path)
     try:
         status, ctype, body = fetch_upstream(state, path)
+        if status != 200 and cached:
+            return read_cached(state, cp)
         if status == 200:
+            if cached:
+                with state.lock:
+                    state.refreshed += 1
+                    state.etags.pop((path, False), None)
+                    state.etags.pop((path, True), None)
+                if state.signer is not None:
+                    with state.signer.lock:
+                        state.signer.signed.pop(path, None)
             if "/-/" not in path:
                 body = body.replace(UPSTREAM.encode() + b"/", state.base.encode())
             os.makedirs(os.path.dirname(cp), exist_ok=True)
@@ -165,9 +203,13 @@ def make_handler(state):
             pass
 
         def do_GET(self):
-            path = self.path.split("?")[0]
+            path, _, query = self.path.partition("?")
+            if path == "/-/hoard-mirror-aging":
+                state.aging = query != "on=0"
+                return self.reply(200, "application/json", json.dumps({"aging": state.aging}).encode())
             if path == "/-/hoard-mirror-stats":
-                stats = {"hits": state.hits, "misses": state.misses, "not_modified": state.not_modified}
+                stats = {"hits": state.hits, "misses": state.misses, "not_modified": state.not_modified,
+                         "refreshed": state.refreshed}
                 body = json.dumps(stats).encode()
                 return self.reply(200, "application/json", body)
             if path == "/-/npm/v1/keys":
@@ -227,10 +269,12 @@ def main():
     ap.add_argument("--kbps", type=int, default=0, help="bandwidth limit per response, KiB/s")
     ap.add_argument("--offline", action="store_true", help="never go upstream")
     ap.add_argument("--sign", action="store_true", help="sign packuments, serve /-/npm/v1/keys")
+    ap.add_argument("--max-age-hours", type=float, default=1,
+                    help="fetch a packument again once kept this long (0: never)")
     a = ap.parse_args()
     os.makedirs(a.cache, exist_ok=True)
     base = f"http://127.0.0.1:{a.port}/"
-    state = State(a.cache, base, a.latency_ms, a.kbps, a.offline, a.sign)
+    state = State(a.cache, base, a.latency_ms, a.kbps, a.offline, a.sign, int(a.max_age_hours * 3600))
     # A deep accept queue: clients open dozens of connections at once, and the default backlog
     # of 5 turns that into SYN retransmits of 1, 3, 7… seconds.
     ThreadingHTTPServer.request_queue_size = 1024

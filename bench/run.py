@@ -453,6 +453,14 @@ def mirror_stats():
         return json.load(r)
 
 
+def mirror_aging(on):
+    """Let the mirror's packuments age out and be fetched again (a warm-up), or not (timing)."""
+    if REGISTRY == LIVE_REGISTRY:
+        return
+    with urllib.request.urlopen(REGISTRY + "-/hoard-mirror-aging?on=" + ("1" if on else "0")) as r:
+        r.read()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
@@ -501,8 +509,10 @@ def main():
             fdir = os.path.join(HERE, "fixtures", fx)
             ts = {t: Tool(t, fdir, trash, bin_dir) for t in tools}
             log(f"== {fx}: warming the mirror and each tool's cache")
+            mirror_aging(True)
             for t in ts.values():
                 t.baseline()
+            mirror_aging(False)
             warm = mirror_stats()
             res = {"scenarios": {}, "rss_kb": {}, "disk_kb": {}, "packages": count_packages(ts)}
             res["create_us"] = settle(trash, args.settle_us, args.settle_max_s)
