@@ -4,7 +4,7 @@
 For each fixture in bench/fixtures/, each tool installs the same package.json from a local mirror
 of the registry (bench/mirror.py, built once and kept in bench/.work/mirror), with its own cache
 and HOME, in the nine scenarios of pnpm's public benchmark. Runs are interleaved tool by tool
-(the order reversed every other round), one warm-up run per scenario is discarded, node_modules is renamed into a trash folder between
+(the order rotated every round), one warm-up run per scenario is discarded, node_modules is renamed into a trash folder between
 runs (deleting right before a run slows the next one on this ext4), and `sync` precedes every
 timed run. Before each fixture is timed, the run waits until creating a file costs at most
 --settle-us (a big delete, even minutes before, can make each create 10-30x dearer here), and it
@@ -523,9 +523,13 @@ def main():
                 rss = {t: [] for t in tools}
                 cpu = {t: [] for t in tools}
                 for i in range(args.runs + 1):
-                    # The order alternates round by round: in an A/A run (one build under two
-                    # names) the tool that always ran first was 3% slower.
-                    for name in (tools if i % 2 == 0 else tools[::-1]):
+                    # The order rotates round by round, so each tool takes each place equally
+                    # often: in an A/A run (one build under two names) the tool that always ran
+                    # first was 3% slower, and with the order reversed every other round the
+                    # middle one of three always waited ~0.3 s between its runs while the outer
+                    # ones waited 0.1 and 0.5 s in turn (a daemon's caches cool as it waits).
+                    k = i % len(tools)
+                    for name in tools[k:] + tools[:k]:
                         if not applies(name, sc):
                             continue
                         t = ts[name]
@@ -734,7 +738,7 @@ def write(results, tools, scenarios, name=None):
     lines = [f"# Benchmark {results['date']} on {results['host']}", "",
              f"Machine: {results['machine']}.  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".  ",
-             f"Median of {results['runs']} runs after a discarded warm-up, interleaved, the order reversed every other round; (min–max); ×: time relative to hoard. "
+             f"Median of {results['runs']} runs after a discarded warm-up, interleaved, the order rotated every round; (min–max); ×: time relative to hoard. "
              + (f"Live registry {REGISTRY}. " if REGISTRY == LIVE_REGISTRY else
               f"Local mirror on 127.0.0.1, added latency {results['latency_ms']} ms. ")
              + f"Whole run: {results.get('minutes')} min.", ""]
