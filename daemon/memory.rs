@@ -6,9 +6,9 @@
 //! of a warm resolve in its own bookkeeping and arena locks. jemalloc returns freed pages to the
 //! OS on its own, on a decay clock run by its background thread (`JEMALLOC_CONF`), so an idle
 //! daemon shrinks without being asked. Once the daemon has been idle for `IDLE` after an
-//! install, `give_back_beyond` purges at once, unless its free pages fit in a warm reserve
+//! install, `give_back_unless_within` purges at once, unless its free pages fit in a warm reserve
 //! (`reserve_bytes`): those are kept for the next request (faulting them back in cost a warm
-//! resolve a sixth of its time) until `LONG_IDLE` has passed, when `give_back` purges
+//! resolve about an eighth of its time) until `LONG_IDLE` has passed, when `give_back` purges
 //! everything. C code (SQLite) keeps glibc's malloc, with few arenas (the
 //! blocking pool runs many threads, and an arena per thread keeps freed memory scattered and
 //! resident), trimmed by `give_back` too. Elsewhere the system allocator is used as it is.
@@ -25,11 +25,12 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read when it starts (`_RJEM_MALLOC_CONF` in the environment adds to
 /// them): two arenas (as glibc's below: freed memory in few places); freed pages handed back to
-/// the OS over `LONG_IDLE` of disuse by the background thread (sooner by `give_back_beyond`), with `MADV_DONTNEED`
-/// (`muzzy_decay_ms:0`: pages left to `MADV_FREE` would still count as resident until the kernel
-/// wants them); per-thread caches for objects up to 256 bytes only (the blocking pool's idle
-/// threads keep what their caches hold until they exit: with the default 32 KiB the daemon
-/// stayed ~30 MB larger after an install).
+/// the OS over `LONG_IDLE` of disuse by the background thread (sooner by
+/// `give_back_unless_within`), with `MADV_DONTNEED` (`muzzy_decay_ms:0`: pages left to
+/// `MADV_FREE` would still count as resident until the kernel wants them); per-thread caches
+/// for objects up to 256 bytes only (the blocking pool's idle threads keep what their caches
+/// hold until they exit: with the default 32 KiB the daemon stayed ~30 MB larger after an
+/// install).
 #[cfg(target_os = "linux")]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static JEMALLOC_CONF: jemalloc::Conf = jemalloc::Conf(
@@ -37,7 +38,7 @@ static JEMALLOC_CONF: jemalloc::Conf = jemalloc::Conf(
         .as_ptr(),
 );
 
-/// How long the daemon must have been idle after an install before `give_back_beyond` runs.
+/// How long the daemon must have been idle after an install before `give_back_unless_within` runs.
 pub const IDLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How long an idle daemon keeps its warm reserve before `give_back` hands back everything
@@ -84,7 +85,7 @@ pub fn tune() {
 /// Return free heap memory to the OS unless the allocator's free pages are at most `reserve`
 /// bytes; whether it did (blocking: call from a blocking thread). Where the free pages cannot
 /// be counted, it always does.
-pub fn give_back_beyond(reserve: usize) -> bool {
+pub fn give_back_unless_within(reserve: usize) -> bool {
     let free = free_bytes();
     let purge = free.is_none_or(|f| f > reserve);
     if purge {
@@ -217,11 +218,11 @@ mod tests {
         let free = free_bytes().expect("jemalloc counts its free pages");
         assert!(free >= 8 << 20, "16 MiB freed, {free} bytes counted free");
         assert!(
-            !give_back_beyond(usize::MAX),
+            !give_back_unless_within(usize::MAX),
             "free pages within the reserve are kept"
         );
         assert!(
-            give_back_beyond(0),
+            give_back_unless_within(0),
             "free pages beyond the reserve are purged"
         );
     }

@@ -59,8 +59,8 @@ pub(super) fn spawn(
 /// Once the daemon has been idle for `memory::IDLE` after an install (no request in flight,
 /// none seen meanwhile), hand its free memory back to the OS, or keep it as a warm reserve
 /// (`memory::reserve_bytes`) until it has been idle for `memory::LONG_IDLE`. Installs that
-/// follow each other closely keep their pages: faulting them back in costs a warm resolve a
-/// sixth of its time.
+/// follow each other closely keep their pages: faulting them back in costs a warm resolve
+/// about an eighth of its time.
 fn give_back_when_idle(d: Arc<Daemon>) {
     tokio::spawn(async move {
         let idle = |for_: std::time::Duration| {
@@ -72,9 +72,10 @@ fn give_back_when_idle(d: Arc<Daemon>) {
             return;
         }
         let reserve = crate::memory::reserve_bytes();
-        let purged = tokio::task::spawn_blocking(move || crate::memory::give_back_beyond(reserve))
-            .await
-            .unwrap_or(true);
+        let purged =
+            tokio::task::spawn_blocking(move || crate::memory::give_back_unless_within(reserve))
+                .await
+                .unwrap_or(true);
         if purged {
             return;
         }
