@@ -234,34 +234,41 @@ class Tool:
         self.note_daemon_rss()
         self.quit_daemon()
 
-    def daemon_ticks(self):
-        """(pid, user+system clock ticks so far) of this tool's hoardd, or (None, 0)."""
+    def daemon_cpu(self):
+        """(pid, user + system CPU seconds so far) of this tool's hoardd, or (None, 0.0). Read from
+        the process's CPU clock (`clock_gettime` of its `CPUCLOCK_SCHED` clock id, nanoseconds,
+        threads that have exited included); from /proc's clock ticks of 10 ms if that fails."""
         pid = self.daemon_pid() if self.name in HOARD_ROOTS else None
         if not pid:
-            return None, 0
+            return None, 0.0
+        try:
+            # Linux's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED): ((~pid) << 3) | 2.
+            return pid, time.clock_gettime(((~pid) << 3) | 2)
+        except OSError:
+            pass
         try:
             stat = open(f"/proc/{pid}/stat").read()
             fields = stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on
-            return pid, int(fields[11]) + int(fields[12])  # utime, stime
+            return pid, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
         except (OSError, ValueError, IndexError):
-            return pid, 0
+            return pid, 0.0
 
     def daemon_cpu_since(self, before):
-        """Seconds of CPU hoardd spent since `before` (from `daemon_ticks`), counted once it
-        has gone quiet (up to 3 s): work it leaves for after its answer (the metadata disk
-        cache's writes) belongs to the install that caused it."""
-        pid, ticks = self.daemon_ticks()
+        """Seconds of CPU hoardd spent since `before` (from `daemon_cpu`), counted once it has
+        gone quiet (less than 2 ms of CPU in 100 ms, up to 3 s): work it leaves for after its
+        answer (the metadata disk cache's writes) belongs to the install that caused it."""
+        pid, spent = self.daemon_cpu()
         if not pid:
             return 0.0
         deadline = time.time() + 3
         while time.time() < deadline:
             time.sleep(0.1)
-            _, now = self.daemon_ticks()
-            if now == ticks:
+            _, now = self.daemon_cpu()
+            if now - spent < 0.002:
                 break
-            ticks = now
-        base = before[1] if before[0] == pid else 0
-        return max(ticks - base, 0) / os.sysconf("SC_CLK_TCK")
+            spent = now
+        base = before[1] if before[0] == pid else 0.0
+        return max(spent - base, 0.0)
 
     def run(self, cmd, cpu=False):
         """Run, return (seconds, peak RSS in KiB of the process tree it waited for). With `cpu`,
@@ -269,7 +276,7 @@ class Tool:
         descendants' (rusage), and for hoard the daemon's too (`daemon_cpu_since`)."""
         out_path = os.path.join(self.base, "last.out")
         err_path = os.path.join(self.base, "last.err")
-        before = self.daemon_ticks() if cpu else (None, 0)
+        before = self.daemon_cpu() if cpu else (None, 0.0)
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             t0 = time.perf_counter()
             p = subprocess.Popen(cmd, cwd=self.project, env=self.env(), stdout=out, stderr=err, start_new_session=True)
@@ -709,9 +716,12 @@ def time_cell(v, hoard):
 
 
 def cpu_cell(v, hoard):
-    """Median CPU seconds, and against hoard the ratio of medians."""
+    """Median CPU time, and against hoard the ratio of medians and the median of paired ratios."""
     m = statistics.median(v)
-    return f"{m:.2f} s" + (f" ×{m / statistics.median(hoard):.2f}" if hoard else "")
+    if not hoard:
+        return fmt_s(m)
+    paired = statistics.median([x / h for x, h in zip(v, hoard) if h > 0] or [0])
+    return f"{fmt_s(m)} ×{m / statistics.median(hoard):.2f} (paired ×{paired:.2f})"
 
 
 def cpu_table(res, tools, scenarios):
@@ -721,7 +731,7 @@ def cpu_table(res, tools, scenarios):
     rows = res.get("cpu_seconds") or {}
     if not any(rows.get(sc) for sc in scenarios):
         return []
-    return (["", "CPU per run (user + system seconds, median; clock ticks of 10 ms):", ""]
+    return (["", "CPU per run (user + system, median; the tool's processes from `wait4`, hoardd's from its CPU clock):", ""]
             + scenario_table(rows, tools, scenarios, cpu_cell))
 
 
