@@ -1,11 +1,14 @@
 //! One streaming pass over a package tarball: bytes → integrity hashes ∥ gunzip ∥ tar entries →
 //! each regular file hashed with BLAKE3 and held in memory (small files, up to a budget per
 //! tarball) or written under `tmp/`; after the whole tarball has verified, held files are written
-//! into `files/` whole (unnamed, then named) and staged ones renamed there, read-only.
+//! into `files/` whole (unnamed, then named) and staged ones renamed there, read-only. A tarball
+//! whose bytes are all in memory may instead be verified first, unpacked whole (`gunzip.rs`) and
+//! its files written from that buffer (`import_whole`).
 //!
 //! Owns the hardening rules for hostile tarballs (see `Limits`). Must not: touch the index (the
-//! caller commits rows after this returns), hold more than `HELD_PER_IMPORT` bytes of a tarball
-//! in memory, or follow any path that comes from the archive outside the package root.
+//! caller commits rows after this returns), hold more than `HELD_PER_IMPORT` bytes of a streamed
+//! tarball in memory (a whole one is held as its caller allowed), or follow any path that comes
+//! from the archive outside the package root.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -222,6 +225,8 @@ enum Body {
     Held(Vec<u8>),
     /// Staged file number n in the staging directory.
     Staged(usize),
+    /// `len` bytes at `start` of a tarball unpacked whole (`import_whole`).
+    In { start: usize, len: usize },
 }
 
 struct Pending {
@@ -337,7 +342,7 @@ pub fn import(
     if let Err((expected, actual)) = digests.verify(expected) {
         return Err(ImportError::Integrity { expected, actual });
     }
-    let (files, created) = commit(pending.files, &mut staging, shards)?;
+    let (files, created) = commit(pending.files, &mut staging, shards, &[])?;
     Ok(Imported {
         files,
         created,
@@ -345,6 +350,89 @@ pub fn import(
         unpacked_size,
         compressed_size,
     })
+}
+
+/// Import one tarball whose compressed bytes are all in `body`: checked against `expected`
+/// before a byte of it is unpacked, then unpacked whole (`gunzip`) when the gzip trailer says
+/// it unpacks to at most `unpacked_max` bytes, and its files written from that one buffer
+/// (nothing held apart or staged). Anything else (a larger tarball, one that does not unpack
+/// whole, or what its trailer says) goes the streaming way of `import`, which says what is
+/// wrong with it. Blocks: call from a blocking thread.
+pub fn import_whole(
+    body: &[u8],
+    expected: &Sri,
+    (layout, shards): (&Layout, &Shards),
+    limits: &Limits,
+    unpacked_max: usize,
+) -> std::result::Result<Imported, ImportError> {
+    let streaming = || import(body, expected, (layout, shards), limits);
+    let Some(claimed) = super::gunzip::claimed_size(body).filter(|&n| {
+        n <= unpacked_max
+            && (n as u64) <= limits.max_unpacked
+            && ((n as u64) <= limits.ratio_floor
+                || n as u64 / (body.len() as u64).max(1) <= limits.max_ratio)
+    }) else {
+        return streaming();
+    };
+    let mut hasher = TarballHasher::default();
+    hasher.update(body);
+    let digests = hasher.finish();
+    if let Err((expected, actual)) = digests.verify(expected) {
+        return Err(ImportError::Integrity { expected, actual });
+    }
+    let Some(tar) = super::gunzip::gunzip(body, claimed) else {
+        return streaming();
+    };
+    let mut staging = Staging {
+        layout,
+        dir: None,
+        next: 0,
+    };
+    let pending = entries_in(&tar, limits)?;
+    let (files, created) = commit(pending.files, &mut staging, shards, &tar)?;
+    Ok(Imported {
+        files,
+        created,
+        digests,
+        unpacked_size: tar.len() as u64,
+        compressed_size: body.len() as u64,
+    })
+}
+
+/// Every regular file of an unpacked tar, as a range of it, hashed (the rules of
+/// `stage_entries`: the same paths, types and counts are refused).
+fn entries_in(tar: &[u8], limits: &Limits) -> std::result::Result<PendingFiles, ImportError> {
+    let mut pending = PendingFiles::default();
+    let mut archive = tar::Archive::new(io::Cursor::new(tar));
+    for entry in archive.entries_with_seek().map_err(classify)? {
+        let entry = entry.map_err(classify)?;
+        let path_bytes = entry.path_bytes().into_owned();
+        let path = entry_path(&path_bytes, limits).map_err(ImportError::Hostile)?;
+        if !is_file(entry.header().entry_type(), &path_bytes)? {
+            continue;
+        }
+        let Some(path) = path else { continue };
+        let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
+        let start = usize::try_from(entry.raw_file_position()).unwrap_or(usize::MAX);
+        let len = usize::try_from(entry.size()).unwrap_or(usize::MAX);
+        let Some(bytes) = start.checked_add(len).and_then(|end| tar.get(start..end)) else {
+            return Err(ImportError::Hostile(format!(
+                "corrupt archive (entry `{}` runs past the end of the archive)",
+                String::from_utf8_lossy(&path_bytes)
+            )));
+        };
+        let item = Pending {
+            body: Body::In { start, len },
+            entry: FileEntry {
+                path,
+                hash: *blake3::hash(bytes).as_bytes(),
+                size: len as u64,
+                executable,
+            },
+        };
+        pending.add(item, limits)?;
+    }
+    Ok(pending)
 }
 
 /// The files staged so far, one per path.
@@ -489,34 +577,43 @@ fn stage_file(
     Ok((*hasher.finalize().as_bytes(), size))
 }
 
-/// Verified: write every held file and move every staged file into the content-addressed
-/// tree, read-only.
+/// Verified: write every held file (from memory, or from `tar`, the tarball unpacked whole)
+/// and move every staged file into the content-addressed tree, read-only.
 fn commit(
     pending: Vec<Pending>,
     staging: &mut Staging<'_>,
     shards: &Shards,
+    tar: &[u8],
 ) -> std::result::Result<(Vec<FileEntry>, Vec<bool>), ImportError> {
     let mut files = Vec::with_capacity(pending.len());
     let mut buf = Vec::new();
     for p in pending {
         let (hash, exec) = (&p.entry.hash, p.entry.executable);
-        let n = match p.body {
-            Body::Staged(n) => n,
-            Body::Held(bytes) => {
-                if let Ok(made) = shards.create_whole(hash, exec, &bytes) {
-                    files.push((p.entry, made));
-                    continue;
-                }
-                // Not here (no unnamed files, a shard folder removed by hand, a full disk):
-                // staged and moved the long way, which says what failed and where.
-                if buf.is_empty() {
-                    buf = vec![0u8; 64 * 1024];
-                }
-                let (dir, n) = staging.slot()?;
-                stage_file(&mut bytes.as_slice(), dir, n, exec, &mut buf)?;
-                n
+        let held;
+        let bytes: &[u8] = match p.body {
+            Body::Staged(n) => {
+                let made = move_in(n, &p.entry, staging, shards)?;
+                files.push((p.entry, made));
+                continue;
             }
+            Body::Held(bytes) => {
+                held = bytes;
+                &held
+            }
+            // In range: `entries_in` checked it.
+            Body::In { start, len } => &tar[start..start + len],
         };
+        if let Ok(made) = shards.create_whole(hash, exec, bytes) {
+            files.push((p.entry, made));
+            continue;
+        }
+        // Not here (no unnamed files, a shard folder removed by hand, a full disk): staged and
+        // moved the long way, which says what failed and where.
+        if buf.is_empty() {
+            buf = vec![0u8; 64 * 1024];
+        }
+        let (dir, n) = staging.slot()?;
+        stage_file(&mut &bytes[..], dir, n, exec, &mut buf)?;
         let made = move_in(n, &p.entry, staging, shards)?;
         files.push((p.entry, made));
     }
@@ -596,5 +693,138 @@ mod tests {
         assert!(entry_path(b"package/a\\..\\b", &l).is_err());
         let deep = format!("package/{}", "a/".repeat(100));
         assert!(entry_path(deep.as_bytes(), &l).is_err());
+    }
+
+    /// One tar entry, written by hand so hostile names and types can be had.
+    fn entry(name: &str, body: &[u8], mode: u32, kind: tar::EntryType, link: &str) -> Vec<u8> {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_size(body.len() as u64);
+        h.set_mode(mode);
+        h.set_entry_type(kind);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(body);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    fn gz(entries: &[Vec<u8>]) -> Vec<u8> {
+        let mut tar = entries.concat();
+        tar.extend_from_slice(&[0u8; 1024]);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&tar).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// What an import gave, comparable across the two ways: its files, or its error's kind
+    /// and (for a hostile archive) message.
+    fn outcome(r: std::result::Result<Imported, ImportError>) -> String {
+        match r {
+            Ok(i) => {
+                let files: Vec<String> = (i.files.iter())
+                    .map(|f| {
+                        let h = blake3::Hash::from(f.hash).to_hex();
+                        format!("{} {} {} {}", f.path, &h[..16], f.size, f.executable)
+                    })
+                    .collect();
+                format!("ok {} unpacked; {}", i.unpacked_size, files.join(", "))
+            }
+            Err(ImportError::Hostile(m)) => format!("hostile: {m}"),
+            Err(ImportError::Integrity { .. }) => "integrity".into(),
+            Err(ImportError::Source(e)) => format!("source: {e}"),
+            Err(ImportError::Local(e)) => format!("local: {e}"),
+        }
+    }
+
+    #[test]
+    fn whole_and_streaming_imports_agree_on_good_and_hostile_tarballs() {
+        use tar::EntryType as T;
+        let dir = tempfile::tempdir().unwrap();
+        let stores: Vec<(Layout, Shards)> = ["streamed", "whole"]
+            .iter()
+            .map(|n| {
+                let layout = Layout::create(&dir.path().join(n)).unwrap();
+                let shards = Shards::new(&layout.files);
+                (layout, shards)
+            })
+            .collect();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let file = |n: &str, b: &[u8], mode| entry(n, b, mode, T::Regular, "");
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "good",
+                gz(&[
+                    file("package/package.json", b"{}", 0o644),
+                    file("package/bin/cli.js", b"#!/usr/bin/env node\n", 0o755),
+                    file("package/lib/big.bin", &big, 0o644),
+                    entry("package/lib", b"", 0o755, T::Directory, ""),
+                    // A duplicate: the last one wins.
+                    file("package/package.json", b"{\"v\":2}", 0o644),
+                    file("package/empty", b"", 0o644),
+                ]),
+            ),
+            ("absolute", gz(&[file("/etc/evil", b"x", 0o644)])),
+            ("dot-dot", gz(&[file("package/../../evil", b"x", 0o644)])),
+            (
+                "symlink",
+                gz(&[entry("package/l", b"", 0o777, T::Symlink, "/etc/passwd")]),
+            ),
+            (
+                "hard link",
+                gz(&[entry("package/l", b"", 0o644, T::Link, "package/a")]),
+            ),
+            ("device", gz(&[entry("package/d", b"", 0o644, T::Char, "")])),
+            (
+                "truncated",
+                gz(&[file("package/a", &big, 0o644)])[..200].to_vec(),
+            ),
+        ];
+        let mut lying = cases[0].1.clone();
+        let n = lying.len();
+        lying[n - 4..].copy_from_slice(&100u32.to_le_bytes());
+        let mut cases = cases;
+        cases.push(("trailer claims too little", lying));
+        for (what, body) in &cases {
+            let none = Sri::parse(None, None);
+            let (a, b) = (&stores[0], &stores[1]);
+            let limits = Limits::default();
+            let streamed = outcome(import(&body[..], &none, (&a.0, &a.1), &limits));
+            let whole = outcome(import_whole(body, &none, (&b.0, &b.1), &limits, 32 << 20));
+            assert_eq!(streamed, whole, "{what}");
+            if *what == "good" {
+                assert!(whole.contains("lib/big.bin") && whole.contains("bin/cli.js"));
+                assert!(
+                    whole.ends_with(" 7 false"),
+                    "the last duplicate wins: {whole}"
+                );
+            } else {
+                assert!(!whole.starts_with("ok"), "{what} was accepted: {whole}");
+            }
+        }
+        // The good one took the whole way: every file a range of the unpacked tar.
+        let tar = super::super::gunzip::gunzip(&cases[0].1, 32 << 20).unwrap();
+        let pending = entries_in(&tar, &Limits::default()).unwrap();
+        assert_eq!(pending.files.len(), 4);
+        assert!(
+            pending
+                .files
+                .iter()
+                .all(|f| matches!(f.body, Body::In { .. }))
+        );
+        // An integrity mismatch is found before anything is unpacked, and nothing is written.
+        let wrong = Sri::parse(Some(&format!("sha512-{}", "A".repeat(86) + "==")), None);
+        let fresh = Layout::create(&dir.path().join("mismatch")).unwrap();
+        let shards = Shards::new(&fresh.files);
+        let r = import_whole(
+            &cases[0].1,
+            &wrong,
+            (&fresh, &shards),
+            &Limits::default(),
+            32 << 20,
+        );
+        assert_eq!(outcome(r), "integrity");
+        assert_eq!(std::fs::read_dir(&fresh.files).unwrap().count(), 0);
     }
 }

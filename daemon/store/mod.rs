@@ -5,6 +5,7 @@
 //! Owns: the store directory (layout.rs), its index (index.rs), and the tarball import
 //! (import.rs). Must not: know about node_modules, resolution, or gRPC.
 
+mod gunzip;
 pub mod import;
 pub mod index;
 pub mod integrity;
@@ -90,8 +91,26 @@ impl StoredPackage {
 const IMPORTS_AT_ONCE: usize = 16;
 
 /// A tarball of at most this many bytes (by its `Content-Length`) is read whole before its
-/// import starts; with `IMPORTS_AT_ONCE`, at most 4 MiB of bodies are held at once.
-const COLLECT_MAX: u64 = 256 * 1024;
+/// import starts; with `IMPORTS_AT_ONCE`, at most 4 MiB of such bodies are held at once.
+const COLLECT_SMALL: u64 = 256 * 1024;
+
+/// A larger tarball, up to this many bytes, is read whole too when `WHOLE_ROOM_KIB` has room for
+/// it; past it (or without room) it is imported as its bytes arrive.
+const COLLECT_MAX: u64 = 4 << 20;
+
+/// A tarball read whole is also unpacked whole (libdeflate, about half the CPU of streaming
+/// inflate) when its gzip trailer says it unpacks to at most this many bytes and `WHOLE_ROOM_KIB`
+/// has room for them.
+const UNPACK_WHOLE_MAX: usize = 32 << 20;
+
+/// KiB of compressed and unpacked tarball bodies held at once beyond the small ones (so a
+/// cold install's peak stays bounded: about 64 MiB more at worst).
+const WHOLE_ROOM_KIB: usize = 64 << 10;
+
+/// Permits of `WHOLE_ROOM_KIB` for `bytes` (at least one).
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
 
 /// File lists of packages kept in memory: at most this many files in all (~100 bytes each).
 const HOT_FILES: usize = 250_000;
@@ -134,6 +153,8 @@ pub struct Store {
     /// Imports running at once (CPU-bound work: gunzip, hashing, file creation). Downloads
     /// may outnumber them, to hide latency; a body waits in its socket for a free import.
     import_permits: tokio::sync::Semaphore,
+    /// Room for tarball bodies held whole, in KiB (`WHOLE_ROOM_KIB`).
+    whole_room: Arc<tokio::sync::Semaphore>,
     /// When each import under way began (by `inflight` key): prune keeps files made since.
     import_starts: Mutex<HashMap<String, SystemTime>>,
     /// Package rows installs in flight are using (row id → installs): prune keeps them.
@@ -219,6 +240,7 @@ impl Store {
             hot: Mutex::new(HotPackages::default()),
             inflight: Mutex::new(HashMap::new()),
             import_permits: tokio::sync::Semaphore::new(IMPORTS_AT_ONCE),
+            whole_room: Arc::new(tokio::sync::Semaphore::new(WHOLE_ROOM_KIB)),
             import_starts: Mutex::new(HashMap::new()),
             pins: Mutex::new(HashMap::new()),
             projects,
@@ -630,9 +652,10 @@ impl Store {
     }
 
     /// Download a tarball and import it; (the import, bytes downloaded, the tarball's bytes
-    /// when a writable remote cache is to get them). A small tarball (its length known and at
-    /// most `COLLECT_MAX`) is read whole first and imported in one step; a larger one is
-    /// imported as its bytes arrive.
+    /// when a writable remote cache is to get them). A tarball whose length is known and at
+    /// most `COLLECT_SMALL` (or `COLLECT_MAX`, with room in `whole_room`) is read whole first
+    /// and imported in one step, unpacked whole when there is room; a larger one is imported
+    /// as its bytes arrive.
     async fn import_download(
         &self,
         pkg: &TarballRef,
@@ -652,11 +675,21 @@ impl Store {
         let (layout, limits) = (self.layout.clone(), self.limits.clone());
         let shards = self.shards.clone();
         let expected = pkg.integrity.clone();
-        let import = move |reader: &mut dyn std::io::Read| {
-            import::import(reader, &expected, (&layout, &*shards), &limits)
+        let import = move |body: Body<'_>| match body {
+            Body::Whole(bytes, unpacked) => {
+                import::import_whole(bytes, &expected, (&layout, &*shards), &limits, unpacked)
+            }
+            Body::Stream(reader) => import::import(reader, &expected, (&layout, &*shards), &limits),
         };
+        let room = &self.whole_room;
         let r = match resp.content_length() {
-            Some(n) if n <= COLLECT_MAX => collect_then_import(resp, n, keep, import).await,
+            Some(n) if n <= COLLECT_SMALL => {
+                collect_then_import(resp, n, keep, room, None, import).await
+            }
+            Some(n) if n <= COLLECT_MAX => match room.clone().try_acquire_many_owned(kib(n)) {
+                Ok(held) => collect_then_import(resp, n, keep, room, Some(held), import).await,
+                Err(_) => stream_into_import(resp, keep, import).await,
+            },
             _ => stream_into_import(resp, keep, import).await,
         };
         r.map_err(|e| ImportFailure::Fatal(e.into()))
@@ -787,15 +820,25 @@ type Downloaded = (
     Option<Vec<u8>>,
 );
 
-/// Read a small body whole, then import it on a blocking thread in one step (one hand-off
-/// instead of one per chunk). A download error is read after the bytes that came before it.
+/// A tarball's compressed bytes as the import gets them.
+enum Body<'a> {
+    /// All of them, and room to unpack them whole: at most this many bytes.
+    Whole(&'a [u8], usize),
+    /// As they arrive, or read whole but without room to unpack them whole (or broken off).
+    Stream(&'a mut dyn std::io::Read),
+}
+
+/// Read a body whole (`held`: its room in `room`, when it is not a small one), then import it
+/// on a blocking thread in one step (one hand-off instead of one per chunk): unpacked whole
+/// when its trailer's size fits in `room` too. A download error is read after the bytes that
+/// came before it.
 async fn collect_then_import(
     resp: reqwest::Response,
     length: u64,
     keep: bool,
-    import: impl FnOnce(&mut dyn std::io::Read) -> std::result::Result<Imported, ImportError>
-    + Send
-    + 'static,
+    room: &Arc<tokio::sync::Semaphore>,
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
+    import: impl FnOnce(Body<'_>) -> std::result::Result<Imported, ImportError> + Send + 'static,
 ) -> std::result::Result<Downloaded, tokio::task::JoinError> {
     use futures_util::StreamExt;
     let mut body = Vec::with_capacity(length as usize);
@@ -811,12 +854,18 @@ async fn collect_then_import(
         }
     }
     let bytes = body.len() as u64;
+    let unpack = gunzip::claimed_size(&body)
+        .filter(|&n| error.is_none() && n <= UNPACK_WHOLE_MAX)
+        .and_then(|n| Some((n, room.clone().try_acquire_many_owned(kib(n as u64)).ok()?)));
     tokio::task::spawn_blocking(move || {
-        let mut reader = Collected {
-            body: std::io::Cursor::new(&body[..]),
-            error,
+        let imported = match unpack {
+            Some((unpacked, _room)) => import(Body::Whole(&body, unpacked)),
+            None => import(Body::Stream(&mut Collected {
+                body: std::io::Cursor::new(&body[..]),
+                error,
+            })),
         };
-        let imported = import(&mut reader);
+        drop(held);
         (imported, bytes, keep.then_some(body))
     })
     .await
@@ -827,9 +876,7 @@ async fn collect_then_import(
 async fn stream_into_import(
     resp: reqwest::Response,
     keep: bool,
-    import: impl FnOnce(&mut dyn std::io::Read) -> std::result::Result<Imported, ImportError>
-    + Send
-    + 'static,
+    import: impl FnOnce(Body<'_>) -> std::result::Result<Imported, ImportError> + Send + 'static,
 ) -> std::result::Result<Downloaded, tokio::task::JoinError> {
     use futures_util::StreamExt;
     let mut kept = keep.then(Vec::new);
@@ -839,7 +886,7 @@ async fn stream_into_import(
             rx,
             current: bytes::Bytes::new(),
         };
-        import(&mut reader)
+        import(Body::Stream(&mut reader))
     });
     let mut stream = resp.bytes_stream();
     let mut bytes = 0u64;
