@@ -406,19 +406,14 @@ fn entries_in(tar: &[u8], limits: &Limits) -> std::result::Result<PendingFiles, 
     let mut archive = tar::Archive::new(io::Cursor::new(tar));
     for entry in archive.entries_with_seek().map_err(classify)? {
         let entry = entry.map_err(classify)?;
-        let path_bytes = entry.path_bytes().into_owned();
-        let path = entry_path(&path_bytes, limits).map_err(ImportError::Hostile)?;
-        if !is_file(entry.header().entry_type(), &path_bytes)? {
+        let Some((path, executable)) = kept_file(&entry, limits)? else {
             continue;
-        }
-        let Some(path) = path else { continue };
-        let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
+        };
         let start = usize::try_from(entry.raw_file_position()).unwrap_or(usize::MAX);
         let len = usize::try_from(entry.size()).unwrap_or(usize::MAX);
         let Some(bytes) = start.checked_add(len).and_then(|end| tar.get(start..end)) else {
             return Err(ImportError::Hostile(format!(
-                "corrupt archive (entry `{}` runs past the end of the archive)",
-                String::from_utf8_lossy(&path_bytes)
+                "corrupt archive (entry `{path}` runs past the end of the archive)"
             )));
         };
         let item = Pending {
@@ -475,13 +470,9 @@ fn stage_entries(
     let mut archive = tar::Archive::new(tar_stream);
     for entry in archive.entries().map_err(classify)? {
         let mut entry = entry.map_err(classify)?;
-        let path_bytes = entry.path_bytes().into_owned();
-        let path = entry_path(&path_bytes, limits).map_err(ImportError::Hostile)?;
-        if !is_file(entry.header().entry_type(), &path_bytes)? {
+        let Some((path, executable)) = kept_file(&entry, limits)? else {
             continue;
-        }
-        let Some(path) = path else { continue };
-        let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
+        };
         let announced = entry.size();
         let (body, hash, size) =
             if announced <= HELD_FILE_MAX && held + announced <= HELD_PER_IMPORT {
@@ -506,6 +497,22 @@ fn stage_entries(
         pending.add(item, limits)?;
     }
     Ok(pending)
+}
+
+/// An entry's path below the package root and whether it is executable, when it is a regular
+/// file to keep; None for what is skipped (folders, extension headers, the root itself); an
+/// error for what makes the tarball hostile (bad paths, links, devices).
+fn kept_file<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    limits: &Limits,
+) -> std::result::Result<Option<(String, bool)>, ImportError> {
+    let path_bytes = entry.path_bytes();
+    let path = entry_path(&path_bytes, limits).map_err(ImportError::Hostile)?;
+    if !is_file(entry.header().entry_type(), &path_bytes)? {
+        return Ok(None);
+    }
+    let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
+    Ok(path.map(|p| (p, executable)))
 }
 
 /// Whether an entry of this type is a file to keep; links and devices are refused.
