@@ -121,24 +121,31 @@ impl std::fmt::Display for BombError {
 }
 impl std::error::Error for BombError {}
 
+impl Limits {
+    /// Why `unpacked` bytes from `compressed` make a decompression bomb, if they do.
+    fn bomb(&self, unpacked: u64, compressed: u64) -> Option<String> {
+        if unpacked > self.max_unpacked {
+            return Some(format!(
+                "it unpacks to more than {} MiB",
+                self.max_unpacked >> 20
+            ));
+        }
+        if unpacked > self.ratio_floor && unpacked / compressed.max(1) > self.max_ratio {
+            return Some(format!(
+                "its compression ratio exceeds {}:1 (a decompression bomb?)",
+                self.max_ratio
+            ));
+        }
+        None
+    }
+}
+
 impl<R: Read> Read for CappedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.unpacked += n as u64;
-        if self.unpacked > self.limits.max_unpacked {
-            return Err(io::Error::other(BombError(format!(
-                "it unpacks to more than {} MiB",
-                self.limits.max_unpacked >> 20
-            ))));
-        }
-        let compressed = self.compressed.get().max(1);
-        if self.unpacked > self.limits.ratio_floor
-            && self.unpacked / compressed > self.limits.max_ratio
-        {
-            return Err(io::Error::other(BombError(format!(
-                "its compression ratio exceeds {}:1 (a decompression bomb?)",
-                self.limits.max_ratio
-            ))));
+        if let Some(why) = self.limits.bomb(self.unpacked, self.compressed.get()) {
+            return Err(io::Error::other(BombError(why)));
         }
         Ok(n)
     }
@@ -366,12 +373,10 @@ pub fn import_whole(
     unpacked_max: usize,
 ) -> std::result::Result<Imported, ImportError> {
     let streaming = || import(body, expected, (layout, shards), limits);
-    let Some(claimed) = super::gunzip::claimed_size(body).filter(|&n| {
-        n <= unpacked_max
-            && (n as u64) <= limits.max_unpacked
-            && ((n as u64) <= limits.ratio_floor
-                || n as u64 / (body.len() as u64).max(1) <= limits.max_ratio)
-    }) else {
+    // A trailer that claims a bomb is left to the streaming way, which says so.
+    let Some(claimed) = super::gunzip::claimed_size(body)
+        .filter(|&n| n <= unpacked_max && limits.bomb(n as u64, body.len() as u64).is_none())
+    else {
         return streaming();
     };
     let mut hasher = TarballHasher::default();

@@ -675,11 +675,13 @@ impl Store {
         let (layout, limits) = (self.layout.clone(), self.limits.clone());
         let shards = self.shards.clone();
         let expected = pkg.integrity.clone();
-        let import = move |body: Body<'_>| match body {
-            Body::Whole(bytes, unpacked) => {
+        let import = move |body: Tarball<'_>| match body {
+            Tarball::Whole(bytes, unpacked) => {
                 import::import_whole(bytes, &expected, (&layout, &*shards), &limits, unpacked)
             }
-            Body::Stream(reader) => import::import(reader, &expected, (&layout, &*shards), &limits),
+            Tarball::Stream(reader) => {
+                import::import(reader, &expected, (&layout, &*shards), &limits)
+            }
         };
         let room = &self.whole_room;
         let r = match resp.content_length() {
@@ -821,7 +823,7 @@ type Downloaded = (
 );
 
 /// A tarball's compressed bytes as the import gets them.
-enum Body<'a> {
+enum Tarball<'a> {
     /// All of them, and room to unpack them whole: at most this many bytes.
     Whole(&'a [u8], usize),
     /// As they arrive, or read whole but without room to unpack them whole (or broken off).
@@ -838,7 +840,7 @@ async fn collect_then_import(
     keep: bool,
     room: &Arc<tokio::sync::Semaphore>,
     held: Option<tokio::sync::OwnedSemaphorePermit>,
-    import: impl FnOnce(Body<'_>) -> std::result::Result<Imported, ImportError> + Send + 'static,
+    import: impl FnOnce(Tarball<'_>) -> std::result::Result<Imported, ImportError> + Send + 'static,
 ) -> std::result::Result<Downloaded, tokio::task::JoinError> {
     use futures_util::StreamExt;
     let mut body = Vec::with_capacity(length as usize);
@@ -859,8 +861,8 @@ async fn collect_then_import(
         .and_then(|n| Some((n, room.clone().try_acquire_many_owned(kib(n as u64)).ok()?)));
     tokio::task::spawn_blocking(move || {
         let imported = match unpack {
-            Some((unpacked, _room)) => import(Body::Whole(&body, unpacked)),
-            None => import(Body::Stream(&mut Collected {
+            Some((unpacked, _room)) => import(Tarball::Whole(&body, unpacked)),
+            None => import(Tarball::Stream(&mut Collected {
                 body: std::io::Cursor::new(&body[..]),
                 error,
             })),
@@ -876,7 +878,7 @@ async fn collect_then_import(
 async fn stream_into_import(
     resp: reqwest::Response,
     keep: bool,
-    import: impl FnOnce(Body<'_>) -> std::result::Result<Imported, ImportError> + Send + 'static,
+    import: impl FnOnce(Tarball<'_>) -> std::result::Result<Imported, ImportError> + Send + 'static,
 ) -> std::result::Result<Downloaded, tokio::task::JoinError> {
     use futures_util::StreamExt;
     let mut kept = keep.then(Vec::new);
@@ -886,7 +888,7 @@ async fn stream_into_import(
             rx,
             current: bytes::Bytes::new(),
         };
-        import(Body::Stream(&mut reader))
+        import(Tarball::Stream(&mut reader))
     });
     let mut stream = resp.bytes_stream();
     let mut bytes = 0u64;
