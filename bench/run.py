@@ -700,28 +700,26 @@ def scenario_table(rows, tools, scenarios, cell):
     return lines
 
 
-def time_cell(v, hoard):
-    """Median (min–max), and against hoard: the ratio of medians and the paired ratio."""
-    m = statistics.median(v)
-    cell = f"{fmt_s(m)} ({fmt_s(min(v))}–{fmt_s(max(v))})"
-    if hoard:
-        cell += f" ×{m / statistics.median(hoard):.2f}"
-        # Round by round (each round runs every tool once, back to back), the median of the
-        # ratios: steadier than the ratio of medians when the machine's speed drifts during
-        # the run.
-        pairs = [x / y for x, y in zip(v, hoard) if y > 0]
-        if pairs:
-            cell += f" (paired ×{statistics.median(pairs):.2f})"
+def against(v, hoard):
+    """Against hoard: " ×<ratio of medians> (paired ×<median of the per-round ratios>)". Round
+    by round (each round runs every tool once, back to back), the median of the ratios is
+    steadier than the ratio of medians when the machine's speed drifts during the run."""
+    cell = f" ×{statistics.median(v) / statistics.median(hoard):.2f}"
+    pairs = [x / y for x, y in zip(v, hoard) if y > 0]
+    if pairs:
+        cell += f" (paired ×{statistics.median(pairs):.2f})"
     return cell
 
 
+def time_cell(v, hoard):
+    """Median (min–max), and against hoard the ratios (`against`)."""
+    cell = f"{fmt_s(statistics.median(v))} ({fmt_s(min(v))}–{fmt_s(max(v))})"
+    return cell + (against(v, hoard) if hoard else "")
+
+
 def cpu_cell(v, hoard):
-    """Median CPU time, and against hoard the ratio of medians and the median of paired ratios."""
-    m = statistics.median(v)
-    if not hoard:
-        return fmt_s(m)
-    paired = statistics.median([x / h for x, h in zip(v, hoard) if h > 0] or [0])
-    return f"{fmt_s(m)} ×{m / statistics.median(hoard):.2f} (paired ×{paired:.2f})"
+    """Median CPU time, and against hoard the ratios (`against`)."""
+    return fmt_s(statistics.median(v)) + (against(v, hoard) if hoard else "")
 
 
 def cpu_table(res, tools, scenarios):
