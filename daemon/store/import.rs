@@ -325,7 +325,7 @@ pub fn import(
     let mut raw = SharedCount {
         inner: HashingReader {
             inner: source,
-            hasher: TarballHasher::default(),
+            hasher: TarballHasher::for_expected(expected),
             count: 0,
         },
         count: count.clone(),
@@ -379,7 +379,7 @@ pub fn import_whole(
     else {
         return streaming();
     };
-    let mut hasher = TarballHasher::default();
+    let mut hasher = TarballHasher::for_expected(expected);
     hasher.update(body);
     let digests = hasher.finish();
     if let Err((expected, actual)) = digests.verify(expected) {

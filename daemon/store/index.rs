@@ -82,7 +82,8 @@ pub struct PackageRecord {
     pub pkg_id: String,
     /// `sha512-<base64>` of the tarball bytes, computed at import.
     pub integrity: String,
-    /// Hex SHA-1 of the tarball bytes (npm's legacy `shasum`).
+    /// Hex SHA-1 of the tarball bytes (npm's legacy `shasum`); empty when the import did not
+    /// compute it (it checked the tarball by sha512).
     pub sha1_hex: String,
     pub tarball_url: String,
     pub unpacked_size: u64,
@@ -724,6 +725,11 @@ fn insert_record(
     .query_row(params![rec.integrity, rec.pkg_id], |r| r.get(0))
     .optional()?
     {
+        // Imported again because a lockfile named it by sha1 only: that lookup finds it now.
+        if !rec.sha1_hex.is_empty() {
+            (tx.prepare_cached("UPDATE packages SET sha1 = ?1 WHERE id = ?2 AND sha1 = ''")?)
+                .execute(params![rec.sha1_hex, id])?;
+        }
         return Ok((id, list_unsynced(tx, id, boot)?));
     }
     tx.prepare_cached(
@@ -962,6 +968,29 @@ mod tests {
         // A row that exists is returned as is, and listed again: its files were just written.
         assert_eq!(idx.insert_package_blocking(record("a")).unwrap(), a);
         assert_eq!(idx.unsynced().unwrap(), vec![(a, "boot-1".to_string())]);
+    }
+
+    #[test]
+    fn a_row_imported_by_sha512_gets_its_sha1_when_imported_again_by_sha1() {
+        use crate::store::integrity::Sri;
+        let dir = tempfile::tempdir().unwrap();
+        let idx = index(dir.path(), None);
+        let sha1 = "ab".repeat(20);
+        let by_sha1 = Sri::parse(None, Some(&sha1));
+        let first = PackageRecord {
+            sha1_hex: String::new(),
+            ..record("a")
+        };
+        let a = idx.insert_package_blocking(first).unwrap();
+        assert_eq!(idx.find_package(&by_sha1).unwrap(), None);
+        let again = PackageRecord {
+            sha1_hex: sha1.clone(),
+            ..record("a")
+        };
+        assert_eq!(idx.insert_package_blocking(again).unwrap(), a);
+        assert_eq!(idx.find_package(&by_sha1).unwrap(), Some(a));
+        // An empty sha1 never matches a row that lacks one.
+        assert_eq!(idx.find_package(&Sri::default()).unwrap(), None);
     }
 
     #[test]

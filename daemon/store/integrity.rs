@@ -69,30 +69,42 @@ impl Sri {
     }
 }
 
-/// Computes sha512 and sha1 of a byte stream.
-#[derive(Default)]
+/// Computes the digests of a tarball in one pass: always sha512 (the store's key), and sha1
+/// only when that is what the tarball is checked against (an `expected` without sha512): sha1
+/// is ~a third of the hashing time and otherwise goes unused.
 pub struct TarballHasher {
     sha512: sha2::Sha512,
-    sha1: sha1::Sha1,
+    sha1: Option<sha1::Sha1>,
 }
 
 /// Digests of a whole tarball.
 #[derive(Debug, Clone)]
 pub struct TarballDigests {
     pub sha512: Vec<u8>,
-    pub sha1: Vec<u8>,
+    /// Computed only when the tarball was checked by sha1 (see `TarballHasher::for_expected`).
+    pub sha1: Option<Vec<u8>>,
 }
 
 impl TarballHasher {
+    /// A hasher for a tarball that `expected` will be checked against.
+    pub fn for_expected(expected: &Sri) -> TarballHasher {
+        TarballHasher {
+            sha512: sha2::Sha512::default(),
+            sha1: expected.sha512.is_none().then(sha1::Sha1::default),
+        }
+    }
+
     pub fn update(&mut self, bytes: &[u8]) {
         self.sha512.update(bytes);
-        self.sha1.update(bytes);
+        if let Some(sha1) = &mut self.sha1 {
+            sha1.update(bytes);
+        }
     }
 
     pub fn finish(self) -> TarballDigests {
         TarballDigests {
             sha512: self.sha512.finalize().to_vec(),
-            sha1: self.sha1.finalize().to_vec(),
+            sha1: self.sha1.map(|h| h.finalize().to_vec()),
         }
     }
 }
@@ -100,6 +112,11 @@ impl TarballHasher {
 impl TarballDigests {
     pub fn sha512_sri(&self) -> String {
         format!("sha512-{}", STANDARD.encode(&self.sha512))
+    }
+
+    /// Lowercase hex sha1, when it was computed; empty otherwise (the index's `sha1` column).
+    pub fn sha1_hex(&self) -> String {
+        self.sha1.as_deref().map(hex::encode).unwrap_or_default()
     }
 
     /// Check against `expected` with the strongest algorithm present (sha512 beats sha1).
@@ -116,12 +133,13 @@ impl TarballDigests {
             return Ok(());
         }
         if let Some(want) = &expected.sha1
-            && *want != self.sha1
+            && self.sha1.as_ref() != Some(want)
         {
-            return Err((
-                format!("sha1-{}", STANDARD.encode(want)),
-                format!("sha1-{}", STANDARD.encode(&self.sha1)),
-            ));
+            let actual = match &self.sha1 {
+                Some(got) => format!("sha1-{}", STANDARD.encode(got)),
+                None => "sha1 not computed".to_string(),
+            };
+            return Err((format!("sha1-{}", STANDARD.encode(want)), actual));
         }
         Ok(())
     }
@@ -133,7 +151,8 @@ mod tests {
 
     #[test]
     fn strongest_algorithm_wins() {
-        let mut h = TarballHasher::default();
+        // Nothing expected: both digests are computed.
+        let mut h = TarballHasher::for_expected(&Sri::default());
         h.update(b"hello");
         let d = h.finish();
         let good512 = d.sha512_sri();
@@ -146,8 +165,34 @@ mod tests {
         let (want, got) = d.verify(&sri).unwrap_err();
         assert!(want.starts_with("sha1-") && got.starts_with("sha1-"));
         // shasum hex used when no integrity.
-        let sri = Sri::parse(None, Some(&hex::encode(&d.sha1)));
+        let sri = Sri::parse(None, Some(&d.sha1_hex()));
         assert!(d.verify(&sri).is_ok());
         assert!(Sri::parse(Some("md5-xxxx"), None).is_empty());
+    }
+
+    #[test]
+    fn sha1_is_computed_only_when_it_is_what_is_checked() {
+        let mut all = TarballHasher::for_expected(&Sri::default());
+        all.update(b"hello");
+        let all = all.finish();
+        let by_sha1 = Sri::parse(None, Some(&all.sha1_hex()));
+        let by_sha512 = Sri::parse(Some(&all.sha512_sri()), None);
+        let digests = |expected: &Sri| {
+            let mut h = TarballHasher::for_expected(expected);
+            h.update(b"hel");
+            h.update(b"lo");
+            h.finish()
+        };
+        let checked_by_sha512 = digests(&by_sha512);
+        assert_eq!(checked_by_sha512.sha1, None);
+        assert_eq!(checked_by_sha512.sha1_hex(), "");
+        assert_eq!(checked_by_sha512.sha512, all.sha512);
+        assert!(checked_by_sha512.verify(&by_sha512).is_ok());
+        let checked_by_sha1 = digests(&by_sha1);
+        assert_eq!(checked_by_sha1.sha1, all.sha1);
+        assert!(checked_by_sha1.verify(&by_sha1).is_ok());
+        // A sha1 that was not computed never passes for one.
+        let (_, got) = checked_by_sha512.verify(&by_sha1).unwrap_err();
+        assert_eq!(got, "sha1 not computed");
     }
 }

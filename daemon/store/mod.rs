@@ -554,7 +554,7 @@ impl Store {
         let record = PackageRecord {
             pkg_id: what.clone(),
             integrity: imported.digests.sha512_sri(),
-            sha1_hex: hex::encode(&imported.digests.sha1),
+            sha1_hex: imported.digests.sha1_hex(),
             tarball_url: pkg.url.clone(),
             unpacked_size: imported.unpacked_size,
             files: imported.files,
