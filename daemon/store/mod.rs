@@ -96,22 +96,16 @@ const COLLECT_SMALL: u64 = 256 * 1024;
 
 /// A larger tarball, up to this many bytes, is read whole too when `WHOLE_ROOM_KIB` has room for
 /// it; past it (or without room) it is imported as its bytes arrive.
-const COLLECT_MAX: u64 = 16 << 20;
+const COLLECT_MAX: u64 = 4 << 20;
 
 /// A tarball read whole is also unpacked whole (libdeflate, about half the CPU of streaming
 /// inflate) when its gzip trailer says it unpacks to at most this many bytes and `WHOLE_ROOM_KIB`
-/// has room for them (a big one waits up to `UNPACK_ROOM_WAIT` for it).
-const UNPACK_WHOLE_MAX: usize = 80 << 20;
+/// has room for them.
+const UNPACK_WHOLE_MAX: usize = 32 << 20;
 
 /// KiB of compressed and unpacked tarball bodies held at once beyond the small ones (so a
-/// cold install's peak stays bounded: about 96 MiB more at worst).
-const WHOLE_ROOM_KIB: usize = 96 << 10;
-
-/// How long a body read whole waits for room to be unpacked whole before it is unpacked as a
-/// stream instead. Others holding room are imports under way (they never wait for more), so
-/// room comes back within milliseconds; the wait only keeps a big tarball (the 69 MiB of
-/// faker@3.1.0, say) from taking the slower way because smaller ones were in the room.
-const UNPACK_ROOM_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// cold install's peak stays bounded: about 64 MiB more at worst).
+const WHOLE_ROOM_KIB: usize = 64 << 10;
 
 /// Permits of `WHOLE_ROOM_KIB` for `bytes` (at least one).
 fn kib(bytes: u64) -> u32 {
@@ -862,11 +856,9 @@ async fn collect_then_import(
         }
     }
     let bytes = body.len() as u64;
-    let unpack =
-        match gunzip::claimed_size(&body).filter(|&n| error.is_none() && n <= UNPACK_WHOLE_MAX) {
-            Some(n) => room_for(room, n).await.map(|held| (n, held)),
-            None => None,
-        };
+    let unpack = gunzip::claimed_size(&body)
+        .filter(|&n| error.is_none() && n <= UNPACK_WHOLE_MAX)
+        .and_then(|n| Some((n, room.clone().try_acquire_many_owned(kib(n as u64)).ok()?)));
     tokio::task::spawn_blocking(move || {
         let imported = match unpack {
             Some((unpacked, _room)) => import(Tarball::Whole(&body, unpacked)),
@@ -879,20 +871,6 @@ async fn collect_then_import(
         (imported, bytes, keep.then_some(body))
     })
     .await
-}
-
-/// Room to unpack `bytes` whole: at once if there is, else after waiting up to
-/// `UNPACK_ROOM_WAIT` (the semaphore hands released room to the oldest waiter first).
-async fn room_for(
-    room: &Arc<tokio::sync::Semaphore>,
-    bytes: usize,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let want = kib(bytes as u64);
-    if let Ok(held) = room.clone().try_acquire_many_owned(want) {
-        return Some(held);
-    }
-    let waited = tokio::time::timeout(UNPACK_ROOM_WAIT, room.clone().acquire_many_owned(want));
-    waited.await.ok()?.ok()
 }
 
 /// Import a body on a blocking thread as its chunks arrive (bounded: the download waits for
