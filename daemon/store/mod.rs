@@ -608,13 +608,14 @@ impl Store {
         let (layout, limits) = (self.layout.clone(), self.limits.clone());
         let shards = self.shards.clone();
         let expected = pkg.integrity.clone();
+        // The body is in memory already: unpacked whole when there is room, as a download is.
+        let unpack = room_to_unpack(&self.whole_room, &body);
         let r = tokio::task::spawn_blocking(move || {
-            import::import(
-                std::io::Cursor::new(body),
-                &expected,
-                (&layout, &*shards),
-                &limits,
-            )
+            let store = (&*layout, &*shards);
+            match unpack {
+                Some((n, _room)) => import::import_whole(&body, &expected, store, &limits, n),
+                None => import::import(&body[..], &expected, store, &limits),
+            }
         })
         .await
         .ok()?;
@@ -856,9 +857,11 @@ async fn collect_then_import(
         }
     }
     let bytes = body.len() as u64;
-    let unpack = gunzip::claimed_size(&body)
-        .filter(|&n| error.is_none() && n <= UNPACK_WHOLE_MAX)
-        .and_then(|n| Some((n, room.clone().try_acquire_many_owned(kib(n as u64)).ok()?)));
+    let unpack = if error.is_none() {
+        room_to_unpack(room, &body)
+    } else {
+        None
+    };
     tokio::task::spawn_blocking(move || {
         let imported = match unpack {
             Some((unpacked, _room)) => import(Tarball::Whole(&body, unpacked)),
@@ -871,6 +874,16 @@ async fn collect_then_import(
         (imported, bytes, keep.then_some(body))
     })
     .await
+}
+
+/// Room to unpack a tarball held whole in `body`, when its gzip trailer says it unpacks to at
+/// most `UNPACK_WHOLE_MAX` bytes and `room` has that many free now: (that size, the room held).
+fn room_to_unpack(
+    room: &Arc<tokio::sync::Semaphore>,
+    body: &[u8],
+) -> Option<(usize, tokio::sync::OwnedSemaphorePermit)> {
+    let n = gunzip::claimed_size(body).filter(|&n| n <= UNPACK_WHOLE_MAX)?;
+    Some((n, room.clone().try_acquire_many_owned(kib(n as u64)).ok()?))
 }
 
 /// Import a body on a blocking thread as its chunks arrive (bounded: the download waits for
