@@ -586,12 +586,17 @@ fn build_package(
     // project's path for each file).
     let dir = Dir::open(stage).map_err(|e| HoardError::io("opening", stage, e))?;
     let mut made: FxHashSet<&str> = FxHashSet::default();
+    // A package's files come folder by folder: the folder of the file before is there already.
+    let mut last_parent = "";
     let bin_targets: FxHashSet<&str> = p.bins.values().map(String::as_str).collect();
     let mut n = 0;
     for (i, f) in files.iter().enumerate() {
-        if let Some((parent, _)) = f.path.rsplit_once('/') {
+        if let Some((parent, _)) = f.path.rsplit_once('/')
+            && parent != last_parent
+        {
             make_dirs(&dir, parent, &mut made)
                 .map_err(|e| HoardError::io("creating directory", stage.join(parent), e))?;
+            last_parent = parent;
         }
         // Bin targets must be executable: use the store's executable variant of the file.
         let needs_exec = !f.executable && bin_targets.contains(f.path.as_str());
