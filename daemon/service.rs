@@ -545,10 +545,13 @@ impl Hoard for Service {
         protocol_ok(&_req, &self.0.config.protocol_version)?;
         let _g = InFlight::new(&self.0);
         let store = self.0.store.clone();
-        let t = tokio::task::spawn_blocking(move || store.totals())
-            .instrument(info_span!("rpc.store_status"))
-            .await
-            .map_err(HoardError::from)??;
+        let t = tokio::task::spawn_blocking(move || {
+            Ok::<_, HoardError>((store.totals()?, store.trusted_count()))
+        })
+        .instrument(info_span!("rpc.store_status"))
+        .await
+        .map_err(HoardError::from)??;
+        let (t, trusted) = t;
         Ok(Response::new(StoreStatusResponse {
             store_path: self.0.config.store_path.display().to_string(),
             bytes: t.bytes,
@@ -557,6 +560,7 @@ impl Hoard for Service {
             projects: t.projects,
             metadata_bytes: t.metadata_bytes,
             format_version: crate::store::layout::FORMAT_VERSION,
+            trusted_files: Some(trusted),
         }))
     }
 

@@ -40,18 +40,19 @@ async fn status(cli: &Cli, conn: &mut Connection) -> Result<u8> {
         .into_inner();
     if cli.json {
         json_line(
-            json!({"store": s.store_path, "bytes": s.bytes, "files": s.files, "packages": s.packages, "projects": s.projects, "metadata_bytes": s.metadata_bytes, "format_version": s.format_version}),
+            json!({"store": s.store_path, "bytes": s.bytes, "files": s.files, "packages": s.packages, "projects": s.projects, "metadata_bytes": s.metadata_bytes, "format_version": s.format_version, "trusted_files": s.trusted_files.unwrap_or(0)}),
         );
     } else {
         println!(
-            "store: {} (format v{})\nsize: {} in {} files\npackages: {}\nprojects: {}\nmetadata cache: {}",
+            "store: {} (format v{})\nsize: {} in {} files\npackages: {}\nprojects: {}\nmetadata cache: {}\nwatched whole: {} files",
             s.store_path,
             s.format_version,
             render::bytes(s.bytes),
             s.files,
             s.packages,
             s.projects,
-            render::bytes(s.metadata_bytes)
+            render::bytes(s.metadata_bytes),
+            s.trusted_files.unwrap_or(0)
         );
     }
     Ok(0)

@@ -6,21 +6,23 @@
 //! it (`StoredPackage::created_since`: nothing else can have touched it), so nothing older is
 //! linked unchecked; two threads may both check the same file the first time. Must not:
 //! outlive the run it belongs to (an edit made after this install must be seen by the next
-//! one), or judge files itself.
+//! one: at its end the files go to the store's `trust`, which watches each before it checks it
+//! again), or judge files itself.
 
 use std::sync::Mutex;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 
 /// Shards of the set, picked by the hash's first byte (threads rarely meet on one lock).
 const SHARDS: usize = 64;
 
-/// The files judged whole in this run: BLAKE3 hash and which variant (executable or not).
+/// The files judged whole in this run: BLAKE3 hash and which variant (executable or not), and
+/// the size the index gives it.
 pub struct Checked {
-    shards: Vec<Mutex<FxHashSet<Key>>>,
+    shards: Vec<Mutex<FxHashMap<Key, u64>>>,
 }
 
-type Key = ([u8; 32], bool);
+type Key = crate::store::trust::Key;
 
 impl Default for Checked {
     fn default() -> Self {
@@ -31,7 +33,7 @@ impl Default for Checked {
 }
 
 impl Checked {
-    fn shard(&self, hash: &[u8; 32]) -> &Mutex<FxHashSet<Key>> {
+    fn shard(&self, hash: &[u8; 32]) -> &Mutex<FxHashMap<Key, u64>> {
         &self.shards[hash[0] as usize % SHARDS]
     }
 
@@ -39,16 +41,27 @@ impl Checked {
     pub fn known(&self, hash: &[u8; 32], executable: bool) -> bool {
         self.shard(hash)
             .lock()
-            .map(|s| s.contains(&(*hash, executable)))
+            .map(|s| s.contains_key(&(*hash, executable)))
             .unwrap_or(false)
     }
 
-    /// Remember that content file `hash` (this variant) was just found whole, or written by
-    /// this install.
-    pub fn remember(&self, hash: &[u8; 32], executable: bool) {
+    /// Remember that content file `hash` (this variant, `size` bytes) was just found whole, or
+    /// written by this install.
+    pub fn remember(&self, hash: &[u8; 32], executable: bool, size: u64) {
         if let Ok(mut s) = self.shard(hash).lock() {
-            s.insert((*hash, executable));
+            s.insert((*hash, executable), size);
         }
+    }
+
+    /// Every file remembered, with its size (the run is over).
+    pub fn take(&self) -> Vec<(Key, u64)> {
+        let mut all = Vec::new();
+        for s in &self.shards {
+            if let Ok(mut s) = s.lock() {
+                all.extend(s.drain());
+            }
+        }
+        all
     }
 }
 
@@ -62,11 +75,13 @@ mod tests {
         let mut h = [7u8; 32];
         h[9] = 1;
         assert!(!c.known(&h, false));
-        c.remember(&h, false);
+        c.remember(&h, false, 3);
         assert!(c.known(&h, false));
         assert!(!c.known(&h, true), "the executable variant is another file");
         let mut other = h;
         other[31] = 2;
         assert!(!c.known(&other, false));
+        assert_eq!(c.take(), vec![((h, false), 3)]);
+        assert!(!c.known(&h, false), "taken");
     }
 }

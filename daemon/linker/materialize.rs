@@ -92,9 +92,15 @@ pub fn materialize(
     let mut link_state = probe(&bench.staging, &changed, store, opts)?;
     link_state.fresh_since = opts.fresh_since;
     link_state.case_insensitive = case_insensitive;
+    if link_state.method == Method::Hardlink {
+        // Only a hard link shares the store's inode, which is what the trust watches.
+        link_state.trusted = store.trust_snapshot();
+    }
     report.method = Some(link_state.method);
-    let built = build_changed(project, &changed, store, &link_state, &bench, hooks)?;
-    (report.files, report.repaired, report.repaired_bytes) = built;
+    let built = build_changed(project, &changed, store, &link_state, &bench, hooks);
+    // What this run found whole (even when it failed later) is watched from now on.
+    store.trust_later(link_state.checked.take());
+    (report.files, report.repaired, report.repaired_bytes) = built?;
     report.added = changed.len() as u64;
     place_symlinks(project, plan, old.as_ref(), &bench)?;
     let bins_same = old.as_ref().is_some_and(|s| s.bin_links == plan.bin_links)
@@ -605,15 +611,15 @@ fn build_package(
         }
         let exec = f.executable || needs_exec;
         if !needs_exec && created.get(i) == Some(&true) {
-            links.checked.remember(&f.hash, exec);
-        } else if !links.checked.known(&f.hash, exec) {
+            links.checked.remember(&f.hash, exec, f.size);
+        } else if !links.trusted.contains(&(f.hash, exec)) && !links.checked.known(&f.hash, exec) {
             if !store.looks_whole(f, exec) {
                 return Err(HoardError::NotFound(format!(
                     "a store file of {} ({}) is missing or damaged",
                     p.key, f.path
                 )));
             }
-            links.checked.remember(&f.hash, exec);
+            links.checked.remember(&f.hash, exec, f.size);
         }
         // The common case without building either path; anything else (and any error,
         // reported with its paths) goes the long way.

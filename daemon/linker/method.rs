@@ -72,6 +72,8 @@ pub struct LinkState {
     pub checked: Checked,
     /// See `LinkOptions::fresh_since`.
     pub fresh_since: Option<std::time::Instant>,
+    /// Store files trusted whole when this run began (`store::trust`): linked without a check.
+    pub trusted: crate::store::trust::Trusted,
 }
 
 impl LinkState {
@@ -115,6 +117,7 @@ impl LinkState {
                         warnings: Mutex::new(warnings),
                         checked: Checked::default(),
                         fresh_since: None,
+                        trusted: Default::default(),
                     });
                 }
                 Err(e) => {
@@ -146,6 +149,7 @@ impl LinkState {
             warnings: Mutex::new(Vec::new()),
             checked: Checked::default(),
             fresh_since: None,
+            trusted: Default::default(),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod prune;
 pub mod scrub;
 pub(crate) mod shards;
 pub mod slots;
+pub mod trust;
 pub mod unsynced;
 pub mod verify;
 
@@ -165,6 +166,8 @@ pub struct Store {
     notices: Mutex<Vec<(&'static str, String)>>,
     /// The shard folders, open for per-file calls.
     shards: Arc<shards::Shards>,
+    /// Content files watched since they were last found whole: linked without a check.
+    trust: Arc<trust::Trust>,
     /// Git dependencies' repositories and packed tarballs.
     pub git: Arc<crate::git::GitCache>,
 }
@@ -232,6 +235,8 @@ impl Store {
         index.add_projects(projects.all())?;
         projects.add(index.projects()?)?;
         let shards = Arc::new(shards::Shards::new(&layout.files));
+        let trusting = std::env::var("HOARD_TRUST_WATCHED").map_or(true, |v| v != "0");
+        let trust = Arc::new(trust::Trust::new(&layout.files, trusting));
         let git = Arc::new(crate::git::GitCache::open(layout.git.clone()));
         Ok(Store {
             layout: Arc::new(layout),
@@ -251,6 +256,7 @@ impl Store {
                     .collect(),
             ),
             shards,
+            trust,
             git,
         })
     }
@@ -748,6 +754,37 @@ impl Store {
             Ok(_) => {}
         }
         matches!(self.judge(&f.hash, executable), scrub::Judged::Whole)
+    }
+
+    /// The content files trusted whole now (`trust`): a linking run skips their check.
+    pub fn trust_snapshot(&self) -> trust::Trusted {
+        self.trust.snapshot()
+    }
+
+    /// How many content files are trusted whole now.
+    pub fn trusted_count(&self) -> u64 {
+        self.trust.count()
+    }
+
+    /// Watch `files` (found whole, or written, by a linking run) and trust those still whole,
+    /// on a thread of its own: the install does not wait.
+    pub fn trust_later(&self, files: Vec<(trust::Key, u64)>) {
+        if files.is_empty() {
+            return;
+        }
+        let (trust, shards) = (self.trust.clone(), self.shards.clone());
+        let adopt = move || {
+            let _span = tracing::debug_span!("trust", files = files.len()).entered();
+            trust.adopt(files, &|k: &trust::Key, size| {
+                matches!(shards.stat(&k.0, k.1), Ok((s, m)) if s == size && m == layout::CONTENT_MTIME)
+            });
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("hoard-trust".into())
+            .spawn(adopt)
+        {
+            warn!(error = %e, "cannot start the thread that watches store files");
+        }
     }
 
     /// Hard-link content file `f` (its executable variant with `executable`) to `rel` inside

@@ -36,7 +36,7 @@ impl Name {
         Name { buf, len }
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Only ASCII hex digits and "-exec" are ever written.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }

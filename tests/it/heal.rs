@@ -134,6 +134,69 @@ fn a_rewritten_store_file_is_quarantined_and_every_project_gets_the_right_bytes(
     ctx.assert_store_whole();
 }
 
+/// The store files the daemon watches whole (`store status`), once it watches at least `n`:
+/// it starts watching after the install answered, on a thread of its own.
+#[cfg(target_os = "linux")]
+fn trusted_at_least(ctx: &TestContext, n: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value = serde_json::from_str(&ctx.ok(&["--json", "store", "status"])).unwrap();
+        let trusted = status["trusted_files"].as_u64().unwrap();
+        if trusted >= n {
+            return trusted;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never watched {n} files: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue #12's editor (chmod, then append, through a project's hard link) after the daemon
+/// trusts the store file: the write ends the trust, so the next project is not linked to the
+/// edited bytes (the check finds it and the package is repaired), and the repaired file is
+/// trusted again.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_edit_through_a_project_ends_the_trust_in_that_store_file() {
+    let body: &[u8] = b"module.exports = 'trusted';";
+    let (_reg, ctx) = installed_a(body, &[]);
+    // index.js and package.json.
+    assert_eq!(trusted_at_least(&ctx, 2), 2);
+    let edited = ctx.project.join("node_modules/a/index.js");
+    std::fs::set_permissions(&edited, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&edited)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"// edited").unwrap();
+    drop(f);
+    let status: Value = serde_json::from_str(&ctx.ok(&["--json", "store", "status"])).unwrap();
+    assert_eq!(status["trusted_files"], 1, "only package.json: {status}");
+
+    let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
+    let out = ctx.ok(&["-C", second.to_str().unwrap(), "--json", "install"]);
+    assert_eq!(summary(&out)["repaired"], 1, "{out}");
+    assert_eq!(
+        std::fs::read(second.join("node_modules/a/index.js")).unwrap(),
+        body
+    );
+    assert_eq!(
+        trusted_at_least(&ctx, 2),
+        2,
+        "the repaired file is watched again"
+    );
+    let third = other_project(&ctx, "third", json!({"a": "1.0.0"}));
+    ctx.ok(&["-C", third.to_str().unwrap(), "install"]);
+    assert_eq!(
+        std::fs::read(third.join("node_modules/a/index.js")).unwrap(),
+        body
+    );
+    no_staging_in(&second);
+    ctx.assert_store_whole();
+}
+
 #[test]
 fn verify_repair_downloads_the_damaged_package_at_once() {
     let (reg, ctx) = installed_a(b"aaa", &[]);
