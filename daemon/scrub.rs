@@ -5,7 +5,9 @@
 //! those of the most recently installed projects first, at most `files_per_sec`. A file whose
 //! bytes are wrong is set aside, downloaded again with its package, and relinked in every
 //! registered project that used it (and in the global layout's slots that hold it); the log says
-//! which. Settings: `HOARD_SCRUB_SECS` (seconds between rounds, default 20; 0 turns it off) and
+//! which. Each round also puts the store files of registered projects that are not watched yet
+//! under the store's trust (`store::trust`: watched, then checked), so that a restarted daemon
+//! links them without a look per file again. Settings: `HOARD_SCRUB_SECS` (seconds between rounds, default 20; 0 turns it off) and
 //! `HOARD_SCRUB_RATE` (files hashed a second, default 200).
 //!
 //! Must not: run while an install is in flight or beside verify and prune (it takes upkeep's
@@ -24,6 +26,7 @@ use crate::error::{HoardError, Result};
 use crate::registry::http::Http;
 use crate::store::Store;
 use crate::store::scrub::{Judged, Suspect};
+use crate::store::trust::Key;
 
 /// How often and how fast.
 #[derive(Debug, Clone, Copy)]
@@ -54,12 +57,17 @@ pub struct Scrub {
     pub one_at_a_time: Arc<Mutex<()>>,
 }
 
-/// Where the deep pass is in its list of files.
+/// Where the deep pass is in its list of files (with their sizes), most recently used first.
 #[derive(Default)]
 struct Cursor {
-    files: Vec<([u8; 32], bool)>,
+    files: Vec<(Key, u64)>,
+    /// How many of `files`, at its head, registered projects use.
+    in_projects: usize,
     next: usize,
 }
+
+/// Files watched per turn of the trust's warm-up (the turn is given back between chunks).
+const TRUST_CHUNK: usize = 2048;
 
 /// Run rounds until `stop`.
 pub async fn run(scrub: Scrub, settings: Settings, stop: CancellationToken) {
@@ -108,6 +116,7 @@ impl Scrub {
             .iter()
             .map(|s: &Suspect| (s.hash, s.executable))
             .collect();
+        self.warm_trust(cursor).await?;
         all.extend(self.deep_pass(settings, cursor).await?);
         for (hash, exec) in all {
             let Ok(_turn) = self.one_at_a_time.try_lock() else {
@@ -125,6 +134,55 @@ impl Scrub {
         Ok(())
     }
 
+    /// The list of files from the index again, the deep pass back at its start.
+    async fn reload(&self, cursor: &mut Cursor) -> Result<()> {
+        let index = self.store.index.clone();
+        (cursor.files, cursor.in_projects) = blocking(move || index.files_by_recent_use()).await?;
+        cursor.next = 0;
+        Ok(())
+    }
+
+    /// Watch and trust (`store::trust`) the files of registered projects that are not trusted
+    /// yet, the most recently installed first, as far as the trust has room: after a restart, the next install
+    /// links them without a check as it would after an install. A file is looked at the way the
+    /// linker's check looks (size and mtime), after its watch began. Stops when an install
+    /// begins; holds upkeep's turn only for a chunk at a time.
+    async fn warm_trust(&self, cursor: &mut Cursor) -> Result<()> {
+        if !self.store.trust_has_room() {
+            return Ok(());
+        }
+        if cursor.files.is_empty() {
+            self.reload(cursor).await?;
+        }
+        let started = Instant::now();
+        let before = self.store.trusted_count();
+        for chunk in cursor.files[..cursor.in_projects].chunks(TRUST_CHUNK) {
+            if self.busy() || !self.store.trust_has_room() {
+                break;
+            }
+            let Ok(turn) = self.one_at_a_time.try_lock() else {
+                break;
+            };
+            let (store, chunk) = (self.store.clone(), chunk.to_vec());
+            blocking(move || {
+                store.trust_now(chunk);
+                Ok(())
+            })
+            .await?;
+            drop(turn);
+        }
+        let after = self.store.trusted_count();
+        if after > before {
+            debug!(
+                trusted = after,
+                added = after - before,
+                millis = started.elapsed().as_millis() as u64,
+                "scrub: store files watched and trusted"
+            );
+        }
+        Ok(())
+    }
+
     /// Hash the next batch of files again (at most `files_per_sec` a second, stopping when an
     /// install begins or upkeep wants its turn; the turn is held only while a chunk is hashed);
     /// returns those whose bytes are wrong.
@@ -134,9 +192,7 @@ impl Scrub {
         cursor: &mut Cursor,
     ) -> Result<Vec<([u8; 32], bool)>> {
         if cursor.next >= cursor.files.len() {
-            let index = self.store.index.clone();
-            cursor.files = blocking(move || index.files_by_recent_use()).await?;
-            cursor.next = 0;
+            self.reload(cursor).await?;
         }
         let budget = (settings.files_per_sec * settings.every.as_secs()).max(1) as usize;
         let end = (cursor.next + budget).min(cursor.files.len());
@@ -150,7 +206,10 @@ impl Scrub {
             let Ok(turn) = self.one_at_a_time.try_lock() else {
                 break;
             };
-            let chunk = cursor.files[cursor.next..end.min(cursor.next + 64)].to_vec();
+            let chunk: Vec<Key> = cursor.files[cursor.next..end.min(cursor.next + 64)]
+                .iter()
+                .map(|(key, _)| *key)
+                .collect();
             let (store, n) = (self.store.clone(), chunk.len());
             let found = blocking(move || {
                 Ok(chunk

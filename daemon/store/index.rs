@@ -603,11 +603,12 @@ impl Index {
     }
 
     /// Content files of the packages of registered projects, the projects installed most
-    /// recently first (each file once), then those of every other package.
-    pub fn files_by_recent_use(&self) -> Result<Vec<([u8; 32], bool)>> {
+    /// recently first (each file once, with its size), then those of every other package; and
+    /// how many of them (at the head of the list) a registered project uses.
+    pub fn files_by_recent_use(&self) -> Result<(Vec<(super::trust::Key, u64)>, usize)> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT f.blake3, f.mode FROM files f
+                "SELECT f.blake3, f.mode, f.size, p.last_install IS NOT NULL FROM files f
                    LEFT JOIN project_packages pp ON pp.package_id = f.package_id
                    LEFT JOIN projects p ON p.path = pp.project
                   ORDER BY p.last_install IS NULL, p.last_install DESC",
@@ -618,17 +619,20 @@ impl Index {
                 if blob.len() == 32 {
                     hash.copy_from_slice(&blob);
                 }
-                Ok((hash, r.get::<_, i64>(1)? & 0o111 != 0))
+                let key = (hash, r.get::<_, i64>(1)? & 0o111 != 0);
+                let size = r.get::<_, i64>(2)?.max(0) as u64;
+                Ok((key, size, r.get::<_, bool>(3)?))
             })?;
             let mut seen = std::collections::HashSet::new();
-            let mut out = Vec::new();
+            let (mut out, mut used) = (Vec::new(), 0);
             for r in rows {
-                let k = r?;
-                if seen.insert(k) {
-                    out.push(k);
+                let (key, size, in_project) = r?;
+                if seen.insert(key) {
+                    out.push((key, size));
+                    used += usize::from(in_project);
                 }
             }
-            Ok(out)
+            Ok((out, used))
         })
     }
 

@@ -773,18 +773,23 @@ impl Store {
             return;
         }
         let (trust, shards) = (self.trust.clone(), self.shards.clone());
-        let adopt = move || {
-            let _span = tracing::debug_span!("trust", files = files.len()).entered();
-            trust.adopt(files, &|k: &trust::Key, size| {
-                matches!(shards.stat(&k.0, k.1), Ok((s, m)) if s == size && m == layout::CONTENT_MTIME)
-            });
-        };
         if let Err(e) = std::thread::Builder::new()
             .name("hoard-trust".into())
-            .spawn(adopt)
+            .spawn(move || adopt_whole(&trust, &shards, files))
         {
             warn!(error = %e, "cannot start the thread that watches store files");
         }
+    }
+
+    /// Watch `files` (key, size in the index) and trust those found whole now, by the rule of
+    /// `looks_whole`'s quick look (size and mtime); files watched already are skipped. Blocking.
+    pub fn trust_now(&self, files: Vec<(trust::Key, u64)>) {
+        adopt_whole(&self.trust, &self.shards, files)
+    }
+
+    /// Whether the trust can take more files (enabled, on this platform, below its cap).
+    pub fn trust_has_room(&self) -> bool {
+        self.trust.has_room()
     }
 
     /// Hard-link content file `f` (its executable variant with `executable`) to `rel` inside
@@ -1026,6 +1031,15 @@ fn import_failure(e: ImportError, pkg: &TarballRef) -> ImportFailure {
         }
         ImportError::Local(e) => ImportFailure::Fatal(e),
     }
+}
+
+/// Watch `files` and trust those whose quick look (size as indexed, a content file's mtime)
+/// finds them whole: the rule of `Store::looks_whole` before it hashes. Blocking.
+fn adopt_whole(trust: &trust::Trust, shards: &shards::Shards, files: Vec<(trust::Key, u64)>) {
+    let _span = tracing::debug_span!("trust", files = files.len()).entered();
+    trust.adopt(files, &|k: &trust::Key, size| {
+        matches!(shards.stat(&k.0, k.1), Ok((s, m)) if s == size && m == layout::CONTENT_MTIME)
+    });
 }
 
 #[cfg(test)]

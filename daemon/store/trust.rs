@@ -54,6 +54,9 @@ mod other {
         pub fn count(&self) -> u64 {
             0
         }
+        pub fn has_room(&self) -> bool {
+            false
+        }
     }
 }
 
@@ -126,6 +129,13 @@ mod linux {
             let mut inner = self.lock();
             inner.drain();
             inner.trusted.len() as u64
+        }
+
+        /// Whether more files can be adopted: trust is on, the kernel has not refused a watch,
+        /// and fewer than `cap` files are watched.
+        pub fn has_room(&self) -> bool {
+            let inner = self.lock();
+            self.enabled && !inner.full && inner.files.len() < self.cap
         }
 
         /// Watch each of `files` (key, size) not watched yet, then check it with `whole`; those

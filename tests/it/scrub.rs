@@ -81,3 +81,43 @@ fn an_edit_through_a_hard_link_is_undone_in_the_store_and_every_project() {
     // The store is whole again.
     ctx.assert_store_whole();
 }
+
+/// A restarted daemon trusts nothing (its watches died with the old one); while idle, the scrub
+/// watches and checks again the files of registered projects, so the next install links them
+/// without a check as it would have before the restart. Files no registered project uses
+/// (a package since removed) are left for an install that links them.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_restarted_daemon_trusts_the_files_of_registered_projects_again_while_idle() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("a", "1.0.0").file("index.js", b"module.exports = 'a';", 0o644));
+    reg.publish(Pkg::new("b", "1.0.0").file("index.js", b"module.exports = 'b';", 0o644));
+    let ctx = TestContext::new()
+        .with_registry(&reg.url)
+        .env("HOARD_SCRUB_SECS", "1");
+    ctx.write_project(&json!({"name": "p", "dependencies": {"a": "1.0.0", "b": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    ctx.write_project(&json!({"name": "p", "dependencies": {"a": "1.0.0"}}));
+    ctx.ok(&["install"]);
+    // a's and b's index.js and package.json: b is still in the store, but no project uses it.
+    assert!(eventually(Duration::from_secs(30), || trusted(&ctx) == 4));
+    ctx.ok(&["daemon", "stop"]);
+    let logged = ctx.log().len();
+    let warmed = "scrub: store files watched and trusted";
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            // `store status` starts the daemon again.
+            trusted(&ctx) >= 2 && ctx.log().get(logged..).is_some_and(|l| l.contains(warmed))
+        }),
+        "a restarted daemon never trusted the project's files again: {}",
+        ctx.log()
+    );
+    assert_eq!(trusted(&ctx), 2, "only a's files: {}", ctx.log());
+}
+
+/// How many store files the daemon trusts now (`store status`).
+fn trusted(ctx: &TestContext) -> u64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&ctx.ok(&["--json", "store", "status"])).unwrap();
+    status["trusted_files"].as_u64().unwrap()
+}
