@@ -5,9 +5,9 @@
 //! those of the most recently installed projects first, at most `files_per_sec`. A file whose
 //! bytes are wrong is set aside, downloaded again with its package, and relinked in every
 //! registered project that used it (and in the global layout's slots that hold it); the log says
-//! which. Each round also puts the store files of registered projects that are not watched yet
-//! under the store's trust (`store::trust`: watched, then checked), so that a restarted daemon
-//! links them without a look per file again. Settings: `HOARD_SCRUB_SECS` (seconds between rounds, default 20; 0 turns it off) and
+//! which. Each round, and once 2 s after the daemon starts, also puts the store files of
+//! registered projects that are not watched yet under the store's trust (`store::trust`:
+//! watched, then checked), so that a restarted daemon links them without a look per file again. Settings: `HOARD_SCRUB_SECS` (seconds between rounds, default 20; 0 turns it off) and
 //! `HOARD_SCRUB_RATE` (files hashed a second, default 200).
 //!
 //! Must not: run while an install is in flight or beside verify and prune (it takes upkeep's
@@ -69,9 +69,25 @@ struct Cursor {
 /// Files watched per turn of the trust's warm-up (the turn is given back between chunks).
 const TRUST_CHUNK: usize = 2048;
 
+/// How soon after the daemon starts the trust is first warmed up (when no install is in
+/// flight then; each round warms it again).
+const FIRST_WARM: Duration = Duration::from_secs(2);
+
 /// Run rounds until `stop`.
 pub async fn run(scrub: Scrub, settings: Settings, stop: CancellationToken) {
     let mut cursor = Cursor::default();
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = tokio::time::sleep(FIRST_WARM.min(settings.every)) => {}
+    }
+    if !scrub.busy()
+        && let Err(e) = scrub
+            .warm_trust(&mut cursor)
+            .instrument(info_span!("scrub"))
+            .await
+    {
+        warn!(error = %e, "scrub: warming the trust failed");
+    }
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
