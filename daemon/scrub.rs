@@ -7,8 +7,9 @@
 //! registered project that used it (and in the global layout's slots that hold it); the log says
 //! which. Each round, and once 2 s after the daemon starts, also puts the store files of
 //! registered projects that are not watched yet under the store's trust (`store::trust`:
-//! watched, then checked), so that a restarted daemon links them without a look per file again. Settings: `HOARD_SCRUB_SECS` (seconds between rounds, default 20; 0 turns it off) and
-//! `HOARD_SCRUB_RATE` (files hashed a second, default 200).
+//! watched, then checked), so that a restarted daemon links them without a look per file
+//! again. Settings: `HOARD_SCRUB_SECS` (seconds between rounds, default 20; 0 turns it off)
+//! and `HOARD_SCRUB_RATE` (files hashed a second, default 200).
 //!
 //! Must not: run while an install is in flight or beside verify and prune (it takes upkeep's
 //! turn for each step: the stat pass, a chunk of 64 hashes, one repair), or hold either up for
@@ -159,10 +160,10 @@ impl Scrub {
     }
 
     /// Watch and trust (`store::trust`) the files of registered projects that are not trusted
-    /// yet, the most recently installed first, as far as the trust has room: after a restart, the next install
-    /// links them without a check as it would after an install. A file is looked at the way the
-    /// linker's check looks (size and mtime), after its watch began. Stops when an install
-    /// begins; holds upkeep's turn only for a chunk at a time.
+    /// yet, the most recently installed first, as far as the trust has room: after a restart,
+    /// the next install links them without a check as it would after an install. A file is
+    /// looked at the way the linker's check looks (size and mtime), after its watch began.
+    /// Stops when an install begins; holds upkeep's turn only for a chunk at a time.
     async fn warm_trust(&self, cursor: &mut Cursor) -> Result<()> {
         if !self.store.trust_has_room() {
             return Ok(());

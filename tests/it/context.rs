@@ -187,6 +187,12 @@ impl TestContext {
         write_json(&self.project.join("package.json"), pkg);
     }
 
+    /// How many store files the daemon trusts whole now (`store status`).
+    pub fn trusted_files(&self) -> u64 {
+        let status: Value = serde_json::from_str(&self.ok(&["--json", "store", "status"])).unwrap();
+        status["trusted_files"].as_u64().unwrap()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(hoard_proto::state::log_file(&self.store)).unwrap_or_default()
     }

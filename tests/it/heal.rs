@@ -140,14 +140,13 @@ fn a_rewritten_store_file_is_quarantined_and_every_project_gets_the_right_bytes(
 fn trusted_at_least(ctx: &TestContext, n: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let status: Value = serde_json::from_str(&ctx.ok(&["--json", "store", "status"])).unwrap();
-        let trusted = status["trusted_files"].as_u64().unwrap();
+        let trusted = ctx.trusted_files();
         if trusted >= n {
             return trusted;
         }
         assert!(
             Instant::now() < deadline,
-            "never watched {n} files: {status}"
+            "never watched {n} files: {trusted} trusted"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -172,8 +171,7 @@ fn an_edit_through_a_project_ends_the_trust_in_that_store_file() {
         .unwrap();
     std::io::Write::write_all(&mut f, b"// edited").unwrap();
     drop(f);
-    let status: Value = serde_json::from_str(&ctx.ok(&["--json", "store", "status"])).unwrap();
-    assert_eq!(status["trusted_files"], 1, "only package.json: {status}");
+    assert_eq!(ctx.trusted_files(), 1, "only package.json is trusted still");
 
     let second = other_project(&ctx, "second", json!({"a": "1.0.0"}));
     let out = ctx.ok(&["-C", second.to_str().unwrap(), "--json", "install"]);

@@ -100,24 +100,17 @@ fn a_restarted_daemon_trusts_the_files_of_registered_projects_again_while_idle()
     ctx.write_project(&json!({"name": "p", "dependencies": {"a": "1.0.0"}}));
     ctx.ok(&["install"]);
     // a's and b's index.js and package.json: b is still in the store, but no project uses it.
-    assert!(eventually(Duration::from_secs(30), || trusted(&ctx) == 4));
+    assert!(eventually(Duration::from_secs(30), || ctx.trusted_files() == 4));
     ctx.ok(&["daemon", "stop"]);
     let logged = ctx.log().len();
     let warmed = "scrub: store files watched and trusted";
     assert!(
         eventually(Duration::from_secs(30), || {
             // `store status` starts the daemon again.
-            trusted(&ctx) >= 2 && ctx.log().get(logged..).is_some_and(|l| l.contains(warmed))
+            ctx.trusted_files() >= 2 && ctx.log().get(logged..).is_some_and(|l| l.contains(warmed))
         }),
         "a restarted daemon never trusted the project's files again: {}",
         ctx.log()
     );
-    assert_eq!(trusted(&ctx), 2, "only a's files: {}", ctx.log());
-}
-
-/// How many store files the daemon trusts now (`store status`).
-fn trusted(ctx: &TestContext) -> u64 {
-    let status: serde_json::Value =
-        serde_json::from_str(&ctx.ok(&["--json", "store", "status"])).unwrap();
-    status["trusted_files"].as_u64().unwrap()
+    assert_eq!(ctx.trusted_files(), 2, "only a's files: {}", ctx.log());
 }
