@@ -7,16 +7,16 @@
 //! Must not: do I/O (the registry module reads and writes the bytes) or pick versions
 //! (resolve.rs does).
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
-use super::packument::{Manifest, lenient_map};
+use super::packument::Manifest;
+use super::reduce::Compacted;
+#[cfg(test)]
+use super::reduce::INSTALL_SCRIPTS;
 use crate::semver_npm::Range;
 
 /// First line of a cache file; a file without it (an older format) is ignored and refetched.
@@ -102,311 +102,25 @@ struct Header {
 
 type VersionRow = (String, u32, u32, bool, Option<String>, Option<i64>);
 
-/// One version, already reduced to its compact bytes.
-struct Compacted {
-    version: semver::Version,
-    raw: String,
-    json: Vec<u8>,
-    deprecated: bool,
-    node_engine: Option<String>,
-    published: Option<i64>,
-}
-
-/// A `Manifest` as compact bytes (tests build packuments from manifests).
+/// A `Manifest` as compact bytes at the end of `blob` (tests build packuments from manifests).
 #[cfg(test)]
-fn compact(raw: String, mut m: Manifest) -> Option<Compacted> {
+fn compact(raw: String, mut m: Manifest, blob: &mut Vec<u8>) -> Option<Compacted> {
     let version = crate::semver_npm::parse_version(&raw)?;
     // Only the scripts that make a package an install-script package matter here.
     m.scripts
-        .retain(|k, _| matches!(k.as_str(), "preinstall" | "install" | "postinstall"));
+        .retain(|k, _| INSTALL_SCRIPTS.contains(&k.as_str()));
     let json = serde_json::to_vec(&m).ok()?;
+    let start = blob.len() as u32;
+    blob.extend_from_slice(&json);
     Some(Compacted {
         version,
         raw,
-        json,
+        start,
+        len: json.len() as u32,
         deprecated: m.deprecated.is_some(),
         node_engine: m.engines.get("node").cloned(),
         published: None,
     })
-}
-
-/// The keys of a version object `Manifest` reads; the compact form keeps their values as the
-/// registry wrote them and leaves the rest out. `bundledDependencies` is `Manifest`'s alias of
-/// `bundleDependencies` (the first of the two is kept). A test keeps this list in step with
-/// `Manifest`'s fields.
-const KEPT: [&str; 22] = [
-    "name",
-    "version",
-    "dependencies",
-    "optionalDependencies",
-    "peerDependencies",
-    "peerDependenciesMeta",
-    "devDependencies",
-    "bundleDependencies",
-    "bundledDependencies",
-    "bin",
-    "directories",
-    "dist",
-    "os",
-    "cpu",
-    "libc",
-    "engines",
-    "deprecated",
-    "hasInstallScript",
-    "license",
-    "funding",
-    "scripts",
-    "workspaces",
-];
-
-/// The scripts that make a package an install-script package: the only ones kept.
-const INSTALL_SCRIPTS: [&str; 3] = ["preinstall", "install", "postinstall"];
-
-/// An object key, borrowed from the document unless it had escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// Append `"key":value` to the object being built in `out` (which holds at least `{`).
-fn push_member(out: &mut Vec<u8>, key: &str, value: &[u8]) {
-    if out.len() > 1 {
-        out.push(b',');
-    }
-    // A kept key is plain ASCII: no escaping needed.
-    out.push(b'"');
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
-    out.extend_from_slice(value);
-}
-
-/// The members of `dist` that `Dist` reads.
-const DIST_KEPT: [&str; 5] = [
-    "tarball",
-    "integrity",
-    "shasum",
-    "signatures",
-    "attestations",
-];
-
-/// An object reduced to the members named in `keep` (the first of a repeated one). None when
-/// none is left, or it is not an object.
-fn only(raw: &RawValue, keep: &[&str]) -> Option<Vec<u8>> {
-    let all: Vec<(Key<'_>, &RawValue)> = match serde_json::from_str::<RawMap<'_>>(raw.get()) {
-        Ok(m) => m.0,
-        Err(_) => return None,
-    };
-    let mut out = vec![b'{'];
-    for name in keep {
-        if let Some((_, v)) = all.iter().find(|(k, _)| k.0 == *name) {
-            push_member(&mut out, name, v.get().as_bytes());
-        }
-    }
-    out.push(b'}');
-    (out.len() > 2).then_some(out)
-}
-
-/// An object's members as raw values, in document order (a non-object fails).
-struct RawMap<'de>(Vec<(Key<'de>, &'de RawValue)>);
-
-impl<'de> Deserialize<'de> for RawMap<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawMap<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawMap<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<RawMap<'de>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = a.next_key::<Key<'de>>()? {
-                    out.push((k, a.next_value::<&'de RawValue>()?));
-                }
-                Ok(RawMap(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// One entry of the registry's `versions` object, reduced to its compact bytes without being
-/// parsed into a `Manifest`: the kept members are copied as written. `None` for a value that
-/// is not an object.
-struct RawVersion {
-    json: Option<Vec<u8>>,
-    deprecated: bool,
-    node_engine: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for RawVersion {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawVersion, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawVersion;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a version object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<RawVersion, A::Error> {
-                let mut v = RawVersion {
-                    json: None,
-                    deprecated: false,
-                    node_engine: None,
-                };
-                let mut out = Vec::with_capacity(512);
-                out.push(b'{');
-                let mut seen = 0u32;
-                while let Some(key) = a.next_key::<Key<'de>>()? {
-                    let Some(i) = KEPT.iter().position(|k| *k == key.0) else {
-                        a.next_value::<IgnoredAny>()?;
-                        continue;
-                    };
-                    let value = a.next_value::<&'de RawValue>()?;
-                    // `bundledDependencies` and `bundleDependencies` are one field.
-                    let bit = 1u32
-                        << if KEPT[i] == "bundledDependencies" {
-                            i - 1
-                        } else {
-                            i
-                        };
-                    if seen & bit != 0 {
-                        continue;
-                    }
-                    seen |= bit;
-                    v.note(KEPT[i], value);
-                    // Of `scripts` only the install scripts matter here; of `dist`, what
-                    // `Dist` reads (not `fileCount`, `unpackedSize`, `npm-signature`).
-                    let keep: &[&str] = match KEPT[i] {
-                        "scripts" => &INSTALL_SCRIPTS,
-                        "dist" => &DIST_KEPT,
-                        _ => {
-                            push_member(&mut out, KEPT[i], value.get().as_bytes());
-                            continue;
-                        }
-                    };
-                    if let Some(kept) = only(value, keep) {
-                        push_member(&mut out, KEPT[i], &kept);
-                    }
-                }
-                out.push(b'}');
-                v.json = Some(out);
-                Ok(v)
-            }
-            fn visit_unit<E>(self) -> Result<RawVersion, E> {
-                Ok(RawVersion::none())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<RawVersion, E> {
-                Ok(RawVersion::none())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<RawVersion, E> {
-                Ok(RawVersion::none())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<RawVersion, E> {
-                Ok(RawVersion::none())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<RawVersion, E> {
-                Ok(RawVersion::none())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<RawVersion, E> {
-                Ok(RawVersion::none())
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<RawVersion, A::Error> {
-                while a.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(RawVersion::none())
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl RawVersion {
-    fn none() -> RawVersion {
-        RawVersion {
-            json: None,
-            deprecated: false,
-            node_engine: None,
-        }
-    }
-
-    /// Keep the two facts the index holds for every version, read as `Manifest` reads them.
-    fn note(&mut self, key: &str, value: &RawValue) {
-        let mut d = serde_json::Deserializer::from_str(value.get());
-        match key {
-            "deprecated" => {
-                self.deprecated = matches!(super::packument::loose_opt_string(&mut d), Ok(Some(_)));
-            }
-            "engines" => {
-                self.node_engine = (lenient_map(&mut d).ok()).and_then(|mut m| m.remove("node"));
-            }
-            _ => {}
-        }
-    }
-
-    fn compacted(self, raw: String) -> Option<Compacted> {
-        let version = crate::semver_npm::parse_version(&raw)?;
-        Some(Compacted {
-            version,
-            raw,
-            json: self.json?,
-            deprecated: self.deprecated,
-            node_engine: self.node_engine,
-            published: None,
-        })
-    }
-}
-
-/// The registry's `versions` object, compacted one version at a time as it is parsed (the
-/// whole document is never held as structs).
-struct Versions(Vec<Compacted>);
-
-impl<'de> Deserialize<'de> for Versions {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Versions, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Versions;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of versions")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Versions, A::Error> {
-                let mut out = Vec::new();
-                while let Some((raw, v)) = a.next_entry::<String, RawVersion>()? {
-                    out.extend(v.compacted(raw));
-                }
-                Ok(Versions(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-#[derive(Deserialize)]
-struct Document {
-    #[serde(default, deserialize_with = "super::packument::loose_string")]
-    name: String,
-    #[serde(rename = "dist-tags", default, deserialize_with = "lenient_map")]
-    dist_tags: BTreeMap<String, String>,
-    #[serde(default)]
-    versions: Option<Versions>,
-    #[serde(default, deserialize_with = "lenient_map")]
-    time: BTreeMap<String, String>,
 }
 
 /// An RFC 3339 time (`2021-01-01T00:00:00.000Z`) as ms since the epoch.
@@ -430,13 +144,14 @@ impl Packument {
 
     /// Parse a registry document (full or abbreviated).
     pub fn parse(body: &[u8]) -> serde_json::Result<Packument> {
-        let d: Document = serde_json::from_slice(body)?;
-        let mut versions = d.versions.map(|v| v.0).unwrap_or_default();
-        let has_time = !d.time.is_empty();
-        for c in &mut versions {
-            c.published = d.time.get(&c.raw).and_then(|t| parse_time(t));
-        }
-        Ok(Self::assemble(d.name, d.dist_tags, versions, has_time))
+        let d = super::reduce::reduce(body)?;
+        Ok(Self::assemble(
+            d.name,
+            d.dist_tags,
+            d.versions,
+            d.blob,
+            d.has_time,
+        ))
     }
 
     /// A packument from manifests in memory (tests).
@@ -446,37 +161,36 @@ impl Packument {
         dist_tags: BTreeMap<String, String>,
         manifests: impl IntoIterator<Item = Manifest>,
     ) -> Packument {
+        let mut blob = Vec::new();
         let versions = manifests
             .into_iter()
-            .filter_map(|m| compact(m.version.clone(), m))
+            .filter_map(|m| compact(m.version.clone(), m, &mut blob))
             .collect();
-        Self::assemble(name.to_string(), dist_tags, versions, false)
+        Self::assemble(name.to_string(), dist_tags, versions, blob, false)
     }
 
+    /// The packument of `versions`, whose compact bytes are in `blob` (in any order).
     fn assemble(
         name: String,
         dist_tags: BTreeMap<String, String>,
         mut versions: Vec<Compacted>,
+        blob: Vec<u8>,
         has_time: bool,
     ) -> Packument {
         versions.sort_by(|a, b| crate::semver_npm::cmp(&b.version, &a.version));
-        let total: usize = versions.iter().map(|c| c.json.len()).sum();
-        let mut blob = Vec::with_capacity(total);
-        let mut sorted = Vec::with_capacity(versions.len());
-        for c in versions {
-            let start = blob.len() as u32;
-            blob.extend_from_slice(&c.json);
-            sorted.push(VersionEntry {
+        let sorted = versions
+            .into_iter()
+            .map(|c| VersionEntry {
                 version: c.version,
                 raw: c.raw.into_boxed_str(),
                 deprecated: c.deprecated,
                 node_engine: c.node_engine.map(String::into_boxed_str),
                 published: c.published,
-                start,
-                len: c.json.len() as u32,
+                start: c.start,
+                len: c.len,
                 engine: OnceLock::new(),
-            });
-        }
+            })
+            .collect::<Vec<_>>();
         Packument {
             latest: latest_index(&dist_tags, &sorted),
             name,

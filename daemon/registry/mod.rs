@@ -12,6 +12,7 @@ mod disk_writes;
 pub mod http;
 pub mod keys;
 pub mod packument;
+mod reduce;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
