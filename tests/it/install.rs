@@ -1288,3 +1288,37 @@ fn watch_reports_each_save_once_with_the_file_and_what_it_means() {
         );
     });
 }
+
+/// The metadata prefetch does not walk a peer's range into a package that a dependency edge
+/// reaches too: a plugin's `host: ">=1"` beside the root's `host@^1` picks host 2 alone, and host
+/// 2's dependency (which the tree never uses) is not fetched. The plugin's tarball is held
+/// 1.5 s so that a walk that did go on would have had the time to (it did before the change).
+#[test]
+fn a_peer_range_does_not_prefetch_the_dependencies_of_a_version_the_tree_does_not_use() {
+    let reg = Registry::start();
+    reg.publish(Pkg::new("one-dep", "1.0.0"));
+    reg.publish(Pkg::new("two-dep", "1.0.0"));
+    reg.publish(Pkg::new("host", "1.0.0").dep("one-dep", "^1"));
+    reg.publish(Pkg::new("host", "2.0.0").dep("two-dep", "^1"));
+    reg.publish(Pkg::new("plugin", "1.0.0").peer("host", ">=1"));
+    reg.fault(
+        &Registry::tarball_path("plugin", "1.0.0"),
+        Fault {
+            delay: Some(Duration::from_millis(1500)),
+            ..Fault::default()
+        },
+    );
+    let ctx = TestContext::new().with_registry(&reg.url);
+    ctx.write_project(&json!({"name": "app", "dependencies": {"host": "^1", "plugin": "^1"}}));
+    ctx.ok(&["install"]);
+    assert_eq!(
+        version_at(&ctx.project, "node_modules/host").as_deref(),
+        Some("1.0.0")
+    );
+    assert_eq!(reg.count("/one-dep"), 1);
+    assert_eq!(
+        reg.count("/two-dep"),
+        0,
+        "the dependency of host 2, which only the plugin's peer range picks, was fetched"
+    );
+}
