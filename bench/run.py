@@ -56,7 +56,9 @@ LOCKFILES = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "bun": "bun.l
              "hoard-base": "package-lock.json", "hoard-global": "package-lock.json",
              "hoard-nosig": "package-lock.json", "link-floor": "package-lock.json",
              "link-floor-check": "package-lock.json"}
-# `--tools hoard-base` is a second hoard build, from the checkout in $HOARD_BASE_DIR (A/B runs).
+# `--tools hoard-base` is a second hoard build (A/B runs): built by this run from a commit with
+# `--base-ref <commit>` (a worktree under bench/.work/base, `cargo build --release` in it), or
+# the binaries found in $HOARD_BASE_DIR/target/release. The report names which.
 # `--tools hoard-global` is this checkout's hoard with `layout=global` in the project's .npmrc.
 # `--tools hoard-nosig` is this checkout's hoard with `verify-signatures=off` (with `--sign`, the
 # cost of checking registry signatures is hoard against hoard-nosig).
@@ -69,6 +71,36 @@ FLOORS = {"link-floor": [], "link-floor-check": ["--check"]}
 FLOOR_SCENARIOS = {"cache+lockfile"}
 HOARD_ROOTS = {"hoard": ROOT, "hoard-base": os.environ.get("HOARD_BASE_DIR", ""), "hoard-global": ROOT,
                "hoard-nosig": ROOT}
+
+
+def build_base(ref):
+    """Build `ref` of this repository for `--tools hoard-base`: a detached worktree under
+    bench/.work/base/<commit>, its `target` a link to one folder shared by every base build (so
+    only hoard's own crates are compiled again for another commit). Returns (worktree, commit)."""
+    sha = subprocess.run(["git", "rev-parse", "--verify", ref + "^{commit}"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    tree = os.path.join(WORK, "base", sha[:12])
+    target = os.path.join(WORK, "base", "target")
+    os.makedirs(target, exist_ok=True)
+    if not os.path.isdir(tree):
+        subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=True)
+        sh(["git", "worktree", "add", "--detach", "--quiet", tree, sha], cwd=ROOT)
+    link = os.path.join(tree, "target")
+    if not os.path.islink(link):
+        os.symlink(target, link)
+    log(f"building hoard-base at {sha[:12]} (release) in {tree}")
+    sh(["cargo", "build", "--release", "--quiet", "--bin", "hoard", "--bin", "hoardd"], cwd=tree)
+    return tree, sha
+
+
+def base_description(base_sha):
+    """What `hoard-base` was, for the report."""
+    if base_sha:
+        return f"hoard-base: commit {base_sha[:12]}, built by this run"
+    root = HOARD_ROOTS["hoard-base"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    at = f" (a checkout at {head.stdout.strip()[:12]})" if head.returncode == 0 else ""
+    return f"hoard-base: the binaries found in {root}/target/release{at}, not built by this run"
 
 
 def hoard_bin(tool, name="hoard"):
@@ -478,6 +510,7 @@ def main():
     ap.add_argument("--kbps", type=int, default=0)
     ap.add_argument("--sign", action="store_true",
                     help="the mirror signs packuments and publishes its key (see mirror.py)")
+    ap.add_argument("--base-ref", help="build this commit for --tools hoard-base (instead of HOARD_BASE_DIR)")
     ap.add_argument("--live", action="store_true",
                     help="no mirror: every tool talks to the public registry (cold figures vary run to run)")
     ap.add_argument("--skip-extras", action="store_true", help="skip hoard's checkouts/concurrent scenarios")
@@ -502,8 +535,11 @@ def main():
 
     log("building hoard (release)")
     sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    base_sha = None
+    if "hoard-base" in tools and args.base_ref:
+        HOARD_ROOTS["hoard-base"], base_sha = build_base(args.base_ref)
     if "hoard-base" in tools and not os.path.exists(hoard_bin("hoard-base")):
-        sys.exit("--tools hoard-base needs HOARD_BASE_DIR: a checkout with target/release built")
+        sys.exit("--tools hoard-base needs --base-ref <commit>, or HOARD_BASE_DIR: a checkout with target/release built")
     bin_dir = ensure_tools(tools)
     vers = versions(tools, bin_dir)
     trash = Trash()
@@ -511,6 +547,8 @@ def main():
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
                "machine": machine_info(), "versions": vers, "runs": args.runs, "latency_ms": args.latency_ms,
                "kbps": args.kbps, "fixtures": {}}
+    if "hoard-base" in tools:
+        results["base"] = base_description(base_sha)
     try:
         for fx in fixtures:
             fdir = os.path.join(HERE, "fixtures", fx)
@@ -746,6 +784,7 @@ def write(results, tools, scenarios, name=None):
     lines = [f"# Benchmark {results['date']} on {results['host']}", "",
              f"Machine: {results['machine']}.  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".  ",
+             *([results["base"] + ".  "] if results.get("base") else []),
              f"Median of {results['runs']} runs after a discarded warm-up, interleaved, the order rotated every round; (min–max); ×: time relative to hoard. "
              + (f"Live registry {REGISTRY}. " if REGISTRY == LIVE_REGISTRY else
               f"Local mirror on 127.0.0.1, added latency {results['latency_ms']} ms. ")
