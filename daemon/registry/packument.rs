@@ -4,6 +4,7 @@
 //!
 //! Must not: do I/O.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -68,10 +69,11 @@ fn engines<'de, D: Deserializer<'de>>(d: D) -> Result<Engines, D::Error> {
     Ok(Engines::from_json(Some(&Value::deserialize(d)?)))
 }
 
-/// A JSON value reduced to what the hot fields need, without building a tree: strings and
-/// booleans are kept, anything else is skipped in place.
-enum Loose {
-    Str(String),
+/// A JSON value reduced to what the hot fields need, without building a tree: strings (borrowed
+/// from the document unless they had escapes) and booleans are kept, anything else is skipped
+/// in place.
+pub(super) enum Loose<'de> {
+    Str(Cow<'de, str>),
     Bool(bool),
     Other,
 }
@@ -79,49 +81,52 @@ enum Loose {
 struct LooseVisitor;
 
 impl<'de> Visitor<'de> for LooseVisitor {
-    type Value = Loose;
+    type Value = Loose<'de>;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
-        Ok(Loose::Str(v.to_string()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Loose, E> {
-        Ok(Loose::Str(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Owned(v.to_string())))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Loose<'de>, E> {
+        Ok(Loose::Str(Cow::Owned(v)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose<'de>, E> {
         Ok(Loose::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Loose, E> {
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Loose<'de>, E> {
         Ok(Loose::Other)
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Loose, E> {
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Loose<'de>, E> {
         Ok(Loose::Other)
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Loose, E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Loose<'de>, E> {
         Ok(Loose::Other)
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Loose<'de>, E> {
         Ok(Loose::Other)
     }
-    fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Loose<'de>, E> {
         Ok(Loose::Other)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose<'de>, D::Error> {
         d.deserialize_any(LooseVisitor)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Loose<'de>, A::Error> {
         while a.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Loose::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Loose, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Loose<'de>, A::Error> {
         while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Loose::Other)
     }
 }
 
-impl<'de> Deserialize<'de> for Loose {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Loose, D::Error> {
+impl<'de> Deserialize<'de> for Loose<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Loose<'de>, D::Error> {
         d.deserialize_any(LooseVisitor)
     }
 }
@@ -129,7 +134,7 @@ impl<'de> Deserialize<'de> for Loose {
 /// A string, or "" for any other shape.
 pub(super) fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(match Loose::deserialize(d)? {
-        Loose::Str(s) => s,
+        Loose::Str(s) => s.into_owned(),
         _ => String::new(),
     })
 }
@@ -139,7 +144,7 @@ pub(super) fn loose_opt_string<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<String>, D::Error> {
     Ok(match Loose::deserialize(d)? {
-        Loose::Str(s) => Some(s),
+        Loose::Str(s) => Some(s.into_owned()),
         _ => None,
     })
 }
@@ -149,50 +154,89 @@ fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(matches!(Loose::deserialize(d)?, Loose::Bool(true)))
 }
 
-/// A string→string map where non-string values are dropped (and a non-map is empty).
+/// An object key, borrowed from the document unless it had escapes.
+pub(super) struct Key<'de>(pub Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Hand each string member of an object to `each`, in document order (members with other
+/// values are skipped in place); any other shape has none. Borrowed from the document where
+/// it allows.
+pub(super) fn loose_members<'de, D, F>(d: D, each: F) -> Result<(), D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnMut(Cow<'de, str>, Cow<'de, str>),
+{
+    d.deserialize_any(MembersVisitor(each))
+}
+
+struct MembersVisitor<F>(F);
+
+impl<'de, F: FnMut(Cow<'de, str>, Cow<'de, str>)> Visitor<'de> for MembersVisitor<F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of strings")
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut a: A) -> Result<(), A::Error> {
+        while let Some(k) = a.next_key::<Key<'de>>()? {
+            if let Loose::Str(v) = a.next_value()? {
+                (self.0)(k.0, v);
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        while a.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A string→string map where non-string values are dropped (a later member wins over an
+/// earlier one of the same name) and a non-map is empty.
 pub(super) fn lenient_map<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = BTreeMap<String, String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map of strings")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some((k, v)) = a.next_entry::<String, Loose>()? {
-                if let Loose::Str(s) = v {
-                    out.insert(k, s);
-                }
-            }
-            Ok(out)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-            while a.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(BTreeMap::new())
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-    }
-    d.deserialize_any(V)
+    let mut out = BTreeMap::new();
+    loose_members(d, |k, v| {
+        out.insert(k.into_owned(), v.into_owned());
+    })?;
+    Ok(out)
 }
 
 /// A list of strings that may also be given as one string.
@@ -213,7 +257,7 @@ where
             let mut out = Vec::new();
             while let Some(x) = a.next_element::<Loose>()? {
                 if let Loose::Str(s) = x {
-                    out.push(s);
+                    out.push(s.into_owned());
                 }
             }
             Ok(out)

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::packument::lenient_map;
+use super::packument::{Key, Loose, lenient_map, loose_members};
 
 /// The keys of a version object `Manifest` reads; the compact form keeps their values as the
 /// registry wrote them and leaves the rest out. `bundledDependencies` is `Manifest`'s alias of
@@ -105,145 +105,31 @@ pub(super) fn reduce(body: &[u8]) -> serde_json::Result<Reduced> {
     })
 }
 
-/// An object key, borrowed from the document unless it had escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// A string value (borrowed when it had no escapes), or None for any other shape, which is
-/// skipped in place.
-struct LooseStr<'de>(Option<Cow<'de, str>>);
-
-impl<'de> Deserialize<'de> for LooseStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LooseStr<'de>, D::Error> {
-        d.deserialize_any(LooseStrVisitor)
-    }
-}
-
-struct LooseStrVisitor;
-
-impl<'de> Visitor<'de> for LooseStrVisitor {
-    type Value = LooseStr<'de>;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any value")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(LooseStr(Some(Cow::Borrowed(v))))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(LooseStr(Some(Cow::Owned(v.to_string()))))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(LooseStr(Some(Cow::Owned(v))))
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(LooseStr(None))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(LooseStr(None))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(LooseStr(None))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(LooseStr(None))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(LooseStr(None))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        while a.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(LooseStr(None))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(LooseStr(None))
-    }
-}
-
-/// A string→string map, borrowed, where other values are dropped (a later string wins over an
-/// earlier one) and a non-object reads as empty: the document's `time`.
+/// The document's `time`, borrowed: as `lenient_map` reads a map (string members only, the
+/// later of two wins, a non-object is empty).
 struct Times<'de>(HashMap<Cow<'de, str>, Cow<'de, str>, rustc_hash::FxBuildHasher>);
 
 impl<'de> Deserialize<'de> for Times<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Times<'de>, D::Error> {
-        let LooseMap(entries) = LooseMap::deserialize(d)?;
-        let mut out = HashMap::with_capacity_and_hasher(entries.len(), Default::default());
-        for (k, v) in entries {
+        let mut out = HashMap::default();
+        loose_members(d, |k, v| {
             out.insert(k, v);
-        }
+        })?;
         Ok(Times(out))
-    }
-}
-
-/// An object's string members in document order (others dropped); a non-object is empty.
-struct LooseMap<'de>(Vec<(Cow<'de, str>, Cow<'de, str>)>);
-
-impl<'de> Deserialize<'de> for LooseMap<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LooseMap<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = LooseMap<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map of strings")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = a.next_key::<Key<'de>>()? {
-                    if let LooseStr(Some(v)) = a.next_value()? {
-                        out.push((k.0, v));
-                    }
-                }
-                Ok(LooseMap(out))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
-                LooseStrVisitor.visit_seq(a).map(|_| LooseMap(Vec::new()))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(LooseMap(Vec::new()))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(LooseMap(Vec::new()))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(LooseMap(Vec::new()))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(LooseMap(Vec::new()))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(LooseMap(Vec::new()))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(LooseMap(Vec::new()))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 
 /// `engines.node` as `lenient_map` reads `engines`: the last string member named `node`.
 fn node_engine(engines: &RawValue) -> Option<String> {
-    let LooseMap(members) = serde_json::from_str(engines.get()).ok()?;
-    let (_, node) = members.into_iter().rev().find(|(k, _)| k == "node")?;
-    Some(node.into_owned())
+    let mut node = None;
+    let mut d = serde_json::Deserializer::from_str(engines.get());
+    loose_members(&mut d, |k, v| {
+        if k == "node" {
+            node = Some(v);
+        }
+    })
+    .ok()?;
+    node.map(Cow::into_owned)
 }
 
 /// The document's top level: `name`, `dist-tags`, `versions` (reduced into `blob` as it is
@@ -290,7 +176,10 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             match &*key.0 {
                 "name" => {
                     once(&name, "name")?;
-                    name = Some(a.next_value::<LooseStr>()?.0.map(Cow::into_owned));
+                    name = Some(match a.next_value::<Loose>()? {
+                        Loose::Str(s) => s.into_owned(),
+                        _ => String::new(),
+                    });
                 }
                 "dist-tags" => {
                     once(&dist_tags, "dist-tags")?;
@@ -312,7 +201,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             }
         }
         Ok(Document {
-            name: name.flatten().unwrap_or_default(),
+            name: name.unwrap_or_default(),
             dist_tags: dist_tags.unwrap_or_default(),
             versions: versions.unwrap_or_default(),
             time: time.unwrap_or_default(),
