@@ -36,6 +36,9 @@ ROOT = os.path.dirname(HERE)
 WORK = os.path.join(HERE, ".work")
 PORT = int(os.environ.get("HOARD_BENCH_PORT", "4873"))
 REGISTRY = f"http://127.0.0.1:{PORT}/"
+# The mirror's pid once started (None against the live registry): its CPU while a tool runs is
+# work that tool's requests cost on the same cores (`Tool.run`).
+MIRROR_PID = None
 LIVE_REGISTRY = "https://registry.npmjs.org/"
 
 # name: (cache, lockfile, node_modules) present? ; "update" runs the update command.
@@ -285,6 +288,12 @@ class Tool:
         except (OSError, ValueError, IndexError):
             return pid, 0.0
 
+    def daemon_split(self):
+        """(pid, (user, system) CPU seconds so far) of this tool's hoardd, from /proc's clock
+        ticks; (None, (0, 0)) for a tool without one."""
+        pid = self.daemon_pid() if self.name in HOARD_ROOTS else None
+        return pid, proc_cpu(pid)
+
     def daemon_cpu_since(self, before):
         """Seconds of CPU hoardd spent since `before` (from `daemon_cpu`), counted once it has
         gone quiet (less than 2 ms of CPU in 100 ms, up to 3 s): work it leaves for after its
@@ -309,6 +318,8 @@ class Tool:
         out_path = os.path.join(self.base, "last.out")
         err_path = os.path.join(self.base, "last.err")
         before = self.daemon_cpu() if cpu else (None, 0.0)
+        split_before = self.daemon_split() if cpu else (None, (0.0, 0.0))
+        mirror_before = proc_cpu(MIRROR_PID) if cpu else (0.0, 0.0)
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             t0 = time.perf_counter()
             p = subprocess.Popen(cmd, cwd=self.project, env=self.env(), stdout=out, stderr=err, start_new_session=True)
@@ -317,6 +328,12 @@ class Tool:
             dt = time.perf_counter() - t0
         if cpu:
             self.last_cpu = ru.ru_utime + ru.ru_stime + self.daemon_cpu_since(before)
+            # After `daemon_cpu_since` waited for hoardd to go quiet; the mirror is idle by then.
+            pid, (du, ds) = self.daemon_split()
+            bu, bs = split_before[1] if split_before[0] == pid else (0.0, 0.0)
+            mu, ms = proc_cpu(MIRROR_PID)
+            self.last_split = (ru.ru_utime + max(du - bu, 0.0), ru.ru_stime + max(ds - bs, 0.0),
+                               max(mu + ms - sum(mirror_before), 0.0))
         p.returncode = os.waitstatus_to_exitcode(status)
         self.last_stdout = open(out_path, "rb").read()
         if p.returncode != 0:
@@ -467,6 +484,20 @@ def versions(tools, env_bin):
     return v
 
 
+def proc_cpu(pid):
+    """(user, system) CPU seconds so far of process `pid`, its exited threads included, from
+    /proc's clock ticks; (0, 0) without a pid or when it cannot be read."""
+    if not pid:
+        return 0.0, 0.0
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        fields = stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on
+        tck = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tck, int(fields[12]) / tck  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+
+
 def start_mirror(args):
     if getattr(args, "live", False):
         return None
@@ -476,6 +507,8 @@ def start_mirror(args):
     if getattr(args, "sign", False):
         cmd.append("--sign")
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    global MIRROR_PID
+    MIRROR_PID = p.pid
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
@@ -567,6 +600,7 @@ def main():
                 times = {t: [] for t in tools}
                 rss = {t: [] for t in tools}
                 cpu = {t: [] for t in tools}
+                split = {t: [] for t in tools}
                 for i in range(args.runs + 1):
                     # The order rotates round by round, so each tool takes each place equally
                     # often: in an A/A run (one build under two names) the tool that always ran
@@ -587,9 +621,11 @@ def main():
                             times[name].append(dt)
                             rss[name].append(peak)
                             cpu[name].append(t.last_cpu)
+                            split[name].append(t.last_split)
                 log(f"{fx} {sc}: " + ", ".join(f"{n} {fmt_s(statistics.median(v))}" for n, v in times.items() if v))
                 res["scenarios"][sc] = {n: v for n, v in times.items() if v}
                 res.setdefault("cpu_seconds", {})[sc] = {n: v for n, v in cpu.items() if v}
+                res.setdefault("cpu_split", {})[sc] = {n: v for n, v in split.items() if v}
                 for n in tools:
                     res["rss_kb"][n] = max(res["rss_kb"].get(n, 0), max(rss[n], default=0))
             # The floor: `cp -al` of hoard's finished node_modules (same files, same folders).
@@ -771,6 +807,27 @@ def cpu_table(res, tools, scenarios):
             + scenario_table(rows, tools, scenarios, cpu_cell))
 
 
+def split_cell(v, hoard):
+    """Median user / system seconds of the tool's processes, and the mirror's CPU while it ran."""
+    med = [statistics.median(x[k] for x in v) for k in range(3)]
+    cell = f"{fmt_s(med[0])} / {fmt_s(med[1])}"
+    # Against the live registry there is no mirror to read (its figures are all zero).
+    return cell + (f" · mirror {fmt_s(med[2])}" if any(x[2] > 0 for x in v) else "")
+
+
+def split_table(res, tools, scenarios):
+    """Where the CPU went: user and system time (medians of each), and the CPU the mirror spent
+    serving the tool's requests on the same cores. Two tools with the same system time and
+    different user time differ in their own code, not in the filesystem work."""
+    rows = res.get("cpu_split") or {}
+    if not any(rows.get(sc) for sc in scenarios):
+        return []
+    what = "user / system (median; hoardd's from /proc's clock ticks)"
+    if MIRROR_PID:
+        what += " · the mirror's CPU while the tool ran"
+    return ["", f"CPU split per run: {what}:", ""] + scenario_table(rows, tools, scenarios, split_cell)
+
+
 def write(results, tools, scenarios, name=None):
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     if name is None:
@@ -793,6 +850,7 @@ def write(results, tools, scenarios, name=None):
         lines += [f"## {fx} ({res['packages']} packages)", ""]
         lines += scenario_table(res["scenarios"], tools, scenarios, time_cell)
         lines += cpu_table(res, tools, scenarios)
+        lines += split_table(res, tools, scenarios)
         if res.get("cp_al_seconds"):
             f = res["cp_al_seconds"]
             lines += ["", f"Floor: `cp -al` of the same node_modules: {fmt_s(statistics.median(f))} ({fmt_s(min(f))}–{fmt_s(max(f))})."]
