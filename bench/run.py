@@ -202,6 +202,10 @@ class Tool:
             "HOME": self.home,
             "npm_config_registry": REGISTRY,
             "NPM_CONFIG_REGISTRY": REGISTRY,
+            # pnpm 11 and later read `pnpm_config_*`, not `npm_config_*`: without these, pnpm
+            # 12 went to the public registry and never asked the mirror.
+            "pnpm_config_registry": REGISTRY,
+            "pnpm_config_update_notifier": "false",
             "BUN_CONFIG_REGISTRY": REGISTRY,
             "npm_config_cache": self.cache,
             "npm_config_audit": "false",
@@ -525,6 +529,14 @@ def mirror_stats():
         return json.load(r)
 
 
+def mirror_requests():
+    """Requests the mirror has answered (hits, misses and 304s), or None without a mirror."""
+    if MIRROR_PID is None:
+        return None
+    st = mirror_stats()
+    return st["hits"] + st["misses"] + st["not_modified"]
+
+
 def mirror_aging(on):
     """Let the mirror's packuments age out and be fetched again (a warm-up), or not (timing)."""
     if REGISTRY == LIVE_REGISTRY:
@@ -589,7 +601,12 @@ def main():
             log(f"== {fx}: warming the mirror and each tool's cache")
             mirror_aging(True)
             for t in ts.values():
+                before = mirror_requests()
                 t.baseline()
+                if before is not None and t.name not in FLOORS and mirror_requests() == before:
+                    raise RuntimeError(f"{t.name} installed {fx} without asking the mirror at {REGISTRY}: "
+                                       "it does not read the registry setting this script gives it "
+                                       "(see Tool.env), so its figures would not be the mirror's")
             mirror_aging(False)
             warm = mirror_stats()
             res = {"scenarios": {}, "rss_kb": {}, "disk_kb": {}, "packages": count_packages(ts)}
