@@ -26,20 +26,6 @@ pub use imp::{
 
 use std::path::Path;
 
-/// Lower the calling thread's CPU priority to `nice` (Linux: `setpriority` on the thread's id,
-/// which sets that thread alone); elsewhere nothing. A failure only leaves the priority as it
-/// was.
-pub fn lower_thread_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain syscalls on this thread's own id.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
-}
-
 /// Put the bin `name` in `bin_dir` (a `.bin` folder), pointing at `target` (relative to
 /// `bin_dir`, `/`-separated): a symlink on Unix; on Windows the three shims npm's cmd-shim
 /// writes (`name`, `name.cmd`, `name.ps1`), read from the target's `#!` line.

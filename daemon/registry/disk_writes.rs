@@ -90,8 +90,7 @@ impl DiskWrites {
         let started = std::thread::Builder::new()
             .name("hoard-metadata-writer".into())
             .spawn(move || {
-                // Nice 19: it runs when the install's threads leave a core free.
-                crate::platform::lower_thread_priority(19);
+                lower_priority();
                 sweep_old_temps(&cache_dir);
                 p.done();
                 writer(rx, &p, &t)
@@ -200,6 +199,16 @@ fn failpoint_write_delay() -> Option<Duration> {
         .ok()
         .and_then(|v| v.parse().ok())
         .map(Duration::from_millis)
+}
+
+/// This thread at nice 19: it runs when the install's threads leave a core free.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on this thread's own id; a failure only leaves its priority.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
 }
 
 /// Write `bytes` to `path` through the temporary file `tmp` and a rename (a reader never sees

@@ -799,17 +799,8 @@ struct Writer {
     unsynced_since: Option<Instant>,
 }
 
-/// The index writer thread's nice value (see `Writer::run`).
-const WRITER_NICE: i32 = 10;
-
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Command>) {
-        // Nice 10: when the install's imports keep both cores busy, their rows queue up while
-        // the writer waits for a core, and one transaction commits many packages (fewer WAL
-        // frames written again and again). A cold install of medium-size-app took this thread
-        // 80-120 ms of CPU in ~450 transactions at nice 0, 40-70 ms in 100-150 at nice 10.
-        // With a core free it runs at once, as before.
-        crate::platform::lower_thread_priority(WRITER_NICE);
         // Rows a daemon killed in this boot left listed: their files are in the page cache.
         // (Rows of an earlier boot stay listed until `Store::check_unsynced` has checked them.)
         if let Some(boot) = &self.boot {
