@@ -150,12 +150,25 @@ def aged_out(state, path, cp):
         return False
 
 
+def normalize(path):
+    """The document a request path names: /@scope%2fname and /@scope/name are the same one."""
+    norm = path.replace("%2f", "/").replace("%2F", "/")
+    if "/-/" not in norm:
+        norm = "/" + norm.lstrip("/").replace("/", "%2f")
+    return norm
+
+
+def servable(state, path, cp, cached):
+    """Whether the cached copy at `cp` of `path` (normalized) is served as it is."""
+    return cached and (state.offline or not aged_out(state, path, cp))
+
+
 def get(state, path):
     """(status, content type, body) for path, from cache or upstream (one fetch per path, and
     again once a packument has aged out)."""
     cp = cache_path(state, path)
     cached = os.path.exists(cp)
-    if cached and (state.offline or not aged_out(state, path, cp)):
+    if servable(state, path, cp, cached):
         return read_cached(state, cp)
     if state.offline:
         return 404, "application/json", b'{"error":"not in the mirror"}'
@@ -209,10 +222,7 @@ def route(state, path, query, if_none_match):
         if state.signer is None:
             return 404, "application/json", b'{"error":"no keys"}', None
         return 200, "application/json", state.signer.keys_doc, None
-    # Normalize scoped names: /@scope%2fname and /@scope/name are the same document.
-    norm = path.replace("%2f", "/").replace("%2F", "/")
-    if "/-/" not in norm:
-        norm = "/" + norm.lstrip("/").replace("/", "%2f")
+    norm = normalize(path)
     status, ctype, body = get(state, norm)
     if status == 200 and state.signer is not None and "/-/" not in norm:
         body = state.signer.packument(norm, body)
@@ -232,18 +242,16 @@ def route(state, path, query, if_none_match):
     return status, ctype, body, etag
 
 
-def served_from_disk(state, path, query):
+def served_from_disk(state, path):
     """Whether `route` answers this without going upstream or signing (so it can run on the
     event loop: a file read from the page cache)."""
     if path.startswith("/-/hoard-mirror") or path == "/-/npm/v1/keys":
         return True
-    if state.signer is not None and "/-/" not in path:
+    norm = normalize(path)
+    if state.signer is not None and "/-/" not in norm:
         return False
-    norm = path.replace("%2f", "/").replace("%2F", "/")
-    if "/-/" not in norm:
-        norm = "/" + norm.lstrip("/").replace("/", "%2f")
     cp = cache_path(state, norm)
-    return os.path.exists(cp) and (state.offline or not aged_out(state, norm, cp))
+    return servable(state, norm, cp, os.path.exists(cp))
 
 
 REASONS = {200: "OK", 304: "Not Modified", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
@@ -277,7 +285,7 @@ async def serve_connection(state, pool, reader, writer):
             if state.latency:
                 await asyncio.sleep(state.latency / 1000.0)
             args = (state, path, query, headers.get("if-none-match"))
-            if served_from_disk(state, path, query):
+            if served_from_disk(state, path):
                 status, ctype, body, etag = route(*args)
             else:
                 status, ctype, body, etag = await loop.run_in_executor(pool, route, *args)

@@ -285,12 +285,7 @@ class Tool:
             return pid, time.clock_gettime(((~pid) << 3) | 2)
         except OSError:
             pass
-        try:
-            stat = open(f"/proc/{pid}/stat").read()
-            fields = stat[stat.rindex(")") + 2:].split()  # from field 3 (state) on
-            return pid, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-        except (OSError, ValueError, IndexError):
-            return pid, 0.0
+        return pid, sum(proc_cpu(pid))
 
     def daemon_split(self):
         """(pid, (user, system) CPU seconds so far) of this tool's hoardd, from /proc's clock

@@ -131,12 +131,19 @@ impl<'de> Deserialize<'de> for Loose<'de> {
     }
 }
 
+impl Loose<'_> {
+    /// The string, or "" for any other shape.
+    pub(super) fn into_string(self) -> String {
+        match self {
+            Loose::Str(s) => s.into_owned(),
+            _ => String::new(),
+        }
+    }
+}
+
 /// A string, or "" for any other shape.
 pub(super) fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match Loose::deserialize(d)? {
-        Loose::Str(s) => s.into_owned(),
-        _ => String::new(),
-    })
+    Ok(Loose::deserialize(d)?.into_string())
 }
 
 /// Some string, or None for any other shape.

@@ -176,10 +176,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             match &*key.0 {
                 "name" => {
                     once(&name, "name")?;
-                    name = Some(match a.next_value::<Loose>()? {
-                        Loose::Str(s) => s.into_owned(),
-                        _ => String::new(),
-                    });
+                    name = Some(a.next_value::<Loose>()?.into_string());
                 }
                 "dist-tags" => {
                     once(&dist_tags, "dist-tags")?;
