@@ -21,8 +21,9 @@ use rustc_hash::FxHashSet;
 
 use crate::error::{HoardError, Result};
 
-/// Schema version kept in `PRAGMA user_version` (2 added `unsynced`).
-pub const SCHEMA_VERSION: i64 = 2;
+/// Schema version kept in `PRAGMA user_version` (2 added `unsynced`; 3 keeps each package's
+/// files as one blob in `file_lists` instead of a row per file in `files`).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long the writer waits with no new write before it syncs the rows listed in `unsynced`.
 const SYNC_WHEN_IDLE: Duration = Duration::from_millis(500);
@@ -183,9 +184,78 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         )
         .map_err(e)?;
     }
+    if version < 3 {
+        lists_from_rows(&tx).map_err(e)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(e)?;
-    tx.commit().map_err(e)
+    tx.commit().map_err(e)?;
+    if (1..3).contains(&version) {
+        // The dropped `files` table left most of the file's pages free: hand them back (once;
+        // ~1 s for an index of a million file rows).
+        conn.execute_batch("VACUUM").map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Schema 3: each package's rows of `files` become one blob in `file_lists` (`file_list`),
+/// and `files` goes.
+fn lists_from_rows(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE file_lists (
+            package_id INTEGER PRIMARY KEY REFERENCES packages(id) ON DELETE CASCADE,
+            list BLOB NOT NULL
+        );",
+    )?;
+    let mut insert = tx.prepare("INSERT INTO file_lists(package_id, list) VALUES (?1, ?2)")?;
+    let mut rows = tx.prepare(
+        "SELECT package_id, path, blake3, size, mode FROM files ORDER BY package_id, path",
+    )?;
+    let mut rows = rows.query([])?;
+    let mut current: Option<(i64, Vec<FileEntry>)> = None;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let entry = file_entry(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        match &mut current {
+            Some((at, files)) if *at == id => files.push(entry),
+            _ => {
+                if let Some((at, files)) = current.replace((id, vec![entry])) {
+                    insert.execute(params![at, super::file_list::encode(&files)])?;
+                }
+            }
+        }
+    }
+    if let Some((at, files)) = current {
+        insert.execute(params![at, super::file_list::encode(&files)])?;
+    }
+    // A package imported with no files at all had no rows: it gets an empty list.
+    tx.execute(
+        "INSERT INTO file_lists(package_id, list)
+         SELECT id, ?1 FROM packages WHERE id NOT IN (SELECT package_id FROM file_lists)",
+        params![super::file_list::encode(&[])],
+    )?;
+    tx.execute_batch("DROP TABLE files;")
+}
+
+/// A file row of schema 1–2 (a hash that is not 32 bytes reads as zeros, as before).
+fn file_entry(path: String, blake3: Vec<u8>, size: i64, mode: i64) -> FileEntry {
+    let mut hash = [0u8; 32];
+    if blake3.len() == 32 {
+        hash.copy_from_slice(&blake3);
+    }
+    FileEntry {
+        path,
+        hash,
+        size: size.max(0) as u64,
+        executable: mode & 0o111 != 0,
+    }
+}
+
+/// A `file_lists` blob read back; a damaged one is an error the index reports with its path.
+fn read_list(blob: &[u8]) -> rusqlite::Result<Vec<FileEntry>> {
+    super::file_list::decode(blob).map_err(|why| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Blob, why.into())
+    })
 }
 
 fn now_secs() -> i64 {
@@ -424,28 +494,12 @@ impl Index {
     /// The (integrity, file list) of package row `id`.
     pub fn package_files(&self, id: i64) -> Result<(String, Vec<FileEntry>)> {
         self.read(|c| {
-            let integrity: String = (c
-                .prepare_cached("SELECT integrity FROM packages WHERE id = ?1")?)
-            .query_row([id], |r| r.get(0))?;
-            let mut stmt = c.prepare_cached(
-                "SELECT path, blake3, size, mode FROM files WHERE package_id = ?1",
-            )?;
-            let rows = stmt.query_map([id], |r| {
-                let blob: Vec<u8> = r.get(1)?;
-                let mut hash = [0u8; 32];
-                if blob.len() == 32 {
-                    hash.copy_from_slice(&blob);
-                }
-                let mode: i64 = r.get(3)?;
-                Ok(FileEntry {
-                    path: r.get(0)?,
-                    hash,
-                    size: r.get::<_, i64>(2)? as u64,
-                    executable: mode & 0o111 != 0,
-                })
-            })?;
-            let files = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((integrity, files))
+            let (integrity, blob): (String, Vec<u8>) = (c.prepare_cached(
+                "SELECT p.integrity, f.list FROM packages p JOIN file_lists f ON f.package_id = p.id
+                  WHERE p.id = ?1",
+            )?)
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok((integrity, read_list(&blob)?))
         })
     }
 
@@ -593,12 +647,17 @@ impl Index {
 
     /// Rows of the packages that have a file with this BLAKE3 (a scan: rare questions only).
     pub fn packages_with_file(&self, hash: &[u8; 32]) -> Result<Vec<i64>> {
-        let h = hash.to_vec();
-        self.read(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT DISTINCT package_id FROM files WHERE blake3 = ?1")?;
-            let rows = stmt.query_map([h], |r| r.get(0))?;
-            rows.collect()
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT package_id, list FROM file_lists")?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let blob = r.get_ref(1)?.as_blob()?;
+                if super::file_list::names_hash(blob, hash) {
+                    out.push(r.get(0)?);
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -608,28 +667,22 @@ impl Index {
     pub fn files_by_recent_use(&self) -> Result<(Vec<(super::trust::Key, u64)>, usize)> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT f.blake3, f.mode, f.size, p.last_install IS NOT NULL FROM files f
+                "SELECT f.list, p.last_install IS NOT NULL FROM file_lists f
                    LEFT JOIN project_packages pp ON pp.package_id = f.package_id
                    LEFT JOIN projects p ON p.path = pp.project
                   ORDER BY p.last_install IS NULL, p.last_install DESC",
             )?;
-            let rows = stmt.query_map([], |r| {
-                let blob: Vec<u8> = r.get(0)?;
-                let mut hash = [0u8; 32];
-                if blob.len() == 32 {
-                    hash.copy_from_slice(&blob);
-                }
-                let key = (hash, r.get::<_, i64>(1)? & 0o111 != 0);
-                let size = r.get::<_, i64>(2)?.max(0) as u64;
-                Ok((key, size, r.get::<_, bool>(3)?))
-            })?;
+            let mut rows = stmt.query([])?;
             let mut seen = std::collections::HashSet::new();
             let (mut out, mut used) = (Vec::new(), 0);
-            for r in rows {
-                let (key, size, in_project) = r?;
-                if seen.insert(key) {
-                    out.push((key, size));
-                    used += usize::from(in_project);
+            while let Some(r) = rows.next()? {
+                let in_project: bool = r.get(1)?;
+                for f in read_list(r.get_ref(0)?.as_blob()?)? {
+                    let key = (f.hash, f.executable);
+                    if seen.insert(key) {
+                        out.push((key, f.size));
+                        used += usize::from(in_project);
+                    }
                 }
             }
             Ok((out, used))
@@ -751,13 +804,8 @@ fn insert_record(
         ],
     )?;
     let id = tx.last_insert_rowid();
-    let mut stmt = tx.prepare_cached(
-        "INSERT OR REPLACE INTO files(package_id, path, blake3, size, mode) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for f in &rec.files {
-        let mode: i64 = if f.executable { 0o755 } else { 0o644 };
-        stmt.execute(params![id, f.path, &f.hash[..], f.size as i64, mode])?;
-    }
+    tx.prepare_cached("INSERT INTO file_lists(package_id, list) VALUES (?1, ?2)")?
+        .execute(params![id, super::file_list::encode(&rec.files)])?;
     Ok((id, list_unsynced(tx, id, boot)?))
 }
 
@@ -1046,22 +1094,134 @@ mod tests {
         assert_eq!(idx.unsynced().unwrap(), vec![(a, "boot-1".to_string())]);
     }
 
-    #[test]
-    fn a_version_1_index_gains_the_list_and_keeps_its_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("index.sqlite");
-        {
-            let idx = index(dir.path(), None);
-            idx.insert_package_blocking(record("a")).unwrap();
-        }
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE unsynced; PRAGMA user_version = 1;")
+    /// An index as schema `version` (1 or 2) left it: package `a` with two file rows (given
+    /// out of path order), package `e` with none.
+    fn old_index(path: &Path, version: i64) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE packages (
+                id INTEGER PRIMARY KEY, pkg_id TEXT NOT NULL, integrity TEXT NOT NULL,
+                sha1 TEXT NOT NULL, tarball_url TEXT NOT NULL, unpacked_size INTEGER NOT NULL,
+                file_count INTEGER NOT NULL, imported_at INTEGER NOT NULL,
+                UNIQUE (integrity, pkg_id));
+            CREATE INDEX packages_by_sha1 ON packages(sha1);
+            CREATE INDEX packages_by_pkg_id ON packages(pkg_id);
+            CREATE TABLE files (
+                package_id INTEGER NOT NULL REFERENCES packages(id) ON DELETE CASCADE,
+                path TEXT NOT NULL, blake3 BLOB NOT NULL, size INTEGER NOT NULL,
+                mode INTEGER NOT NULL, PRIMARY KEY (package_id, path)) WITHOUT ROWID;
+            CREATE TABLE projects (path TEXT PRIMARY KEY, registered_at INTEGER NOT NULL,
+                last_install INTEGER NOT NULL);
+            CREATE TABLE project_packages (
+                project TEXT NOT NULL REFERENCES projects(path) ON DELETE CASCADE,
+                package_id INTEGER NOT NULL REFERENCES packages(id) ON DELETE CASCADE,
+                PRIMARY KEY (project, package_id)) WITHOUT ROWID;
+            INSERT INTO packages VALUES (1, 'a@1.0.0', 'sha512-a', '', 'http://x/a.tgz', 3, 2, 0);
+            INSERT INTO packages VALUES (2, 'e@1.0.0', 'sha512-e', '', 'http://x/e.tgz', 0, 0, 0);
+            INSERT INTO files VALUES (1, 'z.js', zeroblob(32), 1, 420);
+            INSERT INTO files VALUES (1, 'bin/a', randomblob(32), 2, 493);",
+        )
+        .unwrap();
+        if version >= 2 {
+            conn.execute_batch(
+                "CREATE TABLE unsynced (package_id INTEGER PRIMARY KEY REFERENCES packages(id)
+                    ON DELETE CASCADE, boot TEXT NOT NULL);",
+            )
             .unwrap();
-        drop(conn);
-        let idx = index(dir.path(), Some("boot-1"));
-        assert_eq!(idx.counts().unwrap().0, 1, "the row is kept");
-        idx.insert_package_blocking(record("b")).unwrap();
-        assert_eq!(idx.unsynced().unwrap().len(), 1);
+        }
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+
+    #[test]
+    fn older_indexes_keep_their_rows_and_file_lists() {
+        for version in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("index.sqlite");
+            old_index(&path, version);
+            let blake3: Vec<u8> = Connection::open(&path)
+                .unwrap()
+                .query_row("SELECT blake3 FROM files WHERE path = 'bin/a'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let idx = index(dir.path(), Some("boot-1"));
+            assert_eq!(idx.counts().unwrap().0, 2, "the rows are kept");
+            let (integrity, files) = idx.package_files(1).unwrap();
+            assert_eq!(integrity, "sha512-a");
+            let want = vec![
+                FileEntry {
+                    path: "bin/a".into(),
+                    hash: blake3.clone().try_into().unwrap(),
+                    size: 2,
+                    executable: true,
+                },
+                FileEntry {
+                    path: "z.js".into(),
+                    hash: [0; 32],
+                    size: 1,
+                    executable: false,
+                },
+            ];
+            assert_eq!(files, want, "schema {version}");
+            assert_eq!(idx.package_files(2).unwrap().1, vec![]);
+            let hash: [u8; 32] = blake3.try_into().unwrap();
+            assert_eq!(idx.packages_with_file(&hash).unwrap(), vec![1]);
+            // The new rows go where the old ones are now.
+            idx.insert_package_blocking(record("b")).unwrap();
+            assert_eq!(idx.unsynced().unwrap().len(), 1);
+            let conn = Connection::open(&path).unwrap();
+            let v: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, SCHEMA_VERSION);
+            let free: i64 = conn
+                .pragma_query_value(None, "freelist_count", |r| r.get(0))
+                .unwrap();
+            assert_eq!(free, 0, "the dropped table's pages were handed back");
+            let files_table: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'files'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(files_table, 0, "the per-file table is gone");
+        }
+    }
+
+    #[test]
+    fn file_lists_read_back_and_go_with_their_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = index(dir.path(), None);
+        let mut rec = record("a");
+        rec.files.push(FileEntry {
+            path: "bin/cli".into(),
+            hash: [9; 32],
+            size: 5,
+            executable: true,
+        });
+        let a = idx.insert_package_blocking(rec.clone()).unwrap();
+        rec.files.sort_by(|x, y| x.path.cmp(&y.path));
+        assert_eq!(idx.package_files(a).unwrap().1, rec.files);
+        assert_eq!(idx.packages_with_file(&[9; 32]).unwrap(), vec![a]);
+        assert_eq!(idx.packages_with_file(&[8; 32]).unwrap(), Vec::<i64>::new());
+        let (keys, used) = idx.files_by_recent_use().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(used, 0, "no project uses it");
+        idx.register_project("/p".into(), vec![a]).unwrap();
+        let (_, used) = idx.files_by_recent_use().unwrap();
+        assert_eq!(used, 2);
+        idx.write(move |tx| {
+            tx.execute("DELETE FROM packages WHERE id = ?1", [a])
+                .map_err(|e| HoardError::Internal(e.to_string()))?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            idx.files_by_recent_use().unwrap().0.len(),
+            0,
+            "the list went with it"
+        );
     }
 
     #[test]

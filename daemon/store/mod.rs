@@ -5,6 +5,7 @@
 //! Owns: the store directory (layout.rs), its index (index.rs), and the tarball import
 //! (import.rs). Must not: know about node_modules, resolution, or gRPC.
 
+mod file_list;
 mod gunzip;
 pub mod import;
 pub mod index;
