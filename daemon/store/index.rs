@@ -209,31 +209,22 @@ fn lists_from_rows(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     )?;
     let mut insert = tx.prepare("INSERT INTO file_lists(package_id, list) VALUES (?1, ?2)")?;
     let mut rows = tx.prepare(
-        "SELECT package_id, path, blake3, size, mode FROM files ORDER BY package_id, path",
+        "SELECT path, blake3, size, mode FROM files WHERE package_id = ?1 ORDER BY path",
     )?;
-    let mut rows = rows.query([])?;
-    let mut current: Option<(i64, Vec<FileEntry>)> = None;
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        let entry = file_entry(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-        match &mut current {
-            Some((at, files)) if *at == id => files.push(entry),
-            _ => {
-                if let Some((at, files)) = current.replace((id, vec![entry])) {
-                    insert.execute(params![at, super::file_list::encode(&files)])?;
-                }
-            }
-        }
+    let ids = (tx.prepare("SELECT id FROM packages")?)
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // One package at a time (the key of `files` starts with its id): a package imported with
+    // no files had no rows, and gets an empty list.
+    for id in ids {
+        let files = rows
+            .query_map([id], |r| {
+                Ok(file_entry(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        insert.execute(params![id, super::file_list::encode(&files)])?;
     }
-    if let Some((at, files)) = current {
-        insert.execute(params![at, super::file_list::encode(&files)])?;
-    }
-    // A package imported with no files at all had no rows: it gets an empty list.
-    tx.execute(
-        "INSERT INTO file_lists(package_id, list)
-         SELECT id, ?1 FROM packages WHERE id NOT IN (SELECT package_id FROM file_lists)",
-        params![super::file_list::encode(&[])],
-    )?;
+    drop((insert, rows));
     tx.execute_batch("DROP TABLE files;")
 }
 
