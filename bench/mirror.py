@@ -19,7 +19,8 @@ for the timing.
 
     python3 bench/mirror.py --cache bench/.work/mirror --port 4873 [--latency-ms 20] [--kbps 0]
 
-GET /-/hoard-mirror-stats answers {"hits": n, "misses": n} (misses are upstream fetches).
+GET /-/hoard-mirror-stats answers {"hits": n, "misses": n, "connections": n, …} (misses are
+upstream fetches; connections counts every connection accepted, this request's own included).
 
 With --sign the mirror acts as a registry that signs: every version in a packument it serves gets
 `dist.signatures` (ECDSA P-256 over `<name>@<version>:<integrity>`, as npm's registry signs) with
@@ -100,6 +101,7 @@ class State:
         self.hits = 0
         self.misses = 0
         self.not_modified = 0
+        self.connections = 0
         # (path, signed) -> the ETag of the packument served for it (dropped when the packument
         # is fetched again).
         self.etags = {}
@@ -216,7 +218,7 @@ def route(state, path, query, if_none_match):
         return 200, "application/json", json.dumps({"aging": state.aging}).encode(), None
     if path == "/-/hoard-mirror-stats":
         stats = {"hits": state.hits, "misses": state.misses, "not_modified": state.not_modified,
-                 "refreshed": state.refreshed}
+                 "refreshed": state.refreshed, "connections": state.connections}
         return 200, "application/json", json.dumps(stats).encode(), None
     if path == "/-/npm/v1/keys":
         if state.signer is None:
@@ -264,6 +266,7 @@ async def serve_connection(state, pool, reader, writer):
     connection a client opened cost CPU on the cores the tools are timed on (155 connections
     took ~50% more of the mirror's CPU than 64 for the same 700 requests)."""
     loop = asyncio.get_running_loop()
+    state.connections += 1  # only this loop's thread touches it
     try:
         while True:
             try:

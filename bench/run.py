@@ -318,6 +318,7 @@ class Tool:
         err_path = os.path.join(self.base, "last.err")
         before = self.daemon_cpu() if cpu else (None, 0.0)
         split_before = self.daemon_split() if cpu else (None, (0.0, 0.0))
+        conns_before = mirror_connections() if cpu else None
         mirror_before = proc_cpu(MIRROR_PID) if cpu else (0.0, 0.0)
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             t0 = time.perf_counter()
@@ -331,8 +332,11 @@ class Tool:
             pid, (du, ds) = self.daemon_split()
             bu, bs = split_before[1] if split_before[0] == pid else (0.0, 0.0)
             mu, ms = proc_cpu(MIRROR_PID)
+            # Read after the mirror's CPU: the stats request is a connection of its own (the -1).
+            conns_after = mirror_connections() if conns_before is not None else None
+            conns = conns_after - conns_before - 1 if conns_after is not None else 0
             self.last_split = (ru.ru_utime + max(du - bu, 0.0), ru.ru_stime + max(ds - bs, 0.0),
-                               max(mu + ms - sum(mirror_before), 0.0))
+                               max(mu + ms - sum(mirror_before), 0.0), conns)
         p.returncode = os.waitstatus_to_exitcode(status)
         self.last_stdout = open(out_path, "rb").read()
         if p.returncode != 0:
@@ -532,6 +536,14 @@ def mirror_requests():
     return st["hits"] + st["misses"] + st["not_modified"]
 
 
+def mirror_connections():
+    """Connections the mirror has accepted so far (its stats request's own included), or None
+    without a mirror (or from a mirror too old to count them)."""
+    if MIRROR_PID is None:
+        return None
+    return mirror_stats().get("connections")
+
+
 def mirror_aging(on):
     """Let the mirror's packuments age out and be fetched again (a warm-up), or not (timing)."""
     if REGISTRY == LIVE_REGISTRY:
@@ -586,7 +598,7 @@ def main():
     mirror = start_mirror(args)
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
                "machine": machine_info(), "versions": vers, "runs": args.runs, "latency_ms": args.latency_ms,
-               "kbps": args.kbps, "fixtures": {}}
+               "kbps": args.kbps, "registry": REGISTRY, "fixtures": {}}
     if "hoard-base" in tools:
         results["base"] = base_description(base_sha)
     try:
@@ -820,11 +832,17 @@ def cpu_table(res, tools, scenarios):
 
 
 def split_cell(v, hoard):
-    """Median user / system seconds of the tool's processes, and the mirror's CPU while it ran."""
+    """Median user / system seconds of the tool's processes, the mirror's CPU while it ran, and
+    the connections it opened to the mirror (results from before they were counted have none)."""
     med = [statistics.median(x[k] for x in v) for k in range(3)]
     cell = f"{fmt_s(med[0])} / {fmt_s(med[1])}"
     # Against the live registry there is no mirror to read (its figures are all zero).
-    return cell + (f" · mirror {fmt_s(med[2])}" if any(x[2] > 0 for x in v) else "")
+    if any(x[2] > 0 for x in v):
+        cell += f" · mirror {fmt_s(med[2])}"
+    conns = [x[3] for x in v if len(x) > 3]
+    if conns and any(conns):
+        cell += f", {statistics.median(conns):.0f} connections"
+    return cell
 
 
 def split_table(res, tools, scenarios):
@@ -835,8 +853,12 @@ def split_table(res, tools, scenarios):
     if not any(rows.get(sc) for sc in scenarios):
         return []
     what = "user / system (median; hoardd's from /proc's clock ticks)"
-    if MIRROR_PID:
+    # From the figures, not MIRROR_PID: `--render` runs without a mirror.
+    cells = [x for per_tool in rows.values() for v in per_tool.values() for x in v]
+    if any(x[2] > 0 for x in cells):
         what += " · the mirror's CPU while the tool ran"
+        if any(len(x) > 3 and x[3] for x in cells):
+            what += ", and the connections the tool opened to it"
     return ["", f"CPU split per run: {what}:", ""] + scenario_table(rows, tools, scenarios, split_cell)
 
 
@@ -850,12 +872,15 @@ def write(results, tools, scenarios, name=None):
         while os.path.exists(os.path.join(HERE, "results", name + ".md")):
             n += 1
             name = f"{stamp}-{results['host']}-{n}"
+    # From the result, since `--render` runs without `--live` (results from before the registry
+    # was kept in them read as the mirror's).
+    live = results.get("registry", REGISTRY) == LIVE_REGISTRY
     lines = [f"# Benchmark {results['date']} on {results['host']}", "",
              f"Machine: {results['machine']}.  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()) + ".  ",
              *([results["base"] + ".  "] if results.get("base") else []),
              f"Median of {results['runs']} runs after a discarded warm-up, interleaved, the order rotated every round; (min–max); ×: time relative to hoard. "
-             + (f"Live registry {REGISTRY}. " if REGISTRY == LIVE_REGISTRY else
+             + (f"Live registry {LIVE_REGISTRY}. " if live else
               f"Local mirror on 127.0.0.1, added latency {results['latency_ms']} ms. ")
              + f"Whole run: {results.get('minutes')} min.", ""]
     for fx, res in results["fixtures"].items():
