@@ -306,6 +306,13 @@ pub const KEYS: &[(&str, Treatment)] = &[
             "hoard's timeouts are fixed (10 s to connect, 30 s between reads)",
         ),
     ),
+    (
+        "maxsockets",
+        refused(
+            "15",
+            "hoard keeps up to 128 metadata and 128 tarball requests in flight",
+        ),
+    ),
 ];
 
 /// npm's reading of a boolean-ish value (`key` alone means true).
@@ -478,6 +485,12 @@ mod tests {
         );
         assert!(apply(&mut req, &cfg(&[("allow-remote", "all")])).is_ok());
         assert!(apply(&mut req, &cfg(&[("allow-remote", "none")])).is_err());
+        // A limit on connections is said to be ignored, npm's own default is not.
+        let a = apply(&mut req, &cfg(&[("maxsockets", "4")])).unwrap();
+        assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+        assert!(a.warnings[0].contains("`maxsockets=4`"), "{:?}", a.warnings);
+        let a = apply(&mut req, &cfg(&[("maxsockets", "15")])).unwrap();
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
     }
 
     #[test]
