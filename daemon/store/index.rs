@@ -658,17 +658,23 @@ impl Index {
     pub fn files_by_recent_use(&self) -> Result<(Vec<(super::trust::Key, u64)>, usize)> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT f.list, p.last_install IS NOT NULL FROM file_lists f
+                "SELECT f.package_id, f.list, p.last_install IS NOT NULL FROM file_lists f
                    LEFT JOIN project_packages pp ON pp.package_id = f.package_id
                    LEFT JOIN projects p ON p.path = pp.project
                   ORDER BY p.last_install IS NULL, p.last_install DESC",
             )?;
             let mut rows = stmt.query([])?;
             let mut seen = std::collections::HashSet::new();
+            // A package used by several projects comes once per project, the most recent
+            // first: its later rows would add no file, so its list is read once.
+            let mut listed = FxHashSet::default();
             let (mut out, mut used) = (Vec::new(), 0);
             while let Some(r) = rows.next()? {
-                let in_project: bool = r.get(1)?;
-                for f in read_list(r.get_ref(0)?.as_blob()?)? {
+                if !listed.insert(r.get::<_, i64>(0)?) {
+                    continue;
+                }
+                let in_project: bool = r.get(2)?;
+                for f in read_list(r.get_ref(1)?.as_blob()?)? {
                     let key = (f.hash, f.executable);
                     if seen.insert(key) {
                         out.push((key, f.size));
@@ -1202,6 +1208,10 @@ mod tests {
         idx.register_project("/p".into(), vec![a]).unwrap();
         let (_, used) = idx.files_by_recent_use().unwrap();
         assert_eq!(used, 2);
+        // Used by two projects: each file still once.
+        idx.register_project("/q".into(), vec![a]).unwrap();
+        let (keys, used) = idx.files_by_recent_use().unwrap();
+        assert_eq!((keys.len(), used), (2, 2));
         idx.write(move |tx| {
             tx.execute("DELETE FROM packages WHERE id = ?1", [a])
                 .map_err(|e| HoardError::Internal(e.to_string()))?;
