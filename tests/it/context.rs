@@ -18,12 +18,15 @@ pub struct TestContext {
     pub project: PathBuf,
     pub registry_url: Option<String>,
     pub extra_env: Vec<(String, String)>,
+    /// Filesystems a test mounted inside `root`: unmounted when the context drops, after its
+    /// daemon is gone and before `root` is removed (a mount point cannot be removed).
+    mounts: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl TestContext {
     pub fn new() -> TestContext {
         let root = tempfile::Builder::new()
-            .prefix("hoard-it-")
+            .prefix(&temp_prefix())
             .tempdir_in(std::env::temp_dir())
             .expect("temp dir");
         let r = root.path().canonicalize().unwrap();
@@ -35,11 +38,21 @@ impl TestContext {
             root,
             registry_url: None,
             extra_env: vec![],
+            mounts: Default::default(),
         };
         for d in [&ctx.home, &ctx.store, &ctx.project] {
             std::fs::create_dir_all(d).unwrap();
         }
         ctx
+    }
+
+    /// Unmount `path` (a filesystem the test mounted inside this context) when the context
+    /// drops: after its daemon is stopped, before the temp folder is removed.
+    pub fn unmount_when_done(&self, path: PathBuf) {
+        self.mounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path);
     }
 
     pub fn with_registry(mut self, url: &str) -> TestContext {
@@ -206,7 +219,27 @@ impl Drop for TestContext {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
+        let mounts = std::mem::take(&mut *self.mounts.lock().unwrap_or_else(|p| p.into_inner()));
+        for m in mounts.iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
     }
+}
+
+/// `hoard-it-<test>-`: the test's own name (the test harness names each test's thread after
+/// it), so that a folder left in the temp dir says which test left it.
+fn temp_prefix() -> String {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("main");
+    let short: String = test
+        .rsplit("::")
+        .next()
+        .unwrap_or(test)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(24)
+        .collect();
+    format!("hoard-it-{short}-")
 }
 
 pub fn write_json(path: &Path, v: &Value) {
@@ -317,7 +350,9 @@ pub fn shared_bins() -> Result<&'static (PathBuf, PathBuf), String> {
             .flatten()
         {
             let name = e.file_name().to_string_lossy().to_string();
+            // Only `hoard-it-bin-<pid>`: a test's own folder may start the same way.
             if let Some(pid) = name.strip_prefix("hoard-it-bin-")
+                && pid.bytes().all(|b| b.is_ascii_digit())
                 && !Path::new("/proc").join(pid).exists()
             {
                 let _ = std::fs::remove_dir_all(e.path());

@@ -382,17 +382,6 @@ fn mount_tmpfs(dir: &Path, size: &str) -> Result<(), String> {
     Ok(())
 }
 
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// `len` bytes that do not compress (xorshift), carrying on from `seed`.
 fn noise(seed: &mut u32, len: usize) -> Vec<u8> {
     (0..len)
@@ -437,7 +426,7 @@ fn a_full_disk_is_an_error_that_names_it_and_the_daemon_carries_on() {
         );
         return;
     }
-    let _unmount = Unmount(ctx.store.clone());
+    ctx.unmount_when_done(ctx.store.clone());
     // 12 MB that does not compress, in two packages.
     let reg = Registry::start();
     reg.publish(Pkg::new("big1", "1.0.0").file("blob.bin", &noise(&mut 7, 6_000_000), 0o644));
@@ -487,7 +476,7 @@ fn a_full_disk_while_writing_small_files_is_an_error_that_names_it() {
         );
         return;
     }
-    let _unmount = Unmount(ctx.store.clone());
+    ctx.unmount_when_done(ctx.store.clone());
     // 2 x 3.6 MB that does not compress, in files of 90 kB (each package fits what an import
     // holds in memory: 4 MiB).
     let pkg = |name: &str, mut seed: u32| {
@@ -530,7 +519,7 @@ fn a_daemon_started_on_a_full_disk_says_why_it_cannot_run() {
         );
         return;
     }
-    let _unmount = Unmount(ctx.store.clone());
+    ctx.unmount_when_done(ctx.store.clone());
     // Fill what little there is.
     let filler = ctx.store.join("filler");
     let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
