@@ -658,22 +658,18 @@ impl Index {
     pub fn files_by_recent_use(&self) -> Result<(Vec<(super::trust::Key, u64)>, usize)> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT f.package_id, f.list, p.last_install IS NOT NULL FROM file_lists f
+                "SELECT max(p.last_install) AS latest, f.list FROM file_lists f
                    LEFT JOIN project_packages pp ON pp.package_id = f.package_id
                    LEFT JOIN projects p ON p.path = pp.project
-                  ORDER BY p.last_install IS NULL, p.last_install DESC",
+                  GROUP BY f.package_id
+                  ORDER BY latest IS NULL, latest DESC",
             )?;
             let mut rows = stmt.query([])?;
             let mut seen = std::collections::HashSet::new();
-            // A package used by several projects comes once per project, the most recent
-            // first: its later rows would add no file, so its list is read once.
-            let mut listed = FxHashSet::default();
             let (mut out, mut used) = (Vec::new(), 0);
+            // Each package once (a package several projects use, by the latest of them).
             while let Some(r) = rows.next()? {
-                if !listed.insert(r.get::<_, i64>(0)?) {
-                    continue;
-                }
-                let in_project: bool = r.get(2)?;
+                let in_project = r.get::<_, Option<i64>>(0)?.is_some();
                 for f in read_list(r.get_ref(1)?.as_blob()?)? {
                     let key = (f.hash, f.executable);
                     if seen.insert(key) {
